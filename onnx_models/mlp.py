@@ -1,0 +1,476 @@
+"""A one-hidden-layer MLP trained on digits, as a bisectml program (docs/SPEC.md, section 3).
+
+`build_training_program` emits the *integer* step graph; `build_float_training_graph` emits
+its float32 twin (same network, loss, initial weights, batches and schedule; no rescaling),
+which is the accuracy baseline and the onnxruntime speed baseline. `build_eval_program` counts
+correct test predictions of trained fixed-point weights, as a 1-step integer program.
+
+Network and loss (reals; the fixed-point version below computes the same thing)::
+
+    x  = pixels / 16                        (B, 64)   batch rows: (t*B + arange(B)) mod n_train
+    a1 = x @ W1 + b1 ; h = relu(a1)         (B, H)
+    z  = h @ W2 + b2                        (B, 10)
+    dz = clip(z - onehot(y), -E, E)         gradient of 1/2 ||z - onehot||^2 (clip never
+                                            binds in practice; it bounds every value)
+    gW2 = h^T dz ; gb2 = sum_rows dz
+    dh  = (dz @ W2^T) * [a1 > 0]
+    gW1 = x^T dh ; gb1 = sum_rows dh
+    p  <- clip(p - lr/B * g_p, -C, C)       lr = 2^-lr_shift, B a power of two
+
+Fixed point: weights, biases and activations carry F = frac_bits fractional bits, pixels 4
+(they are the raw integers 0..16). Each product of two fixed-point numbers is brought back to
+F fractional bits with Div by a power of two (truncation toward zero), and the SGD step
+`lr/B * g` is a single Div by 2^(lr_shift + log2 B + extra bits of g), so no precision is lost
+before the update.
+
+Overflow bound (computed by `overflow_bound`, enforced by the builders): with C = 2^(F+3)
+(|W|, |b| <= 8 after every step, by the Clip; the initial weights are far smaller),
+E = 2^(F+2) (|dz| <= 4), pixels <= 16, H hidden units, batch B:
+  |x @ W1|    <= 64*16*C        = 2^(F+13)
+  |a1|, |h|   <= 64*C + C       = 65C < 2^(F+10)
+  |h @ W2|    <= H * 65C * C    < H * 2^(2F+13)      (F=16, H=64: 4160 * 2^38 ~ 2^50.02)
+  |h^T dz|    <= B * 65C * E    < B * 2^(2F+12)      (F=16, B=64: ~ 2^49.02)
+  |dz @ W2^T| <= 10 * E * C     < 2^(2F+9)
+  |dh|        <  2^(F+9) ;  |x^T dh| <= B*16*|dh| < B * 2^(F+13) ; |sum_rows| <= B * max
+Each of these is max|a| * max|b| * K for a MatMul (K the contraction length), which bounds every
+partial sum in any summation order, and is exactly the engine's fast-path test
+(`max|a| * max|b| * K < 2^53`), so with the default hyper-parameters (max ~ 2^50.02) every
+MatMul takes the exact float64-BLAS path whatever the training does, and nothing gets near int64
+wrap-around. The builders refuse hyper-parameters whose bound reaches 2^53 (e.g. F=16 allows
+H, B up to 256; F=17 allows 64; F=18 allows 16). In practice the values stay ~2^8 below these
+bounds (the trained |W| stays below 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from math import isqrt
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .digits import (
+    N_CLASSES,
+    N_FEATURES,
+    PIXEL_FRAC_BITS,
+    PIXEL_MAX,
+    DigitsSplit,
+    load_digits_split,
+    pixels_as_float,
+)
+
+OPSET = 18
+IR_VERSION = 10  # onnx 1.23 writes 12 by default; onnxruntime 1.20+ reads 10.
+PRODUCER = "bisectml.onnx_models"
+
+# Defaults of the demo program (onnx_models/mlp_train.onnx): 64-64-10, batch 64, lr 1/4,
+# 1000 steps (~45 epochs of the 1437 training images). Fixed point and the float32 twin both
+# reach 96.4% on the 360 test images (seeds 0..3: 95.8-97.2%, fixed and float identical on each).
+DEFAULT_HIDDEN = 64
+DEFAULT_BATCH = 64
+DEFAULT_STEPS = 1000
+DEFAULT_FRAC_BITS = 16
+DEFAULT_LR_SHIFT = 2
+DEFAULT_SEED = 0
+
+WEIGHT_CLIP_LOG2 = 3  # |parameter| <= 8
+ERR_CLIP_LOG2 = 2  # |z - onehot| clipped to 4
+FLOAT64_EXACT_LOG2 = 53
+
+STATE_NAMES = ("W1", "b1", "W2", "b2")
+STEP_INPUT = "t"
+DATA_NAMES = ("X", "Y")
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden: int = DEFAULT_HIDDEN
+    batch: int = DEFAULT_BATCH
+    steps: int = DEFAULT_STEPS
+    frac_bits: int = DEFAULT_FRAC_BITS
+    lr_shift: int = DEFAULT_LR_SHIFT
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.steps < 1:
+            raise ValueError("hidden and steps must be positive")
+        if self.batch < 1 or self.batch & (self.batch - 1):
+            raise ValueError(f"batch must be a power of two (the SGD step is a shift), got {self.batch}")
+        if not 0 <= self.lr_shift <= 30:
+            raise ValueError(f"lr_shift must be in 0..30, got {self.lr_shift}")
+        if not 4 <= self.frac_bits <= 24:
+            raise ValueError(f"frac_bits must be in 4..24, got {self.frac_bits}")
+
+    @property
+    def log2_batch(self) -> int:
+        return self.batch.bit_length() - 1
+
+    @property
+    def lr(self) -> float:
+        return 2.0**-self.lr_shift
+
+
+def overflow_bound(hidden: int, batch: int, frac_bits: int, rows: int | None = None) -> int:
+    """Largest |value| (and |partial sum|) any tensor of the training step can hold, as an int.
+
+    `rows` is the batch for training; the eval program uses the test-set size (it has no
+    backward pass, so only the forward bounds apply, and those do not depend on rows).
+    """
+    f = frac_bits
+    c = 1 << (f + WEIGHT_CLIP_LOG2)  # |W|, |b|
+    e = 1 << (f + ERR_CLIP_LOG2)  # |dz|
+    b = batch if rows is None else rows
+    xw1 = N_FEATURES * PIXEL_MAX * c
+    h = xw1 // (1 << PIXEL_FRAC_BITS) + c
+    hw2 = hidden * h * c
+    z = hw2 // (1 << f) + c
+    bounds = [xw1, h, hw2, z + (1 << f)]
+    if rows is None:
+        dzw2 = N_CLASSES * e * c
+        dh = dzw2 // (1 << f)
+        bounds += [b * h * e, b * e, dzw2, dh, b * PIXEL_MAX * dh, b * dh, c + c]
+    return max(bounds)
+
+
+def _check_bound(hidden: int, batch: int, frac_bits: int, rows: int | None = None) -> None:
+    m = overflow_bound(hidden, batch, frac_bits, rows)
+    if m >= 1 << FLOAT64_EXACT_LOG2:
+        raise ValueError(
+            f"hidden={hidden}, batch={batch}, frac_bits={frac_bits}: intermediate values may reach "
+            f"2^{m.bit_length()}, past the 2^53 exact-float64 bound; lower frac_bits, hidden or batch."
+        )
+
+
+# ---- initial weights -----------------------------------------------------------------------
+
+
+def _uniform_ints(rng: np.random.PCG64, shape: tuple[int, ...], limit: int) -> np.ndarray:
+    """Integers uniform in [-limit, limit] from raw PCG64 output (the bit stream is version-stable;
+    Generator's distribution methods are not promised to be)."""
+    n = int(np.prod(shape))
+    raw = rng.random_raw(n) if n else np.zeros(0, np.uint64)
+    vals = (raw % np.uint64(2 * limit + 1)).astype(np.int64) - limit
+    return vals.reshape(shape)
+
+
+def init_params(
+    hidden: int = DEFAULT_HIDDEN, frac_bits: int = DEFAULT_FRAC_BITS, seed: int = DEFAULT_SEED
+) -> dict[str, np.ndarray]:
+    """Deterministic fixed-point initial weights (int64): He-uniform W1, Glorot-uniform W2, zero biases."""
+    rng = np.random.PCG64(seed)
+    one2 = 1 << (2 * frac_bits)
+    lim1 = isqrt(6 * one2 // N_FEATURES)  # sqrt(6 / fan_in) * 2^F
+    lim2 = isqrt(6 * one2 // (hidden + N_CLASSES))  # sqrt(6 / (fan_in + fan_out)) * 2^F
+    return {
+        "W1": _uniform_ints(rng, (N_FEATURES, hidden), lim1),
+        "b1": np.zeros(hidden, np.int64),
+        "W2": _uniform_ints(rng, (hidden, N_CLASSES), lim2),
+        "b2": np.zeros(N_CLASSES, np.int64),
+    }
+
+
+def params_to_float(params: Mapping[str, np.ndarray], frac_bits: int) -> dict[str, np.ndarray]:
+    """Fixed-point params -> float32 (exact: they are below 2^24 in magnitude)."""
+    s = np.float32(2.0**-frac_bits)
+    return {k: (np.asarray(v).astype(np.float32) * s).astype(np.float32) for k, v in params.items()}
+
+
+# ---- graph construction --------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._names: set[str] = set()
+
+    def _fresh(self, name: str) -> str:
+        if name in self._names:
+            raise ValueError(f"duplicate value name {name}")
+        self._names.add(name)
+        return name
+
+    def init(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.array(value, order="C", copy=True), self._fresh(name)))
+        return name
+
+    def node(self, op: str, inputs: list[str], out: str, **attrs: object) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [self._fresh(out)], name=out, **attrs))
+        return out
+
+
+def _vi(name: str, arr: np.ndarray) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape)
+
+
+def _model(
+    b: _Builder,
+    graph_name: str,
+    inputs: list[tuple[str, np.ndarray]],
+    outputs: list[tuple[str, np.ndarray]],
+    metadata: dict[str, str],
+    doc: str,
+) -> onnx.ModelProto:
+    g = helper.make_graph(
+        b.nodes,
+        graph_name,
+        [_vi(n, a) for n, a in inputs],
+        [_vi(n, a) for n, a in outputs],
+        initializer=b.inits,
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER, doc_string=doc)
+    m.ir_version = IR_VERSION
+    helper.set_model_props(m, metadata)
+    return m
+
+
+def _forward(b: _Builder, x: str, fixed: bool, frac_bits: int, p: str = "") -> tuple[str, str]:
+    """x (B,64) -> (a1, z). `p` prefixes value names."""
+    a1 = b.node("MatMul", [x, "W1"], f"{p}xW1")
+    if fixed:
+        a1 = b.node("Div", [a1, f"{p}c_pix_scale"], f"{p}xW1_rescaled")
+    a1 = b.node("Add", [a1, "b1"], f"{p}a1")
+    h = b.node("Relu", [a1], f"{p}h")
+    z = b.node("MatMul", [h, "W2"], f"{p}hW2")
+    if fixed:
+        z = b.node("Div", [z, f"{p}c_one"], f"{p}hW2_rescaled")
+    z = b.node("Add", [z, "b2"], f"{p}z")
+    return a1, z
+
+
+def _build_train(cfg: MLPConfig, fixed: bool, split: DigitsSplit) -> onnx.ModelProto:
+    _check_bound(cfg.hidden, cfg.batch, cfg.frac_bits)
+    f = cfg.frac_bits
+    params = init_params(cfg.hidden, f, cfg.seed)
+    if fixed:
+        state = params
+        x_data = split.x_train  # int8 0..16; Cast to int64 after the Gather
+        dt = np.int64
+        one, zero = np.int64(1 << f), np.int64(0)
+        wclip = np.int64(1 << (f + WEIGHT_CLIP_LOG2))
+        eclip = np.int64(1 << (f + ERR_CLIP_LOG2))
+    else:
+        state = params_to_float(params, f)
+        x_data = pixels_as_float(split.x_train)
+        dt = np.float32
+        one, zero = np.float32(1.0), np.float32(0.0)
+        wclip = np.float32(2.0**WEIGHT_CLIP_LOG2)
+        eclip = np.float32(2.0**ERR_CLIP_LOG2)
+    y_data = split.y_train.astype(np.int64).reshape(-1, 1)
+    n_train = split.n_train
+    t0 = np.array(0, np.int64)
+
+    b = _Builder()
+    # Inputs with their initial values (SPEC 3.1: every graph input has an initializer).
+    b.init(STEP_INPUT, t0)
+    for k in STATE_NAMES:
+        b.init(k, state[k])
+    b.init("X", x_data)
+    b.init("Y", y_data)
+    # Constants.
+    b.init("c_batch", np.array(cfg.batch, np.int64))
+    b.init("c_arange", np.arange(cfg.batch, dtype=np.int64))
+    b.init("c_ntrain", np.array(n_train, np.int64))
+    b.init("c_classes", np.arange(N_CLASSES, dtype=np.int64))
+    b.init("c_one", np.array(one, dt))
+    b.init("c_zero", np.array(zero, dt))
+    b.init("c_eclip_lo", np.array(-eclip, dt))
+    b.init("c_eclip_hi", np.array(eclip, dt))
+    b.init("c_wclip_lo", np.array(-wclip, dt))
+    b.init("c_wclip_hi", np.array(wclip, dt))
+    b.init("c_axis0", np.array([0], np.int64))
+    # SGD step: lr/B * g. Fixed point: Div by 2^(lr_shift + log2 B + extra fractional bits of g).
+    s = cfg.lr_shift + cfg.log2_batch
+    if fixed:
+        b.init("c_pix_scale", np.array(1 << PIXEL_FRAC_BITS, np.int64))
+        b.init("c_step_w1", np.array(1 << (s + PIXEL_FRAC_BITS), np.int64))  # gW1: F+4 frac bits
+        b.init("c_step_w2", np.array(1 << (s + f), np.int64))  # gW2: 2F frac bits
+        b.init("c_step_b", np.array(1 << s, np.int64))  # gb1, gb2: F frac bits
+    else:
+        b.init("c_lr", np.array(2.0**-s, np.float32))
+
+    # Batch selection inside the graph.
+    tb = b.node("Mul", [STEP_INPUT, "c_batch"], "tB")
+    pos = b.node("Add", [tb, "c_arange"], "batch_pos")
+    idx = b.node("Mod", [pos, "c_ntrain"], "batch_idx")
+    xb = b.node("Gather", ["X", idx], "xb_raw" if fixed else "xb", axis=0)
+    if fixed:
+        xb = b.node("Cast", [xb], "xb", to=TensorProto.INT64)
+    yb = b.node("Gather", ["Y", idx], "yb", axis=0)
+    hot = b.node("Equal", [yb, "c_classes"], "y_hot")
+    target = b.node("Where", [hot, "c_one", "c_zero"], "target")
+
+    a1, z = _forward(b, xb, fixed, f)
+    h = "h"
+
+    # Backward (MSE on one-hot targets).
+    err = b.node("Sub", [z, target], "err")
+    dz = b.node("Clip", [err, "c_eclip_lo", "c_eclip_hi"], "dz")
+    ht = b.node("Transpose", [h], "hT", perm=[1, 0])
+    gw2 = b.node("MatMul", [ht, dz], "gW2")
+    gb2 = b.node("ReduceSum", [dz, "c_axis0"], "gb2", keepdims=0)
+    w2t = b.node("Transpose", ["W2"], "W2T", perm=[1, 0])
+    dh = b.node("MatMul", [dz, w2t], "dzW2T")
+    if fixed:
+        dh = b.node("Div", [dh, "c_one"], "dzW2T_rescaled")
+    active = b.node("Greater", [a1, "c_zero"], "active")
+    dh = b.node("Where", [active, dh, "c_zero"], "dh")
+    xt = b.node("Transpose", [xb], "xT", perm=[1, 0])
+    gw1 = b.node("MatMul", [xt, dh], "gW1")
+    gb1 = b.node("ReduceSum", [dh, "c_axis0"], "gb1", keepdims=0)
+
+    # SGD update with clipping.
+    grads = {"W1": (gw1, "c_step_w1"), "b1": (gb1, "c_step_b"), "W2": (gw2, "c_step_w2"), "b2": (gb2, "c_step_b")}
+    outputs = []
+    for k in STATE_NAMES:
+        g, step = grads[k]
+        if fixed:
+            u = b.node("Div", [g, step], f"{k}_update")
+        else:
+            u = b.node("Mul", [g, "c_lr"], f"{k}_update")
+        nk = b.node("Sub", [k, u], f"{k}_sgd")
+        nk = b.node("Clip", [nk, "c_wclip_lo", "c_wclip_hi"], f"{k}_next")
+        outputs.append((nk, state[k]))
+
+    meta = {
+        "bisectml.steps": str(cfg.steps),
+        "bisectml.step_input": STEP_INPUT,
+        "bisectml.state": ",".join(STATE_NAMES),
+        "bisectml.data": ",".join(DATA_NAMES),
+        "mlp.kind": "train-fixed" if fixed else "train-float32",
+        "mlp.hidden": str(cfg.hidden),
+        "mlp.batch": str(cfg.batch),
+        "mlp.frac_bits": str(cfg.frac_bits),
+        "mlp.lr_shift": str(cfg.lr_shift),
+        "mlp.seed": str(cfg.seed),
+    }
+    inputs = [(STEP_INPUT, t0)] + [(k, state[k]) for k in STATE_NAMES] + [("X", x_data), ("Y", y_data)]
+    kind = "integer fixed-point" if fixed else "float32 twin of the integer"
+    doc = (
+        f"bisectml: {kind} SGD training step of a 64-{cfg.hidden}-10 ReLU MLP on scikit-learn digits "
+        f"(MSE on one-hot, batch {cfg.batch}, lr 2^-{cfg.lr_shift}, {cfg.steps} steps, "
+        f"{cfg.frac_bits} fractional bits). Built by onnx_models.mlp."
+    )
+    name = "mlp_train" if fixed else "mlp_train_float32"
+    return _model(b, name, inputs, outputs, meta, doc)
+
+
+def build_training_program(
+    hidden: int = DEFAULT_HIDDEN,
+    batch: int = DEFAULT_BATCH,
+    steps: int = DEFAULT_STEPS,
+    frac_bits: int = DEFAULT_FRAC_BITS,
+    lr_shift: int = DEFAULT_LR_SHIFT,
+    seed: int = DEFAULT_SEED,
+    split: DigitsSplit | None = None,
+) -> onnx.ModelProto:
+    """The integer training program: step graph over int64 fixed point, applied `steps` times.
+
+    State: W1 (64,H), b1 (H,), W2 (H,10), b2 (10,), all int64 with `frac_bits` fractional bits.
+    Data: X (n_train, 64) int8 pixels 0..16, Y (n_train, 1) int64 labels. Step input: t.
+    """
+    cfg = MLPConfig(hidden, batch, steps, frac_bits, lr_shift, seed)
+    return _build_train(cfg, True, split or load_digits_split())
+
+
+def build_float_training_graph(
+    hidden: int = DEFAULT_HIDDEN,
+    batch: int = DEFAULT_BATCH,
+    steps: int = DEFAULT_STEPS,
+    frac_bits: int = DEFAULT_FRAC_BITS,
+    lr_shift: int = DEFAULT_LR_SHIFT,
+    seed: int = DEFAULT_SEED,
+    split: DigitsSplit | None = None,
+) -> onnx.ModelProto:
+    """The float32 twin of `build_training_program` with the same arguments: same initial
+    weights (the fixed-point ones divided by 2^frac_bits, exactly), batches, loss, lr and
+    clipping, with no rescaling. Same metadata convention (it is not in the integer profile, so
+    run it with `onnx_models.runtime.run_program_onnxruntime`)."""
+    cfg = MLPConfig(hidden, batch, steps, frac_bits, lr_shift, seed)
+    return _build_train(cfg, False, split or load_digits_split())
+
+
+def build_eval_program(
+    params: Mapping[str, np.ndarray],
+    frac_bits: int = DEFAULT_FRAC_BITS,
+    split: DigitsSplit | None = None,
+) -> onnx.ModelProto:
+    """A 1-step integer program whose final state `correct` (int64 scalar) is the number of test
+    images whose predicted class (ArgMax of the fixed-point logits, ties -> first) equals the
+    label. The trained weights and the test set are its data inputs."""
+    split = split or load_digits_split()
+    w = {k: np.asarray(params[k], dtype=np.int64) for k in STATE_NAMES}
+    hidden = int(w["W1"].shape[1])
+    if w["W1"].shape != (N_FEATURES, hidden) or w["b1"].shape != (hidden,):
+        raise ValueError("W1 must be (64, H) and b1 (H,)")
+    if w["W2"].shape != (hidden, N_CLASSES) or w["b2"].shape != (N_CLASSES,):
+        raise ValueError("W2 must be (H, 10) and b2 (10,)")
+    c = 1 << (frac_bits + WEIGHT_CLIP_LOG2)
+    if any(np.abs(v).max(initial=0) > c for v in w.values()):
+        raise ValueError(f"parameters must satisfy |p| <= 2^{frac_bits + WEIGHT_CLIP_LOG2} (the training clip)")
+    _check_bound(hidden, 1, frac_bits, rows=split.n_test)
+
+    x_test = split.x_test
+    y_test = split.y_test.astype(np.int64).reshape(-1, 1)
+    correct0 = np.array(0, np.int64)
+    b = _Builder()
+    b.init("correct", correct0)
+    for k in STATE_NAMES:
+        b.init(k, w[k])
+    b.init("X", x_test)
+    b.init("Y", y_test)
+    b.init("c_pix_scale", np.array(1 << PIXEL_FRAC_BITS, np.int64))
+    b.init("c_one", np.array(1 << frac_bits, np.int64))
+    b.init("c_axes01", np.array([0, 1], np.int64))
+    x = b.node("Cast", ["X"], "x", to=TensorProto.INT64)
+    _, z = _forward(b, x, True, frac_bits)
+    pred = b.node("ArgMax", [z], "pred", axis=1, keepdims=1)
+    ok = b.node("Equal", [pred, "Y"], "is_correct")
+    ok = b.node("Cast", [ok], "is_correct_int", to=TensorProto.INT64)
+    n = b.node("ReduceSum", [ok, "c_axes01"], "n_correct", keepdims=0)
+    out = b.node("Add", ["correct", n], "correct_next")
+    meta = {
+        "bisectml.steps": "1",
+        "bisectml.state": "correct",
+        "bisectml.data": ",".join(STATE_NAMES + DATA_NAMES),
+        "mlp.kind": "eval-fixed",
+        "mlp.hidden": str(hidden),
+        "mlp.frac_bits": str(frac_bits),
+        "mlp.n_test": str(split.n_test),
+    }
+    inputs = [("correct", correct0)] + [(k, w[k]) for k in STATE_NAMES] + [("X", x_test), ("Y", y_test)]
+    doc = (
+        f"bisectml: number of correct predictions of a fixed-point 64-{hidden}-10 ReLU MLP on the "
+        f"{split.n_test} digits test images. Built by onnx_models.mlp."
+    )
+    return _model(b, "mlp_eval", inputs, [(out, correct0)], meta, doc)
+
+
+def float_correct(params: Mapping[str, np.ndarray], split: DigitsSplit | None = None) -> int:
+    """Correct test predictions of float32 params (numpy float32 forward, ties -> first)."""
+    split = split or load_digits_split()
+    x = pixels_as_float(split.x_test)
+    p = {k: np.asarray(params[k], np.float32) for k in STATE_NAMES}
+    h = np.maximum(x @ p["W1"] + p["b1"], np.float32(0))
+    z = h @ p["W2"] + p["b2"]
+    return int((z.argmax(axis=1) == split.y_test).sum())
+
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_FRAC_BITS",
+    "DEFAULT_HIDDEN",
+    "DEFAULT_LR_SHIFT",
+    "DEFAULT_SEED",
+    "DEFAULT_STEPS",
+    "MLPConfig",
+    "build_eval_program",
+    "build_float_training_graph",
+    "build_training_program",
+    "float_correct",
+    "init_params",
+    "overflow_bound",
+    "params_to_float",
+]
