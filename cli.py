@@ -155,7 +155,9 @@ def trace(
     if as_json:
         print(json.dumps(result))
         return
-    table = Table(title=f"trace of {path.name}", show_header=False)
+    table = Table(title=f"trace of {path.name}", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold", no_wrap=False)
     for k, v in result.items():
         if k != "node_roots":
             table.add_row(k, str(v))
