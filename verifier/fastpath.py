@@ -14,15 +14,21 @@ falls back to the reference (verifier.ops.linalg), which is exact for any input.
 
 Fast kernels enter `verifier.ops.FAST` only after `self_test` has compared them bit for bit
 with the reference on a seeded battery; an op that fails stays on the reference path.
+
+Besides these BLAS kernels (`_KERNELS`), `verifier.fastpath_elementwise` provides exact kernels
+for the elementwise, shape and reduce ops (`_ELEMENTWISE`), with their own batteries; the
+self-test, registration and fallback are the same for both families.
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from . import fastpath_elementwise
 from .dtypes import DType, TensorType, wrap
 from .ops import FAST, REGISTRY, Op
 from .ops._base import FastKernel
@@ -280,52 +286,100 @@ _CASES: dict[str, Callable[[np.random.Generator], list[Case]]] = {
     "Gemm": _gemm_cases,
     "MatMulInteger": _matmul_integer_cases,
     "ConvInteger": _conv_integer_cases,
+    **fastpath_elementwise.CASES,  # after the BLAS entries: their seeds (the index here) are unchanged
 }
+# Exact elementwise/shape/reduce kernels, self-tested and registered with the BLAS ones.
+_ELEMENTWISE: dict[str, FastKernel] = dict(fastpath_elementwise.KERNELS)
 
 
 def _same(x: np.ndarray, y: np.ndarray) -> bool:
     return x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
 
 
+def _case_ok(kernel: FastKernel, ref: Op, inputs: list[np.ndarray | None], attrs: tuple[int, ...]) -> bool:
+    want = ref.run(inputs, attrs)
+    snapshot = [None if x is None else x.copy() for x in inputs]
+    got = kernel(inputs, attrs)
+    # An ndarray (never a numpy scalar), equal bit for bit, and the inputs left untouched.
+    return (
+        isinstance(got, np.ndarray)
+        and _same(got, want)
+        and all(x is None or _same(x, s) for x, s in zip(inputs, snapshot))  # type: ignore[arg-type]
+    )
+
+
 def self_test(kernels: Mapping[str, FastKernel] | None = None, seed: int = 0x5EED) -> dict[str, bool]:
-    """Compares each fast kernel with the reference, bit for bit, on a seeded battery of cases."""
+    """Compares each fast kernel with the reference, bit for bit, on a seeded battery of cases.
+
+    `kernels` maps op names with a battery (the BLAS ops and those of fastpath_elementwise) to
+    kernels; the default is the BLAS kernels. Warnings are errors during the test: a kernel that
+    warns (e.g. numpy scalar overflow, division by zero) fails.
+    """
     results: dict[str, bool] = {}
     for name, kernel in (kernels if kernels is not None else _KERNELS).items():
         rng = np.random.default_rng([seed, list(_CASES).index(name)])
         ref = _reference(name)
         ok = True
-        for inputs, attrs in _CASES[name](rng):
-            try:
-                ok = _same(np.asarray(kernel(inputs, attrs)), ref.run(inputs, attrs))
-            except Exception:  # noqa: BLE001 - any failure of a fast kernel disqualifies it
-                ok = False
-            if not ok:
-                break
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for inputs, attrs in _CASES[name](rng):
+                try:
+                    ok = _case_ok(kernel, ref, inputs, attrs)
+                except Exception:  # noqa: BLE001 - any failure of a fast kernel disqualifies it
+                    ok = False
+                if not ok:
+                    break
         results[name] = ok
     return results
 
 
-_RESULTS: dict[str, bool] | None = None  # cached self-test verdicts
+_RESULTS: dict[str, bool] | None = None  # cached self-test verdicts, BLAS and elementwise
+_BLAS_TESTED: tuple[str, ...] = ()  # which of those are about BLAS kernels
 _TESTED: dict[str, FastKernel] = {}  # the kernels those verdicts are about
 _REGISTERED: dict[str, FastKernel] = {}  # what this module put in FAST
+_ACTIVE = False  # whether _REGISTERED holds every passing kernel of _RESULTS
 
 
 def enable_fast_path(*, retest: bool = False) -> dict[str, bool]:
-    """Runs the self-test (once, unless `retest`) and registers the kernels that pass in FAST."""
-    global _RESULTS
+    """Runs the self-test of every fast kernel, BLAS and elementwise (once, unless `retest`), and
+    registers the kernels that pass in FAST. Returns the BLAS kernels' verdicts;
+    `fast_path_verdicts()` has every kernel's."""
+    global _RESULTS, _BLAS_TESTED, _ACTIVE
     if _RESULTS is None or retest:
         _TESTED.clear()
         _TESTED.update(_KERNELS)
+        _TESTED.update(_ELEMENTWISE)
+        _BLAS_TESTED = tuple(_KERNELS)
         _RESULTS = self_test(_TESTED)
-    disable_fast_path()
-    for name, ok in _RESULTS.items():
-        if ok:
-            FAST[name] = _REGISTERED[name] = _TESTED[name]
+        _ACTIVE = False
+    if not _ACTIVE:
+        disable_fast_path()
+        for name, ok in _RESULTS.items():
+            if ok:
+                FAST[name] = _REGISTERED[name] = _TESTED[name]
+        _ACTIVE = True
+    return {name: _RESULTS[name] for name in _BLAS_TESTED}
+
+
+def ensure_fast_path() -> None:
+    """`enable_fast_path()` unless it already ran and `disable_fast_path()` did not run since:
+    cheap enough to call before every step."""
+    if not _ACTIVE:
+        enable_fast_path()
+
+
+def fast_path_verdicts() -> dict[str, bool]:
+    """Every kernel's self-test verdict (BLAS and elementwise), running the self-test if needed."""
+    if _RESULTS is None:
+        enable_fast_path()
+    assert _RESULTS is not None
     return dict(_RESULTS)
 
 
 def disable_fast_path() -> None:
     """Removes this module's kernels from FAST; later runs use the reference."""
+    global _ACTIVE
+    _ACTIVE = False
     for name, kernel in list(_REGISTERED.items()):
         if FAST.get(name) is kernel:
             del FAST[name]
@@ -344,6 +398,8 @@ __all__ = [
     "blas_exact",
     "disable_fast_path",
     "enable_fast_path",
+    "ensure_fast_path",
+    "fast_path_verdicts",
     "fast_conv_integer",
     "fast_gemm",
     "fast_matmul",

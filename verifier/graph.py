@@ -34,6 +34,7 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
     "ReduceMax": (1,),
     "ReduceMin": (1,),
 }
+_NO_KERNELS: Mapping[str, Callable[..., np.ndarray]] = {}  # fast=False: the reference for every op
 MAX_SLOTS = 0xFFFF  # u16 slot ids; 0xFFFF is "absent"
 ABSENT = 0xFFFF
 _FOLDED = ("Constant", "Shape", "Size")
@@ -130,12 +131,25 @@ class Graph:
         on_node: Callable[[int, np.ndarray], None] | None = None,
     ) -> None:
         """Run every node in order, writing outputs into `values` in place."""
-        if fast:
-            from .fastpath import enable_fast_path
+        # run_node inlined (its import and run_op's dispatch cost ~1 us a node): the same
+        # choice of kernel, the same check of the output against the inferred type.
+        from .ops import FAST
 
-            enable_fast_path()  # self-tests once per process; failing kernels stay off
+        kernels: Mapping[str, Callable[..., np.ndarray]] = {}
+        if fast:
+            from .fastpath import ensure_fast_path
+
+            ensure_fast_path()  # self-tests once per process; failing kernels stay off
+            kernels = FAST
+        slots = self.slots
         for n, node in enumerate(self.nodes):
-            out = self.run_node(node, values, fast)
+            args = [None if i is None else values[i] for i in node.inputs]
+            kernel = kernels.get(node.op.name)
+            out = kernel(args, node.attrs) if kernel is not None else node.op.run(args, node.attrs)
+            want = slots[node.output].type
+            if out.dtype != want.dtype.np or out.shape != want.shape:
+                # A kernel disagreeing with its own shape inference is an engine bug, never input.
+                raise AssertionError(f"{node.name}: kernel gave {out.dtype}{list(out.shape)}, inferred {want}")
             values[node.output] = out
             if on_node is not None:
                 on_node(n, out)

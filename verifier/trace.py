@@ -29,20 +29,21 @@ ROOT_CACHE = 4096  # recomputed step roots kept in memory
 Progress = Callable[[int, int], None]
 
 
-def step_slot_table(program: Program, t: int, state: list[np.ndarray]) -> commit.SlotTable:
+Committer = Callable[[np.ndarray], commit.TensorCommitment]
+
+
+def step_slot_table(
+    program: Program, t: int, state: list[np.ndarray], committer: Committer = commit.commit
+) -> commit.SlotTable:
     """The slot table at position (t, 0): node-output slots are empty."""
     table = commit.SlotTable(program.n_slots)
     for i, c in program.constant_commitments.items():
         table.set(i, c)
-    _set_step_state(program, table, t, state)
-    return table
-
-
-def _set_step_state(program: Program, table: commit.SlotTable, t: int, state: list[np.ndarray]) -> None:
     for s, v in zip(program.state_slots, state):
-        table.set(s, commit.commit(v).root)
+        table.set(s, committer(v).root)
     if program.step_slot is not None:
-        table.set(program.step_slot, commit.commit(program.step_value(t)).root)
+        table.set(program.step_slot, committer(program.step_value(t)).root)
+    return table
 
 
 @dataclass
@@ -88,6 +89,9 @@ class Trace:
     `checkpoint_every` steps, and the last step): the claim needs only the final root, and a
     dispute asks for a handful of step roots, each recomputed from the nearest checkpoint.
     """
+
+    # How node outputs are committed; a test double may override it to model a cheater.
+    commit = staticmethod(commit.commit)
 
     def __init__(
         self,
@@ -187,7 +191,7 @@ class Trace:
         for s, v in zip(p.state_slots, state):
             if (v.dtype, v.shape) != (p.graph.slots[s].type.dtype.np, p.graph.slots[s].type.shape):
                 raise TraceError(f"checkpoint {path} does not match the program; delete it and re-run the trace.")
-        if commit.state_root(t, 0, step_slot_table(p, t, state).root) != root:
+        if commit.state_root(t, 0, step_slot_table(p, t, state, self.commit).root) != root:
             raise TraceError(f"checkpoint {path} does not match its root; delete it and re-run the trace.")
         self._remember(t, root)
         return state
@@ -226,7 +230,7 @@ class Trace:
                 state = p.next_state(t, state, self.fast)
                 t += 1
                 if t % self.checkpoint_every == 0 or t == end:
-                    root = commit.state_root(t, 0, step_slot_table(p, t, state).root)
+                    root = commit.state_root(t, 0, step_slot_table(p, t, state, self.commit).root)
                     self._save_checkpoint(t, state, root)
                     self._remember(t, root)
                     self._latest = t
@@ -269,7 +273,7 @@ class Trace:
                 while t < target:
                     state = self.program.next_state(t, state, self.fast)
                     t += 1
-                found[t] = commit.state_root(t, 0, step_slot_table(self.program, t, state).root)
+                found[t] = commit.state_root(t, 0, step_slot_table(self.program, t, state, self.commit).root)
                 self._remember(t, found[t])
                 i += 1
         return [found[t] for t in steps]
@@ -305,13 +309,13 @@ class Trace:
         self._require_done(t + 1)
         p = self.program
         state = self.state_at_step(t)
-        table = step_slot_table(p, t, state)
+        table = step_slot_table(p, t, state, self.commit)
         roots = [commit.state_root(t, 0, table.root)]
         outputs: list[np.ndarray] = []
 
         def on_node(n: int, out: np.ndarray) -> None:
             outputs.append(out)
-            table.set(p.graph.nodes[n].output, commit.commit(out).root)
+            table.set(p.graph.nodes[n].output, self.commit(out).root)
             roots.append(commit.state_root(t, n + 1, table.root))
 
         start = p.step_values(t, state)
@@ -345,7 +349,7 @@ class Trace:
         table = commit.SlotTable(self.program.n_slots)
         for i, v in enumerate(values):
             if v is not None:
-                table.set(i, commit.commit(v).root)
+                table.set(i, self.commit(v).root)
         return table
 
     def open_slot(self, t: int, n: int, slot: int) -> commit.SlotOpening:
@@ -359,7 +363,7 @@ class Trace:
         if value is None:
             raise TraceError(f"slot {slot} is empty at ({t}, {n}); open a slot that holds a tensor there.")
         table = self.slot_table_at(t, n)
-        tc = commit.commit(value)
+        tc = self.commit(value)
         return ElementProof(
             step=t,
             node=n,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from _programs import make_model
+from onnx_models.toy import make_model
 from verifier.errors import BisectmlError, ModelLoadError, ShapeError, UnsupportedOpError
 from verifier.graph import SlotKind, load_graph
 

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from _programs import accumulator_numpy, accumulator_program, accumulator_step
+from onnx_models.toy import accumulator_numpy, accumulator_program, accumulator_step
 from verifier.errors import ProgramError, ShapeError
 from verifier.graph import SlotKind
 from verifier.program import load_program, make_program

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _programs import accumulator_program
+from onnx_models.toy import accumulator_program
 from verifier import commit
 from verifier.errors import ProofError, TraceError
 from verifier.graph import SlotKind

@@ -1,4 +1,8 @@
-"""Small programs built with onnx.helper, shared by the engine tests."""
+"""A toy program small enough for fast game, daemon and end-to-end tests.
+
+acc' = acc + W @ x[t mod rows] + t: batch selection by step (Mod, Gather), a product
+(MatMul) and elementwise ops, over a few hundred bytes of state.
+"""
 
 from __future__ import annotations
 

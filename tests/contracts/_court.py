@@ -1,0 +1,132 @@
+"""The court on titanoboa: the game, the referee and the one-step contracts, and a referee-less
+driver that plays two `Player`s against each other move by move, as the daemons would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import boa
+
+from verifier.game import GameState, Level, Move, Outcome, Player, Role
+
+FAMILIES = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
+
+
+@dataclass
+class Court:
+    game: object
+    referee: object
+    families: dict[str, object]
+
+    @classmethod
+    def deploy(cls) -> Court:
+        fams = {name: boa.load(f"contracts/{name}.vy") for name in FAMILIES}
+        game = boa.load("contracts/Game.vy")
+        referee = boa.load(
+            "contracts/Referee.vy",
+            game.address,
+            fams["OneStepElementwise"].address,
+            fams["OneStepShape"].address,
+            fams["OneStepReduce"].address,
+            fams["OneStepLinalg"].address,
+        )
+        game.set_referee(referee.address)
+        return cls(game, referee, fams)
+
+    def family(self, desc: bytes):  # noqa: ANN201
+        op = desc[0]
+        if 1 <= op <= 24:
+            return self.families["OneStepElementwise"]
+        if 25 <= op <= 33:
+            return self.families["OneStepShape"]
+        if 34 <= op <= 38:
+            return self.families["OneStepReduce"]
+        return self.families["OneStepLinalg"]
+
+    def state(self, gid: int) -> GameState:
+        return GameState.from_tuple(self.game.games(gid))
+
+
+@dataclass
+class BoaOracle:
+    """OneStepOracle over the deployed one-step contracts."""
+
+    court: Court
+
+    def terms(self, desc, headers):  # noqa: ANN001, ANN201
+        return self.court.family(desc).terms(desc, headers)
+
+    def needs(self, desc, headers, out_index, phase, k, values):  # noqa: ANN001, ANN201
+        return [tuple(n) for n in self.court.family(desc).needs(desc, headers, out_index, phase, k, values)]
+
+    def compute(self, desc, headers, out_index, phase, k, acc, values):  # noqa: ANN001, ANN201
+        return self.court.family(desc).compute(desc, headers, out_index, phase, k, acc, values)
+
+    def finalize(self, desc, headers, acc):  # noqa: ANN001, ANN201
+        return self.court.family(desc).finalize(desc, headers, acc)
+
+
+# A strategy turns (state, honest move) into the move actually sent (or None to stall).
+Strategy = Callable[[GameState, Move | None], Move | None]
+
+
+def honest(_: GameState, move: Move | None) -> Move | None:
+    return move
+
+
+@dataclass
+class Match:
+    """Two players, their addresses and strategies, and the moves each sent."""
+
+    court: Court
+    gid: int
+    solver: Player
+    challenger: Player
+    solver_addr: str
+    challenger_addr: str
+    solver_strategy: Strategy = honest
+    challenger_strategy: Strategy = honest
+    sent: dict[str, list[str]] = field(default_factory=lambda: {"solver": [], "challenger": []})
+    gas: dict[str, int] = field(default_factory=lambda: {"solver": 0, "challenger": 0})
+    max_gas: int = 0
+    _revealed: list | None = None
+
+    def send(self, who: str, move: Move) -> None:
+        target = self.court.game if move.target == "game" else self.court.referee
+        addr = self.solver_addr if who == "solver" else self.challenger_addr
+        before = self.court.state(self.gid)
+        with boa.env.prank(addr):
+            getattr(target, move.function)(self.gid, *move.args)
+        used = target._computation.get_gas_used()
+        self.gas[who] += used
+        self.max_gas = max(self.max_gas, used)
+        self.sent[who].append(move.function)
+        if move.function in ("reveal", "reveal_data"):
+            self._revealed = list(move.args[0])
+            if move.function == "reveal" and before.level == Level.TERM and not before.top_known:
+                self._revealed = self._revealed[:-1]  # the last value was s_K
+        elif move.function == "reveal_chunk":
+            self._revealed = [move.args[0]]
+
+    def play(self, max_moves: int = 400, clock_step: int = 1) -> Outcome:
+        for _ in range(max_moves):
+            s = self.court.state(self.gid)
+            if s.outcome != Outcome.PENDING:
+                return s.outcome
+            if s.turn == Role.SOLVER and s.level not in (Level.PROVE_HEADER, Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY):
+                move = self.solver_strategy(s, self.solver.solver_move(s))
+                who = "solver"
+            else:
+                move = self.challenger_strategy(s, self.challenger.challenger_move(s, self._revealed))
+                who = "challenger"
+            if move is None:
+                # the party to move stalls: let its clock run out, then anyone times it out
+                left = max(s.clock_solver, s.clock_challenger)
+                boa.env.time_travel(seconds=left + 1)
+                self.court.game.timeout(self.gid)
+                continue
+            boa.env.time_travel(seconds=clock_step)
+            self.send(who, move)
+        raise AssertionError("the game did not end")
+

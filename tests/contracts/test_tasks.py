@@ -1,0 +1,860 @@
+"""Unit tests of contracts/Tasks.vy (with contracts/Token.vy and contracts/mocks/MockGame.vy).
+
+One section per external function: the happy path with its payments and events, then every
+revert with its reason, then the time edges one second on each side.
+"""
+
+from __future__ import annotations
+
+import boa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verifier.commit import keccak, program_id
+
+# --- constants mirrored from the contracts ---------------------------------------------------
+
+PENDING, SOLVER_WON, CHALLENGER_WON = 0, 1, 2
+TASK_OPEN, TASK_DONE, TASK_RECLAIMED = 1, 2, 3
+CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED = 1, 2, 3
+CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON, CHALLENGE_VOID = 1, 2, 3, 4
+
+E18 = 10**18
+REWARD = 1_000 * E18
+SOLVER_BOND = 100 * E18
+CHALLENGER_BOND = 40 * E18
+WINDOW = 86_400
+CLOCK = 21_600
+ARITY = 4
+DEADLINE_IN = 864_000  # ten days
+
+GRAPH = keccak(b"graph")
+INITIAL = keccak(b"initial")
+DATASET = keccak(b"dataset")
+FINAL = keccak(b"final")
+N_NODES, N_SLOTS, STEPS = 12, 30, 1_000
+
+
+def burn_of(bond: int) -> int:
+    """ceil(bond * 5_000 / 10_000): the burn rounds up."""
+    return -(-bond * 5_000 // 10_000)
+
+
+def task_args(**over) -> list:
+    """post_task's arguments in order, defaults overridden by name."""
+    a = dict(
+        graph_root=GRAPH,
+        n_nodes=N_NODES,
+        n_slots=N_SLOTS,
+        initial_root=INITIAL,
+        dataset_root=DATASET,
+        steps=STEPS,
+        reward=REWARD,
+        window=WINDOW,
+        clock=CLOCK,
+        solver_bond=SOLVER_BOND,
+        challenger_bond=CHALLENGER_BOND,
+        arity=ARITY,
+        deadline=boa.env.timestamp + DEADLINE_IN,
+    )
+    unknown = set(over) - set(a)
+    assert not unknown, unknown
+    a.update(over)
+    return list(a.values())
+
+
+def events(contract, name: str) -> list:
+    return [e for e in contract.get_logs() if type(e).__name__ == name]
+
+
+@pytest.fixture
+def poster(funded):
+    return funded[0]
+
+
+@pytest.fixture
+def solver(funded):
+    return funded[1]
+
+
+@pytest.fixture
+def challengers(funded):
+    return funded[2:]
+
+
+@pytest.fixture
+def stranger():
+    """An address with no tokens and no approval: permissionless calls come from it."""
+    return boa.env.generate_address("stranger")
+
+
+@pytest.fixture
+def task_id(tasks, poster):
+    return tasks.post_task(*task_args(), sender=poster)
+
+
+@pytest.fixture
+def claim_id(tasks, task_id, solver):
+    return tasks.claim(task_id, FINAL, sender=solver)
+
+
+def _challenge(tasks, claim_id, who):
+    return tasks.challenge(claim_id, sender=who)
+
+
+def _decide(tasks, mock_game, challenge_id, outcome):
+    mock_game.set_outcome(tasks.challenges(challenge_id).game_id, outcome)
+
+
+def _past_window(tasks, claim_id):
+    boa.env.time_travel(seconds=tasks.challenge_deadline(claim_id) - boa.env.timestamp)
+
+
+def _assert_solvent(tasks, token):
+    assert token.balanceOf(tasks) == tasks.owed()
+
+
+# --- Token -------------------------------------------------------------------------------------
+
+
+def test_token__metadata(token, deployer):
+    assert token.name() == "bisectml bond"
+    assert token.symbol() == "BOND"
+    assert token.decimals() == 18
+    assert token.totalSupply() == 0
+    assert token.owner() == deployer
+    assert token.is_minter(deployer)
+
+
+def test_token__mint_by_minter(token, deployer, accounts):
+    token.mint(accounts[0], 5, sender=deployer)
+    assert token.balanceOf(accounts[0]) == 5
+    assert token.totalSupply() == 5
+
+
+def test_token__mint_by_non_minter__reverts(token, accounts):
+    with boa.reverts("erc20: access is denied"):
+        token.mint(accounts[0], 5, sender=accounts[0])
+
+
+def test_token__set_minter_then_mint(token, deployer, accounts):
+    token.set_minter(accounts[1], True, sender=deployer)
+    token.mint(accounts[0], 7, sender=accounts[1])
+    assert token.balanceOf(accounts[0]) == 7
+
+
+def test_token__burn_own_balance(token, funded):
+    supply = token.totalSupply()
+    token.burn(3, sender=funded[0])
+    assert token.totalSupply() == supply - 3
+
+
+def test_token__burn_more_than_balance__reverts(token, stranger):
+    with boa.reverts("erc20: burn amount exceeds balance"):
+        token.burn(1, sender=stranger)
+
+
+def test_token__permit_and_burn_from_not_exported(token):
+    assert not hasattr(token, "permit")
+    assert not hasattr(token, "burn_from")
+
+
+# --- MockGame ----------------------------------------------------------------------------------
+
+
+def test_mock_game__create_by_non_tasks__reverts(mock_game, stranger):
+    with boa.reverts("game: caller is not tasks"):
+        mock_game.create(stranger, stranger, GRAPH, GRAPH, GRAPH, 1, 1, 1, 2, 1, sender=stranger)
+
+
+def test_mock_game__set_tasks_twice__reverts(mock_game, deployer, stranger):
+    with boa.reverts("game: tasks already set"):
+        mock_game.set_tasks(stranger, sender=deployer)
+
+
+# --- deployment --------------------------------------------------------------------------------
+
+
+def test_init__wiring(tasks, token, mock_game):
+    assert tasks.token() == token.address
+    assert tasks.game() == mock_game.address
+    assert tasks.owed() == 0
+    assert tasks.BURN_BPS() == 5_000
+    assert tasks.MIN_WINDOW() == 86_400
+    assert tasks.MIN_CLOCK() == 21_600
+
+
+def test_init__zero_token__reverts(tasks_deployer, mock_game):
+    with boa.reverts("tasks: token is the zero address"):
+        tasks_deployer.deploy("0x" + "00" * 20, mock_game)
+
+
+def test_init__zero_game__reverts(tasks_deployer, token):
+    with boa.reverts("tasks: game is the zero address"):
+        tasks_deployer.deploy(token, "0x" + "00" * 20)
+
+
+# --- program id (docs/SPEC.md 3.4) -------------------------------------------------------------
+
+
+words = st.binary(min_size=32, max_size=32)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    graph=words,
+    initial=words,
+    dataset=words,
+    n_nodes=st.integers(0, 2**32 - 1),
+    n_slots=st.integers(1, 2**16 - 1),
+    steps=st.integers(1, 2**63 - 1),
+)
+def test_program_id__matches_verifier(tasks, graph, initial, dataset, n_nodes, n_slots, steps):
+    expected = program_id(graph, n_nodes, n_slots, initial, dataset, steps)
+    assert tasks.program_id(graph, n_nodes, n_slots, initial, dataset, steps) == expected
+
+
+@pytest.mark.parametrize(
+    "n_nodes, n_slots, steps",
+    [(0, 1, 1), (2**32 - 1, 2**16 - 1, 2**63 - 1), (1, 2, 3)],
+)
+def test_program_id__edges_match_verifier(tasks, n_nodes, n_slots, steps):
+    expected = program_id(GRAPH, n_nodes, n_slots, INITIAL, bytes(32), steps)
+    assert tasks.program_id(GRAPH, n_nodes, n_slots, INITIAL, bytes(32), steps) == expected
+
+
+def test_post_task__stores_the_verifier_program_id(tasks, task_id):
+    assert tasks.tasks(task_id).program_id == program_id(GRAPH, N_NODES, N_SLOTS, INITIAL, DATASET, STEPS)
+
+
+# --- post_task ---------------------------------------------------------------------------------
+
+
+def test_post_task__stores_task_and_pulls_reward(tasks, token, poster):
+    before = token.balanceOf(poster)
+    deadline = boa.env.timestamp + DEADLINE_IN
+    tid = tasks.post_task(*task_args(deadline=deadline), sender=poster)
+    (ev,) = events(tasks, "TaskPosted")
+    assert tid == 1 and tasks.task_count() == 1
+    assert (ev.task_id, ev.poster, ev.reward, ev.deadline) == (1, poster, REWARD, deadline)
+    assert (ev.solver_bond, ev.challenger_bond, ev.window) == (SOLVER_BOND, CHALLENGER_BOND, WINDOW)
+    t = tasks.tasks(tid)
+    assert t.poster == poster
+    assert (t.graph_root, t.initial_root, t.dataset_root) == (GRAPH, INITIAL, DATASET)
+    assert (t.n_nodes, t.n_slots, t.steps, t.arity, t.clock, t.window) == (
+        N_NODES, N_SLOTS, STEPS, ARITY, CLOCK, WINDOW,
+    )
+    assert (t.reward, t.solver_bond, t.challenger_bond, t.deadline) == (
+        REWARD, SOLVER_BOND, CHALLENGER_BOND, deadline,
+    )
+    assert (t.claim_id, t.state) == (0, TASK_OPEN)
+    assert token.balanceOf(poster) == before - REWARD
+    assert tasks.owed() == REWARD
+    _assert_solvent(tasks, token)
+
+
+def test_post_task__zero_reward_allowed(tasks, token, poster):
+    tid = tasks.post_task(*task_args(reward=0), sender=poster)
+    assert tasks.tasks(tid).reward == 0
+    _assert_solvent(tasks, token)
+
+
+def test_post_task__limits_inclusive(tasks, poster):
+    tid = tasks.post_task(
+        *task_args(
+            n_nodes=2**32 - 1, n_slots=2**16 - 1, steps=2**63 - 1,
+            window=2_592_000, clock=2_592_000, arity=64,
+        ),
+        sender=poster,
+    )
+    tasks.post_task(*task_args(n_nodes=0, n_slots=1, steps=1, window=86_400, clock=21_600, arity=2), sender=poster)
+    assert tasks.tasks(tid).steps == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "over, reason",
+    [
+        (dict(n_nodes=2**32), "tasks: too many nodes"),
+        (dict(n_slots=0), "tasks: no slots"),
+        (dict(n_slots=2**16), "tasks: too many slots"),
+        (dict(steps=0), "tasks: no steps"),
+        (dict(steps=2**63), "tasks: too many steps"),
+        (dict(window=86_399), "tasks: window below minimum"),
+        (dict(window=2_592_001), "tasks: window above maximum"),
+        (dict(clock=21_599), "tasks: clock below minimum"),
+        (dict(clock=2_592_001), "tasks: clock above maximum"),
+        (dict(arity=1), "tasks: arity below minimum"),
+        (dict(arity=65), "tasks: arity above maximum"),
+        (dict(solver_bond=0), "tasks: solver bond is zero"),
+        (dict(challenger_bond=0), "tasks: challenger bond is zero"),
+    ],
+)
+def test_post_task__bad_terms__reverts(tasks, poster, over, reason):
+    args = task_args(**over)
+    with boa.reverts(reason):
+        tasks.post_task(*args, sender=poster)
+
+
+def test_program_id__out_of_range__reverts(tasks):
+    with boa.reverts("tasks: too many steps"):
+        tasks.program_id(GRAPH, 1, 1, INITIAL, DATASET, 2**63)
+
+
+def test_post_task__deadline_now__reverts(tasks, poster):
+    args = task_args(deadline=boa.env.timestamp)
+    with boa.reverts("tasks: deadline not in the future"):
+        tasks.post_task(*args, sender=poster)
+
+
+def test_post_task__deadline_next_second__works(tasks, poster):
+    tid = tasks.post_task(*task_args(deadline=boa.env.timestamp + 1), sender=poster)
+    assert tasks.claimable(tid)
+
+
+def test_post_task__without_allowance__reverts(tasks, token, deployer, stranger):
+    token.mint(stranger, REWARD, sender=deployer)
+    args = task_args()
+    with boa.reverts("erc20: insufficient allowance"):
+        tasks.post_task(*args, sender=stranger)
+
+
+# --- claim -------------------------------------------------------------------------------------
+
+
+def test_claim__pulls_bond_and_marks_task(tasks, token, task_id, solver):
+    before = token.balanceOf(solver)
+    cid = tasks.claim(task_id, FINAL, sender=solver)
+    (ev,) = events(tasks, "ClaimPosted")
+    assert (ev.claim_id, ev.task_id, ev.solver, ev.final_root) == (cid, task_id, solver, FINAL)
+    assert ev.challenge_deadline == boa.env.timestamp + WINDOW
+    c = tasks.claims(cid)
+    assert (c.task_id, c.solver, c.final_root, c.time) == (task_id, solver, FINAL, boa.env.timestamp)
+    assert (c.challenges, c.unsettled, c.credit, c.state) == (0, 0, 0, CLAIM_LIVE)
+    assert tasks.tasks(task_id).claim_id == cid
+    assert token.balanceOf(solver) == before - SOLVER_BOND
+    assert tasks.owed() == REWARD + SOLVER_BOND
+    assert not tasks.claimable(task_id)
+    _assert_solvent(tasks, token)
+
+
+def test_claim__poster_may_solve(tasks, task_id, poster):
+    cid = tasks.claim(task_id, FINAL, sender=poster)
+    assert tasks.claims(cid).solver == poster
+
+
+def test_claim__no_such_task__reverts(tasks, solver):
+    with boa.reverts("tasks: no such task"):
+        tasks.claim(1, FINAL, sender=solver)
+
+
+def test_claim__live_claim__reverts(tasks, task_id, claim_id, funded):
+    with boa.reverts("tasks: task has a live claim"):
+        tasks.claim(task_id, FINAL, sender=funded[2])
+
+
+def test_claim__one_second_before_deadline__works(tasks, task_id, solver):
+    boa.env.time_travel(seconds=tasks.tasks(task_id).deadline - 1 - boa.env.timestamp)
+    cid = tasks.claim(task_id, FINAL, sender=solver)
+    assert tasks.claims(cid).state == CLAIM_LIVE
+
+
+def test_claim__at_deadline__reverts(tasks, task_id, solver):
+    boa.env.time_travel(seconds=tasks.tasks(task_id).deadline - boa.env.timestamp)
+    with boa.reverts("tasks: deadline passed"):
+        tasks.claim(task_id, FINAL, sender=solver)
+
+
+def test_claim__task_finalized__reverts(tasks, task_id, claim_id, solver):
+    _past_window(tasks, claim_id)
+    tasks.finalize(claim_id)
+    with boa.reverts("tasks: task finalized"):
+        tasks.claim(task_id, FINAL, sender=solver)
+
+
+def test_claim__task_reclaimed__reverts(tasks, task_id, solver):
+    boa.env.time_travel(seconds=DEADLINE_IN)
+    tasks.reclaim(task_id)
+    with boa.reverts("tasks: task reclaimed"):
+        tasks.claim(task_id, FINAL, sender=solver)
+
+
+def test_claim__without_bond_allowance__reverts(tasks, token, deployer, task_id, stranger):
+    token.mint(stranger, SOLVER_BOND, sender=deployer)
+    with boa.reverts("erc20: insufficient allowance"):
+        tasks.claim(task_id, FINAL, sender=stranger)
+
+
+def test_claim__after_rejection__task_reopens(tasks, mock_game, task_id, claim_id, challengers, funded):
+    ch = _challenge(tasks, claim_id, challengers[0])
+    _decide(tasks, mock_game, ch, CHALLENGER_WON)
+    tasks.settle(ch)
+    assert tasks.tasks(task_id).claim_id == 0
+    assert tasks.claimable(task_id)
+    cid2 = tasks.claim(task_id, keccak(b"honest"), sender=funded[5])
+    assert tasks.tasks(task_id).claim_id == cid2 != claim_id
+
+
+# --- challenge ---------------------------------------------------------------------------------
+
+
+def test_challenge__pulls_bond_and_creates_game(tasks, token, mock_game, claim_id, solver, challengers):
+    who = challengers[0]
+    before = token.balanceOf(who)
+    chid = tasks.challenge(claim_id, sender=who)
+    (ev,) = events(tasks, "Challenged")
+    ch = tasks.challenges(chid)
+    assert (ev.challenge_id, ev.claim_id, ev.challenger, ev.game_id) == (chid, claim_id, who, ch.game_id)
+    assert (ch.claim_id, ch.challenger, ch.state) == (claim_id, who, CHALLENGE_OPEN)
+    g = mock_game.games(ch.game_id)
+    assert (g.solver, g.challenger, g.initial_root, g.final_root, g.graph_root) == (
+        solver, who, INITIAL, FINAL, GRAPH,
+    )
+    assert (g.steps, g.n_nodes, g.n_slots, g.arity, g.clock) == (STEPS, N_NODES, N_SLOTS, ARITY, CLOCK)
+    c = tasks.claims(claim_id)
+    assert (c.challenges, c.unsettled) == (1, 1)
+    assert token.balanceOf(who) == before - CHALLENGER_BOND
+    assert tasks.owed() == REWARD + SOLVER_BOND + CHALLENGER_BOND
+    _assert_solvent(tasks, token)
+
+
+def test_challenge__many_challengers_and_sybils(tasks, claim_id, challengers):
+    ids = [tasks.challenge(claim_id, sender=w) for w in challengers + challengers[:1]]
+    c = tasks.claims(claim_id)
+    assert (c.challenges, c.unsettled) == (len(ids), len(ids))
+    assert tasks.challenges_of(claim_id, 0, 256) == ids
+    assert tasks.challenges_of(claim_id, 1, 2) == ids[1:3]
+    assert tasks.challenges_of(claim_id, 4, 10) == ids[4:]
+    assert tasks.challenges_of(claim_id, 99, 10) == []
+    assert len({tasks.challenges(i).game_id for i in ids}) == len(ids)
+
+
+def test_challenges_of__page_too_large__reverts(tasks, claim_id):
+    with boa.reverts("tasks: page too large"):
+        tasks.challenges_of(claim_id, 0, 257)
+
+
+def test_challenge__no_such_claim__reverts(tasks, challengers):
+    with boa.reverts("tasks: no such claim"):
+        tasks.challenge(1, sender=challengers[0])
+
+
+def test_challenge__by_solver__reverts(tasks, claim_id, solver):
+    with boa.reverts("tasks: solver cannot challenge own claim"):
+        tasks.challenge(claim_id, sender=solver)
+
+
+def test_challenge__one_second_before_window_end__works(tasks, claim_id, challengers):
+    boa.env.time_travel(seconds=tasks.challenge_deadline(claim_id) - 1 - boa.env.timestamp)
+    chid = tasks.challenge(claim_id, sender=challengers[0])
+    assert tasks.challenges(chid).state == CHALLENGE_OPEN
+
+
+def test_challenge__at_window_end__reverts(tasks, claim_id, challengers):
+    _past_window(tasks, claim_id)
+    with boa.reverts("tasks: challenge window closed"):
+        tasks.challenge(claim_id, sender=challengers[0])
+
+
+def test_challenge__claim_rejected__reverts(tasks, mock_game, claim_id, challengers):
+    ch = _challenge(tasks, claim_id, challengers[0])
+    _decide(tasks, mock_game, ch, CHALLENGER_WON)
+    tasks.settle(ch)
+    with boa.reverts("tasks: claim rejected"):
+        tasks.challenge(claim_id, sender=challengers[1])
+
+
+def test_challenge__claim_finalized__reverts(tasks, claim_id, challengers):
+    _past_window(tasks, claim_id)
+    tasks.finalize(claim_id)
+    with boa.reverts("tasks: claim finalized"):
+        tasks.challenge(claim_id, sender=challengers[0])
+
+
+def test_challenge__without_bond_allowance__reverts(tasks, token, deployer, claim_id, stranger):
+    token.mint(stranger, CHALLENGER_BOND, sender=deployer)
+    with boa.reverts("erc20: insufficient allowance"):
+        tasks.challenge(claim_id, sender=stranger)
+
+
+# --- settle ------------------------------------------------------------------------------------
+
+
+def test_settle__game_pending__reverts(tasks, claim_id, challengers, stranger):
+    ch = _challenge(tasks, claim_id, challengers[0])
+    assert not tasks.settleable(ch)
+    with boa.reverts("tasks: game not over"):
+        tasks.settle(ch, sender=stranger)
+
+
+def test_settle__no_such_challenge__reverts(tasks):
+    with boa.reverts("tasks: no such challenge"):
+        tasks.settle(1)
+
+
+def test_settle__challenger_won__pays_challenger_burns_and_reopens(
+    tasks, token, mock_game, task_id, claim_id, solver, challengers, stranger
+):
+    who = challengers[0]
+    ch = _challenge(tasks, claim_id, who)
+    _decide(tasks, mock_game, ch, CHALLENGER_WON)
+    assert tasks.settleable(ch)
+    supply, who_before, solver_before = token.totalSupply(), token.balanceOf(who), token.balanceOf(solver)
+
+    tasks.settle(ch, sender=stranger)  # permissionless
+
+    burn = burn_of(SOLVER_BOND)
+    prize = SOLVER_BOND - burn
+    (settled,) = events(tasks, "ChallengeSettled")
+    assert (settled.challenge_id, settled.claim_id, settled.challenger) == (ch, claim_id, who)
+    assert (settled.state, settled.paid) == (CHALLENGE_WON, CHALLENGER_BOND + prize)
+    (slash,) = events(tasks, "BondSlashed")
+    assert (slash.loser, slash.winner, slash.bond, slash.prize, slash.burned) == (
+        solver, who, SOLVER_BOND, prize, burn,
+    )
+    (rej,) = events(tasks, "ClaimRejected")
+    assert (rej.claim_id, rej.task_id, rej.challenge_id, rej.credit_paid) == (claim_id, task_id, ch, 0)
+
+    assert token.balanceOf(who) == who_before + CHALLENGER_BOND + prize
+    assert token.balanceOf(solver) == solver_before
+    assert token.totalSupply() == supply - burn
+    assert tasks.burned() == burn
+    assert tasks.challenges(ch).state == CHALLENGE_WON
+    assert tasks.claims(claim_id).state == CLAIM_REJECTED
+    t = tasks.tasks(task_id)
+    assert (t.claim_id, t.state) == (0, TASK_OPEN)
+    assert tasks.owed() == REWARD  # the reward stays escrowed for the next claim
+    _assert_solvent(tasks, token)
+
+
+def test_settle__solver_won__credits_solver_and_burns(tasks, token, mock_game, claim_id, solver, challengers):
+    who = challengers[0]
+    ch = _challenge(tasks, claim_id, who)
+    _decide(tasks, mock_game, ch, SOLVER_WON)
+    supply, who_before = token.totalSupply(), token.balanceOf(who)
+
+    tasks.settle(ch)
+
+    burn = burn_of(CHALLENGER_BOND)
+    prize = CHALLENGER_BOND - burn
+    (settled,) = events(tasks, "ChallengeSettled")
+    assert (settled.state, settled.paid) == (CHALLENGE_LOST, 0)
+    (slash,) = events(tasks, "BondSlashed")
+    assert (slash.loser, slash.winner, slash.bond, slash.prize, slash.burned) == (
+        who, solver, CHALLENGER_BOND, prize, burn,
+    )
+    assert events(tasks, "ClaimRejected") == []
+    assert token.balanceOf(who) == who_before
+    assert token.totalSupply() == supply - burn
+    c = tasks.claims(claim_id)
+    assert (c.state, c.credit, c.unsettled, c.challenges) == (CLAIM_LIVE, prize, 0, 1)
+    assert tasks.challenges(ch).state == CHALLENGE_LOST
+    assert tasks.owed() == REWARD + SOLVER_BOND + prize
+    _assert_solvent(tasks, token)
+
+
+def test_settle__twice__reverts(tasks, mock_game, claim_id, challengers):
+    ch = _challenge(tasks, claim_id, challengers[0])
+    _decide(tasks, mock_game, ch, SOLVER_WON)
+    tasks.settle(ch)
+    with boa.reverts("tasks: challenge already settled"):
+        tasks.settle(ch)
+
+
+@pytest.mark.parametrize("late_outcome", [PENDING, SOLVER_WON, CHALLENGER_WON])
+def test_settle__after_rejection__refunds_bond_at_once(
+    tasks, token, mock_game, claim_id, challengers, late_outcome
+):
+    first, late = challengers[0], challengers[1]
+    ch1 = _challenge(tasks, claim_id, first)
+    ch2 = _challenge(tasks, claim_id, late)
+    _decide(tasks, mock_game, ch1, CHALLENGER_WON)
+    tasks.settle(ch1)
+    if late_outcome != PENDING:
+        _decide(tasks, mock_game, ch2, late_outcome)
+    assert tasks.settleable(ch2)
+    before, supply = token.balanceOf(late), token.totalSupply()
+
+    tasks.settle(ch2)
+
+    (settled,) = events(tasks, "ChallengeSettled")
+    assert (settled.state, settled.paid) == (CHALLENGE_VOID, CHALLENGER_BOND)
+    assert events(tasks, "BondSlashed") == []
+    assert token.balanceOf(late) == before + CHALLENGER_BOND
+    assert token.totalSupply() == supply
+    assert tasks.challenges(ch2).state == CHALLENGE_VOID
+    assert tasks.claims(claim_id).unsettled == 0
+    _assert_solvent(tasks, token)
+
+
+def test_settle__rejection_pays_earlier_credit_to_solver(tasks, token, mock_game, claim_id, solver, challengers):
+    sybil = _challenge(tasks, claim_id, challengers[0])
+    honest = _challenge(tasks, claim_id, challengers[1])
+    _decide(tasks, mock_game, sybil, SOLVER_WON)
+    _decide(tasks, mock_game, honest, CHALLENGER_WON)
+    tasks.settle(sybil)
+    credit = CHALLENGER_BOND - burn_of(CHALLENGER_BOND)
+    before = token.balanceOf(solver)
+
+    tasks.settle(honest)
+
+    (rej,) = events(tasks, "ClaimRejected")
+    assert rej.credit_paid == credit
+    assert token.balanceOf(solver) == before + credit
+    assert tasks.owed() == REWARD
+    _assert_solvent(tasks, token)
+
+
+def test_settle__odd_bonds_burn_rounds_up(tasks, token, mock_game, poster, solver, challengers):
+    tid = tasks.post_task(*task_args(solver_bond=3, challenger_bond=1), sender=poster)
+    cid = tasks.claim(tid, FINAL, sender=solver)
+    lose = _challenge(tasks, cid, challengers[0])
+    win = _challenge(tasks, cid, challengers[1])
+    _decide(tasks, mock_game, lose, SOLVER_WON)
+    _decide(tasks, mock_game, win, CHALLENGER_WON)
+    supply = token.totalSupply()
+    tasks.settle(lose)  # bond 1: burn 1, prize 0
+    assert tasks.claims(cid).credit == 0
+    tasks.settle(win)  # bond 3: burn 2, prize 1
+    assert token.totalSupply() == supply - 3
+    _assert_solvent(tasks, token)
+
+
+def test_settle__unknown_outcome__reverts(tasks, mock_game, claim_id, challengers):
+    ch = _challenge(tasks, claim_id, challengers[0])
+    # the mock refuses bad outcomes, so write one straight into its storage
+    game_id = tasks.challenges(ch).game_id
+    mock_game.eval(f"self.outcome[{game_id}] = 3")
+    with boa.reverts("tasks: unknown game outcome"):
+        tasks.settle(ch)
+
+
+# --- finalize ----------------------------------------------------------------------------------
+
+
+def test_finalize__pays_reward_and_bond(tasks, token, task_id, claim_id, solver, stranger):
+    before = token.balanceOf(solver)
+    _past_window(tasks, claim_id)
+    assert tasks.finalizable(claim_id)
+
+    tasks.finalize(claim_id, sender=stranger)  # permissionless
+
+    (ev,) = events(tasks, "ClaimFinalized")
+    assert (ev.claim_id, ev.task_id, ev.solver, ev.reward, ev.bond, ev.credit) == (
+        claim_id, task_id, solver, REWARD, SOLVER_BOND, 0,
+    )
+    assert token.balanceOf(solver) == before + REWARD + SOLVER_BOND
+    assert tasks.claims(claim_id).state == CLAIM_FINALIZED
+    t = tasks.tasks(task_id)
+    assert (t.state, t.claim_id) == (TASK_DONE, claim_id)
+    assert tasks.owed() == 0
+    _assert_solvent(tasks, token)
+
+
+def test_finalize__pays_credit_from_won_games(tasks, token, mock_game, claim_id, solver, challengers):
+    ids = [_challenge(tasks, claim_id, w) for w in challengers]
+    for ch in ids:
+        _decide(tasks, mock_game, ch, SOLVER_WON)
+        tasks.settle(ch)
+    before = token.balanceOf(solver)
+    _past_window(tasks, claim_id)
+    tasks.finalize(claim_id)
+    credit = len(ids) * (CHALLENGER_BOND - burn_of(CHALLENGER_BOND))
+    assert token.balanceOf(solver) == before + REWARD + SOLVER_BOND + credit
+    assert tasks.owed() == 0
+    _assert_solvent(tasks, token)
+
+
+def test_finalize__one_second_before_window_end__reverts(tasks, claim_id):
+    boa.env.time_travel(seconds=tasks.challenge_deadline(claim_id) - 1 - boa.env.timestamp)
+    assert not tasks.finalizable(claim_id)
+    with boa.reverts("tasks: challenge window open"):
+        tasks.finalize(claim_id)
+
+
+def test_finalize__at_window_end__works(tasks, claim_id):
+    _past_window(tasks, claim_id)
+    tasks.finalize(claim_id)
+    assert tasks.claims(claim_id).state == CLAIM_FINALIZED
+
+
+def test_finalize__unsettled_challenge__reverts(tasks, mock_game, claim_id, challengers):
+    ch = _challenge(tasks, claim_id, challengers[0])
+    _past_window(tasks, claim_id)
+    with boa.reverts("tasks: challenges unsettled"):
+        tasks.finalize(claim_id)
+    _decide(tasks, mock_game, ch, SOLVER_WON)
+    with boa.reverts("tasks: challenges unsettled"):
+        tasks.finalize(claim_id)
+
+
+def test_finalize__rejected__reverts(tasks, mock_game, claim_id, challengers):
+    ch = _challenge(tasks, claim_id, challengers[0])
+    _decide(tasks, mock_game, ch, CHALLENGER_WON)
+    tasks.settle(ch)
+    _past_window(tasks, claim_id)
+    with boa.reverts("tasks: claim rejected"):
+        tasks.finalize(claim_id)
+
+
+def test_finalize__twice__reverts(tasks, claim_id):
+    _past_window(tasks, claim_id)
+    tasks.finalize(claim_id)
+    with boa.reverts("tasks: claim finalized"):
+        tasks.finalize(claim_id)
+
+
+def test_finalize__no_such_claim__reverts(tasks):
+    with boa.reverts("tasks: no such claim"):
+        tasks.finalize(7)
+
+
+def test_finalize__after_deadline__works(tasks, task_id, claim_id):
+    """A claim made before the deadline can be finalized after it."""
+    boa.env.time_travel(seconds=DEADLINE_IN + 1)
+    tasks.finalize(claim_id)
+    assert tasks.tasks(task_id).state == TASK_DONE
+
+
+# --- reclaim -----------------------------------------------------------------------------------
+
+
+def test_reclaim__pays_poster(tasks, token, task_id, poster, stranger):
+    before = token.balanceOf(poster)
+    boa.env.time_travel(seconds=DEADLINE_IN)
+    assert tasks.reclaimable(task_id)
+    tasks.reclaim(task_id, sender=stranger)  # permissionless; pays the poster
+    (ev,) = events(tasks, "RewardReclaimed")
+    assert (ev.task_id, ev.poster, ev.reward) == (task_id, poster, REWARD)
+    assert token.balanceOf(poster) == before + REWARD
+    assert tasks.tasks(task_id).state == TASK_RECLAIMED
+    assert tasks.owed() == 0
+    _assert_solvent(tasks, token)
+
+
+def test_reclaim__one_second_before_deadline__reverts(tasks, task_id):
+    boa.env.time_travel(seconds=DEADLINE_IN - 1)
+    assert not tasks.reclaimable(task_id)
+    with boa.reverts("tasks: deadline not reached"):
+        tasks.reclaim(task_id)
+
+
+def test_reclaim__twice__reverts(tasks, task_id):
+    boa.env.time_travel(seconds=DEADLINE_IN)
+    tasks.reclaim(task_id)
+    with boa.reverts("tasks: task reclaimed"):
+        tasks.reclaim(task_id)
+
+
+def test_reclaim__live_claim__reverts(tasks, task_id, claim_id):
+    boa.env.time_travel(seconds=DEADLINE_IN)
+    with boa.reverts("tasks: task has a live claim"):
+        tasks.reclaim(task_id)
+
+
+def test_reclaim__finalized__reverts(tasks, task_id, claim_id):
+    boa.env.time_travel(seconds=DEADLINE_IN)
+    tasks.finalize(claim_id)
+    with boa.reverts("tasks: task finalized"):
+        tasks.reclaim(task_id)
+
+
+def test_reclaim__no_such_task__reverts(tasks):
+    with boa.reverts("tasks: no such task"):
+        tasks.reclaim(3)
+
+
+def test_reclaim__after_late_rejection__works(tasks, token, mock_game, task_id, claim_id, poster, challengers):
+    """A claim rejected after the deadline leaves the task unclaimable; the poster is refunded."""
+    ch = _challenge(tasks, claim_id, challengers[0])
+    boa.env.time_travel(seconds=DEADLINE_IN)
+    _decide(tasks, mock_game, ch, CHALLENGER_WON)
+    tasks.settle(ch)
+    assert not tasks.claimable(task_id)
+    before = token.balanceOf(poster)
+    tasks.reclaim(task_id)
+    assert token.balanceOf(poster) == before + REWARD
+    assert tasks.owed() == 0
+    _assert_solvent(tasks, token)
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+def test_views__unknown_ids(tasks):
+    assert tasks.challenge_deadline(1) == 0
+    assert not tasks.claimable(1)
+    assert not tasks.settleable(1)
+    assert not tasks.finalizable(1)
+    assert not tasks.reclaimable(1)
+
+
+# --- gas ---------------------------------------------------------------------------------------
+
+
+def test_gas__report(tasks, token, mock_game, token_deployer, mock_game_deployer, tasks_deployer):
+    """Prints the receipt gas of each external call (seen with -s) and guards against regressions.
+
+    Measured as real transactions on py-evm through web3's EthereumTesterProvider, since
+    titanoboa keeps storage warm across calls. `challenge` includes MockGame.create, which
+    stores ten words (about 225_000 gas); the real game's `create` replaces that share.
+    """
+    pytest.importorskip("eth_tester")
+    from web3 import EthereumTesterProvider, Web3
+
+    w3 = Web3(EthereumTesterProvider())
+    acct = w3.eth.accounts
+
+    def deploy(deployer, abi, *args):
+        factory = w3.eth.contract(abi=abi, bytecode=deployer.compiler_data.bytecode)
+        receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(*args).transact({"from": acct[0]}))
+        return w3.eth.contract(address=receipt.contractAddress, abi=abi)
+
+    def send(fn, sender=acct[0]) -> int:
+        receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+        assert receipt.status == 1
+        return receipt.gasUsed
+
+    def now() -> int:
+        return w3.eth.get_block("latest").timestamp
+
+    tok = deploy(token_deployer, token.abi)
+    game = deploy(mock_game_deployer, mock_game.abi)
+    reg = deploy(tasks_deployer, tasks.abi, tok.address, game.address)
+    send(game.functions.set_tasks(reg.address))
+    for a in acct[:5]:
+        send(tok.functions.mint(a, 10**30))
+        send(tok.functions.approve(reg.address, 2**256 - 1), a)
+    post = reg.functions.post_task(*task_args(deadline=now() + DEADLINE_IN))
+
+    gas = {}
+    gas["post_task"] = send(post)
+    gas["claim"] = send(reg.functions.claim(1, FINAL), acct[1])
+    gas["challenge (first)"] = send(reg.functions.challenge(1), acct[2])
+    gas["challenge (second)"] = send(reg.functions.challenge(1), acct[3])
+    send(game.functions.set_outcome(1, SOLVER_WON))
+    send(game.functions.set_outcome(2, SOLVER_WON))
+    gas["settle (solver won, first)"] = send(reg.functions.settle(1), acct[4])
+    gas["settle (solver won, again)"] = send(reg.functions.settle(2), acct[4])
+    w3.provider.ethereum_tester.time_travel(now() + WINDOW + 1)
+    gas["finalize"] = send(reg.functions.finalize(1), acct[4])
+
+    send(reg.functions.post_task(*task_args(deadline=now() + DEADLINE_IN)))
+    send(reg.functions.claim(2, FINAL), acct[1])
+    send(reg.functions.challenge(2), acct[2])
+    send(reg.functions.challenge(2), acct[3])
+    send(game.functions.set_outcome(3, CHALLENGER_WON))
+    gas["settle (challenger won)"] = send(reg.functions.settle(3), acct[4])
+    gas["settle (void)"] = send(reg.functions.settle(4), acct[4])
+    w3.provider.ethereum_tester.time_travel(now() + DEADLINE_IN + 1)
+    gas["reclaim"] = send(reg.functions.reclaim(2), acct[4])
+    assert tok.functions.balanceOf(reg.address).call() == reg.functions.owed().call() == 0
+
+    print("\nreceipt gas per transaction:")
+    for k, v in gas.items():
+        print(f"  {k:<28}{v:>9,}")
+    assert gas["post_task"] < 500_000
+    assert gas["claim"] < 250_000
+    assert gas["challenge (first)"] < 550_000
+    for k in ("settle (solver won, first)", "settle (challenger won)", "settle (void)", "finalize", "reclaim"):
+        assert gas[k] < 150_000, k
