@@ -40,6 +40,7 @@
 
 from contracts import IOneStep
 from contracts.lib import tensor
+from contracts.lib import nodeparse
 
 implements: IOneStep
 
@@ -56,6 +57,7 @@ PHASE_TERM: constant(uint256) = 2
 MAX_RANK: constant(uint256) = tensor.MAX_RANK
 IN_MAX: constant(uint256) = tensor.IN_MAX
 DESC_MAX: constant(uint256) = tensor.DESC_MAX
+ATTR_MAX: constant(uint256) = tensor.ATTR_MAX
 LIMIT: constant(uint256) = 2**32
 # ArgMax/ArgMin accumulator: value * 2^64 + index
 INDEX_BITS: constant(uint256) = 64
@@ -69,6 +71,8 @@ struct Sig:
     dtype: uint256
     # dtype of the output (T; int64 for ArgMax/ArgMin)
     out_dtype: uint256
+    # dims of x
+    dims: DynArray[uint256, MAX_RANK]
     # output dims
     out_dims: DynArray[uint256, MAX_RANK]
     # number of output elements (< 2^32)
@@ -120,7 +124,7 @@ def needs(
     sig: Sig = self._check_call(desc, in_headers, out_index, phase, k)
     out: DynArray[IOneStep.Need, 16] = []
     if phase == PHASE_TERM:
-        out.append(IOneStep.Need(input=0, index=self._term_flat(sig, tensor._dims(in_headers[0]), out_index, k)))
+        out.append(IOneStep.Need(input=0, index=self._term_flat(sig, out_index, k)))
     return out
 
 
@@ -163,18 +167,20 @@ def finalize(desc: Bytes[548], in_headers: DynArray[bytes32, 16], acc: int256) -
 @pure
 def _check(desc: Bytes[DESC_MAX], in_headers: DynArray[bytes32, IN_MAX]) -> Sig:
     """Validates the node against its input header (SPEC 4.4); returns its signature."""
-    assert tensor._is_well_formed(desc), "onestep: malformed descriptor"
-    op: uint256 = tensor._op(desc)
+    op: uint256 = 0
+    n_in: uint256 = 0
+    absent: uint256 = 0
+    attrs: DynArray[int256, ATTR_MAX] = []
+    op, n_in, absent, attrs = nodeparse._desc(desc, 1)
     assert op >= OP_REDUCE_SUM and op <= OP_ARGMIN, "onestep: op code is not a reduction (34..38)"
-    assert tensor._n_in(desc) == 1, "onestep: reductions take one input"
+    assert n_in == 1, "onestep: reductions take one input"
     assert len(in_headers) == 1, "onestep: header count differs from the node's input count"
-    assert tensor._in_slot(desc, 0) != tensor.ABSENT, "onestep: required input is absent"
-    x: bytes32 = in_headers[0]
-    assert tensor._is_canonical_header(x), "onestep: non-canonical input header"
-    dtype: uint256 = tensor._dtype(x)
-    dims: DynArray[uint256, MAX_RANK] = tensor._dims(x)
+    assert absent == 0, "onestep: required input is absent"
+    dtype: uint256 = 0
+    dims: DynArray[uint256, MAX_RANK] = []
+    dtype, dims = nodeparse._header(in_headers[0])
     r: uint256 = len(dims)
-    n_attr: uint256 = tensor._n_attr(desc)
+    n_attr: uint256 = len(attrs)
 
     mask: uint256 = 0
     keepdims: int256 = 0
@@ -185,13 +191,13 @@ def _check(desc: Bytes[DESC_MAX], in_headers: DynArray[bytes32, IN_MAX]) -> Sig:
         if op == OP_REDUCE_SUM:
             assert dtype != tensor.DT_BOOL, "onestep: ReduceSum takes ints"
         assert n_attr >= 2, "onestep: reduce attrs are (keepdims, m, axes..)"
-        keepdims = tensor._attr(desc, 0)
-        m: int256 = tensor._attr(desc, 1)
+        keepdims = attrs[0]
+        m: int256 = attrs[1]
         assert m >= 0 and m <= convert(r, int256), "onestep: reduce axis count outside 0..rank"
         assert n_attr == 2 + convert(m, uint256), "onestep: reduce attrs are (keepdims, m, axes..)"
         prev: int256 = -1
         for j: uint256 in range(convert(m, uint256), bound=MAX_RANK):
-            a: int256 = tensor._attr(desc, 2 + j)
+            a: int256 = attrs[2 + j]
             assert a > prev and a < convert(r, int256), "onestep: reduce axes are not sorted distinct axes of x"
             mask |= 1 << convert(a, uint256)
             prev = a
@@ -199,9 +205,9 @@ def _check(desc: Bytes[DESC_MAX], in_headers: DynArray[bytes32, IN_MAX]) -> Sig:
         # attrs (axis, keepdims, last)
         assert dtype != tensor.DT_BOOL, "onestep: ArgMax/ArgMin take ints"
         assert n_attr == 3, "onestep: ArgMax/ArgMin attrs are (axis, keepdims, last)"
-        axis: int256 = tensor._attr(desc, 0)
-        keepdims = tensor._attr(desc, 1)
-        last = tensor._attr(desc, 2)
+        axis: int256 = attrs[0]
+        keepdims = attrs[1]
+        last = attrs[2]
         assert axis >= 0 and axis < convert(r, int256), "onestep: axis outside 0..rank-1"
         assert dims[convert(axis, uint256)] >= 1, "onestep: ArgMax/ArgMin over an empty axis"
         assert last == 0 or last == 1, "onestep: select_last_index must be 0 or 1"
@@ -225,6 +231,7 @@ def _check(desc: Bytes[DESC_MAX], in_headers: DynArray[bytes32, IN_MAX]) -> Sig:
         op=op,
         dtype=dtype,
         out_dtype=out_dtype,
+        dims=dims,
         out_dims=out_dims,
         out_size=size,
         mask=mask,
@@ -255,8 +262,9 @@ def _check_call(
 
 @internal
 @pure
-def _term_flat(sig: Sig, dims: DynArray[uint256, MAX_RANK], out_index: uint256, k: uint256) -> uint256:
+def _term_flat(sig: Sig, out_index: uint256, k: uint256) -> uint256:
     """Flat index in x of term k of output element out_index."""
+    dims: DynArray[uint256, MAX_RANK] = sig.dims
     o: DynArray[uint256, MAX_RANK] = tensor._unravel(sig.out_dims, out_index)
     idx: DynArray[uint256, MAX_RANK] = dims
     r: uint256 = len(dims)

@@ -67,12 +67,13 @@ def _size(v: uint256) -> uint256:
     the product of d_i for i < rank, unrolled; a dim past the rank counts as 1. Six factors
     below 2^32, so no overflow."""
     r: uint256 = (v >> 240) & 255
-    n: uint256 = ((v >> 208) & MASK32) + convert(r < 1, uint256)
-    n = unsafe_mul(n, ((v >> 176) & MASK32) + convert(r < 2, uint256))
-    n = unsafe_mul(n, ((v >> 144) & MASK32) + convert(r < 3, uint256))
-    n = unsafe_mul(n, ((v >> 112) & MASK32) + convert(r < 4, uint256))
-    n = unsafe_mul(n, ((v >> 80) & MASK32) + convert(r < 5, uint256))
-    return unsafe_mul(n, ((v >> 48) & MASK32) + convert(r < 6, uint256))
+    return unsafe_mul(
+        unsafe_mul(
+            unsafe_mul(((v >> 208) & MASK32) | convert(r < 1, uint256), ((v >> 176) & MASK32) | convert(r < 2, uint256)),
+            unsafe_mul(((v >> 144) & MASK32) | convert(r < 3, uint256), ((v >> 112) & MASK32) | convert(r < 4, uint256)),
+        ),
+        unsafe_mul(((v >> 80) & MASK32) | convert(r < 5, uint256), ((v >> 48) & MASK32) | convert(r < 6, uint256)),
+    )
 
 
 @internal
@@ -104,7 +105,8 @@ def _run(
     # --- descriptor: u8 op | u8 n_in | n_in x u16 | u16 out | u8 n_attr | n_attr x i64 ----
     dl: uint256 = len(desc)
     assert dl >= 5, "onestep: malformed descriptor"
-    # 32 zero bytes after the descriptor, so every field is read with one extract32
+    # 32 zero bytes after the descriptor, so every field is read with one extract32; offsets
+    # below are < 2 + 2 * 16 + 8 * 64, so their unchecked arithmetic cannot wrap
     buf: Bytes[DESC_MAX + 32] = concat(desc, empty(bytes32))
     w: uint256 = convert(extract32(buf, 0), uint256)
     op: uint256 = w >> 248
@@ -129,7 +131,7 @@ def _run(
         assert n_in == 1, "onestep: op takes 1 input"
     assert len(hs) == n_in, "onestep: in_headers length differs from n_in"
     for i: uint256 in range(n_in, bound=IN_MAX):
-        assert convert(extract32(buf, 2 + 2 * i), uint256) >> 240 != ABSENT, "onestep: required input is absent"
+        assert convert(extract32(buf, unsafe_add(2, unsafe_mul(2, i))), uint256) >> 240 != ABSENT, "onestep: required input is absent"
         assert self._canonical(convert(hs[i], uint256)), "onestep: input header not canonical"
 
     # --- output shape -------------------------------------------------------------------
@@ -149,7 +151,7 @@ def _run(
         orank = convert(rr, uint256)
         assert n_attr == 1 + orank, "onestep: shape attrs are not (rank, dims..)"
         for i: uint256 in range(orank, bound=MAX_RANK):
-            d: int256 = convert(extract32(buf, base + 8 + 8 * i), int256) >> 192
+            d: int256 = convert(extract32(buf, unsafe_add(base, unsafe_mul(8, i + 1))), int256) >> 192
             assert d >= 0 and d < convert(LIMIT, int256), "onestep: shape attr dim outside 0..2^32-1"
             ov |= self._at(convert(d, uint256), i)
         if op == OP_RESHAPE:
@@ -166,7 +168,7 @@ def _run(
         orank = r
         seen: uint256 = 0
         for i: uint256 in range(r, bound=MAX_RANK):
-            p: int256 = convert(extract32(buf, base + 8 * i), int256) >> 192
+            p: int256 = convert(extract32(buf, unsafe_add(base, unsafe_mul(8, i))), int256) >> 192
             assert p >= 0 and p < convert(r, int256), "onestep: Transpose perm entry outside 0..rank-1"
             assert seen & (1 << convert(p, uint256)) == 0, "onestep: Transpose perm is not a permutation"
             seen |= 1 << convert(p, uint256)
@@ -177,9 +179,9 @@ def _run(
         assert n_attr == 3 * r, "onestep: Slice needs 3 attrs per axis"
         orank = r
         for i: uint256 in range(r, bound=MAX_RANK):
-            start: int256 = convert(extract32(buf, base + 24 * i), int256) >> 192
-            step: int256 = convert(extract32(buf, base + 24 * i + 8), int256) >> 192
-            length: int256 = convert(extract32(buf, base + 24 * i + 16), int256) >> 192
+            start: int256 = convert(extract32(buf, unsafe_add(base, unsafe_mul(24, i))), int256) >> 192
+            step: int256 = convert(extract32(buf, unsafe_add(base, unsafe_mul(24, i) + 8)), int256) >> 192
+            length: int256 = convert(extract32(buf, unsafe_add(base, unsafe_mul(24, i) + 16)), int256) >> 192
             d: int256 = convert(self._d(xv, i), int256)
             assert step != 0, "onestep: Slice step is 0"
             assert length >= 0, "onestep: Slice length is negative"
@@ -284,34 +286,37 @@ def _run(
                     res.append(IOneStep.Need(input=0, index=((eq // q) * n + convert(jv, uint256)) * inner + o_post))
 
     else:
-        # Transpose, Slice, Expand: walk the output multi-index from its last axis
+        # Transpose, Slice, Expand: walk the output multi-index from its last axis. Every
+        # o < its dim < 2^32 and flat, mul stay at most the input size, below 2^32.
         rest: uint256 = e
         flat: uint256 = 0
         mul: uint256 = 1
+        # Transpose: the input multi-index, packed like the dims of a header word
+        iw: uint256 = 0
         for j: uint256 in range(orank, bound=MAX_RANK):
-            i: uint256 = orank - 1 - j
+            i: uint256 = unsafe_sub(orank, j + 1)
             di: uint256 = self._d(ov, i)
             o: uint256 = rest % di
             rest //= di
             if op == OP_TRANSPOSE:
-                # output axis i is input axis p; its input stride is prod of the dims after p
-                p: uint256 = convert(convert(extract32(buf, base + 8 * i), int256) >> 192, uint256)
-                stride: uint256 = 1
-                for m: uint256 in range(p + 1, r, bound=MAX_RANK):
-                    stride = unsafe_mul(stride, self._d(xv, m))
-                flat += o * stride
+                # output axis i is input axis p_i
+                p: uint256 = convert(convert(extract32(buf, unsafe_add(base, unsafe_mul(8, i))), int256) >> 192, uint256)
+                iw |= self._at(o, p)
             elif op == OP_SLICE:
                 # input index start + o * step, inside the input by the checks above
-                start: int256 = convert(extract32(buf, base + 24 * i), int256) >> 192
-                step: int256 = convert(extract32(buf, base + 24 * i + 8), int256) >> 192
-                flat += convert(start + convert(o, int256) * step, uint256) * mul
-                mul *= self._d(xv, i)
+                start: int256 = convert(extract32(buf, unsafe_add(base, unsafe_mul(24, i))), int256) >> 192
+                step: int256 = convert(extract32(buf, unsafe_add(base, unsafe_mul(24, i) + 8)), int256) >> 192
+                flat = unsafe_add(flat, unsafe_mul(convert(start + convert(o, int256) * step, uint256), mul))
+                mul = unsafe_mul(mul, self._d(xv, i))
             elif i + r >= orank:
                 # Expand (SPEC 4.1): right-aligned, a dim of 1 reads index 0
                 dx: uint256 = self._d(xv, i + r - orank)
                 if dx != 1:
-                    flat += o * mul
-                mul *= dx
+                    flat = unsafe_add(flat, unsafe_mul(o, mul))
+                mul = unsafe_mul(mul, dx)
+        if op == OP_TRANSPOSE:
+            for i: uint256 in range(r, bound=MAX_RANK):
+                flat = unsafe_add(unsafe_mul(flat, self._d(xv, i)), self._d(iw, i))
         res.append(IOneStep.Need(input=0, index=flat))
 
     assert len(values) <= len(res), "onestep: more values than needs"

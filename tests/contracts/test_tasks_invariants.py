@@ -1,0 +1,461 @@
+"""Stateful property test of contracts/Tasks.vy against a Python shadow model.
+
+Rules post tasks, claim (honest or wrong roots), challenge (honest challengers, the solver's
+sybils from other addresses, and the solver itself, which must revert), decide games on the
+mock, settle, finalize, reclaim and travel in time, landing one second either side of every
+window and deadline. For every call the model predicts success or the exact revert reason.
+
+Games are decided as a sound game would: a claim with the honest root can only end
+SOLVER_WON; a wrong claim ends CHALLENGER_WON against an honest challenger, or SOLVER_WON
+against a sybil that loses on purpose. At the end (teardown) every game is decided and every
+task closed, and the contract must be empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import boa
+import pytest
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from verifier.commit import keccak
+
+PENDING, SOLVER_WON, CHALLENGER_WON = 0, 1, 2
+TASK_OPEN, TASK_DONE, TASK_RECLAIMED = 1, 2, 3
+CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED = 1, 2, 3
+CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON, CHALLENGE_VOID = 1, 2, 3, 4
+
+MIN_WINDOW, MIN_CLOCK = 86_400, 21_600
+HONEST_ROOT = keccak(b"the program's true final state")
+WRONG_ROOT = keccak(b"a wrong final state")
+
+
+def burn_of(bond: int) -> int:
+    return -(-bond * 5_000 // 10_000)
+
+
+@dataclass
+class Task:
+    poster: str
+    reward: int
+    solver_bond: int
+    challenger_bond: int
+    window: int
+    deadline: int
+    state: int = TASK_OPEN
+    claim_id: int = 0
+
+
+@dataclass
+class Claim:
+    task_id: int
+    solver: str
+    honest: bool
+    time: int
+    state: int = CLAIM_LIVE
+    credit: int = 0
+    challenge_ids: list[int] = field(default_factory=list)
+    unsettled: int = 0
+
+
+@dataclass
+class Challenge:
+    claim_id: int
+    challenger: str
+    game_id: int
+    outcome: int = PENDING
+    state: int = CHALLENGE_OPEN
+
+
+ids = st.integers(min_value=0, max_value=10**6)
+amounts = st.integers(min_value=1, max_value=501)
+
+
+class TasksMachine(RuleBasedStateMachine):
+    # set by the test function from the session fixtures
+    tasks = token = game = None
+    actors: list[str] = []
+
+    def __init__(self):
+        super().__init__()
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        self.model_tasks: dict[int, Task] = {}
+        self.model_claims: dict[int, Claim] = {}
+        self.model_challenges: dict[int, Challenge] = {}
+        self.balances = {a: self.token.balanceOf(a) for a in self.actors}
+        self.supply0 = self.token.totalSupply()
+        self.burned = 0
+
+    # --- model helpers ---------------------------------------------------------------------
+
+    def now(self) -> int:
+        return boa.env.timestamp
+
+    def pick(self, table: dict, i: int) -> int:
+        """An existing id most of the time; sometimes 0 or one past the last (no such id)."""
+        n = len(table)
+        r = i % (n + 2)
+        return r  # 0 and n + 1 do not exist; ids run 1..n
+
+    def owed(self) -> int:
+        total = sum(t.reward for t in self.model_tasks.values() if t.state == TASK_OPEN)
+        for c in self.model_claims.values():
+            if c.state == CLAIM_LIVE:
+                total += self.model_tasks[c.task_id].solver_bond + c.credit
+        for ch in self.model_challenges.values():
+            if ch.state == CHALLENGE_OPEN:
+                total += self.model_tasks[self.model_claims[ch.claim_id].task_id].challenger_bond
+        return total
+
+    def pay(self, who: str, amount: int):
+        self.balances[who] += amount
+
+    # --- rules -----------------------------------------------------------------------------
+
+    @rule(
+        poster=st.integers(0, 5),
+        reward=st.integers(0, 1001),
+        solver_bond=amounts,
+        challenger_bond=amounts,
+        window_extra=st.sampled_from([0, 1, 3_600, 86_400]),
+        deadline_in=st.sampled_from([1, 3_600, 86_400, 172_800, 400_000]),
+    )
+    def post_task(self, poster, reward, solver_bond, challenger_bond, window_extra, deadline_in):
+        who = self.actors[poster]
+        window = MIN_WINDOW + window_extra
+        deadline = self.now() + deadline_in
+        tid = self.tasks.post_task(
+            keccak(b"graph"), 7, 20, keccak(b"init"), keccak(b"data"), 50, reward, window, MIN_CLOCK,
+            solver_bond, challenger_bond, 4, deadline, sender=who,
+        )
+        assert tid == len(self.model_tasks) + 1
+        self.model_tasks[tid] = Task(who, reward, solver_bond, challenger_bond, window, deadline)
+        self.pay(who, -reward)
+
+    @rule(i=ids, solver=st.integers(0, 5), honest=st.booleans())
+    def claim(self, i, solver, honest):
+        tid = self.pick(self.model_tasks, i)
+        who = self.actors[solver]
+        t = self.model_tasks.get(tid)
+        if t is None:
+            reason = "tasks: no such task"
+        elif t.state == TASK_DONE:
+            reason = "tasks: task finalized"
+        elif t.state == TASK_RECLAIMED:
+            reason = "tasks: task reclaimed"
+        elif t.claim_id:
+            reason = "tasks: task has a live claim"
+        elif self.now() >= t.deadline:
+            reason = "tasks: deadline passed"
+        else:
+            reason = None
+        root = HONEST_ROOT if honest else WRONG_ROOT
+        if reason:
+            event(reason)
+            with boa.reverts(reason):
+                self.tasks.claim(tid, root, sender=who)
+            return
+        cid = self.tasks.claim(tid, root, sender=who)
+        assert cid == len(self.model_claims) + 1
+        self.model_claims[cid] = Claim(tid, who, honest, self.now())
+        t.claim_id = cid
+        self.pay(who, -t.solver_bond)
+
+    @rule(i=ids, challenger=st.integers(0, 5))
+    def challenge(self, i, challenger):
+        """Any actor: honest challengers, the poster, the solver's sybils, the solver itself."""
+        cid = self.pick(self.model_claims, i)
+        who = self.actors[challenger]
+        c = self.model_claims.get(cid)
+        if c is None:
+            reason = "tasks: no such claim"
+        elif c.state == CLAIM_REJECTED:
+            reason = "tasks: claim rejected"
+        elif c.state == CLAIM_FINALIZED:
+            reason = "tasks: claim finalized"
+        elif self.now() >= c.time + self.model_tasks[c.task_id].window:
+            reason = "tasks: challenge window closed"
+        elif who == c.solver:
+            reason = "tasks: solver cannot challenge own claim"
+        else:
+            reason = None
+        if reason:
+            event(reason)
+            with boa.reverts(reason):
+                self.tasks.challenge(cid, sender=who)
+            return
+        chid = self.tasks.challenge(cid, sender=who)
+        assert chid == len(self.model_challenges) + 1
+        game_id = self.tasks.challenges(chid).game_id
+        self.model_challenges[chid] = Challenge(cid, who, game_id)
+        c.challenge_ids.append(chid)
+        c.unsettled += 1
+        self.pay(who, -self.model_tasks[c.task_id].challenger_bond)
+
+    @precondition(lambda self: self.model_challenges)
+    @rule(i=ids, challenger_plays_honestly=st.booleans())
+    def decide_game(self, i, challenger_plays_honestly):
+        """A sound game: an honest claim always wins; a wrong one loses to an honest challenger."""
+        chid = 1 + i % len(self.model_challenges)
+        ch = self.model_challenges[chid]
+        if ch.outcome != PENDING:
+            return
+        honest_claim = self.model_claims[ch.claim_id].honest
+        ch.outcome = CHALLENGER_WON if (not honest_claim and challenger_plays_honestly) else SOLVER_WON
+        self.game.set_outcome(ch.game_id, ch.outcome)
+
+    @rule(i=ids, caller=st.integers(0, 5))
+    def settle(self, i, caller):
+        chid = self.pick(self.model_challenges, i)
+        self._settle(chid, self.actors[caller])
+
+    @rule(i=ids, caller=st.integers(0, 5))
+    def finalize(self, i, caller):
+        cid = self.pick(self.model_claims, i)
+        self._finalize(cid, self.actors[caller])
+
+    @rule(i=ids, caller=st.integers(0, 5))
+    def reclaim(self, i, caller):
+        tid = self.pick(self.model_tasks, i)
+        self._reclaim(tid, self.actors[caller])
+
+    @rule(seconds=st.sampled_from([1, 3_599, 43_200, 86_400, 200_000]))
+    def time_travel(self, seconds):
+        boa.env.time_travel(seconds=seconds)
+
+    @rule(i=ids, kind=st.sampled_from(["window", "deadline"]), side=st.sampled_from([-1, 0]))
+    def travel_to_edge(self, i, kind, side):
+        """Lands one second before, or exactly on, a window end or a deadline still ahead."""
+        if kind == "window":
+            edges = [c.time + self.model_tasks[c.task_id].window for c in self.model_claims.values()]
+        else:
+            edges = [t.deadline for t in self.model_tasks.values()]
+        ahead = sorted(e + side for e in edges if e + side > self.now())
+        if ahead:
+            boa.env.time_travel(seconds=ahead[i % len(ahead)] - self.now())
+
+    # --- calls with predicted outcomes -----------------------------------------------------
+
+    def _settle(self, chid: int, caller: str):
+        ch = self.model_challenges.get(chid)
+        if ch is None:
+            reason = "tasks: no such challenge"
+        elif ch.state != CHALLENGE_OPEN:
+            reason = "tasks: challenge already settled"
+        elif self.model_claims[ch.claim_id].state != CLAIM_REJECTED and ch.outcome == PENDING:
+            reason = "tasks: game not over"
+        else:
+            reason = None
+        if reason:
+            event(reason)
+            with boa.reverts(reason):
+                self.tasks.settle(chid, sender=caller)
+            return
+
+        c = self.model_claims[ch.claim_id]
+        t = self.model_tasks[c.task_id]
+        before = self.token.balanceOf(ch.challenger)
+        self.tasks.settle(chid, sender=caller)
+        gained = self.token.balanceOf(ch.challenger) - before
+        c.unsettled -= 1
+        if c.state == CLAIM_REJECTED:
+            ch.state = CHALLENGE_VOID
+            self.pay(ch.challenger, t.challenger_bond)
+        elif ch.outcome == CHALLENGER_WON:
+            burn = burn_of(t.solver_bond)
+            ch.state = CHALLENGE_WON
+            c.state = CLAIM_REJECTED
+            t.claim_id = 0
+            self.pay(ch.challenger, t.challenger_bond + t.solver_bond - burn)
+            self.pay(c.solver, c.credit)
+            self.burned += burn
+        else:
+            burn = burn_of(t.challenger_bond)
+            ch.state = CHALLENGE_LOST
+            c.credit += t.challenger_bond - burn
+            self.burned += burn
+        event(f"settled: {('', '', 'lost', 'won', 'void')[ch.state]}")
+        # honest challengers never lose a bond: a won or voided challenge returns at least it
+        if ch.state in (CHALLENGE_WON, CHALLENGE_VOID):
+            assert gained >= t.challenger_bond
+
+    def _finalize(self, cid: int, caller: str):
+        c = self.model_claims.get(cid)
+        if c is None:
+            reason = "tasks: no such claim"
+        elif c.state == CLAIM_REJECTED:
+            reason = "tasks: claim rejected"
+        elif c.state == CLAIM_FINALIZED:
+            reason = "tasks: claim finalized"
+        elif self.now() < c.time + self.model_tasks[c.task_id].window:
+            reason = "tasks: challenge window open"
+        elif c.unsettled:
+            reason = "tasks: challenges unsettled"
+        else:
+            reason = None
+        if reason:
+            event(reason)
+            with boa.reverts(reason):
+                self.tasks.finalize(cid, sender=caller)
+            return
+        t = self.model_tasks[c.task_id]
+        before = self.token.balanceOf(c.solver)
+        self.tasks.finalize(cid, sender=caller)
+        # a solver whose games all said SOLVER_WON gets at least its bond and the reward back
+        assert self.token.balanceOf(c.solver) - before >= t.solver_bond + t.reward
+        event("finalized")
+        c.state = CLAIM_FINALIZED
+        t.state = TASK_DONE
+        self.pay(c.solver, t.reward + t.solver_bond + c.credit)
+
+    def _reclaim(self, tid: int, caller: str):
+        t = self.model_tasks.get(tid)
+        if t is None:
+            reason = "tasks: no such task"
+        elif t.state == TASK_DONE:
+            reason = "tasks: task finalized"
+        elif t.state == TASK_RECLAIMED:
+            reason = "tasks: task reclaimed"
+        elif t.claim_id:
+            reason = "tasks: task has a live claim"
+        elif self.now() < t.deadline:
+            reason = "tasks: deadline not reached"
+        else:
+            reason = None
+        if reason:
+            event(reason)
+            with boa.reverts(reason):
+                self.tasks.reclaim(tid, sender=caller)
+            return
+        self.tasks.reclaim(tid, sender=caller)
+        event("reclaimed")
+        t.state = TASK_RECLAIMED
+        self.pay(t.poster, t.reward)
+
+    # --- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def holds_exactly_what_it_owes(self):
+        """The contract's balance is exactly escrowed rewards + live bonds + unpaid credits."""
+        owed = self.owed()
+        assert self.tasks.owed() == owed
+        assert self.token.balanceOf(self.tasks) == owed
+
+    @invariant()
+    def everyone_is_paid_exactly(self):
+        """Every payout and every pull moved exactly the amount the rules say, no more, no less."""
+        for a in self.actors:
+            assert self.token.balanceOf(a) == self.balances[a], a
+
+    @invariant()
+    def supply_falls_by_the_burns(self):
+        """Tokens leave circulation only through the burned share of lost bonds."""
+        assert self.token.totalSupply() == self.supply0 - self.burned
+        assert self.tasks.burned() == self.burned
+
+    @invariant()
+    def states_match(self):
+        """Each challenge settles once and each claim finalizes once: the chain agrees with the
+        model, which moves every challenge out of OPEN and every claim out of LIVE only once."""
+        for chid, ch in self.model_challenges.items():
+            assert self.tasks.challenges(chid).state == ch.state
+        for cid, c in self.model_claims.items():
+            on_chain = self.tasks.claims(cid)
+            assert (on_chain.state, on_chain.credit, on_chain.unsettled) == (c.state, c.credit, c.unsettled)
+            assert on_chain.challenges == len(c.challenge_ids)
+        for tid, t in self.model_tasks.items():
+            on_chain = self.tasks.tasks(tid)
+            assert (on_chain.state, on_chain.claim_id) == (t.state, t.claim_id)
+
+    @invariant()
+    def honest_claims_are_never_rejected(self):
+        """A claim of the true result wins every (sound) game, so no challenge can reject it."""
+        for c in self.model_claims.values():
+            if c.honest:
+                assert c.state != CLAIM_REJECTED
+
+    # --- the end: decide every game, settle, close every task --------------------------------
+
+    def teardown(self):
+        try:
+            self._drain()
+        finally:
+            self._anchor.__exit__(None, None, None)
+
+    def _drain(self):
+        for ch in self.model_challenges.values():
+            if ch.outcome == PENDING:
+                honest_claim = self.model_claims[ch.claim_id].honest
+                ch.outcome = SOLVER_WON if honest_claim else CHALLENGER_WON
+                self.game.set_outcome(ch.game_id, ch.outcome)
+        for chid, ch in self.model_challenges.items():
+            if ch.state == CHALLENGE_OPEN:
+                self._settle(chid, self.actors[0])
+        last = max(
+            [t.deadline for t in self.model_tasks.values()]
+            + [c.time + self.model_tasks[c.task_id].window for c in self.model_claims.values()]
+            + [self.now()]
+        )
+        boa.env.time_travel(seconds=last - self.now())
+        for cid, c in self.model_claims.items():
+            if c.state == CLAIM_LIVE:
+                self._finalize(cid, self.actors[0])
+        for tid, t in self.model_tasks.items():
+            if t.state == TASK_OPEN:
+                self._reclaim(tid, self.actors[0])
+
+        # every task is closed: the contract owes nothing and holds nothing
+        assert self.tasks.owed() == 0
+        assert self.token.balanceOf(self.tasks) == 0
+        self.everyone_is_paid_exactly()
+        self.supply_falls_by_the_burns()
+        # every honest claim ended finalized with its bond back; every challenge is settled
+        assert all(c.state == CLAIM_FINALIZED for c in self.model_claims.values() if c.honest)
+        assert all(ch.state != CHALLENGE_OPEN for ch in self.model_challenges.values())
+
+
+def test_tasks_state_machine(tasks, token, mock_game, funded):
+    TasksMachine.tasks, TasksMachine.token, TasksMachine.game = tasks, token, mock_game
+    TasksMachine.actors = list(funded)
+    run_state_machine_as_test(
+        TasksMachine,
+        settings=settings(
+            max_examples=50,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )
+
+
+@pytest.mark.parametrize("n_sybils", [1, 3])
+def test_sybils_never_save_a_wrong_claim(tasks, token, mock_game, funded, n_sybils):
+    """A solver front-running the honest challenger with sybils that lose on purpose still loses
+    its bond, and pays a burn for every sybil; the honest challenger gets its bond and prize."""
+    poster, solver, honest, *sybils = funded
+    sybils = sybils[:n_sybils]
+    deadline = boa.env.timestamp + 400_000
+    tid = tasks.post_task(
+        keccak(b"graph"), 7, 20, keccak(b"init"), keccak(b"data"), 50, 1_000, MIN_WINDOW, MIN_CLOCK,
+        100, 40, 4, deadline, sender=poster,
+    )
+    team_before = sum(token.balanceOf(a) for a in [solver, *sybils])
+    cid = tasks.claim(tid, WRONG_ROOT, sender=solver)
+    honest_before = token.balanceOf(honest)
+    sybil_ids = [tasks.challenge(cid, sender=s) for s in sybils]
+    honest_id = tasks.challenge(cid, sender=honest)
+    for s in sybil_ids:
+        mock_game.set_outcome(tasks.challenges(s).game_id, SOLVER_WON)
+        tasks.settle(s)
+    mock_game.set_outcome(tasks.challenges(honest_id).game_id, CHALLENGER_WON)
+    tasks.settle(honest_id)
+
+    team_after = sum(token.balanceOf(a) for a in [solver, *sybils])
+    assert team_after == team_before - 100 - n_sybils * burn_of(40)
+    assert token.balanceOf(honest) == honest_before + 100 - burn_of(100)
+    assert tasks.tasks(tid).claim_id == 0  # reopened for an honest solver
+    assert token.balanceOf(tasks) == tasks.owed() == 1_000
