@@ -38,6 +38,7 @@
 
 from contracts import IOneStep
 from contracts.lib import tensor
+from contracts.lib import nodeparse
 
 implements: IOneStep
 
@@ -53,21 +54,31 @@ PHASE_TERM: constant(uint256) = 2
 MAX_RANK: constant(uint256) = tensor.MAX_RANK
 IN_MAX: constant(uint256) = tensor.IN_MAX
 DESC_MAX: constant(uint256) = tensor.DESC_MAX
-LIMIT: constant(uint256) = 2**32
+ATTR_MAX: constant(uint256) = tensor.ATTR_MAX
 # ConvInteger's spatial rank n: x is (N, C, D_1..D_n) with rank n + 2 <= MAX_RANK
 SPATIAL_MAX: constant(uint256) = 4
+# ConvInteger has the most attrs: 2 + 5 * SPATIAL_MAX
+ATTR_LIN: constant(uint256) = 22
 
 
 struct Sig:
     # op code
     op: uint256
+    # number of inputs in the descriptor, and bit i set when input i is absent (0xFFFF)
+    n_in: uint256
+    absent: uint256
+    # canonical attrs (at most 2 + 5 * SPATIAL_MAX of them)
+    attrs: DynArray[int256, ATTR_LIN]
     # dtype of the two factor inputs (int8 for MatMulInteger/ConvInteger)
     dtype: uint256
     # dtype of the output (int32 for MatMulInteger/ConvInteger)
     out_dtype: uint256
-    # output dims
+    # dims of inputs 0, 1 and (Gemm) 2
+    a_dims: DynArray[uint256, MAX_RANK]
+    b_dims: DynArray[uint256, MAX_RANK]
+    c_dims: DynArray[uint256, MAX_RANK]
+    # output dims and element count (< 2^32)
     out_dims: DynArray[uint256, MAX_RANK]
-    # number of output elements (< 2^32)
     out_size: uint256
     # number of terms
     K: uint256
@@ -119,7 +130,7 @@ def needs(
             not depend on `values`.
     """
     sig: Sig = self._check_call(desc, in_headers, out_index, phase, k)
-    return self._needs(desc, in_headers, sig, out_index, phase, k)
+    return self._needs(sig, out_index, phase, k)
 
 
 @view
@@ -133,7 +144,7 @@ def compute(
             (K = 0 only): the element, finalize(s_0) = s_0.
     """
     sig: Sig = self._check_call(desc, in_headers, out_index, phase, k)
-    reads: DynArray[IOneStep.Need, 16] = self._needs(desc, in_headers, sig, out_index, phase, k)
+    reads: DynArray[IOneStep.Need, 16] = self._needs(sig, out_index, phase, k)
     assert len(values) == len(reads), "onestep: values do not match needs"
     if phase != PHASE_TERM:
         if len(values) == 1:
@@ -172,33 +183,8 @@ def finalize(desc: Bytes[548], in_headers: DynArray[bytes32, 16], acc: int256) -
 
 @internal
 @pure
-def _size(dims: DynArray[uint256, MAX_RANK]) -> uint256:
-    """prod dims, reverting unless every dim and the product are below 2^32."""
-    n: uint256 = 1
-    for i: uint256 in range(len(dims), bound=MAX_RANK):
-        assert dims[i] < LIMIT, "onestep: output has 2^32 or more elements"
-        n *= dims[i]  # < 2^32 * 2^32 after the previous check
-        assert n < LIMIT, "onestep: output has 2^32 or more elements"
-    return n
-
-
-@internal
-@pure
-def _require_zero_point(desc: Bytes[DESC_MAX], in_headers: DynArray[bytes32, IN_MAX], i: uint256):
-    """Optional input i, if present, is an int8 tensor with exactly one element."""
-    if i >= len(in_headers) or tensor._in_slot(desc, i) == tensor.ABSENT:
-        return
-    h: bytes32 = in_headers[i]
-    assert tensor._dtype(h) == tensor.DT_INT8, "onestep: zero point must be int8"
-    assert tensor._size(h) == 1, "onestep: zero point must have exactly one element"
-
-
-@internal
-@pure
-def _mm(ha: bytes32, hb: bytes32) -> MM:
+def _mm(da: DynArray[uint256, MAX_RANK], db: DynArray[uint256, MAX_RANK]) -> MM:
     """The matmul shape rule (SPEC 4.5): 1-D promotion, then batch broadcasting."""
-    da: DynArray[uint256, MAX_RANK] = tensor._dims(ha)
-    db: DynArray[uint256, MAX_RANK] = tensor._dims(hb)
     ra: uint256 = len(da)
     rb: uint256 = len(db)
     assert ra >= 1 and rb >= 1, "onestep: matmul inputs must have rank >= 1"
@@ -240,116 +226,120 @@ def _mm(ha: bytes32, hb: bytes32) -> MM:
 @pure
 def _check(desc: Bytes[DESC_MAX], in_headers: DynArray[bytes32, IN_MAX]) -> Sig:
     """Validates the node against its input headers (SPEC 4.5); returns its signature."""
-    assert tensor._is_well_formed(desc), "onestep: malformed descriptor"
-    op: uint256 = tensor._op(desc)
+    sig: Sig = empty(Sig)
+    attrs: DynArray[int256, ATTR_MAX] = []
+    sig.op, sig.n_in, sig.absent, attrs = nodeparse._desc(desc, 4)
+    op: uint256 = sig.op
+    n_in: uint256 = sig.n_in
     assert op >= OP_MATMUL and op <= OP_CONV_INTEGER, "onestep: op code is not a product reduction (39..42)"
-    n_in: uint256 = tensor._n_in(desc)
     if op == OP_MATMUL:
         assert n_in == 2, "onestep: MatMul takes 2 inputs"
     elif op == OP_GEMM:
         assert n_in == 2 or n_in == 3, "onestep: Gemm takes 2 or 3 inputs"
     else:
-        assert n_in >= 2 and n_in <= 4, "onestep: op takes 2 to 4 inputs"
+        assert n_in >= 2, "onestep: op takes 2 to 4 inputs"
     assert len(in_headers) == n_in, "onestep: header count differs from the node's input count"
-    for i: uint256 in range(n_in, bound=IN_MAX):
-        if tensor._in_slot(desc, i) == tensor.ABSENT:
-            assert i >= 2, "onestep: required input is absent"
-            assert in_headers[i] == empty(bytes32), "onestep: absent input has a non-zero header"
-        else:
-            assert tensor._is_canonical_header(in_headers[i]), "onestep: non-canonical input header"
-    n_attr: uint256 = tensor._n_attr(desc)
-    dtype: uint256 = tensor._dtype(in_headers[0])
-    assert tensor._dtype(in_headers[1]) == dtype, "onestep: input dtype mismatch"
+    assert sig.absent & 3 == 0, "onestep: required input is absent"
+    n_attr: uint256 = len(attrs)
+    assert n_attr <= ATTR_LIN, "onestep: too many attrs"
+    for i: uint256 in range(n_attr, bound=ATTR_LIN):
+        sig.attrs.append(attrs[i])
 
-    out_dtype: uint256 = dtype
-    out_dims: DynArray[uint256, MAX_RANK] = []
-    K: uint256 = 0
+    b_dtype: uint256 = 0
+    sig.dtype, sig.a_dims = nodeparse._header(in_headers[0])
+    b_dtype, sig.b_dims = nodeparse._header(in_headers[1])
+    assert b_dtype == sig.dtype, "onestep: input dtype mismatch"
+    for i: uint256 in range(2, 4):
+        if i >= n_in:
+            break
+        if sig.absent & (1 << i) != 0:
+            assert in_headers[i] == empty(bytes32), "onestep: absent input has a non-zero header"
+            continue
+        dt: uint256 = 0
+        dims: DynArray[uint256, MAX_RANK] = []
+        dt, dims = nodeparse._header(in_headers[i])
+        if op == OP_GEMM:
+            assert dt == sig.dtype, "onestep: input dtype mismatch"
+            sig.c_dims = dims
+        else:
+            # zero points: int8 with exactly one element
+            assert dt == tensor.DT_INT8, "onestep: zero point must be int8"
+            for d: uint256 in dims:
+                assert d == 1, "onestep: zero point must have exactly one element"
+
+    sig.out_dtype = sig.dtype
     if op == OP_MATMUL or op == OP_GEMM:
-        assert dtype == tensor.DT_INT32 or dtype == tensor.DT_INT64, "onestep: op takes int32 or int64"
+        assert sig.dtype == tensor.DT_INT32 or sig.dtype == tensor.DT_INT64, "onestep: op takes int32 or int64"
     else:
-        assert dtype == tensor.DT_INT8, "onestep: op takes int8"
-        out_dtype = tensor.DT_INT32
-        self._require_zero_point(desc, in_headers, 2)
-        self._require_zero_point(desc, in_headers, 3)
+        assert sig.dtype == tensor.DT_INT8, "onestep: op takes int8"
+        sig.out_dtype = tensor.DT_INT32
 
     if op == OP_MATMUL or op == OP_MATMUL_INTEGER:
         assert n_attr == 0, "onestep: op takes no attributes"
-        mm: MM = self._mm(in_headers[0], in_headers[1])
-        out_dims = mm.batch
-        if tensor._rank(in_headers[0]) >= 2:
-            out_dims.append(mm.M)
-        if tensor._rank(in_headers[1]) >= 2:
-            out_dims.append(mm.N)
-        K = mm.K
+        mm: MM = self._mm(sig.a_dims, sig.b_dims)
+        sig.out_dims = mm.batch
+        if len(sig.a_dims) >= 2:
+            sig.out_dims.append(mm.M)
+        if len(sig.b_dims) >= 2:
+            sig.out_dims.append(mm.N)
+        sig.K = mm.K
     elif op == OP_GEMM:
         assert n_attr == 2, "onestep: Gemm attrs are (transA, transB)"
-        ta: int256 = tensor._attr(desc, 0)
-        tb: int256 = tensor._attr(desc, 1)
+        ta: int256 = attrs[0]
+        tb: int256 = attrs[1]
         assert (ta == 0 or ta == 1) and (tb == 0 or tb == 1), "onestep: transA/transB must be 0 or 1"
-        ha: bytes32 = in_headers[0]
-        hb: bytes32 = in_headers[1]
-        assert tensor._rank(ha) == 2 and tensor._rank(hb) == 2, "onestep: Gemm A and B must be 2-D"
-        m: uint256 = tensor._dim(ha, convert(ta, uint256))
-        K = tensor._dim(ha, 1 - convert(ta, uint256))
-        assert tensor._dim(hb, convert(tb, uint256)) == K, "onestep: Gemm inner dims differ"
-        n: uint256 = tensor._dim(hb, 1 - convert(tb, uint256))
-        out_dims = [m, n]
-        if n_in == 3 and tensor._in_slot(desc, 2) != tensor.ABSENT:
-            hc: bytes32 = in_headers[2]
-            assert tensor._dtype(hc) == dtype, "onestep: input dtype mismatch"
-            rc: uint256 = tensor._rank(hc)
-            assert rc <= 2, "onestep: Gemm C does not broadcast to (M, N)"
-            for i: uint256 in range(rc, bound=2):
-                c: uint256 = tensor._dim(hc, i)
-                assert c == 1 or c == out_dims[i + 2 - rc], "onestep: Gemm C does not broadcast to (M, N)"
+        assert len(sig.a_dims) == 2 and len(sig.b_dims) == 2, "onestep: Gemm A and B must be 2-D"
+        m: uint256 = sig.a_dims[convert(ta, uint256)]
+        sig.K = sig.a_dims[1 - convert(ta, uint256)]
+        assert sig.b_dims[convert(tb, uint256)] == sig.K, "onestep: Gemm inner dims differ"
+        sig.out_dims = [m, sig.b_dims[1 - convert(tb, uint256)]]
+        rc: uint256 = len(sig.c_dims)
+        assert rc <= 2, "onestep: Gemm C does not broadcast to (M, N)"
+        for i: uint256 in range(rc, bound=2):
+            c: uint256 = sig.c_dims[i]
+            assert c == 1 or c == sig.out_dims[i + 2 - rc], "onestep: Gemm C does not broadcast to (M, N)"
     else:
-        out_dims = self._conv_check(desc, in_headers[0], in_headers[1])
-        w: DynArray[uint256, MAX_RANK] = tensor._dims(in_headers[1])
+        sig.out_dims = self._conv_check(sig)
         # K divides n(w) < 2^32 (or is 0)
-        K = 1
+        sig.K = 1
         for i: uint256 in range(1, MAX_RANK):
-            if i >= len(w):
+            if i >= len(sig.b_dims):
                 break
-            K *= w[i]
-    return Sig(op=op, dtype=dtype, out_dtype=out_dtype, out_dims=out_dims, out_size=self._size(out_dims), K=K)
+            sig.K *= sig.b_dims[i]
+    sig.out_size = nodeparse._size(sig.out_dims)
+    return sig
 
 
 @internal
 @pure
-def _nonneg(desc: Bytes[DESC_MAX], i: uint256, lo: int256) -> uint256:
-    """Attr i, which must be >= lo (lo >= 0)."""
-    a: int256 = tensor._attr(desc, i)
-    assert a >= lo, "onestep: ConvInteger attr out of range"
-    return convert(a, uint256)
-
-
-@internal
-@pure
-def _conv_check(desc: Bytes[DESC_MAX], hx: bytes32, hw: bytes32) -> DynArray[uint256, MAX_RANK]:
+def _conv_check(sig: Sig) -> DynArray[uint256, MAX_RANK]:
     """ConvInteger attrs (n, G, k[n], b[n], e[n], s[n], d[n]) against x and w; output dims."""
-    x: DynArray[uint256, MAX_RANK] = tensor._dims(hx)
-    w: DynArray[uint256, MAX_RANK] = tensor._dims(hw)
+    x: DynArray[uint256, MAX_RANK] = sig.a_dims
+    w: DynArray[uint256, MAX_RANK] = sig.b_dims
     r: uint256 = len(x)
     assert r >= 3 and len(w) == r, "onestep: ConvInteger x and w must have the same rank >= 3"
     n: uint256 = r - 2
-    assert tensor._n_attr(desc) == 2 + 5 * n, "onestep: ConvInteger attrs are (n, G, k, b, e, s, d)"
-    assert tensor._attr(desc, 0) == convert(n, int256), "onestep: ConvInteger attr n differs from x's rank"
-    g: uint256 = self._nonneg(desc, 1, 1)
+    assert len(sig.attrs) == 2 + 5 * n, "onestep: ConvInteger attrs are (n, G, k, b, e, s, d)"
+    assert sig.attrs[0] == convert(n, int256), "onestep: ConvInteger attr n differs from x's rank"
+    assert sig.attrs[1] >= 1, "onestep: ConvInteger attr out of range"
+    g: uint256 = convert(sig.attrs[1], uint256)
     # attrs are below 2^63 and dims below 2^32, so none of the products below can overflow
     assert w[1] * g == x[1], "onestep: ConvInteger group does not fit the channels"
     assert w[0] % g == 0, "onestep: ConvInteger group does not divide M"
     out: DynArray[uint256, MAX_RANK] = [x[0], w[0]]
     for i: uint256 in range(n, bound=SPATIAL_MAX):
-        k: uint256 = self._nonneg(desc, 2 + i, 1)
+        ka: int256 = sig.attrs[2 + i]
+        b: int256 = sig.attrs[2 + n + i]
+        e: int256 = sig.attrs[2 + 2 * n + i]
+        s: int256 = sig.attrs[2 + 3 * n + i]
+        d: int256 = sig.attrs[2 + 4 * n + i]
+        assert ka >= 1 and b >= 0 and e >= 0 and s >= 1 and d >= 1, "onestep: ConvInteger attr out of range"
+        k: uint256 = convert(ka, uint256)
         assert k == w[2 + i], "onestep: ConvInteger kernel differs from w's"
-        b: uint256 = self._nonneg(desc, 2 + n + i, 0)
-        e: uint256 = self._nonneg(desc, 2 + 2 * n + i, 0)
-        s: uint256 = self._nonneg(desc, 2 + 3 * n + i, 1)
-        d: uint256 = self._nonneg(desc, 2 + 4 * n + i, 1)
-        padded: uint256 = x[2 + i] + b + e
-        span: uint256 = (k - 1) * d + 1
+        padded: uint256 = x[2 + i] + convert(b + e, uint256)
+        span: uint256 = (k - 1) * convert(d, uint256) + 1
         assert padded >= span, "onestep: ConvInteger padded input is smaller than the kernel"
-        out.append((padded - span) // s + 1)
+        out.append((padded - span) // convert(s, uint256) + 1)
     return out
 
 
@@ -374,15 +364,12 @@ def _check_call(
 
 @internal
 @pure
-def _needs(
-    desc: Bytes[DESC_MAX], in_headers: DynArray[bytes32, IN_MAX], sig: Sig, out_index: uint256, phase: uint256,
-    k: uint256
-) -> DynArray[IOneStep.Need, 16]:
+def _needs(sig: Sig, out_index: uint256, phase: uint256, k: uint256) -> DynArray[IOneStep.Need, 16]:
     out: DynArray[IOneStep.Need, 16] = []
     if phase != PHASE_TERM:
-        if sig.op == OP_GEMM and len(in_headers) == 3 and tensor._in_slot(desc, 2) != tensor.ABSENT:
+        if sig.op == OP_GEMM and sig.n_in == 3 and sig.absent & 4 == 0:
             o: DynArray[uint256, MAX_RANK] = tensor._unravel(sig.out_dims, out_index)
-            out.append(IOneStep.Need(input=2, index=tensor._broadcast_flat(o, tensor._dims(in_headers[2]))))
+            out.append(IOneStep.Need(input=2, index=tensor._broadcast_flat(o, sig.c_dims)))
         return out
 
     fa: uint256 = 0
@@ -392,21 +379,24 @@ def _needs(
         n: uint256 = sig.out_dims[1]
         i: uint256 = out_index // n  # n >= 1: out_index < m * n
         j: uint256 = out_index % n
-        if tensor._attr(desc, 0) == 1:
+        if sig.attrs[0] == 1:
             fa = k * m + i  # A is (K, M)
         else:
             fa = i * sig.K + k  # A is (M, K)
-        if tensor._attr(desc, 1) == 1:
+        if sig.attrs[1] == 1:
             fb = j * sig.K + k  # B is (N, K)
         else:
             fb = k * n + j  # B is (K, N)
-    elif sig.op == OP_CONV_INTEGER:
+        out.append(IOneStep.Need(input=0, index=fa))
+        out.append(IOneStep.Need(input=1, index=fb))
+        return out  # Gemm's input 2 is C, read at INIT only
+    if sig.op == OP_CONV_INTEGER:
         inside: bool = False
-        inside, fa, fb = self._conv_reads(desc, in_headers, sig, out_index, k)
+        inside, fa, fb = self._conv_reads(sig, out_index, k)
         if not inside:
             return out  # padding: t_k = 0, nothing to read
     else:
-        mm: MM = self._mm(in_headers[0], in_headers[1])
+        mm: MM = self._mm(sig.a_dims, sig.b_dims)
         yd: DynArray[uint256, MAX_RANK] = mm.batch
         yd.append(mm.M)
         yd.append(mm.N)
@@ -420,25 +410,21 @@ def _needs(
         fb = (tensor._broadcast_flat(b, mm.b_batch) * mm.K + k) * mm.N + o[nb + 1]
     out.append(IOneStep.Need(input=0, index=fa))
     out.append(IOneStep.Need(input=1, index=fb))
-    if sig.op == OP_GEMM:
-        return out  # Gemm's input 2 is C, read at INIT only
     for z: uint256 in range(2, 4):
-        if z >= len(in_headers):
+        if z >= sig.n_in:
             break
-        if tensor._in_slot(desc, z) != tensor.ABSENT:
+        if sig.absent & (1 << z) == 0:
             out.append(IOneStep.Need(input=z, index=0))
     return out
 
 
 @internal
 @pure
-def _conv_reads(
-    desc: Bytes[DESC_MAX], in_headers: DynArray[bytes32, IN_MAX], sig: Sig, out_index: uint256, k: uint256
-) -> (bool, uint256, uint256):
+def _conv_reads(sig: Sig, out_index: uint256, k: uint256) -> (bool, uint256, uint256):
     """Whether term k of ConvInteger's element out_index lies inside x, and if so the flat
     indices of its two factors in x and w."""
-    x: DynArray[uint256, MAX_RANK] = tensor._dims(in_headers[0])
-    w: DynArray[uint256, MAX_RANK] = tensor._dims(in_headers[1])
+    x: DynArray[uint256, MAX_RANK] = sig.a_dims
+    w: DynArray[uint256, MAX_RANK] = sig.b_dims
     n: uint256 = len(x) - 2
     o: DynArray[uint256, MAX_RANK] = tensor._unravel(sig.out_dims, out_index)
     # (c, j_1..j_n) = unravel(k, (C/G, k_1..k_n)): w[m] without its leading dim
@@ -449,14 +435,14 @@ def _conv_reads(
         wk.append(w[i])
     cj: DynArray[uint256, MAX_RANK] = tensor._unravel(wk, k)
     # group of output channel m: M/G >= 1 because m < M and G divides M
-    g: uint256 = o[1] // (w[0] // tensor._attr_u(desc, 1))
+    g: uint256 = o[1] // (w[0] // convert(sig.attrs[1], uint256))
     idx: DynArray[uint256, MAX_RANK] = [o[0], g * w[1] + cj[0]]
     for i: uint256 in range(n, bound=SPATIAL_MAX):
         # o_i * s_i + j_i * d_i - b_i, with o, j < 2^32 and s, d, b < 2^63
         p: int256 = (
-            convert(o[2 + i], int256) * tensor._attr(desc, 2 + 3 * n + i)
-            + convert(cj[1 + i], int256) * tensor._attr(desc, 2 + 4 * n + i)
-            - tensor._attr(desc, 2 + n + i)
+            convert(o[2 + i], int256) * sig.attrs[2 + 3 * n + i]
+            + convert(cj[1 + i], int256) * sig.attrs[2 + 4 * n + i]
+            - sig.attrs[2 + n + i]
         )
         if p < 0 or p >= convert(x[2 + i], int256):
             return False, 0, 0

@@ -58,6 +58,7 @@ class WrongElement(Program):
 
     target: tuple[int, int] = (0, 0)
     element: int = 0
+    delta: int = 1
 
     def run_step(self, t, state, fast=True, on_node=None):  # noqa: ANN001, ANN201
         values = self.step_values(t, state)
@@ -66,7 +67,13 @@ class WrongElement(Program):
             if (t, n) == self.target:
                 out = out.copy()
                 flat = out.reshape(-1)
-                flat[self.element % flat.size] += 1
+                i = self.element % flat.size
+                if flat.dtype == np.bool_:
+                    flat[i] = not flat[i]
+                else:
+                    # a small delta is added (wrapping); a large one replaces the value
+                    v = int(flat[i]) + self.delta if abs(self.delta) < 100 else self.delta
+                    flat[i] = np.array(v).astype(flat.dtype)
             values[node.output] = out
             if on_node is not None:
                 on_node(n, out)

@@ -164,8 +164,8 @@ def test_unsqueeze(shape_contract, data, x, seed, opset) -> None:
 @given(data=st.data(), x=tensors(max_rank=6), seed=seeds)
 @FUZZ
 def test_transpose(shape_contract, data, x, seed) -> None:
-    if data.draw(st.integers(0, 4)) == 0:
-        attrs = {}  # default: reversed axes
+    if x.ndim == 0 or data.draw(st.integers(0, 4)) == 0:
+        attrs = {}  # default: reversed axes (onnx cannot write an empty perm)
     else:
         attrs = {"perm": data.draw(st.permutations(range(x.ndim)))}
     run(shape_contract, "Transpose", [x], attrs, seed=seed)
@@ -276,7 +276,7 @@ def test_every_element_of_small_cases(shape_contract) -> None:
     """Whole outputs of a few hand-picked nodes, including SPEC 4.3's documented edge cases."""
     x = np.arange(1, 25, dtype=np.int64).reshape(2, 3, 4)
     cases = [
-        node_case("Reshape", [x], None, {1: i64([4, -1, 0])}),
+        node_case("Reshape", [x], None, {1: i64([0, -1, 2])}),
         node_case("Transpose", [x], {"perm": [1, 2, 0]}),
         node_case("Concat", [x, x[:, :0], -x[:, 1:]], {"axis": -2}),
         # step < 0 and start < -d selects index 0 (numpy would select nothing)
@@ -358,7 +358,7 @@ def test_revert_out_index_out_of_range(shape_contract, transpose_case) -> None:
         c.needs(case.desc, case.in_headers, 6, DIRECT, 0, [])
     with boa.reverts("onestep: out_index out of range"):
         c.compute(case.desc, case.in_headers, 2**256 - 1, DIRECT, 0, 0, [1])
-    empty = node_case("Reshape", [np.zeros((0, 3), np.int8)], None, {1: i64([3, 0])})
+    empty = node_case("Reshape", [np.zeros((0, 3), np.int8)], {"allowzero": 1}, {1: i64([3, 0])})
     with boa.reverts("onestep: out_index out of range"):
         c.needs(empty.desc, empty.in_headers, 0, DIRECT, 0, [])
 
@@ -405,7 +405,7 @@ BAD_NODES = [
     (b"\x19\x01\x00", [H23], "onestep: malformed descriptor"),
     (desc(RESHAPE, 1, [2, 3, 2])[:-1], [H23], "onestep: malformed descriptor"),
     (desc(RESHAPE, 1, [2, 3, 2]) + b"\x00", [H23], "onestep: malformed descriptor"),
-    (desc(RESHAPE, 17, []), [H23] * 17, "onestep: malformed descriptor"),
+    (desc(RESHAPE, 17, []), [H23] * 16, "onestep: malformed descriptor"),
     (desc(RESHAPE, 2, [2, 3, 2]), [H23, H23], "onestep: op takes 1 input"),
     (desc(GATHER, 1, [0]), [H23], "onestep: Gather takes 2 inputs"),
     (desc(CONCAT, 0, [0]), [], "onestep: Concat needs at least one input"),
@@ -470,7 +470,7 @@ BAD_NODES = [
 ]
 
 
-@pytest.mark.parametrize("d, hs, reason", BAD_NODES)
+@pytest.mark.parametrize("d, hs, reason", BAD_NODES, ids=[r.removeprefix("onestep: ") for _, _, r in BAD_NODES])
 def test_revert_inconsistent_nodes(shape_contract, d, hs, reason) -> None:
     with boa.reverts(reason):
         shape_contract.output_header(d, hs)

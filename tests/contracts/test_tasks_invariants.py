@@ -70,7 +70,8 @@ class Challenge:
     state: int = CHALLENGE_OPEN
 
 
-ids = st.integers(min_value=0, max_value=10**6)
+# which entry a rule acts on: mostly one where the call can succeed, sometimes any, rarely none
+ids = st.tuples(st.sampled_from(["good"] * 5 + ["any"] * 2 + ["missing"]), st.integers(0, 63))
 amounts = st.integers(min_value=1, max_value=501)
 
 
@@ -95,11 +96,16 @@ class TasksMachine(RuleBasedStateMachine):
     def now(self) -> int:
         return boa.env.timestamp
 
-    def pick(self, table: dict, i: int) -> int:
-        """An existing id most of the time; sometimes 0 or one past the last (no such id)."""
-        n = len(table)
-        r = i % (n + 2)
-        return r  # 0 and n + 1 do not exist; ids run 1..n
+    def pick(self, table: dict, i: tuple[str, int], prefer=lambda x: True) -> int:
+        """An id whose entry `prefer`s (the call can succeed), any id, or a missing one: 0 or
+        one past the last (ids run 1..n)."""
+        kind, j = i
+        good = [k for k, v in table.items() if prefer(v)]
+        if kind == "missing" or not table:
+            return (0, len(table) + 1)[j % 2]
+        if kind == "good" and good:
+            return good[j % len(good)]
+        return 1 + j % len(table)
 
     def owed(self) -> int:
         total = sum(t.reward for t in self.model_tasks.values() if t.state == TASK_OPEN)
@@ -122,7 +128,7 @@ class TasksMachine(RuleBasedStateMachine):
         solver_bond=amounts,
         challenger_bond=amounts,
         window_extra=st.sampled_from([0, 1, 3_600, 86_400]),
-        deadline_in=st.sampled_from([1, 3_600, 86_400, 172_800, 400_000]),
+        deadline_in=st.sampled_from([1, 86_400, 172_800, 400_000, 1_000_000]),
     )
     def post_task(self, poster, reward, solver_bond, challenger_bond, window_extra, deadline_in):
         who = self.actors[poster]
@@ -136,9 +142,12 @@ class TasksMachine(RuleBasedStateMachine):
         self.model_tasks[tid] = Task(who, reward, solver_bond, challenger_bond, window, deadline)
         self.pay(who, -reward)
 
+    @precondition(lambda self: self.model_tasks)
     @rule(i=ids, solver=st.integers(0, 5), honest=st.booleans())
     def claim(self, i, solver, honest):
-        tid = self.pick(self.model_tasks, i)
+        tid = self.pick(
+            self.model_tasks, i, lambda t: t.state == TASK_OPEN and not t.claim_id and self.now() < t.deadline
+        )
         who = self.actors[solver]
         t = self.model_tasks.get(tid)
         if t is None:
@@ -160,17 +169,25 @@ class TasksMachine(RuleBasedStateMachine):
                 self.tasks.claim(tid, root, sender=who)
             return
         cid = self.tasks.claim(tid, root, sender=who)
+        event("claimed")
         assert cid == len(self.model_claims) + 1
         self.model_claims[cid] = Claim(tid, who, honest, self.now())
         t.claim_id = cid
         self.pay(who, -t.solver_bond)
 
-    @rule(i=ids, challenger=st.integers(0, 5))
-    def challenge(self, i, challenger):
-        """Any actor: honest challengers, the poster, the solver's sybils, the solver itself."""
-        cid = self.pick(self.model_claims, i)
-        who = self.actors[challenger]
+    @precondition(lambda self: self.model_claims)
+    @rule(i=ids, offset=st.sampled_from([1, 2, 3, 4, 5, 0]))
+    def challenge(self, i, offset):
+        """Any actor: honest challengers, the poster, the solver's sybils, the solver itself
+        (offset 0 from the solver, which must revert)."""
+        cid = self.pick(
+            self.model_claims,
+            i,
+            lambda c: c.state == CLAIM_LIVE and self.now() < c.time + self.model_tasks[c.task_id].window,
+        )
         c = self.model_claims.get(cid)
+        solver = self.actors.index(c.solver) if c else 0
+        who = self.actors[(solver + offset) % len(self.actors)]
         if c is None:
             reason = "tasks: no such claim"
         elif c.state == CLAIM_REJECTED:
@@ -189,6 +206,7 @@ class TasksMachine(RuleBasedStateMachine):
                 self.tasks.challenge(cid, sender=who)
             return
         chid = self.tasks.challenge(cid, sender=who)
+        event("challenged")
         assert chid == len(self.model_challenges) + 1
         game_id = self.tasks.challenges(chid).game_id
         self.model_challenges[chid] = Challenge(cid, who, game_id)
@@ -200,30 +218,37 @@ class TasksMachine(RuleBasedStateMachine):
     @rule(i=ids, challenger_plays_honestly=st.booleans())
     def decide_game(self, i, challenger_plays_honestly):
         """A sound game: an honest claim always wins; a wrong one loses to an honest challenger."""
-        chid = 1 + i % len(self.model_challenges)
-        ch = self.model_challenges[chid]
+        ch = self.model_challenges[self.pick(self.model_challenges, ("good", i[1]), lambda ch: ch.outcome == PENDING)]
         if ch.outcome != PENDING:
             return
         honest_claim = self.model_claims[ch.claim_id].honest
         ch.outcome = CHALLENGER_WON if (not honest_claim and challenger_plays_honestly) else SOLVER_WON
         self.game.set_outcome(ch.game_id, ch.outcome)
 
+    @precondition(lambda self: self.model_challenges)
     @rule(i=ids, caller=st.integers(0, 5))
     def settle(self, i, caller):
-        chid = self.pick(self.model_challenges, i)
+        chid = self.pick(
+            self.model_challenges,
+            i,
+            lambda ch: ch.state == CHALLENGE_OPEN
+            and (ch.outcome != PENDING or self.model_claims[ch.claim_id].state == CLAIM_REJECTED),
+        )
         self._settle(chid, self.actors[caller])
 
+    @precondition(lambda self: self.model_claims)
     @rule(i=ids, caller=st.integers(0, 5))
     def finalize(self, i, caller):
-        cid = self.pick(self.model_claims, i)
+        cid = self.pick(self.model_claims, i, lambda c: c.state == CLAIM_LIVE)
         self._finalize(cid, self.actors[caller])
 
+    @precondition(lambda self: self.model_tasks)
     @rule(i=ids, caller=st.integers(0, 5))
     def reclaim(self, i, caller):
-        tid = self.pick(self.model_tasks, i)
+        tid = self.pick(self.model_tasks, i, lambda t: t.state == TASK_OPEN)
         self._reclaim(tid, self.actors[caller])
 
-    @rule(seconds=st.sampled_from([1, 3_599, 43_200, 86_400, 200_000]))
+    @rule(seconds=st.sampled_from([1, 600, 3_599, 43_200, 86_400]))
     def time_travel(self, seconds):
         boa.env.time_travel(seconds=seconds)
 
@@ -236,7 +261,7 @@ class TasksMachine(RuleBasedStateMachine):
             edges = [t.deadline for t in self.model_tasks.values()]
         ahead = sorted(e + side for e in edges if e + side > self.now())
         if ahead:
-            boa.env.time_travel(seconds=ahead[i % len(ahead)] - self.now())
+            boa.env.time_travel(seconds=ahead[i[1] % len(ahead)] - self.now())
 
     # --- calls with predicted outcomes -----------------------------------------------------
 
