@@ -237,7 +237,7 @@ def _check(desc: Bytes[DESC_MAX], in_headers: DynArray[bytes32, IN_MAX]) -> Sig:
     elif op == OP_GEMM:
         assert n_in == 2 or n_in == 3, "onestep: Gemm takes 2 or 3 inputs"
     else:
-        assert n_in >= 2, "onestep: op takes 2 to 4 inputs"
+        assert n_in >= 2 and n_in <= 4, "onestep: op takes 2 to 4 inputs"
     assert len(in_headers) == n_in, "onestep: header count differs from the node's input count"
     assert sig.absent & 3 == 0, "onestep: required input is absent"
     n_attr: uint256 = len(attrs)

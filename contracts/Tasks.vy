@@ -626,7 +626,6 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
 
     self.challenges[challenge_id].state = CHALLENGE_WON
     self.claims[ch.claim_id].state = CLAIM_REJECTED
-    self.tasks[task_id].claim_id = 0
     self.owed -= bond + slashed + credit
     self.burned += burn
     log ChallengeSettled(

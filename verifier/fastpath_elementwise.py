@@ -634,6 +634,8 @@ def _where_cases(rng: np.random.Generator) -> list[Case]:
         ((6, 10), (), ()),
         ((1,), (0, 3), (1,)),
         ((2, 1, 1), (1, 4, 1), (1, 1, 3)),
+        ((1, 3), (1,), ()),
+        ((), (1, 1, 2), (2,)),
     ]
     out: list[Case] = []
     for dt in _ALL_TYPES:

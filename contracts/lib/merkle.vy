@@ -104,8 +104,8 @@ def _zero_from(chunk: Bytes[CHUNK], start: uint256) -> bool:
         if w < first_word:
             continue
         word: uint256 = convert(extract32(chunk, w * 32), uint256)
-        if w == first_word:
-            # keep only the bytes at or after `start`
+        if w == first_word and start % 32 != 0:
+            # keep only the bytes at or after `start` (a whole word when start is aligned)
             word = word & ((1 << (8 * (32 - start % 32))) - 1)
         if word != 0:
             return False

@@ -20,11 +20,11 @@ DIM_MASK: constant(uint256) = 2**32 - 1
 @pure
 def _desc(desc: Bytes[DESC_MAX], in_max: uint256) -> (uint256, uint256, uint256, DynArray[int256, ATTR_MAX]):
     """
-    @notice (op, n_in, absent, attrs) of a well-formed descriptor with n_in <= in_max <= 13,
-            where bit i of `absent` is set when input i is slot 0xFFFF. Reverts
-            "onestep: malformed descriptor" unless len(desc) = 5 + 2 n_in + 8 n_attr
-            and n_attr <= 64 (tensor._is_well_formed), and "onestep: too many inputs" if
-            n_in > in_max.
+    @notice (op, n_in, absent, attrs) of a descriptor, where bit i of `absent` is set when
+            input i is slot 0xFFFF. Reverts "onestep: malformed descriptor" unless
+            len(desc) = 5 + 2 n_in + 8 n_attr with n_attr <= 64 (tensor._is_well_formed).
+            If n_in > in_max (in_max <= 13) it returns (op, n_in, 0, []) without reading
+            further: the caller must refuse the op or n_in before using anything else.
     """
     n: uint256 = len(desc)
     assert n >= 5, "onestep: malformed descriptor"
@@ -33,7 +33,8 @@ def _desc(desc: Bytes[DESC_MAX], in_max: uint256) -> (uint256, uint256, uint256,
     w0: uint256 = extract32(p, 0, output_type=uint256)
     op: uint256 = w0 >> 248
     n_in: uint256 = (w0 >> 240) & 255
-    assert n_in <= in_max, "onestep: too many inputs for the op"
+    if n_in > in_max:
+        return op, n_in, 0, []
     # in_max <= 13 keeps the slots, out_slot and n_attr inside the first word
     absent: uint256 = 0
     for i: uint256 in range(n_in, bound=13):

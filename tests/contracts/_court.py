@@ -67,6 +67,14 @@ class BoaOracle:
         return self.court.family(desc).finalize(desc, headers, acc)
 
 
+def tx_gas(execution: int, calldata: bytes) -> int:
+    """A transaction's gas on a Prague chain: intrinsic + calldata (EIP-2028) + execution,
+    or the EIP-7623 calldata floor if that is higher."""
+    zeros = calldata.count(0)
+    tokens = zeros + 4 * (len(calldata) - zeros)
+    return max(21_000 + 4 * tokens + execution, 21_000 + 10 * tokens)
+
+
 # A strategy turns (state, honest move) into the move actually sent (or None to stall).
 Strategy = Callable[[GameState, Move | None], Move | None]
 
@@ -90,6 +98,7 @@ class Match:
     sent: dict[str, list[str]] = field(default_factory=lambda: {"solver": [], "challenger": []})
     gas: dict[str, int] = field(default_factory=lambda: {"solver": 0, "challenger": 0})
     max_gas: int = 0
+    log: list[tuple[str, str, int, int]] = field(default_factory=list)
     _revealed: list | None = None
 
     def send(self, who: str, move: Move) -> None:
@@ -98,10 +107,12 @@ class Match:
         before = self.court.state(self.gid)
         with boa.env.prank(addr):
             getattr(target, move.function)(self.gid, *move.args)
-        used = target._computation.get_gas_used()
+        data = getattr(target, move.function).prepare_calldata(self.gid, *move.args)
+        used = tx_gas(target._computation.get_gas_used(), data)
         self.gas[who] += used
         self.max_gas = max(self.max_gas, used)
         self.sent[who].append(move.function)
+        self.log.append((who, move.function, used, len(data)))
         if move.function in ("reveal", "reveal_data"):
             self._revealed = list(move.args[0])
             if move.function == "reveal" and before.level == Level.TERM and not before.top_known:

@@ -64,7 +64,8 @@ def test_wrong_boundary__caught(court, honest) -> None:
     assert play(m, "challenger") == Outcome.CHALLENGER_WON
 
 
-@pytest.mark.parametrize("node", [0, N_NODES // 2, N_NODES - 1])
+# 1: an int64[64] output whose data ends on a 32-byte word boundary (512 bytes)
+@pytest.mark.parametrize("node", [0, 1, N_NODES // 2, N_NODES - 1])
 def test_honest_claim__survives_wrong_challenger(court, honest, node: int) -> None:
     program, honest_trace = honest
     wrong = Trace(mlp(WrongElement, target=(0, node)), checkpoint_every=2)

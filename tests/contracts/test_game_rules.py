@@ -250,8 +250,10 @@ def new_match(court, oracle, solver_trace, challenger_trace, claim, program, **k
     return Match(court, gid, Player(solver_trace, oracle), Player(challenger_trace, oracle), solver, challenger, **kw)
 
 
-def play(match: Match, honest_side: str) -> Outcome:
-    """Play to the end; a dishonest party's rejected transaction counts as silence."""
+def play(match: Match, honest_side: str, rejections: bool = False) -> Outcome:
+    """Play to the end. With `rejections`, a dishonest party's rejected transaction counts as
+    silence; otherwise every move either side's Player builds must be accepted, since a
+    rejected honest-protocol move would be a bug that costs someone a game."""
     for _ in range(400):
         s = match.court.state(match.gid)
         if s.outcome != Outcome.PENDING:
@@ -264,7 +266,7 @@ def play(match: Match, honest_side: str) -> Outcome:
             move = match.challenger_strategy(s, match.challenger.challenger_move(s, match._revealed))
         if move is not None:
             boa.env.time_travel(seconds=1)
-            if who == honest_side:
+            if who == honest_side or not rejections:
                 match.send(who, move)
                 continue
             try:
@@ -324,7 +326,7 @@ def test_changed_unrelated_slot__challenger_wins(court, oracle, honest_program, 
     cheat = OtherSlotTrace(cheat_program(TouchesOtherSlot, target=target), checkpoint_every=4)
     claim = cheat.run()
     m = new_match(court, oracle, cheat, honest_trace, claim, honest_program)
-    assert play(m, "challenger") == Outcome.CHALLENGER_WON
+    assert play(m, "challenger", rejections=True) == Outcome.CHALLENGER_WON
     assert "reveal_output" not in m.sent["solver"]  # it could not show a one-slot change
 
 
@@ -347,7 +349,7 @@ def test_invalid_proofs_from_solver__challenger_wins(court, oracle, honest_progr
     cheat = Trace(cheat_program(WrongElement, target=(3, 2)), checkpoint_every=4)
     claim = cheat.run()
     m = new_match(court, oracle, cheat, honest_trace, claim, honest_program, solver_strategy=garbage(random.Random(1)))
-    assert play(m, "challenger") == Outcome.CHALLENGER_WON
+    assert play(m, "challenger", rejections=True) == Outcome.CHALLENGER_WON
 
 
 def test_invalid_proofs_from_challenger__solver_wins(court, oracle, honest_program, honest_trace) -> None:
@@ -355,7 +357,7 @@ def test_invalid_proofs_from_challenger__solver_wins(court, oracle, honest_progr
     wrong.run()
     m = new_match(court, oracle, honest_trace, wrong, honest_trace.final_root, honest_program,
                   challenger_strategy=garbage(random.Random(2)))
-    assert play(m, "solver") == Outcome.SOLVER_WON
+    assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
 
 
 def test_move_copied_from_another_game__honest_side_wins(court, oracle, honest_program, honest_trace) -> None:
@@ -367,7 +369,7 @@ def test_move_copied_from_another_game__honest_side_wins(court, oracle, honest_p
     # game A's first reveal, replayed in game B
     first_a = a.solver.solver_move(court.state(a.gid))
     b.solver_strategy = lambda s, move: first_a if s.level == Level.STEP and s.lo == 0 and s.hi == STEPS else move
-    assert play(b, "challenger") == Outcome.CHALLENGER_WON
+    assert play(b, "challenger", rejections=True) == Outcome.CHALLENGER_WON
     assert play(a, "challenger") == Outcome.CHALLENGER_WON
 
 
@@ -395,7 +397,7 @@ def test_stalling_solver__loses_on_clock(court, oracle, honest_program, honest_t
 def test_challenger_who_disagrees_with_everything__solver_wins(court, oracle, honest_program, honest_trace) -> None:
     m = new_match(court, oracle, honest_trace, honest_trace, honest_trace.final_root, honest_program,
                   challenger_strategy=disagree_with_everything)
-    assert play(m, "solver") == Outcome.SOLVER_WON
+    assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
 
 
 # -- clocks: one second on each side ---------------------------------------------------------------

@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 
 import boa
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from verifier.commit import keccak
 
@@ -122,6 +129,21 @@ class TasksMachine(RuleBasedStateMachine):
 
     # --- rules -----------------------------------------------------------------------------
 
+    @initialize(
+        n_tasks=st.integers(1, 3),
+        honest=st.booleans(),
+        solver_bond=amounts,
+        challenger_bond=amounts,
+        n_challengers=st.integers(0, 3),
+    )
+    def start(self, n_tasks, honest, solver_bond, challenger_bond, n_challengers):
+        """Every run starts busy: a few tasks, the first one claimed and challenged."""
+        for k in range(n_tasks):
+            self.post_task(k, 1_000, solver_bond, challenger_bond, 0, 400_000)
+        self.claim(("good", 0), 1, honest)
+        for k in range(n_challengers):
+            self.challenge(("good", 0), 1 + k)
+
     @rule(
         poster=st.integers(0, 5),
         reward=st.integers(0, 1001),
@@ -164,12 +186,10 @@ class TasksMachine(RuleBasedStateMachine):
             reason = None
         root = HONEST_ROOT if honest else WRONG_ROOT
         if reason:
-            event(reason)
             with boa.reverts(reason):
                 self.tasks.claim(tid, root, sender=who)
             return
         cid = self.tasks.claim(tid, root, sender=who)
-        event("claimed")
         assert cid == len(self.model_claims) + 1
         self.model_claims[cid] = Claim(tid, who, honest, self.now())
         t.claim_id = cid
@@ -201,12 +221,10 @@ class TasksMachine(RuleBasedStateMachine):
         else:
             reason = None
         if reason:
-            event(reason)
             with boa.reverts(reason):
                 self.tasks.challenge(cid, sender=who)
             return
         chid = self.tasks.challenge(cid, sender=who)
-        event("challenged")
         assert chid == len(self.model_challenges) + 1
         game_id = self.tasks.challenges(chid).game_id
         self.model_challenges[chid] = Challenge(cid, who, game_id)
@@ -276,7 +294,6 @@ class TasksMachine(RuleBasedStateMachine):
         else:
             reason = None
         if reason:
-            event(reason)
             with boa.reverts(reason):
                 self.tasks.settle(chid, sender=caller)
             return
@@ -303,7 +320,6 @@ class TasksMachine(RuleBasedStateMachine):
             ch.state = CHALLENGE_LOST
             c.credit += t.challenger_bond - burn
             self.burned += burn
-        event(f"settled: {('', '', 'lost', 'won', 'void')[ch.state]}")
         # honest challengers never lose a bond: a won or voided challenge returns at least it
         if ch.state in (CHALLENGE_WON, CHALLENGE_VOID):
             assert gained >= t.challenger_bond
@@ -323,7 +339,6 @@ class TasksMachine(RuleBasedStateMachine):
         else:
             reason = None
         if reason:
-            event(reason)
             with boa.reverts(reason):
                 self.tasks.finalize(cid, sender=caller)
             return
@@ -332,7 +347,6 @@ class TasksMachine(RuleBasedStateMachine):
         self.tasks.finalize(cid, sender=caller)
         # a solver whose games all said SOLVER_WON gets at least its bond and the reward back
         assert self.token.balanceOf(c.solver) - before >= t.solver_bond + t.reward
-        event("finalized")
         c.state = CLAIM_FINALIZED
         t.state = TASK_DONE
         self.pay(c.solver, t.reward + t.solver_bond + c.credit)
@@ -352,12 +366,10 @@ class TasksMachine(RuleBasedStateMachine):
         else:
             reason = None
         if reason:
-            event(reason)
             with boa.reverts(reason):
                 self.tasks.reclaim(tid, sender=caller)
             return
         self.tasks.reclaim(tid, sender=caller)
-        event("reclaimed")
         t.state = TASK_RECLAIMED
         self.pay(t.poster, t.reward)
 
