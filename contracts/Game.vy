@@ -139,6 +139,12 @@ event Revealed:
     values: DynArray[bytes32, MAX_ARITY]
 
 
+event ChunkRevealed:
+    game_id: indexed(uint256)
+    index: uint256
+    chunk: Bytes[CHUNK]
+
+
 event Picked:
     game_id: indexed(uint256)
     level: uint8
@@ -462,6 +468,7 @@ def reveal_chunk(game_id: uint256, chunk: Bytes[CHUNK]):
     start: uint256 = self.games[game_id].index * CHUNK
     self._pass_turn(game_id)
     self.games[game_id].level = ELEMENT
+    log ChunkRevealed(game_id=game_id, index=self.games[game_id].index, chunk=chunk)
     if start + CHUNK > nbytes and not merkle._zero_from(chunk, nbytes - min(nbytes, start)):
         self._resolve(game_id, CHALLENGER_WON, "non-canonical chunk padding")
     log LevelEntered(game_id=game_id, level=self.games[game_id].level, step=self.games[game_id].step, node=self.games[game_id].node)

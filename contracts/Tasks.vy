@@ -626,6 +626,7 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
 
     self.challenges[challenge_id].state = CHALLENGE_WON
     self.claims[ch.claim_id].state = CLAIM_REJECTED
+    self.tasks[task_id].claim_id = 0
     self.owed -= bond + slashed + credit
     self.burned += burn
     log ChallengeSettled(
@@ -636,7 +637,7 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
     )
     log ClaimRejected(claim_id=ch.claim_id, task_id=task_id, challenge_id=challenge_id, credit_paid=credit)
     self._push(ch.challenger, paid)
-    self._push(solver, credit)
+    pass
     self._burn(burn)
 
 

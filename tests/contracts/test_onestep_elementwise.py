@@ -2,8 +2,12 @@
 
 Differential fuzzing: every case is a one-node model built and run by the engine
 (`node_case`), and the contract must reproduce its output header and the output elements at
-the first, the last and a few random flat indices (`check_node`). `ONESTEP_EXAMPLES` sets the
-number of hypothesis cases per op (default 500).
+the first, the last and a few random flat indices (`check_node`).
+
+Cases per op: `ONESTEP_EXAMPLES`, else 500 under CI (CI=true) and 40 locally. Every contract
+call runs in py-evm at ~5 ms, and a binary-op case makes ~16 calls (header, then per index
+terms + 3 needs + compute), so 500 cases x 24 ops take ~25 minutes; 40 keep a local run near
+3 minutes.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from tests.contracts._onestep import DIRECT, INIT, TERM, NodeCase, check_node, c
 from verifier.commit import tensor_header
 from verifier.dtypes import DType, TensorType
 
-EXAMPLES = int(os.environ.get("ONESTEP_EXAMPLES", "500"))
+EXAMPLES = int(os.environ.get("ONESTEP_EXAMPLES") or (500 if os.environ.get("CI") else 40))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -82,8 +86,7 @@ def indices(draw: Callable, case: NodeCase) -> list[int]:
     n = case.output.size
     if n == 0:
         return []
-    extra = draw(st.lists(st.integers(0, n - 1), max_size=1))
-    return sorted({0, n - 1, *extra})
+    return sorted({0, n - 1, draw(st.integers(0, n - 1))})
 
 
 # Each builder draws (op_type, inputs, attrs) for one op.
@@ -240,7 +243,9 @@ def test_clip_bounds(c, lo, hi) -> None:
 def test_max_min_arity(c, n: int, op: str) -> None:
     rng = np.random.default_rng(n)
     xs = [rng.integers(-100, 100, size=(2, 1, 3) if i % 2 else (3,), dtype=np.int64) for i in range(n)]
-    check_node(c, node_case(op, xs))
+    case = node_case(op, xs)
+    assert case.output.shape == ((3,) if n == 1 else (2, 1, 3))
+    check_node(c, case, [0, case.output.size - 1])
 
 
 def test_broadcast_rank_6_and_empty(c) -> None:
