@@ -24,6 +24,17 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+
+def _register_daemons() -> None:
+    from challengers.cli import app as challenger_app
+    from solvers.cli import app as solver_app
+
+    app.add_typer(solver_app, name="solver")
+    app.add_typer(challenger_app, name="challenger")
+
+
+_register_daemons()
+
 EXIT_BAD_INPUT = 2
 
 

@@ -637,7 +637,7 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
     )
     log ClaimRejected(claim_id=ch.claim_id, task_id=task_id, challenge_id=challenge_id, credit_paid=credit)
     self._push(ch.challenger, paid)
-    pass
+    self._push(solver, credit)
     self._burn(burn)
 
 

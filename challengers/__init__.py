@@ -1,0 +1,1 @@
+"""The challenger watchtower: re-executes every claim, disputes wrong ones, collects."""

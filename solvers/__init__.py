@@ -1,0 +1,1 @@
+"""The solver daemon: takes tasks, posts claims with bonds, defends them, collects."""
