@@ -13,10 +13,39 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
+
+try:  # typer >= 0.20 vendors click; older versions depend on it
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as _click_errors
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (a missing option, a bad value) on one line, like every other error."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except getattr(_click_errors, "NoArgsIsHelpError", ()) as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except _click_errors.ClickException as e:
+            where = f"; see `{e.ctx.command_path} --help`" if getattr(e, "ctx", None) is not None else ""
+            message = " ".join(e.format_message().split()).rstrip(".")
+            err.print(f"error: {message}{where}.", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
+        except _click_errors.Abort:
+            err.print("error: aborted.", markup=False, highlight=False)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="bisectml",
     help="bisectml: an ML marketplace whose computations are verified by a bisection game.",
+    cls=_OneLineErrors,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -65,6 +94,25 @@ def _progress(label: str, enabled: bool) -> Progress:
         disable=not enabled,
         transient=True,
     )
+
+
+@app.command()
+def demo(
+    steps: Annotated[int | None, typer.Option("--steps", help="Training steps (default: the program's 1000).")] = None,
+) -> None:
+    """Watch a cheater get caught: deploy, post a training task, a wrong claim, the dispute
+    narrowed step -> node -> element on-chain, the slash, and the honest claim paid.
+    Runs on an in-process chain; nothing else to start.
+
+    Example: bisectml demo
+    """
+    from verifier.demo import run
+    from verifier.errors import BisectmlError
+
+    try:
+        raise typer.Exit(run(out, steps))
+    except BisectmlError as e:
+        _fail(str(e))
 
 
 @app.command()

@@ -58,7 +58,6 @@ MAX_RANK: constant(uint256) = tensor.MAX_RANK
 IN_MAX: constant(uint256) = tensor.IN_MAX
 DESC_MAX: constant(uint256) = tensor.DESC_MAX
 ATTR_MAX: constant(uint256) = tensor.ATTR_MAX
-LIMIT: constant(uint256) = 2**32
 # ArgMax/ArgMin accumulator: value * 2^64 + index
 INDEX_BITS: constant(uint256) = 64
 INDEX_MASK: constant(uint256) = 2**64 - 1

@@ -10,7 +10,6 @@
 from contracts.lib import tensor
 
 MAX_RANK: constant(uint256) = tensor.MAX_RANK
-IN_MAX: constant(uint256) = tensor.IN_MAX
 ATTR_MAX: constant(uint256) = tensor.ATTR_MAX
 DESC_MAX: constant(uint256) = tensor.DESC_MAX
 ABSENT: constant(uint256) = tensor.ABSENT
