@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -36,7 +39,7 @@ class _OneLineErrors(TyperGroup):
             message = " ".join(e.format_message().split()).rstrip(".")
             err.print(f"error: {message}{where}.", markup=False, highlight=False, soft_wrap=True)
             sys.exit(e.exit_code)
-        except _click_errors.Abort:
+        except typer.Abort:
             err.print("error: aborted.", markup=False, highlight=False)
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -225,6 +228,536 @@ def trace(
         out.print(f"node roots of step {node_roots} (state(t, n) for n = 0..N, then state(t+1, 0)):")
         for n, r in enumerate(nodes):
             out.print(f"  {n:>4}  0x{r.hex()}")
+
+
+# -- the market on a chain: deploy, task, claim, dispute, settle, finalize ----------------------
+# The logic lives in verifier/commands.py; these functions parse options and render results.
+
+EXIT_LOST = 1
+EXIT_INTERRUPTED = 130
+
+
+def _reflow(fn):  # noqa: ANN001, ANN202
+    """Join each docstring paragraph into one line: the rich help keeps source line breaks."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
+    fn.__doc__ = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+    return fn
+
+RpcUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc-url",
+        envvar="BISECTML_RPC_URL",
+        help="JSON-RPC endpoint of the chain (default: env BISECTML_RPC_URL).",
+    ),
+]
+KeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        help="File holding the signing key in hex (or set BISECTML_PRIVATE_KEY); keys are never taken on the command line.",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (amounts as strings of base units).")]
+
+task_app = typer.Typer(
+    help="Post, show and list tasks (a program to run and the reward for running it).\n\nExample: bisectml task list --open",
+    no_args_is_help=True,
+)
+claim_app = typer.Typer(
+    help="Inspect claims: a solver's result, its challenges and their games.\n\nExample: bisectml claim show 1",
+    no_args_is_help=True,
+)
+dispute_app = typer.Typer(
+    help="Challenge a wrong claim and play its dispute game.\n\n"
+    "Example: bisectml dispute open 1 --program task.onnx && bisectml dispute play 1 --program task.onnx --as challenger",
+    no_args_is_help=True,
+)
+app.add_typer(task_app, name="task")
+app.add_typer(claim_app, name="claim")
+app.add_typer(dispute_app, name="dispute")
+
+
+class Side(str, enum.Enum):
+    challenger = "challenger"
+    solver = "solver"
+
+
+@contextmanager
+def _chain_errors() -> Iterator[None]:
+    """Every failure as one line: ours (BisectmlError), the node's, or an interrupt."""
+    from verifier.errors import BisectmlError
+
+    try:
+        yield
+    except BisectmlError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing is lost, run the same command again to resume.", EXIT_INTERRUPTED)
+    except (OSError, ValueError) as e:
+        _fail(f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; check the file or node named in the command and retry.")
+    except Exception as e:
+        from requests.exceptions import RequestException
+        from web3.exceptions import Web3Exception
+
+        if isinstance(e, (Web3Exception, RequestException)):
+            _fail(f"the node failed ({type(e).__name__}: {' '.join(str(e).split())[:160]}); check --rpc-url and retry.")
+        raise
+
+
+def _session(rpc_url: str | None, key_file: Path | None, command: str, **kw):  # noqa: ANN003, ANN202
+    from verifier.commands import open_session
+
+    session = open_session(rpc_url, key_file, command=command, **kw)
+    if session.embedded:
+        err.print(
+            "note: no --rpc-url or BISECTML_RPC_URL, so this ran on a throwaway in-process chain "
+            "that is gone when the command exits; nothing was recorded.",
+            style="yellow",
+            highlight=False,
+        )
+    return session
+
+
+def _emit(data: object) -> None:
+    print(json.dumps(data, indent=None, default=str))
+
+
+def _kv_table(title: str | None, rows: list[tuple[str, object]]) -> Table:
+    table = Table(title=title, show_header=False, box=None, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for k, v in rows:
+        table.add_row(k, str(v))
+    return table
+
+
+def _amount(v: str | int) -> str:
+    from verifier.commands import format_amount
+
+    return format_amount(int(v))
+
+
+def _in(seconds: int, stamp: int | None = None) -> str:
+    from verifier.commands import format_duration, format_time
+
+    when = f"{format_time(stamp)}, " if stamp is not None else ""
+    return f"{when}{'in ' + format_duration(seconds) if seconds > 0 else 'passed'}"
+
+
+@app.command()
+@_reflow
+def deploy(
+    mint: Annotated[
+        str | None, typer.Option("--mint", help="On a dev chain, mint this much BOND to the deployer (e.g. 1000).")
+    ] = None,
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Deploy the contracts and record their addresses for the chain.
+
+    Deploys the token, the one-step contracts, the game, the referee and the task registry,
+    and records them in $BISECTML_HOME/deployments.json (default ~/.bisectml). Without
+    --rpc-url it deploys to a throwaway in-process chain and records nothing.
+
+    Example: bisectml deploy --rpc-url http://127.0.0.1:8545 --key-file ./deployer.key --mint 1000
+    """
+    from verifier import commands
+
+    with _chain_errors():
+        amount = commands.parse_amount(mint, "--mint") if mint is not None else 0
+        session = _session(rpc_url, key_file, "deploy", embedded_ok=True, need_deployment=False)
+        with err.status("deploying 8 contracts…", spinner="dots") if not as_json else nullcontext():
+            result = commands.deploy(session, mint=amount)
+    if as_json:
+        return _emit(result)
+    out.print(f"[green]deployed[/green] the bisectml suite on chain {result['chain_id']} from {result['deployer']}")
+    out.print(_kv_table(None, [(k, v) for k, v in result["addresses"].items()]))
+    if result["recorded_in"]:
+        out.print(f"recorded in {result['recorded_in']}" + (" (replacing the earlier deployment)" if result["replaced_tasks"] else ""))
+    if amount:
+        out.print(f"minted {_amount(amount)} to {result['deployer']}")
+
+
+@task_app.command("post")
+@_reflow
+def task_post(
+    program: Annotated[str, typer.Argument(help="The program .onnx file (or a bundled program name).")],
+    reward: Annotated[str, typer.Option("--reward", help="Paid to the solver whose claim stands, in BOND (10, 2.5 or 5wei).")],
+    solver_bond: Annotated[str, typer.Option("--solver-bond", help="Locked by every claim, in BOND.")],
+    challenger_bond: Annotated[str, typer.Option("--challenger-bond", help="Locked by every challenge, in BOND.")],
+    window: Annotated[str, typer.Option("--window", help="How long a claim can be challenged: seconds, or 1d, 6h.")] = "1d",
+    clock: Annotated[str, typer.Option("--clock", help="Each party's chess clock per dispute game.")] = "6h",
+    arity: Annotated[int, typer.Option("--arity", help="Points revealed per bisection move (2..32).")] = 8,
+    deadline: Annotated[str, typer.Option("--deadline", help="Claims are accepted for this long from now.")] = "7d",
+    steps: Annotated[int | None, typer.Option("--steps", help="Override the program's step count.")] = None,
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Post a task: escrow a reward for running a program.
+
+    Approves the reward, posts the program's id and terms, and prints the task id. Without
+    --rpc-url it is a dry run on a throwaway chain (deploys, mints, posts).
+
+    Example: bisectml task post train.onnx --reward 100 --solver-bond 50 --challenger-bond 20 --window 1d --clock 6h --arity 8 --deadline 7d
+    """
+    from verifier import commands as c
+
+    path = resolve_program(program)
+    with _chain_errors():
+        terms = {
+            "reward": c.parse_amount(reward, "--reward"),
+            "solver_bond": c.parse_amount(solver_bond, "--solver-bond"),
+            "challenger_bond": c.parse_amount(challenger_bond, "--challenger-bond"),
+            "window": c.parse_duration(window, "--window"),
+            "clock": c.parse_duration(clock, "--clock"),
+            "deadline_in": c.parse_duration(deadline, "--deadline"),
+            "arity": arity,
+        }
+        session = _session(rpc_url, key_file, "task post", embedded_ok=True, need_deployment=True)
+        result = c.post_task(session, path, steps=steps, **terms)
+    if as_json:
+        return _emit(result)
+    out.print(f"[green]posted[/green] task {result['task_id']} (reward {_amount(result['reward'])}, {result['steps']} steps)")
+    out.print(f"  program id  {result['program_id']}")
+    out.print(f"  deadline    {_in(result['deadline'] - int(time.time()), result['deadline'])}")
+    if not result["embedded"]:
+        out.print(f"follow it with: bisectml task show {result['task_id']}")
+
+
+def _task_rows(t: dict) -> list[tuple[str, object]]:
+    from verifier.commands import format_duration
+
+    return [
+        ("status", t["status"]),
+        ("poster", t["poster"]),
+        ("program id", t["program_id"]),
+        ("steps", f"{t['steps']} ({t['nodes']} nodes, {t['slots']} slots a step)"),
+        ("reward", _amount(t["reward"])),
+        ("solver bond", _amount(t["solver_bond"])),
+        ("challenger bond", _amount(t["challenger_bond"])),
+        ("window", format_duration(t["window"])),
+        ("clock", format_duration(t["clock"])),
+        ("arity", t["arity"]),
+        ("deadline", _in(t["deadline_in"], t["deadline"])),
+        ("claim", t["claim_id"] if t["claim_id"] else "-"),
+    ]
+
+
+@task_app.command("show")
+@_reflow
+def task_show(
+    task_id: Annotated[int, typer.Argument(help="The task id.", min=1)],
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a task: its program, terms, deadline and live claim.
+
+    Example: bisectml task show 3 --json
+    """
+    from verifier import commands as c
+
+    with _chain_errors():
+        result = c.show_task(_session(rpc_url, key_file, "task show", need_key=False), task_id)
+    if as_json:
+        return _emit(result)
+    out.print(_kv_table(f"task {task_id}", _task_rows(result)))
+    if result["claim_id"]:
+        out.print(f"its claim: bisectml claim show {result['claim_id']}")
+
+
+@task_app.command("list")
+@_reflow
+def task_list(
+    open_only: Annotated[bool, typer.Option("--open", help="Only tasks neither finalized nor reclaimed.")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Show at most this many, newest first.", min=1)] = 50,
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """List tasks, newest first.
+
+    Example: bisectml task list --open --limit 20
+    """
+    from verifier import commands as c
+
+    with _chain_errors():
+        rows = c.list_tasks(_session(rpc_url, key_file, "task list", need_key=False), open_only, limit)
+    if as_json:
+        return _emit(rows)
+    if not rows:
+        out.print("no open tasks" if open_only else "no tasks yet; post one with `bisectml task post`")
+        return
+    table = Table("id", "status", "reward", "steps", "deadline", "program id", box=None)
+    for t in rows:
+        table.add_row(str(t["task_id"]), t["status"], _amount(t["reward"]), str(t["steps"]), _in(t["deadline_in"]), t["program_id"][:18] + "…")
+    out.print(table)
+
+
+@claim_app.command("show")
+@_reflow
+def claim_show(
+    claim_id: Annotated[int, typer.Argument(help="The claim id.", min=1)],
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a claim, its challenges and where their games stand, and its deadlines.
+
+    Example: bisectml claim show 1
+    """
+    from verifier import commands as c
+
+    with _chain_errors():
+        result = c.show_claim(_session(rpc_url, key_file, "claim show", need_key=False), claim_id)
+    if as_json:
+        return _emit(result)
+    out.print(
+        _kv_table(
+            f"claim {claim_id} on task {result['task_id']}",
+            [
+                ("state", result["state"] + (" (finalizable)" if result["finalizable"] else "")),
+                ("solver", result["solver"]),
+                ("final root", result["final_root"]),
+                ("challenges until", _in(result["challenge_window_left"], result["challenge_deadline"])),
+                ("solver bond", _amount(result["solver_bond"])),
+                ("challenger bond", _amount(result["challenger_bond"])),
+                ("credit", _amount(result["credit"])),
+                ("unsettled", result["unsettled"]),
+            ],
+        )
+    )
+    if not result["challenges"]:
+        out.print("no challenges")
+        return
+    table = Table("challenge", "challenger", "state", "game", "level", "to move", "outcome", box=None)
+    for ch in result["challenges"]:
+        g = ch["game"] or {}
+        table.add_row(
+            str(ch["challenge_id"]), ch["challenger"], ch["state"] + (" (settleable)" if ch["settleable"] else ""),
+            str(ch["game_id"]), g.get("level", "-"), g.get("to_move") or "-", g.get("outcome", "-"),
+        )  # fmt: skip
+    out.print(table)
+
+
+@dispute_app.command("open")
+@_reflow
+def dispute_open(
+    claim_id: Annotated[int, typer.Argument(help="The claim to challenge.", min=1)],
+    program: Annotated[str, typer.Option("--program", help="The task's program .onnx file, to recompute it.")],
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the trace here (default $BISECTML_HOME/traces/<program id>).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Challenge even though your run agrees with the claim.")] = False,
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Challenge a wrong claim: recompute it, post the bond, open a game.
+
+    Recomputes the program locally; if the claim is wrong, approves and posts the challenger
+    bond and prints the game id. A correct claim is refused unless --force.
+
+    Example: bisectml dispute open 1 --program task.onnx --dir ./trace --key-file ./me.key
+    """
+    from verifier import commands as c
+
+    path = resolve_program(program)
+    with _chain_errors():
+        session = _session(rpc_url, key_file, "dispute open")
+        with _progress("recomputing", not as_json and sys.stderr.isatty()) as bar:
+            job = bar.add_task("steps", total=None)
+            result = c.open_dispute(
+                session, claim_id, path, directory, force, progress=lambda d, t: bar.update(job, completed=d, total=t)
+            )
+    if as_json:
+        return _emit(result)
+    out.print(
+        f"[green]challenged[/green] claim {claim_id}: challenge {result['challenge_id']}, game {result['game_id']} "
+        f"(bond {_amount(result['bond'])})"
+    )
+    out.print(f"  claimed root  {result['claimed_root']}")
+    out.print(f"  your root     {result['your_root']}")
+    out.print(
+        f"play it: bisectml dispute play {result['game_id']} --program {program} --as challenger --dir {result['trace_dir']}",
+        soft_wrap=True,
+    )
+
+
+def _narrate(console: Console, program_name: str):  # noqa: ANN202
+    """Turn game events into narration lines (and a status for the progress bar)."""
+
+    def line(ev) -> str:  # noqa: ANN001
+        if ev.kind == "start":
+            return f"[bold]{ev.text}[/bold]"
+        if ev.kind == "move":
+            who = f"[cyan]you ({ev.who.name.lower()})[/cyan]" if ev.mine else f"[magenta]{ev.who.name.lower()}[/magenta]"
+            return f"  {who:<32} {ev.function:<15} → {ev.text}"
+        if ev.kind == "wait":
+            return f"  [dim]waiting for the {ev.who.name.lower()} ({ev.text})[/dim]"
+        return f"  [bold]over[/bold]: {ev.text}" if ev.text else "  [bold]over[/bold]"
+
+    return line
+
+
+@dispute_app.command("play")
+@_reflow
+def dispute_play(
+    game_id: Annotated[int, typer.Argument(help="The game id (printed by `dispute open`).", min=1)],
+    program: Annotated[str, typer.Option("--program", help="The task's program .onnx file.")],
+    side: Annotated[Side, typer.Option("--as", help="Which side you are.", case_sensitive=False)],
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="The trace directory (default $BISECTML_HOME/traces/<program id>).")
+    ] = None,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between looks at the chain while the other side moves.", min=0.05)] = 2.0,
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Play your side of a dispute game to its end.
+
+    Moves come from your own run of the program, narrated move by move as the game narrows
+    step -> node -> element -> proof. If the other side stops moving, the game is ended by
+    its clock. Exit code 0: you won; 1: you lost; 2: bad input.
+
+    Example: bisectml dispute play 1 --program task.onnx --as challenger --key-file ./me.key
+    """
+    from verifier import commands as c
+    from verifier.game import Role
+
+    path = resolve_program(program)
+    role = Role.CHALLENGER if side == Side.challenger else Role.SOLVER
+    narrate = not as_json
+    line = _narrate(err, program)
+    with _chain_errors():
+        session = _session(rpc_url, key_file, "dispute play")
+        bars = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[where]}"),
+            console=err, disable=not (narrate and sys.stderr.isatty()), transient=True,
+        )  # fmt: skip
+        with bars:
+            tracing = bars.add_task("recomputing", total=None, where="")
+            game = bars.add_task("game", total=1.0, visible=False, where="")
+
+            def on_event(ev) -> None:  # noqa: ANN001
+                bars.update(tracing, visible=False)
+                bars.update(game, visible=True, completed=c.progress_fraction(ev.state), where=ev.text.split("  ")[0] if ev.text else "")
+                if narrate:
+                    bars.console.print(line(ev), highlight=False)
+
+            result = c.play(
+                session, game_id, path, role, directory, poll=poll, on_event=on_event,
+                progress=lambda d, t: bars.update(tracing, completed=d, total=t),
+            )  # fmt: skip
+    if as_json:
+        _emit(result)
+    else:
+        verdict = "[green]you won[/green]" if result["won"] else "[red]you lost[/red]"
+        why = f": {result['reason']}" if result["reason"] else ""
+        out.print(f"{verdict} game {game_id} as the {result['role']} ({result['outcome'].replace('_', ' ')}{why})")
+        if result["challenge_id"]:
+            out.print(f"settle it: bisectml settle {result['challenge_id']}")
+    if not result["won"]:
+        raise typer.Exit(EXIT_LOST)
+
+
+@dispute_app.command("status")
+@_reflow
+def dispute_status(
+    game_id: Annotated[int, typer.Argument(help="The game id.", min=1)],
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show where a game stands: level, disputed range, whose turn, clocks, outcome.
+
+    Example: bisectml dispute status 1 --json
+    """
+    from verifier import commands as c
+
+    with _chain_errors():
+        g = c.game_status(_session(rpc_url, key_file, "dispute status", need_key=False), game_id)
+    if as_json:
+        return _emit(g)
+    rows: list[tuple[str, object]] = [
+        ("level", g["level"]),
+        ("position", " ".join(g["position"].split())),
+        ("outcome", g["outcome"].replace("_", " ") + (f" ({g['reason']})" if g["reason"] else "")),
+    ]
+    if g["range"]:
+        rows.append(("range", f"{g['range'][0]}..{g['range'][1]}"))
+    if g["to_move"]:
+        rows.append(("to move", g["to_move"] + (" (you)" if g["your_move"] else "")))
+    rows += [
+        ("solver", g["solver"] + (" (you)" if g["your_role"] == "solver" else "")),
+        ("challenger", g["challenger"] + (" (you)" if g["your_role"] == "challenger" else "")),
+        ("solver clock", c.format_duration(g["clock_solver"]) + " left"),
+        ("challenger clock", c.format_duration(g["clock_challenger"]) + " left"),
+        ("challenge", g["challenge_id"] or "-"),
+    ]
+    out.print(_kv_table(f"game {game_id}", rows))
+
+
+@app.command()
+@_reflow
+def settle(
+    challenge_id: Annotated[int, typer.Argument(help="The challenge id (see `bisectml claim show`).", min=1)],
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Settle a challenge whose game is over, paying the winner (anyone may).
+
+    If the party to move has run out of time, the game is ended by the clock first.
+
+    Example: bisectml settle 1 --key-file ./me.key
+    """
+    from verifier import commands as c
+
+    with _chain_errors():
+        r = c.settle(_session(rpc_url, key_file, "settle"), challenge_id)
+    if as_json:
+        return _emit(r)
+    how = " (its game ended by the clock)" if r["ended_by_timeout"] else ""
+    out.print(f"[green]settled[/green] challenge {challenge_id}{how}: the challenger {r['result']}")
+    if int(r["paid_to_challenger"]):
+        out.print(f"  paid {_amount(r['paid_to_challenger'])} to the challenger {r['challenger']}")
+    if int(r["slashed"]):
+        out.print(f"  slashed {_amount(r['slashed'])} from {r['loser']}, burned {_amount(r['burned'])}")
+    if r["claim_rejected"]:
+        out.print(f"  claim {r['claim_id']} rejected; its task is open for a new claim")
+
+
+@app.command()
+@_reflow
+def finalize(
+    claim_id: Annotated[int, typer.Argument(help="The claim id.", min=1)],
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Finalize a claim that stood: pay the solver (anyone may).
+
+    Needs the claim's challenge window closed and every challenge settled in the solver's
+    favour; pays the solver the reward, its bond and its winnings.
+
+    Example: bisectml finalize 1 --key-file ./me.key
+    """
+    from verifier import commands as c
+
+    with _chain_errors():
+        r = c.finalize(_session(rpc_url, key_file, "finalize"), claim_id)
+    if as_json:
+        return _emit(r)
+    out.print(
+        f"[green]finalized[/green] claim {claim_id} of task {r['task_id']}: paid {_amount(r['paid'])} to {r['solver']} "
+        f"(reward {_amount(r['reward'])}, bond {_amount(r['bond'])}, winnings {_amount(r['credit'])})"
+    )
 
 
 def main() -> None:

@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "contracts"))
 sys.path.insert(0, str(ROOT))
 
-from _court import BoaOracle, Court  # noqa: E402
+import boa  # noqa: E402
+from _court import BoaOracle, Court, Match, tx_gas  # noqa: E402
+from verifier.game import Player  # noqa: E402
 from test_game_rules import WrongElement, new_match, play  # noqa: E402
 
 import test_game_rules  # noqa: E402
@@ -57,10 +59,31 @@ def long_claim(court: Court, steps: int, arities: list[int]) -> list[dict]:
     claim = cheat.run()
     print(f"traced 2 x {steps} steps in {time.perf_counter() - started:.1f} s")
     out = []
+    token = boa.load("contracts/Token.vy")
+    tasks = boa.load("contracts/Tasks.vy", token.address, court.game.address)
+    poster, solver, challenger = (boa.env.generate_address(n) for n in ("poster", "solver", "challenger"))
+    for a in (poster, solver, challenger):
+        token.mint(a, 10**24)
+        with boa.env.prank(a):
+            token.approve(tasks.address, 10**24)
     for k in arities:
+        # the honest challenger's bill starts with the challenge itself (bond + game creation)
+        now = boa.env.evm.patch.timestamp
+        with boa.env.prank(poster):
+            task = tasks.post_task(honest_p.graph_root, honest_p.n_nodes, honest_p.n_slots, honest_p.initial_state_root,
+                                   honest_p.data_root, steps, 10**18, 86_400, 21_600, 10**18, 10**18, k, now + 10**6)
+        with boa.env.prank(solver):
+            claim_id = tasks.claim(task, claim)
+        with boa.env.prank(challenger):
+            challenge_id = tasks.challenge(claim_id)
+        challenge_gas = tx_gas(tasks._computation.get_gas_used(), tasks.challenge.prepare_calldata(claim_id))
+        gid = tasks.challenges(challenge_id)[2]
+        m = Match(court, gid, Player(cheat, BoaOracle(court)), Player(honest, BoaOracle(court)), solver, challenger)
         test_game_rules.ARITY = k
-        m = new_match(court, BoaOracle(court), cheat, honest, claim, honest_p)
         outcome = play(m, "challenger")
+        m.gas["challenger"] += challenge_gas
+        m.max_gas = max(m.max_gas, challenge_gas)
+        m.log.insert(0, ("challenger", "challenge", challenge_gas, len(tasks.challenge.prepare_calldata(claim_id))))
         assert outcome == Outcome.CHALLENGER_WON, outcome
         node = honest_p.graph.nodes[DISPUTED_NODE]
         out_type = honest_p.graph.slots[node.output].type
@@ -110,6 +133,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10_000)
     ap.add_argument("--arity", type=int, nargs="+", default=[4, 8, 16])
+    ap.add_argument("--skip-one-steps", action="store_true", help="only the long claim")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--snapshot", type=Path, default=ROOT / "bench" / "gas_snapshot.json")
     args = ap.parse_args()
@@ -126,7 +150,7 @@ def main() -> int:
     for mv in best["moves"]:
         print(f"  {mv['by']:<10} {mv['call']:<15} {mv['gas']:>9,} gas  {mv['calldata']:>6} calldata bytes")
 
-    rows = one_steps(court)
+    rows = [] if args.skip_one_steps else one_steps(court)
     print("\ndeciding one-step per node of the training step (demo shapes)")
     print(f"{'node':>4} {'op':<14} {'output':<18} {'proof':<15} {'gas':>9} {'game max tx':>12}")
     for r in rows:

@@ -369,7 +369,8 @@ def ensure_fast_path() -> None:
 
 
 def fast_path_verdicts() -> dict[str, bool]:
-    """Every kernel's self-test verdict (BLAS and elementwise), running the self-test if needed."""
+    """Every kernel's self-test verdict (BLAS and elementwise); enables the fast path first if
+    it was never enabled in this process."""
     if _RESULTS is None:
         enable_fast_path()
     assert _RESULTS is not None

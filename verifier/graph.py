@@ -34,7 +34,6 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
     "ReduceMax": (1,),
     "ReduceMin": (1,),
 }
-_NO_KERNELS: Mapping[str, Callable[..., np.ndarray]] = {}  # fast=False: the reference for every op
 MAX_SLOTS = 0xFFFF  # u16 slot ids; 0xFFFF is "absent"
 ABSENT = 0xFFFF
 _FOLDED = ("Constant", "Shape", "Size")
