@@ -310,15 +310,22 @@ def _chain_errors() -> Iterator[None]:
 def _session(rpc_url: str | None, key_file: Path | None, command: str, **kw):  # noqa: ANN003, ANN202
     from verifier.commands import open_session
 
-    session = open_session(rpc_url, key_file, command=command, **kw)
+    return open_session(rpc_url, key_file, command=command, **kw)
+
+
+def _note_embedded(session) -> None:  # noqa: ANN001
     if session.embedded:
         err.print(
             "note: no --rpc-url or BISECTML_RPC_URL, so this ran on a throwaway in-process chain "
             "that is gone when the command exits; nothing was recorded.",
             style="yellow",
             highlight=False,
+            soft_wrap=True,
         )
-    return session
+
+
+def _say(*objects: object, **kw: object) -> None:
+    out.print(*objects, soft_wrap=True, **kw)
 
 
 def _emit(data: object) -> None:
@@ -372,14 +379,15 @@ def deploy(
         session = _session(rpc_url, key_file, "deploy", embedded_ok=True, need_deployment=False)
         with err.status("deploying 8 contracts…", spinner="dots") if not as_json else nullcontext():
             result = commands.deploy(session, mint=amount)
+        _note_embedded(session)
     if as_json:
         return _emit(result)
-    out.print(f"[green]deployed[/green] the bisectml suite on chain {result['chain_id']} from {result['deployer']}")
-    out.print(_kv_table(None, [(k, v) for k, v in result["addresses"].items()]))
+    _say(f"[green]deployed[/green] the bisectml suite on chain {result['chain_id']} from {result['deployer']}")
+    _say(_kv_table(None, [(k, v) for k, v in result["addresses"].items()]))
     if result["recorded_in"]:
-        out.print(f"recorded in {result['recorded_in']}" + (" (replacing the earlier deployment)" if result["replaced_tasks"] else ""))
+        _say(f"recorded in {result['recorded_in']}" + (" (replacing the earlier deployment)" if result["replaced_tasks"] else ""))
     if amount:
-        out.print(f"minted {_amount(amount)} to {result['deployer']}")
+        _say(f"minted {_amount(amount)} to {result['deployer']}")
 
 
 @task_app.command("post")
@@ -420,13 +428,14 @@ def task_post(
         }
         session = _session(rpc_url, key_file, "task post", embedded_ok=True, need_deployment=True)
         result = c.post_task(session, path, steps=steps, **terms)
+        _note_embedded(session)
     if as_json:
         return _emit(result)
-    out.print(f"[green]posted[/green] task {result['task_id']} (reward {_amount(result['reward'])}, {result['steps']} steps)")
-    out.print(f"  program id  {result['program_id']}")
-    out.print(f"  deadline    {_in(result['deadline'] - int(time.time()), result['deadline'])}")
+    _say(f"[green]posted[/green] task {result['task_id']} (reward {_amount(result['reward'])}, {result['steps']} steps)")
+    _say(f"  program id  {result['program_id']}")
+    _say(f"  deadline    {_in(result['deadline_in'], result['deadline'])}")
     if not result["embedded"]:
-        out.print(f"follow it with: bisectml task show {result['task_id']}")
+        _say(f"follow it with: bisectml task show {result['task_id']}")
 
 
 def _task_rows(t: dict) -> list[tuple[str, object]]:
@@ -466,9 +475,9 @@ def task_show(
         result = c.show_task(_session(rpc_url, key_file, "task show", need_key=False), task_id)
     if as_json:
         return _emit(result)
-    out.print(_kv_table(f"task {task_id}", _task_rows(result)))
+    _say(_kv_table(f"task {task_id}", _task_rows(result)))
     if result["claim_id"]:
-        out.print(f"its claim: bisectml claim show {result['claim_id']}")
+        _say(f"its claim: bisectml claim show {result['claim_id']}")
 
 
 @task_app.command("list")
@@ -491,12 +500,12 @@ def task_list(
     if as_json:
         return _emit(rows)
     if not rows:
-        out.print("no open tasks" if open_only else "no tasks yet; post one with `bisectml task post`")
+        _say("no open tasks" if open_only else "no tasks yet; post one with `bisectml task post`")
         return
     table = Table("id", "status", "reward", "steps", "deadline", "program id", box=None)
     for t in rows:
         table.add_row(str(t["task_id"]), t["status"], _amount(t["reward"]), str(t["steps"]), _in(t["deadline_in"]), t["program_id"][:18] + "…")
-    out.print(table)
+    _say(table)
 
 
 @claim_app.command("show")
@@ -517,7 +526,7 @@ def claim_show(
         result = c.show_claim(_session(rpc_url, key_file, "claim show", need_key=False), claim_id)
     if as_json:
         return _emit(result)
-    out.print(
+    _say(
         _kv_table(
             f"claim {claim_id} on task {result['task_id']}",
             [
@@ -533,16 +542,16 @@ def claim_show(
         )
     )
     if not result["challenges"]:
-        out.print("no challenges")
+        _say("no challenges")
         return
     table = Table("challenge", "challenger", "state", "game", "level", "to move", "outcome", box=None)
     for ch in result["challenges"]:
         g = ch["game"] or {}
         table.add_row(
             str(ch["challenge_id"]), ch["challenger"], ch["state"] + (" (settleable)" if ch["settleable"] else ""),
-            str(ch["game_id"]), g.get("level", "-"), g.get("to_move") or "-", g.get("outcome", "-"),
+            str(ch["game_id"]), g.get("level", "-"), g.get("to_move") or "-", g.get("outcome", "-").replace("_", " "),
         )  # fmt: skip
-    out.print(table)
+    _say(table)
 
 
 @dispute_app.command("open")
@@ -577,32 +586,32 @@ def dispute_open(
             )
     if as_json:
         return _emit(result)
-    out.print(
+    _say(
         f"[green]challenged[/green] claim {claim_id}: challenge {result['challenge_id']}, game {result['game_id']} "
         f"(bond {_amount(result['bond'])})"
     )
-    out.print(f"  claimed root  {result['claimed_root']}")
-    out.print(f"  your root     {result['your_root']}")
-    out.print(
+    _say(f"  claimed root  {result['claimed_root']}")
+    _say(f"  your root     {result['your_root']}")
+    _say(
         f"play it: bisectml dispute play {result['game_id']} --program {program} --as challenger --dir {result['trace_dir']}",
-        soft_wrap=True,
     )
 
 
-def _narrate(console: Console, program_name: str):  # noqa: ANN202
-    """Turn game events into narration lines (and a status for the progress bar)."""
+def _narration(ev) -> str:  # noqa: ANN001
+    """One line of a game's narration, from a verifier.commands.GameEvent."""
+    from rich.markup import escape
 
-    def line(ev) -> str:  # noqa: ANN001
-        if ev.kind == "start":
-            return f"[bold]{ev.text}[/bold]"
-        if ev.kind == "move":
-            who = f"[cyan]you ({ev.who.name.lower()})[/cyan]" if ev.mine else f"[magenta]{ev.who.name.lower()}[/magenta]"
-            return f"  {who:<32} {ev.function:<15} → {ev.text}"
-        if ev.kind == "wait":
-            return f"  [dim]waiting for the {ev.who.name.lower()} ({ev.text})[/dim]"
-        return f"  [bold]over[/bold]: {ev.text}" if ev.text else "  [bold]over[/bold]"
-
-    return line
+    if ev.kind == "start":
+        return f"[bold]{escape(ev.text)}[/bold]"
+    if ev.kind == "position":
+        return f"  {'':<17} {'':<15} {escape(ev.text)}"
+    if ev.kind == "move":
+        who = f"you ({ev.who.name.lower()})" if ev.mine else ev.who.name.lower()
+        style = "cyan" if ev.mine else "magenta"
+        return f"  [{style}]{who:<17}[/{style}] {ev.function:<15} {escape(ev.text)}"
+    if ev.kind == "wait":
+        return f"  [dim]{'waiting':<17} {'':<15} for the {ev.who.name.lower()} ({escape(ev.text)})[/dim]"
+    return f"  [bold]{'over':<17}[/bold] {'':<15} {escape(ev.text)}"
 
 
 @dispute_app.command("play")
@@ -614,7 +623,9 @@ def dispute_play(
     directory: Annotated[
         Path | None, typer.Option("--dir", help="The trace directory (default $BISECTML_HOME/traces/<program id>).")
     ] = None,
-    poll: Annotated[float, typer.Option("--poll", help="Seconds between looks at the chain while the other side moves.", min=0.05)] = 2.0,
+    poll: Annotated[
+        float, typer.Option("--poll", help="Seconds between looks at the chain while the other side moves.", min=0.05)
+    ] = 2.0,
     rpc_url: RpcUrl = None,
     key_file: KeyFile = None,
     as_json: AsJson = False,
@@ -633,7 +644,6 @@ def dispute_play(
     path = resolve_program(program)
     role = Role.CHALLENGER if side == Side.challenger else Role.SOLVER
     narrate = not as_json
-    line = _narrate(err, program)
     with _chain_errors():
         session = _session(rpc_url, key_file, "dispute play")
         bars = Progress(
@@ -646,9 +656,9 @@ def dispute_play(
 
             def on_event(ev) -> None:  # noqa: ANN001
                 bars.update(tracing, visible=False)
-                bars.update(game, visible=True, completed=c.progress_fraction(ev.state), where=ev.text.split("  ")[0] if ev.text else "")
+                bars.update(game, visible=True, completed=c.progress_fraction(ev.state), where=ev.state.level.name.lower())
                 if narrate:
-                    bars.console.print(line(ev), highlight=False)
+                    bars.console.print(_narration(ev), highlight=False, soft_wrap=True)
 
             result = c.play(
                 session, game_id, path, role, directory, poll=poll, on_event=on_event,
@@ -659,9 +669,9 @@ def dispute_play(
     else:
         verdict = "[green]you won[/green]" if result["won"] else "[red]you lost[/red]"
         why = f": {result['reason']}" if result["reason"] else ""
-        out.print(f"{verdict} game {game_id} as the {result['role']} ({result['outcome'].replace('_', ' ')}{why})")
+        _say(f"{verdict} game {game_id} as the {result['role']} ({result['outcome'].replace('_', ' ')}{why})")
         if result["challenge_id"]:
-            out.print(f"settle it: bisectml settle {result['challenge_id']}")
+            _say(f"settle it: bisectml settle {result['challenge_id']}")
     if not result["won"]:
         raise typer.Exit(EXIT_LOST)
 
@@ -686,7 +696,7 @@ def dispute_status(
         return _emit(g)
     rows: list[tuple[str, object]] = [
         ("level", g["level"]),
-        ("position", " ".join(g["position"].split())),
+        ("position", g["position"]),
         ("outcome", g["outcome"].replace("_", " ") + (f" ({g['reason']})" if g["reason"] else "")),
     ]
     if g["range"]:
@@ -700,7 +710,7 @@ def dispute_status(
         ("challenger clock", c.format_duration(g["clock_challenger"]) + " left"),
         ("challenge", g["challenge_id"] or "-"),
     ]
-    out.print(_kv_table(f"game {game_id}", rows))
+    _say(_kv_table(f"game {game_id}", rows))
 
 
 @app.command()
@@ -724,13 +734,13 @@ def settle(
     if as_json:
         return _emit(r)
     how = " (its game ended by the clock)" if r["ended_by_timeout"] else ""
-    out.print(f"[green]settled[/green] challenge {challenge_id}{how}: the challenger {r['result']}")
+    _say(f"[green]settled[/green] challenge {challenge_id}{how}: the challenger {r['result']}")
     if int(r["paid_to_challenger"]):
-        out.print(f"  paid {_amount(r['paid_to_challenger'])} to the challenger {r['challenger']}")
+        _say(f"  paid {_amount(r['paid_to_challenger'])} to the challenger {r['challenger']}")
     if int(r["slashed"]):
-        out.print(f"  slashed {_amount(r['slashed'])} from {r['loser']}, burned {_amount(r['burned'])}")
+        _say(f"  slashed {_amount(r['slashed'])} from {r['loser']}, burned {_amount(r['burned'])}")
     if r["claim_rejected"]:
-        out.print(f"  claim {r['claim_id']} rejected; its task is open for a new claim")
+        _say(f"  claim {r['claim_id']} rejected; its task is open for a new claim")
 
 
 @app.command()
@@ -754,7 +764,7 @@ def finalize(
         r = c.finalize(_session(rpc_url, key_file, "finalize"), claim_id)
     if as_json:
         return _emit(r)
-    out.print(
+    _say(
         f"[green]finalized[/green] claim {claim_id} of task {r['task_id']}: paid {_amount(r['paid'])} to {r['solver']} "
         f"(reward {_amount(r['reward'])}, bond {_amount(r['bond'])}, winnings {_amount(r['credit'])})"
     )

@@ -62,6 +62,13 @@ def _at(d: uint256, i: uint256) -> uint256:
 
 @internal
 @pure
+def _dims_mask(lo: uint256, hi: uint256) -> uint256:
+    """The bits of dims lo..hi-1 in a header word (lo <= hi <= 6)."""
+    return ((1 << unsafe_mul(32, hi - lo)) - 1) << unsafe_sub(240, unsafe_mul(32, hi))
+
+
+@internal
+@pure
 def _size(v: uint256) -> uint256:
     """Element count of a header word whose dims past the rank are zero (a canonical header):
     the product of d_i for i < rank, unrolled; a dim past the rank counts as 1. Six factors
@@ -131,7 +138,8 @@ def _run(
         assert n_in == 1, "onestep: op takes 1 input"
     assert len(hs) == n_in, "onestep: in_headers length differs from n_in"
     for i: uint256 in range(n_in, bound=IN_MAX):
-        assert convert(extract32(buf, unsafe_add(2, unsafe_mul(2, i))), uint256) >> 240 != ABSENT, "onestep: required input is absent"
+        slot: uint256 = convert(extract32(buf, unsafe_add(2, unsafe_mul(2, i))), uint256) >> 240
+        assert slot != ABSENT, "onestep: required input is absent"
         assert self._canonical(convert(hs[i], uint256)), "onestep: input header not canonical"
 
     # --- output shape -------------------------------------------------------------------
@@ -227,15 +235,16 @@ def _run(
         q: uint256 = (iv >> 240) & 255
         orank = r - 1 + q
         assert orank <= MAX_RANK, "onestep: Gather output rank above 6"
-        for i: uint256 in range(orank, bound=MAX_RANK):
-            d: uint256 = 0
-            if i < axis:
-                d = self._d(xv, i)
-            elif i < axis + q:
-                d = self._d(iv, i - axis)
-            else:
-                d = self._d(xv, i + 1 - q)
-            ov |= self._at(d, i)
+        # dims fields (orank <= 6, so nothing spills into the rank byte): data dims before the
+        # axis stay, the index dims follow them, the data dims after the axis move from
+        # position axis + 1 to axis + q
+        ov |= xv & self._dims_mask(0, axis)
+        ov |= (iv & self._dims_mask(0, q)) >> unsafe_mul(32, axis)
+        post: uint256 = xv & self._dims_mask(axis + 1, r)
+        if q == 0:
+            ov |= post << 32
+        else:
+            ov |= post >> unsafe_mul(32, q - 1)
 
     ov |= orank << 240
     size: uint256 = self._size(ov)

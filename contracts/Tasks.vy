@@ -21,7 +21,10 @@
                    there for good.
                  - The game contract is trusted to decide each game correctly and to end every
                    game within its chess clocks; a game that never ends keeps its challenge
-                   unsettled and so blocks the claim's finalization.
+                   unsettled and so blocks the claim's finalization. `post_task` accepts only
+                   terms the game's `create` accepts (arity, slots, nodes, steps, clock), so
+                   every claim can be challenged; the game must have its referee bound before
+                   the first task is posted.
                  - The challenge window must exceed the worst-case time an honest challenger
                    can be censored; `MIN_WINDOW` is one day. The clock must cover recomputing a
                    step on a modest machine plus censorship; `MIN_CLOCK` is six hours.
@@ -71,13 +74,19 @@ MAX_WINDOW: public(constant(uint256)) = 2_592_000
 # each party's chess clock per game, seconds: at least six hours, at most thirty days
 MIN_CLOCK: public(constant(uint256)) = 21_600
 MAX_CLOCK: public(constant(uint256)) = 2_592_000
-# dissection arity k: 2 .. 64 points per move
+# A task must be disputable: every term below is within what Game.vy's `create` accepts, or no
+# challenge could ever be opened and any claim would finalize unchallenged
+# (tests/contracts/test_tasks.py checks these against contracts/Game.vy).
+# dissection arity k: 2 .. 32 points per move (Game.vy MAX_ARITY)
 MIN_ARITY: public(constant(uint256)) = 2
-MAX_ARITY: public(constant(uint256)) = 64
+MAX_ARITY: public(constant(uint256)) = 32
+# slots and nodes a game can dispute (Game.vy MAX_SLOTS, MAX_NODES)
+MAX_SLOTS: public(constant(uint256)) = 512
+MAX_NODES: public(constant(uint256)) = 4_294_967_294
 # program limits of docs/SPEC.md section 3: N < 2^32, 1 <= S < 2^16, 1 <= T < 2^63
-MAX_NODES: constant(uint256) = 4_294_967_295
-MAX_SLOTS: constant(uint256) = 65_535
-MAX_STEPS: constant(uint256) = 9_223_372_036_854_775_807
+SPEC_MAX_NODES: constant(uint256) = 4_294_967_295
+SPEC_MAX_SLOTS: constant(uint256) = 65_535
+MAX_STEPS: public(constant(uint256)) = 9_223_372_036_854_775_807
 # most challenge ids one `challenges_of` call returns
 PAGE: constant(uint256) = 256
 
@@ -284,7 +293,7 @@ def post_task(
     @param deadline Claims are accepted while `block.timestamp < deadline`.
     @return uint256 The task id.
     """
-    self._require_program(n_nodes, n_slots, steps)
+    self._require_program(n_nodes, n_slots, steps, MAX_NODES, MAX_SLOTS)
     self._require_terms(window, clock, arity, solver_bond, challenger_bond)
     assert deadline > block.timestamp, "tasks: deadline not in the future"
 
@@ -486,9 +495,10 @@ def program_id(
     steps: uint256,
 ) -> bytes32:
     """
-    @notice The program id of docs/SPEC.md section 3.4; reverts outside the program limits.
+    @notice The program id of docs/SPEC.md section 3.4; reverts outside the limits of section
+            3 (which are wider than the limits `post_task` imposes).
     """
-    self._require_program(n_nodes, n_slots, steps)
+    self._require_program(n_nodes, n_slots, steps, SPEC_MAX_NODES, SPEC_MAX_SLOTS)
     return self._program_id(graph_root, n_nodes, n_slots, initial_root, dataset_root, steps)
 
 
@@ -678,10 +688,10 @@ def _burn_share(bond: uint256) -> uint256:
 
 @internal
 @pure
-def _require_program(n_nodes: uint256, n_slots: uint256, steps: uint256):
-    assert n_nodes <= MAX_NODES, "tasks: too many nodes"
+def _require_program(n_nodes: uint256, n_slots: uint256, steps: uint256, max_nodes: uint256, max_slots: uint256):
+    assert n_nodes <= max_nodes, "tasks: too many nodes"
     assert n_slots >= 1, "tasks: no slots"
-    assert n_slots <= MAX_SLOTS, "tasks: too many slots"
+    assert n_slots <= max_slots, "tasks: too many slots"
     assert steps >= 1, "tasks: no steps"
     assert steps <= MAX_STEPS, "tasks: too many steps"
 

@@ -1,7 +1,110 @@
-"""`bisectml solver ...` (filled in by the solver daemon)."""
+"""`bisectml solver ...`: run the solver daemon, stop it, show what it has sent."""
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 app = typer.Typer(help="Run a solver: take tasks, post claims, defend them, collect.", no_args_is_help=True)
+
+RpcUrl = Annotated[
+    str, typer.Option("--rpc-url", envvar="BISECTML_RPC_URL", help="JSON-RPC endpoint of the chain.")
+]
+KeyFile = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="File holding the hex private key (or set BISECTML_PRIVATE_KEY); never on argv."),
+]
+Programs = Annotated[
+    list[str],
+    typer.Option("--program", help="A program .onnx file (or bundled name) to serve; repeat for more."),
+]
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Store, traces and logs live here; one daemon per directory.")]
+DeploymentFile = Annotated[
+    Path | None,
+    typer.Option("--deployment", help="deployments.json naming the contracts (default: $BISECTML_HOME/deployments.json)."),
+]
+Observe = Annotated[bool, typer.Option("--observe", help="Log and alert what would be sent; send nothing.")]
+Poll = Annotated[float, typer.Option("--poll", min=0.01, help="Seconds between ticks.")]
+MinReward = Annotated[int, typer.Option("--min-reward", min=0, help="Ignore tasks paying less (token base units).")]
+Cheat = Annotated[
+    str | None,
+    typer.Option(
+        "--cheat",
+        help="TESTS AND DEMOS ONLY: play dishonestly (wrong-element:t,n[,e[,d]], wrong-boundary:t, "
+        "final-output, final-root, silent).",
+    ),
+]
+TraceBudget = Annotated[
+    float, typer.Option("--trace-budget", min=0.05, help="Seconds of trace computation per tick, after urgent moves.")
+]
+ProofGrace = Annotated[
+    int, typer.Option("--proof-grace", min=0, help="Chain seconds before sending a proof the other side has not sent.")
+]
+MaxTicks = Annotated[int, typer.Option("--max-ticks", min=0, hidden=True, help="Stop after N ticks (tests).")]
+
+
+def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,  # noqa: ANN001, ANN201
+           proof_grace, max_ticks):  # fmt: skip
+    from verifier.daemon import Config
+
+    return Config(
+        rpc_url=rpc_url, data_dir=data_dir, programs=list(program), key_file=str(key_file) if key_file else None,
+        deployment=deployment, observe=observe, poll=poll, min_reward=min_reward, cheat=cheat,
+        trace_budget=trace_budget, proof_grace=proof_grace, max_ticks=max_ticks,
+    )  # fmt: skip
+
+
+@app.command()
+def run(
+    program: Programs,
+    data_dir: DataDir = Path(os.path.expanduser("~/.bisectml/solver")),
+    rpc_url: RpcUrl = "http://127.0.0.1:8545",
+    key_file: KeyFile = None,
+    deployment: DeploymentFile = None,
+    observe: Observe = False,
+    poll: Poll = 1.0,
+    min_reward: MinReward = 0,
+    cheat: Cheat = None,
+    trace_budget: TraceBudget = 5.0,
+    proof_grace: ProofGrace = 30,
+    max_ticks: MaxTicks = 0,
+) -> None:
+    """Claim tasks whose program you serve, defend every claim, settle and collect.
+
+    Runs until SIGINT/SIGTERM; logs JSON lines to stderr and to DATA_DIR/daemon.jsonl.
+    Exit codes: 0 stopped (or already running), 2 refused (no key, no funds, bad options).
+
+    Example: bisectml solver run --rpc-url http://127.0.0.1:8545 --key-file key.txt --program mlp_train --data-dir ./solver
+    """
+    from solvers.daemon import Solver
+    from verifier.daemon import main
+
+    cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
+                 proof_grace, max_ticks)  # fmt: skip
+    raise typer.Exit(main(Solver, cfg))
+
+
+@app.command()
+def stop(data_dir: DataDir = Path(os.path.expanduser("~/.bisectml/solver"))) -> None:
+    """Stop the daemon serving DATA_DIR (SIGTERM; it finishes the transaction in flight). Idempotent.
+
+    Example: bisectml solver stop --data-dir ./solver
+    """
+    from verifier.daemon import stop as stop_daemon
+
+    print(json.dumps(stop_daemon(data_dir)))
+
+
+@app.command()
+def status(data_dir: DataDir = Path(os.path.expanduser("~/.bisectml/solver"))) -> None:
+    """Show whether the daemon runs and what its store has sent, as JSON.
+
+    Example: bisectml solver status --data-dir ./solver
+    """
+    from verifier.daemon import status as daemon_status
+
+    print(json.dumps(daemon_status(data_dir)))

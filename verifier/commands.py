@@ -24,7 +24,7 @@ from typing import Any
 
 from .chain import KEY_ENV, Chain, ChainError, Deployment, deploy_suite
 from .errors import BisectmlError
-from .game import GameState, Level, Outcome, Role, check_program_fits
+from .game import GameState, Level, Outcome, Role
 from .play import PROOF_LEVELS, Court, GamePlayer, program_task_args, whose_move
 from .program import Program, load_program
 from .trace import Trace
@@ -33,9 +33,6 @@ UNIT = 10**18  # base units per BOND (the token has 18 decimals)
 SYMBOL = "BOND"
 # chains on which `deploy --mint` may mint: anvil/hardhat, geth --dev/ganache, the embedded chain
 DEV_CHAIN_IDS = frozenset({31337, 1337, 131277322940537})
-# Game.vy's MAX_ARITY: Tasks.vy accepts up to 64, but a game of arity above 32 cannot be created,
-# so a task posted with it could never be challenged
-GAME_MAX_ARITY = 32
 ZERO_ADDRESS = "0x" + "00" * 20
 
 TASK_STATES = {1: "open", 2: "done", 3: "reclaimed"}
@@ -318,10 +315,7 @@ def post_task(
     steps: int | None = None,
 ) -> dict[str, Any]:
     """Approve the reward and post a task for the program; on the embedded chain, deploy first."""
-    program = load_program(program_path, steps=steps)
-    check_program_fits(program.n_slots, program.descriptors)
-    if not 2 <= arity <= GAME_MAX_ARITY:
-        raise CommandError(f"--arity {arity} is outside 2..{GAME_MAX_ARITY}, the arities a dispute game supports; pick one in range.")
+    program = load_program(program_path, steps=steps)  # refuses programs the contracts cannot prove
     if reward <= 0:
         raise CommandError("--reward must be positive; nobody claims a task that pays nothing.")
     if session.embedded:
@@ -337,6 +331,9 @@ def post_task(
                 f"{flag} {format_duration(value)} is outside the contract's {format_duration(lo)} .. {format_duration(hi)}; "
                 f"pass {flag} {lo} or more, up to {hi} (seconds, or 1d, 6h)."
             )
+    lo, hi = limits.MIN_ARITY().call(), limits.MAX_ARITY().call()
+    if not lo <= arity <= hi:
+        raise CommandError(f"--arity {arity} is outside the contract's {lo}..{hi}; pick an arity in that range.")
     for flag, value in (("--solver-bond", solver_bond), ("--challenger-bond", challenger_bond)):
         if value <= 0:
             raise CommandError(f"{flag} must be positive: a free bond deters nothing.")
@@ -366,9 +363,10 @@ def post_task(
         "steps": program.steps,
         "reward": str(reward),
         "deadline": deadline,
+        "deadline_in": deadline_in,
         "embedded": session.embedded,
         "tasks": court.tasks.address,
-        "tx": receipt["transactionHash"].hex(),
+        "tx": hex32(receipt["transactionHash"]),
     }
 
 
@@ -486,34 +484,40 @@ def challenge_of_game(court: Court, game_id: int) -> int | None:
 
 
 def describe(s: GameState, program: Program | None = None) -> str:
-    """Where the game stands, in words: the level and what is disputed there."""
+    """Where the game stands, in words: the level, then what is disputed there."""
+    level, detail = position(s, program)
+    return f"{level:<8} {detail}"
+
+
+def position(s: GameState, program: Program | None = None) -> tuple[str, str]:
+    """(level word, what is disputed at it): step, node, output, element, term, proof, over."""
     node = f"node {s.node}"
     if program is not None and s.node < program.n_nodes:
         n = program.graph.nodes[s.node]
-        node += f" ({n.op.name}{' ' + n.name if n.name else ''})"
+        node += " " + (n.name.removeprefix("node ") if n.name else f"({n.op.name})")
     if s.level == Level.STEP:
-        return f"step     steps {s.lo}..{s.hi} of {s.steps} disputed"
+        return "step", f"steps {s.lo}..{s.hi} of {s.steps} disputed"
     if s.level == Level.NODE:
-        return f"node     step {s.step}, positions {s.lo}..{s.hi} of {s.n_nodes + 1} disputed"
+        return "node", f"step {s.step}, positions {s.lo}..{s.hi} of {s.n_nodes + 1} disputed"
     if s.level == Level.OUTPUT:
-        return f"output   step {s.step}, {node}: the solver shows its output"
+        return "output", f"step {s.step}, {node}: the solver shows its output"
     if s.level == Level.CHOOSE:
-        return f"output   step {s.step}, {node}: header or data?"
+        return "output", f"step {s.step}, {node}: header or data?"
     if s.level == Level.PROVE_HEADER:
-        return f"proof    step {s.step}, {node}: the output header is re-derived on-chain"
+        return "proof", f"step {s.step}, {node}: the output header is re-derived on-chain"
     if s.level == Level.DATA:
-        return f"element  step {s.step}, {node}: data tree, height {s.height}, index {s.index}"
+        return "element", f"step {s.step}, {node}: data tree, height {s.height}, index {s.index}"
     if s.level == Level.CHUNK_REVEAL:
-        return f"element  step {s.step}, {node}: chunk {s.index}"
+        return "element", f"step {s.step}, {node}: chunk {s.index}"
     if s.level == Level.ELEMENT:
-        return f"element  step {s.step}, {node}: chunk {s.index} revealed, element to pick"
+        return "element", f"step {s.step}, {node}: chunk {s.index} revealed, element to pick"
     if s.level == Level.TERM:
-        return f"term     step {s.step}, {node}, element {s.elem_index}: terms {s.lo}..{s.hi} of {s.terms}"
+        return "term", f"step {s.step}, {node}, element {s.elem_index}: terms {s.lo}..{s.hi} of {s.terms}"
     if s.level == Level.PROVE_ELEMENT:
-        return f"proof    step {s.step}, {node}, element {s.elem_index}: one computation re-executed on-chain"
+        return "proof", f"step {s.step}, {node}, element {s.elem_index}: one computation re-executed on-chain"
     if s.level == Level.PROVE_BOUNDARY:
-        return f"proof    step {s.step}: the step boundary re-executed on-chain"
-    return f"over     {s.outcome.name.lower().replace('_', ' ')}"
+        return "proof", f"step {s.step}: the step boundary re-executed on-chain"
+    return "over", s.outcome.name.lower().replace("_", " ")
 
 
 def progress_fraction(s: GameState) -> float:
@@ -557,7 +561,7 @@ def game_view(court: Court, game_id: int, now: int | None = None, account: str |
     return {
         "game_id": game_id,
         "level": s.level.name.lower(),
-        "position": describe(s),
+        "position": position(s)[1],
         "range": [s.lo, s.hi] if s.level in (Level.STEP, Level.NODE, Level.TERM) else None,
         "step": s.step if s.level not in (Level.STEP,) else None,
         "node": s.node if s.level not in (Level.STEP, Level.NODE) else None,
@@ -659,7 +663,7 @@ def open_dispute(
         "your_root": hex32(ours),
         "trace_dir": str(trace.dir),
         "challenger": chain.account,
-        "tx": receipt["transactionHash"].hex(),
+        "tx": hex32(receipt["transactionHash"]),
     }
 
 
@@ -667,7 +671,7 @@ def open_dispute(
 class GameEvent:
     """One thing that happened in a game being played: a move (ours or theirs), a wait, the end."""
 
-    kind: str  # "start" | "move" | "wait" | "over"
+    kind: str  # "start" | "position" | "move" | "wait" | "over"
     state: GameState
     who: Role | None = None
     function: str | None = None
@@ -675,9 +679,11 @@ class GameEvent:
     text: str = ""
 
 
-def _inferred_move(before: GameState) -> tuple[Role, str]:
-    """Who moved from `before`, and with which function (for narrating the other side)."""
+def _inferred_move(court: Court, game_id: int, before: GameState, after: GameState) -> tuple[Role, str]:
+    """Who moved from `before` to `after`, and how (for narrating the other side)."""
     mover = whose_move(before)
+    if after.outcome != Outcome.PENDING and "clock" in (game_reason(court, game_id) or ""):
+        return mover, "timeout"
     return mover, (_SOLVER_FN if mover == Role.SOLVER else _CHALLENGER_FN).get(before.level, "move")
 
 
@@ -721,14 +727,17 @@ def play(
     trace.run(progress=progress)
     player = GamePlayer.for_trace(court, game_id, role, trace)
     moves = {"ours": 0, "theirs": 0}
-    emit(GameEvent("start", s, text=describe(s, program)))
+    opponent = s.challenger if role == Role.SOLVER else s.solver
+    other = "challenger" if role == Role.SOLVER else "solver"
+    emit(GameEvent("start", s, who=role, text=f"game {game_id}: you are the {role.name.lower()}, the {other} is {opponent}"))
+    emit(GameEvent("position", s, text=describe(s, program)))
     last = s
     failures = 0
     waiting_since: tuple | None = None
     while True:
         s = game_state(court, game_id)
         if _fingerprint(s) != _fingerprint(last):
-            who, fn = _inferred_move(last)
+            who, fn = _inferred_move(court, game_id, last, s)
             moves["theirs"] += 1
             emit(GameEvent("move", s, who=who, function=fn, mine=False, text=describe(s, program)))
             last = s
@@ -748,6 +757,7 @@ def play(
                 continue
             failures = 0
             if move is None:  # the state moved under us; re-derive
+                time.sleep(poll)
                 continue
             s = game_state(court, game_id)
             moves["ours"] += 1
@@ -760,9 +770,14 @@ def play(
         if mover_left == 0:
             try:
                 chain.send(court.game.functions.timeout(game_id), "timeout")
-                continue
             except ChainError:
                 pass  # the clock reads 0 a second before timeout is allowed
+            else:
+                s = game_state(court, game_id)
+                moves["ours"] += 1
+                emit(GameEvent("move", s, who=role, function="timeout", mine=True, text=describe(s, program)))
+                last = s
+                continue
         if waiting_since != _fingerprint(s):
             waiting_since = _fingerprint(s)
             emit(GameEvent("wait", s, who=whose_move(s), text=f"{format_duration(mover_left)} left on its clock"))
@@ -842,7 +857,7 @@ def settle(session: Session, challenge_id: int) -> dict[str, Any]:
         "loser": slashed[0]["args"]["loser"] if slashed else None,
         "claim_rejected": bool(rejected),
         "credit_paid_to_solver": str(rejected[0]["args"]["credit_paid"]) if rejected else "0",
-        "tx": receipt["transactionHash"].hex(),
+        "tx": hex32(receipt["transactionHash"]),
     }
 
 
@@ -879,7 +894,7 @@ def finalize(session: Session, claim_id: int) -> dict[str, Any]:
         "bond": str(ev["bond"]),
         "credit": str(ev["credit"]),
         "paid": str(ev["reward"] + ev["bond"] + ev["credit"]),
-        "tx": receipt["transactionHash"].hex(),
+        "tx": hex32(receipt["transactionHash"]),
     }
 
 

@@ -370,15 +370,6 @@ class Player:
         )
 
 
-def check_program_fits(program_slots: int, descriptors: Sequence[bytes]) -> None:
-    """Refuse programs beyond what the contracts can prove (docs/SPEC.md section 5)."""
-    if program_slots > 512:
-        raise GameError(f"the program has {program_slots} slots; the contracts prove at most 512. Split the step.")
-    for n, d in enumerate(descriptors[:-1]):
-        if d[1] > 16 or len(d) > 548:
-            raise GameError(f"node {n} has more than 16 inputs or 64 attributes; the contracts cannot prove it.")
-
-
 __all__ = [
     "ABSENT",
     "GameError",
@@ -390,7 +381,6 @@ __all__ = [
     "Player",
     "Role",
     "acc_word",
-    "check_program_fits",
     "descent",
     "interior",
     "word_acc",

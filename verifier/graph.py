@@ -37,6 +37,8 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
 MAX_SLOTS = 0xFFFF  # u16 slot ids; 0xFFFF is "absent"
 ABSENT = 0xFFFF
 _FOLDED = ("Constant", "Shape", "Size")
+IN_MAX = 16  # inputs per node the one-step contracts accept
+ATTR_MAX = 64  # canonical attributes per node they accept
 
 
 class SlotKind(enum.IntEnum):
@@ -369,6 +371,13 @@ def load_graph(
         )
         ctx = CanonContext(node=node, opset=opset, in_types=tuple(in_types), const_values=const_values)
         canon = op.canonicalize(ctx)
+        # The one-step contracts carry at most IN_MAX input headers and ATTR_MAX attributes
+        # (docs/SPEC.md section 5): a node beyond them could never be disputed, so refuse it.
+        if len(canon.inputs) > IN_MAX or len(canon.attrs) > ATTR_MAX:
+            raise UnsupportedOpError(
+                f"{where} has {len(canon.inputs)} inputs and {len(canon.attrs)} attributes; the verifier "
+                f"proves at most {IN_MAX} and {ATTR_MAX}. Split it into smaller nodes."
+            )
         op_inputs = tuple(None if i is None else temp[node.input[i]] for i in canon.inputs)
         out_type = op.infer([None if i is None else entries[i][2].type for i in op_inputs], canon.attrs)
         out_type.check(f"output of {where}", max_elements)

@@ -21,6 +21,7 @@ META_STATE = "bisectml.state"
 META_DATA = "bisectml.data"
 MAX_STEPS = 2**63 - 1
 BOUNDARY_CODE = 0xFF
+MAX_PROVABLE_SLOTS = 512  # the referee's boundary proof takes the whole slot table
 
 Progress = Callable[[int, int], None]  # (steps done, total)
 
@@ -180,6 +181,11 @@ def load_program(
     if missing:
         raise ProgramError(f"inputs {missing} have no initializer; give every state and data input its initial value.")
     graph = load_graph(model, roles=roles, max_elements=max_elements)
+    if graph.n_slots > MAX_PROVABLE_SLOTS:
+        raise ProgramError(
+            f"the step graph has {graph.n_slots} values; a step boundary can be proven on-chain for at most "
+            f"{MAX_PROVABLE_SLOTS}. Split the step into smaller programs."
+        )
 
     step_slot = graph.by_name[step_input] if step_input else None
     if step_slot is not None and graph.slots[step_slot].type != TensorType(DType.INT64, ()):

@@ -83,9 +83,11 @@ def _open(case: NodeCase, contract, out_index: int, phase: int, k: int) -> list[
     raise AssertionError("needs() did not settle")
 
 
-def contract_element(contract, case: NodeCase, out_index: int) -> int:
-    """The output element at `out_index` as the contract computes it (through the term game)."""
-    K = contract.terms(case.desc, case.in_headers)
+def contract_element(contract, case: NodeCase, out_index: int, K: int | None = None) -> int:
+    """The output element at `out_index` as the contract computes it (through the term game).
+    `K` is `contract.terms(..)` if the caller already has it (it depends on the node only)."""
+    if K is None:
+        K = contract.terms(case.desc, case.in_headers)
     if K == 0:
         return contract.compute(case.desc, case.in_headers, out_index, DIRECT, 0, 0, _open(case, contract, out_index, DIRECT, 0))
     acc = contract.compute(case.desc, case.in_headers, out_index, INIT, 0, 0, _open(case, contract, out_index, INIT, 0))
@@ -98,9 +100,10 @@ def check_node(contract, case: NodeCase, indices: list[int] | None = None) -> No
     """Header and every listed output element equal the reference; raises AssertionError if not."""
     assert contract.output_header(case.desc, case.in_headers) == case.out_header
     flat = case.output.reshape(-1)
+    K = contract.terms(case.desc, case.in_headers)
     for e in range(flat.size) if indices is None else indices:
         want = int(flat[e])
-        got = contract_element(contract, case, e)
+        got = contract_element(contract, case, e, K)
         assert got == want, f"element {e}: contract {got}, reference {want}"
 
 

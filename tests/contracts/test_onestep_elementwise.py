@@ -2,12 +2,13 @@
 
 Differential fuzzing: every case is a one-node model built and run by the engine
 (`node_case`), and the contract must reproduce its output header and the output elements at
-the first, the last and a few random flat indices (`check_node`).
-
-Cases per op: `ONESTEP_EXAMPLES`, else 500 under CI (CI=true) and 40 locally. Every contract
-call runs in py-evm at ~5 ms, and a binary-op case makes ~16 calls (header, then per index
-terms + 3 needs + compute), so 500 cases x 24 ops take ~25 minutes; 40 keep a local run near
-3 minutes.
+the first, the last and a few random flat indices (`check_node`; an empty output checks the header only). Every case runs the contract's
+bytecode in revm (`_revm.RevmContract`, ~100x py-evm); one case in BOA_EVERY, the pinned edge
+cases, the revert reasons, the gas and the bytecode size go through titanoboa (`boa.load`,
+module-scoped), so both EVMs are pinned to the same answers.
+`ONESTEP_EXAMPLES` sets the number of hypothesis cases per op (default 500);
+`ONESTEP_BOA_EVERY=1` runs every case through titanoboa as well (slow: ~60 ms a case, so
+500 x 24 ops take ~13 CPU-minutes).
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from collections.abc import Callable
 import boa
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tests.contracts._onestep import DIRECT, INIT, TERM, NodeCase, check_node, contract_element, node_case
+from tests.contracts._revm import RevmContract, RevmRevert
 from verifier.commit import tensor_header
 from verifier.dtypes import DType, TensorType
 
-EXAMPLES = int(os.environ.get("ONESTEP_EXAMPLES") or (500 if os.environ.get("CI") else 40))
+PATH = "contracts/OneStepElementwise.vy"
+EXAMPLES = int(os.environ.get("ONESTEP_EXAMPLES", "500"))
+BOA_EVERY = int(os.environ.get("ONESTEP_BOA_EVERY", "10"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -41,7 +45,12 @@ EIP170 = 24_576
 
 @pytest.fixture(scope="module")
 def c():
-    return boa.load("contracts/OneStepElementwise.vy")
+    return boa.load(PATH)
+
+
+@pytest.fixture(scope="module")
+def rv() -> RevmContract:
+    return RevmContract(PATH)
 
 
 # ----------------------------------------------------------------------------- strategies
@@ -158,12 +167,17 @@ OPS: dict[str, Builder] = {
 
 @pytest.mark.parametrize("op", list(OPS))
 @FUZZ
-@given(data=st.data())
-def test_fuzz_matches_reference(c, op: str, data: st.DataObject) -> None:
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_fuzz_matches_reference(c, rv, op: str, data: st.DataObject, seed: int) -> None:
     op_type, inputs, attrs = OPS[op](data.draw)
     case = node_case(op_type, inputs, attrs)
     assert case.desc[0] == list(OPS).index(op) + 1  # op codes 1..24 in SPEC order
-    check_node(c, case, indices(data.draw, case))
+    event("empty output" if case.output.size == 0 else f"output rank {case.output.ndim}")
+    idx = indices(data.draw, case)
+    check_node(rv, case, idx)
+    if seed % BOA_EVERY == 0:
+        event("also in titanoboa")
+        check_node(c, case, idx)
 
 
 # ----------------------------------------------------------------------------- pinned edge cases
@@ -429,8 +443,22 @@ def test_wrong_number_of_values(c, add_case: NodeCase) -> None:
 # ----------------------------------------------------------------------------- deployment
 
 
-def test_runtime_bytecode_fits_eip170(c) -> None:
-    assert len(boa.env.get_code(c.address)) < EIP170
+def test_runtime_bytecode_fits_eip170(c, rv) -> None:
+    size = len(boa.env.get_code(c.address))
+    assert size < EIP170
+    assert rv.runtime_size == size  # revm runs the very same runtime code
+
+
+def test_revm_reverts_with_the_same_reasons(rv, add_case: NodeCase) -> None:
+    for call, reason in [
+        (lambda: rv.needs(add_case.desc, add_case.in_headers, 6, DIRECT, 0, []), "onestep: out_index out of range"),
+        (lambda: rv.compute(add_case.desc, add_case.in_headers, 0, INIT, 0, 0, [1, 1]), "onestep: elementwise ops are direct; phase must be DIRECT (0)"),
+        (lambda: rv.output_header(desc(25, 2), H2), "onestep: op code is not elementwise (1..24)"),
+        (lambda: rv.output_header(ADD, [header(I8, 3), header(I32, 3)]), "onestep: input dtype mismatch"),
+    ]:
+        with pytest.raises(RevmRevert) as e:
+            call()
+        assert e.value.reason == reason
 
 
 def test_gas_of_typical_calls(c, add_case: NodeCase) -> None:

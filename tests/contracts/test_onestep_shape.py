@@ -1,24 +1,42 @@
-"""OneStepShape.vy (docs/SPEC.md 4.3, 5) against the reference interpreter.
+"""OneStepShape (op codes 25, 26, 27, 31, 32, 33) against the reference interpreter
+(docs/SPEC.md 4.3, 5).
 
 Differential fuzzing: every case is a one-node ONNX model loaded through the engine (so the
-descriptor and headers are the committed ones), run by the reference, and compared with the
-contract on its header and on the first, the last and a few random output elements, opening
-exactly the input elements the contract `needs`. Then the revert reasons.
+descriptor and headers are the committed ones; Flatten, Squeeze and Unsqueeze arrive as
+Reshape), run by the reference, and the contract must reproduce its output header and the
+elements at the first, the last and two random flat indices, opening exactly the input
+elements it `needs` (`check_node`; an empty output checks the header only). Every case runs
+the contract's bytecode in revm (`_revm.RevmContract`, ~100x py-evm); one case in BOA_EVERY,
+the fixed cases, the revert reasons and the bytecode size go through titanoboa
+(`boa.load`, module-scoped), so both EVMs are pinned to the same answers.
+`ONESTEP_EXAMPLES` sets the number of hypothesis cases per op (default 500);
+`ONESTEP_BOA_EVERY=1` runs every case through titanoboa as well (slow: ~40 ms a case).
 """
 
 from __future__ import annotations
 
 import math
+import os
+from typing import NamedTuple
 
 import boa
 import numpy as np
 import pytest
-from _onestep import DIRECT, INIT, check_node, contract_element, node_case
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.contracts._onestep import DIRECT, INIT, check_node, node_case
+from tests.contracts._revm import RevmContract
+
+PATH = "contracts/OneStepShape.vy"
 EIP170 = 24_576
-FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_N", 500)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("ONESTEP_EXAMPLES", "500"))
+BOA_EVERY = int(os.environ.get("ONESTEP_BOA_EVERY", "10"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 DTYPES = [np.int8, np.int32, np.int64, np.bool_]
@@ -26,7 +44,22 @@ DTYPES = [np.int8, np.int32, np.int64, np.bool_]
 
 @pytest.fixture(scope="module")
 def shape_contract():
-    return boa.load("contracts/OneStepShape.vy")
+    return boa.load(PATH)
+
+
+@pytest.fixture(scope="module")
+def rv() -> RevmContract:
+    return RevmContract(PATH)
+
+
+class Evms(NamedTuple):
+    rv: RevmContract
+    boa: object
+
+
+@pytest.fixture(scope="module")
+def evms(rv, shape_contract) -> Evms:
+    return Evms(rv, shape_contract)
 
 
 # --------------------------------------------------------------------------------- strategies
@@ -71,10 +104,16 @@ def pick_indices(n: int, seed: int, extra: int = 2) -> list[int]:
     return sorted({0, n - 1, *(int(i) for i in rng.integers(0, n, size=extra))})
 
 
-def run(contract, op_type: str, inputs, attrs=None, consts=None, opset: int = 18, seed: int = 0) -> None:
+def run(evms: Evms, op_type: str, inputs, attrs=None, consts=None, opset: int = 18, seed: int = 0) -> None:
+    """One case: the header and the first, last and two random elements, in revm (and, one
+    case in BOA_EVERY, in titanoboa)."""
     case = node_case(op_type, inputs, attrs, consts, opset)
     event("empty output" if case.output.size == 0 else f"output rank {case.output.ndim}")
-    check_node(contract, case, pick_indices(case.output.size, seed))
+    indices = pick_indices(case.output.size, seed)
+    check_node(evms.rv, case, indices)
+    if seed % BOA_EVERY == 0:
+        event("also in titanoboa")
+        check_node(evms.boa, case, indices)
 
 
 def i64(v) -> np.ndarray:
@@ -99,7 +138,7 @@ def factorization(draw, n: int, rank: int) -> list[int]:
 
 @given(data=st.data(), x=tensors(), seed=seeds)
 @FUZZ
-def test_reshape(shape_contract, data, x, seed) -> None:
+def test_reshape(evms, data, x, seed) -> None:
     n = x.size
     if n == 0:
         rank = data.draw(st.integers(1, 5))
@@ -114,24 +153,25 @@ def test_reshape(shape_contract, data, x, seed) -> None:
         for k in range(min(len(spec), x.ndim)):
             if spec[k] == x.shape[k] and data.draw(st.booleans()):
                 spec[k] = 0
-    inferable = [k for k in range(len(spec)) if spec[k] != 0 and math.prod(t for j, t in enumerate(target) if j != k) != 0]
+    # one -1 where the other dims have a non-zero product (the loader infers it from them)
+    inferable = [k for k in range(len(spec)) if spec[k] != 0 and math.prod(target[:k] + target[k + 1 :]) != 0]
     if inferable and data.draw(st.booleans()):
         spec[data.draw(st.sampled_from(inferable))] = -1
     attrs = {"allowzero": allowzero} if allowzero or data.draw(st.booleans()) else {}
-    run(shape_contract, "Reshape", [x], attrs, {1: i64(spec)}, seed=seed)
+    run(evms, "Reshape", [x], attrs, {1: i64(spec)}, seed=seed)
 
 
 @given(x=tensors(), data=st.data(), seed=seeds)
 @FUZZ
-def test_flatten(shape_contract, x, data, seed) -> None:
+def test_flatten(evms, x, data, seed) -> None:
     r = x.ndim
     attrs = {} if data.draw(st.booleans()) and r >= 1 else {"axis": data.draw(st.integers(-r, r))}
-    run(shape_contract, "Flatten", [x], attrs, seed=seed)
+    run(evms, "Flatten", [x], attrs, seed=seed)
 
 
 @given(data=st.data(), seed=seeds, opset=st.sampled_from([11, 13, 18]))
 @FUZZ
-def test_squeeze(shape_contract, data, seed, opset) -> None:
+def test_squeeze(evms, data, seed, opset) -> None:
     shape = data.draw(shapes(side=st.sampled_from([1, 1, 2, 3] * 4 + [0])))
     x = data.draw(tensors(shape=shape))
     ones = [k for k, d in enumerate(shape) if d == 1]
@@ -139,26 +179,26 @@ def test_squeeze(shape_contract, data, seed, opset) -> None:
         axes = data.draw(st.lists(st.sampled_from(ones), min_size=1, unique=True))
         axes = [a - len(shape) if data.draw(st.booleans()) else a for a in axes]
         if opset >= 13:
-            run(shape_contract, "Squeeze", [x], None, {1: i64(axes)}, opset, seed)
+            run(evms, "Squeeze", [x], None, {1: i64(axes)}, opset, seed)
         else:
-            run(shape_contract, "Squeeze", [x], {"axes": axes}, None, opset, seed)
+            run(evms, "Squeeze", [x], {"axes": axes}, None, opset, seed)
     else:  # no axes: every dim of size 1
-        run(shape_contract, "Squeeze", [x], None, None, opset, seed)
+        run(evms, "Squeeze", [x], None, None, opset, seed)
 
 
 @given(data=st.data(), x=tensors(max_rank=4), seed=seeds, opset=st.sampled_from([11, 13, 18]))
 @FUZZ
-def test_unsqueeze(shape_contract, data, x, seed, opset) -> None:
+def test_unsqueeze(evms, data, x, seed, opset) -> None:
     rank = data.draw(st.integers(x.ndim + 1, 6))
     axes = data.draw(st.lists(st.integers(0, rank - 1), min_size=rank - x.ndim, max_size=rank - x.ndim, unique=True))
     axes = [a - rank if data.draw(st.booleans()) else a for a in axes]
     if opset >= 13:
         if len(axes) == 1 and data.draw(st.booleans()):
-            run(shape_contract, "Unsqueeze", [x], None, {1: i64(axes[0])}, opset, seed)  # scalar axes
+            run(evms, "Unsqueeze", [x], None, {1: i64(axes[0])}, opset, seed)  # scalar axes
         else:
-            run(shape_contract, "Unsqueeze", [x], None, {1: i64(axes)}, opset, seed)
+            run(evms, "Unsqueeze", [x], None, {1: i64(axes)}, opset, seed)
     else:
-        run(shape_contract, "Unsqueeze", [x], {"axes": axes}, None, opset, seed)
+        run(evms, "Unsqueeze", [x], {"axes": axes}, None, opset, seed)
 
 
 # --------------------------------------------------------------------------------- Transpose
@@ -166,12 +206,12 @@ def test_unsqueeze(shape_contract, data, x, seed, opset) -> None:
 
 @given(data=st.data(), x=tensors(max_rank=6), seed=seeds)
 @FUZZ
-def test_transpose(shape_contract, data, x, seed) -> None:
+def test_transpose(evms, data, x, seed) -> None:
     if x.ndim == 0 or data.draw(st.integers(0, 4)) == 0:
         attrs = {}  # default: reversed axes (onnx cannot write an empty perm)
     else:
         attrs = {"perm": data.draw(st.permutations(range(x.ndim)))}
-    run(shape_contract, "Transpose", [x], attrs, seed=seed)
+    run(evms, "Transpose", [x], attrs, seed=seed)
 
 
 # --------------------------------------------------------------------------------- Concat
@@ -179,7 +219,7 @@ def test_transpose(shape_contract, data, x, seed) -> None:
 
 @given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
 @FUZZ
-def test_concat(shape_contract, data, seed, dtype) -> None:
+def test_concat(evms, data, seed, dtype) -> None:
     base = data.draw(shapes(min_rank=1))
     r = len(base)
     axis = data.draw(st.integers(-r, r - 1))
@@ -189,13 +229,14 @@ def test_concat(shape_contract, data, seed, dtype) -> None:
         s = list(base)
         s[axis] = d
         xs.append(filled(tuple(s), dtype, seed + j))
-    run(shape_contract, "Concat", xs, {"axis": axis}, seed=seed)
+    run(evms, "Concat", xs, {"axis": axis}, seed=seed)
 
 
-def test_concat_sixteen_inputs(shape_contract) -> None:
+def test_concat_sixteen_inputs(evms) -> None:
     xs = [np.full((2, j % 3, 1), j, np.int32) for j in range(16)]
     case = node_case("Concat", xs, {"axis": 1})
-    check_node(shape_contract, case)
+    check_node(evms.rv, case)
+    check_node(evms.boa, case)
 
 
 # --------------------------------------------------------------------------------- Slice
@@ -230,7 +271,7 @@ def slice_axis(draw, d: int, unit: bool) -> tuple[int, int, int]:
 
 @given(data=st.data(), x=tensors(), seed=seeds, opset=st.sampled_from([9, 13, 18, 18]))
 @FUZZ
-def test_slice(shape_contract, data, x, seed, opset) -> None:
+def test_slice(evms, data, x, seed, opset) -> None:
     r = x.ndim
     axes = data.draw(st.lists(st.integers(0, r - 1), max_size=r, unique=True)) if r else []
     n = len(axes)
@@ -242,14 +283,14 @@ def test_slice(shape_contract, data, x, seed, opset) -> None:
     ends = [p[1] for p in picked]
     axes = [a - r if data.draw(st.booleans()) else a for a in axes]
     if opset < 10:  # Slice-1: attributes, unit steps
-        run(shape_contract, "Slice", [x], {"starts": starts, "ends": ends, "axes": axes}, None, opset, seed)
+        run(evms, "Slice", [x], {"starts": starts, "ends": ends, "axes": axes}, None, opset, seed)
         return
     consts = {1: i64(starts), 2: i64(ends)}
     if with_steps or data.draw(st.integers(0, 3)) or axes != list(range(n)):
         consts[3] = i64(axes)
     if with_steps:
         consts[4] = i64([p[2] for p in picked])
-    run(shape_contract, "Slice", [x], None, consts, opset, seed)
+    run(evms, "Slice", [x], None, consts, opset, seed)
 
 
 # --------------------------------------------------------------------------------- Gather
@@ -257,7 +298,7 @@ def test_slice(shape_contract, data, x, seed, opset) -> None:
 
 @given(data=st.data(), x=tensors(min_rank=1), seed=seeds, idt=st.sampled_from([np.int32, np.int64]))
 @FUZZ
-def test_gather(shape_contract, data, x, seed, idt) -> None:
+def test_gather(evms, data, x, seed, idt) -> None:
     r = x.ndim
     axis = data.draw(st.integers(-r, r - 1))
     n = x.shape[axis]
@@ -266,7 +307,7 @@ def test_gather(shape_contract, data, x, seed, idt) -> None:
     values = st.one_of(st.integers(-n - 2, n + 1), st.sampled_from([int(info.min), int(info.max)]))
     idx = np.array(data.draw(st.lists(values, min_size=math.prod(q_shape), max_size=math.prod(q_shape))), idt)
     attrs = {} if axis == 0 and data.draw(st.booleans()) else {"axis": axis}
-    run(shape_contract, "Gather", [x, idx.reshape(q_shape)], attrs, seed=seed)
+    run(evms, "Gather", [x, idx.reshape(q_shape)], attrs, seed=seed)
 
 
 # --------------------------------------------------------------------------------- Expand
@@ -274,7 +315,7 @@ def test_gather(shape_contract, data, x, seed, idt) -> None:
 
 @given(data=st.data(), seed=seeds, dtype=st.sampled_from(DTYPES))
 @FUZZ
-def test_expand(shape_contract, data, seed, dtype) -> None:
+def test_expand(evms, data, seed, dtype) -> None:
     out = data.draw(shapes(max_rank=6))
     R = len(out)
     r = data.draw(st.integers(0, R))  # input rank; the shape input has rank s
@@ -297,14 +338,15 @@ def test_expand(shape_contract, data, seed, dtype) -> None:
         if b is not None:
             ss.append(b)
     x = filled(tuple(xs), dtype, seed)
-    run(shape_contract, "Expand", [x], None, {1: i64(ss)}, seed=seed)
+    run(evms, "Expand", [x], None, {1: i64(ss)}, seed=seed)
 
 
 # --------------------------------------------------------------------------------- fixed cases
 
 
-def test_every_element_of_small_cases(shape_contract) -> None:
-    """Whole outputs of a few hand-picked nodes, including SPEC 4.3's documented edge cases."""
+def test_every_element_of_small_cases(evms) -> None:
+    """Whole outputs of a few hand-picked nodes, including SPEC 4.3's documented edge cases,
+    in both EVMs."""
     x = np.arange(1, 25, dtype=np.int64).reshape(2, 3, 4)
     cases = [
         node_case("Reshape", [x], None, {1: i64([0, -1, 2])}),
@@ -321,7 +363,8 @@ def test_every_element_of_small_cases(shape_contract) -> None:
         node_case("Squeeze", [x[:1, :, :1]], None, None),
     ]
     for case in cases:
-        check_node(shape_contract, case)
+        check_node(evms.rv, case)
+        check_node(evms.boa, case)
 
 
 def test_gather_out_of_range_reads_only_the_index(shape_contract) -> None:
@@ -349,9 +392,10 @@ def test_terms_is_zero(shape_contract) -> None:
     assert shape_contract.terms(case.desc, case.in_headers) == 0
 
 
-def test_runtime_bytecode_fits_eip170(shape_contract) -> None:
+def test_runtime_bytecode_fits_eip170(shape_contract, rv) -> None:
     code = boa.env.get_code(shape_contract.address)
     assert 0 < len(code) <= EIP170, len(code)
+    assert bytes(code) == rv.runtime  # both EVMs run the same bytecode
 
 
 # --------------------------------------------------------------------------------- reverts
@@ -497,7 +541,8 @@ BAD_NODES = [
     (desc(GATHER, 2, []), [H23, header(INT64, [2])], "onestep: Gather axis outside 0..rank-1"),
     (desc(GATHER, 2, [0]), [header(INT32, []), header(INT64, [2])], "onestep: Gather data is rank 0"),
     (desc(GATHER, 2, [0]), [H23, header(INT64, [1] * 6)], "onestep: Gather output rank above 6"),
-    (desc(GATHER, 2, [1]), [header(INT8, [2**16, 1]), header(INT64, [2**16])], "onestep: output has 2^32 or more elements"),
+    (desc(GATHER, 2, [1]), [header(INT8, [2**16, 1]), header(INT64, [2**16])],
+     "onestep: output has 2^32 or more elements"),  # fmt: skip
 ]
 
 

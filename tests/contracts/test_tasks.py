@@ -6,12 +6,17 @@ revert with its reason, then the time edges one second on each side.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import boa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifier.commit import keccak, program_id
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # --- constants mirrored from the contracts ---------------------------------------------------
 
@@ -263,8 +268,8 @@ def test_post_task__zero_reward_allowed(tasks, token, poster):
 def test_post_task__limits_inclusive(tasks, poster):
     tid = tasks.post_task(
         *task_args(
-            n_nodes=2**32 - 1, n_slots=2**16 - 1, steps=2**63 - 1,
-            window=2_592_000, clock=2_592_000, arity=64,
+            n_nodes=2**32 - 2, n_slots=512, steps=2**63 - 1,
+            window=2_592_000, clock=2_592_000, arity=32,
         ),
         sender=poster,
     )
@@ -275,9 +280,9 @@ def test_post_task__limits_inclusive(tasks, poster):
 @pytest.mark.parametrize(
     "over, reason",
     [
-        (dict(n_nodes=2**32), "tasks: too many nodes"),
+        (dict(n_nodes=2**32 - 1), "tasks: too many nodes"),
         (dict(n_slots=0), "tasks: no slots"),
-        (dict(n_slots=2**16), "tasks: too many slots"),
+        (dict(n_slots=513), "tasks: too many slots"),
         (dict(steps=0), "tasks: no steps"),
         (dict(steps=2**63), "tasks: too many steps"),
         (dict(window=86_399), "tasks: window below minimum"),
@@ -285,7 +290,7 @@ def test_post_task__limits_inclusive(tasks, poster):
         (dict(clock=21_599), "tasks: clock below minimum"),
         (dict(clock=2_592_001), "tasks: clock above maximum"),
         (dict(arity=1), "tasks: arity below minimum"),
-        (dict(arity=65), "tasks: arity above maximum"),
+        (dict(arity=33), "tasks: arity above maximum"),
         (dict(solver_bond=0), "tasks: solver bond is zero"),
         (dict(challenger_bond=0), "tasks: challenger bond is zero"),
     ],
@@ -299,6 +304,60 @@ def test_post_task__bad_terms__reverts(tasks, poster, over, reason):
 def test_program_id__out_of_range__reverts(tasks):
     with boa.reverts("tasks: too many steps"):
         tasks.program_id(GRAPH, 1, 1, INITIAL, DATASET, 2**63)
+
+
+def test_program_id__out_of_spec_slots__reverts(tasks):
+    with boa.reverts("tasks: too many slots"):
+        tasks.program_id(GRAPH, 1, 2**16, INITIAL, DATASET, 1)
+
+
+# --- every task the registry accepts can be disputed on the real game ---------------------------
+
+
+def _game_constant(name: str) -> int:
+    src = (ROOT / "contracts" / "Game.vy").read_text()
+    m = re.search(rf"^{name}: constant\(uint256\) = (.+?)\s*(#.*)?$", src, re.M)
+    assert m, f"Game.vy has no constant {name}"
+    return int(eval(m.group(1).replace("_", ""), {}))  # literals like 2**32 - 2
+
+
+def test_limits__within_what_the_game_accepts(tasks):
+    """A term Game.create refused would make every challenge revert: claims would finalize
+    unchallenged. So the registry's upper limits never exceed the game's."""
+    assert tasks.MAX_ARITY() <= _game_constant("MAX_ARITY")
+    assert tasks.MAX_SLOTS() <= _game_constant("MAX_SLOTS")
+    assert tasks.MAX_NODES() <= _game_constant("MAX_NODES")
+    assert tasks.MAX_STEPS() <= _game_constant("MAX_STEPS")
+    assert tasks.MIN_ARITY() >= 2 and tasks.MIN_CLOCK() > 0
+
+
+@pytest.fixture(scope="module")
+def real_court(tasks_deployer, token, deployer):
+    """Tasks wired to the real contracts/Game.vy (its referee is a stand-in address: only
+    `create` runs here)."""
+    with boa.env.prank(deployer):
+        game = boa.load_partial(str(ROOT / "contracts" / "Game.vy")).deploy()
+        game.set_referee(boa.env.generate_address("referee"))
+        return tasks_deployer.deploy(token, game), game
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        dict(n_nodes=2**32 - 2, n_slots=512, steps=2**63 - 1, arity=32, clock=2_592_000),
+        dict(n_nodes=0, n_slots=1, steps=1, arity=2, clock=21_600),
+    ],
+)
+def test_challenge__real_game_accepts_every_term_at_the_limits(real_court, token, deployer, funded, terms):
+    registry, game = real_court
+    poster, solver, challenger = funded[:3]
+    for a in funded[:3]:
+        token.approve(registry, 2**256 - 1, sender=a)
+    tid = registry.post_task(*task_args(**terms), sender=poster)
+    cid = registry.claim(tid, FINAL, sender=solver)
+    chid = registry.challenge(cid, sender=challenger)
+    assert registry.challenges(chid).game_id == game.game_count()
+    assert game.outcome(registry.challenges(chid).game_id) == PENDING
 
 
 def test_post_task__deadline_now__reverts(tasks, poster):
@@ -792,6 +851,7 @@ def test_views__unknown_ids(tasks):
 # --- gas ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gas__report(tasks, token, mock_game, token_deployer, mock_game_deployer, tasks_deployer):
     """Prints the receipt gas of each external call (seen with -s) and guards against regressions.
 
@@ -799,7 +859,6 @@ def test_gas__report(tasks, token, mock_game, token_deployer, mock_game_deployer
     titanoboa keeps storage warm across calls. `challenge` includes MockGame.create, which
     stores ten words (about 225_000 gas); the real game's `create` replaces that share.
     """
-    pytest.importorskip("eth_tester")
     from web3 import EthereumTesterProvider, Web3
 
     w3 = Web3(EthereumTesterProvider())
@@ -807,11 +866,11 @@ def test_gas__report(tasks, token, mock_game, token_deployer, mock_game_deployer
 
     def deploy(deployer, abi, *args):
         factory = w3.eth.contract(abi=abi, bytecode=deployer.compiler_data.bytecode)
-        receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(*args).transact({"from": acct[0]}))
+        receipt = w3.eth.get_transaction_receipt(factory.constructor(*args).transact({"from": acct[0]}))
         return w3.eth.contract(address=receipt.contractAddress, abi=abi)
 
     def send(fn, sender=acct[0]) -> int:
-        receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+        receipt = w3.eth.get_transaction_receipt(fn.transact({"from": sender}))  # auto-mined
         assert receipt.status == 1
         return receipt.gasUsed
 

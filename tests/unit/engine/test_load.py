@@ -147,3 +147,21 @@ def test_load__bind_turns_input_into_constant() -> None:
     np.testing.assert_array_equal(g.run({"a": np.arange(4, dtype=np.int64).reshape(2, 2)})["b"], [0, 1, 2, 3])
     with pytest.raises(ShapeError):
         load_graph(model, bind={"shape": np.array([4, 1], np.int64)})
+
+
+def test_load__node_with_more_inputs_than_contracts_prove__refused() -> None:
+    names = [f"a{i}" for i in range(17)]
+    model = make_model(
+        [helper.make_node("Concat", names, ["b"], axis=0, name="wide")],
+        [vi(n, shape=(1,)) for n in names],
+        [vi("b", shape=(17,))],
+    )
+    with pytest.raises(UnsupportedOpError) as e:
+        load_graph(model)
+    assert "node 'wide'" in one_line(e.value) and "at most 16" in one_line(e.value)
+    sixteen = make_model(
+        [helper.make_node("Concat", names[:16], ["b"], axis=0, name="ok")],
+        [vi(n, shape=(1,)) for n in names[:16]],
+        [vi("b", shape=(16,))],
+    )
+    assert len(load_graph(sixteen).nodes[0].inputs) == 16

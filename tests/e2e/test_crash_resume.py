@@ -1,0 +1,157 @@
+"""Crash and resume: daemons killed with SIGKILL at random points of their games, restarted.
+
+Two disputes run side by side on one deployment:
+- A: an honest watchtower against cheating solvers (wrong element, wrong boundary, only the
+  final output wrong);
+- B: an honest solver against a lying challenger that disputes its correct claims.
+Again and again a random daemon (mostly the honest ones) is killed while one of its games is
+pending, at a random moment or at a failpoint (right after a transaction is recorded and
+before it is broadcast, or right after the broadcast and before the receipt is recorded), and
+started again on the same data directory. Afterwards: every game was won by the honest side,
+every transaction each account sent is in its store, no move took effect twice, and the honest
+parties hold exactly what they are owed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+from _e2e import (
+    CHALLENGER_BOND,
+    FUNDS,
+    REWARD,
+    SOLVER_BOND,
+    WINDOW,
+    Daemon,
+    assert_chain_moves_unique,
+    assert_no_move_twice,
+    burn,
+    program,
+    wait_until,
+)
+
+TRIALS = 20
+SEED = int(os.environ.get("BISECTML_CRASH_SEED", "20260525"))
+PENDING, SOLVER_WON, CHALLENGER_WON = 0, 1, 2
+WON, LOST = 3, 2
+
+
+def _started(d: Daemon) -> bool:
+    """The current process has logged its start (so it is past start-up, in its loop)."""
+    pid = d.proc.pid if d.proc else None
+    return any(r.get("event") == "started" and r.get("pid") == pid for r in d.logs())
+
+
+def test_crash_resume__sigkill_at_random_points__honest_side_wins_nothing_twice(suite, fleet, toys) -> None:
+    rng = random.Random(SEED)
+    cheats = ["wrong-element:13,3", "wrong-boundary:9", "final-output"]
+    pa = [toys(20 + i, steps=24) for i in range(len(cheats))]
+    pb = toys(30, steps=24)
+    tower = fleet("challenger", 2, pa, "tower")
+    solver = fleet("solver", 1, [pb], "solver")
+    cheaters = [fleet("solver", 3 + i, [p], f"cheat{i}", cheat=c) for i, (p, c) in enumerate(zip(pa, cheats))]
+    liar = fleet("challenger", 6, [pb], "liar", cheat="wrong-element:7,2")
+    everyone = [tower, solver, *cheaters, liar]
+
+    def post_round() -> None:
+        for p in pa:
+            suite.post_task(program(p))
+        for _ in range(2):
+            suite.post_task(program(pb))
+
+    post_round()
+    post_round()
+    for d in everyone:
+        d.start()
+
+    def pending_games(d: Daemon) -> list[int]:
+        out = []
+        n = int(suite.court.game.functions.game_count().call())
+        for gid in range(1, n + 1):
+            g = suite.court.game.functions.games(gid).call()
+            if g[9] == PENDING and d.address in (g[0], g[1]):
+                out.append(gid)
+        return out
+
+    wait_until("the first games", lambda: pending_games(tower) and pending_games(solver), 120, everyone)
+    trials: list[tuple[str, str, int]] = []
+    rounds = 0
+    while len(trials) < TRIALS:
+        rounds += 1
+        assert rounds < 80, f"only {len(trials)} trials in {rounds} rounds"
+        if not pending_games(tower) and not pending_games(solver):
+            post_round()  # every game ended before enough trials: more games
+            wait_until("new games", lambda: pending_games(tower) or pending_games(solver), 120, everyone)
+        weights = [(tower, 4), (solver, 4), *[(c, 1) for c in cheaters], (liar, 1)]
+        victims = [d for d, w in weights for _ in range(w) if pending_games(d)]
+        if not victims:
+            time.sleep(0.2)
+            continue
+        victim = rng.choice(victims)
+        mode = rng.choice(["random", "random", "recorded", "broadcast"])
+        if mode == "random":
+            wait_until("the victim's start", lambda: _started(victim), 60, everyone)
+            time.sleep(rng.uniform(0.0, 2.0))
+            if not pending_games(victim):
+                continue
+            victim.kill()
+        else:
+            # restart it armed: it kills itself at its k-th send, in that window
+            victim.kill()
+            k = rng.randint(1, 3)
+            victim.start(env={"BISECTML_FAILPOINT": f"{mode}:{k}"})
+            try:
+                wait_until(f"the {mode} failpoint", lambda: not victim.alive(), 30, [d for d in everyone if d is not victim])
+            except AssertionError:
+                victim.kill()  # nothing to send in time: an ordinary random kill
+                mode = "random"
+            else:
+                assert victim.proc is not None and victim.proc.returncode == -signal.SIGKILL, victim.tail()
+        trials.append((victim.data_dir.name, mode, len(pending_games(victim))))
+        victim.start()
+    # let every game finish, then the windows close and everything is settled and finalized
+    wait_until("every game over", lambda: not pending_games(tower) and not pending_games(solver), 240, everyone)
+    suite.anvil.advance(WINDOW + 1)
+
+    def all_settled() -> bool:
+        if any(ch.state == 1 for _, ch in suite.challenges()):
+            return False
+        return all(c.state != 1 for _, c in suite.claims())
+
+    wait_until("every challenge settled and claim finalized", all_settled, 120, everyone)
+    for d in everyone:
+        d.terminate()
+
+    # every game went to the honest side
+    n_games = int(suite.court.game.functions.game_count().call())
+    won_by_tower = won_by_solver = 0
+    for gid in range(1, n_games + 1):
+        g = suite.court.game.functions.games(gid).call()
+        if g[0] == solver.address:
+            assert g[9] == SOLVER_WON, f"game {gid}: the honest solver lost"
+            won_by_solver += 1
+        else:
+            assert g[1] == tower.address and g[9] == CHALLENGER_WON, f"game {gid}: the honest watchtower lost"
+            won_by_tower += 1
+    assert won_by_tower >= 6 and won_by_solver >= 4
+    # nothing twice: each account's transactions are all in its store, no key took effect twice
+    for d in everyone:
+        assert_no_move_twice(suite, d)
+    assert_chain_moves_unique(suite)
+    # no honest bond lost: each party holds exactly what it is owed
+    assert suite.balance(tower.address) == FUNDS + won_by_tower * (SOLVER_BOND - burn(SOLVER_BOND))
+    honest_claims = [c for _, c in suite.claims() if c.solver == solver.address]
+    assert all(c.state == 3 for c in honest_claims)
+    credit = won_by_solver * (CHALLENGER_BOND - burn(CHALLENGER_BOND))
+    assert suite.balance(solver.address) == FUNDS + len(honest_claims) * REWARD + credit
+    assert suite.balance(liar.address) == FUNDS - won_by_solver * CHALLENGER_BOND
+    modes = {m for _, m, _ in trials}
+    victims = {v for v, _, _ in trials}
+    assert len(trials) >= TRIALS and {"tower", "solver"} <= victims, trials
+    assert {"recorded", "broadcast"} & modes, trials
+    # the restarted daemons found their recorded-but-unconfirmed transactions
+    reconciled = [r for d in everyone for r in d.events("reconciled")]
+    print(f"\ncrash/resume: seed {SEED}, {len(trials)} trials {trials}, {n_games} games, {len(reconciled)} reconciled")

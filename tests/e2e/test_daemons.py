@@ -1,0 +1,166 @@
+"""The daemons as separate processes against anvil: an honest claim is paid, cheats of every
+kind are caught and slashed, the bundled training program end to end, and the refusals."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+
+import pytest
+
+from _e2e import (
+    CHALLENGER_BOND,
+    FUNDS,
+    REWARD,
+    ROOT,
+    SOLVER_BOND,
+    WINDOW,
+    assert_chain_moves_unique,
+    assert_no_move_twice,
+    burn,
+    program,
+    running,
+    wait_until,
+)
+from verifier.daemon import resolve_program_path
+
+LIVE, REJECTED, FINALIZED = 1, 2, 3
+WON = 3
+
+
+def test_honest_claim__finalizes_and_pays(suite, fleet, toys) -> None:
+    p = toys(0)
+    tid = suite.post_task(program(p))
+    solver = fleet("solver", 1, [p], "solver")
+    tower = fleet("challenger", 2, [p], "tower")
+    with running(solver, tower):
+        cid = wait_until("the claim", lambda: suite.task(tid).claim_id, 60, [solver, tower])
+        wait_until("the watchtower to agree", lambda: tower.events("claim_ok"), 60, [solver, tower])
+        assert suite.claim(cid).state == LIVE  # the window is open: not finalized yet
+        # idempotent start: a second daemon on the same data dir leaves at once, exit 0
+        again = fleet("challenger", 2, [p], "tower").start()
+        assert again.proc is not None and again.proc.wait(timeout=60) == 0
+        assert '"event":"already_running"' in (tower.data_dir / "stderr.log").read_text()
+        suite.anvil.advance(WINDOW + 1)
+        wait_until("finalization", lambda: suite.claim(cid).state == FINALIZED, 60, [solver, tower])
+        wait_until("the solver to log it", lambda: solver.events("claim_finalized"), 30, [solver])
+        # clean shutdown: SIGTERM, exit 0, a "stopped" line, then `stop` finds nothing running
+        assert solver.terminate() == 0 and tower.terminate() == 0
+    assert solver.events("stopped") and tower.events("stopped")
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "solver", "stop", "--data-dir", str(solver.data_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0 and '"running": false' in out.stdout
+    assert suite.balance(solver.address) == FUNDS + REWARD
+    assert suite.balance(tower.address) == FUNDS
+    assert suite.nonce(tower.address) == 0  # nothing to dispute, nothing sent
+    assert_no_move_twice(suite, solver)
+
+
+def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(suite, fleet, toys) -> None:
+    strategies = ["wrong-element:5,3", "wrong-boundary:4", "final-output", "final-root"]
+    paths = [toys(10 + i) for i in range(len(strategies))]
+    tids = [suite.post_task(program(p)) for p in paths]
+    cheaters = [fleet("solver", 3 + i, [p], f"cheat{i}", cheat=c) for i, (p, c) in enumerate(zip(paths, strategies))]
+    tower = fleet("challenger", 2, paths, "tower")
+    # an observe-only watchtower with an unfunded key: alerts, would-sends, sends nothing
+    observer = fleet("challenger", None, paths, "observer", extra=["--observe"], key_env="0x" + secrets.token_hex(32))
+    honest = fleet("solver", 1, paths, "honest")
+    procs = [*cheaters, tower, observer, honest]
+    with running(*cheaters, observer):
+        cheat_claims = wait_until(
+            "the cheaters' claims", lambda: [suite.task(t).claim_id for t in tids] if all(suite.task(t).claim_id for t in tids) else None,
+            90, procs,
+        )  # fmt: skip
+        wait_until("the observer's alerts", lambda: len(observer.events("wrong_claim")) == len(tids), 60, procs)
+        tower.start()
+        honest.start()  # the tasks are taken; it gets them once the cheats are rejected
+        wait_until(
+            "every cheat rejected", lambda: all(suite.claim(c).state == REJECTED for c in cheat_claims), 120, procs
+        )
+        wait_until("every task re-claimed honestly", lambda: all(suite.task(t).claim_id not in (0, *cheat_claims) for t in tids), 90, procs)
+        honest_claims = [suite.task(t).claim_id for t in tids]
+        wait_until("the tower to agree", lambda: len(tower.events("claim_ok")) == len(tids), 60, procs)
+        suite.anvil.advance(WINDOW + 1)
+        wait_until("honest claims finalized", lambda: all(suite.claim(c).state == FINALIZED for c in honest_claims), 60, procs)
+        wait_until("every challenge settled", lambda: all(ch.state != 1 for _, ch in suite.challenges()), 60, procs)
+    challenges = suite.challenges()
+    assert len(challenges) == len(tids)
+    assert all(ch.state == WON and ch.challenger == tower.address for _, ch in challenges)
+    assert all(s.args["winner"] == tower.address for s in suite.events("tasks", "BondSlashed"))
+    prize = SOLVER_BOND - burn(SOLVER_BOND)
+    assert suite.balance(tower.address) == FUNDS + len(tids) * prize
+    assert suite.balance(honest.address) == FUNDS + len(tids) * REWARD
+    for c in cheaters:
+        assert suite.balance(c.address) == FUNDS - SOLVER_BOND
+        assert c.events("not_reclaiming")
+    # the observer said what it would do for every cheat, and did nothing
+    would = {r["key"] for r in observer.events("would_send")}
+    assert {f"challenge:{c}" for c in cheat_claims} <= would
+    assert suite.chain.w3.eth.get_transaction_count(suite.chain.w3.eth.account.from_key(observer.key_env).address) == 0
+    reasons = {e.args["reason"] for e in suite.events("game", "GameResolved")}
+    assert "boundary is wrong" in reasons and "element is wrong" in reasons
+    for d in (*cheaters, tower, honest):
+        assert_no_move_twice(suite, d)
+    assert_chain_moves_unique(suite)
+    assert CHALLENGER_BOND  # (bonds of the tower came back: its balance above counts them)
+
+
+@pytest.mark.slow
+def test_bundled_training_program__cheat_caught_end_to_end(suite, fleet) -> None:
+    path = resolve_program_path("mlp_train")
+    tid = suite.post_task(program(path), arity=16)
+    cheater = fleet("solver", 3, [path], "cheat", cheat="wrong-element:625,26,-1,1048576")
+    tower = fleet("challenger", 2, [path], "tower")
+    with running(cheater, tower) as procs:
+        cid = wait_until("the claim", lambda: suite.task(tid).claim_id, 120, list(procs))
+        wait_until("the slash", lambda: suite.claim(cid).state == REJECTED, 180, list(procs))
+        wait_until("the settlement", lambda: suite.challenges() and suite.challenges()[0][1].state == WON, 60, list(procs))
+    levels = {r.get("game_level") for r in tower.events("sent")} | {r.get("game_level") for r in cheater.events("sent")}
+    assert {"STEP", "NODE", "OUTPUT", "TERM", "PROVE_ELEMENT"} <= levels
+    assert_no_move_twice(suite, tower)
+    assert_no_move_twice(suite, cheater)
+
+
+def _run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    e = {k: v for k, v in os.environ.items() if k != "BISECTML_PRIVATE_KEY"} | (env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", *args], cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_refusals__one_line_exit_2_nothing_changed(suite, toys, tmp_path) -> None:
+    p = str(toys(0))
+    base = ["--rpc-url", suite.anvil.url, "--deployment", str(suite.deployment_file), "--program", p]
+    poor = tmp_path / "poor-key"
+    poor.write_text("0x" + secrets.token_hex(32))
+    cases = {
+        "no key": (["challenger", "watch", *base, "--data-dir", str(tmp_path / "a")], None, "--key-file"),
+        "no funds": (["solver", "run", *base, "--data-dir", str(tmp_path / "b"), "--key-file", str(poor)], None, "no ether"),
+        "bad key": (["solver", "run", *base, "--data-dir", str(tmp_path / "c")], {"BISECTML_PRIVATE_KEY": "nope"}, "not a valid"),
+        "bad cheat": (
+            ["solver", "run", *base, "--data-dir", str(tmp_path / "d"), "--key-file", str(suite.key_file(1)), "--cheat", "x"],
+            None, "unknown cheat",
+        ),
+        "no program": (
+            ["challenger", "watch", "--rpc-url", suite.anvil.url, "--deployment", str(suite.deployment_file),
+             "--program", str(tmp_path / "missing.onnx"), "--data-dir", str(tmp_path / "e"), "--key-file", str(suite.key_file(2))],
+            None, "no program file",
+        ),
+    }  # fmt: skip
+    procs = {name: _run_cli(args, env) for name, (args, env, _) in cases.items()}
+    nonces = {i: suite.nonce(suite.address(i)) for i in (1, 2)}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        want = cases[name][2]
+        assert proc.returncode == 2, f"{name}: exit {proc.returncode}: {err}"
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and want in lines[0], f"{name}: {err!r}"
+    for d in "abcde":
+        assert not (tmp_path / d).exists()  # nothing created
+    assert {i: suite.nonce(suite.address(i)) for i in (1, 2)} == nonces  # nothing sent
+    time.sleep(0)

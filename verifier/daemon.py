@@ -1,0 +1,1046 @@
+"""Daemon machinery shared by the solver and the challenger watchtower.
+
+Modelled on op-challenger and lnd's watchtower:
+
+- a tick loop that re-derives everything from the chain on every tick (tasks, claims,
+  challenges and games through the contracts' views and events); the only memory kept
+  between ticks is a cursor over ids and the set of ids that are finished for good;
+- an SQLite store (WAL) that records every transaction *before* it is broadcast, signed, with
+  its nonce and hash, under a key that names the move (for a game move: game id, level,
+  range, index, function); a key that has been sent successfully is never sent again, and on
+  start a recorded-but-unconfirmed transaction is reconciled against the chain (found,
+  re-broadcast byte for byte, or abandoned if it would now revert) before anything else;
+- dry-run before every send, and losing a race (the state moved under us) is an ordinary
+  outcome: the next tick re-derives;
+- bounded exponential back-off on RPC errors, and per-item isolation: one game's (or task's)
+  failure is logged and retried later with its own back-off, never stopping the others;
+- structured JSON-lines logs, an observe-only mode that logs what it would send, clean
+  shutdown on SIGINT/SIGTERM (the transaction in flight is finished; a second signal abandons
+  it, and the store reconciles it on the next start), and a lock so a data directory is served
+  by one process at a time (start and stop are idempotent);
+- a program registry: the daemon serves only tasks whose on-chain program id is one of its
+  programs (the same step graph, initial state and data with another step count counts too),
+  and keeps each program's trace, resumable, under its data directory.
+
+`BISECTML_FAILPOINT=<point>:<n>` (tests only) kills the process with SIGKILL the n-th time it
+passes `<point>`: `recorded` (a transaction is recorded, not yet broadcast) or `broadcast`
+(broadcast, its receipt not yet recorded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import random
+import signal
+import sqlite3
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+from .chain import Chain, ChainError, Deployment, revert_reason
+from .errors import BisectmlError
+from .game import GameState, Level, Move, Outcome, Player, Role, check_program_fits
+from .play import PROOF_LEVELS, Court, whose_move
+from .program import Program, load_program
+from .trace import DEFAULT_CHECKPOINT_EVERY, Trace
+
+# Game.vy's limits (Tasks.vy accepts more: a task beyond them can never be challenged)
+GAME_MAX_ARITY = 32
+GAME_MAX_SLOTS = 512
+MAX_UINT = 2**256 - 1
+
+# task, claim and challenge states (contracts/Tasks.vy)
+TASK_OPEN, TASK_DONE, TASK_RECLAIMED = 1, 2, 3
+CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED = 1, 2, 3
+CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON, CHALLENGE_VOID = 1, 2, 3, 4
+CHALLENGE_NAMES = {1: "open", 2: "lost", 3: "won", 4: "void"}
+
+# a transaction intent's life in the store
+RECORDED, BROADCAST, CONFIRMED, ABANDONED, DROPPED = "recorded", "broadcast", "confirmed", "abandoned", "dropped"
+UNFINISHED = (RECORDED, BROADCAST)
+IDLE_TICK = 5.0  # seconds between full ticks while no block arrives and no work is under way
+MAX_ATTEMPTS = 5  # sends of one key that reverted on-chain before the daemon gives up on it
+
+
+class DaemonError(BisectmlError, RuntimeError):
+    """A daemon cannot start or cannot go on (bad options, no key, no funds, a locked data dir)."""
+
+
+class Reverted(BisectmlError, RuntimeError):
+    """A transaction would revert or did: another transaction changed the state; re-derive."""
+
+
+# -- chain records ----------------------------------------------------------------------------
+
+
+@dataclass
+class TaskRec:
+    """`Tasks.tasks(id)`, field for field."""
+
+    poster: str
+    program_id: bytes
+    graph_root: bytes
+    initial_root: bytes
+    dataset_root: bytes
+    n_nodes: int
+    n_slots: int
+    steps: int
+    arity: int
+    clock: int
+    window: int
+    reward: int
+    solver_bond: int
+    challenger_bond: int
+    deadline: int
+    claim_id: int
+    state: int
+
+
+@dataclass
+class ClaimRec:
+    """`Tasks.claims(id)`, field for field."""
+
+    task_id: int
+    solver: str
+    final_root: bytes
+    time: int
+    challenges: int
+    unsettled: int
+    credit: int
+    state: int
+
+
+@dataclass
+class ChallengeRec:
+    """`Tasks.challenges(id)`, field for field."""
+
+    claim_id: int
+    challenger: str
+    game_id: int
+    state: int
+
+
+def _record(cls: type, values: Any) -> Any:
+    names = [f.name for f in fields(cls)]
+    if len(values) != len(names):
+        raise DaemonError(f"{cls.__name__} has {len(values)} fields on chain, {len(names)} here; update verifier/daemon.py.")
+    return cls(**dict(zip(names, values)))
+
+
+class View:
+    """One tick's reads of the chain, memoized so one tick sees one consistent picture."""
+
+    def __init__(self, court: Court) -> None:
+        self.court = court
+        self._tasks: dict[int, TaskRec] = {}
+        self._claims: dict[int, ClaimRec] = {}
+        self._challenges: dict[int, ChallengeRec] = {}
+        self._now: int | None = None
+
+    @property
+    def now(self) -> int:
+        """The latest block's timestamp (the chain's clock, never the local one)."""
+        if self._now is None:
+            self._now = int(self.court.chain.w3.eth.get_block("latest")["timestamp"])
+        return self._now
+
+    def task(self, task_id: int) -> TaskRec:
+        if task_id not in self._tasks:
+            self._tasks[task_id] = _record(TaskRec, self.court.tasks.functions.tasks(task_id).call())
+        return self._tasks[task_id]
+
+    def claim(self, claim_id: int) -> ClaimRec:
+        if claim_id not in self._claims:
+            self._claims[claim_id] = _record(ClaimRec, self.court.tasks.functions.claims(claim_id).call())
+        return self._claims[claim_id]
+
+    def challenge(self, challenge_id: int) -> ChallengeRec:
+        if challenge_id not in self._challenges:
+            self._challenges[challenge_id] = _record(ChallengeRec, self.court.tasks.functions.challenges(challenge_id).call())
+        return self._challenges[challenge_id]
+
+    def challenges_of(self, claim_id: int) -> list[int]:
+        n = self.claim(claim_id).challenges
+        out: list[int] = []
+        while len(out) < n:
+            page = self.court.tasks.functions.challenges_of(claim_id, len(out), 256).call()
+            if not page:
+                break
+            out.extend(int(i) for i in page)
+        return out
+
+    def counts(self) -> tuple[int, int, int]:
+        f = self.court.tasks.functions
+        return int(f.task_count().call()), int(f.claim_count().call()), int(f.challenge_count().call())
+
+
+# -- logs ---------------------------------------------------------------------------------------
+
+
+class JsonLog:
+    """Structured logs: one JSON object a line, to stderr and to a file in the data directory."""
+
+    def __init__(self, daemon: str, stream: TextIO | None = None) -> None:
+        self.daemon = daemon
+        self.stream = stream if stream is not None else sys.stderr
+        self.file: TextIO | None = None
+        self._once: set[str] = set()
+
+    def open_file(self, path: Path) -> None:
+        self.file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def __call__(self, event: str, level: str = "info", **data: Any) -> None:
+        rec = {"ts": round(time.time(), 3), "daemon": self.daemon, "pid": os.getpid(), "level": level, "event": event}
+        rec.update({k: _jsonable(v) for k, v in data.items()})
+        line = json.dumps(rec, separators=(",", ":"))
+        for out in (self.stream, self.file):
+            if out is None:
+                continue
+            try:
+                out.write(line + "\n")
+                out.flush()
+            except (OSError, ValueError):
+                pass
+
+    def alert(self, event: str, **data: Any) -> None:
+        self(event, level="alert", **data)
+
+    def once(self, tag: str, event: str, level: str = "info", **data: Any) -> None:
+        """Log `event` the first time `tag` is seen in this process (avoids a line per tick)."""
+        if tag not in self._once:
+            self._once.add(tag)
+            self(event, level=level, **data)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes | bytearray):
+        return "0x" + bytes(v).hex()
+    if isinstance(v, Level | Outcome | Role):
+        return v.name
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    return str(v)
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,            -- names the move, e.g. game:3:STEP:..:reveal
+    attempt INTEGER NOT NULL,     -- 1, 2, ..: earlier attempts of the key never took effect
+    function TEXT NOT NULL,
+    target TEXT NOT NULL,         -- contract address
+    data TEXT NOT NULL,           -- calldata, hex
+    nonce INTEGER NOT NULL,
+    tx_hash TEXT NOT NULL,
+    raw TEXT NOT NULL,            -- the signed transaction, re-broadcast as is after a crash
+    status TEXT NOT NULL,         -- recorded, broadcast, confirmed, abandoned, dropped
+    receipt_status INTEGER,       -- 1 success, 0 reverted (when confirmed)
+    block INTEGER,
+    gas_used INTEGER,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    UNIQUE (key, attempt)
+);
+CREATE INDEX IF NOT EXISTS intents_status ON intents (status);
+CREATE TABLE IF NOT EXISTS closed (kind TEXT NOT NULL, id INTEGER NOT NULL, why TEXT, PRIMARY KEY (kind, id));
+"""
+
+
+@dataclass
+class Intent:
+    id: int
+    key: str
+    attempt: int
+    function: str
+    target: str
+    data: str
+    nonce: int
+    tx_hash: str
+    raw: str
+    status: str
+    receipt_status: int | None
+
+
+class Store:
+    """What this daemon sent and what it is finished with, in SQLite (WAL, synchronous commits)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # an intent is on disk before its broadcast
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+    # meta: the chain, account and deployment this directory belongs to
+
+    def bind(self, **values: str) -> None:
+        """Refuse a data directory that belongs to another chain, account or deployment."""
+        for k, v in values.items():
+            row = self.db.execute("SELECT v FROM meta WHERE k = ?", (k,)).fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta (k, v) VALUES (?, ?)", (k, v))
+            elif row[0] != v:
+                raise DaemonError(
+                    f"the data directory belongs to {k} {row[0]}, not {v}; use another --data-dir for this one."
+                )
+
+    # intents
+
+    def _rows(self, where: str, args: tuple = ()) -> list[Intent]:
+        cols = "id, key, attempt, function, target, data, nonce, tx_hash, raw, status, receipt_status"
+        return [Intent(*r) for r in self.db.execute(f"SELECT {cols} FROM intents WHERE {where} ORDER BY id", args)]
+
+    def attempts(self, key: str) -> list[Intent]:
+        return self._rows("key = ?", (key,))
+
+    def unfinished(self) -> list[Intent]:
+        return self._rows("status IN (?, ?)", UNFINISHED)
+
+    def all(self) -> list[Intent]:
+        return self._rows("1 = 1")
+
+    def record(self, key: str, attempt: int, function: str, target: str, data: str, nonce: int, tx_hash: str, raw: str) -> int:
+        now = time.time()
+        cur = self.db.execute(
+            "INSERT INTO intents (key, attempt, function, target, data, nonce, tx_hash, raw, status, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, attempt, function, target, data, nonce, tx_hash, raw, RECORDED, now, now),
+        )
+        return int(cur.lastrowid or 0)
+
+    def mark(self, row: int, status: str, receipt: Any = None) -> None:
+        if receipt is None:
+            self.db.execute("UPDATE intents SET status = ?, updated = ? WHERE id = ?", (status, time.time(), row))
+        else:
+            self.db.execute(
+                "UPDATE intents SET status = ?, receipt_status = ?, block = ?, gas_used = ?, updated = ? WHERE id = ?",
+                (status, int(receipt["status"]), int(receipt["blockNumber"]), int(receipt["gasUsed"]), time.time(), row),
+            )
+
+    # finished ids (a persisted cursor: what never needs looking at again)
+
+    def close_item(self, kind: str, ident: int, why: str = "") -> None:
+        self.db.execute("INSERT OR IGNORE INTO closed (kind, id, why) VALUES (?, ?, ?)", (kind, ident, why))
+
+    def closed(self, kind: str) -> set[int]:
+        return {int(r[0]) for r in self.db.execute("SELECT id FROM closed WHERE kind = ?", (kind,))}
+
+    def get(self, k: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT v FROM meta WHERE k = ?", (k,)).fetchone()
+        return default if row is None else row[0]
+
+    def put(self, k: str, v: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (k, v))
+
+    def summary(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        for status, n in self.db.execute("SELECT status, COUNT(*) FROM intents GROUP BY status"):
+            by_status[status] = n
+        reverted = self.db.execute("SELECT COUNT(*) FROM intents WHERE receipt_status = 0").fetchone()[0]
+        return {"intents": by_status, "reverted": reverted}
+
+
+# -- failpoints (tests) -----------------------------------------------------------------------
+
+
+class _Failpoints:
+    def __init__(self) -> None:
+        spec = os.environ.get("BISECTML_FAILPOINT", "")
+        self.point, _, n = spec.partition(":")
+        self.left = int(n) if n.isdigit() else 0
+
+    def hit(self, point: str) -> None:
+        if self.point != point or self.left <= 0:
+            return
+        self.left -= 1
+        if self.left == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+# -- RPC errors and back-off ----------------------------------------------------------------------
+
+
+def is_transport_error(e: BaseException) -> bool:
+    """Whether `e` (or its cause) is the node being unreachable or slow, not a revert."""
+    import requests
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, requests.exceptions.RequestException | ConnectionError | TimeoutError):
+            return True
+        if type(cur).__name__ in ("TimeExhausted", "ProviderConnectionError"):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+@dataclass
+class Backoff:
+    """Exponential back-off with jitter, bounded by `maximum` seconds."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    failures: int = 0
+
+    def next(self) -> float:
+        self.failures += 1
+        base = min(self.maximum, self.initial * 2 ** (self.failures - 1))
+        return base * (0.75 + 0.5 * random.random())
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+# -- sending: dry-run, record, broadcast, confirm -------------------------------------------------
+
+
+class Sender:
+    """Sends contract calls so that the same move is never sent twice.
+
+    `send(key, fn)`: a key already sent successfully (or still unresolved) is skipped; the
+    call is dry-run (a doomed call raises Reverted and is never recorded); the signed
+    transaction is recorded in the store, then broadcast, then its receipt is recorded.
+    """
+
+    def __init__(self, chain: Chain, store: Store, log: JsonLog, observe: bool, stopping: Callable[[], int]) -> None:
+        if chain.key is None:
+            raise DaemonError("the daemon signs its own transactions; give it a key with --key-file or BISECTML_PRIVATE_KEY.")
+        self.chain = chain
+        self.w3 = chain.w3
+        self.store = store
+        self.log = log
+        self.observe = observe
+        self.stopping = stopping
+        self.failpoints = _Failpoints()
+        self.receipt_timeout = 120.0
+
+    def done(self, key: str) -> bool:
+        """The move named `key` has been sent and succeeded."""
+        return any(a.status == CONFIRMED and a.receipt_status == 1 for a in self.store.attempts(key))
+
+    def send(self, key: str, fn: Any, **context: Any) -> Any:
+        """Dry-run, record, broadcast and confirm `fn`; returns the receipt, or None if skipped."""
+        what = fn.fn_name
+        attempts = self.store.attempts(key)
+        if any(a.status in UNFINISHED for a in attempts):
+            self.reconcile()  # a send that did not finish (an RPC error): settle it first
+            attempts = self.store.attempts(key)
+            if any(a.status in UNFINISHED for a in attempts):
+                return None
+        if any(a.status == CONFIRMED and a.receipt_status == 1 for a in attempts):
+            self.log.once(f"done:{key}", "already_sent", key=key, function=what)
+            return None
+        reverted = sum(1 for a in attempts if a.status == CONFIRMED and a.receipt_status == 0)
+        if reverted >= MAX_ATTEMPTS:
+            self.log.once(f"gaveup:{key}", "gave_up", level="alert", key=key, function=what, reverted=reverted)
+            return None
+        acct = self.chain.account
+        tx: dict[str, Any] = {"from": acct}
+        try:
+            fn.call(tx)
+            gas = int(fn.estimate_gas(tx) * 1.2) + 10_000
+        except Exception as e:
+            if is_transport_error(e):
+                raise
+            if self.observe:  # e.g. no allowance yet: say what would be sent all the same
+                self.log.once(f"observe:{key}", "would_send", key=key, function=what, dry_run=revert_reason(e), **context)
+                return None
+            raise Reverted(f"{what} would revert: {revert_reason(e)}") from None
+        if self.observe:
+            self.log.once(f"observe:{key}", "would_send", key=key, function=what, dry_run="ok", **context)
+            return None
+        nonce = self.w3.eth.get_transaction_count(acct, "pending")
+        built = fn.build_transaction({"from": acct, "nonce": nonce, "gas": gas, "chainId": self.chain.chain_id})
+        signed = self.chain.key.sign_transaction(built)
+        tx_hash = "0x" + bytes(signed.hash).hex()
+        raw = "0x" + bytes(signed.raw_transaction).hex()
+        row = self.store.record(key, len(attempts) + 1, what, built["to"], built["data"], nonce, tx_hash, raw)
+        self.failpoints.hit(RECORDED)
+        self.w3.eth.send_raw_transaction(raw)
+        self.store.mark(row, BROADCAST)
+        self.failpoints.hit(BROADCAST)
+        receipt = self._wait(tx_hash)
+        if receipt is None:
+            raise ChainError(f"{what}: no receipt for {tx_hash} within {self.receipt_timeout:.0f} s; it is reconciled next tick.")
+        self.store.mark(row, CONFIRMED, receipt)
+        self.log(
+            "sent", key=key, function=what, tx=tx_hash, nonce=nonce, block=int(receipt["blockNumber"]),
+            gas=int(receipt["gasUsed"]), ok=receipt["status"] == 1, **context,
+        )  # fmt: skip
+        if receipt["status"] != 1:
+            raise Reverted(f"{what} reverted on-chain in block {receipt['blockNumber']}; the state moved, re-deriving.")
+        return receipt
+
+    def _wait(self, tx_hash: str) -> Any:
+        """The receipt, polled; None on timeout or when a second signal abandons the wait."""
+        from web3.exceptions import TransactionNotFound
+
+        deadline = time.monotonic() + self.receipt_timeout
+        delay = 0.02
+        while time.monotonic() < deadline:
+            try:
+                return self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                pass
+            if self.stopping() >= 2:
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        return None
+
+    def reconcile(self) -> None:
+        """Resolve every recorded-but-unconfirmed transaction against the chain."""
+        from web3.exceptions import TransactionNotFound
+
+        for it in self.store.unfinished():
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(it.tx_hash)
+            except TransactionNotFound:
+                receipt = None
+            if receipt is not None:
+                self.store.mark(it.id, CONFIRMED, receipt)
+                self.log("reconciled", key=it.key, tx=it.tx_hash, outcome="mined", ok=receipt["status"] == 1)
+                continue
+            mined_nonce = self.w3.eth.get_transaction_count(self.chain.account, "latest")
+            if mined_nonce > it.nonce:
+                self.store.mark(it.id, DROPPED)
+                self.log.alert("reconciled", key=it.key, tx=it.tx_hash, outcome="dropped", nonce=it.nonce)
+                continue
+            try:
+                self.w3.eth.call({"from": self.chain.account, "to": it.target, "data": it.data})
+            except Exception as e:
+                if is_transport_error(e):
+                    raise
+                # the move is stale: never broadcast it (its nonce is still free)
+                self.store.mark(it.id, ABANDONED)
+                self.log("reconciled", key=it.key, tx=it.tx_hash, outcome="abandoned", reason=revert_reason(e))
+                continue
+            try:
+                self.w3.eth.send_raw_transaction(it.raw)
+            except Exception as e:
+                if is_transport_error(e):
+                    raise
+                msg = revert_reason(e).lower()
+                if "already" not in msg and "known" not in msg:
+                    self.store.mark(it.id, ABANDONED)
+                    self.log.alert("reconciled", key=it.key, tx=it.tx_hash, outcome="rejected", reason=revert_reason(e))
+                    continue
+            self.store.mark(it.id, BROADCAST)
+            receipt = self._wait(it.tx_hash)
+            if receipt is None:
+                raise ChainError(f"re-broadcast {it.tx_hash} got no receipt; it is reconciled again next tick.")
+            self.store.mark(it.id, CONFIRMED, receipt)
+            self.log("reconciled", key=it.key, tx=it.tx_hash, outcome="rebroadcast", ok=receipt["status"] == 1)
+
+
+def move_key(game_id: int, s: GameState, function: str) -> str:
+    """Names a game move by the state it is made in: a state admits each move once."""
+    return (
+        f"game:{game_id}:{s.level.name}:{s.turn.name}:{s.step}:{s.node}:{s.lo}:{s.hi}:"
+        f"{s.index}:{s.height}:{s.elem_index}:{int(s.top_known)}:{function}"
+    )
+
+
+# -- programs and traces --------------------------------------------------------------------------
+
+
+def resolve_program_path(name_or_path: str) -> Path:
+    """A path to an .onnx file, or the name of a program bundled in onnx_models."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    bundled = resources.files("onnx_models") / f"{name_or_path.removesuffix('.onnx')}.onnx"
+    if bundled.is_file():
+        return Path(str(bundled))
+    raise DaemonError(f"no program file or bundled program named '{name_or_path}'; give a path to a program .onnx file.")
+
+
+Family = tuple[bytes, int, int, bytes, bytes]  # graph root, N, S, initial root, data root: all but T
+
+
+def _family(p: Program) -> Family:
+    return (p.graph_root, p.n_nodes, p.n_slots, p.initial_state_root, p.data_root)
+
+
+def _task_family(t: TaskRec) -> Family:
+    return (bytes(t.graph_root), t.n_nodes, t.n_slots, bytes(t.initial_root), bytes(t.dataset_root))
+
+
+Transform = Callable[[Program], Program]
+
+
+class Registry:
+    """The programs this daemon serves, matched to tasks by program id.
+
+    A task whose program differs only in its step count from a loaded program is served too:
+    the program is reloaded with the task's T and must then have the task's id exactly.
+    """
+
+    def __init__(self, paths: list[str], log: JsonLog) -> None:
+        if not paths:
+            raise DaemonError("no programs: pass --program PATH (repeatable) for each program to serve.")
+        self.log = log
+        self._paths: dict[Family, Path] = {}
+        self._by_id: dict[bytes, Program] = {}
+        for name in paths:
+            path = resolve_program_path(name)
+            try:
+                p = load_program(path)
+                check_program_fits(p.n_slots, p.descriptors)
+            except BisectmlError as e:
+                raise DaemonError(f"{path}: {e}") from None
+            if p.n_slots > GAME_MAX_SLOTS:
+                raise DaemonError(f"{path} has {p.n_slots} slots; games prove at most {GAME_MAX_SLOTS}. Split the step.")
+            self._paths[_family(p)] = path
+            self._by_id[p.id] = p
+            log("program_loaded", path=str(path), program_id=p.id, steps=p.steps, nodes=p.n_nodes, slots=p.n_slots)
+
+    @property
+    def ids(self) -> list[bytes]:
+        return list(self._by_id)
+
+    def for_task(self, t: TaskRec) -> Program | None:
+        pid = bytes(t.program_id)
+        if pid in self._by_id:
+            return self._by_id[pid]
+        path = self._paths.get(_task_family(t))
+        if path is None:
+            return None
+        p = load_program(path, steps=t.steps)
+        if p.id != pid:
+            return None
+        self._by_id[pid] = p
+        return p
+
+
+def checkpoint_interval(steps: int) -> int:
+    """About 64 checkpoints a trace: a node-level query recomputes at most T/64 steps."""
+    return max(1, min(DEFAULT_CHECKPOINT_EVERY, math.ceil(steps / 64)))
+
+
+class Traces:
+    """One resumable trace per program under `<data-dir>/traces`, computed a slice at a time."""
+
+    def __init__(self, root: Path, log: JsonLog, transform: Transform | None = None, tag: str = "") -> None:
+        self.root = root
+        self.log = log
+        self.transform = transform
+        self.tag = tag
+        self._traces: dict[bytes, Trace] = {}
+        self._seconds: dict[bytes, float] = {}
+        self.unfinished = False  # a trace wanted this tick is not done yet
+
+    def get(self, program: Program) -> Trace:
+        pid = program.id
+        if pid not in self._traces:
+            if self.transform is not None:
+                program = self.transform(program)
+            name = pid.hex() + (f"-{self.tag}" if self.tag else "")
+            tr = Trace(program, self.root / name, checkpoint_every=checkpoint_interval(program.steps))
+            self._traces[pid] = tr
+            self._seconds[pid] = 0.0
+            if tr.steps_done:
+                self.log("trace_resumed", program_id=pid, steps_done=tr.steps_done, steps=program.steps)
+        return self._traces[pid]
+
+    def advance(self, program: Program, budget: float) -> bytes | None:
+        """Run the program's trace for up to about `budget` seconds; its final root once done.
+
+        A trace left unfinished sets `unfinished`, which keeps the tick loop busy."""
+        tr = self.get(program)
+        if tr.done:
+            return tr.final_root
+        self.unfinished = True
+        if budget <= 0:
+            return None
+        started = time.perf_counter()
+        first = tr.steps_done
+        chunk = tr.checkpoint_every
+        while not tr.done:
+            tr.run(stop_at=tr.steps_done + chunk)
+            if time.perf_counter() - started >= budget:
+                break
+        self._seconds[program.id] += time.perf_counter() - started
+        if tr.done:
+            self.log(
+                "trace_done", program_id=program.id, steps=program.steps, resumed_from=first,
+                seconds=round(self._seconds[program.id], 3), final_root=tr.final_root,
+            )  # fmt: skip
+            return tr.final_root
+        return None
+
+
+# -- the daemon -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    rpc_url: str
+    data_dir: Path
+    programs: list[str]
+    key_file: str | None = None
+    deployment: Path | None = None
+    observe: bool = False
+    poll: float = 1.0
+    min_reward: int = 0
+    cheat: str | None = None
+    trace_budget: float = 5.0  # seconds of trace computation per tick, after the urgent work
+    proof_grace: int = 30  # chain seconds an honest solver waits before sending a proof itself
+    max_ticks: int = 0  # stop after this many ticks (0: run until signalled); for tests
+
+
+class Daemon:
+    """The tick loop; subclasses implement `tick`."""
+
+    name = "daemon"
+
+    def __init__(self, cfg: Config, stream: TextIO | None = None) -> None:
+        self.cfg = cfg
+        self.log = JsonLog(self.name, stream)
+        self.signals = 0
+        self.item_failures: dict[tuple[str, int], tuple[int, float]] = {}
+        self.store: Store | None = None
+        self._lock: TextIO | None = None
+
+    # -- start-up: everything that can refuse is checked before the data dir is touched --------
+
+    def prepare(self) -> None:
+        cfg = self.cfg
+        try:
+            self.chain = Chain.connect(cfg.rpc_url, key_file=cfg.key_file)
+        except ChainError as e:
+            raise DaemonError(str(e)) from None
+        w3 = self.chain.w3
+        self.me = self.chain.account
+        if not cfg.observe and w3.eth.get_balance(self.me) == 0:
+            raise DaemonError(f"the wallet {self.me} has no ether for gas; fund it, or run with --observe.")
+        try:
+            deployment = Deployment.load(self.chain.chain_id, *([cfg.deployment] if cfg.deployment else []))
+            self.court = Court(self.chain, deployment)
+        except ChainError as e:
+            raise DaemonError(str(e)) from None
+        if not w3.eth.get_code(deployment.addresses["Tasks"]):
+            raise DaemonError(f"no Tasks contract at {deployment.addresses['Tasks']} on this chain; redeploy or fix --deployment.")
+        self.registry = Registry(cfg.programs, self.log)
+
+    def acquire(self) -> bool:
+        """Take the data directory's lock; False if another process holds it."""
+        self.cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.cfg.data_dir / "daemon.lock", "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            return False
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
+        return True
+
+    def release(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                self._lock.seek(0)
+                self._lock.truncate()
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def open(self) -> None:
+        d = self.cfg.data_dir
+        self.log.open_file(d / "daemon.jsonl")
+        self.store = Store(d / "store.sqlite")
+        self.store.bind(
+            chain_id=str(self.chain.chain_id), account=self.me, tasks=self.court.tasks.address, daemon=self.name
+        )
+        self.sender = Sender(self.chain, self.store, self.log, self.cfg.observe, lambda: self.signals)
+        self.setup()
+
+    def setup(self) -> None:
+        """Subclass hook, after the store is open."""
+
+    def tick(self) -> bool:  # pragma: no cover - abstract
+        """One pass over everything; True while work is under way that needs no new block."""
+        raise NotImplementedError
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start, loop until signalled, stop cleanly. Exit codes: 0 stopped, 2 refused."""
+        self.prepare()
+        if not self.acquire():
+            pid = read_pid(self.cfg.data_dir)
+            self.log("already_running", pid=pid, data_dir=str(self.cfg.data_dir))
+            return 0
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.open()
+            self.log(
+                "started", account=self.me, rpc=self.cfg.rpc_url, tasks=self.court.tasks.address,
+                observe=self.cfg.observe, cheat=self.cfg.cheat, programs=self.registry.ids,
+            )  # fmt: skip
+            self.loop()
+            return 0
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            if self.store is not None:
+                self.log("stopped", store=self.store.summary())
+                self.store.close()
+            self.log.close()
+            self.release()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.signals += 1
+        self.log("signal", signal=signal.Signals(signum).name, count=self.signals)
+
+    def loop(self) -> None:
+        backoff = Backoff()
+        ticks = 0
+        last_head, last_full, busy = -1, 0.0, True
+        while not self.signals:
+            started = time.monotonic()
+            try:
+                self.sender.reconcile()  # before anything else, on every tick
+                # Nothing on chain changes between blocks (not even the clock the contracts
+                # read), so a tick without a new block is skipped unless work is under way.
+                head = int(self.chain.w3.eth.block_number)
+                if head != last_head or busy or self.item_failures or started - last_full >= IDLE_TICK:
+                    busy = bool(self.tick())
+                    last_head, last_full = head, started
+                backoff.reset()
+                wait = self.cfg.poll - (time.monotonic() - started)
+            except Exception as e:  # noqa: BLE001 - the loop outlives any one failure
+                wait = backoff.next()
+                event = "rpc_error" if is_transport_error(e) or isinstance(e, ChainError) else "tick_failed"
+                self.log(
+                    event, level="warn" if event == "rpc_error" else "error", error=_one_line(e), where=_where(e),
+                    retry_in=round(wait, 2), failures=backoff.failures,
+                )  # fmt: skip
+            ticks += 1
+            if self.cfg.max_ticks and ticks >= self.cfg.max_ticks:
+                break
+            self.sleep(wait)
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + max(0.0, seconds)
+        while not self.signals and time.monotonic() < end:
+            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+    def isolate(self, kind: str, ident: int, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one item's work; its failure is logged and retried later with its own back-off."""
+        if self.signals:
+            return None
+        key = (kind, ident)
+        count, retry_at = self.item_failures.get(key, (0, 0.0))
+        if time.monotonic() < retry_at:
+            return None
+        try:
+            out = fn(*args)
+        except Reverted as e:
+            # a lost race: the state moved under us; the next tick re-derives
+            self.log("race_lost", level="debug", item=f"{kind}:{ident}", reason=str(e))
+            return None
+        except Exception as e:
+            if is_transport_error(e):
+                raise
+            count += 1
+            delay = min(60.0, 0.5 * 2 ** (count - 1))
+            self.item_failures[key] = (count, time.monotonic() + delay)
+            self.log(
+                "item_failed", level="error", item=f"{kind}:{ident}", error=_one_line(e), failures=count,
+                retry_in=round(delay, 2), where=_where(e),
+            )  # fmt: skip
+            return None
+        if count:
+            self.item_failures.pop(key, None)
+        return out
+
+    # -- shared chain actions -----------------------------------------------------------------
+
+    def ensure_allowance(self, amount: int) -> bool:
+        """Approve the task registry to pull bonds; False while the approval is not in place."""
+        token, spender = self.court.token, self.court.tasks.address
+        allowance = int(token.functions.allowance(self.me, spender).call())
+        if allowance >= amount:
+            return True
+        self.sender.send(f"approve:{spender}:{allowance}", token.functions.approve(spender, MAX_UINT))
+        return int(token.functions.allowance(self.me, spender).call()) >= amount
+
+    def token_balance(self) -> int:
+        return int(self.court.token.functions.balanceOf(self.me).call())
+
+    def play(self, view: View, game_id: int, role: Role, player: Player, honest: bool) -> GameState:
+        """Send this side's next move in one game (or end it on the other side's clock)."""
+        court = self.court
+        s = court.state(game_id)
+        if s.outcome != Outcome.PENDING:
+            return s
+        mover = whose_move(s)
+        if mover != role:
+            solver_left, challenger_left = court.game.functions.time_left(game_id).call()
+            left = solver_left if mover == Role.SOLVER else challenger_left
+            if left == 0:
+                self.sender.send(f"game:{game_id}:timeout", court.game.functions.timeout(game_id), game=game_id)
+                return s
+            if not (role == Role.SOLVER and honest and s.level in PROOF_LEVELS):
+                return s
+            # a proof is permissionless: an honest solver proves its own point when the
+            # challenger has not within the grace period (the contract decides)
+            if view.now - s.turn_start < self.cfg.proof_grace:
+                return s
+            move = player.challenger_move(s)
+        elif role == Role.SOLVER:
+            move = player.solver_move(s)
+        else:
+            move = player.challenger_move(s, court.revealed(game_id, s))
+        if move is None:
+            return s
+        self.send_move(game_id, s, move)
+        return s
+
+    def send_move(self, game_id: int, s: GameState, move: Move) -> Any:
+        target = self.court.game if move.target == "game" else self.court.referee
+        fn = getattr(target.functions, move.function)(game_id, *move.args)
+        return self.sender.send(
+            move_key(game_id, s, move.function), fn, game=game_id, game_level=s.level, lo=s.lo, hi=s.hi, step=s.step, node=s.node
+        )
+
+    def settle(self, challenge_id: int, why: str) -> Any:
+        fn = self.court.tasks.functions.settle(challenge_id)
+        return self.sender.send(f"settle:{challenge_id}", fn, challenge=challenge_id, why=why)
+
+    def game_over(self, game_id: int) -> tuple[int, str]:
+        logs = self.court.game.events.GameResolved().get_logs(from_block=0, argument_filters={"game_id": game_id})
+        if not logs:
+            return 0, ""
+        return int(logs[-1]["args"]["outcome"]), str(logs[-1]["args"]["reason"])
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0] if msg else ''}"
+
+
+def _where(e: BaseException) -> str:
+    tb = traceback.extract_tb(e.__traceback__)
+    if not tb:
+        return ""
+    f = tb[-1]
+    return f"{Path(f.filename).name}:{f.lineno}"
+
+
+# -- process control ------------------------------------------------------------------------------
+
+
+def read_pid(data_dir: Path) -> int | None:
+    try:
+        text = (data_dir / "daemon.lock").read_text().strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_running(data_dir: Path) -> int | None:
+    """The pid of the daemon holding `data_dir`'s lock, or None."""
+    path = data_dir / "daemon.lock"
+    if not path.exists():
+        return None
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return read_pid(data_dir)
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+def stop(data_dir: Path, timeout: float = 30.0) -> dict[str, Any]:
+    """Ask the daemon serving `data_dir` to stop (SIGTERM) and wait; idempotent."""
+    pid = is_running(data_dir)
+    if pid is None:
+        return {"running": False, "stopped": False}
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_running(data_dir) is None:
+            return {"running": False, "stopped": True, "pid": pid}
+        time.sleep(0.1)
+    return {"running": True, "stopped": False, "pid": pid}
+
+
+def status(data_dir: Path) -> dict[str, Any]:
+    """The daemon's pid (if running) and what its store holds."""
+    out: dict[str, Any] = {"data_dir": str(data_dir), "running": is_running(data_dir)}
+    db = data_dir / "store.sqlite"
+    if db.exists():
+        store = Store(db)
+        try:
+            out |= store.summary()
+            out["account"] = store.get("account")
+            out["tasks"] = store.get("tasks")
+        finally:
+            store.close()
+    return out
+
+
+__all__ = [
+    "Backoff",
+    "ChallengeRec",
+    "ClaimRec",
+    "Config",
+    "Daemon",
+    "DaemonError",
+    "JsonLog",
+    "Registry",
+    "Reverted",
+    "Sender",
+    "Store",
+    "TaskRec",
+    "Traces",
+    "View",
+    "is_transport_error",
+    "main",
+    "move_key",
+    "stop",
+    "status",
+]
+
+
+def main(cls: type[Daemon], cfg: Config) -> int:
+    """Run a daemon class as a command: a refusal is one line on stderr and exit code 2."""
+    try:
+        return cls(cfg).run()
+    except DaemonError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
