@@ -245,6 +245,7 @@ def _reflow(fn):  # noqa: ANN001, ANN202
     fn.__doc__ = "\n\n".join(" ".join(p.split()) for p in paragraphs)
     return fn
 
+
 RpcUrl = Annotated[
     str | None,
     typer.Option(
@@ -296,7 +297,7 @@ def _chain_errors() -> Iterator[None]:
         _fail(str(e))
     except KeyboardInterrupt:
         _fail("interrupted; nothing is lost, run the same command again to resume.", EXIT_INTERRUPTED)
-    except (OSError, ValueError) as e:
+    except OSError as e:
         _fail(f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; check the file or node named in the command and retry.")
     except Exception as e:
         from requests.exceptions import RequestException
@@ -411,7 +412,8 @@ def task_post(
     Approves the reward, posts the program's id and terms, and prints the task id. Without
     --rpc-url it is a dry run on a throwaway chain (deploys, mints, posts).
 
-    Example: bisectml task post train.onnx --reward 100 --solver-bond 50 --challenger-bond 20 --window 1d --clock 6h --arity 8 --deadline 7d
+    Example: bisectml task post train.onnx --reward 100 --solver-bond 50 --challenger-bond 20 --window 1d
+    --clock 6h --arity 8 --deadline 7d
     """
     from verifier import commands as c
 
@@ -504,7 +506,8 @@ def task_list(
         return
     table = Table("id", "status", "reward", "steps", "deadline", "program id", box=None)
     for t in rows:
-        table.add_row(str(t["task_id"]), t["status"], _amount(t["reward"]), str(t["steps"]), _in(t["deadline_in"]), t["program_id"][:18] + "…")
+        short = t["program_id"][:18] + "…"
+        table.add_row(str(t["task_id"]), t["status"], _amount(t["reward"]), str(t["steps"]), _in(t["deadline_in"]), short)
     _say(table)
 
 

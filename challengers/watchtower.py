@@ -130,8 +130,8 @@ class Watchtower(Daemon):
             if self.traces.advance(program, 3600.0) is None:
                 return
             player = self.players.setdefault(gid, Player(self.traces.get(program), self.court.oracle))
-            self.play(v, gid, Role.CHALLENGER, player, honest=self.cheat is None)
-            s = self.court.state(gid)
+            self.play(v, gid, s, Role.CHALLENGER, player, honest=self.cheat is None)
+            return  # its end is seen next tick
         if s.outcome == Outcome.CHALLENGER_WON:
             self.log.once(f"over:{gid}", "game_won", game=gid, challenge=chid, reason=self.game_over(gid)[1])
             self.settle(chid, "won")

@@ -130,8 +130,8 @@ class Solver(Daemon):
             if self.cheat is not None and self.cheat.silent:
                 return
             player = self.players.setdefault(gid, Player(trace, self.court.oracle))
-            self.play(v, gid, Role.SOLVER, player, honest=self.cheat is None)
-            s = self.court.state(gid)
+            self.play(v, gid, s, Role.SOLVER, player, honest=self.cheat is None)
+            return  # its end is seen next tick
         if s.outcome == Outcome.SOLVER_WON:
             self.log.once(f"over:{gid}", "game_won", game=gid, challenge=chid, reason=self.game_over(gid)[1])
             self.settle(chid, "won")

@@ -19,13 +19,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .chain import KEY_ENV, Chain, ChainError, Deployment, deploy_suite
 from .errors import BisectmlError
 from .game import GameState, Level, Outcome, Role
-from .play import PROOF_LEVELS, Court, GamePlayer, program_task_args, whose_move
+from .play import Court, GamePlayer, program_task_args, whose_move
 from .program import Program, load_program
 from .trace import Trace
 
@@ -140,13 +141,11 @@ class Session:
     embedded: bool = False
     deployment: Deployment | None = None
 
-    @property
+    @cached_property
     def court(self) -> Court:
         if self.deployment is None:
             raise CommandError("no deployment loaded; run `bisectml deploy` first.")
-        if not hasattr(self, "_court"):
-            self._court = Court(self.chain, self.deployment)
-        return self._court
+        return Court(self.chain, self.deployment)
 
     @property
     def account(self) -> str:
@@ -355,7 +354,9 @@ def post_task(
     )  # fmt: skip
     ev = _logs(court.tasks.events.TaskPosted, receipt)[0]["args"]
     if bytes(ev["program_id"]) != program.id:
-        raise ChainError("the contract computed another program id than this program's; the contracts and the engine disagree, report it.")
+        raise ChainError(
+            "the contract computed another program id than this program's; the contracts and the engine disagree, report it."
+        )
     return {
         "task_id": ev["task_id"],
         "program_id": hex32(program.id),
@@ -396,7 +397,9 @@ def claim_record(court: Court, claim_id: int) -> dict[str, Any]:
     c = _record(CLAIM_FIELDS, court.tasks.functions.claims(claim_id).call())
     if c["state"] == 0:
         count = court.tasks.functions.claim_count().call()
-        raise CommandError(f"there is no claim {claim_id} (claims run 1..{count}); a task's claim shows in `bisectml task show ID`.")
+        raise CommandError(
+            f"there is no claim {claim_id} (claims run 1..{count}); a task's claim shows in `bisectml task show ID`."
+        )
     return c
 
 
@@ -405,7 +408,8 @@ def challenge_record(court: Court, challenge_id: int) -> dict[str, Any]:
     if ch["state"] == 0:
         count = court.tasks.functions.challenge_count().call()
         raise CommandError(
-            f"there is no challenge {challenge_id} (challenges run 1..{count}); a claim's challenges show in `bisectml claim show ID`."
+            f"there is no challenge {challenge_id} (challenges run 1..{count}); "
+            "a claim's challenges show in `bisectml claim show ID`."
         )
     return ch
 
@@ -466,7 +470,9 @@ def game_state(court: Court, game_id: int) -> GameState:
     raw = court.game.functions.games(game_id).call()
     if raw[3] == 0:  # steps: every created game has at least one
         count = court.game.functions.game_count().call()
-        raise CommandError(f"there is no game {game_id} (games run 1..{count}); a claim's games show in `bisectml claim show ID`.")
+        raise CommandError(
+            f"there is no game {game_id} (games run 1..{count}); a claim's games show in `bisectml claim show ID`."
+        )
     return GameState.from_tuple(raw)
 
 
@@ -722,7 +728,9 @@ def play(
     else:
         program = load_program(program_path, steps=s.steps)
         if (program.graph_root, program.n_nodes, program.n_slots) != (bytes(s.graph_root), s.n_nodes, s.n_slots):
-            raise CommandError(f"{program_path} is not the program game {game_id} plays; pass the program its task was posted with.")
+            raise CommandError(
+                f"{program_path} is not the program game {game_id} plays; pass the program its task was posted with."
+            )
     trace = Trace(program, _trace_dir(program, directory))
     trace.run(progress=progress)
     player = GamePlayer.for_trace(court, game_id, role, trace)

@@ -48,7 +48,7 @@ from typing import Any, TextIO
 
 from .chain import Chain, ChainError, Deployment, revert_reason
 from .errors import BisectmlError
-from .game import GameState, Level, Move, Outcome, Player, Role, check_program_fits
+from .game import GameState, Level, Move, Outcome, Player, Role
 from .play import PROOF_LEVELS, Court, whose_move
 from .program import Program, load_program
 from .trace import DEFAULT_CHECKPOINT_EVERY, Trace
@@ -612,8 +612,7 @@ class Registry:
         for name in paths:
             path = resolve_program_path(name)
             try:
-                p = load_program(path)
-                check_program_fits(p.n_slots, p.descriptors)
+                p = load_program(path)  # refuses programs the contracts cannot prove
             except BisectmlError as e:
                 raise DaemonError(f"{path}: {e}") from None
             if p.n_slots > GAME_MAX_SLOTS:
@@ -899,34 +898,32 @@ class Daemon:
     def token_balance(self) -> int:
         return int(self.court.token.functions.balanceOf(self.me).call())
 
-    def play(self, view: View, game_id: int, role: Role, player: Player, honest: bool) -> GameState:
-        """Send this side's next move in one game (or end it on the other side's clock)."""
+    def play(self, view: View, game_id: int, s: GameState, role: Role, player: Player, honest: bool) -> None:
+        """Send this side's next move in game `game_id`, whose state is `s` (or end the game on
+        the other side's clock)."""
         court = self.court
-        s = court.state(game_id)
         if s.outcome != Outcome.PENDING:
-            return s
+            return
         mover = whose_move(s)
         if mover != role:
-            solver_left, challenger_left = court.game.functions.time_left(game_id).call()
-            left = solver_left if mover == Role.SOLVER else challenger_left
-            if left == 0:
+            # the contract's own rule: the mover loses once more than its clock has passed
+            clock = s.clock_solver if s.turn == Role.SOLVER else s.clock_challenger
+            if view.now - s.turn_start > clock:
                 self.sender.send(f"game:{game_id}:timeout", court.game.functions.timeout(game_id), game=game_id)
-                return s
+                return
             if not (role == Role.SOLVER and honest and s.level in PROOF_LEVELS):
-                return s
+                return
             # a proof is permissionless: an honest solver proves its own point when the
             # challenger has not within the grace period (the contract decides)
             if view.now - s.turn_start < self.cfg.proof_grace:
-                return s
+                return
             move = player.challenger_move(s)
         elif role == Role.SOLVER:
             move = player.solver_move(s)
         else:
             move = player.challenger_move(s, court.revealed(game_id, s))
-        if move is None:
-            return s
-        self.send_move(game_id, s, move)
-        return s
+        if move is not None:
+            self.send_move(game_id, s, move)
 
     def send_move(self, game_id: int, s: GameState, move: Move) -> Any:
         target = self.court.game if move.target == "game" else self.court.referee

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import pytest
 from web3.logs import DISCARD
@@ -102,9 +101,9 @@ def market(anvil, tmp_path_factory, toy_file):  # noqa: ANN201
     env = {k: v for k, v in os.environ.items() if not k.startswith("BISECTML_")}
     env |= {"BISECTML_HOME": str(root / "home"), "BISECTML_RPC_URL": anvil.url, "COLUMNS": "200"}
     keys = {}
-    for name, key in (("poster", anvil.keys[5]), ("cheater", anvil.keys[6]), ("challenger", anvil.keys[7]), ("honest", anvil.keys[8])):
+    for i, name in enumerate(("rival", "poster", "cheater", "challenger", "honest"), start=4):
         keys[name] = root / f"{name}.key"
-        keys[name].write_text(key + "\n")
+        keys[name].write_text(anvil.keys[i] + "\n")
     poster = User(env, keys["poster"])
 
     deployed = poster.json("deploy", "--mint", "1000")
@@ -114,7 +113,7 @@ def market(anvil, tmp_path_factory, toy_file):  # noqa: ANN201
     court = Court(chain, Deployment.load(chain.chain_id, root / "home" / "deployments.json"))
     assert court.tasks.address == deployed["addresses"]["Tasks"]
     accounts = {name: Chain.connect(anvil.url, key_file=keys[name]).account for name in keys}
-    for name in ("cheater", "challenger", "honest"):
+    for name in ("cheater", "challenger", "honest", "rival"):
         chain.send(court.token.functions.transfer(accounts[name], FUNDS))
 
     posted = poster.json(
@@ -150,8 +149,14 @@ def _defend(court: Court, game_id: int, trace: Trace, stop: threading.Event, err
         errors.append(e)
 
 
-def _env(market) -> dict[str, str | None]:  # noqa: ANN001
-    return {k: market["env"].get(k) for k in ("BISECTML_HOME", "BISECTML_RPC_URL", "BISECTML_PRIVATE_KEY")}
+def _invoke(market, who: str, *args: str):  # noqa: ANN001, ANN202
+    """A command in-process (CliRunner) as `who`, against the market's chain and home."""
+    env = {k: market["env"].get(k) for k in ("BISECTML_HOME", "BISECTML_RPC_URL", "BISECTML_PRIVATE_KEY")}
+    return CliRunner().invoke(app, [*args, "--key-file", str(market["keys"][who])], env=env)
+
+
+def _program(toy_file: Path, tmp_path: Path) -> list[str]:
+    return ["--program", str(toy_file), "--dir", str(tmp_path / "mine")]
 
 
 def _balance(court: Court, address: str) -> int:
@@ -169,7 +174,7 @@ def test_market__user_disputes_a_cheating_claim_by_hand_and_is_paid(market, toy_
     assert shown["state"] == "live" and shown["challenges"] == []
     before = _balance(court, accounts["challenger"])
 
-    opened = users["challenger"].json("dispute", "open", str(claim_id), "--program", str(toy_file), "--dir", str(tmp_path / "mine"))
+    opened = users["challenger"].json("dispute", "open", str(claim_id), *_program(toy_file, tmp_path))
     game_id, challenge_id = opened["game_id"], opened["challenge_id"]
     assert opened["claimed_root"] != opened["your_root"]
     assert _balance(court, accounts["challenger"]) == before - CHALLENGER_BOND
@@ -213,7 +218,7 @@ def test_market__user_disputes_a_cheating_claim_by_hand_and_is_paid(market, toy_
     owed = court.tasks.functions.owed().call()
     assert owed == REWARD and _balance(court, court.tasks.address) == owed
 
-    again = CliRunner().invoke(app, ["settle", str(challenge_id), "--key-file", str(market["keys"]["challenger"])], env=_env(market))
+    again = _invoke(market, "challenger", "settle", str(challenge_id))
     assert again.exit_code == 2 and again.stderr.startswith("error: ") and "already settled" in again.stderr
     claim = users["poster"].look("claim", "show", str(claim_id))
     assert claim["state"] == "rejected" and claim["challenges"][0]["state"] == "won"
@@ -221,11 +226,16 @@ def test_market__user_disputes_a_cheating_claim_by_hand_and_is_paid(market, toy_
     assert task["status"] == "claimable" and task["claim_id"] is None
 
 
-def test_market__silent_cheater__play_ends_the_game_by_the_clock(market, toy_file, tmp_path) -> None:
+def test_market__silent_cheater__games_end_by_the_clock(market, toy_file, tmp_path) -> None:
+    """Two challengers dispute a made-up root that nobody defends. The solver's clock runs
+    out in both games; `dispute play` ends one game by the clock, `settle` ends the other."""
     court, accounts, users, anvil = market["court"], market["accounts"], market["users"], market["anvil"]
-    claim_id = _claim(market, "cheater", b"\x66" * 32)  # a made-up root, never defended
-    opened = users["challenger"].json("dispute", "open", str(claim_id), "--program", str(toy_file), "--dir", str(tmp_path / "mine"))
-    before = _balance(court, accounts["challenger"])
+    claim_id = _claim(market, "cheater", b"\x66" * 32)
+    start = {who: _balance(court, accounts[who]) for who in ("challenger", "rival")}
+    opened = users["challenger"].json("dispute", "open", str(claim_id), *_program(toy_file, tmp_path))
+    rival = _invoke(market, "rival", "dispute", "open", str(claim_id), *_program(toy_file, tmp_path), "--json")
+    assert rival.exit_code == 0, rival.stderr
+    rival = json.loads(rival.stdout)
     anvil.advance(21_600 + 1)  # the solver's six-hour clock runs out without a move
 
     played = users["challenger"].run(
@@ -233,11 +243,20 @@ def test_market__silent_cheater__play_ends_the_game_by_the_clock(market, toy_fil
         "--dir", str(tmp_path / "mine"), "--poll", "0.1",
     )  # fmt: skip
     assert played.returncode == 0, played.stderr
-    assert "timeout" in played.stderr and "solver's clock ran out" in played.stderr
+    assert "timeout" in played.stderr and "solver's clock ran out" in played.stderr and "you won" in played.stdout
 
-    settled = users["challenger"].json("settle", str(opened["challenge_id"]))
-    assert settled["result"] == "won" and not settled["ended_by_timeout"]  # play already ended it
-    assert _balance(court, accounts["challenger"]) == before + CHALLENGER_BOND + SOLVER_BOND - (-(-SOLVER_BOND // 2))
+    # the rival settles first: its game is ended by the clock, it wins the solver's bond and
+    # the claim is rejected; the first challenger's game was won too, but only refunds now
+    first = _invoke(market, "rival", "settle", str(rival["challenge_id"]), "--json")
+    assert first.exit_code == 0, first.stderr
+    first = json.loads(first.stdout)
+    assert first["ended_by_timeout"] and first["result"] == "won" and first["claim_rejected"]
+    second = users["challenger"].json("settle", str(opened["challenge_id"]))
+    assert second["result"] == "void" and not second["ended_by_timeout"] and int(second["paid_to_challenger"]) == CHALLENGER_BOND
+
+    burn = -(-SOLVER_BOND // 2)
+    assert _balance(court, accounts["rival"]) == start["rival"] + SOLVER_BOND - burn
+    assert _balance(court, accounts["challenger"]) == start["challenger"]
     assert court.tasks.functions.owed().call() == REWARD == _balance(court, court.tasks.address)
 
 
@@ -247,7 +266,7 @@ def test_market__correct_claim_is_refused__a_forced_challenge_loses__then_finali
     claim_id = _claim(market, "honest", honest.run())
     before = _balance(court, accounts["challenger"])
 
-    refused = users["challenger"].run("dispute", "open", str(claim_id), "--program", str(toy_file), "--dir", str(tmp_path / "mine"))
+    refused = users["challenger"].run("dispute", "open", str(claim_id), *_program(toy_file, tmp_path))
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: ") and len(refused.stderr.strip().splitlines()) == 1
     assert "is correct" in refused.stderr and "--force" in refused.stderr
@@ -271,10 +290,10 @@ def test_market__correct_claim_is_refused__a_forced_challenge_loses__then_finali
     defended = json.loads(defended_out)
     assert defended["won"] and defended["role"] == "solver" and defended["outcome"] == "solver_won" and defended["moves"] >= 2
 
-    early = CliRunner().invoke(app, ["finalize", str(claim_id), "--key-file", str(market["keys"]["poster"])], env=_env(market))
+    early = _invoke(market, "poster", "finalize", str(claim_id))
     assert early.exit_code == 2 and "window is open" in early.stderr
     anvil.advance(86_400)
-    unsettled = CliRunner().invoke(app, ["finalize", str(claim_id), "--key-file", str(market["keys"]["poster"])], env=_env(market))
+    unsettled = _invoke(market, "poster", "finalize", str(claim_id))
     assert unsettled.exit_code == 2 and f"bisectml settle {forced['challenge_id']}" in unsettled.stderr
 
     lost = users["poster"].json("settle", str(forced["challenge_id"]))

@@ -162,7 +162,7 @@ class GameMachine(RuleBasedStateMachine):
 
 
 GameMachine.TestCase.settings = settings(
-    max_examples=25, stateful_step_count=40, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    max_examples=8, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
 )
 _TestCase = GameMachine.TestCase
 

@@ -48,7 +48,7 @@ def toy_file(directory: Path, seed: int, steps: int = 12) -> Path:
     return path
 
 
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float, procs: list[Daemon] = (), every: float = 0.2) -> Any:  # type: ignore[assignment]
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float, procs: list[Daemon] = (), every: float = 0.3) -> Any:  # type: ignore[assignment]
     """Poll `predicate` until it is truthy; fail with the daemons' last log lines otherwise."""
     deadline = time.monotonic() + timeout
     while True:
@@ -170,7 +170,7 @@ class Daemon:
     programs: list[Path]
     data_dir: Path
     cheat: str | None = None
-    poll: float = 0.2
+    poll: float = 0.3
     extra: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     key_env: str | None = None  # pass the key in BISECTML_PRIVATE_KEY instead of a file

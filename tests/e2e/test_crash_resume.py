@@ -42,12 +42,12 @@ WON, LOST = 3, 2
 def _started(d: Daemon) -> bool:
     """The current process has logged its start (so it is past start-up, in its loop)."""
     pid = d.proc.pid if d.proc else None
-    return any(r.get("event") == "started" and r.get("pid") == pid for r in d.logs())
+    return d.alive() and any(r.get("event") == "started" and r.get("pid") == pid for r in d.logs())
 
 
 def test_crash_resume__sigkill_at_random_points__honest_side_wins_nothing_twice(suite, fleet, toys) -> None:
     rng = random.Random(SEED)
-    cheats = ["wrong-element:13,3", "wrong-boundary:9", "final-output"]
+    cheats = ["wrong-element:13,3", "wrong-boundary:9"]
     pa = [toys(20 + i, steps=24) for i in range(len(cheats))]
     pb = toys(30, steps=24)
     tower = fleet("challenger", 2, pa, "tower")
@@ -55,6 +55,7 @@ def test_crash_resume__sigkill_at_random_points__honest_side_wins_nothing_twice(
     cheaters = [fleet("solver", 3 + i, [p], f"cheat{i}", cheat=c) for i, (p, c) in enumerate(zip(pa, cheats))]
     liar = fleet("challenger", 6, [pb], "liar", cheat="wrong-element:7,2")
     everyone = [tower, solver, *cheaters, liar]
+    weight = {tower.data_dir.name: 4, solver.data_dir.name: 4}
 
     def post_round() -> None:
         for p in pa:
@@ -62,58 +63,62 @@ def test_crash_resume__sigkill_at_random_points__honest_side_wins_nothing_twice(
         for _ in range(2):
             suite.post_task(program(pb))
 
+    def pending() -> dict[str, int]:
+        """Pending games per address."""
+        out: dict[str, int] = {}
+        n = int(suite.court.game.functions.game_count().call())
+        for gid in range(1, n + 1):
+            g = suite.court.game.functions.games(gid).call()
+            if g[9] == PENDING:
+                for a in (g[0], g[1]):
+                    out[a] = out.get(a, 0) + 1
+        return out
+
     post_round()
     post_round()
     for d in everyone:
         d.start()
-
-    def pending_games(d: Daemon) -> list[int]:
-        out = []
-        n = int(suite.court.game.functions.game_count().call())
-        for gid in range(1, n + 1):
-            g = suite.court.game.functions.games(gid).call()
-            if g[9] == PENDING and d.address in (g[0], g[1]):
-                out.append(gid)
-        return out
-
-    wait_until("the first games", lambda: pending_games(tower) and pending_games(solver), 120, everyone)
+    wait_until("the first games", lambda: pending().get(tower.address) and pending().get(solver.address), 120, everyone)
     trials: list[tuple[str, str, int]] = []
+    armed: dict[str, tuple[Daemon, str, int, float]] = {}  # restarted with a failpoint
     rounds = 0
     while len(trials) < TRIALS:
         rounds += 1
-        assert rounds < 80, f"only {len(trials)} trials in {rounds} rounds"
-        if not pending_games(tower) and not pending_games(solver):
+        assert rounds < 400, f"only {len(trials)} trials in {rounds} rounds"
+        for name, (d, mode, games, since) in list(armed.items()):
+            if not d.alive():  # the failpoint fired: SIGKILL at that point of a send
+                assert d.proc is not None and d.proc.returncode == -signal.SIGKILL, d.tail()
+                trials.append((name, mode, games))
+                del armed[name]
+                d.start()
+        counts = pending()
+        if not counts.get(tower.address) and not counts.get(solver.address):
             post_round()  # every game ended before enough trials: more games
-            wait_until("new games", lambda: pending_games(tower) or pending_games(solver), 120, everyone)
-        weights = [(tower, 4), (solver, 4), *[(c, 1) for c in cheaters], (liar, 1)]
-        victims = [d for d, w in weights for _ in range(w) if pending_games(d)]
-        if not victims:
-            time.sleep(0.2)
+            time.sleep(1.0)
             continue
-        victim = rng.choice(victims)
+        ready = [d for d in everyone if d.data_dir.name not in armed and counts.get(d.address) and _started(d)]
+        if not ready:
+            time.sleep(0.3)
+            continue
+        victim = rng.choice([d for d in ready for _ in range(weight.get(d.data_dir.name, 1))])
         mode = rng.choice(["random", "random", "recorded", "broadcast"])
+        games = counts[victim.address]
         if mode == "random":
-            wait_until("the victim's start", lambda: _started(victim), 60, everyone)
-            time.sleep(rng.uniform(0.0, 2.0))
-            if not pending_games(victim):
-                continue
+            time.sleep(rng.uniform(0.0, 1.5))
             victim.kill()
+            trials.append((victim.data_dir.name, mode, games))
+            victim.start()
         else:
             # restart it armed: it kills itself at its k-th send, in that window
             victim.kill()
-            k = rng.randint(1, 3)
-            victim.start(env={"BISECTML_FAILPOINT": f"{mode}:{k}"})
-            try:
-                wait_until(f"the {mode} failpoint", lambda: not victim.alive(), 30, [d for d in everyone if d is not victim])
-            except AssertionError:
-                victim.kill()  # nothing to send in time: an ordinary random kill
-                mode = "random"
-            else:
-                assert victim.proc is not None and victim.proc.returncode == -signal.SIGKILL, victim.tail()
-        trials.append((victim.data_dir.name, mode, len(pending_games(victim))))
-        victim.start()
+            trials.append((victim.data_dir.name, "random", games))
+            victim.start(env={"BISECTML_FAILPOINT": f"{mode}:{rng.randint(1, 2)}"})
+            armed[victim.data_dir.name] = (victim, mode, games, time.monotonic())
+    for d, _, _, _ in armed.values():  # disarm the rest
+        d.kill()
+        d.start()
     # let every game finish, then the windows close and everything is settled and finalized
-    wait_until("every game over", lambda: not pending_games(tower) and not pending_games(solver), 240, everyone)
+    wait_until("every game over", lambda: not pending().get(tower.address) and not pending().get(solver.address), 240, everyone)
     suite.anvil.advance(WINDOW + 1)
 
     def all_settled() -> bool:
@@ -136,7 +141,7 @@ def test_crash_resume__sigkill_at_random_points__honest_side_wins_nothing_twice(
         else:
             assert g[1] == tower.address and g[9] == CHALLENGER_WON, f"game {gid}: the honest watchtower lost"
             won_by_tower += 1
-    assert won_by_tower >= 6 and won_by_solver >= 4
+    assert won_by_tower >= 4 and won_by_solver >= 4
     # nothing twice: each account's transactions are all in its store, no key took effect twice
     for d in everyone:
         assert_no_move_twice(suite, d)
@@ -151,7 +156,7 @@ def test_crash_resume__sigkill_at_random_points__honest_side_wins_nothing_twice(
     modes = {m for _, m, _ in trials}
     victims = {v for v, _, _ in trials}
     assert len(trials) >= TRIALS and {"tower", "solver"} <= victims, trials
-    assert {"recorded", "broadcast"} & modes, trials
+    assert {"recorded", "broadcast"} <= modes, trials
     # the restarted daemons found their recorded-but-unconfirmed transactions
     reconciled = [r for d in everyone for r in d.events("reconciled")]
     print(f"\ncrash/resume: seed {SEED}, {len(trials)} trials {trials}, {n_games} games, {len(reconciled)} reconciled")
