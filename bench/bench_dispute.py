@@ -101,6 +101,14 @@ def _first(logs: list[dict[str, Any]], event: str, key_prefix: str = "") -> dict
     return None
 
 
+def _wait_for(path: Path, event: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not _first(_logs(path), event):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"the daemon logging to {path} did not start (exit {proc.returncode})")
+        time.sleep(0.1)
+
+
 def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, timeout: float) -> dict[str, float]:
     from web3.logs import DISCARD
 
@@ -145,6 +153,9 @@ def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, ti
             env = {k: v for k, v in os.environ.items() if k not in ("BISECTML_PRIVATE_KEY", "BISECTML_FAILPOINT")}
             with open(dirs[name] / "stderr.log", "wb") as err:
                 procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err))
+            # one at a time: the tower is up and idle before the cheater starts computing, so
+            # neither trace shares the CPUs with the other process's start-up
+            _wait_for(dirs[name] / "daemon.jsonl", "started", procs[-1], timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if _first(_logs(dirs["tower"] / "daemon.jsonl"), "challenge_settled"):

@@ -26,6 +26,7 @@ from verifier.daemon import (
     CLAIM_REJECTED,
     GAME_MAX_ARITY,
     GAME_MAX_SLOTS,
+    REORG_DEPTH,
     Config,
     Daemon,
     Traces,
@@ -63,14 +64,13 @@ class Watchtower(Daemon):
     def discover(self) -> None:
         w3, tasks = self.chain.w3, self.court.tasks
         head = int(w3.eth.block_number)
-        if head < self.block_cursor:
-            return
-        for log in tasks.events.ClaimPosted().get_logs(from_block=self.block_cursor, to_block=head):
+        start = max(0, self.block_cursor - REORG_DEPTH)
+        for log in tasks.events.ClaimPosted().get_logs(from_block=start, to_block=head):
             cid = int(log["args"]["claim_id"])
             if cid not in self.closed_claims:
                 self.claims_live.add(cid)
         mine = tasks.events.Challenged().get_logs(
-            from_block=self.block_cursor, to_block=head, argument_filters={"challenger": self.me}
+            from_block=start, to_block=head, argument_filters={"challenger": self.me}
         )
         for log in mine:
             self.challenged.add(int(log["args"]["claim_id"]))
@@ -79,9 +79,11 @@ class Watchtower(Daemon):
                 self.challenges_mine.add(chid)
         self.block_cursor = head + 1
 
-    def close(self, kind: str, ident: int, why: str) -> None:
+    def close(self, kind: str, ident: int, why: str, persist: bool = True) -> None:
+        """Stop looking at an item: for good (`persist`), or until restarted with other options."""
         assert self.store is not None
-        self.store.close_item(kind, ident, why)
+        if persist:
+            self.store.close_item(kind, ident, why)
         if kind == "claim":
             self.closed_claims.add(ident)
             self.claims_live.discard(ident)
@@ -159,10 +161,10 @@ class Watchtower(Daemon):
         program = self.registry.for_task(t)
         if program is None:
             self.log.once(f"ns:{cid}", "claim_not_served", claim=cid, task=c.task_id, program_id=bytes(t.program_id))
-            self.close("claim", cid, "program not served")
+            self.close("claim", cid, "program not served", persist=False)
             return
         if t.reward < self.cfg.min_reward:
-            self.close("claim", cid, "reward too low")
+            self.close("claim", cid, "reward too low", persist=False)
             return
         if t.arity > GAME_MAX_ARITY or t.n_slots > GAME_MAX_SLOTS:
             self.log.alert("claim_unchallengeable", claim=cid, task=c.task_id, arity=t.arity, slots=t.n_slots)

@@ -33,6 +33,8 @@ class WrongElement(Program):
     delta: int = 1
 
     def run_step(self, t, state, fast=True, on_node=None):  # noqa: ANN001, ANN201
+        if t != self.target[0]:
+            return super().run_step(t, state, fast, on_node)  # every other step is honest
         values = self.step_values(t, state)
         for n, node in enumerate(self.graph.nodes):
             out = self.graph.run_node(node, values, fast)

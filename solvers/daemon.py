@@ -22,6 +22,7 @@ from verifier.daemon import (
     CLAIM_REJECTED,
     CHALLENGE_OPEN,
     TASK_OPEN,
+    REORG_DEPTH,
     Config,
     Daemon,
     Traces,
@@ -57,14 +58,13 @@ class Solver(Daemon):
     def discover(self) -> None:
         w3, tasks = self.chain.w3, self.court.tasks
         head = int(w3.eth.block_number)
-        if head < self.block_cursor:
-            return
-        for log in tasks.events.TaskPosted().get_logs(from_block=self.block_cursor, to_block=head):
+        start = max(0, self.block_cursor - REORG_DEPTH)
+        for log in tasks.events.TaskPosted().get_logs(from_block=start, to_block=head):
             tid = int(log["args"]["task_id"])
             if tid not in self.closed_tasks:
                 self.tasks_open.add(tid)
         mine = tasks.events.ClaimPosted().get_logs(
-            from_block=self.block_cursor, to_block=head, argument_filters={"solver": self.me}
+            from_block=start, to_block=head, argument_filters={"solver": self.me}
         )
         for log in mine:
             cid = int(log["args"]["claim_id"])
@@ -72,9 +72,11 @@ class Solver(Daemon):
                 self.claims_mine.add(cid)
         self.block_cursor = head + 1
 
-    def close(self, kind: str, ident: int, why: str) -> None:
+    def close(self, kind: str, ident: int, why: str, persist: bool = True) -> None:
+        """Stop looking at an item: for good (`persist`), or until restarted with other options."""
         assert self.store is not None
-        self.store.close_item(kind, ident, why)
+        if persist:
+            self.store.close_item(kind, ident, why)
         if kind == "task":
             self.closed_tasks.add(ident)
             self.tasks_open.discard(ident)
@@ -151,11 +153,11 @@ class Solver(Daemon):
         program = self.registry.for_task(t)
         if program is None:
             self.log.once(f"ns:{tid}", "task_not_served", task=tid, program_id=bytes(t.program_id))
-            self.close("task", tid, "program not served")
+            self.close("task", tid, "program not served", persist=False)
             return
         if t.reward < self.cfg.min_reward:
             self.log.once(f"low:{tid}", "task_declined", task=tid, reward=t.reward, min_reward=self.cfg.min_reward)
-            self.close("task", tid, "reward too low")
+            self.close("task", tid, "reward too low", persist=False)
             return
         if t.claim_id != 0:
             return  # a live claim (ours or another's); if it is rejected the task reopens

@@ -41,7 +41,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -67,6 +67,7 @@ CHALLENGE_NAMES = {1: "open", 2: "lost", 3: "won", 4: "void"}
 # a transaction intent's life in the store
 RECORDED, BROADCAST, CONFIRMED, ABANDONED, DROPPED = "recorded", "broadcast", "confirmed", "abandoned", "dropped"
 UNFINISHED = (RECORDED, BROADCAST)
+REORG_DEPTH = 12  # blocks each event scan re-reads, so a shallow reorg cannot hide an event
 IDLE_TICK = 5.0  # seconds between full ticks while no block arrives and no work is under way
 MAX_ATTEMPTS = 5  # sends of one key that reverted on-chain before the daemon gives up on it
 
@@ -477,10 +478,7 @@ class Sender:
             self.log.once(f"observe:{key}", "would_send", key=key, function=what, dry_run="ok", **context)
             return None
         nonce = self.w3.eth.get_transaction_count(acct, "pending")
-        built = fn.build_transaction({"from": acct, "nonce": nonce, "gas": gas, "chainId": self.chain.chain_id})
-        signed = self.chain.key.sign_transaction(built)
-        tx_hash = "0x" + bytes(signed.hash).hex()
-        raw = "0x" + bytes(signed.raw_transaction).hex()
+        built, tx_hash, raw = self.sign(fn, nonce, gas)
         row = self.store.record(key, len(attempts) + 1, what, built["to"], built["data"], nonce, tx_hash, raw)
         self.failpoints.hit(RECORDED)
         self.w3.eth.send_raw_transaction(raw)
@@ -497,6 +495,13 @@ class Sender:
         if receipt["status"] != 1:
             raise Reverted(f"{what} reverted on-chain in block {receipt['blockNumber']}; the state moved, re-deriving.")
         return receipt
+
+    def sign(self, fn: Any, nonce: int, gas: int) -> tuple[dict[str, Any], str, str]:
+        """The transaction for `fn` at `nonce`, signed: (fields, hash, raw bytes as hex)."""
+        acct = self.chain.account
+        built = fn.build_transaction({"from": acct, "nonce": nonce, "gas": gas, "chainId": self.chain.chain_id})
+        signed = self.chain.key.sign_transaction(built)
+        return built, "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex()
 
     def _wait(self, tx_hash: str) -> Any:
         """The receipt, polled; None on timeout or when a second signal abandons the wait."""

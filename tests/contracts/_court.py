@@ -13,6 +13,16 @@ from verifier.game import GameState, Level, Move, Outcome, Player, Role
 FAMILIES = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
 
 
+_DEPLOYERS: dict[str, object] = {}
+
+
+def _deployer(name: str):  # noqa: ANN202
+    """Compile each contract once per process; deploying again is then cheap."""
+    if name not in _DEPLOYERS:
+        _DEPLOYERS[name] = boa.load_partial(f"contracts/{name}.vy")
+    return _DEPLOYERS[name]
+
+
 @dataclass
 class Court:
     game: object
@@ -21,10 +31,9 @@ class Court:
 
     @classmethod
     def deploy(cls) -> Court:
-        fams = {name: boa.load(f"contracts/{name}.vy") for name in FAMILIES}
-        game = boa.load("contracts/Game.vy")
-        referee = boa.load(
-            "contracts/Referee.vy",
+        fams = {name: _deployer(name).deploy() for name in FAMILIES}
+        game = _deployer("Game").deploy()
+        referee = _deployer("Referee").deploy(
             game.address,
             fams["OneStepElementwise"].address,
             fams["OneStepShape"].address,

@@ -12,7 +12,6 @@ Invariants, each with its reason:
 from __future__ import annotations
 
 import boa
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -162,17 +161,6 @@ class GameMachine(RuleBasedStateMachine):
 
 
 GameMachine.TestCase.settings = settings(
-    max_examples=8, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    max_examples=5, stateful_step_count=20, deadline=None, suppress_health_check=list(HealthCheck), database=None
 )
-_TestCase = GameMachine.TestCase
-
-
-@pytest.fixture(scope="module")
-def world() -> dict:
-    # deployed in a module-scoped fixture: titanoboa's pytest plugin rolls back each test and
-    # each hypothesis example, so a court deployed inside one would vanish
-    return _setup()
-
-
-def test_game_machine(world) -> None:
-    _TestCase("runTest").runTest()
+TestGameMachine = GameMachine.TestCase

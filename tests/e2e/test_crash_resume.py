@@ -36,7 +36,6 @@ from _e2e import (
 TRIALS = 20
 SEED = int(os.environ.get("BISECTML_CRASH_SEED", "20260525"))
 PENDING, SOLVER_WON, CHALLENGER_WON = 0, 1, 2
-WON, LOST = 3, 2
 
 
 def _started(d: Daemon) -> bool:

@@ -7,12 +7,11 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 
 import pytest
 
 from _e2e import (
-    CHALLENGER_BOND,
+    CLOCK,
     FUNDS,
     REWARD,
     ROOT,
@@ -34,19 +33,28 @@ WON = 3
 def test_honest_claim__finalizes_and_pays(suite, fleet, toys) -> None:
     p = toys(0)
     tid = suite.post_task(program(p))
-    solver = fleet("solver", 1, [p], "solver")
+    # the same program run for more steps is another program id, served from the same file
+    longer = suite.post_task(program(toys(0, steps=16)))
+    cheap = suite.post_task(program(p), reward=REWARD - 1)  # below the solver's --min-reward
+    solver = fleet("solver", 1, [p], "solver", extra=["--min-reward", str(REWARD)])
     tower = fleet("challenger", 2, [p], "tower")
     with running(solver, tower):
-        cid = wait_until("the claim", lambda: suite.task(tid).claim_id, 60, [solver, tower])
-        wait_until("the watchtower to agree", lambda: tower.events("claim_ok"), 60, [solver, tower])
+        cids = wait_until(
+            "the claims", lambda: [suite.task(t).claim_id for t in (tid, longer)] if suite.task(longer).claim_id else None,
+            60, [solver, tower],
+        )  # fmt: skip
+        cid = cids[0]
+        wait_until("the watchtower to agree", lambda: len(tower.events("claim_ok")) == 2, 60, [solver, tower])
         assert suite.claim(cid).state == LIVE  # the window is open: not finalized yet
+        assert any(r["task"] == cheap for r in solver.events("task_declined"))
         # idempotent start: a second daemon on the same data dir leaves at once, exit 0
         again = fleet("challenger", 2, [p], "tower").start()
         assert again.proc is not None and again.proc.wait(timeout=60) == 0
         assert '"event":"already_running"' in (tower.data_dir / "stderr.log").read_text()
         suite.anvil.advance(WINDOW + 1)
-        wait_until("finalization", lambda: suite.claim(cid).state == FINALIZED, 60, [solver, tower])
-        wait_until("the solver to log it", lambda: solver.events("claim_finalized"), 30, [solver])
+        wait_until("finalization", lambda: all(suite.claim(c).state == FINALIZED for c in cids), 60, [solver, tower])
+        wait_until("the solver to log it", lambda: len(solver.events("claim_finalized")) == 2, 30, [solver])
+        assert suite.task(cheap).claim_id == 0
         # clean shutdown: SIGTERM, exit 0, a "stopped" line, then `stop` finds nothing running
         assert solver.terminate() == 0 and tower.terminate() == 0
     assert solver.events("stopped") and tower.events("stopped")
@@ -55,14 +63,14 @@ def test_honest_claim__finalizes_and_pays(suite, fleet, toys) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0 and '"running": false' in out.stdout
-    assert suite.balance(solver.address) == FUNDS + REWARD
+    assert suite.balance(solver.address) == FUNDS + 2 * REWARD
     assert suite.balance(tower.address) == FUNDS
-    assert suite.nonce(tower.address) == 0  # nothing to dispute, nothing sent
+    assert suite.nonce(tower.address) == tower.nonce0  # nothing to dispute, nothing sent
     assert_no_move_twice(suite, solver)
 
 
 def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(suite, fleet, toys) -> None:
-    strategies = ["wrong-element:5,3", "wrong-boundary:4", "final-output", "final-root"]
+    strategies = ["wrong-element:5,3", "wrong-boundary:4", "final-output", "final-root", "silent"]
     paths = [toys(10 + i) for i in range(len(strategies))]
     tids = [suite.post_task(program(p)) for p in paths]
     cheaters = [fleet("solver", 3 + i, [p], f"cheat{i}", cheat=c) for i, (p, c) in enumerate(zip(paths, strategies))]
@@ -79,9 +87,12 @@ def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(
         wait_until("the observer's alerts", lambda: len(observer.events("wrong_claim")) == len(tids), 60, procs)
         tower.start()
         honest.start()  # the tasks are taken; it gets them once the cheats are rejected
-        wait_until(
-            "every cheat rejected", lambda: all(suite.claim(c).state == REJECTED for c in cheat_claims), 120, procs
-        )
+        active = cheat_claims[:-1]
+        wait_until("every active cheat rejected", lambda: all(suite.claim(c).state == REJECTED for c in active), 120, procs)
+        # the silent cheater never moves: once its clock has run out the tower ends the game
+        assert suite.claim(cheat_claims[-1]).state == LIVE
+        suite.anvil.advance(CLOCK + 1)
+        wait_until("the silent cheat timed out", lambda: suite.claim(cheat_claims[-1]).state == REJECTED, 60, procs)
         wait_until("every task re-claimed honestly", lambda: all(suite.task(t).claim_id not in (0, *cheat_claims) for t in tids), 90, procs)
         honest_claims = [suite.task(t).claim_id for t in tids]
         wait_until("the tower to agree", lambda: len(tower.events("claim_ok")) == len(tids), 60, procs)
@@ -103,11 +114,10 @@ def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(
     assert {f"challenge:{c}" for c in cheat_claims} <= would
     assert suite.chain.w3.eth.get_transaction_count(suite.chain.w3.eth.account.from_key(observer.key_env).address) == 0
     reasons = {e.args["reason"] for e in suite.events("game", "GameResolved")}
-    assert "boundary is wrong" in reasons and "element is wrong" in reasons
+    assert {"boundary is wrong", "element is wrong", "solver's clock ran out"} <= reasons
     for d in (*cheaters, tower, honest):
         assert_no_move_twice(suite, d)
     assert_chain_moves_unique(suite)
-    assert CHALLENGER_BOND  # (bonds of the tower came back: its balance above counts them)
 
 
 @pytest.mark.slow
@@ -152,8 +162,8 @@ def test_refusals__one_line_exit_2_nothing_changed(suite, toys, tmp_path) -> Non
             None, "no program file",
         ),
     }  # fmt: skip
-    procs = {name: _run_cli(args, env) for name, (args, env, _) in cases.items()}
     nonces = {i: suite.nonce(suite.address(i)) for i in (1, 2)}
+    procs = {name: _run_cli(args, env) for name, (args, env, _) in cases.items()}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=120)
         want = cases[name][2]
@@ -163,4 +173,3 @@ def test_refusals__one_line_exit_2_nothing_changed(suite, toys, tmp_path) -> Non
     for d in "abcde":
         assert not (tmp_path / d).exists()  # nothing created
     assert {i: suite.nonce(suite.address(i)) for i in (1, 2)} == nonces  # nothing sent
-    time.sleep(0)
