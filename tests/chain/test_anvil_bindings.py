@@ -10,7 +10,7 @@ from verifier.chain import Chain, ChainError, Deployment, deploy_suite
 def test_anvil__version_is_pinned(anvil) -> None:
     import subprocess
 
-    from conftest import ANVIL_VERSION, anvil_binary
+    from tests.conftest import ANVIL_VERSION, anvil_binary
 
     out = subprocess.run([anvil_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
     assert f"anvil Version: {ANVIL_VERSION}" in out

@@ -109,18 +109,15 @@ class GameMachine(RuleBasedStateMachine):
 
     @rule(n=st.integers(1, 8), seed=st.integers(0, 2**16))
     def cheater_sends_garbage(self, n: int, seed: int) -> None:
+        # made-up values in place of a reveal: accepted when the count fits, and then they are
+        # what the honest challenger must answer (it reads them as the daemons read events)
         values = [keccak(seed.to_bytes(4, "big"), bytes([i])) for i in range(n)]
-        self._try("solver", "reveal", values)
-        self._try("solver", "reveal_data", values)
-
-    @rule(j=st.integers(0, 9))
-    def challenger_picks_at_random(self, j: int) -> None:
-        # a stray pick must never decide anything by itself
-        if self.revealed is not None:
-            self._try("challenger", "pick", self.revealed, j)
-            s = self._state()
-            if s.level == Level.OVER:
-                assert s.outcome == Outcome.CHALLENGER_WON or s.outcome == Outcome.SOLVER_WON
+        for fn in ("reveal", "reveal_data"):
+            before = self._state()
+            if self._try("solver", fn, values):
+                self.revealed = values
+                if fn == "reveal" and before.level == Level.TERM and not before.top_known:
+                    self.revealed = values[:-1]
 
     @rule(seconds=st.sampled_from([1, 60, 3_599, 3_600, 3_601]))
     def cheater_stalls(self, seconds: int) -> None:
