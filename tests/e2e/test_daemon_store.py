@@ -188,3 +188,33 @@ def test_move_key__one_key_per_state_and_function() -> None:
     }
     assert len(keys) == 5
     assert move_key(1, s, "reveal") == move_key(1, GameState(**base), "reveal")
+
+
+def test_isolate__one_failing_item_never_stops_the_others(tmp_path) -> None:
+    from verifier.daemon import Config, Daemon
+
+    out = io.StringIO()
+    d = Daemon(Config(rpc_url="http://127.0.0.1:9", data_dir=tmp_path, programs=[]), stream=out)
+    ran: list[str] = []
+
+    def broken() -> None:
+        ran.append("broken")
+        raise ValueError("a bug in one game")
+
+    def fine() -> None:
+        ran.append("fine")
+
+    d.isolate("game", 1, broken)
+    d.isolate("game", 2, fine)
+    d.isolate("game", 1, broken)  # backing off: not retried at once
+    d.isolate("game", 2, fine)
+    assert ran == ["broken", "fine", "fine"]
+    failed = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["item"] for r in failed if r["event"] == "item_failed"] == ["game:1"]
+    assert "a bug in one game" in failed[0]["error"] and failed[0]["retry_in"] > 0
+    d.item_failures[("game", 1)] = (1, 0.0)  # the back-off has passed
+    d.isolate("game", 1, broken)
+    assert ran[-1] == "broken" and d.item_failures[("game", 1)][0] == 2
+    # a lost race is not a failure: logged, no back-off
+    d.isolate("game", 3, lambda: (_ for _ in ()).throw(Reverted("game: not your turn")))
+    assert ("game", 3) not in d.item_failures
