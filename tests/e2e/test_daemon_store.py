@@ -128,7 +128,8 @@ def test_reconcile__nonce_taken_by_another_tx__dropped_and_key_retryable(rig) ->
     nonce = me.w3.eth.get_transaction_count(me.account, "pending")
     _record(sender, "d", token.functions.transfer(other.account, 2), nonce)
     _, _, raw = sender.sign(token.functions.transfer(other.account, 4), nonce, 200_000)
-    me.w3.eth.send_raw_transaction(raw)  # something else used the nonce
+    tx = me.w3.eth.send_raw_transaction(raw)  # something else used the nonce
+    me.w3.eth.wait_for_transaction_receipt(tx, timeout=30)  # mined before the daemon looks
     sender.reconcile()
     assert _statuses(store, "d") == [DROPPED]
     assert not sender.done("d")
