@@ -16,6 +16,7 @@ import pytest
 
 from _court import BoaOracle, Court, Match
 from onnx_models.toy import accumulator_program
+from solvers.cheats import WrongStepCounter
 from verifier import commit
 from verifier.commit import CHUNK
 from verifier.game import Level, Move, Outcome, Player
@@ -117,15 +118,6 @@ class OtherSlotTrace(Trace):
             d.roots[n + 1] = commit.state_root(t, n + 1, table.root)
         d.tampered = True
         return d
-
-
-class WrongStepCounter(Program):
-    """The step boundary into step t writes the wrong step index."""
-
-    bad_step: int = 5
-
-    def step_value(self, t: int) -> np.ndarray:
-        return np.array(t + 1 if t == self.bad_step else t, dtype=np.int64)
 
 
 def cheat_program(cls: type[Program], **attrs: object) -> Program:
