@@ -63,6 +63,9 @@ def _register_daemons() -> None:
 
     app.add_typer(solver_app, name="solver")
     app.add_typer(challenger_app, name="challenger")
+    from verifier.market_cli import register
+
+    register(app)
 
 
 _register_daemons()
@@ -367,7 +370,7 @@ def deploy(
 ) -> None:
     """Deploy the contracts and record their addresses for the chain.
 
-    Deploys the token, the one-step contracts, the game, the referee and the task registry,
+    Deploys the token, the one-step contracts, the game, the referee, the task registry and the market,
     and records them in $BISECTML_HOME/deployments.json (default ~/.bisectml). Without
     --rpc-url it deploys to a throwaway in-process chain and records nothing.
 
@@ -378,7 +381,7 @@ def deploy(
     with _chain_errors():
         amount = commands.parse_amount(mint, "--mint") if mint is not None else 0
         session = _session(rpc_url, key_file, "deploy", embedded_ok=True, need_deployment=False)
-        with err.status("deploying 8 contracts…", spinner="dots") if not as_json else nullcontext():
+        with err.status("deploying 9 contracts…", spinner="dots") if not as_json else nullcontext():
             result = commands.deploy(session, mint=amount)
         _note_embedded(session)
     if as_json:

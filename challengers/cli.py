@@ -10,11 +10,13 @@ import typer
 
 from solvers.cli import (
     Cheat,
+    ContentDir,
     DataDir,
     DeploymentFile,
     KeyFile,
     MaxTicks,
     MinReward,
+    NoMarket,
     Observe,
     Poll,
     Programs,
@@ -31,7 +33,7 @@ DEFAULT_DIR = Path(os.path.expanduser("~/.bisectml/challenger"))
 
 @app.command()
 def watch(
-    program: Programs,
+    program: Programs = None,
     data_dir: DataDir = DEFAULT_DIR,
     rpc_url: RpcUrl = "http://127.0.0.1:8545",
     key_file: KeyFile = None,
@@ -43,6 +45,8 @@ def watch(
     trace_budget: TraceBudget = 5.0,
     proof_grace: ProofGrace = 30,
     max_ticks: MaxTicks = 0,
+    content_dir: ContentDir = None,
+    no_market: NoMarket = False,
 ) -> None:
     """Re-execute every live claim of the programs you serve; challenge wrong ones and win.
 
@@ -56,7 +60,7 @@ def watch(
     from verifier.daemon import main
 
     cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
-                 proof_grace, max_ticks)  # fmt: skip
+                 proof_grace, max_ticks, content_dir, no_market)  # fmt: skip
     raise typer.Exit(main(Watchtower, cfg))
 
 

@@ -19,9 +19,18 @@ KeyFile = Annotated[
     typer.Option("--key-file", help="File holding the hex private key (or set BISECTML_PRIVATE_KEY); never on argv."),
 ]
 Programs = Annotated[
-    list[str],
-    typer.Option("--program", help="A program .onnx file (or bundled name) to serve; repeat for more."),
+    list[str] | None,
+    typer.Option(
+        "--program",
+        help="A program .onnx file (or bundled name) to serve; repeat for more. The market's tasks are served "
+        "without one (their programs are rebuilt from the chain).",
+    ),
 ]
+ContentDir = Annotated[
+    Path | None,
+    typer.Option("--content-dir", help="Datasets and round features by content id (default: $BISECTML_HOME/content)."),
+]
+NoMarket = Annotated[bool, typer.Option("--no-market", help="Do not serve the market's tasks.")]
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Store, traces and logs live here; one daemon per directory.")]
 DeploymentFile = Annotated[
     Path | None,
@@ -48,19 +57,20 @@ MaxTicks = Annotated[int, typer.Option("--max-ticks", min=0, hidden=True, help="
 
 
 def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,  # noqa: ANN001, ANN201
-           proof_grace, max_ticks):  # fmt: skip
+           proof_grace, max_ticks, content_dir=None, no_market=False):  # fmt: skip
     from verifier.daemon import Config
 
     return Config(
-        rpc_url=rpc_url, data_dir=data_dir, programs=list(program), key_file=str(key_file) if key_file else None,
+        rpc_url=rpc_url, data_dir=data_dir, programs=list(program or []), key_file=str(key_file) if key_file else None,
         deployment=deployment, observe=observe, poll=poll, min_reward=min_reward, cheat=cheat,
         trace_budget=trace_budget, proof_grace=proof_grace, max_ticks=max_ticks,
+        market=not no_market, content_dir=content_dir,
     )  # fmt: skip
 
 
 @app.command()
 def run(
-    program: Programs,
+    program: Programs = None,
     data_dir: DataDir = Path(os.path.expanduser("~/.bisectml/solver")),
     rpc_url: RpcUrl = "http://127.0.0.1:8545",
     key_file: KeyFile = None,
@@ -72,6 +82,8 @@ def run(
     trace_budget: TraceBudget = 5.0,
     proof_grace: ProofGrace = 30,
     max_ticks: MaxTicks = 0,
+    content_dir: ContentDir = None,
+    no_market: NoMarket = False,
 ) -> None:
     """Claim tasks whose program you serve, defend every claim, settle and collect.
 
@@ -84,7 +96,7 @@ def run(
     from verifier.daemon import main
 
     cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
-                 proof_grace, max_ticks)  # fmt: skip
+                 proof_grace, max_ticks, content_dir, no_market)  # fmt: skip
     raise typer.Exit(main(Solver, cfg))
 
 

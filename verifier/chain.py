@@ -29,6 +29,7 @@ SUITE = (
     "Game",
     "Referee",
     "Tasks",
+    "Market",
 )
 DEPLOYMENTS = Path(os.environ.get("BISECTML_HOME", Path.home() / ".bisectml")) / "deployments.json"
 KEY_ENV = "BISECTML_PRIVATE_KEY"
@@ -239,16 +240,17 @@ class Deployment:
 
 
 def deploy_suite(chain: Chain) -> Deployment:
-    """Deploy the token, the one-step contracts, the game, the referee and the task registry."""
+    """Deploy the token, the one-step contracts, the game, the referee, the task registry and the market."""
     token = chain.deploy("Token")
     fams = [chain.deploy(n) for n in ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")]
     game = chain.deploy("Game")
     referee = chain.deploy("Referee", game.address, *[f.address for f in fams])
     chain.send(game.functions.set_referee(referee.address), "bind the referee")
     tasks = chain.deploy("Tasks", token.address, game.address)
+    market = chain.deploy("Market", token.address, tasks.address)
     names = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
     addresses = {"Token": token.address, **{n: f.address for n, f in zip(names, fams)}}
-    addresses |= {"Game": game.address, "Referee": referee.address, "Tasks": tasks.address}
+    addresses |= {"Game": game.address, "Referee": referee.address, "Tasks": tasks.address, "Market": market.address}
     return Deployment(chain.chain_id, addresses)
 
 

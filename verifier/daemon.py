@@ -608,10 +608,11 @@ class Registry:
     the program is reloaded with the task's T and must then have the task's id exactly.
     """
 
-    def __init__(self, paths: list[str], log: JsonLog) -> None:
-        if not paths:
+    def __init__(self, paths: list[str], log: JsonLog, fallback: Callable[[TaskRec], Program | None] | None = None) -> None:
+        if not paths and fallback is None:
             raise DaemonError("no programs: pass --program PATH (repeatable) for each program to serve.")
         self.log = log
+        self.fallback = fallback  # programs built from the chain (the market's tasks)
         self._paths: dict[Family, Path] = {}
         self._by_id: dict[bytes, Program] = {}
         for name in paths:
@@ -636,11 +637,24 @@ class Registry:
             return self._by_id[pid]
         path = self._paths.get(_task_family(t))
         if path is None:
-            return None
+            return self._from_fallback(t)
         p = load_program(path, steps=t.steps)
         if p.id != pid:
             return None
         self._by_id[pid] = p
+        return p
+
+
+    def _from_fallback(self, t: TaskRec) -> Program | None:
+        if self.fallback is None:
+            return None
+        try:
+            p = self.fallback(t)
+        except BisectmlError as e:  # e.g. a dataset not in the content store yet
+            self.log.once(f"fb:{t.task_id}:{e}", "program_unavailable", level="alert", task=t.task_id, why=str(e))
+            return None
+        if p is not None:
+            self._by_id[p.id] = p
         return p
 
 
@@ -718,6 +732,8 @@ class Config:
     trace_budget: float = 5.0  # seconds of trace computation per tick, after the urgent work
     proof_grace: int = 30  # chain seconds an honest solver waits before sending a proof itself
     max_ticks: int = 0  # stop after this many ticks (0: run until signalled); for tests
+    market: bool = True  # also serve the market's tasks (their programs are rebuilt from the chain)
+    content_dir: Path | None = None  # where datasets and round features are found (default $BISECTML_HOME/content)
 
 
 class Daemon:
@@ -752,7 +768,17 @@ class Daemon:
             raise DaemonError(str(e)) from None
         if not w3.eth.get_code(deployment.addresses["Tasks"]):
             raise DaemonError(f"no Tasks contract at {deployment.addresses['Tasks']} on this chain; redeploy or fix --deployment.")
-        self.registry = Registry(cfg.programs, self.log)
+        self.registry = Registry(cfg.programs, self.log, self._market_programs(deployment))
+
+    def _market_programs(self, deployment: Deployment) -> Callable[[TaskRec], Program | None] | None:
+        """Serve the market's tasks too, when the deployment has a market (programs built from the chain)."""
+        if "Market" not in deployment.addresses or not self.cfg.market:
+            return None
+        from .content import ContentStore
+        from .market import MarketClient, RoundPrograms
+
+        rp = RoundPrograms(MarketClient(self.chain, deployment, ContentStore(self.cfg.content_dir)))
+        return rp.for_task
 
     def acquire(self) -> bool:
         """Take the data directory's lock; False if another process holds it."""

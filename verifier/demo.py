@@ -8,8 +8,10 @@ cheater is slashed, an honest solver claims, the window passes and it is paid.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,6 +75,7 @@ class Actor:
 class Demo:
     console: Console
     steps: int | None = None
+    market: bool = True  # also play a market round after the training dispute
     actors: dict[str, Actor] = field(default_factory=dict)
     # what happened, for scripts and tests: balance changes, burned, escrow, outcome, accuracy
     summary: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +85,7 @@ class Demo:
 
     def run(self) -> int:
         started = time.perf_counter()
+        market = self.market
         c = self.console
         c.rule("[bold]bisectml demo[/bold]: verified ML training on an in-process chain")
         chain = Chain.embedded()
@@ -95,7 +99,6 @@ class Demo:
         token, tasks = poster.court.token, poster.court.tasks
         for a in self.actors.values():
             poster.court.chain.send(token.functions.mint(a.address, 1_000 * TOKEN), "mint")
-        supply_before = token.functions.totalSupply().call()
         for a in self.actors.values():
             a.before = token.functions.balanceOf(a.address).call()
         self.say(f"deployed the court (game, referee, 4 one-step contracts, task registry, bond token) on chain {chain.chain_id}")
@@ -196,6 +199,15 @@ class Demo:
         self.say(f"window over, claim {good_claim} finalized: reward and bond paid. The trained model scores "
                  f"[bold]{accuracy:.1%}[/bold] on the 360 held-out digits.")
 
+        if market:
+            from .content import ContentStore
+            from .demo_market import run_round
+
+            with tempfile.TemporaryDirectory(prefix="bisectml-demo-") as content:
+                self.summary["market"] = run_round(
+                    self, chain, deployment, accounts[4:10], ContentStore(Path(content)), honest, cheater, tower
+                )
+
         table = Table(title="balances (BOND) and gas", show_lines=False)
         for col in ("account", "role", "before", "after", "change", "gas spent"):
             table.add_column(col, justify="right" if col not in ("account", "role") else "left")
@@ -203,7 +215,7 @@ class Demo:
             after = token.functions.balanceOf(a.address).call()
             table.add_row(a.name, a.role, _fmt(a.before), _fmt(after), _fmt(after - a.before, signed=True), f"{a.gas:,}")
             self.summary[a.name] = after - a.before
-        burned = supply_before - token.functions.totalSupply().call()
+        burned = tasks.functions.burned().call()  # the court's burns; the market round shows its own
         held = token.functions.balanceOf(tasks.address).call()
         self.summary |= {"burned": burned, "escrow": held, "outcome": outcome, "accuracy": accuracy,
                          "gas": {a.name: a.gas for a in self.actors.values()}}

@@ -1,0 +1,1576 @@
+"""Unit tests of contracts/Market.vy (with contracts/Token.vy, contracts/Tasks.vy and
+contracts/mocks/MockGame.vy).
+
+One section per external function: the happy path with its payments and events, then every
+revert with its reason, then the time edges one second on each side. Programs are never run:
+a round's templates are arbitrary words, and a task's result is made DONE by a solver claiming
+`state(T, 0, merkle(table))` for a table whose result slot holds the commitment of the values,
+left unchallenged through its window and finalized. Settlement is cross-checked against
+verifier/economics.py under hypothesis.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import boa
+import numpy as np
+import pytest
+from eth_abi import encode as abi_encode
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from _court import tx_gas
+from verifier import economics as econ
+from verifier.commit import commit_tensor, state_root
+from verifier.dtypes import DType
+from verifier.merkle import keccak, merkle_proof, merkle_root
+
+ROOT = Path(__file__).resolve().parents[2]
+MARKET_SOURCE = ROOT / "contracts" / "Market.vy"
+
+E18 = 10**18
+DAY = 86_400
+FUNDS = 10**12 * E18
+MAX_UINT = 2**256 - 1
+TASK_OPEN, TASK_DONE, TASK_RECLAIMED = 1, 2, 3
+ROUND_OPEN, ROUND_SETTLED, ROUND_VOID = 1, 2, 3
+DATASET, MODEL, SPONSOR = 0, 1, 2
+METAMODEL, SCORES, VALUES = 0, 1, 2
+
+#: M, D, n, F, R, K
+SHAPE = (3, 2, 8, 4, 16, 5)
+ECONOMICS = econ.Economics(factor_bps=10_000, cap_bps=2_000, data_share_bps=1_000, data_slash_bps=500, burn_bps=5_000)
+#: reward, window, clock, solver_bond, challenger_bond, arity, duration
+TERMS = (10 * E18, DAY, 21_600, 5 * E18, 2 * E18, 4, 3 * DAY)
+POOL = 1_000 * E18
+BUDGET = 100 * E18
+#: program layout: data slots start at DATA_BASE; the result is slot OUT_SLOT; EXTRA state slots
+DATA_BASE, OUT_SLOT, EXTRA = 2, 0, 3
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def word(*parts) -> bytes:
+    return keccak(*[p if isinstance(p, bytes) else str(p).encode() for p in parts])
+
+
+def i8(values) -> bytes:
+    return bytes(v % 256 for v in values)
+
+
+def commit_i8(values) -> bytes:
+    """Commitment of an int8 vector given as ints or as its bytes."""
+    if isinstance(values, bytes):
+        values = [b - 256 if b > 127 else b for b in values]
+    return econ.small_tensor_commitment(DType.INT8, list(values))
+
+
+def commit_i64(values) -> bytes:
+    return econ.small_tensor_commitment(DType.INT64, list(values))
+
+
+def template_hash(slots) -> bytes:
+    return keccak(abi_encode(["bytes32[]"], [list(slots)]))
+
+
+def data_count(kind: int, shape) -> int:
+    m, d = shape[0], shape[1]
+    return (1 + m, 2 + m, 3 + 2 * d)[kind]
+
+
+def events(contract, name: str) -> list:
+    return [e for e in contract.get_logs() if type(e).__name__ == name]
+
+
+@dataclass
+class Program:
+    graph_root: bytes
+    n_nodes: int
+    n_slots: int
+    steps: int
+    data_base: int
+    out_slot: int
+    template: list[bytes]
+
+    def ref(self) -> tuple:
+        return (
+            self.graph_root, self.n_nodes, self.n_slots, self.steps, self.data_base, self.out_slot,
+            template_hash(self.template),
+        )
+
+
+def programs_for(shape, extra: int = EXTRA) -> list[Program]:
+    """Three programs with arbitrary graphs and templates for the round's shape."""
+    out = []
+    for kind in range(3):
+        n_slots = DATA_BASE + data_count(kind, shape) + extra
+        steps = shape[2] if kind == VALUES else 1
+        out.append(
+            Program(word("graph", kind), 10 + kind, n_slots, steps, DATA_BASE, OUT_SLOT,
+                    [word("template", kind, i) for i in range(n_slots)])
+        )
+    return out
+
+
+@dataclass
+class RoundShadow:
+    shape: tuple
+    schedule: tuple
+    programs: list[Program]
+    labels: bytes
+    labels_salt: bytes
+    features: bytes
+    pool: int
+    budget: int
+    models: list[int] = field(default_factory=list)  # model id per slot
+    stake: dict[int, int] = field(default_factory=dict)  # model id -> stake at risk
+    preds: dict[int, bytes] = field(default_factory=dict)
+    salts: dict[int, bytes] = field(default_factory=dict)
+    revealed: set[int] = field(default_factory=set)
+    datasets: list[int] = field(default_factory=list)  # dataset id per slot
+    active: set[int] = field(default_factory=set)
+    at_risk: dict[int, int] = field(default_factory=dict)
+
+
+class World:
+    """A test's view of the market: the contracts, the actors and a shadow of each round."""
+
+    def __init__(self, market, token, tasks, people):
+        self.market, self.token, self.tasks = market, token, tasks
+        self.p = people
+        self.rounds: dict[int, RoundShadow] = {}
+        self.datasets: dict[int, tuple] = {}  # id -> (owner, features, labels)
+        self.models: dict[int, tuple] = {}  # id -> (owner, dataset ids)
+
+    # -- datasets and models ------------------------------------------------------------------
+
+    def publish(self, who=None, stake=100 * E18, rows=None, features=None) -> int:
+        who = who or self.p.providers[0]
+        r = SHAPE[4] if rows is None else rows
+        f = SHAPE[3] if features is None else features
+        fc, lc = word("X_d", len(self.datasets)), word("L_d", len(self.datasets))
+        did = self.market.publish_dataset(f"bafy-data-{len(self.datasets)}", fc, lc, r, f, stake, sender=who)
+        self.datasets[did] = (who, fc, lc)
+        return did
+
+    def register(self, who=None, datasets=(), stake=100 * E18) -> int:
+        who = who or self.p.modelers[0]
+        mid = self.market.register_model(f"bafy-model-{len(self.models)}", list(datasets), stake, sender=who)
+        self.models[mid] = (who, list(datasets))
+        return mid
+
+    def populate(self, model_stakes=(300 * E18, 200 * E18, 100 * E18), dataset_stakes=(100 * E18, 50 * E18)):
+        """Two datasets (one per provider) and three models: [d0], [d0, d1] and []."""
+        d = [self.publish(self.p.providers[i], s) for i, s in enumerate(dataset_stakes)]
+        names = ([d[0]], [d[0], d[1]], [])
+        m = [self.register(self.p.modelers[i], names[i], s) for i, s in enumerate(model_stakes)]
+        return d, m
+
+    # -- rounds ---------------------------------------------------------------------------------
+
+    def open(self, shape=SHAPE, economics=ECONOMICS, terms=TERMS, pool=POOL, budget=BUDGET, programs=None,
+             schedule=None, labels=None, sponsor=None) -> int:
+        now = boa.env.timestamp
+        schedule = schedule or (now + DAY, now + 2 * DAY, now + 3 * DAY, now + 13 * DAY)
+        programs = programs or programs_for(shape)
+        n = shape[2]
+        labels = i8(labels) if labels is not None else i8([(-1, 1, 0, 1)[r % 4] for r in range(n)])
+        salt = word("labels salt", len(self.rounds))
+        features = word("X", len(self.rounds))
+        rid = self.market.open_round(
+            shape, schedule, tuple(vars(economics).values()), terms, [p.ref() for p in programs], features,
+            "bafy-round-features", econ.labels_commitment(labels, salt), pool, budget,
+            sender=sponsor or self.p.sponsor,
+        )
+        self.rounds[rid] = RoundShadow(shape, schedule, programs, labels, salt, features, pool, budget)
+        return rid
+
+    def preds(self, rid: int, mid: int) -> bytes:
+        n = self.rounds[rid].shape[2]
+        return i8([((mid * 37 + r * 11) % 201) - 100 for r in range(n)])
+
+    def commit(self, rid: int, mid: int, preds=None, salt=None, who=None):
+        r = self.rounds[rid]
+        preds = self.preds(rid, mid) if preds is None else preds
+        salt = salt or word("salt", rid, mid)
+        c = econ.prediction_commitment(rid, mid, preds, salt)
+        stake = self.market.models(mid).stake
+        self.market.commit(rid, mid, c, sender=who or self.models[mid][0])
+        r.models.append(mid)
+        r.stake[mid] = stake
+        r.preds[mid], r.salts[mid] = preds, salt
+        for d in self.models[mid][1]:
+            if d not in r.datasets:
+                r.datasets.append(d)
+
+    def reveal(self, rid: int, mid: int, who=None):
+        r = self.rounds[rid]
+        stakes = {d: self.market.datasets(d).stake for d in self.models[mid][1]}
+        self.market.reveal(rid, mid, r.preds[mid], r.salts[mid], sender=who or self.p.stranger)
+        r.revealed.add(mid)
+        for d in self.models[mid][1]:
+            if d not in r.active:
+                r.active.add(d)
+                r.at_risk[d] = stakes[d]
+
+    def to(self, rid: int, which: str, offset: int = 0):
+        """Travel to a deadline of the round (+ offset seconds)."""
+        i = ("commit", "reveal", "labels", "result").index(which)
+        boa.env.time_travel(seconds=self.rounds[rid].schedule[i] + offset - boa.env.timestamp)
+
+    def reveal_labels(self, rid: int, who=None):
+        r = self.rounds[rid]
+        self.market.reveal_labels(rid, r.labels, r.labels_salt, sender=who or self.p.stranger)
+
+    # -- programs and results -------------------------------------------------------------------
+
+    def weights(self, rid: int) -> list[int]:
+        r = self.rounds[rid]
+        out = [0] * r.shape[0]
+        for slot, mid in enumerate(r.models):
+            if mid in r.revealed:
+                out[slot] = econ.weight(r.stake[mid])
+        return out
+
+    def mask(self, rid: int) -> list[int]:
+        r = self.rounds[rid]
+        return [int(slot < len(r.datasets) and r.datasets[slot] in r.active) for slot in range(r.shape[1])]
+
+    def table(self, rid: int, kind: int) -> list[bytes]:
+        """The initial slot table the market must post for `kind` (SPEC 8.3)."""
+        r = self.rounds[rid]
+        prog = r.programs[kind]
+        t = list(prog.template)
+        b = prog.data_base
+        if kind == VALUES:
+            t[b] = commit_i64(self.mask(rid))
+            t[b + 1] = commit_i8(r.labels)
+            t[b + 2] = r.features
+            for slot, d in enumerate(r.datasets):
+                if d in r.active:
+                    t[b + 3 + 2 * slot], t[b + 4 + 2 * slot] = self.datasets[d][1], self.datasets[d][2]
+            return t
+        t[b] = commit_i64(self.weights(rid))
+        first = b + 1
+        if kind == SCORES:
+            t[first] = commit_i8(r.labels)
+            first += 1
+        for slot, mid in enumerate(r.models):
+            if mid in r.revealed:
+                t[first + slot] = commit_i8(r.preds[mid])
+        return t
+
+    def post(self, rid: int, kind: int, who=None, slots=None) -> int:
+        slots = self.rounds[rid].programs[kind].template if slots is None else slots
+        return self.market.post_task(rid, kind, slots, sender=who or self.p.stranger)
+
+    def claim(self, rid: int, kind: int, leaf: bytes):
+        """The solver claims a final table whose result slot holds `leaf`; returns
+        (claim id, slots_root, proof)."""
+        prog = self.rounds[rid].programs[kind]
+        table = [word("final", rid, kind, i) for i in range(prog.n_slots)]
+        table[prog.out_slot] = leaf
+        root = merkle_root(table)
+        cid = self.tasks.claim(self.market.task_of(rid, kind), state_root(prog.steps, 0, root), sender=self.p.solver)
+        return cid, root, merkle_proof(table, prog.out_slot)
+
+    def finish(self, rid: int, results: dict[int, object]) -> dict[int, tuple]:
+        """Claims every kind's result, lets the window pass and finalizes; returns
+        kind -> (slots_root, proof). A result is a list of ints (int64 values) or a commitment."""
+        out, claims = {}, []
+        for kind, res in results.items():
+            leaf = res if isinstance(res, bytes) else commit_i64(res)
+            cid, root, proof = self.claim(rid, kind, leaf)
+            claims.append(cid)
+            out[kind] = (root, proof)
+        boa.env.time_travel(seconds=TERMS[1])
+        for cid in claims:
+            self.tasks.finalize(cid, sender=self.p.stranger)
+        return out
+
+    def record(self, rid: int, kind: int, values, proofs):
+        root, proof = proofs[kind]
+        self.market.record(rid, kind, root, proof, list(values), sender=self.p.stranger)
+
+    def ready_to_settle(self, rid: int, scores, values) -> None:
+        """From commits made: to the reveal deadline, labels, both tasks done and recorded."""
+        self.to(rid, "reveal")
+        self.reveal_labels(rid)
+        self.post(rid, SCORES)
+        self.post(rid, VALUES)
+        proofs = self.finish(rid, {SCORES: scores, VALUES: values})
+        self.record(rid, SCORES, scores, proofs)
+        self.record(rid, VALUES, values, proofs)
+
+    def entries(self, rid: int, scores, values):
+        """economics.ModelEntry / DatasetEntry lists of the round as it stands."""
+        r = self.rounds[rid]
+        models = [
+            econ.ModelEntry(r.stake[mid], self.market.models(mid).stake, scores[slot], mid in r.revealed,
+                            tuple(r.datasets.index(d) for d in self.models[mid][1]))
+            for slot, mid in enumerate(r.models)
+        ]
+        datasets = [
+            econ.DatasetEntry(r.at_risk.get(d, 0), self.market.datasets(d).stake, values[slot], d in r.active)
+            for slot, d in enumerate(r.datasets)
+        ]
+        return models, datasets
+
+    def owners(self) -> set:
+        return {self.p.sponsor, *self.p.providers, *self.p.modelers}
+
+    def balances(self) -> dict:
+        return {a: self.token.balanceOf(a) for a in self.owners()}
+
+    def assert_solvent(self):
+        pending = 0
+        for rid in self.rounds:
+            for kind in range(3):
+                tid = self.market.task_of(rid, kind)
+                if tid and self.tasks.tasks(tid).state == TASK_RECLAIMED:
+                    pending += self.market.task_reward(rid, kind)
+        assert self.token.balanceOf(self.market) == self.market.owed() + pending
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def market_deployer():
+    return boa.load_partial(str(MARKET_SOURCE))
+
+
+@pytest.fixture(scope="session")
+def suite(token_deployer, mock_game_deployer, tasks_deployer, market_deployer, deployer):
+    """A token, mock game, task registry and market of the market tests' own, so that their
+    minting never shows in the token of contracts/Tasks.vy's tests."""
+    with boa.env.prank(deployer):
+        token = token_deployer.deploy()
+        game = mock_game_deployer.deploy()
+        tasks = tasks_deployer.deploy(token, game)
+        game.set_tasks(tasks)
+        market = market_deployer.deploy(token, tasks)
+    return SimpleNamespace(token=token, game=game, tasks=tasks, market=market)
+
+
+@pytest.fixture(scope="session")
+def token(suite):
+    return suite.token
+
+
+@pytest.fixture(scope="session")
+def tasks(suite):
+    return suite.tasks
+
+
+@pytest.fixture(scope="session")
+def market(suite):
+    return suite.market
+
+
+@pytest.fixture(scope="session")
+def people(token, tasks, market, deployer):
+    """Named actors, each holding FUNDS and approving both the market and the task registry."""
+    g = boa.env.generate_address
+    p = SimpleNamespace(
+        sponsor=g("sponsor"),
+        providers=[g("provider0"), g("provider1"), g("provider2")],
+        modelers=[g("modeler0"), g("modeler1"), g("modeler2"), g("modeler3")],
+        solver=g("solver"),
+        stranger=g("stranger"),
+    )
+    for a in [p.sponsor, *p.providers, *p.modelers, p.solver, p.stranger]:
+        token.mint(a, FUNDS, sender=deployer)
+        token.approve(market, MAX_UINT, sender=a)
+        token.approve(tasks, MAX_UINT, sender=a)
+    return p
+
+
+@pytest.fixture
+def w(market, token, tasks, people) -> World:
+    return World(market, token, tasks, people)
+
+
+@pytest.fixture
+def committed(w):
+    """A round with datasets d0, d1 and models m0 [d0], m1 [d0, d1], m2 [] committed."""
+    d, m = w.populate()
+    rid = w.open()
+    for mid in m:
+        w.commit(rid, mid)
+    return SimpleNamespace(rid=rid, d=d, m=m)
+
+
+@pytest.fixture
+def revealed(w, committed):
+    """`committed`, every model revealed, at the reveal deadline."""
+    w.to(committed.rid, "commit")
+    for mid in committed.m:
+        w.reveal(committed.rid, mid)
+    w.to(committed.rid, "reveal")
+    return committed
+
+
+# --- deployment and the revert table ---------------------------------------------------------
+
+
+def test_init__wiring(market, token, tasks):
+    assert market.token() == token.address
+    assert market.tasks() == tasks.address
+    assert (market.owed(), market.burned(), market.round_count()) == (0, 0, 0)
+    assert (market.MAX_MODELS(), market.MAX_DATASETS(), market.MAX_ROWS()) == (16, 8, 2048)
+    assert (market.WEIGHT_UNIT(), market.MAX_WEIGHT(), market.BPS()) == (10**15, 2**40 - 1, 10_000)
+
+
+def test_init__zero_token__reverts(market_deployer, tasks):
+    with boa.reverts("market: token is the zero address"):
+        market_deployer.deploy("0x" + "00" * 20, tasks)
+
+
+def test_init__zero_tasks__reverts(market_deployer, token):
+    with boa.reverts("market: tasks is the zero address"):
+        market_deployer.deploy(token, "0x" + "00" * 20)
+
+
+def test_init__tasks_of_another_token__reverts(market_deployer, tasks, deployer):
+    other = boa.load_partial(str(ROOT / "contracts" / "Token.vy")).deploy()
+    with boa.reverts("market: tasks uses another token"):
+        market_deployer.deploy(other, tasks)
+
+
+def _reason_table() -> tuple[str, dict[str, int]]:
+    src = MARKET_SOURCE.read_text()
+    block = re.search(r"REASONS: constant\(String\[(\d+)\]\) = \(\n((?:    \".*\"\n)+)\)", src)
+    reasons = re.findall(r'"(.*)"', block.group(2))
+    blob = "".join(reasons)
+    assert int(block.group(1)) == len(blob)
+    codes = {n: eval(v) for n, v in re.findall(r"(?m)^(E_\w+): constant\(uint256\) = (.+)$", src)}  # noqa: S307
+    return blob, codes, reasons
+
+
+def test_reasons__every_code_names_exactly_one_reason():
+    """Each E_ code slices one whole reason out of REASONS; every reason has a code, is used,
+    and is one line that starts with "market: "."""
+    blob, codes, reasons = _reason_table()
+    starts, off = {}, 0
+    for r in reasons:
+        starts[off] = r
+        off += len(r)
+    named = {}
+    for name, code in codes.items():
+        offset, length = code >> 8, code & 255
+        assert offset in starts and len(starts[offset]) == length, name
+        named[name] = starts[offset]
+    assert sorted(named.values()) == sorted(reasons)
+    src = MARKET_SOURCE.read_text()
+    for name in codes:
+        assert len(re.findall(rf"\b{name}\b", src)) >= 2, f"{name} is never checked"
+    assert all(r.startswith("market: ") and "\n" not in r for r in reasons)
+
+
+def test_size__under_the_eip170_limit(market):
+    assert len(boa.env.get_code(market.address)) <= 24_576
+
+
+# --- economics.py twins ----------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from([DType.INT8, DType.INT64]),
+    values=st.lists(st.integers(-(2**63), 2**63 - 1), max_size=16),
+)
+def test_small_tensor_commitment__equals_commit_tensor(dtype, values):
+    if dtype == DType.INT8:
+        values = [v % 256 - 128 for v in values]
+    arr = np.array(values, dtype=np.int8 if dtype == DType.INT8 else np.int64)
+    assert econ.small_tensor_commitment(dtype, values) == commit_tensor(arr)
+
+
+def test_small_tensor_commitment__full_chunk_of_predictions():
+    values = [(r % 201) - 100 for r in range(2048)]
+    assert econ.small_tensor_commitment(DType.INT8, values) == commit_tensor(np.array(values, dtype=np.int8))
+
+
+@pytest.mark.parametrize("a, b, q", [(7, 2, 3), (-7, 2, -3), (7, -2, -3), (-7, -2, 3), (5, 0, 0), (0, 3, 0)])
+def test_trunc_div__toward_zero(a, b, q):
+    assert econ.trunc_div(a, b) == q
+
+
+# --- datasets --------------------------------------------------------------------------------
+
+
+def test_publish_dataset__stores_logs_and_pulls_stake(w, market, token, people):
+    who = people.providers[0]
+    before = token.balanceOf(who)
+    did = market.publish_dataset("bafy-cid", word("f"), word("l"), 16, 4, 7 * E18, sender=who)
+    (ev,) = events(market, "DatasetPublished")
+    assert did == 1 and market.dataset_count() == 1
+    assert (ev.dataset_id, ev.owner, ev.cid, ev.features, ev.labels) == (1, who, "bafy-cid", word("f"), word("l"))
+    assert (ev.rows, ev.n_features, ev.stake) == (16, 4, 7 * E18)
+    d = market.datasets(1)
+    assert (d.owner, d.features, d.labels, d.rows, d.n_features, d.stake, d.locks) == (
+        who, word("f"), word("l"), 16, 4, 7 * E18, 0,
+    )
+    assert token.balanceOf(who) == before - 7 * E18
+    assert market.owed() == 7 * E18
+    w.assert_solvent()
+
+
+@pytest.mark.parametrize(
+    "rows, features, reason",
+    [
+        (0, 4, "market: dataset rows outside 1..1024"),
+        (1025, 4, "market: dataset rows outside 1..1024"),
+        (16, 0, "market: features outside 1..256"),
+        (16, 257, "market: features outside 1..256"),
+    ],
+)
+def test_publish_dataset__bad_shape__reverts(market, people, rows, features, reason):
+    with boa.reverts(reason):
+        market.publish_dataset("c", word("f"), word("l"), rows, features, 0, sender=people.providers[0])
+
+
+def test_publish_dataset__edges_accepted(market, people):
+    market.publish_dataset("c", word("f"), word("l"), 1, 1, 0, sender=people.providers[0])
+    market.publish_dataset("c", word("f"), word("l"), 1024, 256, 0, sender=people.providers[0])
+
+
+def test_dataset_stake__add_and_withdraw(w, market, token, people):
+    who = people.providers[0]
+    did = w.publish(who, stake=10)
+    market.add_dataset_stake(did, 5, sender=who)
+    (ev,) = events(market, "StakeChanged")
+    assert (ev.kind, ev.id, ev.stake) == (DATASET, did, 15)
+    before = token.balanceOf(who)
+    market.withdraw_dataset_stake(did, 15, sender=who)
+    (ev,) = events(market, "StakeChanged")
+    assert (ev.kind, ev.id, ev.stake) == (DATASET, did, 0)
+    assert token.balanceOf(who) == before + 15
+    assert market.datasets(did).stake == 0 and market.owed() == 0
+    w.assert_solvent()
+
+
+def test_dataset_stake__non_owner__reverts(w, market, people):
+    did = w.publish(people.providers[0], stake=10)
+    with boa.reverts("market: not the dataset owner"):
+        market.add_dataset_stake(did, 1, sender=people.stranger)
+    with boa.reverts("market: not the dataset owner"):
+        market.withdraw_dataset_stake(did, 1, sender=people.stranger)
+
+
+def test_dataset_stake__no_such_dataset__reverts(market, people):
+    with boa.reverts("market: no such dataset"):
+        market.add_dataset_stake(1, 1, sender=people.stranger)
+    with boa.reverts("market: no such dataset"):
+        market.withdraw_dataset_stake(0, 1, sender=people.stranger)
+
+
+def test_withdraw_dataset_stake__above_stake__reverts(w, market, people):
+    did = w.publish(people.providers[0], stake=10)
+    with boa.reverts("market: amount exceeds the stake"):
+        market.withdraw_dataset_stake(did, 11, sender=people.providers[0])
+
+
+def test_withdraw_dataset_stake__at_risk_after_a_reveal__reverts(w, market, people, committed):
+    owner = people.providers[0]
+    # a commit reserves the slot but does not put the dataset at risk yet
+    market.withdraw_dataset_stake(committed.d[0], 1, sender=owner)
+    market.add_dataset_stake(committed.d[0], 1, sender=owner)
+    w.to(committed.rid, "commit")
+    w.reveal(committed.rid, committed.m[0])
+    assert market.datasets(committed.d[0]).locks == 1
+    with boa.reverts("market: stake at risk"):
+        market.withdraw_dataset_stake(committed.d[0], 1, sender=owner)
+    # adding is always allowed
+    market.add_dataset_stake(committed.d[0], 1, sender=owner)
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def test_register_model__stores_and_logs(w, market, token, people):
+    d0, d1 = w.publish(), w.publish(people.providers[1])
+    who = people.modelers[0]
+    before = token.balanceOf(who)
+    mid = market.register_model("bafy-m", [d1, d0], 3 * E18, sender=who)
+    (ev,) = events(market, "ModelRegistered")
+    assert (mid, ev.model_id, ev.owner, ev.cid, list(ev.datasets)) == (1, 1, who, "bafy-m", [d1, d0])
+    m = market.models(mid)
+    assert (m.owner, list(m.datasets), m.stake, m.locks) == (who, [d1, d0], 3 * E18, 0)
+    assert token.balanceOf(who) == before - 3 * E18
+    w.assert_solvent()
+
+
+def test_register_model__no_datasets_allowed(market, people):
+    assert market.register_model("m", [], 0, sender=people.modelers[0]) == 1
+
+
+@pytest.mark.parametrize("bad", [0, 3])
+def test_register_model__no_such_dataset__reverts(w, market, people, bad):
+    w.publish(), w.publish()
+    with boa.reverts("market: no such dataset"):
+        market.register_model("m", [1, bad], 0, sender=people.modelers[0])
+
+
+def test_register_model__dataset_named_twice__reverts(w, market, people):
+    w.publish(), w.publish()
+    with boa.reverts("market: a dataset is named twice"):
+        market.register_model("m", [1, 2, 1], 0, sender=people.modelers[0])
+
+
+def test_model_stake__add_and_withdraw(w, market, token, people):
+    who = people.modelers[0]
+    mid = w.register(who, stake=10)
+    market.add_model_stake(mid, 5, sender=who)
+    (ev,) = events(market, "StakeChanged")
+    assert (ev.kind, ev.id, ev.stake) == (MODEL, mid, 15)
+    before = token.balanceOf(who)
+    market.withdraw_model_stake(mid, 4, sender=who)
+    assert token.balanceOf(who) == before + 4
+    assert market.models(mid).stake == 11 and market.owed() == 11
+    w.assert_solvent()
+
+
+def test_model_stake__non_owner_and_missing__revert(w, market, people):
+    mid = w.register(people.modelers[0], stake=10)
+    with boa.reverts("market: not the model owner"):
+        market.add_model_stake(mid, 1, sender=people.stranger)
+    with boa.reverts("market: not the model owner"):
+        market.withdraw_model_stake(mid, 1, sender=people.modelers[1])
+    with boa.reverts("market: no such model"):
+        market.add_model_stake(mid + 1, 1, sender=people.stranger)
+    with boa.reverts("market: amount exceeds the stake"):
+        market.withdraw_model_stake(mid, 11, sender=people.modelers[0])
+
+
+def test_withdraw_model_stake__locked_from_commit_to_release(w, market, people, committed):
+    mid, who = committed.m[2], people.modelers[2]
+    assert market.models(mid).locks == 1
+    with boa.reverts("market: stake at risk"):
+        market.withdraw_model_stake(mid, 1, sender=who)
+    w.to(committed.rid, "reveal")
+    market.release(committed.rid, mid, sender=people.stranger)
+    market.withdraw_model_stake(mid, 1, sender=who)
+
+
+# --- open_round ------------------------------------------------------------------------------
+
+
+def test_open_round__stores_logs_and_pulls(w, market, token, people):
+    before = token.balanceOf(people.sponsor)
+    rid = w.open()
+    r = w.rounds[rid]
+    (ev,) = events(market, "RoundOpened")
+    assert (rid, ev.round_id, ev.sponsor, ev.features, ev.features_cid) == (1, 1, people.sponsor, r.features, "bafy-round-features")
+    assert (ev.labels_hash, ev.pool, ev.budget) == (econ.labels_commitment(r.labels, r.labels_salt), POOL, BUDGET)
+    on = market.rounds(rid)
+    assert on.sponsor == people.sponsor
+    assert tuple(on.shape) == SHAPE and tuple(on.schedule) == r.schedule and tuple(on.terms) == TERMS
+    assert tuple(on.economics) == tuple(vars(ECONOMICS).values())
+    assert (on.pool, on.budget, on.state, on.labels_revealed, on.recorded) == (POOL, BUDGET, ROUND_OPEN, False, 0)
+    for kind in range(3):
+        assert tuple(market.round_program(rid, kind)) == r.programs[kind].ref()
+    assert token.balanceOf(people.sponsor) == before - POOL - BUDGET
+    assert market.owed() == POOL + BUDGET
+    assert list(market.weights(rid)) == [0, 0, 0] and list(market.mask(rid)) == [0, 0]
+    w.assert_solvent()
+
+
+def _shape(**over):
+    s = dict(zip(("models", "datasets", "rows", "features", "dataset_rows", "k"), SHAPE))
+    s.update(over)
+    return tuple(s.values())
+
+
+@pytest.mark.parametrize(
+    "shape, reason",
+    [
+        (_shape(models=0), "market: models outside 1..16"),
+        (_shape(models=17), "market: models outside 1..16"),
+        (_shape(datasets=0), "market: datasets outside 1..8"),
+        (_shape(datasets=9), "market: datasets outside 1..8"),
+        (_shape(rows=0), "market: rows outside 1..2048"),
+        (_shape(rows=2049), "market: rows outside 1..2048"),
+        (_shape(features=0), "market: features outside 1..256"),
+        (_shape(features=257), "market: features outside 1..256"),
+        (_shape(dataset_rows=0), "market: dataset rows outside 1..1024"),
+        (_shape(dataset_rows=1025, datasets=1), "market: dataset rows outside 1..1024"),
+        (_shape(k=0), "market: k outside 1..64"),
+        (_shape(k=65), "market: k outside 1..64"),
+        (_shape(datasets=2, dataset_rows=513), "market: datasets * dataset rows above 1024"),
+        (_shape(datasets=1, dataset_rows=4, k=5), "market: k above datasets * dataset rows"),
+    ],
+)
+def test_open_round__shape_outside_limits__reverts(w, shape, reason):
+    with boa.reverts(reason):
+        w.open(shape=shape)
+
+
+def test_open_round__largest_shape_accepted(w):
+    shape = (16, 8, 2048, 256, 128, 64)
+    w.open(shape=shape, programs=programs_for(shape, extra=1))
+
+
+def test_open_round__schedule__reverts(w):
+    now = boa.env.timestamp
+    with boa.reverts("market: commit deadline not in the future"):
+        w.open(schedule=(now, now + 2, now + 3, now + 4))
+    for bad in [(now + 1, now + 1, now + 3, now + 4), (now + 1, now + 2, now + 2, now + 4), (now + 1, now + 2, now + 3, now + 3)]:
+        with boa.reverts("market: deadlines not strictly increasing"):
+            w.open(schedule=bad)
+    w.open(schedule=(now + 1, now + 2, now + 3, now + 4))
+
+
+@pytest.mark.parametrize(
+    "field_, value, reason",
+    [
+        ("factor_bps", 1_000_001, "market: factor above 1_000_000 bps"),
+        ("cap_bps", 10_001, "market: a bps share above 10_000"),
+        ("data_share_bps", 10_001, "market: a bps share above 10_000"),
+        ("data_slash_bps", 10_001, "market: a bps share above 10_000"),
+        ("burn_bps", 10_001, "market: a bps share above 10_000"),
+    ],
+)
+def test_open_round__economics_out_of_range__reverts(w, field_, value, reason):
+    e = econ.Economics(**{**vars(ECONOMICS), field_: value})
+    with boa.reverts(reason):
+        w.open(economics=e)
+    w.open(economics=econ.Economics(**{**vars(ECONOMICS), field_: value - 1}))
+
+
+@pytest.mark.parametrize(
+    "i, value",
+    [(1, 86_399), (1, 2_592_001), (2, 21_599), (2, 2_592_001), (3, 0), (4, 0), (5, 1), (5, 33), (6, 0), (6, 2**64 + 1)],
+)
+def test_open_round__task_terms_out_of_range__reverts(w, i, value):
+    terms = list(TERMS)
+    terms[i] = value
+    with boa.reverts("market: task terms outside Tasks.vy's ranges"):
+        w.open(terms=tuple(terms))
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (dict(n_slots=0), "market: program outside Tasks.vy's limits"),
+        (dict(n_slots=513), "market: program outside Tasks.vy's limits"),
+        (dict(n_nodes=2**32 - 1), "market: program outside Tasks.vy's limits"),
+        (dict(steps=0), "market: program outside Tasks.vy's limits"),
+        (dict(steps=2**63), "market: program outside Tasks.vy's limits"),
+        (dict(data_base=DATA_BASE + EXTRA + 1), "market: program slots past its slot table"),
+        (dict(out_slot=None), "market: program slots past its slot table"),
+    ],
+)
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_open_round__program_out_of_range__reverts(w, kind, change, reason):
+    programs = programs_for(SHAPE)
+    p = programs[kind]
+    for k, v in change.items():
+        setattr(p, k, p.n_slots if v is None else v)
+    with boa.reverts(reason):
+        w.open(programs=programs)
+
+
+# --- commit ----------------------------------------------------------------------------------
+
+
+def test_commit__slots_stake_and_datasets(w, market, people):
+    d, m = w.populate()
+    rid = w.open()
+    w.commit(rid, m[1])
+    (ev,) = events(market, "Committed")
+    assert (ev.round_id, ev.model_id, ev.slot, ev.stake) == (rid, m[1], 0, 200 * E18)
+    w.commit(rid, m[0])
+    assert list(market.round_models(rid)) == [m[1], m[0]]
+    assert list(market.round_datasets(rid)) == [d[0], d[1]]
+    e = market.model_entries(rid, m[0])
+    assert (e.slot, e.stake, e.state, e.locked) == (1, 300 * E18, 1, True)
+    de = market.dataset_entries(rid, d[1])
+    assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 0)
+    assert market.models(m[0]).locks == 1 and market.datasets(d[0]).locks == 0
+    assert not market.revealed(rid, m[0])
+
+
+def test_commit__time_edges(w, market):
+    _, m = w.populate()
+    rid = w.open()
+    w.to(rid, "commit", -1)
+    w.commit(rid, m[0])
+    boa.env.time_travel(seconds=1)
+    with boa.reverts("market: commit deadline passed"):
+        w.commit(rid, m[1])
+
+
+def test_commit__reverts(w, market, people):
+    d, m = w.populate()
+    rid = w.open()
+    with boa.reverts("market: no such round"):
+        market.commit(rid + 1, m[0], word("c"), sender=people.modelers[0])
+    with boa.reverts("market: not the model owner"):
+        market.commit(rid, m[0], word("c"), sender=people.modelers[1])
+    with boa.reverts("market: no such model"):
+        market.commit(rid, 99, word("c"), sender=people.modelers[1])
+    empty = w.register(people.modelers[3], [], 0)
+    with boa.reverts("market: model has no stake"):
+        market.commit(rid, empty, word("c"), sender=people.modelers[3])
+    w.commit(rid, m[0])
+    with boa.reverts("market: model already committed"):
+        market.commit(rid, m[0], word("c"), sender=people.modelers[0])
+
+
+def test_commit__model_slots_full__reverts(w, market, people):
+    _, m = w.populate()
+    extra = w.register(people.modelers[3], [], 1)
+    rid = w.open()
+    for mid in m:
+        w.commit(rid, mid)
+    with boa.reverts("market: model slots full"):
+        market.commit(rid, extra, word("c"), sender=people.modelers[3])
+
+
+def test_commit__dataset_slots_full__reverts(w, market, people):
+    d, m = w.populate()
+    d2 = w.publish(people.providers[2])
+    greedy = w.register(people.modelers[3], [d2], 1)
+    rid = w.open()
+    w.commit(rid, m[1])  # reserves d0, d1: D = 2
+    w.commit(rid, m[0])  # d0 already in: no new slot
+    with boa.reverts("market: dataset slots full"):
+        market.commit(rid, greedy, word("c"), sender=people.modelers[3])
+
+
+@pytest.mark.parametrize("rows, features", [(10, SHAPE[3]), (SHAPE[4], 5)])
+def test_commit__dataset_of_another_shape__reverts(w, market, people, rows, features):
+    odd = w.publish(people.providers[2], rows=rows, features=features)
+    mid = w.register(people.modelers[3], [odd], 1)
+    rid = w.open()
+    with boa.reverts("market: dataset shape is not the round's"):
+        market.commit(rid, mid, word("c"), sender=people.modelers[3])
+
+
+# --- reveal ----------------------------------------------------------------------------------
+
+
+def test_reveal__stores_commitment_activates_datasets(w, market, people, committed):
+    rid, d, m = committed.rid, committed.d, committed.m
+    w.to(rid, "commit")
+    w.reveal(rid, m[1])
+    (ev,) = events(market, "Revealed")
+    assert (ev.round_id, ev.model_id, ev.slot, ev.predictions) == (rid, m[1], 1, w.rounds[rid].preds[m[1]])
+    assert market.prediction_commitment(rid, 1) == commit_i8(w.rounds[rid].preds[m[1]])
+    assert market.revealed(rid, m[1])
+    for did, stake in ((d[0], 100 * E18), (d[1], 50 * E18)):
+        de = market.dataset_entries(rid, did)
+        assert (de.active, de.at_risk) == (True, stake)
+        assert market.datasets(did).locks == 1
+    assert list(market.weights(rid)) == [0, 200_000, 0]
+    assert list(market.mask(rid)) == [1, 1]
+    assert market.rounds(rid).revealed_stake == 200 * E18
+    w.reveal(rid, m[0])  # d0 already active: its at-risk stays, its lock is not taken twice
+    assert market.datasets(d[0]).locks == 1
+    assert list(market.weights(rid)) == [300_000, 200_000, 0]
+
+
+def test_reveal__weights_are_capped(w, market, people):
+    big = 2**40 * 10**15 + 5
+    mid = w.register(people.modelers[0], [], big)
+    rid = w.open()
+    w.commit(rid, mid)
+    w.to(rid, "commit")
+    w.reveal(rid, mid)
+    assert list(market.weights(rid)) == [2**40 - 1, 0, 0]
+
+
+def test_reveal__time_edges(w, market, committed):
+    rid, m = committed.rid, committed.m
+    w.to(rid, "commit", -1)
+    with boa.reverts("market: commit deadline not reached"):
+        w.reveal(rid, m[0])
+    boa.env.time_travel(seconds=1)
+    w.reveal(rid, m[0])
+    w.to(rid, "reveal", -1)
+    w.reveal(rid, m[1])
+    boa.env.time_travel(seconds=1)
+    with boa.reverts("market: reveal deadline passed"):
+        w.reveal(rid, m[2])
+
+
+def test_reveal__mismatches__revert(w, market, people, committed):
+    rid, m = committed.rid, committed.m
+    r = w.rounds[rid]
+    w.to(rid, "commit")
+    preds, salt = r.preds[m[0]], r.salts[m[0]]
+    with boa.reverts("market: predictions do not match the commitment"):
+        market.reveal(rid, m[0], preds, word("wrong salt"), sender=people.stranger)
+    with boa.reverts("market: predictions do not match the commitment"):
+        market.reveal(rid, m[0], i8([1] * len(preds)), salt, sender=people.stranger)
+    # m1 copies m0's commitment preimage: the model id is bound, so it does not open as m1
+    with boa.reverts("market: predictions do not match the commitment"):
+        market.reveal(rid, m[1], preds, salt, sender=people.stranger)
+    with boa.reverts("market: predictions are not n bytes"):
+        market.reveal(rid, m[0], preds + b"\x00", salt, sender=people.stranger)
+    with boa.reverts("market: model not committed"):
+        market.reveal(rid, 99, preds, salt, sender=people.stranger)
+    w.reveal(rid, m[0])
+    with boa.reverts("market: model already revealed"):
+        market.reveal(rid, m[0], preds, salt, sender=people.stranger)
+
+
+def test_reveal__copied_commitment_cannot_reveal_the_original(w, market, people):
+    """A copycat commits the victim's commitment word for its own model: after the victim
+    reveals, the copycat cannot open it with the now public predictions."""
+    _, m = w.populate()
+    rid = w.open()
+    w.commit(rid, m[0])
+    victim = econ.prediction_commitment(rid, m[0], w.rounds[rid].preds[m[0]], w.rounds[rid].salts[m[0]])
+    market.commit(rid, m[1], victim, sender=people.modelers[1])
+    w.to(rid, "commit")
+    w.reveal(rid, m[0])
+    with boa.reverts("market: predictions do not match the commitment"):
+        market.reveal(rid, m[1], w.rounds[rid].preds[m[0]], w.rounds[rid].salts[m[0]], sender=people.modelers[1])
+
+
+# --- release ---------------------------------------------------------------------------------
+
+
+def test_release__unlocks_an_unrevealed_model(w, market, people, committed):
+    rid, m = committed.rid, committed.m
+    w.to(rid, "commit")
+    w.reveal(rid, m[0])
+    w.to(rid, "reveal", -1)
+    with boa.reverts("market: reveal deadline not reached"):
+        market.release(rid, m[2], sender=people.stranger)
+    boa.env.time_travel(seconds=1)
+    market.release(rid, m[2], sender=people.stranger)
+    (ev,) = events(market, "Released")
+    assert (ev.round_id, ev.model_id) == (rid, m[2])
+    assert market.models(m[2]).locks == 0 and not market.model_entries(rid, m[2]).locked
+    with boa.reverts("market: stake already released"):
+        market.release(rid, m[2], sender=people.stranger)
+    with boa.reverts("market: model revealed; its stake is at risk"):
+        market.release(rid, m[0], sender=people.stranger)
+    with boa.reverts("market: model not committed"):
+        market.release(rid, 99, sender=people.stranger)
+    with boa.reverts("market: no such round"):
+        market.release(rid + 1, m[2], sender=people.stranger)
+
+
+# --- reveal_labels ---------------------------------------------------------------------------
+
+
+def test_reveal_labels__stores_commitment(w, market, committed):
+    rid = committed.rid
+    w.to(rid, "reveal")
+    w.reveal_labels(rid)
+    (ev,) = events(market, "LabelsRevealed")
+    assert (ev.round_id, ev.labels) == (rid, w.rounds[rid].labels)
+    on = market.rounds(rid)
+    assert on.labels_revealed and on.labels == commit_i8(w.rounds[rid].labels)
+
+
+def test_reveal_labels__time_edges(w, committed):
+    rid = committed.rid
+    w.to(rid, "reveal", -1)
+    with boa.reverts("market: reveal deadline not reached"):
+        w.reveal_labels(rid)
+    w.to(rid, "labels", -1)
+    w.reveal_labels(rid)
+
+
+def test_reveal_labels__after_deadline__reverts(w, committed):
+    w.to(committed.rid, "labels")
+    with boa.reverts("market: labels deadline passed"):
+        w.reveal_labels(committed.rid)
+
+
+def test_reveal_labels__mismatches__revert(w, market, people, committed):
+    rid = committed.rid
+    r = w.rounds[rid]
+    w.to(rid, "reveal")
+    with boa.reverts("market: labels do not match the commitment"):
+        market.reveal_labels(rid, r.labels, word("x"), sender=people.stranger)
+    with boa.reverts("market: labels do not match the commitment"):
+        market.reveal_labels(rid, i8([1] * len(r.labels)), r.labels_salt, sender=people.stranger)
+    with boa.reverts("market: labels are not n bytes"):
+        market.reveal_labels(rid, r.labels[:-1], r.labels_salt, sender=people.stranger)
+    w.reveal_labels(rid)
+    with boa.reverts("market: labels already revealed"):
+        w.reveal_labels(rid)
+
+
+# --- post_task -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [METAMODEL, SCORES, VALUES])
+def test_post_task__fills_data_slots_and_pays_from_budget(w, market, tasks, token, people, kind):
+    d, m = w.populate()
+    rid = w.open()
+    for mid in m:
+        w.commit(rid, mid)
+    w.to(rid, "commit")
+    w.reveal(rid, m[0])  # m1 never reveals: its slot and d1 keep the template
+    w.reveal(rid, m[2])
+    w.to(rid, "reveal")
+    w.reveal_labels(rid)
+    tasks_before = token.balanceOf(tasks)
+    tid = w.post(rid, kind)
+    (ev,) = events(market, "RoundTaskPosted")
+    assert (ev.round_id, ev.kind, ev.task_id, market.task_of(rid, kind)) == (rid, kind, tid, tid)
+
+    table = w.table(rid, kind)
+    prog = w.rounds[rid].programs[kind]
+    assert table != prog.template
+    count = data_count(kind, SHAPE)
+    t = tasks.tasks(tid)
+    assert t.poster == market.address
+    assert t.initial_root == state_root(0, 0, merkle_root(table))
+    assert t.dataset_root == merkle_root(table[DATA_BASE : DATA_BASE + count])
+    assert (t.graph_root, t.n_nodes, t.n_slots, t.steps) == (prog.graph_root, prog.n_nodes, prog.n_slots, prog.steps)
+    assert (t.reward, t.window, t.clock, t.solver_bond, t.challenger_bond, t.arity) == TERMS[:6]
+    assert t.deadline == boa.env.timestamp + TERMS[6]
+    assert market.rounds(rid).budget == BUDGET - TERMS[0]
+    assert market.task_reward(rid, kind) == TERMS[0]
+    assert token.balanceOf(tasks) == tasks_before + TERMS[0]
+    assert market.owed() == POOL + BUDGET - TERMS[0] + sum(s for s in (300, 200, 100, 100, 50)) * E18
+    w.assert_solvent()
+
+
+def test_post_task__kind_order__reverts(w, market, people, committed):
+    rid = committed.rid
+    w.to(rid, "reveal", -1)
+    with boa.reverts("market: reveal deadline not reached"):
+        w.post(rid, METAMODEL)
+    boa.env.time_travel(seconds=1)
+    w.post(rid, METAMODEL)
+    for kind in (SCORES, VALUES):
+        with boa.reverts("market: labels not revealed"):
+            w.post(rid, kind)
+    with boa.reverts("market: kind is not 0, 1 or 2"):
+        w.post(rid, 3, slots=[])
+    with boa.reverts("market: no such round"):
+        market.post_task(rid + 1, 0, [], sender=people.stranger)
+
+
+def test_post_task__wrong_template__reverts(w, committed):
+    rid = committed.rid
+    w.to(rid, "reveal")
+    slots = list(w.rounds[rid].programs[METAMODEL].template)
+    with boa.reverts("market: slots are not the program's template"):
+        w.post(rid, METAMODEL, slots=[*slots[:-1], word("other")])
+    with boa.reverts("market: slots are not the program's template"):
+        w.post(rid, METAMODEL, slots=slots[:-1])
+    with boa.reverts("market: slots are not the program's template"):
+        w.post(rid, METAMODEL, slots=w.rounds[rid].programs[SCORES].template)
+
+
+def test_post_task__twice_then_done__reverts(w, market, committed):
+    rid = committed.rid
+    w.to(rid, "reveal")
+    w.post(rid, METAMODEL)
+    with boa.reverts("market: a round task is still running"):
+        w.post(rid, METAMODEL)
+    w.finish(rid, {METAMODEL: word("metamodel")})
+    with boa.reverts("market: task of this kind is done"):
+        w.post(rid, METAMODEL)
+
+
+def test_post_task__budget_short__reverts(w, committed):
+    rid = w.open(budget=TERMS[0] - 1)
+    w.to(rid, "reveal")
+    with boa.reverts("market: budget cannot pay the task reward"):
+        w.post(rid, METAMODEL)
+
+
+def test_post_task__after_result_deadline__reverts(w, committed):
+    w.to(committed.rid, "result")
+    with boa.reverts("market: result deadline passed"):
+        w.post(committed.rid, METAMODEL)
+
+
+def test_post_task__reposts_after_its_own_reclaim(w, market, tasks, committed):
+    rid = committed.rid
+    w.to(rid, "reveal")
+    first = w.post(rid, METAMODEL)
+    boa.env.time_travel(seconds=TERMS[6])
+    assert tasks.reclaimable(first)
+    second = w.post(rid, METAMODEL)
+    (returned,) = events(market, "TaskRewardReturned")
+    assert (returned.round_id, returned.kind, returned.task_id, returned.amount) == (rid, METAMODEL, first, TERMS[0])
+    assert tasks.tasks(first).state == TASK_RECLAIMED and second == first + 1
+    assert market.rounds(rid).budget == BUDGET - TERMS[0]
+    w.assert_solvent()
+
+
+def test_sync__returns_a_third_party_reclaim_once(w, market, tasks, token, people, committed):
+    rid = committed.rid
+    w.to(rid, "reveal")
+    tid = w.post(rid, METAMODEL)
+    boa.env.time_travel(seconds=TERMS[6])
+    tasks.reclaim(tid, sender=people.stranger)
+    # the reward is back in the market's balance, not yet in its books
+    assert token.balanceOf(market) == market.owed() + TERMS[0]
+    w.assert_solvent()
+    market.sync(rid, sender=people.stranger)
+    assert market.rounds(rid).budget == BUDGET and market.task_reward(rid, METAMODEL) == 0
+    assert token.balanceOf(market) == market.owed()
+    market.sync(rid, sender=people.stranger)
+    assert market.rounds(rid).budget == BUDGET
+    assert events(market, "TaskRewardReturned") == []
+    with boa.reverts("market: no such round"):
+        market.sync(rid + 1, sender=people.stranger)
+
+
+def test_sync__reclaims_itself(w, market, tasks, committed):
+    rid = committed.rid
+    w.to(rid, "reveal")
+    tid = w.post(rid, METAMODEL)
+    boa.env.time_travel(seconds=TERMS[6])
+    market.sync(rid)
+    assert tasks.tasks(tid).state == TASK_RECLAIMED and market.rounds(rid).budget == BUDGET
+
+
+# --- record ----------------------------------------------------------------------------------
+
+
+def test_record_metamodel__stores_the_product(w, market, people, committed):
+    rid = committed.rid
+    w.to(rid, "reveal")
+    w.post(rid, METAMODEL)
+    mm = word("metamodel commitment")
+    proofs = w.finish(rid, {METAMODEL: mm})
+    root, proof = proofs[METAMODEL]
+    with boa.reverts("market: slots root is not the final state's"):
+        market.record_metamodel(rid, word("x"), proof, mm, sender=people.stranger)
+    with boa.reverts("market: proof does not open the result slot"):
+        market.record_metamodel(rid, root, proof, word("x"), sender=people.stranger)
+    with boa.reverts("market: proof does not open the result slot"):
+        market.record_metamodel(rid, root, [word("y"), *proof[1:]], mm, sender=people.stranger)
+    with boa.reverts("market: wrong proof length"):
+        market.record_metamodel(rid, root, proof[:-1], mm, sender=people.stranger)
+    market.record_metamodel(rid, root, proof, mm, sender=people.stranger)
+    (ev,) = events(market, "Recorded")
+    assert (ev.round_id, ev.kind, ev.commitment) == (rid, METAMODEL, mm)
+    assert market.rounds(rid).metamodel == mm and market.rounds(rid).recorded == 1
+    with boa.reverts("market: result already recorded"):
+        market.record_metamodel(rid, root, proof, mm, sender=people.stranger)
+
+
+def test_record__before_the_task_is_done__reverts(w, market, people, committed):
+    rid = committed.rid
+    w.to(rid, "reveal")
+    with boa.reverts("market: no task of this kind"):
+        market.record_metamodel(rid, word("r"), [], word("c"), sender=people.stranger)
+    w.post(rid, METAMODEL)
+    _, root, proof = w.claim(rid, METAMODEL, word("c"))
+    with boa.reverts("market: task not done; finalize a claim first"):
+        market.record_metamodel(rid, root, proof, word("c"), sender=people.stranger)
+
+
+def test_record__scores_and_values(w, market, people, revealed):
+    rid = revealed.rid
+    w.reveal_labels(rid)
+    w.post(rid, SCORES)
+    w.post(rid, VALUES)
+    scores, values = [120, -(2**63), 2**63 - 1], [-5, 7]
+    proofs = w.finish(rid, {SCORES: scores, VALUES: values})
+    with boa.reverts("market: proof does not open the result slot"):
+        w.record(rid, SCORES, [121, -(2**63), 2**63 - 1], proofs)
+    with boa.reverts("market: values are not M scores or D values"):
+        w.record(rid, SCORES, scores[:2], proofs)
+    with boa.reverts("market: values are not M scores or D values"):
+        w.record(rid, VALUES, scores, proofs)
+    with boa.reverts("market: value outside int64"):
+        w.record(rid, VALUES, [2**63, 7], proofs)
+    with boa.reverts("market: value outside int64"):
+        w.record(rid, VALUES, [-(2**63) - 1, 7], proofs)
+    with boa.reverts("market: kind is not 1 or 2; use record_metamodel"):
+        w.record(rid, METAMODEL, scores, proofs | {METAMODEL: proofs[SCORES]})
+    with boa.reverts("market: results not recorded"):
+        market.settle(rid, sender=people.stranger)
+    w.record(rid, SCORES, scores, proofs)
+    (ev,) = events(market, "Recorded")
+    assert (ev.kind, ev.commitment) == (SCORES, commit_i64(scores))
+    with boa.reverts("market: result already recorded"):
+        w.record(rid, SCORES, scores, proofs)
+    with boa.reverts("market: results not recorded"):
+        market.settle(rid, sender=people.stranger)
+    w.record(rid, VALUES, values, proofs)
+    assert list(market.scores(rid)) == scores and list(market.values(rid)) == values
+    assert market.rounds(rid).recorded == 6
+
+
+def test_record__after_result_deadline__reverts(w, revealed):
+    rid = revealed.rid
+    w.reveal_labels(rid)
+    w.post(rid, SCORES)
+    proofs = w.finish(rid, {SCORES: [1, 2, 3]})
+    w.to(rid, "result", -1)
+    w.record(rid, SCORES, [1, 2, 3], proofs)
+    boa.env.time_travel(seconds=1)
+    with boa.reverts("market: result deadline passed"):
+        w.record(rid, VALUES, [1, 2], proofs | {VALUES: proofs[SCORES]})
+
+
+# --- settle ----------------------------------------------------------------------------------
+
+
+def _settle_and_check(w, rid, scores, values, economics=ECONOMICS, budget_left=None):
+    """Settles and checks every balance, stake, lock and event against economics.payouts."""
+    market, token = w.market, w.token
+    models, datasets = w.entries(rid, scores, values)
+    r = w.rounds[rid]
+    # settle first takes back the reward of every reclaimable or reclaimed task of the round
+    budget = market.rounds(rid).budget
+    for kind in range(3):
+        tid = market.task_of(rid, kind)
+        if tid and (w.tasks.reclaimable(tid) or w.tasks.tasks(tid).state == TASK_RECLAIMED):
+            budget += market.task_reward(rid, kind)
+    expected = econ.payouts(models, datasets, economics, r.pool, budget)
+    before = w.balances()
+    stakes_m = {mid: market.models(mid).stake for mid in r.models}
+    stakes_d = {d: market.datasets(d).stake for d in r.datasets}
+    # each stake the round still holds is unlocked once
+    locks_m = {mid: market.models(mid).locks - market.model_entries(rid, mid).locked for mid in r.models}
+    locks_d = {d: market.datasets(d).locks - market.dataset_entries(rid, d).active for d in r.datasets}
+    supply, burned = token.totalSupply(), market.burned()
+
+    market.settle(rid, sender=w.p.stranger)
+    paid_events = events(market, "Paid")
+    settled_events = events(market, "Settled")
+
+    got = {a: token.balanceOf(a) - before[a] for a in before}
+    want = dict.fromkeys(before, 0)
+    want_events = []
+    for slot, mid in enumerate(r.models):
+        owner = w.models[mid][0]
+        amount = expected.model_payouts[slot]
+        if amount > 0:
+            want[owner] += amount
+        assert market.models(mid).stake == stakes_m[mid] + min(amount, 0)
+        assert market.models(mid).locks == locks_m[mid]
+        if amount:
+            want_events.append((owner, MODEL, mid, amount))
+    for slot, d in enumerate(r.datasets):
+        owner = w.datasets[d][0]
+        amount = expected.dataset_payouts[slot]
+        if amount > 0:
+            want[owner] += amount
+        assert market.datasets(d).stake == stakes_d[d] + min(amount, 0)
+        assert market.datasets(d).locks == locks_d[d]
+        if amount:
+            want_events.append((owner, DATASET, d, amount))
+    want[w.p.sponsor] += expected.refund
+    if expected.refund:
+        want_events.append((w.p.sponsor, SPONSOR, rid, expected.refund))
+    assert got == want
+    assert sorted((e.account, e.kind, e.id, e.amount) for e in paid_events) == sorted(want_events)
+    (settled,) = settled_events
+    assert (settled.paid, settled.slashed, settled.burned, settled.refunded) == (
+        expected.paid, expected.slashed, expected.burned, expected.refund,
+    )
+    assert token.totalSupply() == supply - expected.burned
+    assert market.burned() == burned + expected.burned
+    assert market.rounds(rid).state == ROUND_SETTLED
+    w.assert_solvent()
+    return expected
+
+
+def test_settle__happy_path(w, market, people, revealed):
+    rid = revealed.rid
+    scores, values = [900, -3_000, 40], [25_000, -4_000]
+    w.ready_to_settle(rid, scores, values)
+    s = _settle_and_check(w, rid, scores, values)
+    # m0 gains 9% (r = 900), m1 loses the cap (20%), m2 gains 0.4%; d1 is slashed 5%
+    assert s.model_payouts[1] == -40 * E18 and s.dataset_payouts[1] == -(50 * E18 * 500 // 10_000)
+    assert s.dataset_payouts[0] > 0 and s.burned == (40 * E18 + 25 * 10**17) // 2
+    with boa.reverts("market: round already settled"):
+        market.settle(rid, sender=people.stranger)
+    with boa.reverts("market: round already settled"):
+        market.void_round(rid, sender=people.stranger)
+    # every stake of the round is free again
+    market.withdraw_model_stake(revealed.m[1], 1, sender=people.modelers[1])
+    market.withdraw_dataset_stake(revealed.d[1], 1, sender=people.providers[1])
+
+
+def test_settle__gains_above_the_pool_scale_down(w, market, people):
+    _, m = w.populate()
+    rid = w.open(pool=10 * E18, economics=econ.Economics(10_000, 10_000, 0, 0, 0))
+    for mid in m:
+        w.commit(rid, mid)
+    w.to(rid, "commit")
+    for mid in m:
+        w.reveal(rid, mid)
+    scores, values = [5_000, 5_000, 5_000], [0, 0]
+    w.ready_to_settle(rid, scores, values)
+    s = _settle_and_check(w, rid, scores, values, econ.Economics(10_000, 10_000, 0, 0, 0))
+    # gains 150, 100, 50 scaled to a pool of 10
+    assert s.model_payouts == [5 * E18, 3333333333333333333, 1666666666666666666]
+    assert s.refund == BUDGET - 2 * TERMS[0] + 1
+
+
+def test_settle__zero_pool_losses_fund_gains(w, market, people):
+    _, m = w.populate()
+    rid = w.open(pool=0)
+    for mid in m:
+        w.commit(rid, mid)
+    w.to(rid, "commit")
+    for mid in m:
+        w.reveal(rid, mid)
+    scores, values = [2_000, -1_000, 0], [3, 0]
+    w.ready_to_settle(rid, scores, values)
+    s = _settle_and_check(w, rid, scores, values)
+    assert s.slashed == 20 * E18 and s.burned == 10 * E18 and s.paid == 10 * E18
+
+
+def test_settle__loss_is_capped_by_the_current_stake(w, market, people):
+    """A model at risk in two rounds at once loses at most what its stake still holds."""
+    e = econ.Economics(10_000, 10_000, 0, 0, 0)
+    mid = w.register(people.modelers[0], [], 10 * E18)
+    r1, r2 = w.open(economics=e), w.open(economics=e)
+    for rid in (r1, r2):
+        w.commit(rid, mid)
+    w.to(r1, "commit")
+    for rid in (r1, r2):
+        w.reveal(rid, mid)
+    scores, values = [-10_000, 0, 0], [0, 0]
+    w.to(r1, "reveal")
+    for rid in (r1, r2):
+        w.reveal_labels(rid)
+        w.post(rid, SCORES)
+        w.post(rid, VALUES)
+    for rid in (r1, r2):
+        proofs = w.finish(rid, {SCORES: scores, VALUES: values})
+        w.record(rid, SCORES, scores, proofs)
+        w.record(rid, VALUES, values, proofs)
+    _settle_and_check(w, r1, scores, values, e)
+    assert market.models(mid).stake == 0
+    assert market.models(mid).locks == 1  # still held by the second round
+    s = _settle_and_check(w, r2, scores, values, e)
+    assert s.slashed == 0 and market.models(mid).locks == 0
+
+
+def test_settle__reclaims_an_idle_task_first(w, market, tasks, people, revealed):
+    """The metamodel task nobody solved is reclaimed by settle; its reward joins the refund."""
+    rid = revealed.rid
+    meta = w.post(rid, METAMODEL)
+    w.ready_to_settle(rid, [1, 2, 3], [1, 1])
+    boa.env.time_travel(seconds=TERMS[6])
+    assert tasks.reclaimable(meta)
+    s = _settle_and_check(w, rid, [1, 2, 3], [1, 1])
+    assert tasks.tasks(meta).state == TASK_RECLAIMED and market.task_reward(rid, METAMODEL) == 0
+    assert s.refund == POOL - s.paid + BUDGET - 2 * TERMS[0]
+
+
+def test_settle__unrevealed_models_keep_everything(w, market, people, committed):
+    rid = committed.rid
+    w.to(rid, "commit")
+    w.reveal(rid, committed.m[2])  # names no dataset: d0, d1 stay inactive
+    scores, values = [-20_000, -20_000, 20_000], [-9, -9]
+    w.ready_to_settle(rid, scores, values)
+    s = _settle_and_check(w, rid, scores, values)
+    assert s.model_payouts[:2] == [0, 0] and s.dataset_payouts == [0, 0]
+
+
+model_stakes = st.integers(1, 10**24)
+economics_st = st.builds(
+    econ.Economics,
+    factor_bps=st.integers(0, 1_000_000),
+    cap_bps=st.integers(0, 10_000),
+    data_share_bps=st.integers(0, 10_000),
+    data_slash_bps=st.integers(0, 10_000),
+    burn_bps=st.integers(0, 10_000),
+)
+
+
+@settings(
+    max_examples=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    stakes=st.lists(model_stakes, min_size=3, max_size=3),
+    data_stakes=st.lists(st.integers(0, 10**24), min_size=2, max_size=2),
+    reveals=st.lists(st.booleans(), min_size=3, max_size=3),
+    scores=st.lists(st.one_of(st.integers(-20_000, 20_000), st.integers(-(2**63), 2**63 - 1)), min_size=3, max_size=3),
+    values=st.lists(st.one_of(st.integers(-(10**6), 10**6), st.just(0)), min_size=2, max_size=2),
+    economics=economics_st,
+    pool=st.one_of(st.just(0), st.integers(0, 10**24)),
+)
+@example(
+    stakes=[300 * E18, 200 * E18, 100 * E18], data_stakes=[100 * E18, 50 * E18], reveals=[True, True, True],
+    scores=[20_000, 20_000, -5], values=[-1, 0], economics=ECONOMICS, pool=1,
+)
+@example(
+    stakes=[E18, E18, E18], data_stakes=[E18, 0], reveals=[True, True, False],
+    scores=[100, 300, 0], values=[0, 5], economics=econ.Economics(10_000, 10_000, 10_000, 10_000, 10_000), pool=E18,
+)
+def test_settle__matches_economics(market, token, tasks, people, stakes, data_stakes, reveals, scores, values,
+                                   economics, pool):
+    w = World(market, token, tasks, people)
+    d, m = w.populate(stakes, data_stakes)
+    rid = w.open(economics=economics, pool=pool)
+    for mid in m:
+        w.commit(rid, mid)
+    w.to(rid, "commit")
+    for mid, yes in zip(m, reveals):
+        if yes:
+            w.reveal(rid, mid)
+    w.ready_to_settle(rid, scores, values)
+    s = _settle_and_check(w, rid, scores, values, economics)
+    # an honest party never loses stake
+    for slot, mid in enumerate(m):
+        if not reveals[slot] or scores[slot] >= 0:
+            assert s.model_payouts[slot] >= 0
+    for slot in range(2):
+        if values[slot] >= 0:
+            assert s.dataset_payouts[slot] >= 0
+
+
+# --- void_round ------------------------------------------------------------------------------
+
+
+def test_void_round__labels_withheld_pays_revealed_models(w, market, token, people, committed):
+    rid, m = committed.rid, committed.m
+    w.to(rid, "commit")
+    w.reveal(rid, m[0])
+    w.reveal(rid, m[1])
+    w.to(rid, "labels", -1)
+    with boa.reverts("market: labels deadline not reached"):
+        market.void_round(rid, sender=people.stranger)
+    boa.env.time_travel(seconds=1)
+    before = w.balances()
+    market.void_round(rid, sender=people.stranger)
+    part0, part1 = POOL * 300 // 500, POOL * 200 // 500
+    assert token.balanceOf(people.modelers[0]) - before[people.modelers[0]] == part0
+    assert token.balanceOf(people.modelers[1]) - before[people.modelers[1]] == part1
+    assert token.balanceOf(people.sponsor) - before[people.sponsor] == POOL - part0 - part1 + BUDGET
+    (ev,) = events(market, "Voided")
+    assert (ev.round_id, ev.reason) == (rid, "labels not revealed")
+    pay, refund = econ.void_payouts(w.entries(rid, [0, 0, 0], [0, 0])[0], POOL, BUDGET)
+    assert pay == [part0, part1, 0] and refund == POOL - part0 - part1 + BUDGET
+    assert market.rounds(rid).state == ROUND_VOID
+    for mid in m:
+        assert market.models(mid).locks == 0
+    for d in committed.d:
+        assert market.datasets(d).locks == 0
+    assert market.owed() == (300 + 200 + 100 + 100 + 50) * E18
+    w.assert_solvent()
+    with boa.reverts("market: round is void"):
+        market.void_round(rid, sender=people.stranger)
+    with boa.reverts("market: round is void"):
+        market.settle(rid, sender=people.stranger)
+
+
+def test_void_round__nobody_revealed_refunds_the_sponsor(w, market, token, people, committed):
+    w.to(committed.rid, "labels")
+    before = token.balanceOf(people.sponsor)
+    market.void_round(committed.rid, sender=people.stranger)
+    assert token.balanceOf(people.sponsor) == before + POOL + BUDGET
+
+
+def test_void_round__results_missing(w, market, token, people, revealed):
+    rid = revealed.rid
+    w.reveal_labels(rid)
+    w.post(rid, SCORES)
+    w.post(rid, VALUES)
+    proofs = w.finish(rid, {SCORES: [1, 2, 3], VALUES: [1, 1]})
+    w.record(rid, SCORES, [1, 2, 3], proofs)
+    w.to(rid, "result", -1)
+    with boa.reverts("market: result deadline not reached"):
+        market.void_round(rid, sender=people.stranger)
+    boa.env.time_travel(seconds=1)
+    before = token.balanceOf(people.sponsor)
+    market.void_round(rid, sender=people.stranger)
+    assert token.balanceOf(people.sponsor) == before + POOL + BUDGET - 2 * TERMS[0]
+    (ev,) = events(market, "Voided")
+    assert ev.reason == "results not recorded"
+    w.assert_solvent()
+
+
+def test_void_round__results_recorded__reverts(w, market, people, revealed):
+    rid = revealed.rid
+    w.ready_to_settle(rid, [1, 2, 3], [1, 1])
+    w.to(rid, "result")
+    with boa.reverts("market: results recorded; settle the round"):
+        market.void_round(rid, sender=people.stranger)
+    market.settle(rid, sender=people.stranger)
+
+
+def test_void_round__waits_for_a_live_claim_and_reclaims_idle_tasks(w, market, tasks, people, revealed):
+    rid = revealed.rid
+    meta = w.post(rid, METAMODEL)
+    w.reveal_labels(rid)
+    w.post(rid, SCORES)
+    cid, _, _ = w.claim(rid, SCORES, word("whatever"))
+    w.to(rid, "result")
+    with boa.reverts("market: a round task is still running"):
+        market.void_round(rid, sender=people.stranger)
+    tasks.finalize(cid, sender=people.stranger)
+    market.void_round(rid, sender=people.stranger)
+    assert tasks.tasks(meta).state == TASK_RECLAIMED
+    w.assert_solvent()
+
+
+def test_sync__after_settle_pays_the_sponsor(w, market, tasks, token, people, revealed):
+    rid = revealed.rid
+    meta = w.post(rid, METAMODEL)
+    w.ready_to_settle(rid, [1, 2, 3], [1, 1])
+    market.settle(rid, sender=people.stranger)
+    boa.env.time_travel(seconds=TERMS[6])
+    tasks.reclaim(meta, sender=people.stranger)
+    before = token.balanceOf(people.sponsor)
+    market.sync(rid, sender=people.stranger)
+    assert token.balanceOf(people.sponsor) == before + TERMS[0]
+    w.assert_solvent()
+    assert token.balanceOf(market) == market.owed()
+
+
+# --- gas -------------------------------------------------------------------------------------
+
+
+def _gas(fn, *args, **kw) -> int:
+    fn(*args, **kw)
+    data = fn.prepare_calldata(*args)
+    return tx_gas(fn.contract._computation.get_gas_used(), data)
+
+
+def test_gas__happy_path(w, market, tasks, people):
+    """Gas of each call of one round (n = 96, a 60-slot template, 3 models, 2 datasets)."""
+    shape = (3, 2, 96, 4, 16, 5)
+    programs = programs_for(shape, extra=60 - DATA_BASE - data_count(SCORES, shape))
+    d, m = w.populate()
+    rid = w.open(shape=shape, programs=programs)
+    gas = {}
+    r = w.rounds[rid]
+    for mid in m:
+        preds, salt = w.preds(rid, mid), word("salt", rid, mid)
+        c = econ.prediction_commitment(rid, mid, preds, salt)
+        gas[f"commit m{mid}"] = _gas(market.commit, rid, mid, c, sender=w.models[mid][0])
+        r.models.append(mid)
+        r.stake[mid] = market.models(mid).stake
+        r.preds[mid], r.salts[mid] = preds, salt
+    r.datasets = list(market.round_datasets(rid))
+    w.to(rid, "commit")
+    for mid in m:
+        gas[f"reveal m{mid} (n=96)"] = _gas(market.reveal, rid, mid, r.preds[mid], r.salts[mid], sender=people.stranger)
+    w.to(rid, "reveal")
+    gas["reveal_labels (n=96)"] = _gas(market.reveal_labels, rid, r.labels, r.labels_salt, sender=people.stranger)
+    for kind in range(3):
+        gas[f"post_task kind {kind} ({programs[kind].n_slots} slots)"] = _gas(
+            market.post_task, rid, kind, programs[kind].template, sender=people.stranger
+        )
+    scores, values = [300, -200, 100], [50, -5]
+    proofs = w.finish(rid, {SCORES: scores, VALUES: values, METAMODEL: word("mm")})
+    root, proof = proofs[METAMODEL]
+    gas["record_metamodel"] = _gas(market.record_metamodel, rid, root, proof, word("mm"), sender=people.stranger)
+    for kind, vals in ((SCORES, scores), (VALUES, values)):
+        root, proof = proofs[kind]
+        gas[f"record kind {kind}"] = _gas(market.record, rid, kind, root, proof, vals, sender=people.stranger)
+    gas["settle (3 models, 2 datasets)"] = _gas(market.settle, rid, sender=people.stranger)
+    for k, v in gas.items():
+        print(f"{k:40s} {v:>9,}")
+    assert all(v < 1_000_000 for v in gas.values())

@@ -1,0 +1,437 @@
+"""Stateful property test of contracts/Market.vy against a Python shadow of its rounds.
+
+Rules move rounds forward (commit, reveal, labels, post, claim, finalize, record, settle,
+void), and act out of turn around them: stake moves while at risk, releases, third-party
+reclaims of the round's tasks, syncs, early or repeated settles and voids, and time travel
+that lands one second either side of every deadline. Calls whose outcome the shadow predicts
+(stake moves, releases, settle, void) must succeed or revert with the predicted reason; the
+others may revert, but only with a `market: ` or `tasks: ` reason.
+
+After every step:
+- the market's balance is `owed()` plus the rewards of its reclaimed, not yet synced tasks;
+- `owed()` is the stakes plus the pool and budget of every round neither settled nor void;
+- a stake is locked exactly while a round holds it, and a locked stake cannot be withdrawn;
+- a round settles or voids at most once;
+- an honest participant (revealed with a score >= 0, or a dataset valued >= 0) never loses
+  stake, and nobody loses stake in a void round;
+- the token supply falls by exactly what the market burned.
+"""
+
+from __future__ import annotations
+
+import boa
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from test_market import (  # noqa: F401  (market .. token are fixtures)
+    DAY,
+    METAMODEL,
+    SCORES,
+    TASK_DONE,
+    TASK_OPEN,
+    TASK_RECLAIMED,
+    TERMS,
+    VALUES,
+    World,
+    _settle_and_check,
+    commit_i64,
+    econ,
+    market,
+    market_deployer,
+    people,
+    suite,
+    tasks,
+    token,
+)
+
+E18 = 10**18
+OPEN, SETTLED, VOID = 1, 2, 3
+
+economics_st = st.builds(
+    econ.Economics,
+    factor_bps=st.sampled_from([0, 5_000, 10_000, 100_000]),
+    cap_bps=st.sampled_from([0, 2_000, 10_000]),
+    data_share_bps=st.sampled_from([0, 1_000, 10_000]),
+    data_slash_bps=st.sampled_from([0, 500, 10_000]),
+    burn_bps=st.sampled_from([0, 5_000, 10_000]),
+)
+scores_st = st.lists(st.integers(-20_000, 20_000), min_size=3, max_size=3)
+values_st = st.lists(st.integers(-1_000, 1_000), min_size=2, max_size=2)
+
+
+def reverts_with_prefix(fn, *args, **kw) -> bool:
+    """Calls fn; True if it went through, False if it reverted with a market/tasks reason."""
+    try:
+        fn(*args, **kw)
+        return True
+    except boa.BoaError as e:
+        text = str(e)
+        assert "market: " in text or "tasks: " in text, text
+        return False
+
+
+class MarketMachine(RuleBasedStateMachine):
+    # set by the test function from the session fixtures
+    market = token = tasks = people = None
+
+    def __init__(self):
+        super().__init__()
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        self.w = World(self.market, self.token, self.tasks, self.people)
+        self.state: dict[int, int] = {}
+        self.released: dict[int, set[int]] = {}
+        self.results: dict[int, dict[int, list[int]]] = {}
+        self.recorded: dict[int, set[int]] = {}
+        self.closings: dict[int, int] = {}
+        self.supply0 = self.token.totalSupply()
+        self.burned = 0
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return boa.env.timestamp
+
+    def rid_of(self, i: int) -> int | None:
+        return 1 + i % len(self.w.rounds) if self.w.rounds else None
+
+    def task_state(self, rid: int, kind: int) -> int:
+        tid = self.market.task_of(rid, kind)
+        return self.tasks.tasks(tid).state if tid else 0
+
+    def running(self, rid: int) -> bool:
+        """A task of the round is OPEN and cannot be reclaimed yet."""
+        for kind in range(3):
+            tid = self.market.task_of(rid, kind)
+            if tid and self.tasks.tasks(tid).state == TASK_OPEN and not self.tasks.reclaimable(tid):
+                return True
+        return False
+
+    def locks(self, kind: str, id_: int) -> int:
+        """Rounds holding the stake, from the shadow."""
+        n = 0
+        for rid, r in self.w.rounds.items():
+            if self.state[rid] != OPEN:
+                continue
+            if kind == "model":
+                n += id_ in r.models and id_ not in self.released[rid]
+            else:
+                n += id_ in r.active
+        return n
+
+    # --- the population and rounds ---------------------------------------------------------
+
+    @initialize(economics=economics_st, pool=st.sampled_from([0, 10 * E18, 1_000 * E18]))
+    def start(self, economics, pool):
+        """Three datasets, four models ([d0], [d0, d1], [], [d2]) and a first round."""
+        p = self.people
+        d = [self.w.publish(p.providers[i], s) for i, s in enumerate((100 * E18, 50 * E18, 0))]
+        names = ([d[0]], [d[0], d[1]], [], [d[2]])
+        for i, s in enumerate((300 * E18, 200 * E18, 5 * 10**14, 80 * E18)):
+            self.w.register(p.modelers[i], names[i], s)
+        self.open_round(economics, pool, 3)
+
+    @rule(economics=economics_st, pool=st.sampled_from([0, 10 * E18, 1_000 * E18]), tasks=st.integers(0, 4))
+    def open_round(self, economics, pool, tasks):
+        """A round whose budget pays `tasks` task rewards."""
+        if len(self.w.rounds) >= 3:
+            return
+        now = self.now()
+        schedule = (now + 2 * DAY, now + 4 * DAY, now + 8 * DAY, now + 30 * DAY)
+        rid = self.w.open(economics=economics, pool=pool, budget=tasks * TERMS[0], schedule=schedule)
+        self.state[rid] = OPEN
+        self.released[rid] = set()
+        self.results[rid] = {}
+        self.recorded[rid] = set()
+        self.closings[rid] = 0
+        self.w.rounds[rid].economics = economics
+
+    @precondition(lambda self: self.w.rounds)
+    @rule(i=st.integers(0, 3), plan=st.lists(st.integers(0, 7), min_size=1, max_size=14), scores=scores_st,
+          values=values_st)
+    def progress(self, i, plan, scores, values):
+        """Up to len(plan) natural steps of a round; each entry picks a model, and 0 skips
+        (travels past the phase, which also leads to voids: labels withheld, no results)."""
+        rid = self.rid_of(i)
+        for pick in plan:
+            if self.state[rid] != OPEN or not self._step(rid, pick, scores, values):
+                return
+
+    def _travel_to(self, t: int) -> None:
+        if t > self.now():
+            boa.env.time_travel(seconds=t - self.now())
+
+    def _step(self, rid: int, pick: int, scores, values) -> bool:
+        r = self.w.rounds[rid]
+        commit_dl, reveal_dl, labels_dl, result_dl = r.schedule
+        now = self.now()
+        if now < commit_dl:
+            mid = 1 + pick % len(self.w.models)
+            if pick == 0 or mid in r.models:
+                self._travel_to(commit_dl)
+            else:
+                reverts_with_prefix(self.w.commit, rid, mid)
+            return True
+        if now < reveal_dl:
+            pending = [m for m in r.models if m not in r.revealed]
+            if pick == 0 or not pending:
+                self._travel_to(reveal_dl)
+            else:
+                self.w.reveal(rid, pending[pick % len(pending)])
+            return True
+        if not self.market.rounds(rid).labels_revealed:
+            if now < labels_dl and pick != 0:
+                self.w.reveal_labels(rid)
+                return True
+            self._travel_to(labels_dl)
+            self.void(rid - 1)
+            return False
+        if now >= result_dl:
+            self.void(rid - 1)
+            return False
+        waiting = []
+        for kind in (SCORES, VALUES):
+            st_ = self.task_state(rid, kind)
+            tid = self.market.task_of(rid, kind)
+            if st_ in (0, TASK_RECLAIMED) or (st_ == TASK_OPEN and self.tasks.reclaimable(tid)):
+                if not reverts_with_prefix(self.w.post, rid, kind):
+                    self._travel_to(result_dl)  # the budget is spent: nothing left but a void
+                return True
+            if st_ == TASK_OPEN and self.tasks.claimable(tid):
+                self.results[rid][kind] = list(scores if kind == SCORES else values)
+                cid, root, proof = self.w.claim(rid, kind, commit_i64(self.results[rid][kind]))
+                self.results[rid][(kind, "proof")] = (root, proof)
+                self.results[rid][(kind, "claim")] = cid
+                return True
+            if st_ == TASK_OPEN:
+                cid = self.results[rid][(kind, "claim")]
+                if self.tasks.finalizable(cid):
+                    self.tasks.finalize(cid, sender=self.people.stranger)
+                    return True
+                waiting.append(self.tasks.challenge_deadline(cid))
+                continue
+            if st_ == TASK_DONE and kind not in self.recorded[rid]:
+                root, proof = self.results[rid][(kind, "proof")]
+                if reverts_with_prefix(self.market.record, rid, kind, root, proof, self.results[rid][kind]):
+                    self.recorded[rid].add(kind)
+                return True
+        if waiting:
+            self._travel_to(min(waiting))
+            return True
+        self.settle(rid - 1)
+        return False
+
+    # --- out of turn -----------------------------------------------------------------------
+
+    @rule(kind=st.sampled_from(["model", "dataset"]), j=st.integers(0, 3), whole=st.booleans(), add=st.booleans())
+    def move_stake(self, kind, j, whole, add):
+        """Owners add or withdraw; a locked stake never moves out."""
+        table = self.w.models if kind == "model" else self.w.datasets
+        id_ = 1 + j % len(table)
+        owner = table[id_][0]
+        getter = self.market.models if kind == "model" else self.market.datasets
+        stake = getter(id_).stake
+        amount = stake if whole else 1
+        if add:
+            fn = self.market.add_model_stake if kind == "model" else self.market.add_dataset_stake
+            fn(id_, E18, sender=owner)
+            return
+        fn = self.market.withdraw_model_stake if kind == "model" else self.market.withdraw_dataset_stake
+        if self.locks(kind, id_):
+            with boa.reverts("market: stake at risk"):
+                fn(id_, amount, sender=owner)
+        elif amount > stake:
+            with boa.reverts("market: amount exceeds the stake"):
+                fn(id_, amount, sender=owner)
+        else:
+            fn(id_, amount, sender=owner)
+            assert getter(id_).stake == stake - amount
+
+    @precondition(lambda self: self.w.rounds)
+    @rule(i=st.integers(0, 3), j=st.integers(0, 3))
+    def release(self, i, j):
+        rid = self.rid_of(i)
+        r = self.w.rounds[rid]
+        mid = 1 + j % len(self.w.models)
+        if mid not in r.models:
+            reason = "market: model not committed"
+        elif mid in r.revealed:
+            reason = "market: model revealed; its stake is at risk"
+        elif mid in self.released[rid] or self.state[rid] != OPEN:
+            reason = "market: stake already released"
+        elif self.now() < r.schedule[1]:
+            reason = "market: reveal deadline not reached"
+        else:
+            reason = None
+        if reason:
+            with boa.reverts(reason):
+                self.market.release(rid, mid, sender=self.people.stranger)
+            return
+        self.market.release(rid, mid, sender=self.people.stranger)
+        self.released[rid].add(mid)
+
+    @precondition(lambda self: self.w.rounds)
+    @rule(i=st.integers(0, 3), kind=st.sampled_from([METAMODEL, SCORES, VALUES]))
+    def post_out_of_turn(self, i, kind):
+        """Anyone posts any kind at any time: the market decides."""
+        reverts_with_prefix(self.w.post, self.rid_of(i), kind)
+
+    @precondition(lambda self: self.w.rounds)
+    @rule(i=st.integers(0, 3), kind=st.sampled_from([METAMODEL, SCORES, VALUES]))
+    def third_party_reclaim(self, i, kind):
+        rid = self.rid_of(i)
+        tid = self.market.task_of(rid, kind)
+        if tid and self.tasks.reclaimable(tid):
+            self.tasks.reclaim(tid, sender=self.people.stranger)
+
+    @precondition(lambda self: self.w.rounds)
+    @rule(i=st.integers(0, 3))
+    def sync(self, i):
+        self.market.sync(self.rid_of(i), sender=self.people.stranger)
+
+    @precondition(lambda self: self.w.rounds)
+    @rule(i=st.integers(0, 3))
+    def settle(self, i):
+        rid = self.rid_of(i)
+        if self.state[rid] == SETTLED:
+            reason = "market: round already settled"
+        elif self.state[rid] == VOID:
+            reason = "market: round is void"
+        elif self.recorded[rid] != {SCORES, VALUES}:
+            reason = "market: results not recorded"
+        else:
+            reason = None
+        if reason:
+            with boa.reverts(reason):
+                self.market.settle(rid, sender=self.people.stranger)
+            return
+        scores, values = self.results[rid][SCORES], self.results[rid][VALUES]
+        r = self.w.rounds[rid]
+        s = _settle_and_check(self.w, rid, scores, values, r.economics)
+        self.state[rid] = SETTLED
+        self.closings[rid] += 1
+        self.burned += s.burned
+        # honest participants never lose stake
+        for slot, mid in enumerate(r.models):
+            if mid not in r.revealed or scores[slot] >= 0:
+                assert s.model_payouts[slot] >= 0
+        for slot, d in enumerate(r.datasets):
+            if values[slot] >= 0:
+                assert s.dataset_payouts[slot] >= 0
+
+    @precondition(lambda self: self.w.rounds)
+    @rule(i=st.integers(0, 3))
+    def void(self, i):
+        rid = self.rid_of(i)
+        r = self.w.rounds[rid]
+        labels = self.state[rid] == OPEN and self.market.rounds(rid).labels_revealed
+        if self.state[rid] == SETTLED:
+            reason = "market: round already settled"
+        elif self.state[rid] == VOID:
+            reason = "market: round is void"
+        elif not labels and self.now() < r.schedule[2]:
+            reason = "market: labels deadline not reached"
+        elif labels and self.recorded[rid] == {SCORES, VALUES}:
+            reason = "market: results recorded; settle the round"
+        elif labels and self.now() < r.schedule[3]:
+            reason = "market: result deadline not reached"
+        elif self.running(rid):
+            reason = "market: a round task is still running"
+        else:
+            reason = None
+        if reason:
+            with boa.reverts(reason):
+                self.market.void_round(rid, sender=self.people.stranger)
+            return
+        stakes = {m: self.market.models(m).stake for m in self.w.models}
+        dstakes = {d: self.market.datasets(d).stake for d in self.w.datasets}
+        before = self.w.balances()
+        # every reclaimable task comes back first, so the whole budget is refunded
+        pending = 0
+        for kind in range(3):
+            tid = self.market.task_of(rid, kind)
+            if tid and (self.tasks.reclaimable(tid) or self.tasks.tasks(tid).state == TASK_RECLAIMED):
+                pending += self.market.task_reward(rid, kind)
+        budget = self.market.rounds(rid).budget + pending
+        self.market.void_round(rid, sender=self.people.stranger)
+        if labels:
+            pay, refund = [0] * len(r.models), r.pool + budget
+        else:
+            models, _ = self.w.entries(rid, [0] * 3, [0] * 2)
+            pay, refund = econ.void_payouts(models, r.pool, budget)
+        want = dict.fromkeys(before, 0)
+        for slot, mid in enumerate(r.models):
+            want[self.w.models[mid][0]] += pay[slot]
+        want[self.people.sponsor] += refund
+        assert {a: self.token.balanceOf(a) - before[a] for a in before} == want
+        # nobody loses stake in a void round
+        assert stakes == {m: self.market.models(m).stake for m in self.w.models}
+        assert dstakes == {d: self.market.datasets(d).stake for d in self.w.datasets}
+        self.state[rid] = VOID
+        self.closings[rid] += 1
+
+    @rule(seconds=st.sampled_from([1, 3_600, DAY]))
+    def time_travel(self, seconds):
+        boa.env.time_travel(seconds=seconds)
+
+    @precondition(lambda self: self.w.rounds)
+    @rule(i=st.integers(0, 3), which=st.integers(0, 3), side=st.sampled_from([-1, 0]))
+    def travel_to_edge(self, i, which, side):
+        """One second before, or exactly on, a deadline of a round that is still ahead."""
+        edge = self.w.rounds[self.rid_of(i)].schedule[which] + side
+        if edge > self.now():
+            boa.env.time_travel(seconds=edge - self.now())
+
+    # --- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def holds_what_it_owes(self):
+        """Balance = owed + rewards returned by Tasks.reclaim that sync has not yet counted."""
+        self.w.assert_solvent()
+
+    @invariant()
+    def owes_stakes_and_open_rounds(self):
+        """owed = every stake + pool and budget of the rounds neither settled nor void."""
+        total = sum(self.market.models(m).stake for m in self.w.models)
+        total += sum(self.market.datasets(d).stake for d in self.w.datasets)
+        for rid in self.w.rounds:
+            r = self.market.rounds(rid)
+            assert r.state == self.state[rid]
+            if r.state == OPEN:
+                total += r.pool + r.budget
+        assert self.market.owed() == total
+
+    @invariant()
+    def locks_match_the_rounds(self):
+        """A stake is locked exactly while an open round holds it (commit..release/close for a
+        model, first reveal..close for a dataset)."""
+        for m in self.w.models:
+            assert self.market.models(m).locks == self.locks("model", m)
+        for d in self.w.datasets:
+            assert self.market.datasets(d).locks == self.locks("dataset", d)
+
+    @invariant()
+    def closes_once(self):
+        assert all(n <= 1 for n in self.closings.values())
+
+    @invariant()
+    def supply_falls_by_the_burns(self):
+        assert self.market.burned() == self.burned
+        assert self.token.totalSupply() == self.supply0 - self.burned - self.tasks.burned()
+
+    def teardown(self):
+        self._anchor.__exit__(None, None, None)
+
+
+def test_market_state_machine(market, token, tasks, people):
+    MarketMachine.market, MarketMachine.token, MarketMachine.tasks = market, token, tasks
+    MarketMachine.people = people
+    run_state_machine_as_test(
+        MarketMachine,
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )
