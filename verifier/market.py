@@ -313,9 +313,11 @@ class MarketClient:
             raise MarketError(f"{len(data)} predictions for a round of {r.shape.rows} rows; predict every row.")
         self.verify_round(r)
         salt = _secrets.token_bytes(32)
-        self.secrets.save(model_secret(round_id, model_id), {"predictions": data.hex(), "salt": salt.hex()})
         c = prediction_commitment(round_id, model_id, data, salt)
-        receipt = self._send(self.market.functions.commit(round_id, model_id, c), "commit predictions")
+        fn = self.market.functions.commit(round_id, model_id, c)
+        self.chain.call(fn)  # a refused commit must not overwrite the secret of an earlier one
+        self.secrets.save(model_secret(round_id, model_id), {"predictions": data.hex(), "salt": salt.hex()})
+        receipt = self._send(fn, "commit predictions")
         ev = self._event("Committed", receipt)
         return {"round_id": round_id, "model_id": model_id, "slot": int(ev["slot"]), "stake": int(ev["stake"]),
                 "commitment": c, "gas": receipt["gasUsed"]}  # fmt: skip

@@ -66,7 +66,7 @@ def _ints(path: Path, what: str) -> np.ndarray:
             a = np.load(path, allow_pickle=False)
         else:
             a = np.array([int(v) for v in path.read_text().replace(",", " ").split()], dtype=np.int64)
-    except ValueError:
+    except (ValueError, UnicodeDecodeError, EOFError):
         raise MarketError(f"{path} is not a list of integers; give a .npy array or one integer per line.") from None
     if not np.issubdtype(a.dtype, np.integer):
         raise MarketError(f"{path} holds {a.dtype} values; quantize {what} to integers first.")
@@ -78,10 +78,13 @@ def _dataset_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from verifier.market import MarketError
 
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "features" not in z or "labels" not in z:
-                raise MarketError(f"{path} needs arrays named 'features' [R, F] and 'labels' [R].")
-            return z["features"], z["labels"]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "features" in z and "labels" in z:
+                    return z["features"], z["labels"]
+        except (ValueError, OSError, EOFError) as e:
+            raise MarketError(f"{path} is not a readable .npz file ({type(e).__name__}); save it with numpy.savez.") from None
+        raise MarketError(f"{path} needs arrays named 'features' [R, F] and 'labels' [R].")
     return decode_dataset(path.read_bytes())
 
 
@@ -244,12 +247,13 @@ def round_open(
 ) -> None:
     """Open a round: publish its features, commit its labels, escrow the pool and the task budget."""
     from onnx_models.market import Shape
+    from verifier.market import MarketError
 
     with _cli()._chain_errors():
         x = _ints(features, "features")
         y = _ints(labels, "labels")
         if x.ndim != 2:
-            raise typer.BadParameter("features must be a 2-D array [n, F]")
+            raise MarketError(f"{features} must hold a 2-D array [n, F] of round features.")
         client = _client(rpc_url, key_file, "round open", content_dir)
         shape = Shape(models, datasets, x.shape[0], x.shape[1], dataset_rows, k)
         now = client.now()
