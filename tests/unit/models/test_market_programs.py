@@ -416,6 +416,37 @@ def test_demo_scores_and_values(demo):
     assert s[3] < 0
 
 
+def _settle(scores, values, model_datasets):  # noqa: ANN001, ANN202
+    from verifier.economics import DatasetEntry, Economics, ModelEntry, payouts
+
+    stake = 100 * 10**18
+    econ = Economics(factor_bps=10_000, cap_bps=2_500, data_share_bps=2_000, data_slash_bps=1_000, burn_bps=5_000)
+    models = [ModelEntry(stake, stake, int(sc), True, tuple(ds)) for sc, ds in zip(scores, model_datasets)]
+    datasets = [DatasetEntry(stake, stake, int(v), True) for v in values]
+    return payouts(models, datasets, econ, pool=1_000 * 10**18)
+
+
+def test_copying_the_metamodel_earns_nothing_and_noise_is_slashed(demo):
+    """Through the programs and the payout rule: a copy of the others' metamodel is paid 0, a
+    noise model is slashed, and the noise dataset is slashed while the clean one is paid."""
+    shape = demo.shape
+    w = demo.weights()
+    w[3] = weight_of(50 * 10**18)
+    good, decent, worse = demo.predictions
+    values = run(program(VALUES, shape, **demo.data(VALUES)))[:2]
+    for seed in range(4):
+        copy = others_metamodel_ref(w, [good, decent, worse, None], 3).astype(np.int8)
+        for fourth, expect in ((copy, "zero"), (noise_predictions(shape.rows, seed), "slashed")):
+            preds = [good, decent, worse, fourth]
+            s = run(program(SCORES, shape, weights=w, labels=demo.labels, predictions=preds))
+            paid = _settle(s, values, [(0,), (0,), (1,), (0,)])
+            if expect == "zero":
+                assert s[3] == 0 and paid.model_payouts[3] == 0
+            else:
+                assert s[3] < 0 and paid.model_payouts[3] < 0
+            assert paid.dataset_payouts[0] > 0 > paid.dataset_payouts[1]
+
+
 def test_demo_data_values(demo):
     shape = demo.shape
     data = demo.data(VALUES)
