@@ -118,26 +118,33 @@ def data_show(
     _cli()._say(_cli()._kv_table(f"dataset {dataset_id}", list(d.items())))
 
 
-@data_app.command("stake")
-def data_stake(
-    dataset_id: Annotated[int, typer.Argument(min=1)], amount: Annotated[str, typer.Argument()],
-    rpc_url: RpcUrl = None, key_file: KeyFile = None,
-) -> None:
-    """Add stake to your dataset."""
-    with _cli()._chain_errors():
-        _client(rpc_url, key_file, "data stake", None).stake_dataset(dataset_id, _amount(amount, "amount"))
-    _cli()._say(f"staked {amount} BOND more on dataset {dataset_id}")
+def _stake_verbs(app: typer.Typer, verb: str, noun: str) -> None:
+    """`<verb> stake ID AMOUNT` and `<verb> withdraw ID AMOUNT` (owner only)."""
+
+    def stake(
+        item_id: Annotated[int, typer.Argument(min=1, metavar="ID")], amount: Annotated[str, typer.Argument()],
+        rpc_url: RpcUrl = None, key_file: KeyFile = None,
+    ) -> None:
+        with _cli()._chain_errors():
+            getattr(_client(rpc_url, key_file, f"{verb} stake", None), f"stake_{noun}")(item_id, _amount(amount, "amount"))
+        _cli()._say(f"staked {amount} BOND more on {noun} {item_id}")
+
+    def withdraw(
+        item_id: Annotated[int, typer.Argument(min=1, metavar="ID")], amount: Annotated[str, typer.Argument()],
+        rpc_url: RpcUrl = None, key_file: KeyFile = None,
+    ) -> None:
+        with _cli()._chain_errors():
+            getattr(_client(rpc_url, key_file, f"{verb} withdraw", None), f"withdraw_{noun}")(item_id, _amount(amount, "amount"))
+        _cli()._say(f"withdrew {amount} BOND from {noun} {item_id}")
+
+    stake.__doc__ = f"Add stake to your {noun}."
+    withdraw.__doc__ = f"Withdraw stake from your {noun} (refused while a round has it at risk)."
+    app.command("stake")(stake)
+    app.command("withdraw")(withdraw)
 
 
-@data_app.command("withdraw")
-def data_withdraw(
-    dataset_id: Annotated[int, typer.Argument(min=1)], amount: Annotated[str, typer.Argument()],
-    rpc_url: RpcUrl = None, key_file: KeyFile = None,
-) -> None:
-    """Withdraw stake from your dataset (refused while a round has it at risk)."""
-    with _cli()._chain_errors():
-        _client(rpc_url, key_file, "data withdraw", None).withdraw_dataset(dataset_id, _amount(amount, "amount"))
-    _cli()._say(f"withdrew {amount} BOND from dataset {dataset_id}")
+_stake_verbs(data_app, "data", "dataset")
+_stake_verbs(model_app, "model", "model")
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -155,28 +162,6 @@ def model_register(
         blob = description.read_bytes() if description else b""
         r = _client(rpc_url, key_file, "model register", content_dir).register_model(list(dataset), _amount(stake, "--stake"), blob)
     _done(r, as_json, f"[green]registered[/green] model {r['model_id']} (datasets {r['datasets']}), cid {r['cid']}")
-
-
-@model_app.command("stake")
-def model_stake(
-    model_id: Annotated[int, typer.Argument(min=1)], amount: Annotated[str, typer.Argument()],
-    rpc_url: RpcUrl = None, key_file: KeyFile = None,
-) -> None:
-    """Add stake to your model."""
-    with _cli()._chain_errors():
-        _client(rpc_url, key_file, "model stake", None).stake_model(model_id, _amount(amount, "amount"))
-    _cli()._say(f"staked {amount} BOND more on model {model_id}")
-
-
-@model_app.command("withdraw")
-def model_withdraw(
-    model_id: Annotated[int, typer.Argument(min=1)], amount: Annotated[str, typer.Argument()],
-    rpc_url: RpcUrl = None, key_file: KeyFile = None,
-) -> None:
-    """Withdraw stake from your model (refused while a round has it at risk)."""
-    with _cli()._chain_errors():
-        _client(rpc_url, key_file, "model withdraw", None).withdraw_model(model_id, _amount(amount, "amount"))
-    _cli()._say(f"withdrew {amount} BOND from model {model_id}")
 
 
 @model_app.command("commit")
