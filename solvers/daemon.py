@@ -107,6 +107,7 @@ class Solver(Daemon):
         if c.state == CLAIM_REJECTED:
             self.log.alert("claim_rejected", claim=cid, task=c.task_id, bond_lost=v.task(c.task_id).solver_bond)
             self.close("claim", cid, "rejected")
+            self.give_up(c.task_id)
             return
         if c.state != CLAIM_LIVE:
             return
@@ -140,6 +141,11 @@ class Solver(Daemon):
         elif s.outcome == Outcome.CHALLENGER_WON:
             self.log.once(f"over:{gid}", "game_lost", level="alert", game=gid, challenge=chid, reason=self.game_over(gid)[1])
 
+    def give_up(self, tid: int) -> None:
+        """Our claim on the task was rejected: recomputing would say the same thing again."""
+        self.log.once(f"norc:{tid}", "not_reclaiming", level="alert", task=tid, why="our earlier claim on this task was rejected")
+        self.close("task", tid, "our claim was rejected")
+
     # -- new tasks ----------------------------------------------------------------------------------
 
     def consider_task(self, v: View, tid: int, budget: list[float]) -> None:
@@ -163,9 +169,7 @@ class Solver(Daemon):
             return  # a live claim (ours or another's); if it is rejected the task reopens
         prior = self.court.tasks.events.ClaimPosted().get_logs(from_block=0, argument_filters={"task_id": tid})
         if any(log["args"]["solver"] == self.me for log in prior):
-            # our own claim on this task was rejected: recomputing would say the same thing
-            self.log.alert("not_reclaiming", task=tid, why="our earlier claim on this task was rejected")
-            self.close("task", tid, "our claim was rejected")
+            self.give_up(tid)
             return
         started = time.perf_counter()
         root = self.traces.advance(program, budget[0])

@@ -446,3 +446,43 @@ def round_list(rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson
         t.add_row(str(r["round_id"]), r["state"], str(r["rows"]), str(r["models"]), format_amount(int(r["pool"])),
                   format_time(r["commit_deadline"]))  # fmt: skip
     _cli()._say(t if rows else "no rounds yet; open one with `bisectml round open`")
+
+
+EXAMPLES = {
+    ("data", "publish"): "bisectml data publish digits.npz --stake 100",
+    ("data", "show"): "bisectml data show 1 --json",
+    ("data", "list"): "bisectml data list",
+    ("data", "stake"): "bisectml data stake 1 50",
+    ("data", "withdraw"): "bisectml data withdraw 1 50",
+    ("model", "register"): "bisectml model register --dataset 1 --dataset 2 --stake 200",
+    ("model", "show"): "bisectml model show 1",
+    ("model", "list"): "bisectml model list --json",
+    ("model", "stake"): "bisectml model stake 1 50",
+    ("model", "withdraw"): "bisectml model withdraw 1 50",
+    ("model", "commit"): "bisectml model commit 3 1 predictions.npy",
+    ("model", "reveal"): "bisectml model reveal 3 1",
+    ("model", "release"): "bisectml model release 3 1",
+    ("round", "open"): "bisectml round open X.npy y.npy --pool 100 --budget 30 --task-reward 10 --solver-bond 20 "
+    "--challenger-bond 10 --models 4 --datasets 4 --dataset-rows 64",
+    ("round", "show"): "bisectml round show 3",
+    ("round", "list"): "bisectml round list",
+    ("round", "reveal-labels"): "bisectml round reveal-labels 3",
+    ("round", "void"): "bisectml round void 3",
+    ("round", "sync"): "bisectml round sync 3",
+    ("round", "post"): "bisectml round post 3 scores",
+    ("round", "record"): "bisectml round record 3 values",
+    ("round", "settle"): "bisectml round settle 3",
+}
+
+
+def _add_examples() -> None:
+    """Each verb's help ends with an example, like every other `bisectml` command."""
+    for group, app in (("data", data_app), ("model", model_app), ("round", round_app)):
+        for info in app.registered_commands:
+            name = info.name or info.callback.__name__.replace("_", "-")
+            example = EXAMPLES.get((group, name))
+            if example and "Example:" not in (info.callback.__doc__ or ""):
+                info.callback.__doc__ = f"{(info.callback.__doc__ or '').strip()}\n\nExample: {example}"
+
+
+_add_examples()
