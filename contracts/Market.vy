@@ -137,7 +137,7 @@ DT_INT64: constant(uint256) = 7
 # the string is REASONS[code >> 8 : (code >> 8) + (code & 255)]: one shared revert keeps
 # the contract under the 24_576-byte limit (an inline `assert ..., "reason"` costs ~130
 # bytes each). tests/contracts/test_market.py checks every code against this table.
-REASONS: constant(String[2149]) = (
+REASONS: constant(String[2188]) = (
     "market: no such round"
     "market: round already settled"
     "market: round is void"
@@ -203,6 +203,7 @@ REASONS: constant(String[2149]) = (
     "market: labels deadline not reached"
     "market: results recorded; settle the round"
     "market: result deadline not reached"
+    "market: stake below the round's minimum"
 )
 E_NO_ROUND: constant(uint256) = 0 << 8 | 21
 E_SETTLED: constant(uint256) = 21 << 8 | 29
@@ -232,6 +233,7 @@ E_PROGRAM: constant(uint256) = 729 << 8 | 41
 E_LAYOUT: constant(uint256) = 770 << 8 | 41
 E_COMMIT_DEADLINE: constant(uint256) = 811 << 8 | 30
 E_NO_STAKE: constant(uint256) = 841 << 8 | 26
+E_MIN_STAKE: constant(uint256) = 2149 << 8 | 39
 E_COMMITTED: constant(uint256) = 867 << 8 | 31
 E_MODELS_FULL: constant(uint256) = 898 << 8 | 24
 E_DATASETS_FULL: constant(uint256) = 922 << 8 | 26
@@ -308,6 +310,8 @@ struct Economics:
     data_slash_bps: uint256
     # share of all slashed stake that is burned (the rest joins the pool)
     burn_bps: uint256
+    # a model needs at least this stake to commit to the round (token base units)
+    min_stake: uint256
 
 
 struct TaskTerms:
@@ -800,6 +804,8 @@ def commit(round_id: uint256, model_id: uint256, commitment: bytes32):
     self._require_owner(MODEL, model_id)
     stake: uint256 = self.models[model_id].stake
     self._check(stake > 0, E_NO_STAKE)
+    # a floor on stake keeps dust sybils from filling the round's model and dataset slots
+    self._check(stake >= self.rounds[round_id].economics.min_stake, E_MIN_STAKE)
     self._check(self.model_entries[round_id][model_id].state == 0, E_COMMITTED)
     shape: Shape = self.rounds[round_id].shape
     slot: uint256 = len(self._round_models[round_id])

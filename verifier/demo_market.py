@@ -98,7 +98,8 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
     now = chain.w3.eth.get_block("latest")["timestamp"]
     schedule = {"commit_deadline": now + DAY, "reveal_deadline": now + 2 * DAY, "labels_deadline": now + 3 * DAY,
                 "result_deadline": now + 30 * DAY}  # fmt: skip
-    economics = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "burn_bps": 5_000}
+    economics = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "burn_bps": 5_000,
+                 "min_stake": 10 * TOKEN}
     terms = {"reward": TASK_REWARD, "window": DAY, "clock": 6 * 3600, "solver_bond": SOLVER_BOND,
              "challenger_bond": CHALLENGER_BOND, "arity": 8, "duration": 7 * DAY}  # fmt: skip
     r = sponsor.client.open_round(shape, schedule, economics, terms, data.features, data.labels, POOL, 3 * TASK_REWARD)

@@ -53,6 +53,7 @@ class Economics:
     data_share_bps: int
     data_slash_bps: int
     burn_bps: int
+    min_stake: int = 0  # a model needs at least this stake to commit (no part in the payouts)
 
 
 @dataclass(frozen=True)

@@ -279,7 +279,7 @@ class MarketClient:
         args = (
             _shape_tuple(shape),
             tuple(schedule[k] for k in SCHEDULE_FIELDS),
-            tuple(economics[k] for k in ECONOMICS_FIELDS),
+            tuple(economics.get(k, 0) for k in ECONOMICS_FIELDS),
             tuple(terms[k] for k in TERMS_FIELDS),
             [_ref_tuple(r) for r in refs],
             commit.commit_tensor(x),
@@ -503,7 +503,7 @@ class RoundPrograms:
 
 SHAPE_FIELDS = ("models", "datasets", "rows", "features", "dataset_rows", "k")
 SCHEDULE_FIELDS = ("commit_deadline", "reveal_deadline", "labels_deadline", "result_deadline")
-ECONOMICS_FIELDS = ("factor_bps", "cap_bps", "data_share_bps", "data_slash_bps", "burn_bps")
+ECONOMICS_FIELDS = ("factor_bps", "cap_bps", "data_share_bps", "data_slash_bps", "burn_bps", "min_stake")
 TERMS_FIELDS = ("reward", "window", "clock", "solver_bond", "challenger_bond", "arity", "duration")
 REF_FIELDS = ("graph_root", "n_nodes", "n_slots", "steps", "data_base", "out_slot", "template")
 

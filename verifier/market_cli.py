@@ -224,6 +224,7 @@ def round_open(
     data_share_bps: Annotated[int, typer.Option("--data-share-bps", help="Share of a model's gain paid to its datasets.")] = 2_000,
     data_slash_bps: Annotated[int, typer.Option("--data-slash-bps", help="Slash of a dataset with negative value, bps of stake.")] = 1_000,
     burn_bps: Annotated[int, typer.Option("--burn-bps", help="Share of slashed stake burned (the rest funds the pool).")] = 5_000,
+    min_stake: Annotated[str, typer.Option("--min-stake", help="Least stake a model needs to commit (keeps dust sybils out).")] = "1",
     window: Annotated[str, typer.Option("--window")] = "1d",
     clock: Annotated[str, typer.Option("--clock")] = "6h",
     arity: Annotated[int, typer.Option("--arity")] = 8,
@@ -248,7 +249,8 @@ def round_open(
         schedule = {"commit_deadline": c, "reveal_deadline": r_, "labels_deadline": lab,
                     "result_deadline": lab + _duration(results_for, "--results-for")}  # fmt: skip
         economics = {"factor_bps": factor_bps, "cap_bps": cap_bps, "data_share_bps": data_share_bps,
-                     "data_slash_bps": data_slash_bps, "burn_bps": burn_bps}  # fmt: skip
+                     "data_slash_bps": data_slash_bps, "burn_bps": burn_bps,
+                     "min_stake": _amount(min_stake, "--min-stake")}  # fmt: skip
         terms = {"reward": _amount(task_reward, "--task-reward"), "window": _duration(window, "--window"),
                  "clock": _duration(clock, "--clock"), "solver_bond": _amount(solver_bond, "--solver-bond"),
                  "challenger_bond": _amount(challenger_bond, "--challenger-bond"), "arity": arity,

@@ -823,6 +823,18 @@ def test_commit__reverts(w, market, people):
         market.commit(rid, m[0], word("c"), sender=people.modelers[0])
 
 
+def test_commit__stake_below_the_round_minimum__reverts(w, market, people):
+    """A per-round floor keeps dust sybils from filling the model (and dataset) slots."""
+    dust = w.register(people.modelers[3], [], 1)
+    rid = w.open(economics=econ.Economics(**{**vars(ECONOMICS), "min_stake": 2}))
+    with boa.reverts("market: stake below the round's minimum"):
+        market.commit(rid, dust, word("c"), sender=people.modelers[3])
+    assert market.round_models(rid) == []
+    market.add_model_stake(dust, 1, sender=people.modelers[3])  # now exactly the minimum
+    w.commit(rid, dust)
+    assert market.round_models(rid) == [dust]
+
+
 def test_commit__model_slots_full__reverts(w, market, people):
     _, m = w.populate()
     extra = w.register(people.modelers[3], [], 1)
