@@ -43,7 +43,9 @@ def _check_cid(cid: str) -> None:
 
 
 def default_dir() -> Path:
-    return Path(os.environ.get("BISECTML_HOME", Path.home() / ".bisectml")) / "content"
+    from .commands import home
+
+    return home() / "content"
 
 
 class ContentStore:
@@ -80,7 +82,8 @@ class ContentStore:
         return (self.root / cid).is_file()
 
 
-def _int8(a: np.ndarray, what: str) -> np.ndarray:
+def as_int8(a: np.ndarray, what: str) -> np.ndarray:
+    """`a` as a contiguous int8 array, refusing anything that is not integers in -128..127."""
     arr = np.asarray(a)
     if arr.dtype != np.int8:
         if not np.issubdtype(arr.dtype, np.integer) or arr.size and (arr.min() < -128 or arr.max() > 127):
@@ -90,7 +93,7 @@ def _int8(a: np.ndarray, what: str) -> np.ndarray:
 
 
 def encode_dataset(features: np.ndarray, labels: np.ndarray) -> bytes:
-    x, y = _int8(features, "dataset features"), _int8(labels, "dataset labels")
+    x, y = as_int8(features, "dataset features"), as_int8(labels, "dataset labels")
     if x.ndim != 2 or y.shape != (x.shape[0],):
         raise ContentError(f"a dataset is features [R, F] and labels [R]; got {x.shape} and {y.shape}.")
     return DATASET_MAGIC + x.shape[0].to_bytes(4, "big") + x.shape[1].to_bytes(4, "big") + x.tobytes() + y.tobytes()
@@ -108,7 +111,7 @@ def decode_dataset(data: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def encode_features(features: np.ndarray) -> bytes:
-    x = _int8(features, "round features")
+    x = as_int8(features, "round features")
     if x.ndim != 2:
         raise ContentError(f"round features are [n, F]; got shape {x.shape}.")
     return FEATURES_MAGIC + x.shape[0].to_bytes(4, "big") + x.shape[1].to_bytes(4, "big") + x.tobytes()

@@ -644,14 +644,14 @@ class Registry:
         self._by_id[pid] = p
         return p
 
-
     def _from_fallback(self, t: TaskRec) -> Program | None:
         if self.fallback is None:
             return None
         try:
             p = self.fallback(t)
         except BisectmlError as e:  # e.g. a dataset not in the content store yet
-            self.log.once(f"fb:{t.task_id}:{e}", "program_unavailable", level="alert", task=t.task_id, why=str(e))
+            pid = bytes(t.program_id)
+            self.log.once(f"fb:{pid.hex()}:{e}", "program_unavailable", level="alert", program_id=pid, why=str(e))
             return None
         if p is not None:
             self._by_id[p.id] = p

@@ -85,7 +85,6 @@ class Demo:
 
     def run(self) -> int:
         started = time.perf_counter()
-        market = self.market
         c = self.console
         c.rule("[bold]bisectml demo[/bold]: verified ML training on an in-process chain")
         chain = Chain.embedded()
@@ -199,7 +198,7 @@ class Demo:
         self.say(f"window over, claim {good_claim} finalized: reward and bond paid. The trained model scores "
                  f"[bold]{accuracy:.1%}[/bold] on the 360 held-out digits.")
 
-        if market:
+        if self.market:
             from .content import ContentStore
             from .demo_market import run_round
 

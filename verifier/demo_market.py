@@ -15,8 +15,8 @@ from web3.logs import DISCARD
 from .chain import Chain, Deployment
 from .content import ContentStore
 from .game import Outcome, Role
-from .market import KINDS, METAMODEL, SCORES, VALUES, MarketClient, RoundPrograms
-from .play import Court, GamePlayer, play_out
+from .market import METAMODEL, SCORES, VALUES, MarketClient, RoundPrograms
+from .play import GamePlayer, play_out
 from .trace import Trace
 
 TOKEN = 10**18
@@ -76,8 +76,8 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
         p.before = token.functions.balanceOf(p.address).call()
 
     def gas(p: Participant, receipt_or_result: Any) -> None:
-        g = receipt_or_result.get("gas") if isinstance(receipt_or_result, dict) and "gas" in receipt_or_result else None
-        p.gas += int(g if g is not None else receipt_or_result["gasUsed"])
+        """A receipt's gasUsed, or the "gas" a MarketClient result reports."""
+        p.gas += int(receipt_or_result["gas"] if "gas" in receipt_or_result else receipt_or_result["gasUsed"])
 
     for (x, y), who in zip(data.datasets, ("clean data", "noise data")):
         r = people[who].client.publish_dataset(x, y, DATA_STAKE)
@@ -205,7 +205,6 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
 
 def _stake(p: Participant, client: MarketClient) -> int:
     """What the participant still has staked (counted in its change: stake is still its money)."""
-    m = client.market.functions
     if p.name in ("clean data", "noise data"):
         return sum(int(client._dataset_state(i)["stake"]) for i in p.ids)
     if p.name.startswith("modeler"):

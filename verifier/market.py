@@ -18,7 +18,6 @@ import json
 import os
 import secrets as _secrets
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,8 @@ import numpy as np
 
 from . import commit
 from .chain import Chain, ChainError, Deployment
-from .content import ContentStore, decode_dataset, decode_features, encode_dataset, encode_features
+from .content import ContentStore, as_int8, decode_dataset, decode_features, encode_dataset, encode_features
+from .economics import labels_commitment, prediction_commitment
 from .errors import BisectmlError
 from .program import Program, load_program
 from .trace import step_slot_table
@@ -50,10 +50,6 @@ def kind_of(name: str | int) -> int:
     raise MarketError(f"unknown program kind '{name}'; use one of {', '.join(KINDS)}.")
 
 
-def home() -> Path:
-    return Path(os.environ.get("BISECTML_HOME", Path.home() / ".bisectml"))
-
-
 # -- secrets kept between commit and reveal ----------------------------------------------------
 
 
@@ -61,6 +57,8 @@ class Secrets:
     """Predictions and salts a participant must reveal later, one JSON file each (mode 0600)."""
 
     def __init__(self, chain_id: int, market: str, root: Path | None = None) -> None:
+        from .commands import home
+
         self.dir = (root or home() / "secrets") / f"{chain_id}-{market.lower()}"
 
     def _path(self, name: str) -> Path:
@@ -96,27 +94,11 @@ def labels_secret(labels_hash: bytes) -> str:
     return f"labels-{bytes(labels_hash).hex()}"
 
 
-def prediction_commitment(round_id: int, model_id: int, predictions: bytes, salt: bytes) -> bytes:
-    """keccak256(u256(round_id) || u256(model_id) || predictions || salt) (SPEC 8.6)."""
-    return commit.keccak(round_id.to_bytes(32, "big"), model_id.to_bytes(32, "big"), predictions, salt)
-
-
-def labels_commitment(labels: bytes, salt: bytes) -> bytes:
-    """keccak256(labels || salt) (SPEC 8.6)."""
-    return commit.keccak(labels, salt)
-
-
 def int8_bytes(values: np.ndarray, what: str) -> bytes:
-    a = np.asarray(values)
-    if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer) or (a.size and (a.min() < -128 or a.max() > 127)):
+    a = as_int8(values, what)
+    if a.ndim != 1:
         raise MarketError(f"{what} must be a 1-D list of integers in -128..127.")
-    return a.astype(np.int8).tobytes()
-
-
-def template_hash(slots: list[bytes]) -> bytes:
-    from eth_abi import encode
-
-    return commit.keccak(encode(["bytes32[]"], [list(slots)]))
+    return a.tobytes()
 
 
 # -- reading a round -----------------------------------------------------------------------------
@@ -436,10 +418,9 @@ class RoundPrograms:
             self._refresh()
         return self._tasks.get(task_id)
 
-    def inputs(self, round_id: int, kind: int) -> dict[str, Any]:
+    def inputs(self, r: RoundView, kind: int) -> dict[str, Any]:
         c = self.client
-        r = c.round(round_id)
-        s = r.shape
+        round_id, s = r.round_id, r.shape
         m = c.market.functions
         if kind == METAMODEL or kind == SCORES:
             weights = np.array(m.weights(round_id).call(), dtype=np.int64)
@@ -447,7 +428,7 @@ class RoundPrograms:
             preds = [revealed.get(i, np.zeros(s.rows, np.int8)) for i in range(s.models)]
             data: dict[str, Any] = {"weights": weights, "predictions": preds}
             if kind == SCORES:
-                data["labels"] = self._labels(round_id, r)
+                data["labels"] = self._labels(round_id)
             return data
         mask = np.array(m.mask(round_id).call(), dtype=np.int64)
         ids = list(m.round_datasets(round_id).call())
@@ -460,9 +441,9 @@ class RoundPrograms:
         features = decode_features(c.store.get(r.features_cid))
         if commit.commit_tensor(features) != bytes(r.features):
             raise MarketError(f"round {round_id}'s features file {r.features_cid} does not match its commitment.")
-        return {"mask": mask, "labels": self._labels(round_id, r), "features": features, "datasets": datasets}
+        return {"mask": mask, "labels": self._labels(round_id), "features": features, "datasets": datasets}
 
-    def _labels(self, round_id: int, r: RoundView) -> np.ndarray:
+    def _labels(self, round_id: int) -> np.ndarray:
         y = self.client.revealed_labels(round_id)
         if y is None:
             raise MarketError(f"round {round_id}'s labels are not revealed yet; wait for the sponsor (or void the round).")
@@ -474,7 +455,7 @@ class RoundPrograms:
             from onnx_models import market as programs
 
             r = self.client.round(round_id)
-            model = programs.program(kind, r.shape, **self.inputs(round_id, kind))
+            model = programs.program(kind, r.shape, **self.inputs(r, kind))
             p = load_program(model)
             task_id = self.client.task_of(round_id, kind)
             if task_id:

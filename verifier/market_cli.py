@@ -112,7 +112,7 @@ def data_show(
     """Show a dataset: owner, content id, commitments, stake and whether it is at risk."""
     with _cli()._chain_errors():
         d = _client(rpc_url, key_file, "data show", content_dir, need_key=False).dataset(dataset_id)
-    d = {k: ("0x" + bytes(v).hex() if isinstance(v, (bytes, bytearray)) else v) for k, v in d.items()}
+    d = _hexed(d)
     if as_json:
         return _cli()._emit(d)
     _cli()._say(_cli()._kv_table(f"dataset {dataset_id}", list(d.items())))
@@ -305,8 +305,7 @@ def _simple(verb: str, method: str, help_: str) -> None:
     ) -> None:
         with _cli()._chain_errors():
             receipt = getattr(_client(rpc_url, key_file, f"round {verb}", None), method)(round_id)
-        gas = receipt["gasUsed"] if isinstance(receipt, dict) or hasattr(receipt, "get") else None
-        _done({"round_id": round_id, "gas": gas}, as_json, f"round {round_id}: {verb} done")
+        _done({"round_id": round_id, "gas": receipt["gasUsed"]}, as_json, f"round {round_id}: {verb} done")
 
     command.__doc__ = help_
     round_app.command(verb)(command)
