@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     program = load_program(model, steps=steps)
     t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    compiled = program.compiled  # interval analysis, kernel self-test, first step checked
+    t_compile = time.perf_counter() - t0
     fmodel = build_float_training_graph(steps=steps, **hp)
     t0 = time.perf_counter()
     sess = make_session(fmodel, threads=args.threads)
@@ -112,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
           f"graph_optimization_level={so.graph_optimization_level.name} provider=CPUExecutionProvider")
     print(f"engine       fast kernels registered: {', '.join(sorted(FAST)) or 'none'}"
           f"{'' if all(fast_verdicts.values()) else f' (self-test verdicts {fast_verdicts})'}")
-    print(f"setup        load_program {t_load:.3f}s, ort session {t_sess:.3f}s (not in the ratio)")
+    print(f"compiled     {'one float64 function per step (verifier.compiled)' if compiled else 'no: ' + program.compile_note}")
+    print(f"setup        load_program {t_load:.3f}s, compile {t_compile:.3f}s, ort session {t_sess:.3f}s "
+          "(not in the ratio)")
     fmt = lambda ts: ", ".join(f"{x:.3f}" for x in ts)  # noqa: E731
     print(f"trace        {t_trace:.3f}s  ({1e6 * t_trace / steps:.0f} us/step; runs: {fmt(trace_times)})  "
           f"final root {root.hex()}")

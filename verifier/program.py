@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -15,6 +16,9 @@ from .dtypes import DEFAULT_MAX_ELEMENTS, DType, TensorType
 from .errors import ProgramError, ShapeError
 from .graph import ABSENT, Graph, SlotKind, load_graph, read_model
 
+if TYPE_CHECKING:
+    from .compiled import CompiledStep
+
 META_STEPS = "bisectml.steps"
 META_STEP_INPUT = "bisectml.step_input"
 META_STATE = "bisectml.state"
@@ -22,6 +26,7 @@ META_DATA = "bisectml.data"
 MAX_STEPS = 2**63 - 1
 BOUNDARY_CODE = 0xFF
 MAX_PROVABLE_SLOTS = 512  # the referee's boundary proof takes the whole slot table
+PROGRESS_EVERY = 100  # steps run between progress reports
 
 Progress = Callable[[int, int], None]  # (steps done, total)
 
@@ -81,6 +86,13 @@ class Program:
         }
 
     @cached_property
+    def constant_slot_table(self) -> commit.SlotTable:
+        """The slot table with only the data and constants set: every step's table starts from it."""
+        table = commit.SlotTable(self.n_slots)
+        table.set_many(self.constant_commitments.items())
+        return table
+
+    @cached_property
     def data_root(self) -> bytes:
         return commit.dataset_root([self.constant_commitments[s] for s in self.data_slots])
 
@@ -130,14 +142,46 @@ class Program:
         """The state at (t+1, 0) from the state at (t, 0)."""
         return self.run_step(t, state, fast)[1]
 
+    @cached_property
+    def compiled(self) -> CompiledStep | None:
+        """The step compiled over float64 (verifier.compiled), or None when the bounds do not
+        prove it exact or this class changes how a step runs; `compile_note` says why."""
+        from .compiled import NotCompilable, compile_step
+
+        own = ("run_step", "next_state", "step_value", "step_values")
+        if any(getattr(type(self), m) is not getattr(Program, m) for m in own):
+            self.compile_note = f"{type(self).__name__} overrides how a step runs"
+            return None
+        try:
+            return compile_step(self)
+        except NotCompilable as e:
+            self.compile_note = str(e)
+            return None
+
+    compile_note = ""  # why `compiled` is None
+
+    def advance(self, t0: int, t1: int, state: list[np.ndarray], fast: bool = True) -> list[np.ndarray]:
+        """The state at (t1, 0) from the state at (t0, 0): the compiled step where its proof
+        covers the run, else node by node."""
+        if fast and t1 > t0 and self.compiled is not None:
+            out = self.compiled.run(t0, t1, state)
+            if out is not None:
+                return out
+        for t in range(t0, t1):
+            state = self.next_state(t, state, fast)
+        return state
+
     def run(self, fast: bool = True, progress: Progress | None = None, steps: int | None = None) -> dict[str, np.ndarray]:
         """Run the program without commitments; returns the final state by name."""
         total = self.steps if steps is None else steps
         state = self.initial_state()
-        for t in range(total):
-            state = self.next_state(t, state, fast)
+        t = 0
+        while t < total:
+            end = min(total, t + PROGRESS_EVERY)
+            state = self.advance(t, end, state, fast)
+            t = end
             if progress is not None:
-                progress(t + 1, total)
+                progress(t, total)
         return dict(zip(self.state_names, state))
 
 

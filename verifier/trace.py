@@ -22,7 +22,7 @@ from . import commit
 from .errors import TraceError
 from .program import Program
 
-TRACE_VERSION = 2
+TRACE_VERSION = 3
 DEFAULT_CHECKPOINT_EVERY = 100
 ROOT_CACHE = 4096  # recomputed step roots kept in memory
 
@@ -36,13 +36,11 @@ def step_slot_table(
     program: Program, t: int, state: list[np.ndarray], committer: Committer = commit.commit
 ) -> commit.SlotTable:
     """The slot table at position (t, 0): node-output slots are empty."""
-    table = commit.SlotTable(program.n_slots)
-    for i, c in program.constant_commitments.items():
-        table.set(i, c)
-    for s, v in zip(program.state_slots, state):
-        table.set(s, committer(v).root)
+    table = program.constant_slot_table.copy()
+    updates = [(s, committer(v).root) for s, v in zip(program.state_slots, state)]
     if program.step_slot is not None:
-        table.set(program.step_slot, committer(program.step_value(t)).root)
+        updates.append((program.step_slot, committer(program.step_value(t)).root))
+    table.set_many(updates)
     return table
 
 
@@ -123,7 +121,7 @@ class Trace:
         return self.dir / "trace.json"
 
     def _ckpt_path(self, t: int) -> Path:
-        return self.dir / f"ckpt-{t:012d}.npz"
+        return self.dir / f"ckpt-{t:012d}.bin"
 
     def _open_meta(self, checkpoint_every: int) -> int:
         meta = {
@@ -137,7 +135,12 @@ class Trace:
                 old = json.loads(self._meta_path.read_text())
             except (OSError, ValueError):
                 raise TraceError(f"{self._meta_path} is unreadable; delete the trace directory to start over.") from None
-            if old.get("version") != TRACE_VERSION or old.get("program_id") != meta["program_id"]:
+            if old.get("version") != TRACE_VERSION:
+                raise TraceError(
+                    f"{self.dir} holds a trace in format {old.get('version')}, not {TRACE_VERSION}; "
+                    "delete it and re-run the trace."
+                )
+            if old.get("program_id") != meta["program_id"]:
                 raise TraceError(
                     f"{self.dir} holds a trace of another program ({old.get('program_id')}); use another directory."
                 )
@@ -151,7 +154,7 @@ class Trace:
 
     def _checkpoint_steps(self) -> list[int]:
         out = []
-        for p in self.dir.glob("ckpt-*.npz"):
+        for p in self.dir.glob("ckpt-*.bin"):
             try:
                 out.append(int(p.stem.split("-")[1]))
             except ValueError:
@@ -173,7 +176,9 @@ class Trace:
         path = self._ckpt_path(t)
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, np.frombuffer(root, np.uint8), *state)
+            f.write(root)
+            for v in state:
+                f.write(np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<")).tobytes())
         os.replace(tmp, path)
 
     def _load_state(self, t: int) -> list[np.ndarray]:
@@ -182,15 +187,18 @@ class Trace:
             return self.program.initial_state()
         path = self._ckpt_path(t)
         p = self.program
+        types = [p.graph.slots[s].type for s in p.state_slots]
         try:
-            with np.load(path) as z:
-                root = z["arr_0"].tobytes()
-                state = [z[f"arr_{i + 1}"] for i in range(len(p.state_slots))]
-        except (OSError, KeyError, ValueError, EOFError):
-            raise TraceError(f"checkpoint {path} is missing or corrupt; delete it and re-run the trace.") from None
-        for s, v in zip(p.state_slots, state):
-            if (v.dtype, v.shape) != (p.graph.slots[s].type.dtype.np, p.graph.slots[s].type.shape):
-                raise TraceError(f"checkpoint {path} does not match the program; delete it and re-run the trace.")
+            raw = path.read_bytes()
+        except OSError:
+            raise TraceError(f"checkpoint {path} is missing or unreadable; delete it and re-run the trace.") from None
+        if len(raw) != 32 + sum(typ.nbytes for typ in types):
+            raise TraceError(f"checkpoint {path} is corrupt (wrong size); delete it and re-run the trace.")
+        root, state, at = raw[:32], [], 32
+        for typ in types:  # the root, then each state tensor's elements, row-major little-endian
+            le = typ.dtype.np.newbyteorder("<")
+            state.append(np.frombuffer(raw, le, typ.size, at).astype(typ.dtype.np).reshape(typ.shape))
+            at += typ.nbytes
         if commit.state_root(t, 0, step_slot_table(p, t, state, self.commit).root) != root:
             raise TraceError(f"checkpoint {path} does not match its root; delete it and re-run the trace.")
         self._remember(t, root)
@@ -227,13 +235,15 @@ class Trace:
         if t < end:
             state = self._load_state(t)
             while t < end:
-                state = p.next_state(t, state, self.fast)
-                t += 1
-                if t % self.checkpoint_every == 0 or t == end:
-                    root = commit.state_root(t, 0, step_slot_table(p, t, state, self.commit).root)
-                    self._save_checkpoint(t, state, root)
-                    self._remember(t, root)
-                    self._latest = t
+                # Up to the next checkpoint (or the end) in one run: the compiled step, if any,
+                # keeps its state in float64 in between.
+                nxt = min(end, (t // self.checkpoint_every + 1) * self.checkpoint_every)
+                state = p.advance(t, nxt, state, self.fast)
+                t = nxt
+                root = commit.state_root(t, 0, step_slot_table(p, t, state, self.commit).root)
+                self._save_checkpoint(t, state, root)
+                self._remember(t, root)
+                self._latest = t
                 if progress is not None:
                     progress(t, p.steps)
         return self.step_root(end)
@@ -270,9 +280,8 @@ class Trace:
             t = base
             while i < len(missing) and self._base(missing[i]) == base:
                 target = missing[i]
-                while t < target:
-                    state = self.program.next_state(t, state, self.fast)
-                    t += 1
+                state = self.program.advance(t, target, state, self.fast)
+                t = target
                 found[t] = commit.state_root(t, 0, step_slot_table(self.program, t, state, self.commit).root)
                 self._remember(t, found[t])
                 i += 1
@@ -291,9 +300,7 @@ class Trace:
         self._require_done(t)
         base = self._base(t)
         state = self._load_state(base)
-        for s in range(base, t):
-            state = self.program.next_state(s, state, self.fast)
-        return state
+        return self.program.advance(base, t, state, self.fast)
 
     def final_state(self) -> dict[str, np.ndarray]:
         return dict(zip(self.program.state_names, self.state_at_step(self.program.steps)))

@@ -106,7 +106,7 @@ def test_trace__resume_after_crash_gives_same_roots(program, trace, tmp_path) ->
     assert tr.run(stop_at=8) == trace.step_root(8)
     assert tr.steps_done == 8 and not tr.done
     # A crash that lost the newest checkpoint resumes from the one before it.
-    (d / "ckpt-000000000008.npz").unlink()
+    (d / "ckpt-000000000008.bin").unlink()
     resumed = Trace(program, d)
     assert resumed.steps_done == 5 and resumed.checkpoint_every == 5
     assert resumed.run() == trace.final_root
@@ -119,7 +119,7 @@ def test_trace__checkpoint_with_wrong_root__skipped_on_resume(program, trace, tm
     tr = Trace(program, tmp_path, checkpoint_every=5)
     tr.run(stop_at=10)
     # Swap in the state of step 5 under the name of step 10: loads, but its root is wrong.
-    (tmp_path / "ckpt-000000000010.npz").write_bytes((tmp_path / "ckpt-000000000005.npz").read_bytes())
+    (tmp_path / "ckpt-000000000010.bin").write_bytes((tmp_path / "ckpt-000000000005.bin").read_bytes())
     resumed = Trace(program, tmp_path)
     assert resumed.steps_done == 5
     assert resumed.run() == trace.final_root
@@ -143,7 +143,7 @@ def test_trace__directory_of_another_program__refused(program, tmp_path) -> None
 def test_trace__corrupt_checkpoint__refused(program, tmp_path) -> None:
     tr = Trace(program, tmp_path, checkpoint_every=5)
     tr.run()
-    (tmp_path / "ckpt-000000000005.npz").write_bytes(b"garbage")
+    (tmp_path / "ckpt-000000000005.bin").write_bytes(b"garbage")
     with pytest.raises(TraceError) as e:
         Trace(program, tmp_path).state_at_step(7)
     assert "corrupt" in str(e.value) and "\n" not in str(e.value)
