@@ -9,11 +9,13 @@ from pathlib import Path
 import typer
 
 from solvers.cli import (
+    BumpAfter,
     Cheat,
     ContentDir,
     DataDir,
     DeploymentFile,
     KeyFile,
+    MaxFeeGwei,
     MaxTicks,
     MinReward,
     NoMarket,
@@ -47,6 +49,8 @@ def watch(
     max_ticks: MaxTicks = 0,
     content_dir: ContentDir = None,
     no_market: NoMarket = False,
+    bump_after: BumpAfter = 60.0,
+    max_fee_gwei: MaxFeeGwei = None,
 ) -> None:
     """Re-execute every live claim of the programs you serve; challenge wrong ones and win.
 
@@ -60,7 +64,7 @@ def watch(
     from verifier.daemon import main
 
     cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
-                 proof_grace, max_ticks, content_dir, no_market)  # fmt: skip
+                 proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei)  # fmt: skip
     raise typer.Exit(main(Watchtower, cfg))
 
 

@@ -54,17 +54,25 @@ ProofGrace = Annotated[
     int, typer.Option("--proof-grace", min=0, help="Chain seconds before sending a proof the other side has not sent.")
 ]
 MaxTicks = Annotated[int, typer.Option("--max-ticks", min=0, hidden=True, help="Stop after N ticks (tests).")]
+BumpAfter = Annotated[
+    float,
+    typer.Option("--bump-after", min=1.0, help="Seconds a transaction may stay unmined before it is re-sent with higher fees."),
+]
+MaxFeeGwei = Annotated[
+    float | None,
+    typer.Option("--max-fee-gwei", min=0.0, help="Never bid more than this per gas when raising fees (default: no cap)."),
+]
 
 
 def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,  # noqa: ANN001, ANN201
-           proof_grace, max_ticks, content_dir=None, no_market=False):  # fmt: skip
+           proof_grace, max_ticks, content_dir=None, no_market=False, bump_after=60.0, max_fee_gwei=None):  # fmt: skip
     from verifier.daemon import Config
 
     return Config(
         rpc_url=rpc_url, data_dir=data_dir, programs=list(program or []), key_file=str(key_file) if key_file else None,
         deployment=deployment, observe=observe, poll=poll, min_reward=min_reward, cheat=cheat,
         trace_budget=trace_budget, proof_grace=proof_grace, max_ticks=max_ticks,
-        market=not no_market, content_dir=content_dir,
+        market=not no_market, content_dir=content_dir, bump_after=bump_after, max_fee_gwei=max_fee_gwei,
     )  # fmt: skip
 
 
@@ -84,6 +92,8 @@ def run(
     max_ticks: MaxTicks = 0,
     content_dir: ContentDir = None,
     no_market: NoMarket = False,
+    bump_after: BumpAfter = 60.0,
+    max_fee_gwei: MaxFeeGwei = None,
 ) -> None:
     """Claim tasks whose program you serve, defend every claim, settle and collect.
 
@@ -96,7 +106,7 @@ def run(
     from verifier.daemon import main
 
     cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
-                 proof_grace, max_ticks, content_dir, no_market)  # fmt: skip
+                 proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei)  # fmt: skip
     raise typer.Exit(main(Solver, cfg))
 
 

@@ -12,6 +12,9 @@ Modelled on op-challenger and lnd's watchtower:
   re-broadcast byte for byte, or abandoned if it would now revert) before anything else;
 - dry-run before every send, and losing a race (the state moved under us) is an ordinary
   outcome: the next tick re-derives;
+- a transaction still unmined after `--bump-after` seconds is replaced at its nonce with fees
+  raised by at least 12.5% and to what the chain asks now, up to `--max-fee-gwei` (an alert
+  says when the cap stops it): a fee spike must not run an honest player's clock out;
 - bounded exponential back-off on RPC errors, and per-item isolation: one game's (or task's)
   failure is logged and retried later with its own back-off, never stopping the others;
 - structured JSON-lines logs, an observe-only mode that logs what it would send, clean
@@ -66,10 +69,13 @@ CHALLENGE_NAMES = {1: "open", 2: "lost", 3: "won", 4: "void"}
 
 # a transaction intent's life in the store
 RECORDED, BROADCAST, CONFIRMED, ABANDONED, DROPPED = "recorded", "broadcast", "confirmed", "abandoned", "dropped"
-UNFINISHED = (RECORDED, BROADCAST)
+REPLACED = "replaced"  # broadcast, then replaced by a later attempt at the same nonce with higher fees
+UNFINISHED = (RECORDED, BROADCAST, REPLACED)
 REORG_DEPTH = 12  # blocks each event scan re-reads, so a shallow reorg cannot hide an event
 IDLE_TICK = 5.0  # seconds between full ticks while no block arrives and no work is under way
 MAX_ATTEMPTS = 5  # sends of one key that reverted on-chain before the daemon gives up on it
+# Node errors (geth, reth, anvil) for a transaction whose fees are too low to enter a block now
+PRICED_OUT = ("base fee", "underpriced", "fee too low", "fee cap")
 
 
 class DaemonError(BisectmlError, RuntimeError):
@@ -255,7 +261,7 @@ CREATE TABLE IF NOT EXISTS intents (
     nonce INTEGER NOT NULL,
     tx_hash TEXT NOT NULL,
     raw TEXT NOT NULL,            -- the signed transaction, re-broadcast as is after a crash
-    status TEXT NOT NULL,         -- recorded, broadcast, confirmed, abandoned, dropped
+    status TEXT NOT NULL,         -- recorded, broadcast, replaced, confirmed, abandoned, dropped
     receipt_status INTEGER,       -- 1 success, 0 reverted (when confirmed)
     block INTEGER,
     gas_used INTEGER,
@@ -281,6 +287,7 @@ class Intent:
     raw: str
     status: str
     receipt_status: int | None
+    created: float
 
 
 class Store:
@@ -313,14 +320,34 @@ class Store:
     # intents
 
     def _rows(self, where: str, args: tuple = ()) -> list[Intent]:
-        cols = "id, key, attempt, function, target, data, nonce, tx_hash, raw, status, receipt_status"
+        cols = "id, key, attempt, function, target, data, nonce, tx_hash, raw, status, receipt_status, created"
         return [Intent(*r) for r in self.db.execute(f"SELECT {cols} FROM intents WHERE {where} ORDER BY id", args)]
 
     def attempts(self, key: str) -> list[Intent]:
         return self._rows("key = ?", (key,))
 
     def unfinished(self) -> list[Intent]:
-        return self._rows("status IN (?, ?)", UNFINISHED)
+        return self._rows(f"status IN ({', '.join('?' * len(UNFINISHED))})", UNFINISHED)
+
+    def intent(self, row: int) -> Intent:
+        return self._rows("id = ?", (row,))[0]
+
+    def status(self, row: int) -> str:
+        return str(self.db.execute("SELECT status FROM intents WHERE id = ?", (row,)).fetchone()[0])
+
+    def replace(self, old: Intent, tx_hash: str, raw: str) -> Intent:
+        """Record a replacement of `old` (same key, target, data and nonce) and mark `old`
+        replaced, in one transaction: a crash leaves either both or neither."""
+        attempt = 1 + max(a.attempt for a in self.attempts(old.key))
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.record(old.key, attempt, old.function, old.target, old.data, old.nonce, tx_hash, raw)
+            self.mark(old.id, REPLACED)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return self.intent(row)
 
     def all(self) -> list[Intent]:
         return self._rows("1 = 1")
@@ -428,9 +455,23 @@ class Sender:
     `send(key, fn)`: a key already sent successfully (or still unresolved) is skipped; the
     call is dry-run (a doomed call raises Reverted and is never recorded); the signed
     transaction is recorded in the store, then broadcast, then its receipt is recorded.
+
+    A transaction still pending `bump_after` seconds after it was signed is replaced at the same
+    nonce with fees raised by at least 12.5% (the replacement minimum of geth and reth is 10%)
+    and at least what the chain asks now, up to `max_fee` wei per gas: a fee spike must not
+    leave an honest move unmined until its clock runs out.
     """
 
-    def __init__(self, chain: Chain, store: Store, log: JsonLog, observe: bool, stopping: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        chain: Chain,
+        store: Store,
+        log: JsonLog,
+        observe: bool,
+        stopping: Callable[[], int],
+        bump_after: float = 60.0,
+        max_fee: int | None = None,
+    ) -> None:
         if chain.key is None:
             raise DaemonError("the daemon signs its own transactions; give it a key with --key-file or BISECTML_PRIVATE_KEY.")
         self.chain = chain
@@ -440,7 +481,9 @@ class Sender:
         self.observe = observe
         self.stopping = stopping
         self.failpoints = _Failpoints()
-        self.receipt_timeout = 120.0
+        self.receipt_timeout = bump_after
+        self.bump_after = bump_after
+        self.max_fee = max_fee
 
     def done(self, key: str) -> bool:
         """The move named `key` has been sent and succeeded."""
@@ -487,7 +530,7 @@ class Sender:
         receipt = self._wait(tx_hash)
         if receipt is None:
             raise ChainError(f"{what}: no receipt for {tx_hash} within {self.receipt_timeout:.0f} s; it is reconciled next tick.")
-        self.store.mark(row, CONFIRMED, receipt)
+        self._settle(self.store.intent(row), receipt)
         self.log(
             "sent", key=key, function=what, tx=tx_hash, nonce=nonce, block=int(receipt["blockNumber"]),
             gas=int(receipt["gasUsed"]), ok=receipt["status"] == 1, **context,
@@ -500,43 +543,70 @@ class Sender:
         """The transaction for `fn` at `nonce`, signed: (fields, hash, raw bytes as hex)."""
         acct = self.chain.account
         built = fn.build_transaction({"from": acct, "nonce": nonce, "gas": gas, "chainId": self.chain.chain_id})
+        if self.max_fee is not None:  # the cap holds for first sends too
+            for field in ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice"):
+                if field in built:
+                    built[field] = min(int(built[field]), self.max_fee)
         signed = self.chain.key.sign_transaction(built)
         return built, "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex()
 
     def _wait(self, tx_hash: str) -> Any:
         """The receipt, polled; None on timeout or when a second signal abandons the wait."""
-        from web3.exceptions import TransactionNotFound
-
         deadline = time.monotonic() + self.receipt_timeout
         delay = 0.02
         while time.monotonic() < deadline:
-            try:
-                return self.w3.eth.get_transaction_receipt(tx_hash)
-            except TransactionNotFound:
-                pass
+            receipt = self._receipt(tx_hash)
+            if receipt is not None:
+                return receipt
             if self.stopping() >= 2:
                 return None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         return None
 
-    def reconcile(self) -> None:
-        """Resolve every recorded-but-unconfirmed transaction against the chain."""
+    def _receipt(self, tx_hash: str) -> Any:
         from web3.exceptions import TransactionNotFound
 
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+
+    def _settle(self, it: Intent, receipt: Any) -> None:
+        """`it` was mined: record it, and drop every other attempt at its nonce (none can be mined now)."""
+        self.store.mark(it.id, CONFIRMED, receipt)
+        for other in self.store.unfinished():
+            if other.nonce == it.nonce and other.id != it.id:
+                self.store.mark(other.id, DROPPED)
+
+    def reconcile(self) -> None:
+        """Resolve every recorded-but-unconfirmed transaction against the chain: found mined,
+        dropped (its nonce used by another), abandoned (it would now revert; never broadcast
+        again), or (re-)broadcast, replaced with higher fees once it has waited `bump_after`."""
         for it in self.store.unfinished():
-            try:
-                receipt = self.w3.eth.get_transaction_receipt(it.tx_hash)
-            except TransactionNotFound:
-                receipt = None
+            if self.store.status(it.id) not in UNFINISHED:
+                continue  # settled earlier in this pass, with another attempt at its nonce
+            receipt = self._receipt(it.tx_hash)
             if receipt is not None:
-                self.store.mark(it.id, CONFIRMED, receipt)
+                self._settle(it, receipt)
                 self.log("reconciled", key=it.key, tx=it.tx_hash, outcome="mined", ok=receipt["status"] == 1)
+                continue
+            if it.status == REPLACED:
+                # Its replacement (a later row) is reconciled below; it may still be mined first.
+                if not any(o.nonce == it.nonce and o.status != REPLACED for o in self.store.unfinished()):
+                    self.store.mark(it.id, DROPPED)  # the replacement was settled: this one never will be
                 continue
             mined_nonce = self.w3.eth.get_transaction_count(self.chain.account, "latest")
             if mined_nonce > it.nonce:
-                self.store.mark(it.id, DROPPED)
-                self.log.alert("reconciled", key=it.key, tx=it.tx_hash, outcome="dropped", nonce=it.nonce)
+                for o in self.store.attempts(it.key):
+                    mined = self._receipt(o.tx_hash) if o.nonce == it.nonce and o.id != it.id else None
+                    if mined is not None:  # an earlier attempt at this nonce was mined after all
+                        self._settle(o, mined)
+                        self.log("reconciled", key=o.key, tx=o.tx_hash, outcome="mined", ok=mined["status"] == 1)
+                        break
+                else:
+                    self.store.mark(it.id, DROPPED)
+                    self.log.alert("reconciled", key=it.key, tx=it.tx_hash, outcome="dropped", nonce=it.nonce)
                 continue
             try:
                 self.w3.eth.call({"from": self.chain.account, "to": it.target, "data": it.data})
@@ -547,12 +617,22 @@ class Sender:
                 self.store.mark(it.id, ABANDONED)
                 self.log("reconciled", key=it.key, tx=it.tx_hash, outcome="abandoned", reason=revert_reason(e))
                 continue
+            outcome = "rebroadcast"
+            if it.status == BROADCAST and time.time() - it.created >= self.bump_after:
+                bumped = self._replace(it)
+                if bumped is not None:
+                    it, outcome = bumped, "replaced"
             try:
                 self.w3.eth.send_raw_transaction(it.raw)
             except Exception as e:
                 if is_transport_error(e):
                     raise
                 msg = revert_reason(e).lower()
+                if any(s in msg for s in PRICED_OUT):
+                    # Valid, only outbid for now (its fee is capped): kept, and retried next tick.
+                    self.log.once(f"priced:{it.id}", "priced_out", level="alert", key=it.key, tx=it.tx_hash,
+                                  reason=revert_reason(e))  # fmt: skip
+                    continue
                 if "already" not in msg and "known" not in msg:
                     self.store.mark(it.id, ABANDONED)
                     self.log.alert("reconciled", key=it.key, tx=it.tx_hash, outcome="rejected", reason=revert_reason(e))
@@ -560,9 +640,62 @@ class Sender:
             self.store.mark(it.id, BROADCAST)
             receipt = self._wait(it.tx_hash)
             if receipt is None:
-                raise ChainError(f"re-broadcast {it.tx_hash} got no receipt; it is reconciled again next tick.")
-            self.store.mark(it.id, CONFIRMED, receipt)
-            self.log("reconciled", key=it.key, tx=it.tx_hash, outcome="rebroadcast", ok=receipt["status"] == 1)
+                raise ChainError(f"{outcome} {it.tx_hash} got no receipt; it is reconciled again next tick.")
+            self._settle(it, receipt)
+            self.log("reconciled", key=it.key, tx=it.tx_hash, outcome=outcome, ok=receipt["status"] == 1)
+
+    def _replace(self, it: Intent) -> Intent | None:
+        """A replacement of pending `it` at its nonce with raised fees, recorded; None if
+        `max_fee` leaves no room for the minimum raise (an alert says so)."""
+        old = _decode(it.raw)
+        tx = {k: v for k, v in old.items() if k not in ("v", "r", "s")}
+        bump = lambda fee: fee + (fee + 7) // 8 + 1  # noqa: E731 - at least 12.5% more, rounded up
+        if "maxFeePerGas" in old:
+            base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
+            tip = max(bump(old["maxPriorityFeePerGas"]), int(self.w3.eth.max_priority_fee))
+            fee = max(bump(old["maxFeePerGas"]), 2 * base + tip)
+            if self.max_fee is not None:
+                fee = min(fee, self.max_fee)
+                tip = min(tip, fee)
+            if fee < bump(old["maxFeePerGas"]) or tip < bump(old["maxPriorityFeePerGas"]):
+                fee = 0
+            tx.update(maxFeePerGas=fee, maxPriorityFeePerGas=tip)
+            before, after = old["maxFeePerGas"], fee
+        else:
+            fee = max(bump(old["gasPrice"]), int(self.w3.eth.gas_price))
+            if self.max_fee is not None:
+                fee = min(fee, self.max_fee)
+            if fee < bump(old["gasPrice"]):
+                fee = 0
+            tx.update(gasPrice=fee)
+            before, after = old["gasPrice"], fee
+        if not fee:
+            self.log.once(f"capped:{it.id}", "fee_capped", level="alert", key=it.key, tx=it.tx_hash, fee=before,
+                          max_fee=self.max_fee)  # fmt: skip
+            return None
+        signed = self.chain.key.sign_transaction(tx)
+        new = self.store.replace(it, "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex())
+        self.log.alert("fee_bumped", key=it.key, old_tx=it.tx_hash, tx=new.tx_hash, nonce=it.nonce, fee=before, new_fee=after)
+        return new
+
+
+def _decode(raw: str) -> dict[str, Any]:
+    """The fields of a signed transaction: typed (EIP-2718) or legacy."""
+    from eth_account.typed_transactions import TypedTransaction
+    from hexbytes import HexBytes
+
+    data = HexBytes(raw)
+    if data[0] < 0x80:  # a type byte: typed transaction
+        return dict(TypedTransaction.from_bytes(data).as_dict())
+    import rlp
+
+    nonce, gas_price, gas, to, value, payload, v, _, _ = rlp.decode(bytes(data))
+    fields = {"nonce": nonce, "gasPrice": gas_price, "gas": gas, "to": to, "value": value, "data": payload}
+    out = {k: int.from_bytes(x, "big") if k not in ("to", "data") else HexBytes(x) for k, x in fields.items()}
+    v_int = int.from_bytes(v, "big")
+    if v_int >= 35:  # EIP-155: v = chainId * 2 + 35 or 36
+        out["chainId"] = (v_int - 35) // 2
+    return out
 
 
 def move_key(game_id: int, s: GameState, function: str) -> str:
@@ -734,6 +867,8 @@ class Config:
     max_ticks: int = 0  # stop after this many ticks (0: run until signalled); for tests
     market: bool = True  # also serve the market's tasks (their programs are rebuilt from the chain)
     content_dir: Path | None = None  # where datasets and round features are found (default $BISECTML_HOME/content)
+    bump_after: float = 60.0  # seconds a transaction may stay pending before it is re-sent with higher fees
+    max_fee_gwei: float | None = None  # never bid more per gas than this (None: no cap)
 
 
 class Daemon:
@@ -812,7 +947,10 @@ class Daemon:
         self.store.bind(
             chain_id=str(self.chain.chain_id), account=self.me, tasks=self.court.tasks.address, daemon=self.name
         )
-        self.sender = Sender(self.chain, self.store, self.log, self.cfg.observe, lambda: self.signals)
+        cap = None if self.cfg.max_fee_gwei is None else int(self.cfg.max_fee_gwei * 10**9)
+        self.sender = Sender(
+            self.chain, self.store, self.log, self.cfg.observe, lambda: self.signals, self.cfg.bump_after, cap
+        )
         self.setup()
 
     def setup(self) -> None:

@@ -9,12 +9,13 @@ import json
 
 import pytest
 
-from verifier.chain import Chain
+from verifier.chain import Chain, ChainError
 from verifier.daemon import (
     ABANDONED,
     BROADCAST,
     CONFIRMED,
     DROPPED,
+    _decode,
     Backoff,
     JsonLog,
     Reverted,
@@ -135,6 +136,105 @@ def test_reconcile__nonce_taken_by_another_tx__dropped_and_key_retryable(rig) ->
     assert not sender.done("d")
     assert sender.send("d", token.functions.transfer(other.account, 2)) is not None
     assert _statuses(store, "d") == [DROPPED, CONFIRMED]
+
+
+def _events(out, name: str) -> list[dict]:  # noqa: ANN001
+    return [r for r in (json.loads(line) for line in out.getvalue().splitlines()) if r["event"] == name]
+
+
+@pytest.fixture
+def stalled(rig):  # noqa: ANN001, ANN201
+    """The rig with automine off, so a sent transaction stays pending until the test mines."""
+    me, other, token, store, sender, out = rig
+    rpc = me.w3.provider.make_request
+    sender.receipt_timeout = 0.5
+    sender.bump_after = 0.0
+    rpc("evm_setAutomine", [False])
+    try:
+        yield rig, rpc
+    finally:
+        rpc("evm_setAutomine", [True])
+        sender.max_fee = None
+        sender.reconcile()  # whatever is still pending is settled (mined) before the next test
+        assert store.unfinished() == []
+
+
+def _spike(me, rpc, sender, store, key: str, token, other) -> int:  # noqa: ANN001
+    """Sends `key`, which stays pending; then the base fee jumps above its fee cap. Returns that cap."""
+    with pytest.raises(ChainError, match="no receipt"):
+        sender.send(key, token.functions.transfer(other.account, 9))
+    (first,) = store.attempts(key)
+    fee = _decode(first.raw)["maxFeePerGas"]
+    rpc("anvil_setNextBlockBaseFeePerGas", [hex(fee * 3)])
+    rpc("evm_mine", [])
+    assert sender._receipt(first.tx_hash) is None  # priced out: it cannot be mined
+    return fee
+
+
+def test_reconcile__priced_out_by_a_fee_spike__replaced_and_mined_once(stalled) -> None:
+    (me, other, token, store, sender, out), rpc = stalled
+    before = token.functions.balanceOf(other.account).call()
+    n0 = me.w3.eth.get_transaction_count(me.account)
+    fee = _spike(me, rpc, sender, store, "spike", token, other)
+    rpc("evm_setAutomine", [True])
+    sender.reconcile()
+    first, second = store.attempts("spike")
+    assert (first.status, second.status) == (DROPPED, CONFIRMED) and sender.done("spike")
+    assert second.nonce == first.nonce and second.data == first.data and second.attempt == 2
+    new_fee = _decode(second.raw)["maxFeePerGas"]
+    base = int(me.w3.eth.get_block("latest")["baseFeePerGas"])
+    assert new_fee >= fee * 9 // 8 and new_fee >= base
+    assert token.functions.balanceOf(other.account).call() == before + 9  # paid once
+    assert me.w3.eth.get_transaction_count(me.account) == n0 + 1
+    (bumped,) = _events(out, "fee_bumped")
+    assert bumped["old_tx"] == first.tx_hash and bumped["tx"] == second.tx_hash and bumped["level"] == "alert"
+
+
+def test_reconcile__fee_cap_leaves_no_room__alerts_and_keeps_the_transaction(stalled) -> None:
+    (me, other, token, store, sender, out), rpc = stalled
+    fee = _spike(me, rpc, sender, store, "capped", token, other)
+    sender.max_fee = fee  # no room for the 12.5% raise
+    sender.reconcile()  # cannot raise the fee, and the node refuses it at this base fee
+    assert [a.status for a in store.attempts("capped")] == [BROADCAST]  # kept, not abandoned
+    assert _events(out, "fee_capped") and _events(out, "priced_out") and not _events(out, "fee_bumped")
+    rpc("evm_setAutomine", [True])  # the fixture lifts the cap and settles it
+
+
+def test_reconcile__the_replaced_transaction_mined_first__it_counts_and_the_replacement_is_dropped(stalled) -> None:
+    (me, other, token, store, sender, out), rpc = stalled
+    before = token.functions.balanceOf(other.account).call()
+    with pytest.raises(ChainError, match="no receipt"):
+        sender.send("race", token.functions.transfer(other.account, 5))
+    (first,) = store.attempts("race")
+    # The replacement is recorded, but the original is mined before it is broadcast.
+    second = store.replace(first, "0x" + "ab" * 32, first.raw)
+    rpc("evm_mine", [])
+    assert sender._receipt(first.tx_hash) is not None
+    sender.reconcile()
+    assert [a.status for a in store.attempts("race")] == [CONFIRMED, DROPPED] and sender.done("race")
+    assert second.id == store.attempts("race")[1].id
+    assert token.functions.balanceOf(other.account).call() == before + 5
+
+
+def test_sign__fee_cap_holds_for_first_sends(rig) -> None:
+    me, other, token, store, sender, _ = rig
+    fn = token.functions.transfer(other.account, 1)
+    uncapped = _decode(sender.sign(fn, 0, 60_000)[2])
+    sender.max_fee = uncapped["maxFeePerGas"] // 2
+    capped = _decode(sender.sign(fn, 0, 60_000)[2])
+    assert capped["maxFeePerGas"] == sender.max_fee and capped["maxPriorityFeePerGas"] <= sender.max_fee
+
+
+def test_decode__typed_and_legacy_transactions(rig) -> None:
+    me = rig[0]
+    fields = {"to": rig[2].address, "data": "0x1234", "nonce": 7, "gas": 60_000, "chainId": me.chain_id, "value": 0}
+    typed = me.key.sign_transaction({**fields, "maxFeePerGas": 3 * 10**9, "maxPriorityFeePerGas": 10**9, "type": 2})
+    legacy = me.key.sign_transaction({**fields, "gasPrice": 2 * 10**9})
+    t = _decode("0x" + bytes(typed.raw_transaction).hex())
+    lg = _decode("0x" + bytes(legacy.raw_transaction).hex())
+    assert (t["nonce"], t["gas"], t["maxFeePerGas"], t["maxPriorityFeePerGas"]) == (7, 60_000, 3 * 10**9, 10**9)
+    assert (lg["nonce"], lg["gas"], lg["gasPrice"], lg["chainId"]) == (7, 60_000, 2 * 10**9, me.chain_id)
+    assert bytes(lg["data"]) == bytes.fromhex("1234")
 
 
 def test_store__bound_to_one_chain_account_and_deployment(tmp_path) -> None:
