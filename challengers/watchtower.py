@@ -65,13 +65,12 @@ class Watchtower(Daemon):
         w3, tasks = self.chain.w3, self.court.tasks
         head = int(w3.eth.block_number)
         start = max(0, self.block_cursor - REORG_DEPTH)
-        for log in tasks.events.ClaimPosted().get_logs(from_block=start, to_block=head):
+        logs = self.court.deployment.logs
+        for log in logs(tasks.events.ClaimPosted(), None, start, head):
             cid = int(log["args"]["claim_id"])
             if cid not in self.closed_claims:
                 self.claims_live.add(cid)
-        mine = tasks.events.Challenged().get_logs(
-            from_block=start, to_block=head, argument_filters={"challenger": self.me}
-        )
+        mine = logs(tasks.events.Challenged(), {"challenger": self.me}, start, head)
         for log in mine:
             self.challenged.add(int(log["args"]["claim_id"]))
             chid = int(log["args"]["challenge_id"])

@@ -59,13 +59,12 @@ class Solver(Daemon):
         w3, tasks = self.chain.w3, self.court.tasks
         head = int(w3.eth.block_number)
         start = max(0, self.block_cursor - REORG_DEPTH)
-        for log in tasks.events.TaskPosted().get_logs(from_block=start, to_block=head):
+        logs = self.court.deployment.logs
+        for log in logs(tasks.events.TaskPosted(), None, start, head):
             tid = int(log["args"]["task_id"])
             if tid not in self.closed_tasks:
                 self.tasks_open.add(tid)
-        mine = tasks.events.ClaimPosted().get_logs(
-            from_block=start, to_block=head, argument_filters={"solver": self.me}
-        )
+        mine = logs(tasks.events.ClaimPosted(), {"solver": self.me}, start, head)
         for log in mine:
             cid = int(log["args"]["claim_id"])
             if cid not in self.closed_claims:
@@ -167,7 +166,7 @@ class Solver(Daemon):
             return
         if t.claim_id != 0:
             return  # a live claim (ours or another's); if it is rejected the task reopens
-        prior = self.court.tasks.events.ClaimPosted().get_logs(from_block=0, argument_filters={"task_id": tid})
+        prior = self.court.deployment.logs(self.court.tasks.events.ClaimPosted(), {"task_id": tid})
         if any(log["args"]["solver"] == self.me for log in prior):
             self.give_up(tid)
             return

@@ -212,12 +212,17 @@ def revert_reason(e: BaseException) -> str:
 # -- the suite ----------------------------------------------------------------------------------
 
 
+LOG_RANGE = 5_000  # blocks per eth_getLogs request: public RPC providers cap the range
+
+
 @dataclass
 class Deployment:
-    """Addresses of one deployed suite on one chain."""
+    """Addresses of one deployed suite on one chain, and the block it was deployed from (no
+    event of the suite is older, so event reads start there)."""
 
     chain_id: int
     addresses: dict[str, str]
+    block: int = 0
 
     def contracts(self, chain: Chain) -> dict[str, Any]:
         return {name: chain.contract(name, addr) for name, addr in self.addresses.items()}
@@ -225,7 +230,7 @@ class Deployment:
     def save(self, path: Path = DEPLOYMENTS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = json.loads(path.read_text()) if path.exists() else {}
-        data[str(self.chain_id)] = self.addresses
+        data[str(self.chain_id)] = {"block": self.block, "addresses": self.addresses}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, path)
@@ -233,14 +238,29 @@ class Deployment:
     @classmethod
     def load(cls, chain_id: int, path: Path = DEPLOYMENTS) -> Deployment:
         try:
-            data = json.loads(path.read_text())
-            return cls(chain_id, data[str(chain_id)])
-        except (OSError, ValueError, KeyError):
+            entry = json.loads(path.read_text())[str(chain_id)]
+            if "addresses" not in entry:  # the first format: the addresses alone
+                entry = {"block": 0, "addresses": entry}
+            return cls(chain_id, dict(entry["addresses"]), int(entry["block"]))
+        except (OSError, ValueError, KeyError, TypeError):
             raise ChainError(f"no bisectml deployment recorded for chain {chain_id}; run `bisectml deploy` first.") from None
+
+    def logs(self, event: Any, filters: dict[str, Any] | None = None, from_block: int = 0, to_block: int | None = None) -> list[Any]:
+        """`event`'s logs from max(from_block, the deployment's block) to `to_block` (default:
+        the head), read LOG_RANGE blocks per request."""
+        head = int(event.w3.eth.block_number) if to_block is None else to_block
+        out: list[Any] = []
+        lo = max(from_block, self.block)
+        while lo <= head:
+            hi = min(head, lo + LOG_RANGE - 1)
+            out.extend(event.get_logs(from_block=lo, to_block=hi, argument_filters=filters or None))
+            lo = hi + 1
+        return out
 
 
 def deploy_suite(chain: Chain) -> Deployment:
     """Deploy the token, the one-step contracts, the game, the referee, the task registry and the market."""
+    first = int(chain.w3.eth.block_number) + 1  # every contract is created in this block or later
     token = chain.deploy("Token")
     fams = [chain.deploy(n) for n in ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")]
     game = chain.deploy("Game")
@@ -251,7 +271,7 @@ def deploy_suite(chain: Chain) -> Deployment:
     names = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
     addresses = {"Token": token.address, **{n: f.address for n, f in zip(names, fams)}}
     addresses |= {"Game": game.address, "Referee": referee.address, "Tasks": tasks.address, "Market": market.address}
-    return Deployment(chain.chain_id, addresses)
+    return Deployment(chain.chain_id, addresses, first)
 
 
 @dataclass

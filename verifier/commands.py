@@ -477,13 +477,13 @@ def game_state(court: Court, game_id: int) -> GameState:
 
 
 def game_reason(court: Court, game_id: int) -> str | None:
-    logs = court.game.events.GameResolved().get_logs(from_block=0, argument_filters={"game_id": game_id})
+    logs = court.deployment.logs(court.game.events.GameResolved(), {"game_id": game_id})
     return str(logs[-1]["args"]["reason"]) if logs else None
 
 
 def challenge_of_game(court: Court, game_id: int) -> int | None:
     """The challenge that opened this game (games can also be created outside the registry)."""
-    for log in court.tasks.events.Challenged().get_logs(from_block=0):
+    for log in court.deployment.logs(court.tasks.events.Challenged()):
         if log["args"]["game_id"] == game_id:
             return int(log["args"]["challenge_id"])
     return None

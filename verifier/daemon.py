@@ -1106,7 +1106,7 @@ class Daemon:
         return self.sender.send(f"settle:{challenge_id}", fn, challenge=challenge_id, why=why)
 
     def game_over(self, game_id: int) -> tuple[int, str]:
-        logs = self.court.game.events.GameResolved().get_logs(from_block=0, argument_filters={"game_id": game_id})
+        logs = self.court.deployment.logs(self.court.game.events.GameResolved(), {"game_id": game_id})
         if not logs:
             return 0, ""
         return int(logs[-1]["args"]["outcome"]), str(logs[-1]["args"]["reason"])

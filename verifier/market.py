@@ -165,7 +165,7 @@ class MarketClient:
 
     def _logs(self, name: str, **filters: Any) -> list[dict[str, Any]]:
         ev = getattr(self.market.events, name)()
-        return [dict(log["args"]) for log in ev.get_logs(from_block=0, argument_filters=filters or None)]
+        return [dict(log["args"]) for log in self.deployment.logs(ev, filters)]
 
     # -- datasets ------------------------------------------------------------------------------
 
@@ -317,7 +317,7 @@ class MarketClient:
     # -- rounds: anyone ----------------------------------------------------------------------------
 
     def round(self, round_id: int) -> RoundView:
-        return read_round(self.market, round_id)
+        return read_round(self.market, round_id, self.deployment)
 
     def round_count(self) -> int:
         return int(self.market.functions.round_count().call())
@@ -522,13 +522,13 @@ def _struct(values: Any, contract: Any, fn_name: str) -> dict[str, Any]:
     raise ChainError(f"the market ABI has no view {fn_name}; rebuild the artifacts.")
 
 
-def _features_cid(market: Any, round_id: int) -> str:
+def _features_cid(market: Any, round_id: int, deployment: Deployment) -> str:
     """The content id of the round's features: only the RoundOpened event carries it."""
-    logs = market.events.RoundOpened().get_logs(from_block=0, argument_filters={"round_id": round_id})
+    logs = deployment.logs(market.events.RoundOpened(), {"round_id": round_id})
     return str(logs[0]["args"]["features_cid"]) if logs else ""
 
 
-def read_round(market: Any, round_id: int) -> RoundView:
+def read_round(market: Any, round_id: int, deployment: Deployment) -> RoundView:
     from onnx_models.market import Shape
 
     raw = _struct(market.functions.rounds(round_id).call(), market, "rounds")
@@ -550,7 +550,7 @@ def read_round(market: Any, round_id: int) -> RoundView:
         terms=sub("terms", TERMS_FIELDS),
         programs=progs,
         features=bytes(raw["features"]),
-        features_cid=raw.get("features_cid") or _features_cid(market, round_id),
+        features_cid=raw.get("features_cid") or _features_cid(market, round_id, deployment),
         labels_hash=bytes(raw["labels_hash"]),
         pool=int(raw["pool"]),
         budget=int(raw["budget"]),

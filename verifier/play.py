@@ -41,9 +41,9 @@ class Court:
     def revealed(self, game_id: int, state: GameState) -> list[bytes] | None:
         """The solver's last reveal at the current level (what the challenger picks from)."""
         if state.level == Level.ELEMENT:
-            logs = self.game.events.ChunkRevealed().get_logs(from_block=0, argument_filters={"game_id": game_id})
+            logs = self.deployment.logs(self.game.events.ChunkRevealed(), {"game_id": game_id})
             return [bytes(logs[-1]["args"]["chunk"])] if logs else None
-        logs = self.game.events.Revealed().get_logs(from_block=0, argument_filters={"game_id": game_id})
+        logs = self.deployment.logs(self.game.events.Revealed(), {"game_id": game_id})
         if not logs:
             return None
         values = [bytes(v) for v in logs[-1]["args"]["values"]]
