@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -80,13 +79,12 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 def resolve_program(name_or_path: str) -> Path:
     """A path to an .onnx file, or the name of a program bundled in onnx_models."""
-    path = Path(name_or_path)
-    if path.exists():
+    from onnx_models.files import bundled_names, find_program
+
+    path = find_program(name_or_path)
+    if path is not None:
         return path
-    bundled = resources.files("onnx_models") / f"{name_or_path.removesuffix('.onnx')}.onnx"
-    if bundled.is_file():
-        return Path(str(bundled))
-    names = sorted(p.name.removesuffix(".onnx") for p in resources.files("onnx_models").iterdir() if p.name.endswith(".onnx"))
+    names = bundled_names()
     _fail(f"no file or bundled program named '{name_or_path}'; give a path or one of: {', '.join(names) or '(none built)'}.")
 
 

@@ -24,63 +24,22 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from verifier import devnet  # noqa: E402
+from verifier.devnet import ANVIL_KEYS  # noqa: E402
+
 GOAL_SECONDS = 30.0
 TOKEN = 10**18
-# anvil's first development keys (the "test test ... junk" mnemonic)
-KEYS = [
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-]
-
-
-def _anvil_binary() -> str:
-    local = ROOT / ".ci" / "node_modules" / ".bin" / "anvil"
-    found = str(local) if local.exists() else shutil.which("anvil")
-    if not found:
-        sys.exit("anvil is not installed; run `npm ci --prefix .ci` first.")
-    return found
-
-
-def _rpc(url: str, method: str, params: list | None = None) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())["result"]
-
-
-def start_anvil() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [_anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            _rpc(url, "eth_chainId")
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("anvil did not start within 30 s")
 
 
 def _logs(path: Path) -> list[dict[str, Any]]:
@@ -116,12 +75,12 @@ def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, ti
     from verifier.play import Court, program_task_args
     from verifier.program import load_program
 
-    chain = Chain.connect(url, key=KEYS[0])
+    chain = Chain.connect(url, key=ANVIL_KEYS[0])
     d = deploy_suite(chain)
     dep = work / "deployments.json"
     d.save(dep)
     court = Court(chain, d)
-    for k in KEYS:
+    for k in ANVIL_KEYS:
         chain.send(court.token.functions.mint(chain.with_key(k).account, 10_000 * TOKEN), "mint")
     program = load_program(program_path)
     a = program_task_args(program)
@@ -141,8 +100,8 @@ def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, ti
     dirs = {"tower": work / "tower", "cheater": work / "cheater"}
     try:
         for name, key, verb, extra in (
-            ("tower", KEYS[1], ["challenger", "watch"], []),
-            ("cheater", KEYS[2], ["solver", "run"], ["--cheat", cheat]),
+            ("tower", ANVIL_KEYS[1], ["challenger", "watch"], []),
+            ("cheater", ANVIL_KEYS[2], ["solver", "run"], ["--cheat", cheat]),
         ):
             dirs[name].mkdir(parents=True)
             kf = work / f"{name}.key"
@@ -183,7 +142,7 @@ def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, ti
     t_tower, t_cheat = _first(tower, "trace_done"), _first(cheater, "trace_done")
     assert claim and challenge and over and slash and t_tower and t_cheat, f"incomplete logs under {work}"
     slashed = court.tasks.events.BondSlashed().get_logs(from_block=0)
-    assert slashed and slashed[0]["args"]["loser"] == chain.with_key(KEYS[2]).account, "the cheater was not slashed"
+    assert slashed and slashed[0]["args"]["loser"] == chain.with_key(ANVIL_KEYS[2]).account, "the cheater was not slashed"
     moves = [r for r in tower + cheater if r.get("event") == "sent" and str(r.get("key", "")).startswith("game:")]
     return {
         "claim_to_slash": slash["ts"] - claim["ts"],
@@ -211,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     program_path = resolve_program_path(args.program)
-    anvil, url = start_anvil()
+    try:
+        anvil, url = devnet.start_anvil()
+    except RuntimeError as e:
+        sys.exit(str(e))
     work = Path(tempfile.mkdtemp(prefix="bench-dispute-"))
     results = []
     try:
@@ -220,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             d.mkdir()
             results.append(one_run(url, d, program_path, args.arity, args.cheat, args.timeout))
     finally:
-        anvil.terminate()
-        anvil.wait(timeout=10)
+        devnet.stop(anvil)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 

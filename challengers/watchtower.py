@@ -26,7 +26,6 @@ from verifier.daemon import (
     CLAIM_REJECTED,
     GAME_MAX_ARITY,
     GAME_MAX_SLOTS,
-    REORG_DEPTH,
     Config,
     Daemon,
     Traces,
@@ -51,50 +50,25 @@ class Watchtower(Daemon):
             self.cfg.data_dir / "traces", self.log, c.transform if c else None, c.tag if c else ""
         )
         self.players: dict[int, Player] = {}
-        self.claims_live: set[int] = set()
-        self.challenges_mine: set[int] = set()
         self.challenged: set[int] = set()  # claim ids we have challenged
-        self.block_cursor = 0
-        assert self.store is not None
-        self.closed_claims = self.store.closed("claim")
-        self.closed_challenges = self.store.closed("challenge")
+        self.watch("claim", "challenge")
 
     # -- discovery -----------------------------------------------------------------------------------
 
     def discover(self) -> None:
-        w3, tasks = self.chain.w3, self.court.tasks
-        head = int(w3.eth.block_number)
-        start = max(0, self.block_cursor - REORG_DEPTH)
-        logs = self.court.deployment.logs
-        for log in logs(tasks.events.ClaimPosted(), None, start, head):
-            cid = int(log["args"]["claim_id"])
-            if cid not in self.closed_claims:
-                self.claims_live.add(cid)
-        mine = logs(tasks.events.Challenged(), {"challenger": self.me}, start, head)
+        tasks = self.court.tasks
+        claims, mine = self.scan((tasks.events.ClaimPosted(), None), (tasks.events.Challenged(), {"challenger": self.me}))
+        for log in claims:
+            self.found("claim", int(log["args"]["claim_id"]))
         for log in mine:
             self.challenged.add(int(log["args"]["claim_id"]))
-            chid = int(log["args"]["challenge_id"])
-            if chid not in self.closed_challenges:
-                self.challenges_mine.add(chid)
-        self.block_cursor = head + 1
-
-    def close(self, kind: str, ident: int, why: str, persist: bool = True) -> None:
-        """Stop looking at an item: for good (`persist`), or until restarted with other options."""
-        assert self.store is not None
-        if persist:
-            self.store.close_item(kind, ident, why)
-        if kind == "claim":
-            self.closed_claims.add(ident)
-            self.claims_live.discard(ident)
-        else:
-            self.closed_challenges.add(ident)
-            self.challenges_mine.discard(ident)
+            self.found("challenge", int(log["args"]["challenge_id"]))
 
     def tick(self) -> bool:
         self.traces.unfinished = False
         self.discover()
         v = View(self.court)
-        for chid in sorted(self.challenges_mine):
+        for chid in sorted(self.open_items["challenge"]):
             self.isolate("challenge", chid, self.tend_challenge, v, chid)
         budget = [self.cfg.trace_budget]
 
@@ -102,7 +76,7 @@ class Watchtower(Daemon):
             c = v.claim(cid)
             return c.time + v.task(c.task_id).window
 
-        for cid in sorted(self.claims_live, key=deadline):
+        for cid in sorted(self.open_items["claim"], key=deadline):
             self.isolate("claim", cid, self.verify_claim, v, cid, budget)
         return self.traces.unfinished
 
@@ -195,7 +169,7 @@ class Watchtower(Daemon):
         if receipt is not None:
             for ev in self.court.tasks.events.Challenged().process_receipt(receipt, errors=DISCARD):
                 chid = int(ev["args"]["challenge_id"])
-                self.challenges_mine.add(chid)
+                self.open_items["challenge"].add(chid)
                 self.challenged.add(cid)
                 self.log("challenged", claim=cid, challenge=chid, game=int(ev["args"]["game_id"]), bond=t.challenger_bond)
             self.close("claim", cid, "challenged")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Run a solver: take tasks, post claims, defend them, collect.", no_args_is_help=True)
+app = typer.Typer(
+    name="solver", help="Run a solver: take tasks, post claims, defend them, collect.", no_args_is_help=True
+)
 
 RpcUrl = Annotated[
     str, typer.Option("--rpc-url", envvar="BISECTML_RPC_URL", help="JSON-RPC endpoint of the chain.")
@@ -76,57 +79,73 @@ def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_
     )  # fmt: skip
 
 
-@app.command()
-def run(
-    program: Programs = None,
-    data_dir: DataDir = Path(os.path.expanduser("~/.bisectml/solver")),
-    rpc_url: RpcUrl = "http://127.0.0.1:8545",
-    key_file: KeyFile = None,
-    deployment: DeploymentFile = None,
-    observe: Observe = False,
-    poll: Poll = 1.0,
-    min_reward: MinReward = 0,
-    cheat: Cheat = None,
-    trace_budget: TraceBudget = 5.0,
-    proof_grace: ProofGrace = 30,
-    max_ticks: MaxTicks = 0,
-    content_dir: ContentDir = None,
-    no_market: NoMarket = False,
-    bump_after: BumpAfter = 60.0,
-    max_fee_gwei: MaxFeeGwei = None,
+def add_daemon_commands(
+    app: typer.Typer, verb: str, load: Callable[[], type], default_dir: Path, what: str, doc: str, example_dir: str
 ) -> None:
-    """Claim tasks whose program you serve, defend every claim, settle and collect.
+    """Register `verb` (run the daemon), `stop` and `status` on `app`: the solver's and the
+    watchtower's command lines differ only in these arguments."""
+    group = app.info.name or ""
 
-    Runs until SIGINT/SIGTERM; logs JSON lines to stderr and to DATA_DIR/daemon.jsonl.
-    Exit codes: 0 stopped (or already running), 2 refused (no key, no funds, bad options).
+    def start(
+        program: Programs = None,
+        data_dir: DataDir = default_dir,
+        rpc_url: RpcUrl = "http://127.0.0.1:8545",
+        key_file: KeyFile = None,
+        deployment: DeploymentFile = None,
+        observe: Observe = False,
+        poll: Poll = 1.0,
+        min_reward: MinReward = 0,
+        cheat: Cheat = None,
+        trace_budget: TraceBudget = 5.0,
+        proof_grace: ProofGrace = 30,
+        max_ticks: MaxTicks = 0,
+        content_dir: ContentDir = None,
+        no_market: NoMarket = False,
+        bump_after: BumpAfter = 60.0,
+        max_fee_gwei: MaxFeeGwei = None,
+    ) -> None:
+        from verifier.daemon import main
 
-    Example: bisectml solver run --rpc-url http://127.0.0.1:8545 --key-file key.txt --program mlp_train --data-dir ./solver
-    """
+        cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
+                     proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei)  # fmt: skip
+        raise typer.Exit(main(load(), cfg))
+
+    def stop(data_dir: DataDir = default_dir) -> None:
+        from verifier.daemon import stop as stop_daemon
+
+        print(json.dumps(stop_daemon(data_dir)))
+
+    def status(data_dir: DataDir = default_dir) -> None:
+        from verifier.daemon import status as daemon_status
+
+        print(json.dumps(daemon_status(data_dir)))
+
+    start.__doc__ = (
+        f"{doc}\n\n    Runs until SIGINT/SIGTERM; logs JSON lines to stderr and to DATA_DIR/daemon.jsonl.\n"
+        "    Exit codes: 0 stopped (or already running), 2 refused (no key, no funds, bad options).\n\n"
+        f"    Example: bisectml {group} {verb} --rpc-url http://127.0.0.1:8545 --key-file key.txt "
+        f"--program mlp_train --data-dir {example_dir}\n    "
+    )
+    stop.__doc__ = (
+        f"Stop the {what} serving DATA_DIR (SIGTERM; it finishes the transaction in flight). Idempotent.\n\n"
+        f"    Example: bisectml {group} stop --data-dir {example_dir}\n    "
+    )
+    status.__doc__ = (
+        f"Show whether the {what} runs and what its store has sent, as JSON.\n\n"
+        f"    Example: bisectml {group} status --data-dir {example_dir}\n    "
+    )
+    app.command(verb)(start)
+    app.command("stop")(stop)
+    app.command("status")(status)
+
+
+def _solver() -> type:
     from solvers.daemon import Solver
-    from verifier.daemon import main
 
-    cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
-                 proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei)  # fmt: skip
-    raise typer.Exit(main(Solver, cfg))
+    return Solver
 
 
-@app.command()
-def stop(data_dir: DataDir = Path(os.path.expanduser("~/.bisectml/solver"))) -> None:
-    """Stop the daemon serving DATA_DIR (SIGTERM; it finishes the transaction in flight). Idempotent.
-
-    Example: bisectml solver stop --data-dir ./solver
-    """
-    from verifier.daemon import stop as stop_daemon
-
-    print(json.dumps(stop_daemon(data_dir)))
-
-
-@app.command()
-def status(data_dir: DataDir = Path(os.path.expanduser("~/.bisectml/solver"))) -> None:
-    """Show whether the daemon runs and what its store has sent, as JSON.
-
-    Example: bisectml solver status --data-dir ./solver
-    """
-    from verifier.daemon import status as daemon_status
-
-    print(json.dumps(daemon_status(data_dir)))
+add_daemon_commands(
+    app, "run", _solver, Path(os.path.expanduser("~/.bisectml/solver")), "daemon",
+    "Claim tasks whose program you serve, defend every claim, settle and collect.", "./solver",
+)  # fmt: skip

@@ -22,7 +22,6 @@ from verifier.daemon import (
     CLAIM_REJECTED,
     CHALLENGE_OPEN,
     TASK_OPEN,
-    REORG_DEPTH,
     Config,
     Daemon,
     Traces,
@@ -46,51 +45,26 @@ class Solver(Daemon):
             self.cfg.data_dir / "traces", self.log, c.transform if c else None, c.tag if c else ""
         )
         self.players: dict[int, Player] = {}
-        self.tasks_open: set[int] = set()
-        self.claims_mine: set[int] = set()
-        self.block_cursor = 0
-        assert self.store is not None
-        self.closed_tasks = self.store.closed("task")
-        self.closed_claims = self.store.closed("claim")
+        self.watch("task", "claim")
 
     # -- discovery: events give the ids, views give the state -------------------------------------
 
     def discover(self) -> None:
-        w3, tasks = self.chain.w3, self.court.tasks
-        head = int(w3.eth.block_number)
-        start = max(0, self.block_cursor - REORG_DEPTH)
-        logs = self.court.deployment.logs
-        for log in logs(tasks.events.TaskPosted(), None, start, head):
-            tid = int(log["args"]["task_id"])
-            if tid not in self.closed_tasks:
-                self.tasks_open.add(tid)
-        mine = logs(tasks.events.ClaimPosted(), {"solver": self.me}, start, head)
+        tasks = self.court.tasks
+        posted, mine = self.scan((tasks.events.TaskPosted(), None), (tasks.events.ClaimPosted(), {"solver": self.me}))
+        for log in posted:
+            self.found("task", int(log["args"]["task_id"]))
         for log in mine:
-            cid = int(log["args"]["claim_id"])
-            if cid not in self.closed_claims:
-                self.claims_mine.add(cid)
-        self.block_cursor = head + 1
-
-    def close(self, kind: str, ident: int, why: str, persist: bool = True) -> None:
-        """Stop looking at an item: for good (`persist`), or until restarted with other options."""
-        assert self.store is not None
-        if persist:
-            self.store.close_item(kind, ident, why)
-        if kind == "task":
-            self.closed_tasks.add(ident)
-            self.tasks_open.discard(ident)
-        else:
-            self.closed_claims.add(ident)
-            self.claims_mine.discard(ident)
+            self.found("claim", int(log["args"]["claim_id"]))
 
     def tick(self) -> bool:
         self.traces.unfinished = False
         self.discover()
         v = View(self.court)
-        for cid in sorted(self.claims_mine):
+        for cid in sorted(self.open_items["claim"]):
             self.isolate("claim", cid, self.tend_claim, v, cid)
         budget = [self.cfg.trace_budget]
-        for tid in sorted(self.tasks_open, key=lambda i: v.task(i).deadline):
+        for tid in sorted(self.open_items["task"], key=lambda i: v.task(i).deadline):
             self.isolate("task", tid, self.consider_task, v, tid, budget)
         return self.traces.unfinished
 
@@ -188,7 +162,7 @@ class Solver(Daemon):
         if receipt is not None:
             for ev in self.court.tasks.events.ClaimPosted().process_receipt(receipt, errors=DISCARD):
                 cid = int(ev["args"]["claim_id"])
-                self.claims_mine.add(cid)
+                self.open_items["claim"].add(cid)
                 self.log("claimed", task=tid, claim=cid, final_root=claimed, bond=t.solver_bond, deadline=ev["args"]["challenge_deadline"])
 
 

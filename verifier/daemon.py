@@ -45,7 +45,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -711,12 +710,11 @@ def move_key(game_id: int, s: GameState, function: str) -> str:
 
 def resolve_program_path(name_or_path: str) -> Path:
     """A path to an .onnx file, or the name of a program bundled in onnx_models."""
-    path = Path(name_or_path)
-    if path.exists():
+    from onnx_models.files import find_program
+
+    path = find_program(name_or_path)
+    if path is not None:
         return path
-    bundled = resources.files("onnx_models") / f"{name_or_path.removesuffix('.onnx')}.onnx"
-    if bundled.is_file():
-        return Path(str(bundled))
     raise DaemonError(f"no program file or bundled program named '{name_or_path}'; give a path to a program .onnx file.")
 
 
@@ -1023,6 +1021,35 @@ class Daemon:
         end = time.monotonic() + max(0.0, seconds)
         while not self.signals and time.monotonic() < end:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+    # -- items: ids found in events, looked at every tick until closed ------------------------------
+
+    def watch(self, *kinds: str) -> None:
+        """Track ids of these kinds ("task", "claim", ..): open ones, and those closed for good."""
+        assert self.store is not None
+        self.open_items: dict[str, set[int]] = {k: set() for k in kinds}
+        self.closed_items = {k: self.store.closed(k) for k in kinds}
+        self.block_cursor = 0
+
+    def found(self, kind: str, ident: int) -> None:
+        if ident not in self.closed_items[kind]:
+            self.open_items[kind].add(ident)
+
+    def close(self, kind: str, ident: int, why: str, persist: bool = True) -> None:
+        """Stop looking at an item: for good (`persist`), or until restarted with other options."""
+        assert self.store is not None
+        if persist:
+            self.store.close_item(kind, ident, why)
+        self.closed_items[kind].add(ident)
+        self.open_items[kind].discard(ident)
+
+    def scan(self, *queries: tuple[Any, dict[str, Any] | None]) -> list[list[Any]]:
+        """Each (event, filters)'s logs since the last scan, re-reading REORG_DEPTH blocks."""
+        head = int(self.chain.w3.eth.block_number)
+        start = max(0, self.block_cursor - REORG_DEPTH)
+        found = [self.court.deployment.logs(event, filters, start, head) for event, filters in queries]
+        self.block_cursor = head + 1
+        return found
 
     def isolate(self, kind: str, ident: int, fn: Callable[..., Any], *args: Any) -> Any:
         """Run one item's work; its failure is logged and retried later with its own back-off."""

@@ -3,15 +3,13 @@ exponential), lose nothing they recorded, and the game still ends with the cheat
 
 from __future__ import annotations
 
-import json
-import socket
 import subprocess
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from _e2e import Fleet, assert_no_move_twice, deploy, program, wait_until
+from verifier import devnet
 from verifier.daemon import Backoff
 
 REJECTED = 2
@@ -32,10 +30,7 @@ class Node:
         return f"http://127.0.0.1:{self.port}"
 
     def rpc(self, method: str, params: list | None = None):  # noqa: ANN201
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-        req = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())["result"]
+        return devnet.rpc(self.url, method, params)
 
     def advance(self, seconds: int) -> None:
         self.rpc("evm_increaseTime", [seconds])
@@ -60,10 +55,7 @@ class Node:
 
 
 def test_node_outage__daemons_back_off_and_the_game_still_ends(anvil, toys, tmp_path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    node = Node(anvil.process.args[0], port, tmp_path / "state.json", anvil.keys)
+    node = Node(anvil.process.args[0], devnet.free_port(), tmp_path / "state.json", anvil.keys)
     node.start()
     fleet = None
     try:
