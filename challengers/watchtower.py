@@ -14,11 +14,10 @@ Every tick, re-derived from the chain:
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from web3.logs import DISCARD
 
-from solvers.cheats import Cheat, parse_cheat
+from solvers.daemon import GameDaemon
 from verifier.daemon import (
     CHALLENGE_NAMES,
     CHALLENGE_OPEN,
@@ -26,9 +25,6 @@ from verifier.daemon import (
     CLAIM_REJECTED,
     GAME_MAX_ARITY,
     GAME_MAX_SLOTS,
-    Config,
-    Daemon,
-    Traces,
     View,
 )
 from verifier.game import Outcome, Player, Role
@@ -37,19 +33,11 @@ from verifier.game import Outcome, Player, Role
 URGENT = 3_600
 
 
-class Watchtower(Daemon):
+class Watchtower(GameDaemon):
     name = "challenger"
 
-    def __init__(self, cfg: Config, stream: Any = None) -> None:
-        super().__init__(cfg, stream)
-        self.cheat: Cheat | None = parse_cheat(cfg.cheat)
-
     def setup(self) -> None:
-        c = self.cheat
-        self.traces = Traces(
-            self.cfg.data_dir / "traces", self.log, c.transform if c else None, c.tag if c else ""
-        )
-        self.players: dict[int, Player] = {}
+        super().setup()
         self.challenged: set[int] = set()  # claim ids we have challenged
         self.watch("claim", "challenge")
 

@@ -32,8 +32,8 @@ from verifier.game import Outcome, Player, Role
 from .cheats import Cheat, parse_cheat
 
 
-class Solver(Daemon):
-    name = "solver"
+class GameDaemon(Daemon):
+    """A daemon that plays games from its own traces: the solver and the watchtower."""
 
     def __init__(self, cfg: Config, stream: Any = None) -> None:
         super().__init__(cfg, stream)
@@ -45,6 +45,13 @@ class Solver(Daemon):
             self.cfg.data_dir / "traces", self.log, c.transform if c else None, c.tag if c else ""
         )
         self.players: dict[int, Player] = {}
+
+
+class Solver(GameDaemon):
+    name = "solver"
+
+    def setup(self) -> None:
+        super().setup()
         self.watch("task", "claim")
 
     # -- discovery: events give the ids, views give the state -------------------------------------
