@@ -61,6 +61,10 @@ BumpAfter = Annotated[
     float,
     typer.Option("--bump-after", min=1.0, help="Seconds a transaction may stay unmined before it is re-sent with higher fees."),
 ]
+WatchAddress = Annotated[
+    str | None,
+    typer.Option("--address", help="With --observe and no key: the account to watch as (dry runs only, nothing signed)."),
+]
 MaxFeeGwei = Annotated[
     float | None,
     typer.Option("--max-fee-gwei", min=0.0, help="Never bid more than this per gas when raising fees (default: no cap)."),
@@ -68,7 +72,8 @@ MaxFeeGwei = Annotated[
 
 
 def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,  # noqa: ANN001, ANN201
-           proof_grace, max_ticks, content_dir=None, no_market=False, bump_after=60.0, max_fee_gwei=None):  # fmt: skip
+           proof_grace, max_ticks, content_dir=None, no_market=False, bump_after=60.0, max_fee_gwei=None,
+           address=None):  # fmt: skip
     from verifier.daemon import Config
 
     return Config(
@@ -76,6 +81,7 @@ def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_
         deployment=deployment, observe=observe, poll=poll, min_reward=min_reward, cheat=cheat,
         trace_budget=trace_budget, proof_grace=proof_grace, max_ticks=max_ticks,
         market=not no_market, content_dir=content_dir, bump_after=bump_after, max_fee_gwei=max_fee_gwei,
+        address=address,
     )  # fmt: skip
 
 
@@ -103,11 +109,12 @@ def add_daemon_commands(
         no_market: NoMarket = False,
         bump_after: BumpAfter = 60.0,
         max_fee_gwei: MaxFeeGwei = None,
+        address: WatchAddress = None,
     ) -> None:
         from verifier.daemon import main
 
         cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
-                     proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei)  # fmt: skip
+                     proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei, address)  # fmt: skip
         raise typer.Exit(main(load(), cfg))
 
     def stop(data_dir: DataDir = default_dir) -> None:

@@ -119,8 +119,15 @@ class Chain:
         return cls(w3, w3.eth.accounts[0])
 
     @classmethod
-    def connect(cls, rpc_url: str, key: str | None = None, key_file: str | os.PathLike[str] | None = None) -> Chain:
-        """A JSON-RPC node; the key comes from `key_file`, the environment, or (dev nodes) the node."""
+    def connect(
+        cls,
+        rpc_url: str,
+        key: str | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        address: str | None = None,
+    ) -> Chain:
+        """A JSON-RPC node; the key comes from `key`, `key_file` or the environment. With none of
+        them, `address` gives a watch-only account that can read and dry-run but not sign."""
         from eth_account import Account
         from web3 import HTTPProvider, Web3
 
@@ -137,6 +144,10 @@ class Chain:
                 raise ChainError(f"cannot read key file {key_file}: {e.strerror}; check the path.") from None
         if secret is None:
             secret = os.environ.get(KEY_ENV)
+        if secret is None and address is not None:
+            if not Web3.is_address(address):
+                raise ChainError(f"{address} is not an account address; give 0x and 40 hex digits.")
+            return cls(w3, Web3.to_checksum_address(address), None)
         if secret is None:
             raise ChainError(f"no key: pass --key-file or set {KEY_ENV}; keys are never taken on the command line.")
         try:

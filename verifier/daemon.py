@@ -471,7 +471,7 @@ class Sender:
         bump_after: float = 60.0,
         max_fee: int | None = None,
     ) -> None:
-        if chain.key is None:
+        if chain.key is None and not observe:
             raise DaemonError("the daemon signs its own transactions; give it a key with --key-file or BISECTML_PRIVATE_KEY.")
         self.chain = chain
         self.w3 = chain.w3
@@ -646,6 +646,8 @@ class Sender:
     def _replace(self, it: Intent) -> Intent | None:
         """A replacement of pending `it` at its nonce with raised fees, recorded; None if
         `max_fee` leaves no room for the minimum raise (an alert says so)."""
+        if self.chain.key is None:
+            return None  # watch-only: nothing to sign with
         old = _decode(it.raw)
         tx = {k: v for k, v in old.items() if k not in ("v", "r", "s")}
         bump = lambda fee: fee + (fee + 7) // 8 + 1  # noqa: E731 - at least 12.5% more, rounded up
@@ -867,6 +869,7 @@ class Config:
     content_dir: Path | None = None  # where datasets and round features are found (default $BISECTML_HOME/content)
     bump_after: float = 60.0  # seconds a transaction may stay pending before it is re-sent with higher fees
     max_fee_gwei: float | None = None  # never bid more per gas than this (None: no cap)
+    address: str | None = None  # with observe and no key: the account to watch as
 
 
 class Daemon:
@@ -886,8 +889,10 @@ class Daemon:
 
     def prepare(self) -> None:
         cfg = self.cfg
+        if cfg.address is not None and not cfg.observe:
+            raise DaemonError("--address only watches; add --observe, or give a key to send with.")
         try:
-            self.chain = Chain.connect(cfg.rpc_url, key_file=cfg.key_file)
+            self.chain = Chain.connect(cfg.rpc_url, key_file=cfg.key_file, address=cfg.address)
         except ChainError as e:
             raise DaemonError(str(e)) from None
         w3 = self.chain.w3

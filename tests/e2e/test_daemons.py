@@ -75,8 +75,9 @@ def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(
     tids = [suite.post_task(program(p)) for p in paths]
     cheaters = [fleet("solver", 3 + i, [p], f"cheat{i}", cheat=c) for i, (p, c) in enumerate(zip(paths, strategies))]
     tower = fleet("challenger", 2, paths, "tower")
-    # an observe-only watchtower with an unfunded key: alerts, would-sends, sends nothing
-    observer = fleet("challenger", None, paths, "observer", extra=["--observe"], key_env="0x" + secrets.token_hex(32))
+    # an observe-only watchtower with no key, watching as a fresh address: alerts, would-sends, sends nothing
+    watched = suite.chain.w3.eth.account.from_key("0x" + secrets.token_hex(32)).address
+    observer = fleet("challenger", None, paths, "observer", extra=["--observe", "--address", watched])
     honest = fleet("solver", 1, paths, "honest")
     procs = [*cheaters, tower, observer, honest]
     with running(*cheaters, observer):
@@ -112,7 +113,8 @@ def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(
     # the observer said what it would do for every cheat, and did nothing
     would = {r["key"] for r in observer.events("would_send")}
     assert {f"challenge:{c}" for c in cheat_claims} <= would
-    assert suite.chain.w3.eth.get_transaction_count(suite.chain.w3.eth.account.from_key(observer.key_env).address) == 0
+    assert suite.chain.w3.eth.get_transaction_count(watched) == 0
+    assert observer.events("started")[0]["account"] == watched
     reasons = {e.args["reason"] for e in suite.events("game", "GameResolved")}
     assert {"boundary is wrong", "element is wrong", "solver's clock ran out"} <= reasons
     for d in (*cheaters, tower, honest):
@@ -161,6 +163,14 @@ def test_refusals__one_line_exit_2_nothing_changed(suite, toys, tmp_path) -> Non
              "--program", str(tmp_path / "missing.onnx"), "--data-dir", str(tmp_path / "e"), "--key-file", str(suite.key_file(2))],
             None, "no program file",
         ),
+        "address without observe": (
+            ["challenger", "watch", *base, "--data-dir", str(tmp_path / "f"), "--address", suite.address(1)],
+            None, "--observe",
+        ),
+        "bad address": (
+            ["challenger", "watch", *base, "--data-dir", str(tmp_path / "g"), "--observe", "--address", "0x12"],
+            None, "not an account address",
+        ),
     }  # fmt: skip
     nonces = {i: suite.nonce(suite.address(i)) for i in (1, 2)}
     procs = {name: _run_cli(args, env) for name, (args, env, _) in cases.items()}
@@ -170,6 +180,6 @@ def test_refusals__one_line_exit_2_nothing_changed(suite, toys, tmp_path) -> Non
         assert proc.returncode == 2, f"{name}: exit {proc.returncode}: {err}"
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and want in lines[0], f"{name}: {err!r}"
-    for d in "abcde":
+    for d in "abcdefg":
         assert not (tmp_path / d).exists()  # nothing created
     assert {i: suite.nonce(suite.address(i)) for i in (1, 2)} == nonces  # nothing sent
