@@ -259,6 +259,8 @@ def _reduce_extreme_bounds(empty: Callable[[DType], int]) -> Bounds:
         assert x is not None
         if info.attrs[1] != 0 and _reduced_count(info) == 0 and info.out_type.size:
             v = empty(info.out_type.dtype)
+            if int(float(v)) != v:
+                raise NotCompilable(f"an empty reduction gives {v}, which float64 cannot hold")
             return (v, v), 0
         return x, 0
 
@@ -595,12 +597,34 @@ RULES: dict[str, Rule] = {
 }
 
 
-def check_exact(what: str, dtype: DType, iv: Interval, partial: int = 0) -> None:
-    """Refuses an interval that could wrap in its dtype or leave float64's exact integers."""
+# Ops that only select, move or compare values: they are exact on any float64-representable
+# integers, so values beyond 2^53 (e.g. a 2^62 "infinity" sentinel) may pass through them as
+# long as every such value is representable; arithmetic on them is refused.
+ORDER_ONLY = frozenset({
+    "Identity", "Reshape", "Transpose", "Expand", "Slice", "Concat", "Gather", "Where", "Max", "Min", "Clip",
+    "Relu", "Neg", "Abs", "ReduceMax", "ReduceMin", "ArgMax", "ArgMin", "Equal", "Less", "Greater",
+    "LessOrEqual", "GreaterOrEqual", "Cast",
+})  # fmt: skip
+MAX_LARGE_ELEMENTS = 1 << 16  # large values checked one by one for representability
+
+
+def check_exact(what: str, dtype: DType, iv: Interval, partial: int = 0, large_ok: bool = False) -> bool:
+    """Refuses an interval that could wrap in its dtype or, unless `large_ok`, leave float64's
+    exact integers. Returns whether it reaches 2^53 (only possible with `large_ok`)."""
     if dtype is not DType.BOOL and not (dtype.min <= iv[0] and iv[1] <= dtype.max):
         raise NotCompilable(f"{what} may wrap: its values may reach {list(iv)}, beyond {dtype.name.lower()}")
-    if max(_mag(iv), partial) >= EXACT_BOUND:
+    large = max(_mag(iv), partial) >= EXACT_BOUND
+    if large and (not large_ok or partial):
         raise NotCompilable(f"{what} may reach {max(_mag(iv), partial)}, beyond float64's exact integers (2^53)")
+    return large
+
+
+def representable(v: np.ndarray) -> bool:
+    """Whether every element is an integer float64 holds exactly."""
+    if v.dtype == np.bool_ or v.dtype.itemsize < 8:
+        return True
+    large = v[(v <= -EXACT_BOUND) | (v >= EXACT_BOUND)]
+    return large.size <= MAX_LARGE_ELEMENTS and all(int(float(x)) == int(x) for x in large.tolist())
 
 
 def to_carrier(v: np.ndarray) -> np.ndarray:
@@ -628,6 +652,11 @@ def _narrowed(inputs: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
     return out
 
 
+def _widened(inputs: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+    """int64 inputs times 2^40: beyond 2^53, still exactly representable."""
+    return [x * (1 << 40) if x is not None and x.dtype == np.int64 else x for x in inputs]
+
+
 def _case_ok(name: str, inputs: list[np.ndarray | None], attrs: tuple[int, ...], as_const: bool) -> bool:
     """False if the kernel or the bound rule disagrees with the reference on a case it accepts."""
     ref = REGISTRY[name]
@@ -640,12 +669,13 @@ def _case_ok(name: str, inputs: list[np.ndarray | None], attrs: tuple[int, ...],
     consts = tuple(x if as_const else None for x in inputs)
     info = NodeInfo(attrs, in_types, out_type, consts)
     rule = RULES[name]
+    order_only = name in ORDER_ONLY
     try:
-        for t, iv in zip(in_types, ivs):
-            if t is not None and iv is not None:
-                check_exact("input", t.dtype, iv)
+        for t, iv, x in zip(in_types, ivs, inputs):
+            if t is not None and iv is not None and x is not None:
+                check_exact("input", t.dtype, iv, large_ok=order_only and representable(x))
         out_iv, partial = rule.bounds(info, ivs)
-        check_exact("output", out_type.dtype, out_iv, partial)
+        check_exact("output", out_type.dtype, out_iv, partial, large_ok=order_only)
     except NotCompilable:
         return True  # outside the proven domain: never compiled
     want = ref.run(inputs, attrs)
@@ -709,6 +739,8 @@ def self_test(names: Sequence[str] | None = None, seed: int = 0xC0DE) -> dict[st
             warnings.simplefilter("error")
             for inputs, attrs in _battery(name, rng):
                 variants = [inputs, _narrowed(inputs)]
+                if name in ORDER_ONLY:  # the same relations among values far beyond 2^53
+                    variants.append(_widened(_narrowed(inputs)))
                 for case in variants:
                     for as_const in (False, True) if name in ("Div", "Mod", "Where") else (False,):
                         try:
@@ -759,11 +791,13 @@ class _Analysis:
         self.infos = infos
         g = program.graph
         base: list[Interval | None] = [None] * g.n_slots
+        self.base_large: set[int] = set()  # data and constants holding values beyond 2^53
         for i, s in enumerate(g.slots):
             if s.kind in (SlotKind.CONST, SlotKind.DATA):
                 assert s.value is not None
                 base[i] = _interval(s.value)
-                check_exact(f"value '{s.name}'", s.type.dtype, base[i])  # type: ignore[arg-type]
+                if check_exact(f"value '{s.name}'", s.type.dtype, base[i], large_ok=representable(s.value)):  # type: ignore[arg-type]
+                    self.base_large.add(i)
         if program.step_slot is not None:
             base[program.step_slot] = (0, program.steps - 1)
             check_exact("the step index", DType.INT64, (0, program.steps - 1))
@@ -772,16 +806,21 @@ class _Analysis:
     def propagate(self, state: Sequence[Interval]) -> list[Interval | None]:
         g, p = self.program.graph, self.program
         b = list(self.base)
+        large = set(self.base_large)
         for s, iv in zip(p.state_slots, state):
             check_exact(f"state '{g.slots[s].name}'", g.slots[s].type.dtype, iv)
             b[s] = iv
         for node, info in zip(g.nodes, self.infos):
             ivs = [None if i is None else b[i] for i in node.inputs]
+            order_only = node.op.name in ORDER_ONLY
+            if not order_only and any(i in large for i in node.inputs if i is not None):
+                raise NotCompilable(f"{node.name} computes with values beyond float64's exact integers (2^53)")
             try:
                 out, partial = RULES[node.op.name].bounds(info, ivs)
             except NotCompilable as e:
                 raise NotCompilable(f"{node.name}: {e}") from None
-            check_exact(node.name, info.out_type.dtype, out, partial)
+            if check_exact(node.name, info.out_type.dtype, out, partial, large_ok=order_only):
+                large.add(node.output)
             b[node.output] = out
         return b
 

@@ -149,15 +149,52 @@ def test_a_program_that_changes_how_a_step_runs__never_compiled() -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_market_programs(kind: int) -> None:
+    # The values program's 2^62 "far" sentinel is only selected and compared: it compiles too.
     r = demo_round()
     p = load_program(program(kind, r.shape, **r.data(kind)))
-    if kind == VALUES:
-        # Its 2^62 "far" sentinel is outside float64's exact integers.
-        assert p.compiled is None and "far" in p.compile_note
-    else:
-        assert kind in (METAMODEL, SCORES) and p.compiled is not None, p.compile_note
+    assert kind in (METAMODEL, SCORES, VALUES) and p.compiled is not None, p.compile_note
     init = p.initial_state()
-    assert same(p.advance(0, p.steps, init), node_by_node(p, 0, p.steps, init))
+    assert same(p.compiled.run(0, p.steps, init), node_by_node(p, 0, p.steps, init))  # type: ignore[arg-type]
+
+
+def _sentinel_program(use: str, far: int) -> onnx.ModelProto:
+    """s' = min(s + 1, far) by Where/Less (`select`), or s' = (s + far) - far (`add`)."""
+    if use == "select":
+        nodes = [
+            helper.make_node("Add", ["s", "one"], ["s1"]),
+            helper.make_node("Less", ["s1", "far"], ["below"]),
+            helper.make_node("Where", ["below", "s1", "s"], ["s_next"], name="pick"),
+        ]
+    else:
+        nodes = [
+            helper.make_node("Add", ["s", "far"], ["up"], name="up"),
+            helper.make_node("Sub", ["up", "far"], ["s_next"], name="down"),
+        ]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("s", I64, [3])],
+        [helper.make_tensor_value_info("s_next", I64, [3])],
+        [numpy_helper.from_array(np.array(1, np.int64), "one"), numpy_helper.from_array(np.array(far, np.int64), "far")],
+    )
+    return make_program(model, steps=5, state={"s": np.array([-4, 0, 7], np.int64)})
+
+
+def test_large_sentinels__selected_and_compared_compile__arithmetic_refused() -> None:
+    p = load_program(_sentinel_program("select", 2**62))
+    assert p.compiled is not None, p.compile_note
+    assert same(p.compiled.run(0, 5, p.initial_state()), node_by_node(p, 0, 5, p.initial_state()))  # type: ignore[arg-type]
+    p = load_program(_sentinel_program("add", 2**62))
+    assert p.compiled is None and "up" in p.compile_note and "2^53" in p.compile_note
+    # 2^62 + 1 is not a float64: even selecting it would be inexact.
+    p = load_program(_sentinel_program("select", 2**62 + 1))
+    assert p.compiled is None and "far" in p.compile_note
+
+
+def test_representable() -> None:
+    assert compiled.representable(np.array([0, 2**53 - 1, -(2**63), 2**62, 3 * 2**60], np.int64))
+    assert not compiled.representable(np.array([2**53 + 1], np.int64))
+    assert not compiled.representable(np.array([2**63 - 1], np.int64))
+    assert compiled.representable(np.array([2**31 - 1], np.int32))
 
 
 # ---- random programs -------------------------------------------------------------------------
