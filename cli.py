@@ -211,6 +211,8 @@ def trace(
         "slots": prog.n_slots,
         "resumed_from": resumed_from,
         "seconds": round(elapsed, 3),
+        # how the steps ran (the roots are the same either way)
+        "engine": "reference" if reference else "compiled" if prog.compiled else f"node by node ({prog.compile_note})",
     }
     if nodes is not None:
         result["node_roots"] = {"step": node_roots, "roots": ["0x" + r.hex() for r in nodes]}

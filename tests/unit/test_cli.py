@@ -23,6 +23,9 @@ def test_trace__json_roots_match_the_library(tmp_path) -> None:
     with Trace(p) as tr:
         assert out["final_root"] == "0x" + tr.run().hex()
     assert out["program_id"] == "0x" + p.id.hex() and out["steps"] == 12 and out["resumed_from"] == 0
+    assert out["engine"] == "compiled"
+    ref = runner.invoke(app, ["trace", "mlp_train", "--steps", "12", "--json", "--reference"])
+    assert json.loads(ref.stdout)["engine"] == "reference" and json.loads(ref.stdout)["final_root"] == out["final_root"]
     again = runner.invoke(app, ["trace", "mlp_train", "--steps", "12", "--json", "--dir", str(tmp_path / "t")])
     assert json.loads(again.stdout)["resumed_from"] == 12
     assert json.loads(again.stdout)["final_root"] == out["final_root"]

@@ -207,6 +207,7 @@ ROWS = 6
 def _random_step(ops: list[tuple[str, int]], clip: int | None) -> onnx.ModelProto:
     """A chain of int64 ops over a (N,) state, ending in an optional Clip: the next state."""
     nodes, cur, k = [], "s", 0
+    extra_inits: list[onnx.TensorProto] = []
 
     def name() -> str:
         nonlocal k
@@ -237,8 +238,41 @@ def _random_step(ops: list[tuple[str, int]], clip: int | None) -> onnx.ModelProt
             nodes.append(helper.make_node("ReduceSum", [row, "axes1"], [out], keepdims=0))
         elif op == "Cast":
             narrow = name()
-            nodes.append(helper.make_node("Cast", [cur], [narrow], to=TensorProto.INT32))
+            to = (TensorProto.INT32, TensorProto.INT8)[arg % 2]
+            nodes.append(helper.make_node("Cast", [cur], [narrow], to=to))
             nodes.append(helper.make_node("Cast", [narrow], [out], to=I64))
+        elif op == "Gemm":  # w' @ column, then back to a vector
+            col, prod = name(), name()
+            nodes.append(helper.make_node("Unsqueeze", [cur, "axes1"], [col]))
+            nodes.append(helper.make_node("Gemm", ["w", col, "c_col"][: 2 + arg % 2], [prod], transA=arg // 2 % 2))
+            nodes.append(helper.make_node("Reshape", [prod, "vec"], [out]))
+        elif op in ("ArgMax", "ReduceMax", "ReduceMin", "Transpose"):  # over rows of w + cur
+            row, grid = name(), name()
+            nodes.append(helper.make_node("Unsqueeze", [cur, "axes"], [row]))
+            nodes.append(helper.make_node("Add", ["w", row], [grid]))
+            if op == "ArgMax":
+                nodes.append(helper.make_node("ArgMax", [grid], [out], axis=1, keepdims=0, select_last_index=arg % 2))
+            elif op == "Transpose":
+                flipped = name()
+                nodes.append(helper.make_node("Transpose", [grid], [flipped], perm=[1, 0]))
+                nodes.append(helper.make_node("ReduceSum", [flipped, "axes1"], [out], keepdims=0))
+            else:
+                nodes.append(helper.make_node(op, [grid, "axes1"], [out], keepdims=0))
+        elif op == "ConcatSlice":  # N of the 2N values of (cur, c), from an offset
+            both = name()
+            nodes.append(helper.make_node("Concat", [cur, "c"], [both], axis=0))
+            starts = numpy_helper.from_array(np.array([arg], np.int64), f"start{k}")
+            ends = numpy_helper.from_array(np.array([arg + N], np.int64), f"end{k}")
+            extra_inits.extend([starts, ends])
+            nodes.append(helper.make_node("Slice", [both, f"start{k}", f"end{k}"], [out]))
+        elif op == "Logic":  # where(cur < c or cur != 0, cur, -cur)
+            lt, eq, ne, cond, neg = name(), name(), name(), name(), name()
+            nodes.append(helper.make_node("Less", [cur, "c"], [lt]))
+            nodes.append(helper.make_node("Equal", [cur, "zero"], [eq]))
+            nodes.append(helper.make_node("Not", [eq], [ne]))
+            nodes.append(helper.make_node(("Or", "And", "Xor")[arg % 3], [lt, ne], [cond]))
+            nodes.append(helper.make_node("Neg", [cur], [neg]))
+            nodes.append(helper.make_node("Where", [cond, cur, neg], [out]))
         cur = out
     if clip is not None:
         nodes.append(helper.make_node("Clip", [cur, "lo", "hi"], ["s_next"]))
@@ -250,6 +284,9 @@ def _random_step(ops: list[tuple[str, int]], clip: int | None) -> onnx.ModelProt
         numpy_helper.from_array(np.array([1], np.int64), "axes1"),
         numpy_helper.from_array(np.array(-(clip or 0), np.int64), "lo"),
         numpy_helper.from_array(np.array(clip or 0, np.int64), "hi"),
+        numpy_helper.from_array(np.array([N], np.int64), "vec"),
+        numpy_helper.from_array(np.arange(N, dtype=np.int64).reshape(N, 1) - 2, "c_col"),
+        *extra_inits,
     ]
     return make_model(
         nodes,
@@ -266,10 +303,10 @@ def _random_step(ops: list[tuple[str, int]], clip: int | None) -> onnx.ModelProt
 
 
 OPS = ["Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Neg", "Abs", "Relu", "Sign", "Where", "MatMul", "ReduceSum",
-       "Gather", "Cast"]
+       "Gather", "Cast", "Gemm", "ArgMax", "ReduceMax", "ReduceMin", "Transpose", "ConcatSlice", "Logic"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 3)), min_size=1, max_size=8),
     clip=st.one_of(st.none(), st.sampled_from([1, 1000, 2**31, 2**40, 2**52, 2**60])),
