@@ -29,6 +29,7 @@ from .game import GameState, Level, Outcome, Role
 from .play import Court, GamePlayer, program_task_args, whose_move
 from .program import Program, load_program
 from .trace import Trace
+from .verdicts import home
 
 UNIT = 10**18  # base units per BOND (the token has 18 decimals)
 SYMBOL = "BOND"
@@ -123,10 +124,6 @@ def hex32(b: bytes) -> str:
 
 
 # -- sessions ---------------------------------------------------------------------------------
-
-
-def home() -> Path:
-    return Path(os.environ.get("BISECTML_HOME", Path.home() / ".bisectml"))
 
 
 def deployments_path() -> Path:

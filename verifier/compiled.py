@@ -40,6 +40,7 @@ from .dtypes import DType, TensorType
 from .graph import SlotKind
 from .ops import REGISTRY
 from .ops.linalg import conv_accumulate
+from .verdicts import remembered
 
 if TYPE_CHECKING:
     from .program import Program
@@ -608,6 +609,9 @@ ORDER_ONLY = frozenset({
 MAX_LARGE_ELEMENTS = 1 << 16  # large values checked one by one for representability
 
 
+_GENUINE_RULES = dict(RULES)  # verdicts are remembered only for these
+
+
 def check_exact(what: str, dtype: DType, iv: Interval, partial: int = 0, large_ok: bool = False) -> bool:
     """Refuses an interval that could wrap in its dtype or, unless `large_ok`, leave float64's
     exact integers. Returns whether it reaches 2^53 (only possible with `large_ok`)."""
@@ -761,10 +765,12 @@ _VERDICTS: dict[str, bool] | None = None
 
 
 def verdicts() -> dict[str, bool]:
-    """The self-test's verdict per op, computed once per process."""
+    """The self-test's verdict per op: computed once per process, or remembered from an earlier
+    process on this machine (verifier.verdicts)."""
     global _VERDICTS
     if _VERDICTS is None:
-        _VERDICTS = self_test()
+        genuine = all(RULES.get(k) is r for k, r in _GENUINE_RULES.items()) and RULES.keys() == _GENUINE_RULES.keys()
+        _VERDICTS = remembered("compiled", self_test) if genuine else self_test()
     return dict(_VERDICTS)
 
 
