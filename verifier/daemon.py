@@ -617,7 +617,7 @@ class Sender:
                 self.log("reconciled", key=it.key, tx=it.tx_hash, outcome="abandoned", reason=revert_reason(e))
                 continue
             outcome = "rebroadcast"
-            if it.status == BROADCAST and time.time() - it.created >= self.bump_after:
+            if time.time() - it.created >= self.bump_after:  # sent (or signed) long ago: outbid?
                 bumped = self._replace(it)
                 if bumped is not None:
                     it, outcome = bumped, "replaced"

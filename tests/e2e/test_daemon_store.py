@@ -216,6 +216,23 @@ def test_reconcile__the_replaced_transaction_mined_first__it_counts_and_the_repl
     assert token.functions.balanceOf(other.account).call() == before + 5
 
 
+def test_reconcile__recorded_below_the_base_fee__replaced_when_due(stalled) -> None:
+    (me, other, token, store, sender, out), rpc = stalled
+    base = int(me.w3.eth.get_block("latest")["baseFeePerGas"])
+    # A crash left a signed, never-broadcast transaction whose fee the chain has since outgrown.
+    fn = token.functions.transfer(other.account, 4)
+    nonce = me.w3.eth.get_transaction_count(me.account, "pending")
+    built = fn.build_transaction({"from": me.account, "nonce": nonce, "gas": 100_000, "chainId": me.chain_id,
+                                  "maxFeePerGas": base // 2, "maxPriorityFeePerGas": 1})  # fmt: skip
+    signed = me.key.sign_transaction(built)
+    store.record("low", 1, "transfer", built["to"], built["data"], nonce, "0x" + bytes(signed.hash).hex(),
+                 "0x" + bytes(signed.raw_transaction).hex())  # fmt: skip
+    rpc("evm_setAutomine", [True])
+    sender.reconcile()
+    assert [a.status for a in store.attempts("low")] == [DROPPED, CONFIRMED] and sender.done("low")
+    assert _events(out, "fee_bumped")
+
+
 def test_sign__fee_cap_holds_for_first_sends(rig) -> None:
     me, other, token, store, sender, _ = rig
     fn = token.functions.transfer(other.account, 1)
