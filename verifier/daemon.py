@@ -38,6 +38,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import sys
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .chain import Chain, ChainError, Deployment, revert_reason
-from .errors import BisectmlError
+from .errors import BisectmlError, TraceError
 from .game import GameState, Level, Move, Outcome, Player, Role
 from .play import PROOF_LEVELS, Court, whose_move
 from .program import Program, load_program
@@ -814,7 +815,13 @@ class Traces:
             if self.transform is not None:
                 program = self.transform(program)
             name = pid.hex() + (f"-{self.tag}" if self.tag else "")
-            tr = Trace(program, self.root / name, checkpoint_every=checkpoint_interval(program.steps))
+            every = checkpoint_interval(program.steps)
+            try:
+                tr = Trace(program, self.root / name, checkpoint_every=every)
+            except TraceError as e:  # e.g. an older trace format: a trace is derived data, start over
+                self.log("trace_reset", program_id=pid, reason=str(e))
+                shutil.rmtree(self.root / name, ignore_errors=True)
+                tr = Trace(program, self.root / name, checkpoint_every=every)
             self._traces[pid] = tr
             self._seconds[pid] = 0.0
             if tr.steps_done:
