@@ -27,6 +27,7 @@ MAX_STEPS = 2**63 - 1
 BOUNDARY_CODE = 0xFF
 MAX_PROVABLE_SLOTS = 512  # the referee's boundary proof takes the whole slot table
 PROGRESS_EVERY = 100  # steps run between progress reports
+CROSS_CHECK_EVERY = 1_000  # compiled steps between two checks of one step against the per-node engine
 
 Progress = Callable[[int, int], None]  # (steps done, total)
 
@@ -159,17 +160,40 @@ class Program:
             return None
 
     compile_note = ""  # why `compiled` is None
+    _unchecked_steps = CROSS_CHECK_EVERY  # compiled steps since the last cross-check (the first run checks)
 
     def advance(self, t0: int, t1: int, state: list[np.ndarray], fast: bool = True) -> list[np.ndarray]:
         """The state at (t1, 0) from the state at (t0, 0): the compiled step where its proof
-        covers the run, else node by node."""
-        if fast and t1 > t0 and self.compiled is not None:
-            out = self.compiled.run(t0, t1, state)
+        covers the run, else node by node.
+
+        A standing cross-check of the two engines: the last step of the first compiled run, and
+        then of a run at least every CROSS_CHECK_EVERY compiled steps, is run node by node too and
+        must agree (otherwise the program runs node by node from then on)."""
+        c = self.compiled if fast and t1 > t0 else None
+        if c is not None and self._unchecked_steps + (t1 - t0) < CROSS_CHECK_EVERY:
+            out = c.run(t0, t1, state)
             if out is not None:
+                self._unchecked_steps += t1 - t0
                 return out
+        elif c is not None:
+            before = c.run(t0, t1 - 1, state)
+            after = None if before is None else c.run(t1 - 1, t1, before)
+            if before is not None and after is not None:
+                by_node = Program.next_state(self, t1 - 1, before, fast)
+                if all(a.tobytes() == b.tobytes() for a, b in zip(after, by_node)):
+                    self._unchecked_steps = 0
+                    return after
+                self._distrust_compiled(t1 - 1)
         for t in range(t0, t1):
             state = self.next_state(t, state, fast)
         return state
+
+    def _distrust_compiled(self, t: int) -> None:
+        import warnings
+
+        self.__dict__["compiled"] = None
+        self.compile_note = f"its step {t} differed from the per-node engine (an engine bug; please report it)"
+        warnings.warn(f"program {self.id.hex()}: {self.compile_note}; running node by node", RuntimeWarning, stacklevel=3)
 
     def run(self, fast: bool = True, progress: Progress | None = None, steps: int | None = None) -> dict[str, np.ndarray]:
         """Run the program without commitments; returns the final state by name."""

@@ -332,3 +332,47 @@ def test_random_programs__compiled_equals_reference_or_refused(ops, clip, magnit
         assert same(p.compiled.run(0, steps, init), want)  # type: ignore[arg-type]
     else:
         assert p.compile_note  # says why
+
+
+# ---- the standing cross-check ------------------------------------------------------------------
+
+
+def test_cross_check__a_wrong_compiled_step_is_caught_and_the_program_runs_node_by_node() -> None:
+    p = load_program(MLP, steps=30)
+    c = p.compiled
+    assert c is not None
+    right = c.step
+
+    def off_by_one(t, *state):  # noqa: ANN001, ANN002, ANN202
+        out = list(right(t, *state))
+        out[0] = out[0] + 1.0  # W1, every element, every step
+        return tuple(out)
+
+    c.step = off_by_one
+    init = p.initial_state()
+    with pytest.warns(RuntimeWarning, match="differed from the per-node engine"):
+        got = p.advance(0, 30, init)
+    assert same(got, node_by_node(p, 0, 30, init))
+    assert p.compiled is None and "differed" in p.compile_note
+
+
+def test_cross_check__first_run_then_every_so_many_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verifier import program as program_mod
+
+    p = load_program(MLP, steps=1000)
+    assert p.compiled is not None
+    checked = []
+    real = Program.next_state
+
+    def spy(self, t, state, fast=True):  # noqa: ANN001, ANN202
+        checked.append(t)
+        return real(self, t, state, fast)
+
+    monkeypatch.setattr(Program, "next_state", spy)
+    monkeypatch.setattr(program_mod, "CROSS_CHECK_EVERY", 250)
+    state = p.initial_state()
+    for t in range(0, 1000, 100):
+        state = p.advance(t, t + 100, state)
+    # The first run is checked, then one run each time 250 more steps have gone unchecked.
+    assert checked == [99, 399, 699, 999]
+    assert same(state, list(load_program(MLP, steps=1000).run(fast=False).values()))
