@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BisectmlError
+from .paths import home
 
 SUITE = (
     "Token",
@@ -31,7 +32,7 @@ SUITE = (
     "Tasks",
     "Market",
 )
-DEPLOYMENTS = Path(os.environ.get("BISECTML_HOME", Path.home() / ".bisectml")) / "deployments.json"
+DEPLOYMENTS = home() / "deployments.json"
 KEY_ENV = "BISECTML_PRIVATE_KEY"
 
 

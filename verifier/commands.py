@@ -29,7 +29,7 @@ from .game import GameState, Level, Outcome, Role
 from .play import Court, GamePlayer, program_task_args, whose_move
 from .program import Program, load_program
 from .trace import Trace
-from .verdicts import home
+from .paths import home
 
 UNIT = 10**18  # base units per BOND (the token has 18 decimals)
 SYMBOL = "BOND"

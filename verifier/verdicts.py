@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .paths import home
+
 ENV = "BISECTML_SELFTEST"
 _SOURCES = ("dtypes.py", "fastpath.py", "fastpath_elementwise.py", "compiled.py", "ops")
-
-
-def home() -> Path:
-    return Path(os.environ.get("BISECTML_HOME", Path.home() / ".bisectml"))
 
 
 def _cpu_features() -> str:
@@ -74,4 +72,4 @@ def remembered(family: str, compute: Callable[[], dict[str, bool]]) -> dict[str,
     return verdicts
 
 
-__all__ = ["ENV", "fingerprint", "home", "remembered"]
+__all__ = ["ENV", "fingerprint", "remembered"]

@@ -19,7 +19,6 @@ REJECTED = 2
 class Node:
     """A private anvil whose state survives restarts (--state), on a fixed port."""
 
-    binary: str
     port: int
     state: Path
     keys: list[str]
@@ -37,16 +36,7 @@ class Node:
         self.rpc("evm_mine")
 
     def start(self) -> None:
-        argv = [self.binary, "--host", "127.0.0.1", "--port", str(self.port), "--state", str(self.state), "--silent"]
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until("the node", self._up, 30)
-
-    def _up(self) -> bool:
-        try:
-            self.rpc("eth_chainId")
-            return True
-        except OSError:
-            return False
+        self.process, _ = devnet.start_anvil("--state", str(self.state), port=self.port)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -55,7 +45,7 @@ class Node:
 
 
 def test_node_outage__daemons_back_off_and_the_game_still_ends(anvil, toys, tmp_path) -> None:
-    node = Node(anvil.process.args[0], devnet.free_port(), tmp_path / "state.json", anvil.keys)
+    node = Node(devnet.free_port(), tmp_path / "state.json", anvil.keys)
     node.start()
     fleet = None
     try:
