@@ -839,7 +839,6 @@ class CompiledStep:
     step: Callable[..., tuple[np.ndarray, ...]]
     # entry[k]: bounds of the state at step k; the last entry holds for every later step.
     entry: list[list[Interval]]
-    slot_bounds: list[Interval | None]  # every slot's bound over the whole run
 
     def accepts(self, t0: int, t1: int, state: Sequence[np.ndarray]) -> bool:
         """Whether the proof covers running steps t0..t1-1 from this state at step t0."""
@@ -955,7 +954,7 @@ def compile_step(program: Program) -> CompiledStep:
     }
     if sum(v.nbytes for v in carrier.values()) > MAX_CARRIER_BYTES:
         raise NotCompilable(f"its data and constants take more than {MAX_CARRIER_BYTES >> 20} MiB as float64")
-    compiled = CompiledStep(program, _generate(program, kernels, carrier), entry, hull)
+    compiled = CompiledStep(program, _generate(program, kernels, carrier), entry)
     # The whole step against the reference once, from the initial state.
     state = program.initial_state()
     got = compiled.run(0, 1, state)
