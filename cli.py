@@ -1,4 +1,7 @@
-"""The `bisectml` command: thin verbs over the packages (verifier, solvers, challengers)."""
+"""The `bisectml` command: thin verbs over the packages (verifier, solvers, challengers).
+
+One module on purpose: it is the command's table of verbs and their options; the logic lives
+in verifier/app/, the shared helpers in verifier/app/console.py."""
 
 from __future__ import annotations
 
@@ -6,54 +9,48 @@ import enum
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
-from typer.core import TyperGroup
 
-try:  # typer >= 0.20 vendors click; older versions depend on it
-    from typer._click import exceptions as _click_errors
-except ImportError:  # pragma: no cover
-    from click import exceptions as _click_errors
-
-class _OneLineErrors(TyperGroup):
-    """Usage errors (a missing option, a bad value) on one line, like every other error."""
-
-    def main(self, *args, standalone_mode: bool = True, **kwargs):  # noqa: ANN002, ANN003, ANN201
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
-        except getattr(_click_errors, "NoArgsIsHelpError", ()) as e:
-            e.show()
-            sys.exit(e.exit_code)
-        except _click_errors.ClickException as e:
-            where = f"; see `{e.ctx.command_path} --help`" if getattr(e, "ctx", None) is not None else ""
-            message = " ".join(e.format_message().split()).rstrip(".")
-            err.print(f"error: {message}{where}.", markup=False, highlight=False, soft_wrap=True)
-            sys.exit(e.exit_code)
-        except typer.Abort:
-            err.print("error: aborted.", markup=False, highlight=False)
-            sys.exit(130)
-        sys.exit(rv if isinstance(rv, int) else 0)
-
+from verifier.app.console import (
+    EXIT_LOST,
+    AsJson,
+    KeyFile,
+    OneLineErrors,
+    RpcUrl,
+    amount_text,
+    chain_errors,
+    cli_session,
+    due_in,
+    emit,
+    err,
+    fail,
+    kv_table,
+    note_embedded,
+    out,
+    reflow,
+    say,
+)
 
 app = typer.Typer(
     name="bisectml",
     help="bisectml: an ML marketplace whose computations are verified by a bisection game.",
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
 
 
 def _register_daemons() -> None:
@@ -62,20 +59,12 @@ def _register_daemons() -> None:
 
     app.add_typer(solver_app, name="solver")
     app.add_typer(challenger_app, name="challenger")
-    from verifier.market_cli import register
+    from verifier.app.market_cli import register
 
     register(app)
 
 
 _register_daemons()
-
-EXIT_BAD_INPUT = 2
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
 
 def resolve_program(name_or_path: str) -> Path:
     """A path to an .onnx file, or the name of a program bundled in onnx_models."""
@@ -85,7 +74,7 @@ def resolve_program(name_or_path: str) -> Path:
     if path is not None:
         return path
     names = bundled_names()
-    _fail(f"no file or bundled program named '{name_or_path}'; give a path or one of: {', '.join(names) or '(none built)'}.")
+    fail(f"no file or bundled program named '{name_or_path}'; give a path or one of: {', '.join(names) or '(none built)'}.")
 
 
 def _progress(label: str, enabled: bool) -> Progress:
@@ -110,13 +99,13 @@ def demo(
 
     Example: bisectml demo
     """
-    from verifier.demo import run
-    from verifier.errors import BisectmlError
+    from verifier.app.demo import run
+    from verifier.core.errors import BisectmlError
 
     try:
         raise typer.Exit(run(out, steps))
     except BisectmlError as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 @app.command()
@@ -128,9 +117,9 @@ def check(
 
     Example: bisectml check mlp_train
     """
-    from verifier.errors import BisectmlError
-    from verifier.graph import load_graph, read_model
-    from verifier.program import META_STATE, load_program
+    from verifier.core.errors import BisectmlError
+    from verifier.engine.graph import load_graph, read_model
+    from verifier.engine.program import META_STATE, load_program
 
     path = resolve_program(model)
     try:
@@ -142,7 +131,7 @@ def check(
         else:
             graph = load_graph(proto)
     except BisectmlError as e:
-        _fail(str(e))
+        fail(str(e))
     ops: dict[str, int] = {}
     for n in graph.nodes:
         ops[n.op.name] = ops.get(n.op.name, 0) + 1
@@ -183,9 +172,9 @@ def trace(
 
     Example: bisectml trace mlp_train --dir ./trace --json
     """
-    from verifier.errors import BisectmlError
-    from verifier.program import load_program
-    from verifier.trace import Trace
+    from verifier.core.errors import BisectmlError
+    from verifier.engine.program import load_program
+    from verifier.engine.trace import Trace
 
     path = resolve_program(program)
     try:
@@ -199,7 +188,7 @@ def trace(
         elapsed = time.perf_counter() - started
         nodes = tr.node_roots(node_roots) if node_roots is not None else None
     except BisectmlError as e:
-        _fail(str(e))
+        fail(str(e))
     result = {
         "program_id": "0x" + prog.id.hex(),
         "graph_root": "0x" + prog.graph_root.hex(),
@@ -234,37 +223,7 @@ def trace(
 
 
 # -- the market on a chain: deploy, task, claim, dispute, settle, finalize ----------------------
-# The logic lives in verifier/commands.py; these functions parse options and render results.
-
-EXIT_LOST = 1
-EXIT_INTERRUPTED = 130
-
-
-def _reflow(fn):  # noqa: ANN001, ANN202
-    """Join each docstring paragraph into one line: the rich help keeps source line breaks."""
-    import inspect
-
-    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
-    fn.__doc__ = "\n\n".join(" ".join(p.split()) for p in paragraphs)
-    return fn
-
-
-RpcUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--rpc-url",
-        envvar="BISECTML_RPC_URL",
-        help="JSON-RPC endpoint of the chain (default: env BISECTML_RPC_URL).",
-    ),
-]
-KeyFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--key-file",
-        help="File holding the signing key in hex (or set BISECTML_PRIVATE_KEY); keys are never taken on the command line.",
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (amounts as strings of base units).")]
+# The logic lives in verifier/app/commands.py and verifier/app/disputes.py; these functions parse options and render results.
 
 task_app = typer.Typer(
     help="Post, show and list tasks (a program to run and the reward for running it).\n\nExample: bisectml task list --open",
@@ -289,77 +248,8 @@ class Side(str, enum.Enum):
     solver = "solver"
 
 
-@contextmanager
-def _chain_errors() -> Iterator[None]:
-    """Every failure as one line: ours (BisectmlError), the node's, or an interrupt."""
-    from verifier.errors import BisectmlError
-
-    try:
-        yield
-    except BisectmlError as e:
-        _fail(str(e))
-    except KeyboardInterrupt:
-        _fail("interrupted; nothing is lost, run the same command again to resume.", EXIT_INTERRUPTED)
-    except OSError as e:
-        _fail(f"{type(e).__name__}: {' '.join(str(e).split())[:200]}; check the file or node named in the command and retry.")
-    except Exception as e:
-        from requests.exceptions import RequestException
-        from web3.exceptions import Web3Exception
-
-        if isinstance(e, (Web3Exception, RequestException)):
-            _fail(f"the node failed ({type(e).__name__}: {' '.join(str(e).split())[:160]}); check --rpc-url and retry.")
-        raise
-
-
-def _session(rpc_url: str | None, key_file: Path | None, command: str, **kw):  # noqa: ANN003, ANN202
-    from verifier.commands import open_session
-
-    return open_session(rpc_url, key_file, command=command, **kw)
-
-
-def _note_embedded(session) -> None:  # noqa: ANN001
-    if session.embedded:
-        err.print(
-            "note: no --rpc-url or BISECTML_RPC_URL, so this ran on a throwaway in-process chain "
-            "that is gone when the command exits; nothing was recorded.",
-            style="yellow",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
-def _say(*objects: object, **kw: object) -> None:
-    out.print(*objects, soft_wrap=True, **kw)
-
-
-def _emit(data: object) -> None:
-    print(json.dumps(data, indent=None, default=str))
-
-
-def _kv_table(title: str | None, rows: list[tuple[str, object]]) -> Table:
-    table = Table(title=title, show_header=False, box=None, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for k, v in rows:
-        table.add_row(k, str(v))
-    return table
-
-
-def _amount(v: str | int) -> str:
-    from verifier.commands import format_amount
-
-    return format_amount(int(v))
-
-
-def _in(seconds: int, stamp: int | None = None) -> str:
-    from verifier.commands import format_duration, format_time
-
-    when = f"{format_time(stamp)}, " if stamp is not None else ""
-    return f"{when}{'in ' + format_duration(seconds) if seconds > 0 else 'passed'}"
-
-
 @app.command()
-@_reflow
+@reflow
 def deploy(
     mint: Annotated[
         str | None, typer.Option("--mint", help="On a dev chain, mint this much BOND to the deployer (e.g. 1000).")
@@ -376,26 +266,27 @@ def deploy(
 
     Example: bisectml deploy --rpc-url http://127.0.0.1:8545 --key-file ./deployer.key --mint 1000
     """
-    from verifier import commands
+    from verifier.app import commands
+    from verifier.app.session import parse_amount
 
-    with _chain_errors():
-        amount = commands.parse_amount(mint, "--mint") if mint is not None else 0
-        session = _session(rpc_url, key_file, "deploy", embedded_ok=True, need_deployment=False)
+    with chain_errors():
+        amount = parse_amount(mint, "--mint") if mint is not None else 0
+        session = cli_session(rpc_url, key_file, "deploy", embedded_ok=True, need_deployment=False)
         with err.status("deploying 9 contracts…", spinner="dots") if not as_json else nullcontext():
             result = commands.deploy(session, mint=amount)
-        _note_embedded(session)
+        note_embedded(session)
     if as_json:
-        return _emit(result)
-    _say(f"[green]deployed[/green] the bisectml suite on chain {result['chain_id']} from {result['deployer']}")
-    _say(_kv_table(None, [(k, v) for k, v in result["addresses"].items()]))
+        return emit(result)
+    say(f"[green]deployed[/green] the bisectml suite on chain {result['chain_id']} from {result['deployer']}")
+    say(kv_table(None, [(k, v) for k, v in result["addresses"].items()]))
     if result["recorded_in"]:
-        _say(f"recorded in {result['recorded_in']}" + (" (replacing the earlier deployment)" if result["replaced_tasks"] else ""))
+        say(f"recorded in {result['recorded_in']}" + (" (replacing the earlier deployment)" if result["replaced_tasks"] else ""))
     if amount:
-        _say(f"minted {_amount(amount)} to {result['deployer']}")
+        say(f"minted {amount_text(amount)} to {result['deployer']}")
 
 
 @task_app.command("post")
-@_reflow
+@reflow
 def task_post(
     program: Annotated[str, typer.Argument(help="The program .onnx file (or a bundled program name).")],
     reward: Annotated[str, typer.Option("--reward", help="Paid to the solver whose claim stands, in BOND (10, 2.5 or 5wei).")],
@@ -418,52 +309,53 @@ def task_post(
     Example: bisectml task post train.onnx --reward 100 --solver-bond 50 --challenger-bond 20 --window 1d
     --clock 6h --arity 8 --deadline 7d
     """
-    from verifier import commands as c
+    from verifier.app import commands as c
+    from verifier.app.session import parse_amount, parse_duration
 
     path = resolve_program(program)
-    with _chain_errors():
+    with chain_errors():
         terms = {
-            "reward": c.parse_amount(reward, "--reward"),
-            "solver_bond": c.parse_amount(solver_bond, "--solver-bond"),
-            "challenger_bond": c.parse_amount(challenger_bond, "--challenger-bond"),
-            "window": c.parse_duration(window, "--window"),
-            "clock": c.parse_duration(clock, "--clock"),
-            "deadline_in": c.parse_duration(deadline, "--deadline"),
+            "reward": parse_amount(reward, "--reward"),
+            "solver_bond": parse_amount(solver_bond, "--solver-bond"),
+            "challenger_bond": parse_amount(challenger_bond, "--challenger-bond"),
+            "window": parse_duration(window, "--window"),
+            "clock": parse_duration(clock, "--clock"),
+            "deadline_in": parse_duration(deadline, "--deadline"),
             "arity": arity,
         }
-        session = _session(rpc_url, key_file, "task post", embedded_ok=True, need_deployment=True)
+        session = cli_session(rpc_url, key_file, "task post", embedded_ok=True, need_deployment=True)
         result = c.post_task(session, path, steps=steps, **terms)
-        _note_embedded(session)
+        note_embedded(session)
     if as_json:
-        return _emit(result)
-    _say(f"[green]posted[/green] task {result['task_id']} (reward {_amount(result['reward'])}, {result['steps']} steps)")
-    _say(f"  program id  {result['program_id']}")
-    _say(f"  deadline    {_in(result['deadline_in'], result['deadline'])}")
+        return emit(result)
+    say(f"[green]posted[/green] task {result['task_id']} (reward {amount_text(result['reward'])}, {result['steps']} steps)")
+    say(f"  program id  {result['program_id']}")
+    say(f"  deadline    {due_in(result['deadline_in'], result['deadline'])}")
     if not result["embedded"]:
-        _say(f"follow it with: bisectml task show {result['task_id']}")
+        say(f"follow it with: bisectml task show {result['task_id']}")
 
 
 def _task_rows(t: dict) -> list[tuple[str, object]]:
-    from verifier.commands import format_duration
+    from verifier.app.session import format_duration
 
     return [
         ("status", t["status"]),
         ("poster", t["poster"]),
         ("program id", t["program_id"]),
         ("steps", f"{t['steps']} ({t['nodes']} nodes, {t['slots']} slots a step)"),
-        ("reward", _amount(t["reward"])),
-        ("solver bond", _amount(t["solver_bond"])),
-        ("challenger bond", _amount(t["challenger_bond"])),
+        ("reward", amount_text(t["reward"])),
+        ("solver bond", amount_text(t["solver_bond"])),
+        ("challenger bond", amount_text(t["challenger_bond"])),
         ("window", format_duration(t["window"])),
         ("clock", format_duration(t["clock"])),
         ("arity", t["arity"]),
-        ("deadline", _in(t["deadline_in"], t["deadline"])),
+        ("deadline", due_in(t["deadline_in"], t["deadline"])),
         ("claim", t["claim_id"] if t["claim_id"] else "-"),
     ]
 
 
 @task_app.command("show")
-@_reflow
+@reflow
 def task_show(
     task_id: Annotated[int, typer.Argument(help="The task id.", min=1)],
     rpc_url: RpcUrl = None,
@@ -474,19 +366,19 @@ def task_show(
 
     Example: bisectml task show 3 --json
     """
-    from verifier import commands as c
+    from verifier.app import commands as c
 
-    with _chain_errors():
-        result = c.show_task(_session(rpc_url, key_file, "task show", need_key=False), task_id)
+    with chain_errors():
+        result = c.show_task(cli_session(rpc_url, key_file, "task show", need_key=False), task_id)
     if as_json:
-        return _emit(result)
-    _say(_kv_table(f"task {task_id}", _task_rows(result)))
+        return emit(result)
+    say(kv_table(f"task {task_id}", _task_rows(result)))
     if result["claim_id"]:
-        _say(f"its claim: bisectml claim show {result['claim_id']}")
+        say(f"its claim: bisectml claim show {result['claim_id']}")
 
 
 @task_app.command("list")
-@_reflow
+@reflow
 def task_list(
     open_only: Annotated[bool, typer.Option("--open", help="Only tasks neither finalized nor reclaimed.")] = False,
     limit: Annotated[int, typer.Option("--limit", help="Show at most this many, newest first.", min=1)] = 50,
@@ -498,24 +390,24 @@ def task_list(
 
     Example: bisectml task list --open --limit 20
     """
-    from verifier import commands as c
+    from verifier.app import commands as c
 
-    with _chain_errors():
-        rows = c.list_tasks(_session(rpc_url, key_file, "task list", need_key=False), open_only, limit)
+    with chain_errors():
+        rows = c.list_tasks(cli_session(rpc_url, key_file, "task list", need_key=False), open_only, limit)
     if as_json:
-        return _emit(rows)
+        return emit(rows)
     if not rows:
-        _say("no open tasks" if open_only else "no tasks yet; post one with `bisectml task post`")
+        say("no open tasks" if open_only else "no tasks yet; post one with `bisectml task post`")
         return
     table = Table("id", "status", "reward", "steps", "deadline", "program id", box=None)
     for t in rows:
         short = t["program_id"][:18] + "…"
-        table.add_row(str(t["task_id"]), t["status"], _amount(t["reward"]), str(t["steps"]), _in(t["deadline_in"]), short)
-    _say(table)
+        table.add_row(str(t["task_id"]), t["status"], amount_text(t["reward"]), str(t["steps"]), due_in(t["deadline_in"]), short)
+    say(table)
 
 
 @claim_app.command("show")
-@_reflow
+@reflow
 def claim_show(
     claim_id: Annotated[int, typer.Argument(help="The claim id.", min=1)],
     rpc_url: RpcUrl = None,
@@ -526,29 +418,29 @@ def claim_show(
 
     Example: bisectml claim show 1
     """
-    from verifier import commands as c
+    from verifier.app import commands as c
 
-    with _chain_errors():
-        result = c.show_claim(_session(rpc_url, key_file, "claim show", need_key=False), claim_id)
+    with chain_errors():
+        result = c.show_claim(cli_session(rpc_url, key_file, "claim show", need_key=False), claim_id)
     if as_json:
-        return _emit(result)
-    _say(
-        _kv_table(
+        return emit(result)
+    say(
+        kv_table(
             f"claim {claim_id} on task {result['task_id']}",
             [
                 ("state", result["state"] + (" (finalizable)" if result["finalizable"] else "")),
                 ("solver", result["solver"]),
                 ("final root", result["final_root"]),
-                ("challenges until", _in(result["challenge_window_left"], result["challenge_deadline"])),
-                ("solver bond", _amount(result["solver_bond"])),
-                ("challenger bond", _amount(result["challenger_bond"])),
-                ("credit", _amount(result["credit"])),
+                ("challenges until", due_in(result["challenge_window_left"], result["challenge_deadline"])),
+                ("solver bond", amount_text(result["solver_bond"])),
+                ("challenger bond", amount_text(result["challenger_bond"])),
+                ("credit", amount_text(result["credit"])),
                 ("unsettled", result["unsettled"]),
             ],
         )
     )
     if not result["challenges"]:
-        _say("no challenges")
+        say("no challenges")
         return
     table = Table("challenge", "challenger", "state", "game", "level", "to move", "outcome", box=None)
     for ch in result["challenges"]:
@@ -557,11 +449,11 @@ def claim_show(
             str(ch["challenge_id"]), ch["challenger"], ch["state"] + (" (settleable)" if ch["settleable"] else ""),
             str(ch["game_id"]), g.get("level", "-"), g.get("to_move") or "-", g.get("outcome", "-").replace("_", " "),
         )  # fmt: skip
-    _say(table)
+    say(table)
 
 
 @dispute_app.command("open")
-@_reflow
+@reflow
 def dispute_open(
     claim_id: Annotated[int, typer.Argument(help="The claim to challenge.", min=1)],
     program: Annotated[str, typer.Option("--program", help="The task's program .onnx file, to recompute it.")],
@@ -580,31 +472,31 @@ def dispute_open(
 
     Example: bisectml dispute open 1 --program task.onnx --dir ./trace --key-file ./me.key
     """
-    from verifier import commands as c
+    from verifier.app import disputes as d
 
     path = resolve_program(program)
-    with _chain_errors():
-        session = _session(rpc_url, key_file, "dispute open")
+    with chain_errors():
+        session = cli_session(rpc_url, key_file, "dispute open")
         with _progress("recomputing", not as_json and sys.stderr.isatty()) as bar:
             job = bar.add_task("steps", total=None)
-            result = c.open_dispute(
+            result = d.open_dispute(
                 session, claim_id, path, directory, force, progress=lambda d, t: bar.update(job, completed=d, total=t)
             )
     if as_json:
-        return _emit(result)
-    _say(
+        return emit(result)
+    say(
         f"[green]challenged[/green] claim {claim_id}: challenge {result['challenge_id']}, game {result['game_id']} "
-        f"(bond {_amount(result['bond'])})"
+        f"(bond {amount_text(result['bond'])})"
     )
-    _say(f"  claimed root  {result['claimed_root']}")
-    _say(f"  your root     {result['your_root']}")
-    _say(
+    say(f"  claimed root  {result['claimed_root']}")
+    say(f"  your root     {result['your_root']}")
+    say(
         f"play it: bisectml dispute play {result['game_id']} --program {program} --as challenger --dir {result['trace_dir']}",
     )
 
 
 def _narration(ev) -> str:  # noqa: ANN001
-    """One line of a game's narration, from a verifier.commands.GameEvent."""
+    """One line of a game's narration, from a verifier.app.disputes.GameEvent."""
     from rich.markup import escape
 
     if ev.kind == "start":
@@ -621,7 +513,7 @@ def _narration(ev) -> str:  # noqa: ANN001
 
 
 @dispute_app.command("play")
-@_reflow
+@reflow
 def dispute_play(
     game_id: Annotated[int, typer.Argument(help="The game id (printed by `dispute open`).", min=1)],
     program: Annotated[str, typer.Option("--program", help="The task's program .onnx file.")],
@@ -644,14 +536,15 @@ def dispute_play(
 
     Example: bisectml dispute play 1 --program task.onnx --as challenger --key-file ./me.key
     """
-    from verifier import commands as c
-    from verifier.game import Role
+    from verifier.app import commands as c
+    from verifier.app import disputes as d
+    from verifier.court.game import Role
 
     path = resolve_program(program)
     role = Role.CHALLENGER if side == Side.challenger else Role.SOLVER
     narrate = not as_json
-    with _chain_errors():
-        session = _session(rpc_url, key_file, "dispute play")
+    with chain_errors():
+        session = cli_session(rpc_url, key_file, "dispute play")
         bars = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[where]}"),
             console=err, disable=not (narrate and sys.stderr.isatty()), transient=True,
@@ -666,24 +559,24 @@ def dispute_play(
                 if narrate:
                     bars.console.print(_narration(ev), highlight=False, soft_wrap=True)
 
-            result = c.play(
+            result = d.play(
                 session, game_id, path, role, directory, poll=poll, on_event=on_event,
                 progress=lambda d, t: bars.update(tracing, completed=d, total=t),
             )  # fmt: skip
     if as_json:
-        _emit(result)
+        emit(result)
     else:
         verdict = "[green]you won[/green]" if result["won"] else "[red]you lost[/red]"
         why = f": {result['reason']}" if result["reason"] else ""
-        _say(f"{verdict} game {game_id} as the {result['role']} ({result['outcome'].replace('_', ' ')}{why})")
+        say(f"{verdict} game {game_id} as the {result['role']} ({result['outcome'].replace('_', ' ')}{why})")
         if result["challenge_id"]:
-            _say(f"settle it: bisectml settle {result['challenge_id']}")
+            say(f"settle it: bisectml settle {result['challenge_id']}")
     if not result["won"]:
         raise typer.Exit(EXIT_LOST)
 
 
 @dispute_app.command("status")
-@_reflow
+@reflow
 def dispute_status(
     game_id: Annotated[int, typer.Argument(help="The game id.", min=1)],
     rpc_url: RpcUrl = None,
@@ -694,12 +587,13 @@ def dispute_status(
 
     Example: bisectml dispute status 1 --json
     """
-    from verifier import commands as c
+    from verifier.app import commands as c
+    from verifier.app.session import format_duration
 
-    with _chain_errors():
-        g = c.game_status(_session(rpc_url, key_file, "dispute status", need_key=False), game_id)
+    with chain_errors():
+        g = c.game_status(cli_session(rpc_url, key_file, "dispute status", need_key=False), game_id)
     if as_json:
-        return _emit(g)
+        return emit(g)
     rows: list[tuple[str, object]] = [
         ("level", g["level"]),
         ("position", g["position"]),
@@ -712,15 +606,15 @@ def dispute_status(
     rows += [
         ("solver", g["solver"] + (" (you)" if g["your_role"] == "solver" else "")),
         ("challenger", g["challenger"] + (" (you)" if g["your_role"] == "challenger" else "")),
-        ("solver clock", c.format_duration(g["clock_solver"]) + " left"),
-        ("challenger clock", c.format_duration(g["clock_challenger"]) + " left"),
+        ("solver clock", format_duration(g["clock_solver"]) + " left"),
+        ("challenger clock", format_duration(g["clock_challenger"]) + " left"),
         ("challenge", g["challenge_id"] or "-"),
     ]
-    _say(_kv_table(f"game {game_id}", rows))
+    say(kv_table(f"game {game_id}", rows))
 
 
 @app.command()
-@_reflow
+@reflow
 def settle(
     challenge_id: Annotated[int, typer.Argument(help="The challenge id (see `bisectml claim show`).", min=1)],
     rpc_url: RpcUrl = None,
@@ -733,24 +627,24 @@ def settle(
 
     Example: bisectml settle 1 --key-file ./me.key
     """
-    from verifier import commands as c
+    from verifier.app import disputes as d
 
-    with _chain_errors():
-        r = c.settle(_session(rpc_url, key_file, "settle"), challenge_id)
+    with chain_errors():
+        r = d.settle(cli_session(rpc_url, key_file, "settle"), challenge_id)
     if as_json:
-        return _emit(r)
+        return emit(r)
     how = " (its game ended by the clock)" if r["ended_by_timeout"] else ""
-    _say(f"[green]settled[/green] challenge {challenge_id}{how}: the challenger {r['result']}")
+    say(f"[green]settled[/green] challenge {challenge_id}{how}: the challenger {r['result']}")
     if int(r["paid_to_challenger"]):
-        _say(f"  paid {_amount(r['paid_to_challenger'])} to the challenger {r['challenger']}")
+        say(f"  paid {amount_text(r['paid_to_challenger'])} to the challenger {r['challenger']}")
     if int(r["slashed"]):
-        _say(f"  slashed {_amount(r['slashed'])} from {r['loser']}, burned {_amount(r['burned'])}")
+        say(f"  slashed {amount_text(r['slashed'])} from {r['loser']}, burned {amount_text(r['burned'])}")
     if r["claim_rejected"]:
-        _say(f"  claim {r['claim_id']} rejected; its task is open for a new claim")
+        say(f"  claim {r['claim_id']} rejected; its task is open for a new claim")
 
 
 @app.command()
-@_reflow
+@reflow
 def finalize(
     claim_id: Annotated[int, typer.Argument(help="The claim id.", min=1)],
     rpc_url: RpcUrl = None,
@@ -764,15 +658,15 @@ def finalize(
 
     Example: bisectml finalize 1 --key-file ./me.key
     """
-    from verifier import commands as c
+    from verifier.app import disputes as d
 
-    with _chain_errors():
-        r = c.finalize(_session(rpc_url, key_file, "finalize"), claim_id)
+    with chain_errors():
+        r = d.finalize(cli_session(rpc_url, key_file, "finalize"), claim_id)
     if as_json:
-        return _emit(r)
-    _say(
-        f"[green]finalized[/green] claim {claim_id} of task {r['task_id']}: paid {_amount(r['paid'])} to {r['solver']} "
-        f"(reward {_amount(r['reward'])}, bond {_amount(r['bond'])}, winnings {_amount(r['credit'])})"
+        return emit(r)
+    say(
+        f"[green]finalized[/green] claim {claim_id} of task {r['task_id']}: paid {amount_text(r['paid'])} to {r['solver']} "
+        f"(reward {amount_text(r['reward'])}, bond {amount_text(r['bond'])}, winnings {amount_text(r['credit'])})"
     )
 
 

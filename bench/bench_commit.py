@@ -2,7 +2,7 @@
 
     python bench/bench_commit.py
 
-For each size, int64 data is committed with `verifier.commit.commit_tensor` (big-endian
+For each size, int64 data is committed with `verifier.commit.commitments.commit_tensor` (big-endian
 encoding, 2048-byte chunk leaves, Merkle tree, header) and, separately, hashed once with raw
 keccak256 over its encoded bytes. Both sides use safe-pysha3. Each figure is the best of several
 repeats (time.perf_counter), with raw and commit repeats interleaved so drift hits both alike.
@@ -21,9 +21,9 @@ import sha3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from verifier.commit import CHUNK, _chunk_leaves, commit_tensor  # noqa: E402
-from verifier.merkle import MerkleTree  # noqa: E402
-from verifier.dtypes import encode  # noqa: E402
+from verifier.commit.commitments import CHUNK, _chunk_leaves, commit_tensor  # noqa: E402
+from verifier.commit.merkle import MerkleTree  # noqa: E402
+from verifier.core.dtypes import encode  # noqa: E402
 
 GOAL = 0.50
 GOAL_SIZE = 16 << 20

@@ -35,8 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from verifier import devnet  # noqa: E402
-from verifier.devnet import ANVIL_KEYS  # noqa: E402
+from verifier.court import devnet  # noqa: E402
+from verifier.court.devnet import ANVIL_KEYS  # noqa: E402
 
 GOAL_SECONDS = 30.0
 TOKEN = 10**18
@@ -71,9 +71,9 @@ def _wait_for(path: Path, event: str, proc: subprocess.Popen, timeout: float) ->
 def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, timeout: float) -> dict[str, float]:
     from web3.logs import DISCARD
 
-    from verifier.chain import Chain, deploy_suite
-    from verifier.play import Court, program_task_args
-    from verifier.program import load_program
+    from verifier.court.chain import Chain, deploy_suite
+    from verifier.court.play import Court, program_task_args
+    from verifier.engine.program import load_program
 
     chain = Chain.connect(url, key=ANVIL_KEYS[0])
     d = deploy_suite(chain)
@@ -157,7 +157,7 @@ def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, ti
 
 
 def main(argv: list[str] | None = None) -> int:
-    from verifier.daemon import resolve_program_path
+    from verifier.daemon.registry import resolve_program_path
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--program", default="mlp_train", help="program file or bundled name (default: mlp_train)")
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     def med(k: str) -> float:
         return statistics.median(r[k] for r in results)
 
-    from verifier.program import load_program
+    from verifier.engine.program import load_program
 
     p = load_program(program_path)
     print(f"dispute on anvil (instant mining): {program_path.name}, T={p.steps}, N={p.n_nodes}, arity {args.arity}, "

@@ -26,15 +26,17 @@ sys.path.insert(0, str(ROOT / "tests" / "contracts"))
 sys.path.insert(0, str(ROOT))
 
 import boa  # noqa: E402
+import test_game_rules  # noqa: E402
 from _court import BoaOracle, Court, Match, tx_gas  # noqa: E402
-from verifier.game import Player  # noqa: E402
 from test_game_rules import WrongElement, new_match, play  # noqa: E402
 
-import test_game_rules  # noqa: E402
 from cli import resolve_program  # noqa: E402
-from verifier.game import Outcome  # noqa: E402
-from verifier.program import load_program  # noqa: E402
-from verifier.trace import Trace  # noqa: E402
+from verifier.court.game import (
+    Outcome,  # noqa: E402
+    Player,  # noqa: E402
+)
+from verifier.engine.program import load_program  # noqa: E402
+from verifier.engine.trace import Trace  # noqa: E402
 
 TX_LIMIT = 1_000_000
 CHALLENGER_LIMIT = 2_000_000

@@ -4,7 +4,7 @@ graphs uncommitted, measured in the same run.
     python bench/bench_market.py [--rows 96] [--datasets 4] [--dataset-rows 64]
 
 For the demo round's data (scikit-learn digits) at the given shape, each program (metamodel,
-contribution scores, KNN-Shapley data values) is run through `verifier.trace.Trace` (every
+contribution scores, KNN-Shapley data values) is run through `verifier.engine.trace.Trace` (every
 node's output computed by the integer engine, every step's state committed) and through
 onnxruntime (one session, the step graph applied T times, nothing committed). The results
 are checked equal first. Each figure is the best of several interleaved repeats; the ratio is
@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from onnx_models.market import KIND_NAMES, Shape, program  # noqa: E402
 from onnx_models.market_data import demo_round  # noqa: E402
 from onnx_models.runtime import make_session, run_program_onnxruntime  # noqa: E402
-from verifier.program import load_program  # noqa: E402
-from verifier.trace import Trace  # noqa: E402
+from verifier.engine.program import load_program  # noqa: E402
+from verifier.engine.trace import Trace  # noqa: E402
 
 REPEATS = 5
 

@@ -19,8 +19,8 @@ GOAL = 1.2
 CHILD = r"""
 import json, resource, sys, time
 from cli import resolve_program
-from verifier.program import load_program
-from verifier.trace import Trace
+from verifier.engine.program import load_program
+from verifier.engine.trace import Trace
 
 program = load_program(resolve_program(sys.argv[1]), steps=int(sys.argv[2]))
 started = time.perf_counter()

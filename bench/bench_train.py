@@ -2,7 +2,7 @@
 
     python bench/bench_train.py [--steps N] [--threads K] [--repeat R] [--check [--margin M]]
 
-(a) `verifier.trace.Trace(program).run()`: the integer MLP training program
+(a) `verifier.engine.trace.Trace(program).run()`: the integer MLP training program
     (onnx_models/mlp_train.onnx by default), every step's state committed;
 (b) onnxruntime running the float32 twin (same network, initial weights, batches, loss and
     schedule), one `InferenceSession.run` per step, the state fed back from Python.
@@ -37,7 +37,11 @@ def _meta(model: onnx.ModelProto) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     from onnx_models.files import MLP_TRAIN_PATH
-    from onnx_models.mlp import build_eval_program, build_float_training_graph, float_correct
+    from onnx_models.mlp import (
+        build_eval_program,
+        build_float_training_graph,
+        float_correct,
+    )
     from onnx_models.runtime import make_session, run_program_onnxruntime
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime as ort
 
-    from verifier.program import load_program
-    from verifier.trace import Trace
+    from verifier.engine.program import load_program
+    from verifier.engine.trace import Trace
 
     model = onnx.load(str(args.model))
     meta = _meta(model)
@@ -69,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- setup (not in the ratio) ----
     try:  # the exact float64-BLAS kernels, if the engine does not enable them on its own
-        from verifier.fastpath import enable_fast_path
+        from verifier.engine.fastpath import enable_fast_path
 
         fast_verdicts = enable_fast_path()
     except ImportError:
         fast_verdicts = {}
-    from verifier.ops import FAST
+    from verifier.engine.ops import FAST
 
     t0 = time.perf_counter()
     program = load_program(model, steps=steps)
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
           f"graph_optimization_level={so.graph_optimization_level.name} provider=CPUExecutionProvider")
     print(f"engine       fast kernels registered: {', '.join(sorted(FAST)) or 'none'}"
           f"{'' if all(fast_verdicts.values()) else f' (self-test verdicts {fast_verdicts})'}")
-    print(f"compiled     {'one float64 function per step (verifier.compiled)' if compiled else 'no: ' + program.compile_note}")
+    print(f"compiled     {'one float64 function per step (verifier.engine.compiled)' if compiled else 'no: ' + program.compile_note}")
     print(f"setup        load_program {t_load:.3f}s, compile {t_compile:.3f}s, ort session {t_sess:.3f}s "
           "(not in the ratio)")
     fmt = lambda ts: ", ".join(f"{x:.3f}" for x in ts)  # noqa: E731

@@ -18,7 +18,8 @@ import time
 from web3.logs import DISCARD
 
 from solvers.daemon import GameDaemon
-from verifier.daemon import (
+from verifier.court.game import Outcome, Player, Role
+from verifier.daemon.records import (
     CHALLENGE_NAMES,
     CHALLENGE_OPEN,
     CLAIM_LIVE,
@@ -27,7 +28,6 @@ from verifier.daemon import (
     GAME_MAX_SLOTS,
     View,
 )
-from verifier.game import Outcome, Player, Role
 
 # alert when a claim's window closes within this many seconds and it is still unverified
 URGENT = 3_600

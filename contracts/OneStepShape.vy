@@ -8,7 +8,7 @@
         copy of one input element, or 0 for a Gather index outside [-n, n-1].
 @custom:security Every entry point re-validates the descriptor (SPEC 3.2), the input headers
         (SPEC 1.2/1.3) and the canonical attrs against each other (SPEC 4.3, the checks of
-        verifier/ops/shape.py `infer`) before it maps an index, and reverts with "onestep: .."
+        verifier/engine/ops/shape.py `infer`) before it maps an index, and reverts with "onestep: .."
         on anything a loader-accepted program cannot produce. So `needs` never names an index
         outside an input, and nothing answers for an output index at or past the output size
         or for a phase other than DIRECT. Values passed in are trusted to be the proven

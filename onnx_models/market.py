@@ -29,11 +29,10 @@ import onnx
 from eth_abi import encode as abi_encode
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier import commit
-from verifier.errors import ProgramError, ShapeError
-from verifier.merkle import keccak
-from verifier.program import load_program, make_program
-from verifier.trace import step_slot_table
+from verifier.commit import commitments as commit
+from verifier.commit.merkle import keccak
+from verifier.core.errors import ProgramError, ShapeError
+from verifier.engine.program import load_program, make_program, step_slot_table
 
 OPSET = 18
 IR_VERSION = 10

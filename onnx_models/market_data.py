@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .digits import N_FEATURES, _load_raw, fixed_permutation, splitmix64
-from .market import METAMODEL, SCORES, VALUES, PRED_MAX, Shape, weight_of
+from .market import METAMODEL, PRED_MAX, SCORES, VALUES, Shape, weight_of
 
 DEMO_SEED = 7
 DEMO_SHAPE = Shape(models=4, datasets=4, rows=96, features=N_FEATURES, dataset_rows=64, k=5)

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.program import make_program
+from verifier.engine.program import make_program
 
 OPSET = [helper.make_opsetid("", 18)]
 

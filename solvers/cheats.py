@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verifier.daemon import DaemonError
-from verifier.program import Program
+from verifier.daemon.records import DaemonError
+from verifier.engine.program import Program
 
 STRATEGIES = ("wrong-element:t,n[,e[,d]]", "wrong-boundary:t", "final-output", "final-root", "silent")
 

@@ -74,7 +74,7 @@ MaxFeeGwei = Annotated[
 def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,  # noqa: ANN001, ANN201
            proof_grace, max_ticks, content_dir=None, no_market=False, bump_after=60.0, max_fee_gwei=None,
            address=None):  # fmt: skip
-    from verifier.daemon import Config
+    from verifier.daemon.loop import Config
 
     return Config(
         rpc_url=rpc_url, data_dir=data_dir, programs=list(program or []), key_file=str(key_file) if key_file else None,
@@ -111,19 +111,19 @@ def add_daemon_commands(
         max_fee_gwei: MaxFeeGwei = None,
         address: WatchAddress = None,
     ) -> None:
-        from verifier.daemon import main
+        from verifier.daemon.loop import main
 
         cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
                      proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei, address)  # fmt: skip
         raise typer.Exit(main(load(), cfg))
 
     def stop(data_dir: DataDir = default_dir) -> None:
-        from verifier.daemon import stop as stop_daemon
+        from verifier.daemon.loop import stop as stop_daemon
 
         print(json.dumps(stop_daemon(data_dir)))
 
     def status(data_dir: DataDir = default_dir) -> None:
-        from verifier.daemon import status as daemon_status
+        from verifier.daemon.loop import status as daemon_status
 
         print(json.dumps(daemon_status(data_dir)))
 

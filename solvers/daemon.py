@@ -16,18 +16,17 @@ from typing import Any
 
 from web3.logs import DISCARD
 
-from verifier.daemon import (
+from verifier.court.game import Outcome, Player, Role
+from verifier.daemon.loop import Config, Daemon
+from verifier.daemon.records import (
+    CHALLENGE_OPEN,
     CLAIM_FINALIZED,
     CLAIM_LIVE,
     CLAIM_REJECTED,
-    CHALLENGE_OPEN,
     TASK_OPEN,
-    Config,
-    Daemon,
-    Traces,
     View,
 )
-from verifier.game import Outcome, Player, Role
+from verifier.daemon.traces import Traces
 
 from .cheats import Cheat, parse_cheat
 

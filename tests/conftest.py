@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from verifier import devnet
-from verifier.devnet import ANVIL_KEYS, ANVIL_VERSION  # noqa: F401 - re-exported to the tests
+from verifier.court import devnet
+from verifier.court.devnet import ANVIL_KEYS, ANVIL_VERSION  # noqa: F401 - re-exported to the tests
+
+TRACE_DIRS = "bisectml-trace-*"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test process (each xdist worker) gets a temporary folder of its own, so what it
+    leaves behind is its own doing; the session's last teardown checks it and removes it."""
+    private = tempfile.mkdtemp(prefix="bisectml-tests-")
+    os.environ["TMPDIR"] = private
+    tempfile.tempdir = private
+    config._bisectml_tmp = private  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    private = getattr(config, "_bisectml_tmp", None)
+    if private:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_trace_left_behind() -> Iterator[None]:
+    """Resources have owners: every trace made without a directory is removed once its owner
+    is done with it (close(), `with`, or the finalizer when it is collected)."""
+    yield
+    gc.collect()
+    left = sorted(p.name for p in Path(tempfile.gettempdir()).glob(TRACE_DIRS))
+    assert not left, f"{len(left)} trace directories left in the temporary folder: {left[:5]}"
+
 
 def anvil_binary() -> str:
     found = devnet.anvil_binary()

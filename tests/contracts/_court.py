@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import boa
 
-from verifier.game import GameState, Level, Move, Outcome, Player, Role
+from verifier.court.game import GameState, Level, Move, Outcome, Player, Role
 
 FAMILIES = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import helper, numpy_helper
 
-from verifier.commit import tensor_header
-from verifier.dtypes import DType, type_of
-from verifier.graph import load_graph
+from verifier.commit.commitments import tensor_header
+from verifier.core.dtypes import DType, type_of
+from verifier.engine.graph import load_graph
 
 DIRECT, INIT, TERM = 0, 1, 2
 NO_HEADER = bytes(32)

@@ -10,9 +10,9 @@ import pytest
 from _court import BoaOracle, Court
 from onnx_models.market import METAMODEL, SCORES, VALUES, Shape, program
 from test_game_rules import WrongElement, new_match, play
-from verifier.game import Outcome
-from verifier.program import load_program
-from verifier.trace import Trace
+from verifier.court.game import Outcome
+from verifier.engine.program import load_program
+from verifier.engine.trace import Trace
 
 SHAPE = Shape(models=3, datasets=2, rows=6, features=4, dataset_rows=3, k=2)
 STEP = {METAMODEL: 0, SCORES: 0, VALUES: 2}  # the step whose nodes are corrupted

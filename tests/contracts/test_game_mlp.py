@@ -8,9 +8,9 @@ import pytest
 from _court import BoaOracle, Court
 from cli import resolve_program
 from test_game_rules import WrongElement, WrongStepCounter, new_match, play
-from verifier.game import Outcome
-from verifier.program import load_program
-from verifier.trace import Trace
+from verifier.court.game import Outcome
+from verifier.engine.program import load_program
+from verifier.engine.trace import Trace
 
 STEPS = 3
 

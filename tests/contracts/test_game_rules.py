@@ -17,12 +17,12 @@ import pytest
 from _court import BoaOracle, Court, Match
 from onnx_models.toy import accumulator_program
 from solvers.cheats import WrongStepCounter
-from verifier import commit
-from verifier.commit import CHUNK
-from verifier.game import Level, Move, Outcome, Player
-from verifier.merkle import MerkleTree, keccak
-from verifier.program import Program, load_program
-from verifier.trace import Trace
+from verifier.commit import commitments as commit
+from verifier.commit.commitments import CHUNK
+from verifier.court.game import Level, Move, Outcome, Player
+from verifier.commit.merkle import MerkleTree, keccak
+from verifier.engine.program import Program, load_program
+from verifier.engine.trace import Trace
 
 STEPS = 12
 ARITY = 4
@@ -106,7 +106,7 @@ class OtherSlotTrace(Trace):
         tgt_t, tgt_n = p.target
         if t != tgt_t or getattr(d, "tampered", False):
             return d
-        from verifier.trace import step_slot_table
+        from verifier.engine.program import step_slot_table
 
         state = self.state_at_step(t)
         table = step_slot_table(p, t, state, self.commit)

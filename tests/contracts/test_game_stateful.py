@@ -12,6 +12,7 @@ Invariants, each with its reason:
 from __future__ import annotations
 
 import boa
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -19,14 +20,24 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from _court import BoaOracle, Court
 from onnx_models.toy import accumulator_program
 from test_game_rules import WrongElement, cheat_program
-from verifier.game import Level, Outcome, Player, Role
-from verifier.merkle import keccak
-from verifier.play import PROOF_LEVELS
-from verifier.program import load_program
-from verifier.trace import Trace
+from verifier.court.game import Level, Outcome, Player, Role
+from verifier.commit.merkle import keccak
+from verifier.court.play import PROOF_LEVELS
+from verifier.engine.program import load_program
+from verifier.engine.trace import Trace
 
 STEPS = 9
 _CACHE: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_cached_traces():  # noqa: ANN202
+    """The machine's traces live across examples; the module owns them and removes them."""
+    yield
+    for tr in [_CACHE.get("honest"), *_CACHE.get("cheats", [])]:
+        if tr is not None:
+            tr.close()
+    _CACHE.clear()
 
 
 def _setup():  # noqa: ANN202

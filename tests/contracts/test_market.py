@@ -6,7 +6,7 @@ revert with its reason, then the time edges one second on each side. Programs ar
 a round's templates are arbitrary words, and a task's result is made DONE by a solver claiming
 `state(T, 0, merkle(table))` for a table whose result slot holds the commitment of the values,
 left unchallenged through its window and finalized. Settlement is cross-checked against
-verifier/economics.py under hypothesis.
+verifier/market/economics.py under hypothesis.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from _court import tx_gas
-from verifier import economics as econ
-from verifier.commit import commit_tensor, state_root
-from verifier.dtypes import DType
-from verifier.merkle import keccak, merkle_proof, merkle_root
+from verifier.market import economics as econ
+from verifier.commit.commitments import commit_tensor, state_root
+from verifier.core.dtypes import DType
+from verifier.commit.merkle import keccak, merkle_proof, merkle_root
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKET_SOURCE = ROOT / "contracts" / "Market.vy"

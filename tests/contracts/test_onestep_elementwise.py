@@ -25,8 +25,8 @@ from hypothesis.extra import numpy as hnp
 
 from tests.contracts._onestep import DIRECT, INIT, TERM, NodeCase, check_node, contract_element, node_case
 from tests.contracts._revm import RevmContract, RevmRevert
-from verifier.commit import tensor_header
-from verifier.dtypes import DType, TensorType
+from verifier.commit.commitments import tensor_header
+from verifier.core.dtypes import DType, TensorType
 
 PATH = "contracts/OneStepElementwise.vy"
 EXAMPLES = int(os.environ.get("ONESTEP_EXAMPLES", "500"))

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from tests.contracts._onestep import DIRECT, INIT, TERM, NodeCase, check_node, node_case
 from tests.contracts._revm import RevmContract
-from verifier.dtypes import DType
+from verifier.core.dtypes import DType
 
 EXAMPLES = int(os.environ.get("ONESTEP_EXAMPLES", "500"))
 FUZZ = settings(

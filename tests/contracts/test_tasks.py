@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.commit import keccak, program_id
+from verifier.commit.commitments import keccak, program_id
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -28,7 +28,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from verifier.commit import keccak
+from verifier.commit.commitments import keccak
 
 PENDING, SOLVER_WON, CHALLENGER_WON = 0, 1, 2
 TASK_OPEN, TASK_DONE, TASK_RECLAIMED = 1, 2, 3

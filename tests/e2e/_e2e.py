@@ -20,10 +20,10 @@ from typing import Any
 import onnx
 
 from onnx_models.toy import accumulator_program
-from verifier.chain import Chain, deploy_suite
-from verifier.daemon import ChallengeRec, ClaimRec, TaskRec, View
-from verifier.play import Court, program_task_args
-from verifier.program import Program, load_program
+from verifier.court.chain import Chain, deploy_suite
+from verifier.daemon.records import ChallengeRec, ClaimRec, TaskRec, View
+from verifier.court.play import Court, program_task_args
+from verifier.engine.program import Program, load_program
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = 10**18

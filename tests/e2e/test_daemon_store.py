@@ -9,22 +9,11 @@ import json
 
 import pytest
 
-from verifier.chain import Chain, ChainError
-from verifier.daemon import (
-    ABANDONED,
-    BROADCAST,
-    CONFIRMED,
-    DROPPED,
-    _decode,
-    Backoff,
-    JsonLog,
-    Reverted,
-    Sender,
-    Store,
-    is_transport_error,
-    move_key,
-)
-from verifier.game import GameState, Level, Outcome, Role
+from verifier.court.chain import Chain, ChainError
+from verifier.daemon.records import JsonLog, Reverted
+from verifier.daemon.sender import _decode, Backoff, Sender, is_transport_error
+from verifier.daemon.store import ABANDONED, BROADCAST, CONFIRMED, DROPPED, Store, move_key
+from verifier.court.game import GameState, Level, Outcome, Role
 
 KEY = 9  # an anvil key no other test's daemons use
 OTHER = 8
@@ -255,7 +244,7 @@ def test_decode__typed_and_legacy_transactions(rig) -> None:
 
 
 def test_store__bound_to_one_chain_account_and_deployment(tmp_path) -> None:
-    from verifier.daemon import DaemonError
+    from verifier.daemon.records import DaemonError
 
     s = Store(tmp_path / "s.sqlite")
     s.bind(chain_id="1", account="0xa")
@@ -309,7 +298,7 @@ def test_move_key__one_key_per_state_and_function() -> None:
 
 
 def test_isolate__one_failing_item_never_stops_the_others(tmp_path) -> None:
-    from verifier.daemon import Config, Daemon
+    from verifier.daemon.loop import Config, Daemon
 
     out = io.StringIO()
     d = Daemon(Config(rpc_url="http://127.0.0.1:9", data_dir=tmp_path, programs=[]), stream=out)

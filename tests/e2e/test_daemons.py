@@ -24,7 +24,7 @@ from _e2e import (
     running,
     wait_until,
 )
-from verifier.daemon import resolve_program_path
+from verifier.daemon.registry import resolve_program_path
 
 LIVE, REJECTED, FINALIZED = 1, 2, 3
 WON = 3

@@ -16,15 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from _e2e import ROOT, running, wait_until
 from onnx_models.market_data import demo_round
-from verifier import economics
-from verifier.chain import Chain, ChainError
-from verifier.content import ContentStore
-from verifier.market import KINDS, METAMODEL, SCORES, VALUES, MarketClient
+from verifier.market import economics
+from verifier.court.chain import ChainError
+from verifier.market.content import ContentStore
+from verifier.market.client import KINDS, METAMODEL, SCORES, VALUES, MarketClient
 
 DAY = 86_400
 TOKEN = 10**18
@@ -128,7 +127,7 @@ def test_full_round_with_daemons(suite, fleet, tmp_path):
     assert stakes_after[2] < stakes_before[2]
     paid = {(int(p["kind"]), int(p["id"])): int(p["amount"]) for p in result["payments"]}
     want = {k: v for k, v in expected.items() if v}
-    assert {k: v for k, v in paid.items() if k[0] != 2} == want  # exactly SPEC 8.5 (verifier.economics)
+    assert {k: v for k, v in paid.items() if k[0] != 2} == want  # exactly SPEC 8.5 (verifier.market.economics)
     assert paid.get((0, ds[0]), 0) > paid.get((0, ds[1]), 0)
     assert values[0] > values[1]
     # withdrawals are open again

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _e2e import Fleet, assert_no_move_twice, deploy, program, wait_until
-from verifier import devnet
-from verifier.daemon import Backoff
+from verifier.court import devnet
+from verifier.daemon.sender import Backoff
 
 REJECTED = 2
 

@@ -1,0 +1,76 @@
+"""The `bisectml` command: trace and check, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from cli import app, resolve_program
+from verifier.engine.program import load_program
+from verifier.engine.trace import Trace
+
+runner = CliRunner()
+
+
+def test_trace__json_roots_match_the_library(tmp_path) -> None:
+    res = runner.invoke(app, ["trace", "mlp_train", "--steps", "12", "--json", "--dir", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    p = load_program(resolve_program("mlp_train"), steps=12)
+    with Trace(p) as tr:
+        assert out["final_root"] == "0x" + tr.run().hex()
+    assert out["program_id"] == "0x" + p.id.hex() and out["steps"] == 12 and out["resumed_from"] == 0
+    assert out["engine"] == "compiled"
+    ref = runner.invoke(app, ["trace", "mlp_train", "--steps", "12", "--json", "--reference"])
+    assert json.loads(ref.stdout)["engine"] == "reference" and json.loads(ref.stdout)["final_root"] == out["final_root"]
+    again = runner.invoke(app, ["trace", "mlp_train", "--steps", "12", "--json", "--dir", str(tmp_path / "t")])
+    assert json.loads(again.stdout)["resumed_from"] == 12
+    assert json.loads(again.stdout)["final_root"] == out["final_root"]
+
+
+def test_trace__node_roots(tmp_path) -> None:
+    res = runner.invoke(app, ["trace", "mlp_train", "--steps", "3", "--json", "--node-roots", "1"])
+    assert res.exit_code == 0, res.output
+    roots = json.loads(res.stdout)["node_roots"]["roots"]
+    p = load_program(resolve_program("mlp_train"), steps=3)
+    assert len(roots) == p.n_nodes + 2
+
+
+def test_check__bundled_program() -> None:
+    res = runner.invoke(app, ["check", "mlp_train", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["kind"] == "program" and summary["ops"]["MatMul"] >= 1
+
+
+def test_check__malformed_file__one_line_error_exit_2(tmp_path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00garbage\xff")
+    res = runner.invoke(app, ["check", str(bad)])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "re-export" in lines[0]
+
+
+def test_trace__unknown_program__names_the_bundled_ones() -> None:
+    res = runner.invoke(app, ["trace", "no_such_program"])
+    assert res.exit_code == 2
+    assert "mlp_train" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_trace_and_demo__leave_nothing_in_the_temporary_folder(tmp_path) -> None:
+    """Resources have owners: `bisectml trace` and `bisectml demo`, run as a user runs them,
+    leave no trace directory (or anything else) in the temporary folder."""
+    import os
+    import subprocess
+    import sys
+
+    private = tmp_path / "tmp"
+    private.mkdir()
+    env = {**os.environ, "TMPDIR": str(private), "BISECTML_HOME": str(tmp_path / "home")}
+    run = [sys.executable, "-c", "import cli; cli.main()"]
+    for args in (["trace", "mlp_train", "--steps", "20", "--json"], ["demo", "--steps", "40"]):
+        done = subprocess.run(run + args, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert sorted(p.name for p in private.iterdir()) == [], args

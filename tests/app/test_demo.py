@@ -1,0 +1,42 @@
+"""`bisectml demo` tells the whole story, and the money adds up."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from verifier.app import demo_market as market
+from verifier.app.demo import CHALLENGER_BOND, REWARD, SOLVER_BOND, Demo
+from verifier.court.game import Outcome
+
+
+def test_demo__cheater_slashed_honest_paid_books_balance() -> None:
+    buf = io.StringIO()
+    demo = Demo(Console(file=buf, width=120), steps=160)
+    assert demo.run() == 0
+    s = demo.summary
+    burn = SOLVER_BOND // 2
+    m = s["market"]
+    # the market round: the cheater's scores claim is slashed too, and the honest solver is paid
+    # the three tasks' rewards
+    m_burn = market.SOLVER_BOND // 2
+    assert s["outcome"] == Outcome.CHALLENGER_WON and m["outcome"] == Outcome.CHALLENGER_WON
+    assert s["cheater"] == -SOLVER_BOND - market.SOLVER_BOND
+    assert s["watchtower"] == SOLVER_BOND - burn + market.SOLVER_BOND - m_burn
+    assert s["honest"] == REWARD + 3 * market.TASK_REWARD
+    assert s["poster"] == -REWARD
+    assert s["escrow"] == 0
+    assert s["burned"] == burn + m_burn
+    assert sum(s[a] for a in ("poster", "honest", "cheater", "watchtower")) == -burn - m_burn + 3 * market.TASK_REWARD
+    # payouts: the worse model and the noise dataset are slashed, the clean dataset paid
+    assert m["modeler A"] > 0 > m["modeler C"]
+    assert m["scores"][0] > 0 > m["scores"][2] and m["values"][0] > 0 > m["values"][1]
+    assert m["clean data"] > 0 > m["noise data"]
+    people = ("clean data", "noise data", "modeler A", "modeler B", "modeler C", "sponsor")
+    assert sum(m[p] for p in people) == -m["burned"] - 3 * market.TASK_REWARD
+    assert m["market_balance"] == m["market_owed"]
+    text = buf.getvalue()
+    for phrase in ("reveals 7 step roots", "node roots of step", "disputes element", "one-step proof", "finalized"):
+        assert phrase in text, phrase
+    assert CHALLENGER_BOND > 0 and 0.5 < s["accuracy"] <= 1.0

@@ -1,0 +1,81 @@
+"""The bindings against a real node: anvil, over JSON-RPC, with signed transactions."""
+
+from __future__ import annotations
+
+import pytest
+
+from verifier.court.chain import Chain, ChainError, Deployment, deploy_suite
+
+
+def test_anvil__version_is_pinned(anvil) -> None:
+    import subprocess
+
+    from tests.conftest import ANVIL_VERSION, anvil_binary
+
+    out = subprocess.run([anvil_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    assert f"anvil Version: {ANVIL_VERSION}" in out
+
+
+def test_anvil__deploy_and_record(anvil, tmp_path) -> None:
+    chain = Chain.connect(anvil.url, key=anvil.keys[0])
+    d = deploy_suite(chain)
+    assert set(d.addresses) >= {"Tasks", "Game", "Referee", "Token"}
+    d.save(tmp_path / "deployments.json")
+    again = Deployment.load(chain.chain_id, tmp_path / "deployments.json")
+    assert again.addresses == d.addresses and again.block == d.block
+    # Nothing of the suite exists before its block: its Token is created in it or later.
+    assert not chain.w3.eth.get_code(d.addresses["Token"], block_identifier=d.block - 1)
+    game = d.contracts(chain)["Game"]
+    assert game.functions.referee().call() == d.addresses["Referee"]
+    with pytest.raises(ChainError) as e:
+        Deployment.load(999, tmp_path / "deployments.json")
+    assert "bisectml deploy" in str(e.value)
+
+
+def test_anvil__no_key__refused(anvil, monkeypatch) -> None:
+    monkeypatch.delenv("BISECTML_PRIVATE_KEY", raising=False)
+    with pytest.raises(ChainError) as e:
+        Chain.connect(anvil.url)
+    assert "--key-file" in str(e.value)
+
+
+def test_anvil__unreachable_node__one_line_error() -> None:
+    with pytest.raises(ChainError) as e:
+        Chain.connect("http://127.0.0.1:9", key="0x" + "11" * 32)
+    assert "cannot reach" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_deployment__first_format_loads_with_block_0(tmp_path) -> None:
+    import json
+
+    path = tmp_path / "deployments.json"
+    path.write_text(json.dumps({"31337": {"Tasks": "0x" + "11" * 20}}))
+    d = Deployment.load(31337, path)
+    assert d.addresses == {"Tasks": "0x" + "11" * 20} and d.block == 0
+
+
+def test_deployment_logs__read_in_ranges_from_its_block(anvil, monkeypatch) -> None:
+    import verifier.court.chain as chain_mod
+
+    owner = Chain.connect(anvil.url, key=anvil.keys[0])
+    token = owner.deploy("Token")
+    for i in range(7):  # one Transfer (mint) per block
+        owner.send(token.functions.mint(owner.account, i + 1))
+    event = token.events.Transfer()
+    whole = event.get_logs(from_block=0)
+    assert len(whole) == 7
+    first = whole[0]["blockNumber"]
+    requests = []
+    real = event.get_logs
+
+    def counted(**kw):  # noqa: ANN003, ANN202
+        requests.append((kw["from_block"], kw["to_block"]))
+        return real(**kw)
+
+    monkeypatch.setattr(event, "get_logs", counted)
+    monkeypatch.setattr(chain_mod, "LOG_RANGE", 3)
+    d = Deployment(owner.chain_id, {"Token": token.address}, block=first)
+    got = d.logs(event)
+    assert [g["args"]["value"] for g in got] == [1, 2, 3, 4, 5, 6, 7]
+    assert requests[0][0] == first and all(hi - lo < 3 for lo, hi in requests)  # never from 0, never wider
+    assert [g["args"]["value"] for g in d.logs(event, {"receiver": owner.account}, first + 2, first + 4)] == [3, 4, 5]

@@ -1,0 +1,378 @@
+"""Compiled steps (verifier.engine.compiled, docs/SPEC.md 4.7): same results as the reference wherever
+the bounds prove them exact, refused (with the reason) everywhere else."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from onnx_models.market import KINDS, METAMODEL, SCORES, VALUES, program
+from onnx_models.market_data import demo_round
+from onnx_models.toy import accumulator_program, make_model
+from solvers.cheats import WrongElement
+from verifier.engine import compiled
+from verifier.engine.compiled import RULES, Rule, self_test
+from verifier.engine.ops import REGISTRY
+from verifier.engine.program import Program, load_program, make_program
+from verifier.engine.trace import Trace
+
+MLP = "onnx_models/mlp_train.onnx"
+
+
+def node_by_node(p: Program, t0: int, t1: int, state: list[np.ndarray]) -> list[np.ndarray]:
+    for t in range(t0, t1):
+        state = p.next_state(t, state, fast=False)
+    return state
+
+
+def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))
+
+
+# ---- the kernels' self-test ------------------------------------------------------------------
+
+
+def test_every_profile_op_has_a_rule_and_passes_the_self_test() -> None:
+    assert {op.name for op in REGISTRY.values()} == set(RULES)
+    verdicts = compiled.verdicts()
+    assert all(verdicts.values()), {k: v for k, v in verdicts.items() if not v}
+
+
+def test_self_test__catches_a_wrong_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Floor instead of truncation: wrong only for negative inexact quotients.
+    floor_div = Rule(RULES["Div"].bounds, lambda info, ivs: lambda a, b: np.floor(a / np.where(b == 0, 1.0, b)) * (b != 0))
+    monkeypatch.setitem(RULES, "Div", floor_div)
+    assert self_test(["Div"]) == {"Div": False}
+
+
+def test_self_test__catches_an_unsound_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernel is right, but the rule claims Abs never exceeds max(a) (wrong for negative a).
+    narrow = Rule(lambda info, ivs: ((0, max(ivs[0][1], 0)), 0), RULES["Abs"].kernel)  # type: ignore[index]
+    monkeypatch.setitem(RULES, "Abs", narrow)
+    assert self_test(["Abs"]) == {"Abs": False}
+
+
+def test_failed_self_test__program_not_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiled, "_VERDICTS", {**compiled.verdicts(), "Clip": False})
+    p = load_program(MLP, steps=4)
+    assert p.compiled is None and "Clip" in p.compile_note and "self-test" in p.compile_note
+    assert same(p.advance(0, 4, p.initial_state()), node_by_node(p, 0, 4, p.initial_state()))
+
+
+# ---- whole programs --------------------------------------------------------------------------
+
+
+def test_mlp__compiles_and_equals_the_reference() -> None:
+    p = load_program(MLP, steps=25)
+    c = p.compiled
+    assert c is not None, p.compile_note
+    init = p.initial_state()
+    assert same(c.run(0, 25, init), node_by_node(p, 0, 25, init))  # type: ignore[arg-type]
+    mid = node_by_node(p, 0, 9, init)
+    assert same(c.run(9, 25, mid), node_by_node(p, 9, 25, mid))  # type: ignore[arg-type]
+    # The weights are clipped every step, so the bounds close after a few steps.
+    assert len(c.entry) < 20
+
+
+def test_mlp__trace_roots_equal_with_and_without_the_compiled_step() -> None:
+    p = load_program(MLP, steps=12)
+    with Trace(p, checkpoint_every=5) as fast, Trace(p, checkpoint_every=5, fast=False) as ref:
+        assert fast.run() == ref.run()
+        steps = list(range(13))
+        assert fast.step_roots(steps) == ref.step_roots(steps)
+        assert fast.node_roots(7) == ref.node_roots(7)
+
+
+def test_accumulator__bounds_follow_every_step() -> None:
+    # acc grows every step: no fixed point, so all 12 steps are iterated and bound separately.
+    p = load_program(accumulator_program(steps=12))
+    c = p.compiled
+    assert c is not None, p.compile_note
+    assert len(c.entry) == 13
+    init = p.initial_state()
+    at5 = node_by_node(p, 0, 5, init)
+    assert same(c.run(5, 12, at5), node_by_node(p, 5, 12, at5))  # type: ignore[arg-type]
+    # A state the proof does not cover at that step is refused, and advance falls back.
+    acc_hi = c.entry[5][0][1]
+    beyond = [np.full(3, acc_hi + 1, np.int64), at5[1]]
+    assert c.run(5, 12, beyond) is None and c.run(11, 12, beyond) is not None
+    assert same(p.advance(5, 12, beyond), node_by_node(p, 5, 12, beyond))
+    assert c.run(0, 13, init) is None and c.run(3, 2, at5) is None  # outside the program's steps
+
+
+def test_accumulator__too_long_to_bound__not_compiled_and_still_runs() -> None:
+    p = load_program(accumulator_program(steps=10**6))
+    assert p.compiled is None and "settle" in p.compile_note
+    init = p.initial_state()
+    assert same(p.advance(0, 20, init), node_by_node(p, 0, 20, init))
+
+
+def _doubling_program(dtype: int, steps: int, start: int) -> onnx.ModelProto:
+    """x' = x * 2: wraps in int32 after ~31 steps, leaves float64's exact range after ~53 in int64."""
+    np_dtype = {TensorProto.INT32: np.int32, TensorProto.INT64: np.int64}[dtype]
+    nodes = [helper.make_node("Mul", ["x", "two"], ["x_next"], name="double")]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", dtype, [3])],
+        [helper.make_tensor_value_info("x_next", dtype, [3])],
+        [numpy_helper.from_array(np.array(2, np_dtype), "two")],
+    )
+    return make_program(model, steps=steps, state={"x": np.array([start, -start, 1], np_dtype)})
+
+
+@pytest.mark.parametrize(
+    ("dtype", "steps", "why"),
+    [(TensorProto.INT32, 40, "may wrap"), (TensorProto.INT64, 70, "2^53")],
+)
+def test_values_that_wrap_or_leave_float64__not_compiled(dtype: int, steps: int, why: str) -> None:
+    p = load_program(_doubling_program(dtype, steps, 3))
+    assert p.compiled is None and why in p.compile_note and "double" in p.compile_note
+    init = p.initial_state()
+    assert same(p.advance(0, steps, init), node_by_node(p, 0, steps, init))  # wraps like the reference
+
+
+def test_doubling_within_range__compiled() -> None:
+    p = load_program(_doubling_program(TensorProto.INT32, 20, 3))
+    assert p.compiled is not None, p.compile_note
+    init = p.initial_state()
+    assert same(p.advance(0, 20, init), node_by_node(p, 0, 20, init))
+
+
+def test_a_program_that_changes_how_a_step_runs__never_compiled() -> None:
+    cheat = WrongElement(**vars(load_program(MLP, steps=3)))
+    assert cheat.compiled is None and "WrongElement" in cheat.compile_note
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_market_programs(kind: int) -> None:
+    # The values program's 2^62 "far" sentinel is only selected and compared: it compiles too.
+    r = demo_round()
+    p = load_program(program(kind, r.shape, **r.data(kind)))
+    assert kind in (METAMODEL, SCORES, VALUES) and p.compiled is not None, p.compile_note
+    init = p.initial_state()
+    assert same(p.compiled.run(0, p.steps, init), node_by_node(p, 0, p.steps, init))  # type: ignore[arg-type]
+
+
+def _sentinel_program(use: str, far: int) -> onnx.ModelProto:
+    """s' = min(s + 1, far) by Where/Less (`select`), or s' = (s + far) - far (`add`)."""
+    if use == "select":
+        nodes = [
+            helper.make_node("Add", ["s", "one"], ["s1"]),
+            helper.make_node("Less", ["s1", "far"], ["below"]),
+            helper.make_node("Where", ["below", "s1", "s"], ["s_next"], name="pick"),
+        ]
+    else:
+        nodes = [
+            helper.make_node("Add", ["s", "far"], ["up"], name="up"),
+            helper.make_node("Sub", ["up", "far"], ["s_next"], name="down"),
+        ]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("s", I64, [3])],
+        [helper.make_tensor_value_info("s_next", I64, [3])],
+        [numpy_helper.from_array(np.array(1, np.int64), "one"), numpy_helper.from_array(np.array(far, np.int64), "far")],
+    )
+    return make_program(model, steps=5, state={"s": np.array([-4, 0, 7], np.int64)})
+
+
+def test_large_sentinels__selected_and_compared_compile__arithmetic_refused() -> None:
+    p = load_program(_sentinel_program("select", 2**62))
+    assert p.compiled is not None, p.compile_note
+    assert same(p.compiled.run(0, 5, p.initial_state()), node_by_node(p, 0, 5, p.initial_state()))  # type: ignore[arg-type]
+    p = load_program(_sentinel_program("add", 2**62))
+    assert p.compiled is None and "up" in p.compile_note and "2^53" in p.compile_note
+    # 2^62 + 1 is not a float64: even selecting it would be inexact.
+    p = load_program(_sentinel_program("select", 2**62 + 1))
+    assert p.compiled is None and "far" in p.compile_note
+
+
+def test_representable() -> None:
+    assert compiled.representable(np.array([0, 2**53 - 1, -(2**63), 2**62, 3 * 2**60], np.int64))
+    assert not compiled.representable(np.array([2**53 + 1], np.int64))
+    assert not compiled.representable(np.array([2**63 - 1], np.int64))
+    assert compiled.representable(np.array([2**31 - 1], np.int32))
+
+
+# ---- random programs -------------------------------------------------------------------------
+
+I64 = TensorProto.INT64
+N = 4  # state width
+ROWS = 6
+
+
+def _random_step(ops: list[tuple[str, int]], clip: int | None) -> onnx.ModelProto:
+    """A chain of int64 ops over a (N,) state, ending in an optional Clip: the next state."""
+    nodes, cur, k = [], "s", 0
+    extra_inits: list[onnx.TensorProto] = []
+
+    def name() -> str:
+        nonlocal k
+        k += 1
+        return f"v{k}"
+
+    for op, arg in ops:
+        out = name()
+        if op in ("Add", "Sub", "Mul", "Div", "Mod", "Max", "Min"):
+            other = "c" if arg % 2 else "s"
+            nodes.append(helper.make_node(op, [cur, other], [out], **({"fmod": arg % 2} if op == "Mod" else {})))
+        elif op in ("Neg", "Abs", "Relu", "Sign"):
+            nodes.append(helper.make_node(op, [cur], [out]))
+        elif op == "Where":
+            cond = name()
+            nodes.append(helper.make_node("Greater", [cur, "zero"], [cond]))
+            nodes.append(helper.make_node("Where", [cond, cur, "c" if arg % 2 else "zero"], [out]))
+        elif op == "MatMul":
+            nodes.append(helper.make_node("MatMul", ["w", cur], [out]))
+        elif op == "ReduceSum":
+            tot = name()
+            nodes.append(helper.make_node("ReduceSum", [cur, "axes"], [tot], keepdims=1))
+            nodes.append(helper.make_node("Add", [cur, tot], [out]))
+        elif op == "Gather":  # a data row picked by the step and the state
+            idx, row = name(), name()
+            nodes.append(helper.make_node("Add", ["t", cur], [idx]))
+            nodes.append(helper.make_node("Gather", ["x", idx], [row], axis=0))
+            nodes.append(helper.make_node("ReduceSum", [row, "axes1"], [out], keepdims=0))
+        elif op == "Cast":
+            narrow = name()
+            to = (TensorProto.INT32, TensorProto.INT8)[arg % 2]
+            nodes.append(helper.make_node("Cast", [cur], [narrow], to=to))
+            nodes.append(helper.make_node("Cast", [narrow], [out], to=I64))
+        elif op == "Gemm":  # w' @ column, then back to a vector
+            col, prod = name(), name()
+            nodes.append(helper.make_node("Unsqueeze", [cur, "axes1"], [col]))
+            nodes.append(helper.make_node("Gemm", ["w", col, "c_col"][: 2 + arg % 2], [prod], transA=arg // 2 % 2))
+            nodes.append(helper.make_node("Reshape", [prod, "vec"], [out]))
+        elif op in ("ArgMax", "ReduceMax", "ReduceMin", "Transpose"):  # over rows of w + cur
+            row, grid = name(), name()
+            nodes.append(helper.make_node("Unsqueeze", [cur, "axes"], [row]))
+            nodes.append(helper.make_node("Add", ["w", row], [grid]))
+            if op == "ArgMax":
+                nodes.append(helper.make_node("ArgMax", [grid], [out], axis=1, keepdims=0, select_last_index=arg % 2))
+            elif op == "Transpose":
+                flipped = name()
+                nodes.append(helper.make_node("Transpose", [grid], [flipped], perm=[1, 0]))
+                nodes.append(helper.make_node("ReduceSum", [flipped, "axes1"], [out], keepdims=0))
+            else:
+                nodes.append(helper.make_node(op, [grid, "axes1"], [out], keepdims=0))
+        elif op == "ConcatSlice":  # N of the 2N values of (cur, c), from an offset
+            both = name()
+            nodes.append(helper.make_node("Concat", [cur, "c"], [both], axis=0))
+            starts = numpy_helper.from_array(np.array([arg], np.int64), f"start{k}")
+            ends = numpy_helper.from_array(np.array([arg + N], np.int64), f"end{k}")
+            extra_inits.extend([starts, ends])
+            nodes.append(helper.make_node("Slice", [both, f"start{k}", f"end{k}"], [out]))
+        elif op == "Logic":  # where(cur < c or cur != 0, cur, -cur)
+            lt, eq, ne, cond, neg = name(), name(), name(), name(), name()
+            nodes.append(helper.make_node("Less", [cur, "c"], [lt]))
+            nodes.append(helper.make_node("Equal", [cur, "zero"], [eq]))
+            nodes.append(helper.make_node("Not", [eq], [ne]))
+            nodes.append(helper.make_node(("Or", "And", "Xor")[arg % 3], [lt, ne], [cond]))
+            nodes.append(helper.make_node("Neg", [cur], [neg]))
+            nodes.append(helper.make_node("Where", [cond, cur, neg], [out]))
+        cur = out
+    if clip is not None:
+        nodes.append(helper.make_node("Clip", [cur, "lo", "hi"], ["s_next"]))
+    else:
+        nodes.append(helper.make_node("Identity", [cur], ["s_next"]))
+    inits = [
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        numpy_helper.from_array(np.array([0], np.int64), "axes"),
+        numpy_helper.from_array(np.array([1], np.int64), "axes1"),
+        numpy_helper.from_array(np.array(-(clip or 0), np.int64), "lo"),
+        numpy_helper.from_array(np.array(clip or 0, np.int64), "hi"),
+        numpy_helper.from_array(np.array([N], np.int64), "vec"),
+        numpy_helper.from_array(np.arange(N, dtype=np.int64).reshape(N, 1) - 2, "c_col"),
+        *extra_inits,
+    ]
+    return make_model(
+        nodes,
+        [
+            helper.make_tensor_value_info("t", I64, []),
+            helper.make_tensor_value_info("s", I64, [N]),
+            helper.make_tensor_value_info("c", I64, [N]),
+            helper.make_tensor_value_info("w", I64, [N, N]),
+            helper.make_tensor_value_info("x", I64, [ROWS, N]),
+        ],
+        [helper.make_tensor_value_info("s_next", I64, [N])],
+        inits,
+    )
+
+
+OPS = ["Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Neg", "Abs", "Relu", "Sign", "Where", "MatMul", "ReduceSum",
+       "Gather", "Cast", "Gemm", "ArgMax", "ReduceMax", "ReduceMin", "Transpose", "ConcatSlice", "Logic"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 3)), min_size=1, max_size=8),
+    clip=st.one_of(st.none(), st.sampled_from([1, 1000, 2**31, 2**40, 2**52, 2**60])),
+    magnitude=st.sampled_from([3, 1000, 2**20, 2**31, 2**62]),
+    steps=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+)
+def test_random_programs__compiled_equals_reference_or_refused(ops, clip, magnitude, steps, seed) -> None:
+    rng = np.random.default_rng(seed)
+    ints = lambda *shape: rng.integers(-magnitude, magnitude, shape, dtype=np.int64, endpoint=True)  # noqa: E731
+    model = make_program(
+        _random_step(ops, clip),
+        steps=steps,
+        state={"s": ints(N)},
+        data={"c": ints(N), "w": ints(N, N), "x": ints(ROWS, N)},
+        step_input="t",
+    )
+    p = load_program(model)
+    init = p.initial_state()
+    want = node_by_node(p, 0, steps, init)
+    assert same(p.advance(0, steps, init), want)
+    if p.compiled is not None:
+        assert same(p.compiled.run(0, steps, init), want)  # type: ignore[arg-type]
+    else:
+        assert p.compile_note  # says why
+
+
+# ---- the standing cross-check ------------------------------------------------------------------
+
+
+def test_cross_check__a_wrong_compiled_step_is_caught_and_the_program_runs_node_by_node() -> None:
+    p = load_program(MLP, steps=30)
+    c = p.compiled
+    assert c is not None
+    right = c.step
+
+    def off_by_one(t, *state):  # noqa: ANN001, ANN002, ANN202
+        out = list(right(t, *state))
+        out[0] = out[0] + 1.0  # W1, every element, every step
+        return tuple(out)
+
+    c.step = off_by_one
+    init = p.initial_state()
+    with pytest.warns(RuntimeWarning, match="differed from the per-node engine"):
+        got = p.advance(0, 30, init)
+    assert same(got, node_by_node(p, 0, 30, init))
+    assert p.compiled is None and "differed" in p.compile_note
+
+
+def test_cross_check__first_run_then_every_so_many_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verifier.engine import program as program_mod
+
+    p = load_program(MLP, steps=1000)
+    assert p.compiled is not None
+    checked = []
+    real = Program.next_state
+
+    def spy(self, t, state, fast=True):  # noqa: ANN001, ANN202
+        checked.append(t)
+        return real(self, t, state, fast)
+
+    monkeypatch.setattr(Program, "next_state", spy)
+    monkeypatch.setattr(program_mod, "CROSS_CHECK_EVERY", 250)
+    state = p.initial_state()
+    for t in range(0, 1000, 100):
+        state = p.advance(t, t + 100, state)
+    # The first run is checked, then one run each time 250 more steps have gone unchecked.
+    assert checked == [99, 399, 699, 999]
+    assert same(state, list(load_program(MLP, steps=1000).run(fast=False).values()))

@@ -1,0 +1,438 @@
+"""The logic behind the `bisectml` chain commands (deploy, task, claim, dispute, settle, finalize).
+
+Every function here takes a `Session` (a chain, the account that signs, the recorded
+deployment), does one user-level thing, and returns plain data (dicts of str/int/bool) that
+`cli.py` renders as text or JSON. Nothing here prints. Refusals and bad input raise
+`CommandError`; chain failures raise `ChainError`; both are one sentence ending with what to
+do. As in `verifier.court.play`, state is re-derived from the chain on every call, so any command can
+be re-run after an interruption.
+
+Amounts are integers in the token's base units (10^-18 BOND); durations are seconds; times
+are the chain's block timestamps, never the local clock (a dev chain's clock may be moved).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from verifier.app.session import (
+    SYMBOL,
+    CommandError,
+    Session,
+    as_record,
+    deployments_path,
+    event_logs,
+    format_amount,
+    format_duration,
+    hex32,
+)
+from verifier.court.chain import ChainError, Deployment, deploy_suite
+from verifier.court.game import GameState, Level, Outcome, Role
+from verifier.court.play import Court, program_task_args, whose_move
+from verifier.engine.program import Program, load_program
+
+# chains on which `deploy --mint` may mint: anvil/hardhat, geth --dev/ganache, the embedded chain
+DEV_CHAIN_IDS = frozenset({31337, 1337, 131277322940537})
+
+TASK_STATES = {1: "open", 2: "done", 3: "reclaimed"}
+CLAIM_STATES = {1: "live", 2: "rejected", 3: "finalized"}
+CHALLENGE_STATES = {1: "open", 2: "lost", 3: "won", 4: "void"}
+TASK_FIELDS = (
+    "poster", "program_id", "graph_root", "initial_root", "dataset_root", "n_nodes", "n_slots", "steps",
+    "arity", "clock", "window", "reward", "solver_bond", "challenger_bond", "deadline", "claim_id", "state",
+)  # fmt: skip
+CLAIM_FIELDS = ("task_id", "solver", "final_root", "time", "challenges", "unsettled", "credit", "state")
+CHALLENGE_FIELDS = ("claim_id", "challenger", "game_id", "state")
+
+
+# -- deploy -----------------------------------------------------------------------------------
+
+
+def deploy(session: Session, mint: int = 0) -> dict[str, Any]:
+    """Deploy the suite, record it for the chain (not for the embedded chain), and mint."""
+    chain = session.chain
+    if mint and chain.chain_id not in DEV_CHAIN_IDS:
+        raise CommandError(
+            f"--mint is for development chains (chain ids {sorted(DEV_CHAIN_IDS)}), and this is chain "
+            f"{chain.chain_id}; mint with the token owner's own tooling."
+        )
+    replaced = None
+    if not session.embedded:
+        try:
+            replaced = Deployment.load(chain.chain_id, deployments_path()).addresses.get("Tasks")
+        except ChainError:
+            pass
+    d = deploy_suite(chain)
+    session.deployment = d
+    if mint:
+        chain.send(session.court.token.functions.mint(chain.account, mint), "mint")
+    recorded = None
+    if not session.embedded:
+        path = deployments_path()
+        d.save(path)
+        recorded = str(path)
+    return {
+        "chain_id": d.chain_id,
+        "embedded": session.embedded,
+        "deployer": chain.account,
+        "addresses": d.addresses,
+        "recorded_in": recorded,
+        "replaced_tasks": replaced,
+        "minted": str(mint),
+        "balance": str(session.court.token.functions.balanceOf(chain.account).call()),
+    }
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+def task_record(court: Court, task_id: int) -> dict[str, Any]:
+    t = as_record(TASK_FIELDS, court.tasks.functions.tasks(task_id).call())
+    if t["state"] == 0:
+        count = court.tasks.functions.task_count().call()
+        raise CommandError(f"there is no task {task_id} (tasks run 1..{count}); list them with `bisectml task list`.")
+    return t
+
+
+def _task_view(court: Court, task_id: int, t: dict[str, Any], now: int) -> dict[str, Any]:
+    state = TASK_STATES.get(t["state"], str(t["state"]))
+    if state == "open":
+        if t["claim_id"]:
+            status = f"claimed (claim {t['claim_id']})"
+        elif now < t["deadline"]:
+            status = "claimable"
+        else:
+            status = "expired (reclaimable)"
+    else:
+        status = state
+    return {
+        "task_id": task_id,
+        "state": state,
+        "status": status,
+        "poster": t["poster"],
+        "program_id": hex32(t["program_id"]),
+        "graph_root": hex32(t["graph_root"]),
+        "initial_root": hex32(t["initial_root"]),
+        "dataset_root": hex32(t["dataset_root"]),
+        "steps": t["steps"],
+        "nodes": t["n_nodes"],
+        "slots": t["n_slots"],
+        "arity": t["arity"],
+        "clock": t["clock"],
+        "window": t["window"],
+        "reward": str(t["reward"]),
+        "solver_bond": str(t["solver_bond"]),
+        "challenger_bond": str(t["challenger_bond"]),
+        "deadline": t["deadline"],
+        "deadline_in": max(0, t["deadline"] - now),
+        "claim_id": t["claim_id"] or None,
+    }
+
+
+def post_task(
+    session: Session,
+    program_path: Path,
+    *,
+    reward: int,
+    window: int,
+    clock: int,
+    solver_bond: int,
+    challenger_bond: int,
+    arity: int,
+    deadline_in: int,
+    steps: int | None = None,
+) -> dict[str, Any]:
+    """Approve the reward and post a task for the program; on the embedded chain, deploy first."""
+    program = load_program(program_path, steps=steps)  # refuses programs the contracts cannot prove
+    if reward <= 0:
+        raise CommandError("--reward must be positive; nobody claims a task that pays nothing.")
+    if session.embedded:
+        deploy(session, mint=reward)
+    court, chain = session.court, session.chain
+    limits = court.tasks.functions
+    for flag, value, lo, hi in (
+        ("--window", window, limits.MIN_WINDOW().call(), limits.MAX_WINDOW().call()),
+        ("--clock", clock, limits.MIN_CLOCK().call(), limits.MAX_CLOCK().call()),
+    ):
+        if not lo <= value <= hi:
+            raise CommandError(
+                f"{flag} {format_duration(value)} is outside the contract's {format_duration(lo)} .. {format_duration(hi)}; "
+                f"pass {flag} {lo} or more, up to {hi} (seconds, or 1d, 6h)."
+            )
+    lo, hi = limits.MIN_ARITY().call(), limits.MAX_ARITY().call()
+    if not lo <= arity <= hi:
+        raise CommandError(f"--arity {arity} is outside the contract's {lo}..{hi}; pick an arity in that range.")
+    for flag, value in (("--solver-bond", solver_bond), ("--challenger-bond", challenger_bond)):
+        if value <= 0:
+            raise CommandError(f"{flag} must be positive: a free bond deters nothing.")
+    if deadline_in <= window:
+        raise CommandError(
+            f"--deadline {format_duration(deadline_in)} leaves no time to claim and sit out the {format_duration(window)} "
+            "challenge window; give a deadline longer than the window."
+        )
+    require_funds(court, chain.account, reward, "the reward")
+    approve(court, reward)
+    deadline = session.now() + deadline_in
+    args = program_task_args(program)
+    receipt = chain.send(
+        court.tasks.functions.post_task(
+            args["graph_root"], args["n_nodes"], args["n_slots"], args["initial_root"], args["dataset_root"],
+            args["steps"], reward, window, clock, solver_bond, challenger_bond, arity, deadline,
+        ),
+        "post_task",
+    )  # fmt: skip
+    ev = event_logs(court.tasks.events.TaskPosted, receipt)[0]["args"]
+    if bytes(ev["program_id"]) != program.id:
+        raise ChainError(
+            "the contract computed another program id than this program's; the contracts and the engine disagree, report it."
+        )
+    return {
+        "task_id": ev["task_id"],
+        "program_id": hex32(program.id),
+        "program": str(program_path),
+        "steps": program.steps,
+        "reward": str(reward),
+        "deadline": deadline,
+        "deadline_in": deadline_in,
+        "embedded": session.embedded,
+        "tasks": court.tasks.address,
+        "tx": hex32(receipt["transactionHash"]),
+    }
+
+
+def show_task(session: Session, task_id: int) -> dict[str, Any]:
+    court = session.court
+    return _task_view(court, task_id, task_record(court, task_id), session.now())
+
+
+def list_tasks(session: Session, open_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest `limit` tasks, newest first; `open_only` keeps those neither done nor reclaimed."""
+    court, now = session.court, session.now()
+    out = []
+    for task_id in range(court.tasks.functions.task_count().call(), 0, -1):
+        if len(out) >= limit:
+            break
+        t = as_record(TASK_FIELDS, court.tasks.functions.tasks(task_id).call())
+        if open_only and t["state"] != 1:
+            continue
+        out.append(_task_view(court, task_id, t, now))
+    return out
+
+
+# -- claims -----------------------------------------------------------------------------------
+
+
+def claim_record(court: Court, claim_id: int) -> dict[str, Any]:
+    c = as_record(CLAIM_FIELDS, court.tasks.functions.claims(claim_id).call())
+    if c["state"] == 0:
+        count = court.tasks.functions.claim_count().call()
+        raise CommandError(
+            f"there is no claim {claim_id} (claims run 1..{count}); a task's claim shows in `bisectml task show ID`."
+        )
+    return c
+
+
+def challenge_record(court: Court, challenge_id: int) -> dict[str, Any]:
+    ch = as_record(CHALLENGE_FIELDS, court.tasks.functions.challenges(challenge_id).call())
+    if ch["state"] == 0:
+        count = court.tasks.functions.challenge_count().call()
+        raise CommandError(
+            f"there is no challenge {challenge_id} (challenges run 1..{count}); "
+            "a claim's challenges show in `bisectml claim show ID`."
+        )
+    return ch
+
+
+def challenge_ids(court: Court, claim_id: int, n: int) -> list[int]:
+    ids: list[int] = []
+    while len(ids) < n:
+        page = court.tasks.functions.challenges_of(claim_id, len(ids), 256).call()
+        if not page:
+            break
+        ids.extend(page)
+    return ids
+
+
+def show_claim(session: Session, claim_id: int) -> dict[str, Any]:
+    court, now = session.court, session.now()
+    c = claim_record(court, claim_id)
+    t = task_record(court, c["task_id"])
+    closes = c["time"] + t["window"]
+    challenges = []
+    for cid in challenge_ids(court, claim_id, c["challenges"]):
+        ch = as_record(CHALLENGE_FIELDS, court.tasks.functions.challenges(cid).call())
+        g = game_view(court, ch["game_id"], now) if ch["game_id"] else None
+        challenges.append(
+            {
+                "challenge_id": cid,
+                "challenger": ch["challenger"],
+                "state": CHALLENGE_STATES.get(ch["state"], str(ch["state"])),
+                "game_id": ch["game_id"],
+                "settleable": bool(court.tasks.functions.settleable(cid).call()),
+                "game": g,
+            }
+        )
+    return {
+        "claim_id": claim_id,
+        "task_id": c["task_id"],
+        "solver": c["solver"],
+        "final_root": hex32(c["final_root"]),
+        "state": CLAIM_STATES.get(c["state"], str(c["state"])),
+        "posted": c["time"],
+        "challenge_deadline": closes,
+        "challenge_window_left": max(0, closes - now),
+        "task_deadline": t["deadline"],
+        "reward": str(t["reward"]),
+        "solver_bond": str(t["solver_bond"]),
+        "challenger_bond": str(t["challenger_bond"]),
+        "credit": str(c["credit"]),
+        "unsettled": c["unsettled"],
+        "finalizable": bool(court.tasks.functions.finalizable(claim_id).call()),
+        "challenges": challenges,
+    }
+
+
+def require_funds(court: Court, account: str, amount: int, what: str) -> None:
+    have = court.token.functions.balanceOf(account).call()
+    if have < amount:
+        raise CommandError(
+            f"{account} holds {format_amount(have)} but {what} is {format_amount(amount)}; get more {SYMBOL} and retry."
+        )
+
+
+def approve(court: Court, amount: int) -> None:
+    """Let the task registry pull `amount`, unless it already may."""
+    token, me = court.token, court.chain.account
+    if token.functions.allowance(me, court.tasks.address).call() < amount:
+        court.chain.send(token.functions.approve(court.tasks.address, amount), "approve")
+
+
+# -- games ------------------------------------------------------------------------------------
+
+
+def game_state(court: Court, game_id: int) -> GameState:
+    raw = court.game.functions.games(game_id).call()
+    if raw[3] == 0:  # steps: every created game has at least one
+        count = court.game.functions.game_count().call()
+        raise CommandError(
+            f"there is no game {game_id} (games run 1..{count}); a claim's games show in `bisectml claim show ID`."
+        )
+    return GameState.from_tuple(raw)
+
+
+def game_reason(court: Court, game_id: int) -> str | None:
+    logs = court.deployment.logs(court.game.events.GameResolved(), {"game_id": game_id})
+    return str(logs[-1]["args"]["reason"]) if logs else None
+
+
+def challenge_of_game(court: Court, game_id: int) -> int | None:
+    """The challenge that opened this game (games can also be created outside the registry)."""
+    for log in court.deployment.logs(court.tasks.events.Challenged()):
+        if log["args"]["game_id"] == game_id:
+            return int(log["args"]["challenge_id"])
+    return None
+
+
+def describe(s: GameState, program: Program | None = None) -> str:
+    """Where the game stands, in words: the level, then what is disputed there."""
+    level, detail = position(s, program)
+    return f"{level:<8} {detail}"
+
+
+def position(s: GameState, program: Program | None = None) -> tuple[str, str]:
+    """(level word, what is disputed at it): step, node, output, element, term, proof, over."""
+    node = f"node {s.node}"
+    if program is not None and s.node < program.n_nodes:
+        n = program.graph.nodes[s.node]
+        node += " " + (n.name.removeprefix("node ") if n.name else f"({n.op.name})")
+    if s.level == Level.STEP:
+        return "step", f"steps {s.lo}..{s.hi} of {s.steps} disputed"
+    if s.level == Level.NODE:
+        return "node", f"step {s.step}, positions {s.lo}..{s.hi} of {s.n_nodes + 1} disputed"
+    if s.level == Level.OUTPUT:
+        return "output", f"step {s.step}, {node}: the solver shows its output"
+    if s.level == Level.CHOOSE:
+        return "output", f"step {s.step}, {node}: header or data?"
+    if s.level == Level.PROVE_HEADER:
+        return "proof", f"step {s.step}, {node}: the output header is re-derived on-chain"
+    if s.level == Level.DATA:
+        return "element", f"step {s.step}, {node}: data tree, height {s.height}, index {s.index}"
+    if s.level == Level.CHUNK_REVEAL:
+        return "element", f"step {s.step}, {node}: chunk {s.index}"
+    if s.level == Level.ELEMENT:
+        return "element", f"step {s.step}, {node}: chunk {s.index} revealed, element to pick"
+    if s.level == Level.TERM:
+        return "term", f"step {s.step}, {node}, element {s.elem_index}: terms {s.lo}..{s.hi} of {s.terms}"
+    if s.level == Level.PROVE_ELEMENT:
+        return "proof", f"step {s.step}, {node}, element {s.elem_index}: one computation re-executed on-chain"
+    if s.level == Level.PROVE_BOUNDARY:
+        return "proof", f"step {s.step}: the step boundary re-executed on-chain"
+    return "over", s.outcome.name.lower().replace("_", " ")
+
+
+def progress_fraction(s: GameState) -> float:
+    """How far down the game is, 0..1: steps, then nodes, then the element, then the proof."""
+    import math
+
+    def narrowed(lo: int, hi: int, total: int) -> float:
+        if total <= 1:
+            return 1.0
+        return 1.0 - math.log(max(hi - lo, 1)) / math.log(total)
+
+    if s.outcome != Outcome.PENDING or s.level == Level.OVER:
+        return 1.0
+    if s.level == Level.STEP:
+        return 0.45 * narrowed(s.lo, s.hi, s.steps)
+    if s.level == Level.NODE:
+        return 0.45 + 0.25 * narrowed(s.lo, s.hi, s.n_nodes + 1)
+    if s.level in (Level.OUTPUT, Level.CHOOSE):
+        return 0.72
+    if s.level in (Level.DATA, Level.CHUNK_REVEAL, Level.ELEMENT):
+        return 0.8
+    if s.level == Level.TERM:
+        return 0.85 + 0.1 * narrowed(s.lo, s.hi, max(s.terms, 1))
+    return 0.97
+
+
+def role_of(s: GameState, account: str) -> Role | None:
+    if account.lower() == s.challenger.lower():
+        return Role.CHALLENGER
+    if account.lower() == s.solver.lower():
+        return Role.SOLVER
+    return None
+
+
+def game_view(court: Court, game_id: int, now: int | None = None, account: str | None = None) -> dict[str, Any]:
+    s = game_state(court, game_id)
+    solver_left, challenger_left = court.game.functions.time_left(game_id).call()
+    over = s.outcome != Outcome.PENDING
+    mover = whose_move(s)
+    you = role_of(s, account) if account else None
+    return {
+        "game_id": game_id,
+        "level": s.level.name.lower(),
+        "position": position(s)[1],
+        "range": [s.lo, s.hi] if s.level in (Level.STEP, Level.NODE, Level.TERM) else None,
+        "step": s.step if s.level not in (Level.STEP,) else None,
+        "node": s.node if s.level not in (Level.STEP, Level.NODE) else None,
+        "steps": s.steps,
+        "arity": s.arity,
+        "to_move": None if over else mover.name.lower(),
+        "your_role": you.name.lower() if you else None,
+        "your_move": (not over) and you is not None and mover == you,
+        "solver": s.solver,
+        "challenger": s.challenger,
+        "clock_solver": int(solver_left),
+        "clock_challenger": int(challenger_left),
+        "outcome": s.outcome.name.lower(),
+        "reason": game_reason(court, game_id) if over else None,
+        "progress": round(progress_fraction(s), 3),
+    }
+
+
+def game_status(session: Session, game_id: int) -> dict[str, Any]:
+    court = session.court
+    view = game_view(court, game_id, session.now(), session.account)
+    view["challenge_id"] = challenge_of_game(court, game_id)
+    return view

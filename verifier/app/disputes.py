@@ -1,0 +1,379 @@
+"""Games, disputes and settlement for the command line: a game's state and position in
+words, opening a dispute (recompute, compare, challenge), playing a game to its end from one
+side, and settling a challenge or finalizing a claim. Like commands.py, every function takes a
+Session, re-derives state from the chain, and returns plain data; nothing here prints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from verifier.app.commands import (
+    CHALLENGE_STATES,
+    CLAIM_STATES,
+    approve,
+    challenge_ids,
+    challenge_of_game,
+    challenge_record,
+    claim_record,
+    describe,
+    game_reason,
+    game_state,
+    game_view,
+    require_funds,
+    role_of,
+    task_record,
+)
+from verifier.app.session import (
+    CommandError,
+    Session,
+    event_logs,
+    format_amount,
+    format_duration,
+    format_time,
+    hex32,
+)
+from verifier.core.paths import home
+from verifier.court.chain import ChainError
+from verifier.court.game import GameState, Level, Outcome, Role
+from verifier.court.play import Court, GamePlayer, whose_move
+from verifier.engine.program import Program, load_program
+from verifier.engine.trace import Trace
+
+# the function each side calls at each level (used to narrate the other side's moves)
+_SOLVER_FN = {
+    Level.STEP: "reveal", Level.NODE: "reveal", Level.TERM: "reveal", Level.OUTPUT: "reveal_output",
+    Level.DATA: "reveal_data", Level.CHUNK_REVEAL: "reveal_chunk",
+}  # fmt: skip
+_CHALLENGER_FN = {
+    Level.STEP: "pick", Level.NODE: "pick", Level.TERM: "pick", Level.CHOOSE: "choose", Level.DATA: "pick_data",
+    Level.ELEMENT: "pick_element", Level.PROVE_HEADER: "prove_header", Level.PROVE_ELEMENT: "prove_element",
+    Level.PROVE_BOUNDARY: "prove_boundary",
+}  # fmt: skip
+
+TraceProgress = Callable[[int, int], None]
+
+
+# -- disputes ---------------------------------------------------------------------------------
+
+
+def _program_for_task(program_path: Path, task: dict[str, Any], task_id: int) -> Program:
+    program = load_program(program_path, steps=task["steps"])
+    if program.id != bytes(task["program_id"]):
+        raise CommandError(
+            f"{program_path} is not task {task_id}'s program: with {task['steps']} steps its id is {hex32(program.id)}, "
+            f"the task's is {hex32(task['program_id'])}; pass the program file the task was posted with."
+        )
+    return program
+
+
+def _trace_dir(program: Program, directory: Path | None) -> Path:
+    return directory if directory is not None else home() / "traces" / program.id.hex()
+
+
+def open_dispute(
+    session: Session,
+    claim_id: int,
+    program_path: Path,
+    directory: Path | None = None,
+    force: bool = False,
+    progress: TraceProgress | None = None,
+) -> dict[str, Any]:
+    """Recompute the claimed program; if the claim is wrong (or `force`), post the bond and
+    challenge it. Returns the challenge and game ids."""
+    court, chain = session.court, session.chain
+    c = claim_record(court, claim_id)
+    if c["state"] != 1:
+        raise CommandError(f"claim {claim_id} is {CLAIM_STATES.get(c['state'])}: there is nothing left to dispute.")
+    if c["solver"].lower() == chain.account.lower():
+        raise CommandError(f"claim {claim_id} is your own ({chain.account}); the solver cannot challenge it.")
+    task = task_record(court, c["task_id"])
+    closes = c["time"] + task["window"]
+    if session.now() >= closes:
+        raise CommandError(f"claim {claim_id}'s challenge window closed at {format_time(closes)}; it can only be finalized now.")
+    program = _program_for_task(program_path, task, c["task_id"])
+    trace = Trace(program, _trace_dir(program, directory))
+    ours = trace.run(progress=progress)
+    claimed = bytes(c["final_root"])
+    if ours == claimed and not force:
+        raise CommandError(
+            f"claim {claim_id} is correct: your run of the program ends in the claimed root {hex32(claimed)}, "
+            "so a challenge would lose its bond; pass --force to challenge anyway."
+        )
+    bond = task["challenger_bond"]
+    require_funds(court, chain.account, bond, "the challenger bond")
+    approve(court, bond)
+    receipt = chain.send(court.tasks.functions.challenge(claim_id), "challenge")
+    ev = event_logs(court.tasks.events.Challenged, receipt)[0]["args"]
+    return {
+        "claim_id": claim_id,
+        "task_id": c["task_id"],
+        "challenge_id": ev["challenge_id"],
+        "game_id": ev["game_id"],
+        "bond": str(bond),
+        "claimed_root": hex32(claimed),
+        "your_root": hex32(ours),
+        "trace_dir": str(trace.dir),
+        "challenger": chain.account,
+        "tx": hex32(receipt["transactionHash"]),
+    }
+
+
+@dataclass
+class GameEvent:
+    """One thing that happened in a game being played: a move (ours or theirs), a wait, the end."""
+
+    kind: str  # "start" | "position" | "move" | "wait" | "over"
+    state: GameState
+    who: Role | None = None
+    function: str | None = None
+    mine: bool = False
+    text: str = ""
+
+
+def _inferred_move(court: Court, game_id: int, before: GameState, after: GameState) -> tuple[Role, str]:
+    """Who moved from `before` to `after`, and how (for narrating the other side)."""
+    mover = whose_move(before)
+    if after.outcome != Outcome.PENDING and "clock" in (game_reason(court, game_id) or ""):
+        return mover, "timeout"
+    return mover, (_SOLVER_FN if mover == Role.SOLVER else _CHALLENGER_FN).get(before.level, "move")
+
+
+def _fingerprint(s: GameState) -> tuple:
+    return (s.level, s.turn, s.outcome, s.lo, s.hi, s.reveal_hash, s.index, s.height, s.turn_start, s.top_known)
+
+
+def play(
+    session: Session,
+    game_id: int,
+    program_path: Path,
+    role: Role,
+    directory: Path | None = None,
+    poll: float = 2.0,
+    on_event: Callable[[GameEvent], None] | None = None,
+    progress: TraceProgress | None = None,
+    max_failures: int = 3,
+) -> dict[str, Any]:
+    """Play `role` in the game to its end from a local trace; ends a stalled opponent's game by
+    its clock. Returns the outcome and whether we won."""
+    court, chain = session.court, session.chain
+    emit = on_event or (lambda e: None)
+    s = game_state(court, game_id)
+    party = s.solver if role == Role.SOLVER else s.challenger
+    if party.lower() != chain.account.lower():
+        other = "challenger" if role == Role.SOLVER else "solver"
+        hint = f" (you are its {other}: pass --as {other})" if role_of(s, chain.account) else ""
+        raise CommandError(
+            f"game {game_id}'s {role.name.lower()} is {party}, not {chain.account}{hint}; sign with that party's key."
+        )
+    challenge_id = challenge_of_game(court, game_id)
+    if challenge_id is not None:
+        ch = challenge_record(court, challenge_id)
+        task_id = claim_record(court, ch["claim_id"])["task_id"]
+        program = _program_for_task(program_path, task_record(court, task_id), task_id)
+    else:
+        program = load_program(program_path, steps=s.steps)
+        if (program.graph_root, program.n_nodes, program.n_slots) != (bytes(s.graph_root), s.n_nodes, s.n_slots):
+            raise CommandError(
+                f"{program_path} is not the program game {game_id} plays; pass the program its task was posted with."
+            )
+    trace = Trace(program, _trace_dir(program, directory))
+    trace.run(progress=progress)
+    player = GamePlayer.for_trace(court, game_id, role, trace)
+    moves = {"ours": 0, "theirs": 0}
+    opponent = s.challenger if role == Role.SOLVER else s.solver
+    other = "challenger" if role == Role.SOLVER else "solver"
+    emit(GameEvent("start", s, who=role, text=f"game {game_id}: you are the {role.name.lower()}, the {other} is {opponent}"))
+    emit(GameEvent("position", s, text=describe(s, program)))
+    last = s
+    failures = 0
+    waiting_since: tuple | None = None
+    while True:
+        s = game_state(court, game_id)
+        if _fingerprint(s) != _fingerprint(last):
+            who, fn = _inferred_move(court, game_id, last, s)
+            moves["theirs"] += 1
+            emit(GameEvent("move", s, who=who, function=fn, mine=False, text=describe(s, program)))
+            last = s
+        if s.outcome != Outcome.PENDING:
+            break
+        if whose_move(s) == role:
+            try:
+                move, _ = player.step()
+            except ChainError as e:
+                if "clock expired" in str(e):
+                    emit(GameEvent("over", s, text="your clock ran out; the other side can end the game now"))
+                    return _play_result(court, game_id, role, s, challenge_id, moves, lost_on_time=True)
+                failures += 1
+                if failures >= max_failures:
+                    raise
+                time.sleep(poll)
+                continue
+            failures = 0
+            if move is None:  # the state moved under us; re-derive
+                time.sleep(poll)
+                continue
+            s = game_state(court, game_id)
+            moves["ours"] += 1
+            emit(GameEvent("move", s, who=role, function=move.function, mine=True, text=describe(s, program)))
+            last = s
+            continue
+        # the other side's move: end the game if its clock has run out, else wait for it
+        solver_left, challenger_left = court.game.functions.time_left(game_id).call()
+        mover_left = solver_left if s.turn == Role.SOLVER else challenger_left
+        if mover_left == 0:
+            try:
+                chain.send(court.game.functions.timeout(game_id), "timeout")
+            except ChainError:
+                pass  # the clock reads 0 a second before timeout is allowed
+            else:
+                s = game_state(court, game_id)
+                moves["ours"] += 1
+                emit(GameEvent("move", s, who=role, function="timeout", mine=True, text=describe(s, program)))
+                last = s
+                continue
+        if waiting_since != _fingerprint(s):
+            waiting_since = _fingerprint(s)
+            emit(GameEvent("wait", s, who=whose_move(s), text=f"{format_duration(mover_left)} left on its clock"))
+        time.sleep(poll)
+    emit(GameEvent("over", s, text=game_reason(court, game_id) or ""))
+    return _play_result(court, game_id, role, s, challenge_id, moves)
+
+
+def _play_result(
+    court: Court, game_id: int, role: Role, s: GameState, challenge_id: int | None, moves: dict[str, int],
+    lost_on_time: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    won = {Role.SOLVER: Outcome.SOLVER_WON, Role.CHALLENGER: Outcome.CHALLENGER_WON}[role] == s.outcome
+    return {
+        "game_id": game_id,
+        "challenge_id": challenge_id,
+        "role": role.name.lower(),
+        "outcome": "lost on time" if lost_on_time else s.outcome.name.lower(),
+        "won": won and not lost_on_time,
+        "reason": game_reason(court, game_id),
+        "moves": moves["ours"],
+        "their_moves": moves["theirs"],
+    }
+
+
+# -- settlement -------------------------------------------------------------------------------
+
+
+def _end_if_timed_out(session: Session, game_id: int) -> bool:
+    """Call Game.timeout if the party to move has run out of time; True if it ended the game."""
+    court = session.court
+    s = game_state(court, game_id)
+    if s.outcome != Outcome.PENDING:
+        return False
+    solver_left, challenger_left = court.game.functions.time_left(game_id).call()
+    left = solver_left if s.turn == Role.SOLVER else challenger_left
+    if left != 0:
+        return False
+    try:
+        session.chain.send(court.game.functions.timeout(game_id), "timeout")
+    except ChainError:
+        return False
+    return True
+
+
+def settle(session: Session, challenge_id: int) -> dict[str, Any]:
+    """Settle a challenge whose game is over (ending it first if a clock ran out)."""
+    court, chain = session.court, session.chain
+    ch = challenge_record(court, challenge_id)
+    if ch["state"] != 1:
+        raise CommandError(f"challenge {challenge_id} is already settled ({CHALLENGE_STATES.get(ch['state'])}); nothing to do.")
+    timed_out = False
+    if not court.tasks.functions.settleable(challenge_id).call():
+        timed_out = _end_if_timed_out(session, ch["game_id"])
+        if not timed_out:
+            g = game_view(court, ch["game_id"])
+            left = g["clock_solver"] if g["to_move"] == "solver" else g["clock_challenger"]
+            raise CommandError(
+                f"challenge {challenge_id}'s game {ch['game_id']} is still on (level {g['level']}, the {g['to_move']} to move "
+                f"with {format_duration(left)} on its clock); play it with `bisectml dispute play {ch['game_id']}` "
+                "or settle once it ends."
+            )
+    receipt = chain.send(court.tasks.functions.settle(challenge_id), "settle")
+    ev = event_logs(court.tasks.events.ChallengeSettled, receipt)[0]["args"]
+    slashed = event_logs(court.tasks.events.BondSlashed, receipt)
+    rejected = event_logs(court.tasks.events.ClaimRejected, receipt)
+    return {
+        "challenge_id": challenge_id,
+        "claim_id": ev["claim_id"],
+        "game_id": ch["game_id"],
+        "ended_by_timeout": timed_out,
+        "result": CHALLENGE_STATES.get(ev["state"], str(ev["state"])),
+        "challenger": ev["challenger"],
+        "paid_to_challenger": str(ev["paid"]),
+        "slashed": str(slashed[0]["args"]["bond"]) if slashed else "0",
+        "burned": str(slashed[0]["args"]["burned"]) if slashed else "0",
+        "loser": slashed[0]["args"]["loser"] if slashed else None,
+        "claim_rejected": bool(rejected),
+        "credit_paid_to_solver": str(rejected[0]["args"]["credit_paid"]) if rejected else "0",
+        "tx": hex32(receipt["transactionHash"]),
+    }
+
+
+def finalize(session: Session, claim_id: int) -> dict[str, Any]:
+    """Pay a claim whose window has closed and whose challenges the solver all won."""
+    court, chain = session.court, session.chain
+    c = claim_record(court, claim_id)
+    if c["state"] != 1:
+        raise CommandError(f"claim {claim_id} is already {CLAIM_STATES.get(c['state'])}; nothing to finalize.")
+    task = task_record(court, c["task_id"])
+    closes = c["time"] + task["window"]
+    now = session.now()
+    if now < closes:
+        raise CommandError(
+            f"claim {claim_id}'s challenge window is open until {format_time(closes)} ({format_duration(closes - now)} "
+            "from now); finalize after it closes."
+        )
+    if c["unsettled"]:
+        open_ids = [
+            cid for cid in challenge_ids(court, claim_id, c["challenges"])
+            if court.tasks.functions.challenges(cid).call()[3] == 1
+        ]  # fmt: skip
+        raise CommandError(
+            f"claim {claim_id} has {c['unsettled']} unsettled challenge(s) ({', '.join(map(str, open_ids))}); "
+            f"settle them first with `bisectml settle {open_ids[0] if open_ids else 'ID'}`."
+        )
+    receipt = chain.send(court.tasks.functions.finalize(claim_id), "finalize")
+    ev = event_logs(court.tasks.events.ClaimFinalized, receipt)[0]["args"]
+    return {
+        "claim_id": claim_id,
+        "task_id": ev["task_id"],
+        "solver": ev["solver"],
+        "reward": str(ev["reward"]),
+        "bond": str(ev["bond"]),
+        "credit": str(ev["credit"]),
+        "paid": str(ev["reward"] + ev["bond"] + ev["credit"]),
+        "tx": hex32(receipt["transactionHash"]),
+    }
+
+
+__all__ = [
+    "CommandError",
+    "GameEvent",
+    "Session",
+    "claim_record",
+    "deploy",
+    "describe",
+    "finalize",
+    "format_amount",
+    "format_duration",
+    "game_status",
+    "list_tasks",
+    "open_dispute",
+    "open_session",
+    "parse_amount",
+    "parse_duration",
+    "play",
+    "post_task",
+    "settle",
+    "show_claim",
+    "show_task",
+]

@@ -1,0 +1,330 @@
+"""Chain bindings: compiled contracts, deployment, dry-run-then-send transactions, events.
+
+The contracts are compiled by the real Vyper compiler into `contracts/artifacts.json`, which
+ships with the package (so `bisectml demo` starts in seconds); a test recompiles every source
+and requires byte-identical output, so the shipped artifacts can never drift from the code.
+Rebuild them with `python -m verifier.court.chain build`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from verifier.core.errors import BisectmlError
+from verifier.core.paths import home
+
+SUITE = (
+    "Token",
+    "OneStepElementwise",
+    "OneStepShape",
+    "OneStepReduce",
+    "OneStepLinalg",
+    "Game",
+    "Referee",
+    "Tasks",
+    "Market",
+)
+DEPLOYMENTS = home() / "deployments.json"
+KEY_ENV = "BISECTML_PRIVATE_KEY"
+
+
+class ChainError(BisectmlError, RuntimeError):
+    """A transaction would revert, an RPC call failed, or a deployment is missing."""
+
+
+# -- artifacts ----------------------------------------------------------------------------------
+
+
+def contracts_dir() -> Path:
+    return Path(str(resources.files("contracts")))
+
+
+def _sources_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.vy*")):
+        if "mocks" in p.parts:
+            continue
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def compile_contract(name: str, root: Path | None = None) -> dict[str, Any]:
+    """ABI and deployment bytecode of contracts/<name>.vy, from the Vyper compiler."""
+    from vyper.compiler import compile_code
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+
+    root = root or contracts_dir()
+    src = root / f"{name}.vy"
+    search = [root.parent, *[Path(p) for p in sys.path if p and Path(p).is_dir()]]
+    out = compile_code(
+        src.read_text(),
+        contract_path=f"contracts/{name}.vy",
+        resolved_path=src,
+        input_bundle=FilesystemInputBundle(search),
+        output_formats=["abi", "bytecode"],
+    )
+    return {"abi": out["abi"], "bytecode": out["bytecode"]}
+
+
+def build_artifacts(root: Path | None = None) -> dict[str, Any]:
+    import vyper
+
+    root = root or contracts_dir()
+    return {
+        "vyper": vyper.__version__,
+        "sources": _sources_digest(root),
+        "contracts": {name: compile_contract(name, root) for name in SUITE},
+    }
+
+
+def load_artifacts() -> dict[str, Any]:
+    root = contracts_dir()
+    path = root / "artifacts.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ChainError(f"{path} is missing or corrupt; run `python -m verifier.court.chain build`.") from None
+    if data.get("sources") != _sources_digest(root):
+        raise ChainError(
+            "contracts/artifacts.json is stale: the Vyper sources changed; run `python -m verifier.court.chain build`."
+        )
+    return data["contracts"]
+
+
+# -- the chain ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Chain:
+    """A web3 connection and the account that signs for this process."""
+
+    w3: Any
+    account: str
+    key: Any = None  # eth_account LocalAccount; None when the node holds the key (embedded chain)
+    artifacts: dict[str, Any] = field(default_factory=load_artifacts, repr=False)
+
+    @classmethod
+    def embedded(cls) -> Chain:
+        """An in-process chain (py-evm through eth-tester): nothing to start, gone on exit."""
+        from web3 import EthereumTesterProvider, Web3
+
+        w3 = Web3(EthereumTesterProvider())
+        return cls(w3, w3.eth.accounts[0])
+
+    @classmethod
+    def connect(
+        cls,
+        rpc_url: str,
+        key: str | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        address: str | None = None,
+    ) -> Chain:
+        """A JSON-RPC node; the key comes from `key`, `key_file` or the environment. With none of
+        them, `address` gives a watch-only account that can read and dry-run but not sign."""
+        from eth_account import Account
+        from web3 import HTTPProvider, Web3
+
+        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        try:
+            w3.eth.chain_id
+        except Exception as e:  # noqa: BLE001 - any transport error means the same to the user
+            raise ChainError(f"cannot reach {rpc_url} ({type(e).__name__}); start the node or fix --rpc-url.") from None
+        secret = key
+        if secret is None and key_file is not None:
+            try:
+                secret = Path(key_file).read_text().strip()
+            except OSError as e:
+                raise ChainError(f"cannot read key file {key_file}: {e.strerror}; check the path.") from None
+        if secret is None:
+            secret = os.environ.get(KEY_ENV)
+        if secret is None and address is not None:
+            if not Web3.is_address(address):
+                raise ChainError(f"{address} is not an account address; give 0x and 40 hex digits.")
+            return cls(w3, Web3.to_checksum_address(address), None)
+        if secret is None:
+            raise ChainError(f"no key: pass --key-file or set {KEY_ENV}; keys are never taken on the command line.")
+        try:
+            acct = Account.from_key(secret)
+        except Exception:  # noqa: BLE001
+            raise ChainError("the key is not a valid private key; it must be 32 bytes of hex.") from None
+        return cls(w3, acct.address, acct)
+
+    def with_key(self, key: str) -> Chain:
+        from eth_account import Account
+
+        acct = Account.from_key(key)
+        return Chain(self.w3, acct.address, acct, self.artifacts)
+
+    def as_account(self, address: str) -> Chain:
+        """The same chain signing as another node-held account (embedded chain, dev nodes)."""
+        return Chain(self.w3, address, None, self.artifacts)
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def contract(self, name: str, address: str) -> Any:
+        return self.w3.eth.contract(address=address, abi=self.artifacts[name]["abi"])
+
+    def deploy(self, name: str, *args: Any) -> Any:
+        art = self.artifacts[name]
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        receipt = self._send(factory.constructor(*args), f"deploy {name}")
+        return self.contract(name, receipt["contractAddress"])
+
+    def send(self, fn: Any, what: str | None = None) -> Any:
+        """Dry-run `fn` (eth_call), then send it; raises ChainError with the revert reason."""
+        return self._send(fn, what or fn.fn_name)
+
+    def call(self, fn: Any) -> Any:
+        try:
+            return fn.call({"from": self.account})
+        except Exception as e:  # noqa: BLE001
+            raise ChainError(f"{fn.fn_name}: {revert_reason(e)}") from None
+
+    def _send(self, fn: Any, what: str) -> Any:
+        tx = {"from": self.account}
+        try:
+            if hasattr(fn, "call"):
+                fn.call(tx)  # dry run: a doomed transaction is never broadcast
+            tx["gas"] = int(fn.estimate_gas(tx) * 1.2) + 10_000
+        except Exception as e:  # noqa: BLE001
+            raise ChainError(f"{what} would revert: {revert_reason(e)}") from None
+        if self.key is None:
+            tx_hash = fn.transact(tx)
+        else:
+            tx["nonce"] = self.w3.eth.get_transaction_count(self.account, "pending")
+            tx["chainId"] = self.chain_id
+            built = fn.build_transaction(tx)
+            signed = self.key.sign_transaction(built)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1:
+            raise ChainError(f"{what} reverted on-chain in block {receipt['blockNumber']}; the state moved, re-derive and retry.")
+        return receipt
+
+
+def revert_reason(e: BaseException) -> str:
+    """The contract's revert string from a web3 error, or the error's first line."""
+    msg = str(getattr(e, "message", None) or (e.args[0] if e.args else e))
+    for prefix in ("execution reverted: ", "VM Exception while processing transaction: revert "):
+        if prefix in msg:
+            return msg.split(prefix, 1)[1].strip().strip("'\"")
+    return msg.splitlines()[0] if msg else type(e).__name__
+
+
+# -- the suite ----------------------------------------------------------------------------------
+
+
+LOG_RANGE = 5_000  # blocks per eth_getLogs request: public RPC providers cap the range
+
+
+@dataclass
+class Deployment:
+    """Addresses of one deployed suite on one chain, and the block it was deployed from (no
+    event of the suite is older, so event reads start there)."""
+
+    chain_id: int
+    addresses: dict[str, str]
+    block: int = 0
+
+    def contracts(self, chain: Chain) -> dict[str, Any]:
+        return {name: chain.contract(name, addr) for name, addr in self.addresses.items()}
+
+    def save(self, path: Path = DEPLOYMENTS) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[str(self.chain_id)] = {"block": self.block, "addresses": self.addresses}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, chain_id: int, path: Path = DEPLOYMENTS) -> Deployment:
+        try:
+            entry = json.loads(path.read_text())[str(chain_id)]
+            if "addresses" not in entry:  # the first format: the addresses alone
+                entry = {"block": 0, "addresses": entry}
+            return cls(chain_id, dict(entry["addresses"]), int(entry["block"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ChainError(f"no bisectml deployment recorded for chain {chain_id}; run `bisectml deploy` first.") from None
+
+    def logs(self, event: Any, filters: dict[str, Any] | None = None, from_block: int = 0, to_block: int | None = None) -> list[Any]:
+        """`event`'s logs from max(from_block, the deployment's block) to `to_block` (default:
+        the head), read LOG_RANGE blocks per request."""
+        head = int(event.w3.eth.block_number) if to_block is None else to_block
+        out: list[Any] = []
+        lo = max(from_block, self.block)
+        while lo <= head:
+            hi = min(head, lo + LOG_RANGE - 1)
+            out.extend(event.get_logs(from_block=lo, to_block=hi, argument_filters=filters or None))
+            lo = hi + 1
+        return out
+
+
+def deploy_suite(chain: Chain) -> Deployment:
+    """Deploy the token, the one-step contracts, the game, the referee, the task registry and the market."""
+    first = int(chain.w3.eth.block_number) + 1  # every contract is created in this block or later
+    token = chain.deploy("Token")
+    fams = [chain.deploy(n) for n in ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")]
+    game = chain.deploy("Game")
+    referee = chain.deploy("Referee", game.address, *[f.address for f in fams])
+    chain.send(game.functions.set_referee(referee.address), "bind the referee")
+    tasks = chain.deploy("Tasks", token.address, game.address)
+    market = chain.deploy("Market", token.address, tasks.address)
+    names = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
+    addresses = {"Token": token.address, **{n: f.address for n, f in zip(names, fams)}}
+    addresses |= {"Game": game.address, "Referee": referee.address, "Tasks": tasks.address, "Market": market.address}
+    return Deployment(chain.chain_id, addresses, first)
+
+
+@dataclass
+class ChainOracle:
+    """verifier.court.game.OneStepOracle over deployed one-step contracts (eth_call)."""
+
+    chain: Chain
+    deployment: Deployment
+
+    def _family(self, desc: bytes) -> Any:
+        op = desc[0]
+        name = (
+            "OneStepElementwise" if op <= 24 else "OneStepShape" if op <= 33 else "OneStepReduce" if op <= 38 else "OneStepLinalg"
+        )
+        return self.chain.contract(name, self.deployment.addresses[name])
+
+    def terms(self, desc: bytes, headers: Sequence[bytes]) -> int:
+        return self._family(desc).functions.terms(desc, list(headers)).call()
+
+    def needs(self, desc, headers, out_index, phase, k, values):  # noqa: ANN001, ANN201
+        fn = self._family(desc).functions.needs(desc, list(headers), out_index, phase, k, list(values))
+        return [tuple(n) for n in fn.call()]
+
+    def compute(self, desc, headers, out_index, phase, k, acc, values):  # noqa: ANN001, ANN201
+        return self._family(desc).functions.compute(desc, list(headers), out_index, phase, k, acc, list(values)).call()
+
+    def finalize(self, desc, headers, acc):  # noqa: ANN001, ANN201
+        return self._family(desc).functions.finalize(desc, list(headers), acc).call()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args != ["build"]:
+        print("usage: python -m verifier.court.chain build", file=sys.stderr)
+        return 2
+    root = contracts_dir()
+    data = build_artifacts(root)
+    (root / "artifacts.json").write_text(json.dumps(data, indent=None, sort_keys=True) + "\n")
+    print(f"wrote {root / 'artifacts.json'} ({len(data['contracts'])} contracts, vyper {data['vyper']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

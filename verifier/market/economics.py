@@ -1,0 +1,222 @@
+"""The market's money in Python: weights (docs/SPEC.md 8.1), payouts and slashing (8.5) and
+the commitments of reveals (8.6), integer for integer like contracts/Market.vy.
+
+The tests cross-check the contract against these functions, and the CLI uses them to preview
+a round's payouts before anyone pays gas to settle it:
+
+    >>> s = payouts([ModelEntry(10**18, 10**18, 500, True, (0,))],
+    ...             [DatasetEntry(10**18, 10**18, 7, True)],
+    ...             Economics(10_000, 2_000, 1_000, 500, 5_000), pool=10**17)
+    >>> s.model_payouts, s.dataset_payouts, s.refund
+    ([45000000000000000], [5000000000000000], 50000000000000000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from verifier.commit.merkle import keccak
+from verifier.core.dtypes import DType
+
+BPS = 10_000
+WEIGHT_UNIT = 10**15
+MAX_WEIGHT = 2**40 - 1
+CHUNK = 2048
+
+__all__ = [
+    "BPS",
+    "MAX_WEIGHT",
+    "WEIGHT_UNIT",
+    "DatasetEntry",
+    "Economics",
+    "ModelEntry",
+    "Settlement",
+    "labels_commitment",
+    "mask",
+    "payouts",
+    "prediction_commitment",
+    "small_tensor_commitment",
+    "trunc_div",
+    "void_payouts",
+    "weight",
+    "weights",
+]
+
+
+@dataclass(frozen=True)
+class Economics:
+    """A round's payout parameters, in basis points (Market.vy's `Economics`)."""
+
+    factor_bps: int
+    cap_bps: int
+    data_share_bps: int
+    data_slash_bps: int
+    burn_bps: int
+    min_stake: int = 0  # a model needs at least this stake to commit (no part in the payouts)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model slot of a round at settlement.
+
+    `datasets` are the slots (indices into the round's dataset list) of the datasets the
+    model names; `score` is its recorded contribution score (ignored unless `revealed`).
+    """
+
+    stake_at_risk: int
+    current_stake: int
+    score: int
+    revealed: bool
+    datasets: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One dataset slot of a round at settlement; `value` is its recorded data value."""
+
+    at_risk: int
+    current_stake: int
+    value: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What `settle` moves. Payouts are signed: positive is paid to the owner, negative is
+    slashed from the stake. `refund` is what the sponsor gets back (pool left plus budget)."""
+
+    model_payouts: list[int]
+    dataset_payouts: list[int]
+    paid: int
+    slashed: int
+    burned: int
+    refund: int
+    returns_bps: list[int] = field(default_factory=list)
+    """r_i of each model slot (0 for one that did not reveal)."""
+
+
+def trunc_div(a: int, b: int) -> int:
+    """a / b truncated toward zero, and 0 when b = 0 (SPEC 4, `Div`)."""
+    if b == 0:
+        return 0
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def weight(stake_at_risk: int) -> int:
+    """w_i of a revealed model: whole 10^15 units of its stake at risk, at most 2^40 - 1."""
+    return min(stake_at_risk // WEIGHT_UNIT, MAX_WEIGHT)
+
+
+def weights(models: Sequence[ModelEntry], slots: int) -> list[int]:
+    """The round's weight vector w over `slots` (= M) model slots; empty slots weigh 0."""
+    out = [0] * slots
+    for i, m in enumerate(models):
+        if m.revealed:
+            out[i] = weight(m.stake_at_risk)
+    return out
+
+
+def mask(datasets: Sequence[DatasetEntry], slots: int) -> list[int]:
+    """The round's dataset mask a over `slots` (= D) dataset slots."""
+    out = [0] * slots
+    for d, e in enumerate(datasets):
+        out[d] = int(e.active)
+    return out
+
+
+def payouts(
+    models: Sequence[ModelEntry],
+    datasets: Sequence[DatasetEntry],
+    economics: Economics,
+    pool: int,
+    budget: int = 0,
+) -> Settlement:
+    """Gains, losses, data shares, burn and refund of one round, exactly as SPEC 8.5 says."""
+    e = economics
+    gains = [0] * len(models)
+    returns = [0] * len(models)
+    model_pay = [0] * len(models)
+    data_pay = [0] * len(datasets)
+    slashed = 0
+    for i, m in enumerate(models):
+        if not m.revealed:
+            continue
+        r = max(-e.cap_bps, min(e.cap_bps, trunc_div(m.score * e.factor_bps, BPS)))
+        returns[i] = r
+        if r > 0:
+            gains[i] = m.stake_at_risk * r // BPS
+        elif r < 0:
+            loss = min(m.stake_at_risk * -r // BPS, m.current_stake)
+            model_pay[i] = -loss
+            slashed += loss
+    for d, ds in enumerate(datasets):
+        if ds.active and ds.value < 0:
+            loss = min(ds.at_risk * e.data_slash_bps // BPS, ds.current_stake)
+            data_pay[d] = -loss
+            slashed += loss
+
+    burned = slashed * e.burn_bps // BPS
+    avail = pool + slashed - burned
+    total_gain = sum(gains)
+    paid = 0
+    for i, m in enumerate(models):
+        g = gains[i]
+        if g == 0:
+            continue
+        if total_gain > avail:
+            g = g * avail // total_gain
+        paid += g
+        share = g * e.data_share_bps // BPS
+        positive = [d for d in m.datasets if datasets[d].active and datasets[d].value > 0]
+        v_sum = sum(datasets[d].value for d in positive)
+        passed = 0
+        if v_sum:
+            for d in positive:
+                part = share * datasets[d].value // v_sum
+                data_pay[d] += part
+                passed += part
+        model_pay[i] = g - passed
+    return Settlement(model_pay, data_pay, paid, slashed, burned, avail - paid + budget, returns)
+
+
+def void_payouts(models: Sequence[ModelEntry], pool: int, budget: int = 0) -> tuple[list[int], int]:
+    """A round voided because the labels were withheld: the pool goes to the revealed models
+    pro rata to their stake at risk (floored); returns (payouts, sponsor refund)."""
+    total = sum(m.stake_at_risk for m in models if m.revealed)
+    pay = [pool * m.stake_at_risk // total if m.revealed and total else 0 for m in models]
+    return pay, pool - sum(pay) + budget
+
+
+def prediction_commitment(round_id: int, model_id: int, predictions: bytes, salt: bytes) -> bytes:
+    """keccak256(u256(round_id) || u256(model_id) || predictions || salt) (SPEC 8.6)."""
+    if len(salt) != 32:
+        raise ValueError(f"the salt is {len(salt)} bytes, not 32; use 32 random bytes.")
+    return keccak(round_id.to_bytes(32, "big"), model_id.to_bytes(32, "big"), bytes(predictions), salt)
+
+
+def labels_commitment(labels: bytes, salt: bytes) -> bytes:
+    """keccak256(labels || salt) (SPEC 8.6)."""
+    if len(salt) != 32:
+        raise ValueError(f"the salt is {len(salt)} bytes, not 32; use 32 random bytes.")
+    return keccak(bytes(labels), salt)
+
+
+def small_tensor_commitment(dtype: DType | int, values: Sequence[int]) -> bytes:
+    """Commitment (SPEC 1.3) of a rank-1 tensor that fits one chunk, as the market computes
+    it on-chain: predictions and labels (int8), weights, mask, scores and values (int64)."""
+    dtype = DType(dtype)
+    width = {DType.INT8: 1, DType.INT64: 8}.get(dtype)
+    if width is None:
+        raise ValueError(f"the market commits int8 and int64 vectors, not {dtype.name}; convert the values first.")
+    bits = 8 * width
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if any(not lo <= v <= hi for v in values):
+        raise ValueError(f"a value is outside {dtype.name}; the market accepts only values in {lo}..{hi}.")
+    data = b"".join((v % 2**bits).to_bytes(width, "big") for v in values)
+    if len(data) > CHUNK:
+        raise ValueError(f"{len(values)} {dtype.name} values are more than one {CHUNK}-byte chunk; send fewer.")
+    leaf = keccak(b"\x00", data + bytes(CHUNK - len(data)))
+    header = bytes([int(dtype), 1]) + len(values).to_bytes(4, "big") + bytes(26)
+    return keccak(b"\x02", header, leaf)
