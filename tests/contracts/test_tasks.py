@@ -1436,7 +1436,7 @@ def test_gas__report(tasks, token, mock_game, token_deployer, mock_game_deployer
 
     print("\nreceipt gas per transaction:")
     for k, v in gas.items():
-        print(f"  {k:<28}{v:>9,}")
+        print(f"  {k:<34}{v:>9,}")
     assert gas["post_task"] < 500_000
     assert gas["commit_claim"] < 250_000
     assert gas["reveal_claim"] < 100_000
