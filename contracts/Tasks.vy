@@ -128,7 +128,7 @@ struct Task:
     steps: uint256
     # dissection arity k of every game on this task
     arity: uint256
-    # each party's chess clock per game, seconds
+    # each party's chess clock per game, and the solver's time to reveal a commitment, seconds
     clock: uint256
     # seconds after a reveal during which the claim can be challenged
     window: uint256
@@ -138,7 +138,7 @@ struct Task:
     solver_bond: uint256
     # locked by every challenge
     challenger_bond: uint256
-    # claims are accepted while block.timestamp < deadline; the reward is reclaimable from then
+    # claims are committed while block.timestamp < deadline; the reward is reclaimable from then
     deadline: uint256
     # the committed or revealed claim holding the slot, or the finalized one once the task is
     # done; 0 if none
