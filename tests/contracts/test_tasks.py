@@ -225,6 +225,19 @@ def test_init__wiring(tasks, token, mock_game):
     assert tasks.MIN_CLOCK() == 172_800
 
 
+def test_init__fits_eip170(tasks):
+    """The registry deploys on mainnet: its runtime code is within EIP-170's 24,576 bytes."""
+    assert len(boa.env.get_code(tasks.address)) <= 24_576
+
+
+def test_constants__minimums_cover_censorship_and_moves(tasks):
+    """Posters cannot choose clocks or windows an honest party cannot play through: both floors
+    are at least a day of censorship plus a day for its ~31 moves (docs/SPEC.md 7.2)."""
+    assert tasks.MIN_CLOCK() >= 2 * 86_400
+    assert tasks.MIN_WINDOW() >= 2 * 86_400
+    assert tasks.MAX_CLOCK() == tasks.MAX_WINDOW() == 2_592_000
+
+
 def test_init__zero_token__reverts(tasks_deployer, mock_game):
     with boa.reverts("tasks: token is the zero address"):
         tasks_deployer.deploy("0x" + "00" * 20, mock_game)
