@@ -115,9 +115,9 @@ TASK_RECLAIMED: constant(uint8) = 3
 
 # task terms Tasks.vy accepts (its MIN_/MAX_ constants), checked when a round opens so that
 # every program of the round can be posted
-MIN_WINDOW: constant(uint256) = 86_400
+MIN_WINDOW: constant(uint256) = 172_800
 MAX_WINDOW: constant(uint256) = 2_592_000
-MIN_CLOCK: constant(uint256) = 21_600
+MIN_CLOCK: constant(uint256) = 172_800
 MAX_CLOCK: constant(uint256) = 2_592_000
 MIN_ARITY: constant(uint256) = 2
 MAX_ARITY: constant(uint256) = 32

@@ -2,36 +2,47 @@
 """
 @title Task registry: tasks, claims, challenges, bonds and settlement
 @notice A poster escrows a reward for running a program (docs/SPEC.md section 3). A solver
-        claims the program's final state with a solver bond; until the claim's challenge window
-        closes anyone else may challenge it with a challenger bond, and every challenge is an
-        independent dispute game (section 6) that the game contract decides. A lost bond pays
-        the winner `bond - burn` and burns `burn = ceil(bond * BURN_BPS / 10_000)`. The claim
-        stands only if the solver wins every game: one game won by a challenger rejects it and
-        reopens the task, whose reward stays escrowed for the next claim. Settlement,
-        finalization and reclaiming are permissionless and always pay the party entitled.
-        The bond and settlement rules are written out in docs/SPEC.md section 7.
+        takes the task's claim slot with a commitment to its result and the solver bond, then
+        reveals the result within the task's clock; until the claim's challenge window (counted
+        from the reveal) closes anyone else may challenge it with a challenger bond. Every
+        challenge is an independent dispute game (section 6), played to its end and settled by
+        its own outcome. A challenger whose game says CHALLENGER_WON gets its bond back at
+        settlement; the first such settlement rejects the claim and reopens the task, and the
+        solver bond minus its burn is split equally among all the claim's winning challenges
+        once the window has closed and every game is settled. A challenger whose game says
+        SOLVER_WON loses its bond: the burn share is burned and the rest paid to the solver. A
+        claim never revealed in time burns its whole bond. The rules are written out in
+        docs/SPEC.md section 7.
 @custom:security Trust assumptions and choices:
                  - The token is the bisectml bond token (contracts/Token.vy): no fees, hooks or
                    blacklists, so `transfer` moves exactly the amount and cannot re-enter.
-                   Payments are therefore pushed (`transfer` at settlement) rather than pulled;
-                   a payee never has to come back, and no balance is left to forget. Every
-                   mutating function is `@nonreentrant` and updates storage before it calls out.
-                 - The contract holds exactly `owed`: escrowed rewards plus live bonds plus the
-                   solvers' credits. Tokens sent to it directly are not accounted and stay
+                   Bond refunds and slashes are pushed at settlement; a winner's share of a
+                   rejected claim's bond is pulled (`collect`, permissionless, pays the
+                   challenger) once the number of winners is final. Every mutating function is
+                   `@nonreentrant` and updates storage before it calls out.
+                 - The contract holds exactly `owed`: escrowed rewards, the bonds of committed
+                   and revealed claims and of unsettled challenges, and the uncollected prizes
+                   of rejected claims. Tokens sent to it directly are not accounted and stay
                    there for good.
                  - The game contract is trusted to decide each game correctly and to end every
                    game within its chess clocks; a game that never ends keeps its challenge
-                   unsettled and so blocks the claim's finalization. `post_task` accepts only
-                   terms the game's `create` accepts (arity, slots, nodes, steps, clock), so
-                   every claim can be challenged; the game must have its referee bound before
-                   the first task is posted.
-                 - The challenge window must exceed the worst-case time an honest challenger
-                   can be censored; `MIN_WINDOW` is one day. The clock must cover recomputing a
-                   step on a modest machine plus censorship; `MIN_CLOCK` is six hours.
+                   unsettled and so blocks the claim's finalization and its prizes. `post_task`
+                   accepts only terms the game's `create` accepts, so every claim can be
+                   challenged; the game must have its referee bound before the first task.
+                 - Claims cannot be front-run: the commitment binds the solver's address, so a
+                   copied commitment cannot be revealed by the copier (its bond burns), and the
+                   slot is taken at commit, before any root is public.
+                 - Nobody picks who is paid: every game ends by its own outcome, a challenge is
+                   refunded only if its game shows it right, and the prize is split equally
+                   among every winning challenge of the window whatever the settlement order, so
+                   a solver that loses to its own sybil first still pays the honest challenger.
+                   Sybil winners dilute the honest share; the cheater still loses the burn plus
+                   the honest share.
+                 - Time: `MIN_CLOCK` (reveal deadline and each party's game clock) and
+                   `MIN_WINDOW` are two days, a day of censorship plus a day for the up to ~31
+                   moves of one party under congestion (docs/SPEC.md 7.2).
                  - The solver may not challenge its own claim from the solver address; sybil
-                   challengers from other addresses are deterred economically: each game they
-                   lose on purpose burns half of their bond, and since games are independent a
-                   lost sybil game never delays nor decides an honest challenger's game.
+                   challengers lose their bond in every game the solver wins.
 """
 
 from ethereum.ercs import IERC20
@@ -52,27 +63,31 @@ TASK_OPEN: constant(uint8) = 1
 TASK_DONE: constant(uint8) = 2
 TASK_RECLAIMED: constant(uint8) = 3
 
-# claim states
-CLAIM_LIVE: constant(uint8) = 1
-CLAIM_REJECTED: constant(uint8) = 2
-CLAIM_FINALIZED: constant(uint8) = 3
+# claim states: committed (result hidden), revealed and open to challenges, rejected by a won
+# game, finalized, or expired unrevealed (bond burned)
+CLAIM_COMMITTED: constant(uint8) = 1
+CLAIM_LIVE: constant(uint8) = 2
+CLAIM_REJECTED: constant(uint8) = 3
+CLAIM_FINALIZED: constant(uint8) = 4
+CLAIM_EXPIRED: constant(uint8) = 5
 
-# challenge states: its game not yet settled, lost by the challenger, won by the challenger, or
-# voided because another challenger had already rejected the claim (bond refunded)
+# challenge states: its game not yet settled, lost by the challenger (bond slashed), won by the
+# challenger (bond refunded, prize share not yet collected), or won and its share collected
 CHALLENGE_OPEN: constant(uint8) = 1
 CHALLENGE_LOST: constant(uint8) = 2
 CHALLENGE_WON: constant(uint8) = 3
-CHALLENGE_VOID: constant(uint8) = 4
+CHALLENGE_COLLECTED: constant(uint8) = 4
 
 # share of every lost bond that is burned, in basis points (the rest goes to the winner)
 BURN_BPS: public(constant(uint256)) = 5_000
 BPS: constant(uint256) = 10_000
 
-# the challenge window, seconds: at least one day, at most thirty
-MIN_WINDOW: public(constant(uint256)) = 86_400
+# the challenge window after a reveal, seconds: at least two days, at most thirty
+MIN_WINDOW: public(constant(uint256)) = 172_800
 MAX_WINDOW: public(constant(uint256)) = 2_592_000
-# each party's chess clock per game, seconds: at least six hours, at most thirty days
-MIN_CLOCK: public(constant(uint256)) = 21_600
+# each party's chess clock per game, and the solver's time to reveal, seconds: at least two
+# days (a day of censorship plus a day for ~31 moves under congestion), at most thirty
+MIN_CLOCK: public(constant(uint256)) = 172_800
 MAX_CLOCK: public(constant(uint256)) = 2_592_000
 # A task must be disputable: every term below is within what Game.vy's `create` accepts, or no
 # challenge could ever be opened and any claim would finalize unchallenged
@@ -113,9 +128,9 @@ struct Task:
     steps: uint256
     # dissection arity k of every game on this task
     arity: uint256
-    # each party's chess clock per game, seconds
+    # each party's chess clock per game, and the solver's time to reveal a commitment, seconds
     clock: uint256
-    # seconds after a claim during which it can be challenged
+    # seconds after a reveal during which the claim can be challenged
     window: uint256
     # paid to the solver whose claim is finalized; escrowed until then
     reward: uint256
@@ -123,9 +138,10 @@ struct Task:
     solver_bond: uint256
     # locked by every challenge
     challenger_bond: uint256
-    # claims are accepted while block.timestamp < deadline; the reward is reclaimable from then
+    # claims are committed while block.timestamp < deadline; the reward is reclaimable from then
     deadline: uint256
-    # the live claim, or the finalized one once the task is done; 0 if none
+    # the committed or revealed claim holding the slot, or the finalized one once the task is
+    # done; 0 if none
     claim_id: uint256
     # TASK_OPEN, TASK_DONE (a claim was finalized) or TASK_RECLAIMED
     state: uint8
@@ -134,19 +150,24 @@ struct Task:
 struct Claim:
     # the task this claim answers
     task_id: uint256
-    # who posted the claim and locked the solver bond
+    # who committed the claim and locked the solver bond; the only one who can reveal it
     solver: address
-    # the claimed result, state(T, 0)
+    # keccak256(abi_encode(task_id, final_root, solver, salt)), see `claim_commitment`
+    commitment: bytes32
+    # the claimed result, state(T, 0); bytes32(0) until revealed
     final_root: bytes32
-    # block.timestamp of the claim; challenges are accepted until time + window
+    # block.timestamp of the commit while COMMITTED (reveals accepted until time + clock), of
+    # the reveal from then on (challenges accepted until time + window)
     time: uint256
     # number of challenges opened against the claim
     challenges: uint256
     # number of those not yet settled
     unsettled: uint256
-    # the solver's winnings from games it won, paid out with the claim (never reset)
-    credit: uint256
-    # CLAIM_LIVE, CLAIM_REJECTED or CLAIM_FINALIZED
+    # number of those settled with the game CHALLENGER_WON; they share the prize
+    winners: uint256
+    # number of winners that collected their share
+    collected: uint256
+    # CLAIM_COMMITTED, CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED or CLAIM_EXPIRED
     state: uint8
 
 
@@ -157,7 +178,7 @@ struct Challenge:
     challenger: address
     # the game that decides this challenge
     game_id: uint256
-    # CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON or CHALLENGE_VOID
+    # CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON or CHALLENGE_COLLECTED
     state: uint8
 
 
@@ -172,12 +193,30 @@ event TaskPosted:
     deadline: uint256
 
 
-event ClaimPosted:
+event ClaimCommitted:
+    claim_id: indexed(uint256)
+    task_id: indexed(uint256)
+    solver: indexed(address)
+    commitment: bytes32
+    # first second at which the claim can no longer be revealed
+    reveal_deadline: uint256
+
+
+event ClaimRevealed:
     claim_id: indexed(uint256)
     task_id: indexed(uint256)
     solver: indexed(address)
     final_root: bytes32
+    # first second at which the claim can no longer be challenged
     challenge_deadline: uint256
+
+
+event ClaimExpired:
+    claim_id: indexed(uint256)
+    task_id: indexed(uint256)
+    solver: indexed(address)
+    # the whole solver bond, burned
+    burned: uint256
 
 
 event Challenged:
@@ -191,19 +230,21 @@ event ChallengeSettled:
     challenge_id: indexed(uint256)
     claim_id: indexed(uint256)
     challenger: indexed(address)
-    # CHALLENGE_LOST, CHALLENGE_WON or CHALLENGE_VOID
+    # CHALLENGE_LOST or CHALLENGE_WON
     state: uint8
-    # paid to the challenger by this settlement
+    # paid to the challenger by this settlement (its bond back if it won, else 0)
     paid: uint256
 
 
 event BondSlashed:
     challenge_id: indexed(uint256)
+    # the challenger that lost its game
     loser: indexed(address)
+    # the claim's solver, paid the prize
     winner: indexed(address)
-    # the slashed bond
+    # the slashed challenger bond
     bond: uint256
-    # the winner's share: paid to a challenger, credited to a solver
+    # the solver's share, paid at settlement
     prize: uint256
     # the burned share
     burned: uint256
@@ -212,9 +253,24 @@ event BondSlashed:
 event ClaimRejected:
     claim_id: indexed(uint256)
     task_id: indexed(uint256)
+    # the first challenge settled with its game CHALLENGER_WON
     challenge_id: indexed(uint256)
-    # credit from earlier won games, paid to the solver on rejection
-    credit_paid: uint256
+    # the slashed solver bond
+    bond: uint256
+    # its burned share
+    burned: uint256
+    # the rest, split equally among the winning challenges once the window has closed
+    prize: uint256
+
+
+event PrizeCollected:
+    challenge_id: indexed(uint256)
+    claim_id: indexed(uint256)
+    challenger: indexed(address)
+    # floor(prize / winners)
+    share: uint256
+    # prize - winners * share, burned by the last collection (0 before)
+    dust_burned: uint256
 
 
 event ClaimFinalized:
@@ -223,7 +279,6 @@ event ClaimFinalized:
     solver: indexed(address)
     reward: uint256
     bond: uint256
-    credit: uint256
 
 
 event RewardReclaimed:
@@ -239,7 +294,7 @@ game: public(immutable(IGame))
 
 # number of tasks posted; ids run from 1
 task_count: public(uint256)
-# number of claims posted; ids run from 1
+# number of claims committed; ids run from 1
 claim_count: public(uint256)
 # number of challenges opened; ids run from 1
 challenge_count: public(uint256)
@@ -251,9 +306,10 @@ claims: public(HashMap[uint256, Claim])
 challenges: public(HashMap[uint256, Challenge])
 # claim id => i => id of the claim's i-th challenge
 _challenge_at: HashMap[uint256, HashMap[uint256, uint256]]
-# what the contract owes: escrowed rewards + live bonds + unpaid credits == its token balance
+# what the contract owes: escrowed rewards + bonds of committed, revealed claims and of open
+# challenges + uncollected prizes of rejected claims == its token balance
 owed: public(uint256)
-# total burned by settlements
+# total burned: slashes, expired claims, rounding dust
 burned: public(uint256)
 
 
@@ -336,10 +392,14 @@ def post_task(
 
 @external
 @nonreentrant
-def claim(task_id: uint256, final_root: bytes32) -> uint256:
+def commit_claim(task_id: uint256, commitment: bytes32) -> uint256:
     """
-    @notice Claims that the task's program ends in `final_root` and pulls the solver bond.
-    @dev One live claim per task; a rejected claim reopens the task.
+    @notice Takes the task's claim slot with a commitment to the result and pulls the solver
+            bond. Reveal the result with `reveal_claim` within the task's clock, or the whole
+            bond is burned.
+    @dev One committed or revealed claim per task; a rejected or expired claim reopens the
+         task. Compute `commitment` with `claim_commitment(task_id, final_root, msg.sender,
+         salt)`: it binds the solver, so a copied commitment cannot be revealed by the copier.
     @return uint256 The claim id.
     """
     self._require_claimable(task_id)
@@ -350,21 +410,23 @@ def claim(task_id: uint256, final_root: bytes32) -> uint256:
     self.claims[claim_id] = Claim(
         task_id=task_id,
         solver=msg.sender,
-        final_root=final_root,
+        commitment=commitment,
+        final_root=empty(bytes32),
         time=block.timestamp,
         challenges=0,
         unsettled=0,
-        credit=0,
-        state=CLAIM_LIVE,
+        winners=0,
+        collected=0,
+        state=CLAIM_COMMITTED,
     )
     self.tasks[task_id].claim_id = claim_id
     self.owed += bond
-    log ClaimPosted(
+    log ClaimCommitted(
         claim_id=claim_id,
         task_id=task_id,
         solver=msg.sender,
-        final_root=final_root,
-        challenge_deadline=block.timestamp + self.tasks[task_id].window,
+        commitment=commitment,
+        reveal_deadline=block.timestamp + self.tasks[task_id].clock,
     )
     self._pull(msg.sender, bond)
     return claim_id
@@ -372,12 +434,51 @@ def claim(task_id: uint256, final_root: bytes32) -> uint256:
 
 @external
 @nonreentrant
+def reveal_claim(claim_id: uint256, final_root: bytes32, salt: bytes32):
+    """
+    @notice Reveals the committed result; only the committer, once, while
+            `block.timestamp < commit time + clock`. The challenge window opens now.
+    """
+    task_id: uint256 = self._require_revealable(claim_id, final_root, salt)
+    self.claims[claim_id].final_root = final_root
+    self.claims[claim_id].time = block.timestamp
+    self.claims[claim_id].state = CLAIM_LIVE
+    log ClaimRevealed(
+        claim_id=claim_id,
+        task_id=task_id,
+        solver=msg.sender,
+        final_root=final_root,
+        challenge_deadline=block.timestamp + self.tasks[task_id].window,
+    )
+
+
+@external
+@nonreentrant
+def expire_claim(claim_id: uint256):
+    """
+    @notice Ends a claim not revealed by its reveal deadline: its whole solver bond is burned
+            (nobody gains from it) and the task reopens. Anyone may call it, once.
+    """
+    task_id: uint256 = self._require_expirable(claim_id)
+    bond: uint256 = self.tasks[task_id].solver_bond
+
+    self.claims[claim_id].state = CLAIM_EXPIRED
+    self.tasks[task_id].claim_id = 0
+    self.owed -= bond
+    self.burned += bond
+    log ClaimExpired(claim_id=claim_id, task_id=task_id, solver=self.claims[claim_id].solver, burned=bond)
+    self._burn(bond)
+
+
+@external
+@nonreentrant
 def challenge(claim_id: uint256) -> uint256:
     """
-    @notice Disputes a live claim before its window closes, pulls the challenger bond and
+    @notice Disputes a revealed claim before its window closes, pulls the challenger bond and
             opens a dispute game between the solver and the caller.
-    @dev Any number of challenges per claim, each its own game; the solver's address may not
-         challenge its own claim.
+    @dev Any number of challenges per claim, each its own game; a claim already rejected can
+         still be challenged until its window closes (every winning challenge shares the
+         prize). The solver's address may not challenge its own claim.
     @return uint256 The challenge id.
     """
     task_id: uint256 = self._require_challengeable(claim_id)
@@ -417,28 +518,22 @@ def challenge(claim_id: uint256) -> uint256:
 @nonreentrant
 def settle(challenge_id: uint256):
     """
-    @notice Settles a challenge; anyone may call it, once.
-            - The claim was already rejected through another challenge: the challenger gets
-              its bond back at once, whatever its game says (VOID).
-            - Its game says CHALLENGER_WON: the challenger gets its bond back plus the
-              solver's bond minus the burn, the claim is rejected, the solver is paid the
-              credit of games it won earlier, and the task reopens.
-            - Its game says SOLVER_WON: the solver is credited the challenger's bond minus the
-              burn, paid when the claim is finalized; the claim stays live.
-            - Its game is still PENDING: reverts.
+    @notice Settles a challenge by its own game's outcome; anyone may call it, once the game is
+            over, once.
+            - CHALLENGER_WON: the challenger gets its bond back and becomes one of the claim's
+              winners. The first such settlement rejects the claim (its solver bond minus the
+              burn becomes the prize, the burn is burned) and reopens the task.
+            - SOLVER_WON: the challenger's bond is slashed: the burn share is burned and the
+              rest paid to the solver at once, whatever the claim's state.
+            - PENDING: reverts.
     """
     ch: Challenge = self._require_challenge(challenge_id)
     assert ch.state == CHALLENGE_OPEN, "tasks: challenge already settled"
-    # every open challenge is counted in unsettled, so it is at least 1 here
-    self.claims[ch.claim_id].unsettled = unsafe_sub(self.claims[ch.claim_id].unsettled, 1)
-
-    if self.claims[ch.claim_id].state == CLAIM_REJECTED:
-        self._settle_void(challenge_id, ch)
-        return
-
     outcome: uint8 = staticcall game.outcome(ch.game_id)
     assert outcome != PENDING, "tasks: game not over"
     assert outcome <= CHALLENGER_WON, "tasks: unknown game outcome"
+    # every open challenge is counted in unsettled, so it is at least 1 here
+    self.claims[ch.claim_id].unsettled = unsafe_sub(self.claims[ch.claim_id].unsettled, 1)
     if outcome == CHALLENGER_WON:
         self._settle_challenger_won(challenge_id, ch)
     else:
@@ -447,24 +542,53 @@ def settle(challenge_id: uint256):
 
 @external
 @nonreentrant
+def collect(challenge_id: uint256):
+    """
+    @notice Pays a winning challenger its equal share `floor(prize / winners)` of the rejected
+            claim's prize, once the claim's window has closed and every challenge of it is
+            settled. Anyone may call it; it pays the challenger, once. The last collection of
+            the claim also burns the rounding dust.
+    """
+    claim_id: uint256 = self._require_collectable(challenge_id)
+    challenger: address = self.challenges[challenge_id].challenger
+    prize: uint256 = self._prize(self.claims[claim_id].task_id)
+    winners: uint256 = self.claims[claim_id].winners
+    # a collectable challenge is a winner, so winners >= 1
+    share: uint256 = unsafe_div(prize, winners)
+    # collected < winners: each winner collects once
+    collected: uint256 = unsafe_add(self.claims[claim_id].collected, 1)
+    dust: uint256 = 0
+    if collected == winners:
+        # winners * share <= prize
+        dust = unsafe_sub(prize, unsafe_mul(winners, share))
+
+    self.challenges[challenge_id].state = CHALLENGE_COLLECTED
+    self.claims[claim_id].collected = collected
+    self.owed -= share + dust
+    self.burned += dust
+    log PrizeCollected(challenge_id=challenge_id, claim_id=claim_id, challenger=challenger, share=share, dust_burned=dust)
+    self._push(challenger, share)
+    self._burn(dust)
+
+
+@external
+@nonreentrant
 def finalize(claim_id: uint256):
     """
-    @notice Accepts a claim once its window has closed and all its challenges are settled
-            (the solver won every one): pays the solver the reward, its bond back and its
-            credit, and closes the task. Anyone may call it, once.
+    @notice Accepts a revealed claim once its window has closed and all its challenges are
+            settled with none won by a challenger: pays the solver the reward and its bond
+            back, and closes the task. Anyone may call it, once.
     """
     task_id: uint256 = self._require_finalizable(claim_id)
     solver: address = self.claims[claim_id].solver
     reward: uint256 = self.tasks[task_id].reward
     bond: uint256 = self.tasks[task_id].solver_bond
-    credit: uint256 = self.claims[claim_id].credit
-    paid: uint256 = reward + bond + credit
 
     self.claims[claim_id].state = CLAIM_FINALIZED
     self.tasks[task_id].state = TASK_DONE
-    self.owed -= paid
-    log ClaimFinalized(claim_id=claim_id, task_id=task_id, solver=solver, reward=reward, bond=bond, credit=credit)
-    self._push(solver, paid)
+    self.owed -= reward + bond
+    log ClaimFinalized(claim_id=claim_id, task_id=task_id, solver=solver, reward=reward, bond=bond)
+    self._push(solver, reward + bond)
 
 
 @external
@@ -472,7 +596,7 @@ def finalize(claim_id: uint256):
 def reclaim(task_id: uint256):
     """
     @notice Returns the reward to the poster once the deadline has passed, if the task has no
-            live claim and was never finalized. Anyone may call it, once.
+            committed or revealed claim and was never finalized. Anyone may call it, once.
     """
     self._require_reclaimable(task_id)
     poster: address = self.tasks[task_id].poster
@@ -482,6 +606,17 @@ def reclaim(task_id: uint256):
     self.owed -= reward
     log RewardReclaimed(task_id=task_id, poster=poster, reward=reward)
     self._push(poster, reward)
+
+
+@external
+@pure
+def claim_commitment(task_id: uint256, final_root: bytes32, solver: address, salt: bytes32) -> bytes32:
+    """
+    @notice The commitment `commit_claim` takes: keccak256(abi_encode(task_id, final_root,
+            solver, salt)), four 32-byte words (docs/SPEC.md 7.4). Choose `salt` at random and
+            keep it until the reveal.
+    """
+    return self._commitment(task_id, final_root, solver, salt)
 
 
 @external
@@ -522,26 +657,65 @@ def challenges_of(claim_id: uint256, start: uint256, count: uint256) -> DynArray
 
 @external
 @view
-def challenge_deadline(claim_id: uint256) -> uint256:
+def reveal_deadline(claim_id: uint256) -> uint256:
     """
-    @notice First second at which the claim can no longer be challenged (0: no such claim).
+    @notice First second at which a committed claim can no longer be revealed and can be
+            expired (0: no such claim, or no longer committed).
     """
     c: Claim = self.claims[claim_id]
-    if c.state == 0:
+    if c.state != CLAIM_COMMITTED:
+        return 0
+    return c.time + self.tasks[c.task_id].clock
+
+
+@external
+@view
+def challenge_deadline(claim_id: uint256) -> uint256:
+    """
+    @notice First second at which a revealed claim can no longer be challenged (0: no such
+            claim, or not revealed).
+    """
+    c: Claim = self.claims[claim_id]
+    if c.state == 0 or c.state == CLAIM_COMMITTED or c.state == CLAIM_EXPIRED:
         return 0
     return c.time + self.tasks[c.task_id].window
 
 
 @external
 @view
+def prize_share(claim_id: uint256) -> uint256:
+    """
+    @notice Each winning challenger's share of the rejected claim's prize with the winners
+            settled so far, floor(prize / winners) (0: no winner yet). Final once the window
+            has closed and every challenge of the claim is settled.
+    """
+    c: Claim = self.claims[claim_id]
+    if c.winners == 0:
+        return 0
+    return self._prize(c.task_id) // c.winners
+
+
+@external
+@view
 def claimable(task_id: uint256) -> bool:
     """
-    @notice Whether `claim(task_id, ..)` would pass its checks now (token allowance aside).
+    @notice Whether `commit_claim(task_id, ..)` would pass its checks now (token allowance
+            aside).
     """
     task: Task = self.tasks[task_id]
     return (
         task.state == TASK_OPEN and task.claim_id == 0 and block.timestamp < task.deadline
     )
+
+
+@external
+@view
+def expirable(claim_id: uint256) -> bool:
+    """
+    @notice Whether `expire_claim(claim_id)` would pass its checks now.
+    """
+    c: Claim = self.claims[claim_id]
+    return c.state == CLAIM_COMMITTED and block.timestamp >= c.time + self.tasks[c.task_id].clock
 
 
 @external
@@ -553,10 +727,23 @@ def settleable(challenge_id: uint256) -> bool:
     ch: Challenge = self.challenges[challenge_id]
     if ch.state != CHALLENGE_OPEN:
         return False
-    if self.claims[ch.claim_id].state == CLAIM_REJECTED:
-        return True
     outcome: uint8 = staticcall game.outcome(ch.game_id)
     return outcome == SOLVER_WON or outcome == CHALLENGER_WON
+
+
+@external
+@view
+def collectable(challenge_id: uint256) -> bool:
+    """
+    @notice Whether `collect(challenge_id)` would pass its checks now.
+    """
+    ch: Challenge = self.challenges[challenge_id]
+    c: Claim = self.claims[ch.claim_id]
+    return (
+        ch.state == CHALLENGE_WON
+        and block.timestamp >= c.time + self.tasks[c.task_id].window
+        and c.unsettled == 0
+    )
 
 
 @external
@@ -585,6 +772,21 @@ def reclaimable(task_id: uint256) -> bool:
 
 @internal
 @pure
+def _commitment(task_id: uint256, final_root: bytes32, solver: address, salt: bytes32) -> bytes32:
+    return keccak256(abi_encode(task_id, final_root, solver, salt))
+
+
+@internal
+@view
+def _prize(task_id: uint256) -> uint256:
+    # what a rejected claim's winners share: its solver bond minus the burn
+    bond: uint256 = self.tasks[task_id].solver_bond
+    # _burn_share(x) <= x
+    return unsafe_sub(bond, self._burn_share(bond))
+
+
+@internal
+@pure
 def _program_id(
     graph_root: bytes32,
     n_nodes: uint256,
@@ -609,72 +811,59 @@ def _program_id(
 
 
 @internal
-def _settle_void(challenge_id: uint256, ch: Challenge):
-    # the claim was rejected through another challenge: refund the bond, no reward
-    bond: uint256 = self.tasks[self.claims[ch.claim_id].task_id].challenger_bond
-    self.challenges[challenge_id].state = CHALLENGE_VOID
+def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
+    # the challenger's bond is refunded and it joins the winners; the first win rejects the
+    # claim, burns the solver bond's burn share and reopens the task (the prize stays owed)
+    claim_id: uint256 = ch.claim_id
+    task_id: uint256 = self.claims[claim_id].task_id
+    bond: uint256 = self.tasks[task_id].challenger_bond
+    # bounded by the claim's challenges
+    self.claims[claim_id].winners = unsafe_add(self.claims[claim_id].winners, 1)
+    self.challenges[challenge_id].state = CHALLENGE_WON
     self.owed -= bond
+    burn: uint256 = 0
+    if self.claims[claim_id].state == CLAIM_LIVE:
+        slashed: uint256 = self.tasks[task_id].solver_bond
+        burn = self._burn_share(slashed)
+        self.claims[claim_id].state = CLAIM_REJECTED
+        self.tasks[task_id].claim_id = 0
+        self.owed -= burn
+        self.burned += burn
+        log ClaimRejected(
+            claim_id=claim_id,
+            task_id=task_id,
+            challenge_id=challenge_id,
+            bond=slashed,
+            burned=burn,
+            # _burn_share(x) <= x
+            prize=unsafe_sub(slashed, burn),
+        )
     log ChallengeSettled(
-        challenge_id=challenge_id, claim_id=ch.claim_id, challenger=ch.challenger, state=CHALLENGE_VOID, paid=bond
+        challenge_id=challenge_id, claim_id=claim_id, challenger=ch.challenger, state=CHALLENGE_WON, paid=bond
     )
     self._push(ch.challenger, bond)
-
-
-@internal
-def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
-    # the challenger takes its bond and the solver's bond minus the burn; the claim is
-    # rejected, the solver's credit from earlier games is paid, and the task reopens
-    task_id: uint256 = self.claims[ch.claim_id].task_id
-    solver: address = self.claims[ch.claim_id].solver
-    credit: uint256 = self.claims[ch.claim_id].credit
-    bond: uint256 = self.tasks[task_id].challenger_bond
-    slashed: uint256 = self.tasks[task_id].solver_bond
-    burn: uint256 = self._burn_share(slashed)
-    # _burn_share(x) <= x
-    prize: uint256 = unsafe_sub(slashed, burn)
-    paid: uint256 = bond + prize
-
-    self.challenges[challenge_id].state = CHALLENGE_WON
-    self.claims[ch.claim_id].state = CLAIM_REJECTED
-    self.tasks[task_id].claim_id = 0
-    self.owed -= bond + slashed + credit
-    self.burned += burn
-    log ChallengeSettled(
-        challenge_id=challenge_id, claim_id=ch.claim_id, challenger=ch.challenger, state=CHALLENGE_WON, paid=paid
-    )
-    log BondSlashed(
-        challenge_id=challenge_id, loser=solver, winner=ch.challenger, bond=slashed, prize=prize, burned=burn
-    )
-    log ClaimRejected(claim_id=ch.claim_id, task_id=task_id, challenge_id=challenge_id, credit_paid=credit)
-    self._push(ch.challenger, paid)
-    self._push(solver, credit)
     self._burn(burn)
 
 
 @internal
 def _settle_solver_won(challenge_id: uint256, ch: Challenge):
-    # the solver is credited the challenger's bond minus the burn; the claim stays live
+    # the challenger's bond is slashed: the burn share burned, the rest paid to the solver now
     slashed: uint256 = self.tasks[self.claims[ch.claim_id].task_id].challenger_bond
     burn: uint256 = self._burn_share(slashed)
     # _burn_share(x) <= x
     prize: uint256 = unsafe_sub(slashed, burn)
+    solver: address = self.claims[ch.claim_id].solver
 
     self.challenges[challenge_id].state = CHALLENGE_LOST
-    self.claims[ch.claim_id].credit += prize
-    # the prize stays owed, as credit; only the burn leaves
-    self.owed -= burn
+    self.owed -= slashed
     self.burned += burn
     log ChallengeSettled(
         challenge_id=challenge_id, claim_id=ch.claim_id, challenger=ch.challenger, state=CHALLENGE_LOST, paid=0
     )
     log BondSlashed(
-        challenge_id=challenge_id,
-        loser=ch.challenger,
-        winner=self.claims[ch.claim_id].solver,
-        bond=slashed,
-        prize=prize,
-        burned=burn,
+        challenge_id=challenge_id, loser=ch.challenger, winner=solver, bond=slashed, prize=prize, burned=burn
     )
+    self._push(solver, prize)
     self._burn(burn)
 
 
@@ -735,20 +924,55 @@ def _require_reclaimable(task_id: uint256):
 
 @internal
 @view
-def _require_live_claim(claim_id: uint256) -> uint256:
-    # returns the claim's task id
+def _require_claim(claim_id: uint256) -> uint8:
+    # returns the claim's state
     state: uint8 = self.claims[claim_id].state
     assert state != 0, "tasks: no such claim"
-    assert state != CLAIM_REJECTED, "tasks: claim rejected"
-    assert state != CLAIM_FINALIZED, "tasks: claim finalized"
-    return self.claims[claim_id].task_id
+    return state
+
+
+@internal
+@view
+def _require_revealable(claim_id: uint256, final_root: bytes32, salt: bytes32) -> uint256:
+    # returns the claim's task id
+    state: uint8 = self._require_claim(claim_id)
+    assert state != CLAIM_EXPIRED, "tasks: claim expired"
+    assert state == CLAIM_COMMITTED, "tasks: claim already revealed"
+    c: Claim = self.claims[claim_id]
+    assert msg.sender == c.solver, "tasks: not the committer"
+    # clock <= MAX_CLOCK, so the sum cannot overflow
+    assert block.timestamp < c.time + self.tasks[c.task_id].clock, "tasks: reveal deadline passed"
+    assert self._commitment(c.task_id, final_root, msg.sender, salt) == c.commitment, "tasks: reveal does not match commitment"
+    return c.task_id
+
+
+@internal
+@view
+def _require_expirable(claim_id: uint256) -> uint256:
+    # returns the claim's task id
+    state: uint8 = self._require_claim(claim_id)
+    assert state != CLAIM_EXPIRED, "tasks: claim expired"
+    assert state == CLAIM_COMMITTED, "tasks: claim already revealed"
+    task_id: uint256 = self.claims[claim_id].task_id
+    assert block.timestamp >= self.claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline not reached"
+    return task_id
+
+
+@internal
+@view
+def _require_revealed(claim_id: uint256):
+    state: uint8 = self._require_claim(claim_id)
+    assert state != CLAIM_COMMITTED, "tasks: claim not revealed"
+    assert state != CLAIM_EXPIRED, "tasks: claim expired"
 
 
 @internal
 @view
 def _require_challengeable(claim_id: uint256) -> uint256:
-    # returns the claim's task id
-    task_id: uint256 = self._require_live_claim(claim_id)
+    # returns the claim's task id; a rejected claim stays challengeable within its window
+    self._require_revealed(claim_id)
+    assert self.claims[claim_id].state != CLAIM_FINALIZED, "tasks: claim finalized"
+    task_id: uint256 = self.claims[claim_id].task_id
     # window <= MAX_WINDOW, so the sum cannot overflow
     assert block.timestamp < self.claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window closed"
     assert msg.sender != self.claims[claim_id].solver, "tasks: solver cannot challenge own claim"
@@ -757,12 +981,36 @@ def _require_challengeable(claim_id: uint256) -> uint256:
 
 @internal
 @view
-def _require_finalizable(claim_id: uint256) -> uint256:
-    # returns the claim's task id
-    task_id: uint256 = self._require_live_claim(claim_id)
+def _require_closed(claim_id: uint256) -> uint256:
+    # returns the claim's task id: its window has closed and every challenge is settled
+    task_id: uint256 = self.claims[claim_id].task_id
     assert block.timestamp >= self.claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window open"
     assert self.claims[claim_id].unsettled == 0, "tasks: challenges unsettled"
     return task_id
+
+
+@internal
+@view
+def _require_finalizable(claim_id: uint256) -> uint256:
+    # returns the claim's task id
+    self._require_revealed(claim_id)
+    state: uint8 = self.claims[claim_id].state
+    assert state != CLAIM_REJECTED, "tasks: claim rejected"
+    assert state != CLAIM_FINALIZED, "tasks: claim finalized"
+    return self._require_closed(claim_id)
+
+
+@internal
+@view
+def _require_collectable(challenge_id: uint256) -> uint256:
+    # returns the challenge's claim id
+    state: uint8 = self._require_challenge(challenge_id).state
+    assert state != CHALLENGE_OPEN, "tasks: challenge not settled"
+    assert state != CHALLENGE_LOST, "tasks: challenge lost"
+    assert state != CHALLENGE_COLLECTED, "tasks: prize already collected"
+    claim_id: uint256 = self.challenges[challenge_id].claim_id
+    self._require_closed(claim_id)
+    return claim_id
 
 
 @internal

@@ -45,7 +45,7 @@ METAMODEL, SCORES, VALUES = 0, 1, 2
 SHAPE = (3, 2, 8, 4, 16, 5)
 ECONOMICS = econ.Economics(factor_bps=10_000, cap_bps=2_000, data_share_bps=1_000, data_slash_bps=500, burn_bps=5_000)
 #: reward, window, clock, solver_bond, challenger_bond, arity, duration
-TERMS = (10 * E18, DAY, 21_600, 5 * E18, 2 * E18, 4, 3 * DAY)
+TERMS = (10 * E18, 2 * DAY, 2 * DAY, 5 * E18, 2 * E18, 4, 3 * DAY)
 POOL = 1_000 * E18
 BUDGET = 100 * E18
 #: program layout: data slots start at DATA_BASE; the result is slot OUT_SLOT; EXTRA state slots
@@ -275,7 +275,10 @@ class World:
         table = [word("final", rid, kind, i) for i in range(prog.n_slots)]
         table[prog.out_slot] = leaf
         root = merkle_root(table)
-        cid = self.tasks.claim(self.market.task_of(rid, kind), state_root(prog.steps, 0, root), sender=self.p.solver)
+        tid, final, salt = self.market.task_of(rid, kind), state_root(prog.steps, 0, root), word("salt", rid, kind)
+        com = self.tasks.claim_commitment(tid, final, self.p.solver, salt)
+        cid = self.tasks.commit_claim(tid, com, sender=self.p.solver)
+        self.tasks.reveal_claim(cid, final, salt, sender=self.p.solver)
         return cid, root, merkle_proof(table, prog.out_slot)
 
     def finish(self, rid: int, results: dict[int, object]) -> dict[int, tuple]:
@@ -745,7 +748,7 @@ def test_open_round__economics_out_of_range__reverts(w, field_, value, reason):
 
 @pytest.mark.parametrize(
     "i, value",
-    [(1, 86_399), (1, 2_592_001), (2, 21_599), (2, 2_592_001), (3, 0), (4, 0), (5, 1), (5, 33), (6, 0), (6, 2**64 + 1)],
+    [(1, 172_799), (1, 2_592_001), (2, 172_799), (2, 2_592_001), (3, 0), (4, 0), (5, 1), (5, 33), (6, 0), (6, 2**64 + 1)],
 )
 def test_open_round__task_terms_out_of_range__reverts(w, i, value):
     terms = list(TERMS)

@@ -1,14 +1,18 @@
 """Stateful property test of contracts/Tasks.vy against a Python shadow model.
 
-Rules post tasks, claim (honest or wrong roots), challenge (honest challengers, the solver's
-sybils from other addresses, and the solver itself, which must revert), decide games on the
-mock, settle, finalize, reclaim and travel in time, landing one second either side of every
-window and deadline. For every call the model predicts success or the exact revert reason.
+Rules post tasks, commit claims (honest or wrong roots, and copied commitments that bind another
+address and so can never be revealed), reveal them (by the committer, by others, with a wrong
+salt), expire them, challenge (honest challengers, the solver's sybils from other addresses,
+and the solver itself, which must revert; rejected claims stay challengeable within their
+window), decide games on the mock, settle, collect prize shares, finalize, reclaim and travel
+in time, landing one second either side of every reveal deadline, window and task deadline.
+For every call the model predicts success or the exact revert reason.
 
 Games are decided as a sound game would: a claim with the honest root can only end
 SOLVER_WON; a wrong claim ends CHALLENGER_WON against an honest challenger, or SOLVER_WON
-against a sybil that loses on purpose. At the end (teardown) every game is decided and every
-task closed, and the contract must be empty.
+against a sybil that loses on purpose (or CHALLENGER_WON for a sybil the cheater lets win).
+At the end (teardown) every game is decided, every prize collected and every task closed, and
+the contract must be empty.
 """
 
 from __future__ import annotations
@@ -32,16 +36,21 @@ from verifier.commit.commitments import keccak
 
 PENDING, SOLVER_WON, CHALLENGER_WON = 0, 1, 2
 TASK_OPEN, TASK_DONE, TASK_RECLAIMED = 1, 2, 3
-CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED = 1, 2, 3
-CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON, CHALLENGE_VOID = 1, 2, 3, 4
+CLAIM_COMMITTED, CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED, CLAIM_EXPIRED = 1, 2, 3, 4, 5
+CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON, CHALLENGE_COLLECTED = 1, 2, 3, 4
 
-MIN_WINDOW, MIN_CLOCK = 86_400, 21_600
+MIN_WINDOW, MIN_CLOCK = 172_800, 172_800
 HONEST_ROOT = keccak(b"the program's true final state")
 WRONG_ROOT = keccak(b"a wrong final state")
 
 
 def burn_of(bond: int) -> int:
     return -(-bond * 5_000 // 10_000)
+
+
+def commitment(task_id: int, root: bytes, solver: str, salt: bytes) -> bytes:
+    """keccak256(abi_encode(task_id, final_root, solver, salt))."""
+    return keccak(task_id.to_bytes(32, "big"), root, bytes(12) + bytes.fromhex(str(solver)[2:]), salt)
 
 
 @dataclass
@@ -51,6 +60,7 @@ class Task:
     solver_bond: int
     challenger_bond: int
     window: int
+    clock: int
     deadline: int
     state: int = TASK_OPEN
     claim_id: int = 0
@@ -61,11 +71,18 @@ class Claim:
     task_id: int
     solver: str
     honest: bool
+    # the committed root and salt; copied commitments bind another address and never open
+    root: bytes
+    salt: bytes
+    copied: bool
     time: int
-    state: int = CLAIM_LIVE
-    credit: int = 0
+    state: int = CLAIM_COMMITTED
     challenge_ids: list[int] = field(default_factory=list)
     unsettled: int = 0
+    winners: int = 0
+    collected: int = 0
+    # the rejected claim's prize not yet paid out (or burned as dust)
+    prize_left: int = 0
 
 
 @dataclass
@@ -97,6 +114,7 @@ class TasksMachine(RuleBasedStateMachine):
         self.balances = {a: self.token.balanceOf(a) for a in self.actors}
         self.supply0 = self.token.totalSupply()
         self.burned = 0
+        self.salts = 0
 
     # --- model helpers ---------------------------------------------------------------------
 
@@ -114,14 +132,34 @@ class TasksMachine(RuleBasedStateMachine):
             return good[j % len(good)]
         return 1 + j % len(table)
 
+    def task_of(self, c: Claim) -> Task:
+        return self.model_tasks[c.task_id]
+
+    def revealed(self, c: Claim) -> bool:
+        return c.state in (CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED)
+
+    def window_end(self, c: Claim) -> int:
+        return c.time + self.task_of(c).window
+
+    def reveal_end(self, c: Claim) -> int:
+        return c.time + self.task_of(c).clock
+
+    def closed(self, c: Claim) -> bool:
+        return self.now() >= self.window_end(c) and not c.unsettled
+
+    def prize(self, c: Claim) -> int:
+        b = self.task_of(c).solver_bond
+        return b - burn_of(b)
+
     def owed(self) -> int:
         total = sum(t.reward for t in self.model_tasks.values() if t.state == TASK_OPEN)
         for c in self.model_claims.values():
-            if c.state == CLAIM_LIVE:
-                total += self.model_tasks[c.task_id].solver_bond + c.credit
+            if c.state in (CLAIM_COMMITTED, CLAIM_LIVE):
+                total += self.task_of(c).solver_bond
+            total += c.prize_left
         for ch in self.model_challenges.values():
             if ch.state == CHALLENGE_OPEN:
-                total += self.model_tasks[self.model_claims[ch.claim_id].task_id].challenger_bond
+                total += self.task_of(self.model_claims[ch.claim_id]).challenger_bond
         return total
 
     def pay(self, who: str, amount: int):
@@ -137,10 +175,11 @@ class TasksMachine(RuleBasedStateMachine):
         n_challengers=st.integers(0, 3),
     )
     def start(self, n_tasks, honest, solver_bond, challenger_bond, n_challengers):
-        """Every run starts busy: a few tasks, the first one claimed and challenged."""
+        """Every run starts busy: a few tasks, the first one claimed, revealed and challenged."""
         for k in range(n_tasks):
-            self.post_task(k, 1_000, solver_bond, challenger_bond, 0, 400_000)
-        self.claim(("good", 0), 1, honest)
+            self.post_task(k, 1_000, solver_bond, challenger_bond, 0, 0, 1_000_000)
+        self.commit(("good", 0), 1, honest, False)
+        self.reveal(("good", 0), 0, "none")
         for k in range(n_challengers):
             self.challenge(("good", 0), 1 + k)
 
@@ -150,23 +189,26 @@ class TasksMachine(RuleBasedStateMachine):
         solver_bond=amounts,
         challenger_bond=amounts,
         window_extra=st.sampled_from([0, 1, 3_600, 86_400]),
+        clock_extra=st.sampled_from([0, 1, 86_400]),
         deadline_in=st.sampled_from([1, 86_400, 172_800, 400_000, 1_000_000]),
     )
-    def post_task(self, poster, reward, solver_bond, challenger_bond, window_extra, deadline_in):
+    def post_task(self, poster, reward, solver_bond, challenger_bond, window_extra, clock_extra, deadline_in):
         who = self.actors[poster]
-        window = MIN_WINDOW + window_extra
+        window, clock = MIN_WINDOW + window_extra, MIN_CLOCK + clock_extra
         deadline = self.now() + deadline_in
         tid = self.tasks.post_task(
-            keccak(b"graph"), 7, 20, keccak(b"init"), keccak(b"data"), 50, reward, window, MIN_CLOCK,
+            keccak(b"graph"), 7, 20, keccak(b"init"), keccak(b"data"), 50, reward, window, clock,
             solver_bond, challenger_bond, 4, deadline, sender=who,
         )
         assert tid == len(self.model_tasks) + 1
-        self.model_tasks[tid] = Task(who, reward, solver_bond, challenger_bond, window, deadline)
+        self.model_tasks[tid] = Task(who, reward, solver_bond, challenger_bond, window, clock, deadline)
         self.pay(who, -reward)
 
     @precondition(lambda self: self.model_tasks)
-    @rule(i=ids, solver=st.integers(0, 5), honest=st.booleans())
-    def claim(self, i, solver, honest):
+    @rule(i=ids, solver=st.integers(0, 5), honest=st.booleans(), copied=st.booleans())
+    def commit(self, i, solver, honest, copied):
+        """A solver commits to a root; a copier commits a commitment copied from someone else's
+        transaction (bound to that address), which it can never reveal."""
         tid = self.pick(
             self.model_tasks, i, lambda t: t.state == TASK_OPEN and not t.claim_id and self.now() < t.deadline
         )
@@ -185,15 +227,85 @@ class TasksMachine(RuleBasedStateMachine):
         else:
             reason = None
         root = HONEST_ROOT if honest else WRONG_ROOT
+        self.salts += 1
+        salt = keccak(b"salt", self.salts.to_bytes(8, "big"))
+        bound_to = self.actors[(solver + 1) % len(self.actors)] if copied else who
+        com = commitment(tid, root, bound_to, salt)
         if reason:
             with boa.reverts(reason):
-                self.tasks.claim(tid, root, sender=who)
+                self.tasks.commit_claim(tid, com, sender=who)
             return
-        cid = self.tasks.claim(tid, root, sender=who)
+        cid = self.tasks.commit_claim(tid, com, sender=who)
         assert cid == len(self.model_claims) + 1
-        self.model_claims[cid] = Claim(tid, who, honest, self.now())
+        self.model_claims[cid] = Claim(tid, who, honest, root, salt, copied, self.now())
         t.claim_id = cid
         self.pay(who, -t.solver_bond)
+
+    @precondition(lambda self: self.model_claims)
+    @rule(i=ids, offset=st.sampled_from([0, 0, 0, 1, 2]), tamper=st.sampled_from(["none"] * 4 + ["root", "salt"]))
+    def reveal(self, i, offset, tamper):
+        """The committer reveals (offset 0), or another address tries; sometimes with another
+        root or salt than committed."""
+        cid = self.pick(
+            self.model_claims, i, lambda c: c.state == CLAIM_COMMITTED and self.now() < self.reveal_end(c)
+        )
+        c = self.model_claims.get(cid)
+        solver = self.actors.index(c.solver) if c else 0
+        who = self.actors[(solver + offset) % len(self.actors)]
+        root = c.root if c else HONEST_ROOT
+        salt = c.salt if c else bytes(32)
+        if tamper == "root":
+            root = keccak(b"tampered", root)
+        elif tamper == "salt":
+            salt = keccak(b"tampered", salt)
+        if c is None:
+            reason = "tasks: no such claim"
+        elif c.state == CLAIM_EXPIRED:
+            reason = "tasks: claim expired"
+        elif c.state != CLAIM_COMMITTED:
+            reason = "tasks: claim already revealed"
+        elif who != c.solver:
+            reason = "tasks: not the committer"
+        elif self.now() >= self.reveal_end(c):
+            reason = "tasks: reveal deadline passed"
+        elif c.copied or tamper != "none":
+            reason = "tasks: reveal does not match commitment"
+        else:
+            reason = None
+        if reason:
+            with boa.reverts(reason):
+                self.tasks.reveal_claim(cid, root, salt, sender=who)
+            return
+        self.tasks.reveal_claim(cid, root, salt, sender=who)
+        c.state = CLAIM_LIVE
+        c.time = self.now()
+        assert self.tasks.claims(cid).final_root == root
+
+    @precondition(lambda self: self.model_claims)
+    @rule(i=ids, caller=st.integers(0, 5))
+    def expire(self, i, caller):
+        cid = self.pick(
+            self.model_claims, i, lambda c: c.state == CLAIM_COMMITTED and self.now() >= self.reveal_end(c)
+        )
+        c = self.model_claims.get(cid)
+        if c is None:
+            reason = "tasks: no such claim"
+        elif c.state == CLAIM_EXPIRED:
+            reason = "tasks: claim expired"
+        elif c.state != CLAIM_COMMITTED:
+            reason = "tasks: claim already revealed"
+        elif self.now() < self.reveal_end(c):
+            reason = "tasks: reveal deadline not reached"
+        else:
+            reason = None
+        if reason:
+            with boa.reverts(reason):
+                self.tasks.expire_claim(cid, sender=self.actors[caller])
+            return
+        self.tasks.expire_claim(cid, sender=self.actors[caller])
+        c.state = CLAIM_EXPIRED
+        self.task_of(c).claim_id = 0
+        self.burned += self.task_of(c).solver_bond  # nobody gains from an unrevealed claim
 
     @precondition(lambda self: self.model_claims)
     @rule(i=ids, offset=st.sampled_from([1, 2, 3, 4, 5, 0]))
@@ -203,18 +315,20 @@ class TasksMachine(RuleBasedStateMachine):
         cid = self.pick(
             self.model_claims,
             i,
-            lambda c: c.state == CLAIM_LIVE and self.now() < c.time + self.model_tasks[c.task_id].window,
+            lambda c: c.state in (CLAIM_LIVE, CLAIM_REJECTED) and self.now() < self.window_end(c),
         )
         c = self.model_claims.get(cid)
         solver = self.actors.index(c.solver) if c else 0
         who = self.actors[(solver + offset) % len(self.actors)]
         if c is None:
             reason = "tasks: no such claim"
-        elif c.state == CLAIM_REJECTED:
-            reason = "tasks: claim rejected"
+        elif c.state == CLAIM_COMMITTED:
+            reason = "tasks: claim not revealed"
+        elif c.state == CLAIM_EXPIRED:
+            reason = "tasks: claim expired"
         elif c.state == CLAIM_FINALIZED:
             reason = "tasks: claim finalized"
-        elif self.now() >= c.time + self.model_tasks[c.task_id].window:
+        elif self.now() >= self.window_end(c):
             reason = "tasks: challenge window closed"
         elif who == c.solver:
             reason = "tasks: solver cannot challenge own claim"
@@ -230,29 +344,35 @@ class TasksMachine(RuleBasedStateMachine):
         self.model_challenges[chid] = Challenge(cid, who, game_id)
         c.challenge_ids.append(chid)
         c.unsettled += 1
-        self.pay(who, -self.model_tasks[c.task_id].challenger_bond)
+        self.pay(who, -self.task_of(c).challenger_bond)
 
     @precondition(lambda self: self.model_challenges)
-    @rule(i=ids, challenger_plays_honestly=st.booleans())
-    def decide_game(self, i, challenger_plays_honestly):
-        """A sound game: an honest claim always wins; a wrong one loses to an honest challenger."""
+    @rule(i=ids, challenger_wins=st.booleans())
+    def decide_game(self, i, challenger_wins):
+        """A sound game: an honest claim always wins; a wrong one loses to an honest challenger,
+        and the cheater decides its sybils' games either way."""
         ch = self.model_challenges[self.pick(self.model_challenges, ("good", i[1]), lambda ch: ch.outcome == PENDING)]
         if ch.outcome != PENDING:
             return
         honest_claim = self.model_claims[ch.claim_id].honest
-        ch.outcome = CHALLENGER_WON if (not honest_claim and challenger_plays_honestly) else SOLVER_WON
+        ch.outcome = CHALLENGER_WON if (not honest_claim and challenger_wins) else SOLVER_WON
         self.game.set_outcome(ch.game_id, ch.outcome)
 
     @precondition(lambda self: self.model_challenges)
     @rule(i=ids, caller=st.integers(0, 5))
     def settle(self, i, caller):
+        chid = self.pick(self.model_challenges, i, lambda ch: ch.state == CHALLENGE_OPEN and ch.outcome != PENDING)
+        self._settle(chid, self.actors[caller])
+
+    @precondition(lambda self: self.model_challenges)
+    @rule(i=ids, caller=st.integers(0, 5))
+    def collect(self, i, caller):
         chid = self.pick(
             self.model_challenges,
             i,
-            lambda ch: ch.state == CHALLENGE_OPEN
-            and (ch.outcome != PENDING or self.model_claims[ch.claim_id].state == CLAIM_REJECTED),
+            lambda ch: ch.state == CHALLENGE_WON and self.closed(self.model_claims[ch.claim_id]),
         )
-        self._settle(chid, self.actors[caller])
+        self._collect(chid, self.actors[caller])
 
     @precondition(lambda self: self.model_claims)
     @rule(i=ids, caller=st.integers(0, 5))
@@ -270,11 +390,14 @@ class TasksMachine(RuleBasedStateMachine):
     def time_travel(self, seconds):
         boa.env.time_travel(seconds=seconds)
 
-    @rule(i=ids, kind=st.sampled_from(["window", "deadline"]), side=st.sampled_from([-1, 0]))
+    @rule(i=ids, kind=st.sampled_from(["reveal", "window", "deadline"]), side=st.sampled_from([-1, 0, 1]))
     def travel_to_edge(self, i, kind, side):
-        """Lands one second before, or exactly on, a window end or a deadline still ahead."""
-        if kind == "window":
-            edges = [c.time + self.model_tasks[c.task_id].window for c in self.model_claims.values()]
+        """Lands one second before, exactly on, or one second after a reveal deadline, a window
+        end or a task deadline still ahead."""
+        if kind == "reveal":
+            edges = [self.reveal_end(c) for c in self.model_claims.values() if c.state == CLAIM_COMMITTED]
+        elif kind == "window":
+            edges = [self.window_end(c) for c in self.model_claims.values() if self.revealed(c)]
         else:
             edges = [t.deadline for t in self.model_tasks.values()]
         ahead = sorted(e + side for e in edges if e + side > self.now())
@@ -289,7 +412,7 @@ class TasksMachine(RuleBasedStateMachine):
             reason = "tasks: no such challenge"
         elif ch.state != CHALLENGE_OPEN:
             reason = "tasks: challenge already settled"
-        elif self.model_claims[ch.claim_id].state != CLAIM_REJECTED and ch.outcome == PENDING:
+        elif ch.outcome == PENDING:
             reason = "tasks: game not over"
         else:
             reason = None
@@ -299,40 +422,75 @@ class TasksMachine(RuleBasedStateMachine):
             return
 
         c = self.model_claims[ch.claim_id]
-        t = self.model_tasks[c.task_id]
+        t = self.task_of(c)
         before = self.token.balanceOf(ch.challenger)
         self.tasks.settle(chid, sender=caller)
         gained = self.token.balanceOf(ch.challenger) - before
         c.unsettled -= 1
-        if c.state == CLAIM_REJECTED:
-            ch.state = CHALLENGE_VOID
-            self.pay(ch.challenger, t.challenger_bond)
-        elif ch.outcome == CHALLENGER_WON:
-            burn = burn_of(t.solver_bond)
+        if ch.outcome == CHALLENGER_WON:
             ch.state = CHALLENGE_WON
-            c.state = CLAIM_REJECTED
-            t.claim_id = 0
-            self.pay(ch.challenger, t.challenger_bond + t.solver_bond - burn)
-            self.pay(c.solver, c.credit)
-            self.burned += burn
+            c.winners += 1
+            self.pay(ch.challenger, t.challenger_bond)
+            if c.state == CLAIM_LIVE:
+                c.state = CLAIM_REJECTED
+                t.claim_id = 0
+                self.burned += burn_of(t.solver_bond)
+                c.prize_left = self.prize(c)
+            # an honest challenger never loses its bond: a game shown right refunds it at once
+            assert gained == t.challenger_bond
         else:
             burn = burn_of(t.challenger_bond)
             ch.state = CHALLENGE_LOST
-            c.credit += t.challenger_bond - burn
+            self.pay(c.solver, t.challenger_bond - burn)
             self.burned += burn
-        # honest challengers never lose a bond: a won or voided challenge returns at least it
-        if ch.state in (CHALLENGE_WON, CHALLENGE_VOID):
-            assert gained >= t.challenger_bond
+            assert gained == (t.challenger_bond - burn if ch.challenger == c.solver else 0)
+
+    def _collect(self, chid: int, caller: str):
+        ch = self.model_challenges.get(chid)
+        c = self.model_claims[ch.claim_id] if ch else None
+        if ch is None:
+            reason = "tasks: no such challenge"
+        elif ch.state == CHALLENGE_OPEN:
+            reason = "tasks: challenge not settled"
+        elif ch.state == CHALLENGE_LOST:
+            reason = "tasks: challenge lost"
+        elif ch.state == CHALLENGE_COLLECTED:
+            reason = "tasks: prize already collected"
+        elif self.now() < self.window_end(c):
+            reason = "tasks: challenge window open"
+        elif c.unsettled:
+            reason = "tasks: challenges unsettled"
+        else:
+            reason = None
+        if reason:
+            with boa.reverts(reason):
+                self.tasks.collect(chid, sender=caller)
+            return
+        self.tasks.collect(chid, sender=caller)
+        share = self.prize(c) // c.winners
+        ch.state = CHALLENGE_COLLECTED
+        c.collected += 1
+        c.prize_left -= share
+        self.pay(ch.challenger, share)
+        if c.collected == c.winners:
+            # the rounding dust is burned: nobody gets what it did not win
+            assert c.prize_left == self.prize(c) - c.winners * share < c.winners
+            self.burned += c.prize_left
+            c.prize_left = 0
 
     def _finalize(self, cid: int, caller: str):
         c = self.model_claims.get(cid)
         if c is None:
             reason = "tasks: no such claim"
+        elif c.state == CLAIM_COMMITTED:
+            reason = "tasks: claim not revealed"
+        elif c.state == CLAIM_EXPIRED:
+            reason = "tasks: claim expired"
         elif c.state == CLAIM_REJECTED:
             reason = "tasks: claim rejected"
         elif c.state == CLAIM_FINALIZED:
             reason = "tasks: claim finalized"
-        elif self.now() < c.time + self.model_tasks[c.task_id].window:
+        elif self.now() < self.window_end(c):
             reason = "tasks: challenge window open"
         elif c.unsettled:
             reason = "tasks: challenges unsettled"
@@ -342,14 +500,14 @@ class TasksMachine(RuleBasedStateMachine):
             with boa.reverts(reason):
                 self.tasks.finalize(cid, sender=caller)
             return
-        t = self.model_tasks[c.task_id]
+        t = self.task_of(c)
         before = self.token.balanceOf(c.solver)
         self.tasks.finalize(cid, sender=caller)
         # a solver whose games all said SOLVER_WON gets at least its bond and the reward back
         assert self.token.balanceOf(c.solver) - before >= t.solver_bond + t.reward
         c.state = CLAIM_FINALIZED
         t.state = TASK_DONE
-        self.pay(c.solver, t.reward + t.solver_bond + c.credit)
+        self.pay(c.solver, t.reward + t.solver_bond)
 
     def _reclaim(self, tid: int, caller: str):
         t = self.model_tasks.get(tid)
@@ -377,33 +535,39 @@ class TasksMachine(RuleBasedStateMachine):
 
     @invariant()
     def holds_exactly_what_it_owes(self):
-        """The contract's balance is exactly escrowed rewards + live bonds + unpaid credits."""
+        """The balance is exactly escrowed rewards + bonds of committed and revealed claims and
+        of open challenges + uncollected prizes: nothing stuck, nothing missing."""
         owed = self.owed()
         assert self.tasks.owed() == owed
         assert self.token.balanceOf(self.tasks) == owed
 
     @invariant()
     def everyone_is_paid_exactly(self):
-        """Every payout and every pull moved exactly the amount the rules say, no more, no less."""
+        """Every payout and every pull moved exactly the amount the rules say: nobody gets paid
+        what it did not win, nobody loses what it did not lose."""
         for a in self.actors:
             assert self.token.balanceOf(a) == self.balances[a], a
 
     @invariant()
     def supply_falls_by_the_burns(self):
-        """Tokens leave circulation only through the burned share of lost bonds."""
+        """Tokens leave circulation only through burns: slashes, expired bonds, rounding dust."""
         assert self.token.totalSupply() == self.supply0 - self.burned
         assert self.tasks.burned() == self.burned
 
     @invariant()
     def states_match(self):
-        """Each challenge settles once and each claim finalizes once: the chain agrees with the
-        model, which moves every challenge out of OPEN and every claim out of LIVE only once."""
+        """Each challenge settles once and is collected once, each claim is revealed, rejected,
+        finalized or expired once: the chain agrees with the model, which moves every entry
+        forward only once."""
         for chid, ch in self.model_challenges.items():
             assert self.tasks.challenges(chid).state == ch.state
         for cid, c in self.model_claims.items():
             on_chain = self.tasks.claims(cid)
-            assert (on_chain.state, on_chain.credit, on_chain.unsettled) == (c.state, c.credit, c.unsettled)
+            assert (on_chain.state, on_chain.unsettled, on_chain.winners, on_chain.collected) == (
+                c.state, c.unsettled, c.winners, c.collected,
+            )
             assert on_chain.challenges == len(c.challenge_ids)
+            assert on_chain.time == c.time
         for tid, t in self.model_tasks.items():
             on_chain = self.tasks.tasks(tid)
             assert (on_chain.state, on_chain.claim_id) == (t.state, t.claim_id)
@@ -412,10 +576,10 @@ class TasksMachine(RuleBasedStateMachine):
     def honest_claims_are_never_rejected(self):
         """A claim of the true result wins every (sound) game, so no challenge can reject it."""
         for c in self.model_claims.values():
-            if c.honest:
+            if c.honest and not c.copied:
                 assert c.state != CLAIM_REJECTED
 
-    # --- the end: decide every game, settle, close every task --------------------------------
+    # --- the end: decide every game, settle, collect, close every task ------------------------
 
     def teardown(self):
         try:
@@ -434,10 +598,17 @@ class TasksMachine(RuleBasedStateMachine):
                 self._settle(chid, self.actors[0])
         last = max(
             [t.deadline for t in self.model_tasks.values()]
-            + [c.time + self.model_tasks[c.task_id].window for c in self.model_claims.values()]
+            + [self.window_end(c) for c in self.model_claims.values() if self.revealed(c)]
+            + [self.reveal_end(c) for c in self.model_claims.values() if c.state == CLAIM_COMMITTED]
             + [self.now()]
         )
         boa.env.time_travel(seconds=last - self.now())
+        for cid, c in self.model_claims.items():
+            if c.state == CLAIM_COMMITTED:
+                self._expire_now(cid)
+        for chid, ch in self.model_challenges.items():
+            if ch.state == CHALLENGE_WON:
+                self._collect(chid, self.actors[0])
         for cid, c in self.model_claims.items():
             if c.state == CLAIM_LIVE:
                 self._finalize(cid, self.actors[0])
@@ -450,9 +621,19 @@ class TasksMachine(RuleBasedStateMachine):
         assert self.token.balanceOf(self.tasks) == 0
         self.everyone_is_paid_exactly()
         self.supply_falls_by_the_burns()
-        # every honest claim ended finalized with its bond back; every challenge is settled
-        assert all(c.state == CLAIM_FINALIZED for c in self.model_claims.values() if c.honest)
-        assert all(ch.state != CHALLENGE_OPEN for ch in self.model_challenges.values())
+        # every honest revealed claim ended finalized with its bond back; every challenge is
+        # settled and every winner paid
+        assert all(
+            c.state == CLAIM_FINALIZED for c in self.model_claims.values() if c.honest and self.revealed(c)
+        )
+        assert all(ch.state in (CHALLENGE_LOST, CHALLENGE_COLLECTED) for ch in self.model_challenges.values())
+
+    def _expire_now(self, cid: int):
+        c = self.model_claims[cid]
+        self.tasks.expire_claim(cid, sender=self.actors[0])
+        c.state = CLAIM_EXPIRED
+        self.task_of(c).claim_id = 0
+        self.burned += self.task_of(c).solver_bond
 
 
 def test_tasks_state_machine(tasks, token, mock_game, funded):
@@ -469,10 +650,17 @@ def test_tasks_state_machine(tasks, token, mock_game, funded):
     )
 
 
+def _claim(tasks, tid, who, root):
+    salt = keccak(b"salt", root)
+    cid = tasks.commit_claim(tid, commitment(tid, root, who, salt), sender=who)
+    tasks.reveal_claim(cid, root, salt, sender=who)
+    return cid
+
+
 @pytest.mark.parametrize("n_sybils", [1, 3])
 def test_sybils_never_save_a_wrong_claim(tasks, token, mock_game, funded, n_sybils):
     """A solver front-running the honest challenger with sybils that lose on purpose still loses
-    its bond, and pays a burn for every sybil; the honest challenger gets its bond and prize."""
+    its bond, and pays a burn for every sybil; the honest challenger gets its bond and the prize."""
     poster, solver, honest, *sybils = funded
     sybils = sybils[:n_sybils]
     deadline = boa.env.timestamp + 400_000
@@ -481,7 +669,7 @@ def test_sybils_never_save_a_wrong_claim(tasks, token, mock_game, funded, n_sybi
         100, 40, 4, deadline, sender=poster,
     )
     team_before = sum(token.balanceOf(a) for a in [solver, *sybils])
-    cid = tasks.claim(tid, WRONG_ROOT, sender=solver)
+    cid = _claim(tasks, tid, solver, WRONG_ROOT)
     honest_before = token.balanceOf(honest)
     sybil_ids = [tasks.challenge(cid, sender=s) for s in sybils]
     honest_id = tasks.challenge(cid, sender=honest)
@@ -490,6 +678,8 @@ def test_sybils_never_save_a_wrong_claim(tasks, token, mock_game, funded, n_sybi
         tasks.settle(s)
     mock_game.set_outcome(tasks.challenges(honest_id).game_id, CHALLENGER_WON)
     tasks.settle(honest_id)
+    boa.env.time_travel(seconds=tasks.challenge_deadline(cid) - boa.env.timestamp)
+    tasks.collect(honest_id)
 
     team_after = sum(token.balanceOf(a) for a in [solver, *sybils])
     assert team_after == team_before - 100 - n_sybils * burn_of(40)
