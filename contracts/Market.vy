@@ -4,7 +4,8 @@
 @title Prediction market: datasets, models, rounds, verified scoring and payouts
 @notice Numerai-style rounds without an operator (docs/SPEC.md section 8). Data providers
         publish datasets and stake on them; modelers register models naming the datasets they
-        trained on and stake on them. A sponsor opens a round with a pool, a compute budget and
+        trained on and stake on them. A dataset takes part in a round only if its owner joins
+        it (`join_round`), a model only if its owner commits to it. A sponsor opens a round with a pool, a compute budget and
         the commitment of its held-out labels; models commit predictions before a deadline and
         reveal them after it (section 8.6); the sponsor then reveals the labels. The three
         programs of the round (metamodel, contribution scores, data values; section 8.2) are
@@ -37,19 +38,27 @@
                    program's true output.
                  - Results are recorded only from tasks that are DONE on `Tasks.vy`, so they are
                    as safe as that task's challenge window: the window must exceed worst-case
-                   censorship, and the schedule must leave room for it before
-                   `result_deadline`.
-                 - A sponsor who withholds the labels loses the pool to the revealed models;
-                   results not recorded by `result_deadline` void the round and refund the
-                   sponsor. Either way every stake is released untouched.
+                   censorship, and `open_round` makes the result phase at least a task's claim
+                   period plus its window plus both chess clocks.
+                 - Every rate, phase and task term a sponsor chooses has a protocol bound
+                   (MAX_CAP_BPS, MAX_DATA_SLASH_BPS, MIN_BURN_BPS, the phase and term bounds),
+                   so a round closes within MAX_COMMIT_PHASE + 2 MAX_PHASE + MAX_RESULT_PHASE
+                   of its opening, and its tasks stay claimable and challengeable.
+                 - Once a model revealed, the pool is the participants': a void (labels
+                   withheld, or results not recorded by `result_deadline`) splits it evenly
+                   among the revealed models, and refunds the sponsor only the unspent budget.
+                   A void never waits for a running task. Every stake is released untouched.
+                 - The sponsor never receives slashed stake: slashes pay gains, and what they
+                   leave is burned; the sponsor gets back at most its pool.
                  - Stakes at risk cannot be withdrawn. A loss is capped by the current stake, so
                    a stake at risk in several rounds at once loses at most what is left.
                  - `settle` and `void_round` exclude each other: results are recorded only
                    before `result_deadline`, and a round with both results recorded cannot be
                    voided, so a sponsor cannot void a round whose results went against it.
-                 - A commit reserves dataset slots even if the model never reveals; a modeler
-                   with stake can so crowd out datasets of later commits (it locks its stake
-                   until the reveal deadline for it, and the slot stays masked out).
+                 - A dataset is at risk only in rounds its owner joined, at that round's
+                   published rates; a model naming a dataset that did not join puts nothing of
+                   it at risk and passes it no share. Joining needs the round's `min_stake`, so
+                   dust datasets cannot fill the dataset slots cheaply.
                  - Products of stakes and basis points overflow only for stakes above 2^240,
                    more than any token supply.
 """
