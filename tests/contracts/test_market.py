@@ -1802,3 +1802,38 @@ def test_gas__happy_path(w, market, tasks, people):
     for k, v in gas.items():
         print(f"{k:40s} {v:>9,}")
     assert all(v < 1_000_000 for v in gas.values())
+
+
+# --- bounds twin -------------------------------------------------------------------------------
+
+
+def _around(*values):
+    """Each value and its neighbours one either side."""
+    return st.sampled_from(sorted({x + d for x in values for d in (-1, 0, 1) if x + d >= 0}))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    phases=st.tuples(_around(1, econ.MAX_COMMIT_PHASE), _around(econ.MIN_PHASE, econ.MAX_PHASE),
+                     _around(econ.MIN_PHASE, econ.MAX_PHASE), _around(NEED, econ.MAX_RESULT_PHASE)),
+    rates=st.tuples(_around(econ.MAX_CAP_BPS), _around(econ.MAX_DATA_SLASH_BPS), _around(econ.MIN_BURN_BPS, 10_000)),
+    terms=st.tuples(_around(econ.MIN_REWARD), _around(econ.MIN_WINDOW, econ.MAX_TASK_WINDOW),
+                    _around(econ.MIN_CLOCK, econ.MAX_TASK_CLOCK), _around(econ.MAX_SOLVER_BOND, 5 * E18),
+                    _around(econ.MAX_CHALLENGER_BOND, 5 * E18, 0), st.sampled_from([1, 2, 32, 33]),
+                    _around(econ.MIN_TASK_DURATION, econ.MAX_TASK_DURATION)),
+    budget_rewards=st.sampled_from([0, 2, 3]),
+)
+def test_round_bounds_error__is_open_round_s_verdict(w, phases, rates, terms, budget_rewards):
+    """verifier/economics.round_bounds_error refuses exactly what open_round refuses, with its
+    reason, so that a client can check a round's terms before it pays gas."""
+    now = boa.env.timestamp
+    c = now + phases[0]
+    schedule = (c, c + phases[1], c + phases[1] + phases[2], c + phases[1] + phases[2] + phases[3])
+    e = econ.Economics(**{**vars(ECONOMICS), "cap_bps": rates[0], "data_slash_bps": rates[1], "burn_bps": rates[2]})
+    budget = budget_rewards * terms[0] + (budget_rewards == 3)
+    reason = econ.round_bounds_error(now, schedule, e, terms, budget)
+    if reason is None:
+        w.open(schedule=schedule, economics=e, terms=terms, budget=budget)
+    else:
+        with boa.reverts(reason):
+            w.open(schedule=schedule, economics=e, terms=terms, budget=budget)
