@@ -466,9 +466,9 @@ struct DatasetEntry:
     slot: uint256
     # whether the dataset has a slot in the round (its owner joined it: `join_round`)
     reserved: bool
-    # whether a model naming it revealed (its stake is then at risk and locked)
+    # whether a model naming it revealed (it is then in the mask: valued, and slashed if negative)
     active: bool
-    # the dataset's stake at its activation
+    # the dataset's stake when it joined, locked until the round is settled or void
     at_risk: uint256
 
 
@@ -682,8 +682,8 @@ def publish_dataset(
 @nonreentrant
 def add_dataset_stake(dataset_id: uint256, amount: uint256):
     """
-    @notice Adds `amount` to the dataset's stake (owner only). Stake added while the dataset
-            is at risk in a round is not at risk there (its `at_risk` is fixed).
+    @notice Adds `amount` to the dataset's stake (owner only). It is at risk only in rounds
+            the dataset joins afterwards (a round's `at_risk` is fixed when it joins).
     """
     self._move_stake(DATASET, dataset_id, amount, True)
 
@@ -861,9 +861,10 @@ def open_round(
 def join_round(round_id: uint256, dataset_id: uint256):
     """
     @notice Puts the dataset in the round (dataset owner, before the commit deadline): it
-            takes the next dataset slot. Its stake is at risk in the round, at the round's
-            `data_slash_bps`, from the first reveal of a model that names it; a dataset that
-            did not join is never at risk in the round, whatever models name it.
+            takes the next dataset slot, and its current stake is locked as its stake at risk
+            until the round is settled or void. It is valued (and may be slashed, at the
+            round's `data_slash_bps`) only if a model naming it reveals; a dataset that did not
+            join is never at risk in the round, whatever models name it.
     """
     self._require_open_round(round_id)
     self._check(block.timestamp < self.rounds[round_id].schedule.commit_deadline, E_COMMIT_DEADLINE)
@@ -879,7 +880,12 @@ def join_round(round_id: uint256, dataset_id: uint256):
     n: uint256 = len(self._round_datasets[round_id])
     self._check(n < shape.datasets, E_DATASETS_FULL)
     self._round_datasets[round_id].append(dataset_id)
-    self.dataset_entries[round_id][dataset_id] = DatasetEntry(slot=n, reserved=True, active=False, at_risk=0)
+    # the stake is at risk from the moment the dataset can earn: it is locked now, until the
+    # round is settled or void
+    self.dataset_entries[round_id][dataset_id] = DatasetEntry(
+        slot=n, reserved=True, active=False, at_risk=self.datasets[dataset_id].stake
+    )
+    self.datasets[dataset_id].locks += 1
     log Joined(round_id=round_id, dataset_id=dataset_id, slot=n)
 
 
@@ -916,8 +922,8 @@ def commit(round_id: uint256, model_id: uint256, commitment: bytes32):
 def reveal(round_id: uint256, model_id: uint256, predictions: Bytes[CHUNK], salt: bytes32):
     """
     @notice Reveals a committed model's predictions (anyone with the preimage) between the
-            commit and reveal deadlines. Activates the model's datasets that joined the round:
-            the first activation of a dataset locks its stake and records it as at risk.
+            commit and reveal deadlines. Activates the model's datasets that joined the round
+            (they are in the mask, so valued and possibly slashed).
     @param predictions n int8 values.
     """
     self._require_open_round(round_id)
@@ -937,12 +943,9 @@ def reveal(round_id: uint256, model_id: uint256, predictions: Bytes[CHUNK], salt
     self.prediction_commitment[round_id][entry.slot] = self._int8_commitment(predictions, n)
     self.rounds[round_id].revealed_stake += entry.stake
     for d: uint256 in self.models[model_id].datasets:
-        # only datasets whose owners joined the round are put at risk
-        if self.dataset_entries[round_id][d].active or not self.dataset_entries[round_id][d].reserved:
-            continue
-        self.dataset_entries[round_id][d].active = True
-        self.dataset_entries[round_id][d].at_risk = self.datasets[d].stake
-        self.datasets[d].locks += 1
+        # only datasets whose owners joined the round take part
+        if self.dataset_entries[round_id][d].reserved:
+            self.dataset_entries[round_id][d].active = True
     log Revealed(round_id=round_id, model_id=model_id, slot=entry.slot, predictions=predictions)
 
 
@@ -1501,9 +1504,9 @@ def _unlock_all(round_id: uint256):
         if self.model_entries[round_id][m].locked:
             self.model_entries[round_id][m].locked = False
             self.models[m].locks -= 1
+    # every dataset of the round joined it and is locked
     for d: uint256 in self._round_datasets[round_id]:
-        if self.dataset_entries[round_id][d].active:
-            self.datasets[d].locks -= 1
+        self.datasets[d].locks -= 1
 
 
 @internal

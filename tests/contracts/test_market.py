@@ -197,8 +197,10 @@ class World:
         return rid
 
     def join(self, rid: int, did: int, who=None):
+        stake = self.market.datasets(did).stake
         self.market.join_round(rid, did, sender=who or self.datasets[did][0])
         self.rounds[rid].datasets.append(did)
+        self.rounds[rid].at_risk[did] = stake
 
     def preds(self, rid: int, mid: int) -> bytes:
         n = self.rounds[rid].shape[2]
@@ -217,13 +219,9 @@ class World:
 
     def reveal(self, rid: int, mid: int, who=None):
         r = self.rounds[rid]
-        stakes = {d: self.market.datasets(d).stake for d in self.models[mid][1]}
         self.market.reveal(rid, mid, r.preds[mid], r.salts[mid], sender=who or self.p.stranger)
         r.revealed.add(mid)
-        for d in self.models[mid][1]:
-            if d not in r.active and d in r.datasets:
-                r.active.add(d)
-                r.at_risk[d] = stakes[d]
+        r.active |= {d for d in self.models[mid][1] if d in r.datasets}
 
     def to(self, rid: int, which: str, offset: int = 0):
         """Travel to a deadline of the round (+ offset seconds)."""
@@ -585,18 +583,19 @@ def test_withdraw_dataset_stake__above_stake__reverts(w, market, people):
         market.withdraw_dataset_stake(did, 11, sender=people.providers[0])
 
 
-def test_withdraw_dataset_stake__at_risk_after_a_reveal__reverts(w, market, people, committed):
+def test_withdraw_dataset_stake__at_risk_once_joined__reverts(w, market, people):
     owner = people.providers[0]
-    # a commit reserves the slot but does not put the dataset at risk yet
-    market.withdraw_dataset_stake(committed.d[0], 1, sender=owner)
-    market.add_dataset_stake(committed.d[0], 1, sender=owner)
-    w.to(committed.rid, "commit")
-    w.reveal(committed.rid, committed.m[0])
-    assert market.datasets(committed.d[0]).locks == 1
+    d, _ = w.populate()
+    # free until the dataset joins a round
+    market.withdraw_dataset_stake(d[0], 1, sender=owner)
+    market.add_dataset_stake(d[0], 1, sender=owner)
+    rid = w.open()
+    assert market.datasets(d[0]).locks == 1
     with boa.reverts("market: stake at risk"):
-        market.withdraw_dataset_stake(committed.d[0], 1, sender=owner)
-    # adding is always allowed
-    market.add_dataset_stake(committed.d[0], 1, sender=owner)
+        market.withdraw_dataset_stake(d[0], 1, sender=owner)
+    # adding is always allowed, and is not at risk in a round joined before
+    market.add_dataset_stake(d[0], 1, sender=owner)
+    assert market.dataset_entries(rid, d[0]).at_risk == 100 * E18
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -890,8 +889,8 @@ def test_commit__slots_stake_and_datasets(w, market, people):
     e = market.model_entries(rid, m[0])
     assert (e.slot, e.stake, e.state, e.locked) == (1, 300 * E18, 1, True)
     de = market.dataset_entries(rid, d[1])
-    assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 0)
-    assert market.models(m[0]).locks == 1 and market.datasets(d[0]).locks == 0
+    assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 50 * E18)
+    assert market.models(m[0]).locks == 1 and market.datasets(d[0]).locks == 1
     assert market.model_entries(rid, m[0]).state == 1
 
 
@@ -956,10 +955,11 @@ def test_join_round__takes_the_next_slot(w, market, people):
     w.join(rid, d[0])
     assert list(market.round_datasets(rid)) == [d[1], d[0]]
     de = market.dataset_entries(rid, d[0])
-    assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 0)
-    # joining puts nothing at risk yet: the stake moves freely until a model naming it reveals
-    assert market.datasets(d[0]).locks == 0
-    market.withdraw_dataset_stake(d[0], 1, sender=people.providers[0])
+    assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 100 * E18)
+    # the stake is at risk, and locked, from the moment the dataset can earn
+    assert market.datasets(d[0]).locks == 1
+    with boa.reverts("market: stake at risk"):
+        market.withdraw_dataset_stake(d[0], 1, sender=people.providers[0])
 
 
 def test_join_round__reverts(w, market, people):
@@ -1025,6 +1025,9 @@ def test_commit__datasets_not_in_the_round_are_left_out(w, market, people):
     w.reveal(rid, m[1])
     assert market.datasets(d[0]).locks == 0 and not market.dataset_entries(rid, d[0]).active
     assert market.datasets(d[1]).locks == 1 and list(market.mask(rid)) == [1, 0]
+    with boa.reverts("market: stake at risk"):
+        market.withdraw_dataset_stake(d[1], 1, sender=people.providers[1])
+    market.withdraw_dataset_stake(d[0], 1, sender=people.providers[0])
 
 
 # --- reveal ----------------------------------------------------------------------------------
@@ -1425,7 +1428,7 @@ def _settle_and_check(w, rid, scores, values, economics=ECONOMICS, budget_left=N
     stakes_d = {d: market.datasets(d).stake for d in r.datasets}
     # each stake the round still holds is unlocked once
     locks_m = {mid: market.models(mid).locks - market.model_entries(rid, mid).locked for mid in r.models}
-    locks_d = {d: market.datasets(d).locks - market.dataset_entries(rid, d).active for d in r.datasets}
+    locks_d = {d: market.datasets(d).locks - 1 for d in r.datasets}
     supply, burned = token.totalSupply(), market.burned()
 
     market.settle(rid, sender=w.p.stranger)

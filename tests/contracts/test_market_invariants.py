@@ -114,7 +114,7 @@ class MarketMachine(RuleBasedStateMachine):
             if kind == "model":
                 n += id_ in r.models and id_ not in self.released[rid]
             else:
-                n += id_ in r.active
+                n += id_ in r.datasets
         return n
 
     # --- the population and rounds ---------------------------------------------------------
@@ -425,7 +425,7 @@ class MarketMachine(RuleBasedStateMachine):
     @invariant()
     def locks_match_the_rounds(self):
         """A stake is locked exactly while an open round holds it (commit..release/close for a
-        model, first reveal..close for a dataset)."""
+        model, join..close for a dataset)."""
         for m in self.w.models:
             assert self.market.models(m).locks == self.locks("model", m)
         for d in self.w.datasets:
