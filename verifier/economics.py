@@ -1,5 +1,6 @@
-"""The market's money in Python: weights (docs/SPEC.md 8.1), payouts and slashing (8.5) and
-the commitments of reveals (8.6), integer for integer like contracts/Market.vy.
+"""The market's money in Python: weights and the protocol bounds of a round's terms
+(docs/SPEC.md 8.1, `round_bounds_error`), payouts and slashing (8.5), void payouts, and the
+commitments of reveals (8.6), integer for integer like contracts/Market.vy.
 
 The tests cross-check the contract against these functions, and the CLI uses them to preview
 a round's payouts before anyone pays gas to settle it:
