@@ -5,9 +5,10 @@
 @notice Numerai-style rounds without an operator (docs/SPEC.md section 8). Data providers
         publish datasets and stake on them; modelers register models naming the datasets they
         trained on and stake on them. A dataset takes part in a round only if its owner joins
-        it (`join_round`), a model only if its owner commits to it. A sponsor opens a round with a pool, a compute budget and
-        the commitment of its held-out labels; models commit predictions before a deadline and
-        reveal them after it (section 8.6); the sponsor then reveals the labels. The three
+        it (`join_round`), a model only if its owner commits to it. A sponsor opens a round
+        with a pool, a compute budget and the commitment of its held-out labels; models commit
+        predictions before a deadline and reveal them after it (section 8.6); the sponsor then
+        reveals the labels. The three
         programs of the round (metamodel, contribution scores, data values; section 8.2) are
         posted by this contract as tasks on `Tasks.vy`, paid from the budget, and their results
         are read from the finalized claims' final states (`record`). `settle` pays gains, slashes

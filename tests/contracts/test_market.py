@@ -987,7 +987,7 @@ def test_join_round__time_edges(w, market, people):
 
 
 def test_join_round__dataset_slots_full__reverts(w, market, people):
-    d, _ = w.populate()  # D = 2: d0, d1 join
+    w.populate()  # D = 2: d0, d1 join
     d2 = w.publish(people.providers[2])
     rid = w.open()
     with boa.reverts("market: dataset slots full"):

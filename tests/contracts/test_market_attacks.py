@@ -177,7 +177,7 @@ def test_round__closes_within_a_bounded_time_whatever_its_tasks_do(w, market, ta
 def test_void__after_reveals_the_pool_never_returns_to_the_sponsor(w, market, token, people, attacker):
     """No free option: a sponsor who has seen the predictions and the labels, and lets the
     results go unrecorded (it posts no task), loses the pool to the revealed models."""
-    d, m = w.populate()
+    _, m = w.populate()
     rid = w.open(sponsor=attacker, join=False)
     for mid in m:
         w.commit(rid, mid)
