@@ -4,9 +4,11 @@
 @title Prediction market: datasets, models, rounds, verified scoring and payouts
 @notice Numerai-style rounds without an operator (docs/SPEC.md section 8). Data providers
         publish datasets and stake on them; modelers register models naming the datasets they
-        trained on and stake on them. A sponsor opens a round with a pool, a compute budget and
-        the commitment of its held-out labels; models commit predictions before a deadline and
-        reveal them after it (section 8.6); the sponsor then reveals the labels. The three
+        trained on and stake on them. A dataset takes part in a round only if its owner joins
+        it (`join_round`), a model only if its owner commits to it. A sponsor opens a round
+        with a pool, a compute budget and the commitment of its held-out labels; models commit
+        predictions before a deadline and reveal them after it (section 8.6); the sponsor then
+        reveals the labels. The three
         programs of the round (metamodel, contribution scores, data values; section 8.2) are
         posted by this contract as tasks on `Tasks.vy`, paid from the budget, and their results
         are read from the finalized claims' final states (`record`). `settle` pays gains, slashes
@@ -37,19 +39,27 @@
                    program's true output.
                  - Results are recorded only from tasks that are DONE on `Tasks.vy`, so they are
                    as safe as that task's challenge window: the window must exceed worst-case
-                   censorship, and the schedule must leave room for it before
-                   `result_deadline`.
-                 - A sponsor who withholds the labels loses the pool to the revealed models;
-                   results not recorded by `result_deadline` void the round and refund the
-                   sponsor. Either way every stake is released untouched.
+                   censorship, and `open_round` makes the result phase at least a task's claim
+                   period plus its window plus both chess clocks.
+                 - Every rate, phase and task term a sponsor chooses has a protocol bound
+                   (MAX_CAP_BPS, MAX_DATA_SLASH_BPS, MIN_BURN_BPS, the phase and term bounds),
+                   so a round closes within MAX_COMMIT_PHASE + 2 MAX_PHASE + MAX_RESULT_PHASE
+                   of its opening, and its tasks stay claimable and challengeable.
+                 - Once a model revealed, the pool is the participants': a void (labels
+                   withheld, or results not recorded by `result_deadline`) splits it evenly
+                   among the revealed models, and refunds the sponsor only the unspent budget.
+                   A void never waits for a running task. Every stake is released untouched.
+                 - The sponsor never receives slashed stake: slashes pay gains, and what they
+                   leave is burned; the sponsor gets back at most its pool.
                  - Stakes at risk cannot be withdrawn. A loss is capped by the current stake, so
                    a stake at risk in several rounds at once loses at most what is left.
                  - `settle` and `void_round` exclude each other: results are recorded only
                    before `result_deadline`, and a round with both results recorded cannot be
                    voided, so a sponsor cannot void a round whose results went against it.
-                 - A commit reserves dataset slots even if the model never reveals; a modeler
-                   with stake can so crowd out datasets of later commits (it locks its stake
-                   until the reveal deadline for it, and the slot stays masked out).
+                 - A dataset is at risk only in rounds its owner joined, at that round's
+                   published rates; a model naming a dataset that did not join puts nothing of
+                   it at risk and passes it no share. Joining needs the round's `min_stake`, so
+                   dust datasets cannot fill the dataset slots cheaply.
                  - Products of stakes and basis points overflow only for stakes above 2^240,
                    more than any token supply.
 """
@@ -113,18 +123,42 @@ TASK_OPEN: constant(uint8) = 1
 TASK_DONE: constant(uint8) = 2
 TASK_RECLAIMED: constant(uint8) = 3
 
-# task terms Tasks.vy accepts (its MIN_/MAX_ constants), checked when a round opens so that
-# every program of the round can be posted
+# Protocol bounds on what a sponsor chooses (SPEC 8.1). Nobody who chooses a round's inputs
+# may choose the rates its slashes are taken at, nor terms that freeze stakes or make a task
+# unchallengeable. verifier/economics.py mirrors these; tests compare them.
+# largest gain or loss of a model in one round, bps of its stake at risk
+MAX_CAP_BPS: constant(uint256) = 2_500
+# largest slash of a dataset in one round, bps of its stake at risk
+MAX_DATA_SLASH_BPS: constant(uint256) = 1_000
+# least share of slashed stake burned at once (the rest pays gains; what they leave is burned)
+MIN_BURN_BPS: constant(uint256) = 5_000
+# commit phase (now .. commit deadline) at most thirty days
+MAX_COMMIT_PHASE: constant(uint256) = 2_592_000
+# reveal and labels phases each one to seven days (MIN_PHASE: like Tasks.vy's MIN_WINDOW,
+# longer than worst-case censorship of a reveal)
+MIN_PHASE: constant(uint256) = 86_400
+MAX_PHASE: constant(uint256) = 604_800
+# result phase (labels deadline .. result deadline) at most thirty days, and at least a task's
+# claim period plus its challenge window plus both chess clocks
+MAX_RESULT_PHASE: constant(uint256) = 2_592_000
+# task terms: within Tasks.vy's ranges (its MIN_/MAX_ constants) and tighter where a long term
+# would hold the round: window, clock and claim period each at most seven days
 MIN_WINDOW: constant(uint256) = 172_800
-MAX_WINDOW: constant(uint256) = 2_592_000
+MAX_TASK_WINDOW: constant(uint256) = 604_800
 MIN_CLOCK: constant(uint256) = 172_800
-MAX_CLOCK: constant(uint256) = 2_592_000
+MAX_TASK_CLOCK: constant(uint256) = 604_800
 MIN_ARITY: constant(uint256) = 2
 MAX_ARITY: constant(uint256) = 32
+MIN_TASK_DURATION: constant(uint256) = 86_400
+MAX_TASK_DURATION: constant(uint256) = 604_800
 MAX_NODES: constant(uint256) = 4_294_967_294
 MAX_STEPS: constant(uint256) = 9_223_372_036_854_775_807
-# longest task duration, seconds (keeps now + duration far from overflow)
-MAX_DURATION: constant(uint256) = 2**64
+# a task reward worth a solver's while: at least 1 token; the budget pays all three tasks
+MIN_REWARD: constant(uint256) = 10**18
+# bonds any honest solver and watchtower can post: solver bond at most 1_000 tokens, challenger
+# bond at most 100 tokens and at most the solver bond
+MAX_SOLVER_BOND: constant(uint256) = 10**21
+MAX_CHALLENGER_BOND: constant(uint256) = 10**20
 
 # int64 range (values recorded as int64 tensors)
 INT64_MIN: constant(int256) = -(2**63)
@@ -137,140 +171,146 @@ DT_INT64: constant(uint256) = 7
 # the string is REASONS[code >> 8 : (code >> 8) + (code & 255)]: one shared revert keeps
 # the contract under the 24_576-byte limit (an inline `assert ..., "reason"` costs ~130
 # bytes each). tests/contracts/test_market.py checks every code against this table.
-REASONS: constant(String[2188]) = (
-    "market: no such round"
-    "market: round already settled"
-    "market: round is void"
-    "market: no such dataset"
-    "market: not the dataset owner"
-    "market: no such model"
-    "market: not the model owner"
-    "market: stake at risk"
-    "market: amount exceeds the stake"
-    "market: token call failed"
-    "market: a dataset is named twice"
-    "market: models outside 1..16"
-    "market: datasets outside 1..8"
-    "market: rows outside 1..2048"
-    "market: features outside 1..256"
-    "market: dataset rows outside 1..1024"
-    "market: k outside 1..64"
-    "market: datasets * dataset rows above 1024"
-    "market: k above datasets * dataset rows"
-    "market: commit deadline not in the future"
-    "market: deadlines not strictly increasing"
-    "market: factor above 1_000_000 bps"
-    "market: a bps share above 10_000"
-    "market: task terms outside Tasks.vy's ranges"
-    "market: program outside Tasks.vy's limits"
-    "market: program slots past its slot table"
-    "market: commit deadline passed"
-    "market: model has no stake"
-    "market: model already committed"
-    "market: model slots full"
-    "market: dataset slots full"
-    "market: dataset shape is not the round's"
-    "market: model not committed"
-    "market: model already revealed"
-    "market: commit deadline not reached"
-    "market: reveal deadline passed"
-    "market: predictions are not n bytes"
-    "market: predictions do not match the commitment"
-    "market: model revealed; its stake is at risk"
-    "market: stake already released"
-    "market: reveal deadline not reached"
-    "market: labels already revealed"
-    "market: labels deadline passed"
-    "market: labels are not n bytes"
-    "market: labels do not match the commitment"
-    "market: kind is not 0, 1 or 2"
-    "market: result deadline passed"
-    "market: labels not revealed"
-    "market: a round task is still running"
-    "market: task of this kind is done"
-    "market: slots are not the program's template"
-    "market: budget cannot pay the task reward"
-    "market: result already recorded"
-    "market: no task of this kind"
-    "market: task not done; finalize a claim first"
-    "market: slots root is not the final state's"
-    "market: wrong proof length"
-    "market: proof does not open the result slot"
-    "market: kind is not 1 or 2; use record_metamodel"
-    "market: values are not M scores or D values"
-    "market: value outside int64"
-    "market: results not recorded"
-    "market: labels deadline not reached"
-    "market: results recorded; settle the round"
-    "market: result deadline not reached"
-    "market: stake below the round's minimum"
+REASONS: constant(String[1792]) = (
+    "no such round"
+    "round already settled"
+    "round is void"
+    "no such dataset"
+    "not the dataset owner"
+    "no such model"
+    "not the model owner"
+    "stake at risk"
+    "amount exceeds the stake"
+    "token call failed"
+    "a dataset is named twice"
+    "models outside 1..16"
+    "datasets outside 1..8"
+    "rows outside 1..2048"
+    "features outside 1..256"
+    "dataset rows outside 1..1024"
+    "k outside 1..64"
+    "datasets * dataset rows above 1024"
+    "k above datasets * dataset rows"
+    "commit deadline not in the future"
+    "factor above 1_000_000 bps"
+    "a rate outside the protocol's bounds"
+    "task terms outside the market's ranges"
+    "program outside Tasks.vy's limits"
+    "program slots past its slot table"
+    "commit deadline passed"
+    "model has no stake"
+    "stake below the round's minimum"
+    "model already committed"
+    "model slots full"
+    "dataset slots full"
+    "dataset shape is not the round's"
+    "model not committed"
+    "model already revealed"
+    "commit deadline not reached"
+    "reveal deadline passed"
+    "predictions are not n bytes"
+    "predictions do not match the commitment"
+    "model revealed; its stake is at risk"
+    "stake already released"
+    "reveal deadline not reached"
+    "labels already revealed"
+    "labels deadline passed"
+    "labels are not n bytes"
+    "labels do not match the commitment"
+    "kind is not 0, 1 or 2"
+    "result deadline passed"
+    "labels not revealed"
+    "a round task is still running"
+    "task of this kind is done"
+    "slots are not the program's template"
+    "result already recorded"
+    "no task of this kind"
+    "task not done; finalize a claim first"
+    "slots root is not the final state's"
+    "wrong proof length"
+    "proof does not open the result slot"
+    "kind is not 1 or 2; use record_metamodel"
+    "values are not M scores or D values"
+    "value outside int64"
+    "results not recorded"
+    "labels deadline not reached"
+    "results recorded; settle the round"
+    "result deadline not reached"
+    "a phase outside the protocol's bounds"
+    "result phase shorter than a task needs"
+    "bonds outside the protocol's bounds"
+    "reward below 1 token or budget below 3 rewards"
+    "dataset already in the round"
 )
-E_NO_ROUND: constant(uint256) = 0 << 8 | 21
-E_SETTLED: constant(uint256) = 21 << 8 | 29
-E_VOID: constant(uint256) = 50 << 8 | 21
-E_NO_DATASET: constant(uint256) = 71 << 8 | 23
-E_NOT_DATASET_OWNER: constant(uint256) = 94 << 8 | 29
-E_NO_MODEL: constant(uint256) = 123 << 8 | 21
-E_NOT_MODEL_OWNER: constant(uint256) = 144 << 8 | 27
-E_AT_RISK: constant(uint256) = 171 << 8 | 21
-E_ABOVE_STAKE: constant(uint256) = 192 << 8 | 32
-E_TOKEN: constant(uint256) = 224 << 8 | 25
-E_NAMED_TWICE: constant(uint256) = 249 << 8 | 32
-E_MODELS: constant(uint256) = 281 << 8 | 28
-E_DATASETS: constant(uint256) = 309 << 8 | 29
-E_ROWS: constant(uint256) = 338 << 8 | 28
-E_FEATURES: constant(uint256) = 366 << 8 | 31
-E_DATASET_ROWS: constant(uint256) = 397 << 8 | 36
-E_K: constant(uint256) = 433 << 8 | 23
-E_POINTS: constant(uint256) = 456 << 8 | 42
-E_K_POINTS: constant(uint256) = 498 << 8 | 39
-E_COMMIT_NOT_FUTURE: constant(uint256) = 537 << 8 | 41
-E_DEADLINES: constant(uint256) = 578 << 8 | 41
-E_FACTOR: constant(uint256) = 619 << 8 | 34
-E_BPS: constant(uint256) = 653 << 8 | 32
-E_TERMS: constant(uint256) = 685 << 8 | 44
-E_PROGRAM: constant(uint256) = 729 << 8 | 41
-E_LAYOUT: constant(uint256) = 770 << 8 | 41
-E_COMMIT_DEADLINE: constant(uint256) = 811 << 8 | 30
-E_NO_STAKE: constant(uint256) = 841 << 8 | 26
-E_MIN_STAKE: constant(uint256) = 2149 << 8 | 39
-E_COMMITTED: constant(uint256) = 867 << 8 | 31
-E_MODELS_FULL: constant(uint256) = 898 << 8 | 24
-E_DATASETS_FULL: constant(uint256) = 922 << 8 | 26
-E_DATASET_SHAPE: constant(uint256) = 948 << 8 | 40
-E_NOT_COMMITTED: constant(uint256) = 988 << 8 | 27
-E_REVEALED: constant(uint256) = 1015 << 8 | 30
-E_BEFORE_COMMIT_DEADLINE: constant(uint256) = 1045 << 8 | 35
-E_REVEAL_DEADLINE: constant(uint256) = 1080 << 8 | 30
-E_PREDICTIONS_LENGTH: constant(uint256) = 1110 << 8 | 35
-E_PREDICTIONS: constant(uint256) = 1145 << 8 | 47
-E_RELEASE_REVEALED: constant(uint256) = 1192 << 8 | 44
-E_RELEASED: constant(uint256) = 1236 << 8 | 30
-E_BEFORE_REVEAL_DEADLINE: constant(uint256) = 1266 << 8 | 35
-E_LABELS_REVEALED: constant(uint256) = 1301 << 8 | 31
-E_LABELS_DEADLINE: constant(uint256) = 1332 << 8 | 30
-E_LABELS_LENGTH: constant(uint256) = 1362 << 8 | 30
-E_LABELS: constant(uint256) = 1392 << 8 | 42
-E_KIND: constant(uint256) = 1434 << 8 | 29
-E_RESULT_DEADLINE: constant(uint256) = 1463 << 8 | 30
-E_NO_LABELS: constant(uint256) = 1493 << 8 | 27
-E_RUNNING: constant(uint256) = 1520 << 8 | 37
-E_TASK_DONE: constant(uint256) = 1557 << 8 | 33
-E_TEMPLATE: constant(uint256) = 1590 << 8 | 44
-E_BUDGET: constant(uint256) = 1634 << 8 | 41
-E_RECORDED: constant(uint256) = 1675 << 8 | 31
-E_NO_TASK: constant(uint256) = 1706 << 8 | 28
-E_NOT_DONE: constant(uint256) = 1734 << 8 | 45
-E_FINAL_STATE: constant(uint256) = 1779 << 8 | 43
-E_PROOF_LENGTH: constant(uint256) = 1822 << 8 | 26
-E_PROOF: constant(uint256) = 1848 << 8 | 43
-E_RECORD_KIND: constant(uint256) = 1891 << 8 | 48
-E_VALUES_LENGTH: constant(uint256) = 1939 << 8 | 43
-E_INT64: constant(uint256) = 1982 << 8 | 27
-E_NOT_RECORDED: constant(uint256) = 2009 << 8 | 28
-E_BEFORE_LABELS_DEADLINE: constant(uint256) = 2037 << 8 | 35
-E_RESULTS_RECORDED: constant(uint256) = 2072 << 8 | 42
-E_BEFORE_RESULT_DEADLINE: constant(uint256) = 2114 << 8 | 35
+E_NO_ROUND: constant(uint256) = 0 << 8 | 13
+E_SETTLED: constant(uint256) = 13 << 8 | 21
+E_VOID: constant(uint256) = 34 << 8 | 13
+E_NO_DATASET: constant(uint256) = 47 << 8 | 15
+E_NOT_DATASET_OWNER: constant(uint256) = 62 << 8 | 21
+E_NO_MODEL: constant(uint256) = 83 << 8 | 13
+E_NOT_MODEL_OWNER: constant(uint256) = 96 << 8 | 19
+E_AT_RISK: constant(uint256) = 115 << 8 | 13
+E_ABOVE_STAKE: constant(uint256) = 128 << 8 | 24
+E_TOKEN: constant(uint256) = 152 << 8 | 17
+E_NAMED_TWICE: constant(uint256) = 169 << 8 | 24
+E_MODELS: constant(uint256) = 193 << 8 | 20
+E_DATASETS: constant(uint256) = 213 << 8 | 21
+E_ROWS: constant(uint256) = 234 << 8 | 20
+E_FEATURES: constant(uint256) = 254 << 8 | 23
+E_DATASET_ROWS: constant(uint256) = 277 << 8 | 28
+E_K: constant(uint256) = 305 << 8 | 15
+E_POINTS: constant(uint256) = 320 << 8 | 34
+E_K_POINTS: constant(uint256) = 354 << 8 | 31
+E_COMMIT_NOT_FUTURE: constant(uint256) = 385 << 8 | 33
+E_FACTOR: constant(uint256) = 418 << 8 | 26
+E_BPS: constant(uint256) = 444 << 8 | 36
+E_TERMS: constant(uint256) = 480 << 8 | 38
+E_PROGRAM: constant(uint256) = 518 << 8 | 33
+E_LAYOUT: constant(uint256) = 551 << 8 | 33
+E_COMMIT_DEADLINE: constant(uint256) = 584 << 8 | 22
+E_NO_STAKE: constant(uint256) = 606 << 8 | 18
+E_MIN_STAKE: constant(uint256) = 624 << 8 | 31
+E_COMMITTED: constant(uint256) = 655 << 8 | 23
+E_MODELS_FULL: constant(uint256) = 678 << 8 | 16
+E_DATASETS_FULL: constant(uint256) = 694 << 8 | 18
+E_DATASET_SHAPE: constant(uint256) = 712 << 8 | 32
+E_NOT_COMMITTED: constant(uint256) = 744 << 8 | 19
+E_REVEALED: constant(uint256) = 763 << 8 | 22
+E_BEFORE_COMMIT_DEADLINE: constant(uint256) = 785 << 8 | 27
+E_REVEAL_DEADLINE: constant(uint256) = 812 << 8 | 22
+E_PREDICTIONS_LENGTH: constant(uint256) = 834 << 8 | 27
+E_PREDICTIONS: constant(uint256) = 861 << 8 | 39
+E_RELEASE_REVEALED: constant(uint256) = 900 << 8 | 36
+E_RELEASED: constant(uint256) = 936 << 8 | 22
+E_BEFORE_REVEAL_DEADLINE: constant(uint256) = 958 << 8 | 27
+E_LABELS_REVEALED: constant(uint256) = 985 << 8 | 23
+E_LABELS_DEADLINE: constant(uint256) = 1008 << 8 | 22
+E_LABELS_LENGTH: constant(uint256) = 1030 << 8 | 22
+E_LABELS: constant(uint256) = 1052 << 8 | 34
+E_KIND: constant(uint256) = 1086 << 8 | 21
+E_RESULT_DEADLINE: constant(uint256) = 1107 << 8 | 22
+E_NO_LABELS: constant(uint256) = 1129 << 8 | 19
+E_RUNNING: constant(uint256) = 1148 << 8 | 29
+E_TASK_DONE: constant(uint256) = 1177 << 8 | 25
+E_TEMPLATE: constant(uint256) = 1202 << 8 | 36
+E_RECORDED: constant(uint256) = 1238 << 8 | 23
+E_NO_TASK: constant(uint256) = 1261 << 8 | 20
+E_NOT_DONE: constant(uint256) = 1281 << 8 | 37
+E_FINAL_STATE: constant(uint256) = 1318 << 8 | 35
+E_PROOF_LENGTH: constant(uint256) = 1353 << 8 | 18
+E_PROOF: constant(uint256) = 1371 << 8 | 35
+E_RECORD_KIND: constant(uint256) = 1406 << 8 | 40
+E_VALUES_LENGTH: constant(uint256) = 1446 << 8 | 35
+E_INT64: constant(uint256) = 1481 << 8 | 19
+E_NOT_RECORDED: constant(uint256) = 1500 << 8 | 20
+E_BEFORE_LABELS_DEADLINE: constant(uint256) = 1520 << 8 | 27
+E_RESULTS_RECORDED: constant(uint256) = 1547 << 8 | 34
+E_BEFORE_RESULT_DEADLINE: constant(uint256) = 1581 << 8 | 27
+E_PHASES: constant(uint256) = 1608 << 8 | 37
+E_RESULT_PHASE: constant(uint256) = 1645 << 8 | 38
+E_BONDS: constant(uint256) = 1683 << 8 | 35
+E_REWARD: constant(uint256) = 1718 << 8 | 46
+E_JOINED: constant(uint256) = 1764 << 8 | 28
 
 
 struct Shape:
@@ -425,11 +465,11 @@ struct ModelEntry:
 struct DatasetEntry:
     # the dataset's slot in the round
     slot: uint256
-    # whether the dataset has a slot in the round (reserved by a commit)
+    # whether the dataset has a slot in the round (its owner joined it: `join_round`)
     reserved: bool
-    # whether a model naming it revealed (its stake is then at risk and locked)
+    # whether a model naming it revealed (it is then in the mask: valued, and slashed if negative)
     active: bool
-    # the dataset's stake at its activation
+    # the dataset's stake when it joined, locked until the round is settled or void
     at_risk: uint256
 
 
@@ -467,6 +507,12 @@ event RoundOpened:
     labels_hash: bytes32
     pool: uint256
     budget: uint256
+
+
+event Joined:
+    round_id: indexed(uint256)
+    dataset_id: indexed(uint256)
+    slot: uint256
 
 
 event Committed:
@@ -637,8 +683,8 @@ def publish_dataset(
 @nonreentrant
 def add_dataset_stake(dataset_id: uint256, amount: uint256):
     """
-    @notice Adds `amount` to the dataset's stake (owner only). Stake added while the dataset
-            is at risk in a round is not at risk there (its `at_risk` is fixed).
+    @notice Adds `amount` to the dataset's stake (owner only). It is at risk only in rounds
+            the dataset joins afterwards (a round's `at_risk` is fixed when it joins).
     """
     self._move_stake(DATASET, dataset_id, amount, True)
 
@@ -720,34 +766,55 @@ def open_round(
     """
     self._require_shape(shape)
     self._check(schedule.commit_deadline > block.timestamp, E_COMMIT_NOT_FUTURE)
+    # every phase bounded; a deadline not after the one before it wraps its phase around to
+    # above 2^255 (or leaves it 0), which the bounds refuse
+    reveal_phase: uint256 = unsafe_sub(schedule.reveal_deadline, schedule.commit_deadline)
+    labels_phase: uint256 = unsafe_sub(schedule.labels_deadline, schedule.reveal_deadline)
+    result_phase: uint256 = unsafe_sub(schedule.result_deadline, schedule.labels_deadline)
     self._check(
-        schedule.reveal_deadline > schedule.commit_deadline
-        and schedule.labels_deadline > schedule.reveal_deadline
-        and schedule.result_deadline > schedule.labels_deadline,
-        E_DEADLINES,
+        # the commit deadline is in the future, checked just above
+        unsafe_sub(schedule.commit_deadline, block.timestamp) <= MAX_COMMIT_PHASE
+        and reveal_phase >= MIN_PHASE
+        and reveal_phase <= MAX_PHASE
+        and labels_phase >= MIN_PHASE
+        and labels_phase <= MAX_PHASE
+        and result_phase <= MAX_RESULT_PHASE,
+        E_PHASES,
     )
     self._check(economics.factor_bps <= MAX_FACTOR_BPS, E_FACTOR)
     self._check(
-        economics.cap_bps <= BPS
+        economics.cap_bps <= MAX_CAP_BPS
         and economics.data_share_bps <= BPS
-        and economics.data_slash_bps <= BPS
+        and economics.data_slash_bps <= MAX_DATA_SLASH_BPS
+        and economics.burn_bps >= MIN_BURN_BPS
         and economics.burn_bps <= BPS,
         E_BPS,
     )
-    # the ranges Tasks.vy's post_task accepts, so that no program's task can be refused
+    # within Tasks.vy's ranges, so that no program's task can be refused, and short enough
+    # that a task posted by the labels deadline ends before the result deadline
     self._check(
         terms.window >= MIN_WINDOW
-        and terms.window <= MAX_WINDOW
+        and terms.window <= MAX_TASK_WINDOW
         and terms.clock >= MIN_CLOCK
-        and terms.clock <= MAX_CLOCK
+        and terms.clock <= MAX_TASK_CLOCK
         and terms.arity >= MIN_ARITY
         and terms.arity <= MAX_ARITY
-        and terms.solver_bond > 0
-        and terms.challenger_bond > 0
-        and terms.duration > 0
-        and terms.duration <= MAX_DURATION,
+        and terms.duration >= MIN_TASK_DURATION
+        and terms.duration <= MAX_TASK_DURATION,
         E_TERMS,
     )
+    # a task posted at the labels deadline is claimed, challenged and played out before the
+    # result deadline (each term is at most seven days, so the sum cannot overflow)
+    self._check(result_phase >= terms.duration + terms.window + 2 * terms.clock, E_RESULT_PHASE)
+    self._check(
+        terms.challenger_bond > 0
+        and terms.challenger_bond <= MAX_CHALLENGER_BOND
+        and terms.challenger_bond <= terms.solver_bond
+        and terms.solver_bond <= MAX_SOLVER_BOND,
+        E_BONDS,
+    )
+    # the budget pays all three tasks; 3 * reward overflows (and reverts) only above 2^254
+    self._check(terms.reward >= MIN_REWARD and 3 * terms.reward <= budget, E_REWARD)
     for kind: uint256 in range(KINDS):
         p: ProgramRef = programs[kind]
         self._check(
@@ -792,11 +859,45 @@ def open_round(
 
 @external
 @nonreentrant
+def join_round(round_id: uint256, dataset_id: uint256):
+    """
+    @notice Puts the dataset in the round (dataset owner, before the commit deadline): it
+            takes the next dataset slot, and its current stake is locked as its stake at risk
+            until the round is settled or void. It is valued (and may be slashed, at the
+            round's `data_slash_bps`) only if a model naming it reveals; a dataset that did not
+            join is never at risk in the round, whatever models name it.
+    """
+    self._require_open_round(round_id)
+    self._check(block.timestamp < self.rounds[round_id].schedule.commit_deadline, E_COMMIT_DEADLINE)
+    self._require_owner(DATASET, dataset_id)
+    self._check(not self.dataset_entries[round_id][dataset_id].reserved, E_JOINED)
+    shape: Shape = self.rounds[round_id].shape
+    self._check(
+        self.datasets[dataset_id].rows == shape.dataset_rows and self.datasets[dataset_id].n_features == shape.features,
+        E_DATASET_SHAPE,
+    )
+    # the floor keeps dust datasets from filling the round's dataset slots
+    self._check(self.datasets[dataset_id].stake >= self.rounds[round_id].economics.min_stake, E_MIN_STAKE)
+    n: uint256 = len(self._round_datasets[round_id])
+    self._check(n < shape.datasets, E_DATASETS_FULL)
+    self._round_datasets[round_id].append(dataset_id)
+    # the stake is at risk from the moment the dataset can earn: it is locked now, until the
+    # round is settled or void
+    self.dataset_entries[round_id][dataset_id] = DatasetEntry(
+        slot=n, reserved=True, active=False, at_risk=self.datasets[dataset_id].stake
+    )
+    self.datasets[dataset_id].locks += 1
+    log Joined(round_id=round_id, dataset_id=dataset_id, slot=n)
+
+
+@external
+@nonreentrant
 def commit(round_id: uint256, model_id: uint256, commitment: bytes32):
     """
     @notice Commits the model's predictions (model owner, before the commit deadline): the
-            model takes the next model slot, its datasets not yet in the round take dataset
-            slots, and its current stake is locked as its stake at risk.
+            model takes the next model slot and its current stake is locked as its stake at
+            risk. Of the datasets it names, only those whose owners joined the round
+            (`join_round`) take part in it.
     @param commitment keccak256(u256(round_id) || u256(model_id) || predictions || salt).
     """
     self._require_open_round(round_id)
@@ -807,22 +908,8 @@ def commit(round_id: uint256, model_id: uint256, commitment: bytes32):
     # a floor on stake keeps dust sybils from filling the round's model and dataset slots
     self._check(stake >= self.rounds[round_id].economics.min_stake, E_MIN_STAKE)
     self._check(self.model_entries[round_id][model_id].state == 0, E_COMMITTED)
-    shape: Shape = self.rounds[round_id].shape
     slot: uint256 = len(self._round_models[round_id])
-    self._check(slot < shape.models, E_MODELS_FULL)
-
-    for d: uint256 in self.models[model_id].datasets:
-        if self.dataset_entries[round_id][d].reserved:
-            continue
-        self._check(
-            self.datasets[d].rows == shape.dataset_rows and self.datasets[d].n_features == shape.features,
-            E_DATASET_SHAPE,
-        )
-        n: uint256 = len(self._round_datasets[round_id])
-        self._check(n < shape.datasets, E_DATASETS_FULL)
-        self._round_datasets[round_id].append(d)
-        self.dataset_entries[round_id][d] = DatasetEntry(slot=n, reserved=True, active=False, at_risk=0)
-
+    self._check(slot < self.rounds[round_id].shape.models, E_MODELS_FULL)
     self._round_models[round_id].append(model_id)
     self.model_entries[round_id][model_id] = ModelEntry(
         slot=slot, commitment=commitment, stake=stake, state=ENTRY_COMMITTED, locked=True
@@ -836,8 +923,8 @@ def commit(round_id: uint256, model_id: uint256, commitment: bytes32):
 def reveal(round_id: uint256, model_id: uint256, predictions: Bytes[CHUNK], salt: bytes32):
     """
     @notice Reveals a committed model's predictions (anyone with the preimage) between the
-            commit and reveal deadlines. Activates the model's datasets: the first activation
-            of a dataset in the round locks its stake and records it as at risk.
+            commit and reveal deadlines. Activates the model's datasets that joined the round
+            (they are in the mask, so valued and possibly slashed).
     @param predictions n int8 values.
     """
     self._require_open_round(round_id)
@@ -857,11 +944,9 @@ def reveal(round_id: uint256, model_id: uint256, predictions: Bytes[CHUNK], salt
     self.prediction_commitment[round_id][entry.slot] = self._int8_commitment(predictions, n)
     self.rounds[round_id].revealed_stake += entry.stake
     for d: uint256 in self.models[model_id].datasets:
-        if self.dataset_entries[round_id][d].active:
-            continue
-        self.dataset_entries[round_id][d].active = True
-        self.dataset_entries[round_id][d].at_risk = self.datasets[d].stake
-        self.datasets[d].locks += 1
+        # only datasets whose owners joined the round take part
+        if self.dataset_entries[round_id][d].reserved:
+            self.dataset_entries[round_id][d].active = True
     log Revealed(round_id=round_id, model_id=model_id, slot=entry.slot, predictions=predictions)
 
 
@@ -927,7 +1012,6 @@ def post_task(round_id: uint256, kind: uint256, slots: DynArray[bytes32, MAX_SLO
     prog: ProgramRef = self.round_program[round_id][kind]
     self._check(len(slots) == prog.n_slots and keccak256(abi_encode(slots)) == prog.template, E_TEMPLATE)
     terms: TaskTerms = self.rounds[round_id].terms
-    self._check(terms.reward <= self.rounds[round_id].budget, E_BUDGET)
 
     # the template with the round's data in the program's data slots; absent models and
     # empty dataset slots keep the template's value
@@ -958,6 +1042,8 @@ def post_task(round_id: uint256, kind: uint256, slots: DynArray[bytes32, MAX_SLO
     initial: bytes32 = merkle._state_root(0, 0, merkle._merkle(table))
     dataset_root: bytes32 = merkle._merkle(data)
 
+    # the budget holds three rewards (open_round) and a kind is reposted only after its task's
+    # reward came back, so this never underflows; if it did, it would revert
     self.rounds[round_id].budget -= terms.reward
     self.owed -= terms.reward
     self.task_reward[round_id][kind] = terms.reward
@@ -1090,12 +1176,12 @@ def settle(round_id: uint256):
             total_loss += self._slash(round_id, DATASET, d, entry.at_risk * econ.data_slash_bps // BPS)
 
     burn: uint256 = total_loss * econ.burn_bps // BPS
+    pool: uint256 = self.rounds[round_id].pool
     # burn_bps <= BPS, so burn <= total_loss
-    avail: uint256 = self.rounds[round_id].pool + unsafe_sub(total_loss, burn)
+    avail: uint256 = pool + unsafe_sub(total_loss, burn)
     budget: uint256 = self.rounds[round_id].budget
     # everything the round held leaves now: gains, refund, burn
-    self.owed -= self.rounds[round_id].pool + budget + total_loss
-    self.burned += burn
+    self.owed -= pool + budget + total_loss
     self.rounds[round_id].state = ROUND_SETTLED
     self._unlock_all(round_id)
 
@@ -1109,28 +1195,35 @@ def settle(round_id: uint256):
             g = g * avail // total_gain
         paid += g
         share: uint256 = g * econ.data_share_bps // BPS
-        # the model's positively valued datasets (all active: the model revealed)
+        # the model's positively valued datasets in the round (those that joined it are
+        # active: the model revealed)
         ds: DynArray[uint256, MODEL_DATASETS] = self.models[model_ids[i]].datasets
         v_sum: uint256 = 0
         for d: uint256 in ds:
-            v: int256 = values[self.dataset_entries[round_id][d].slot]
+            v: int256 = self._value(round_id, d, values)
             if v > 0:
                 v_sum += convert(v, uint256)
         if v_sum != 0:
             for d: uint256 in ds:
-                slot: uint256 = self.dataset_entries[round_id][d].slot
-                v: int256 = values[slot]
+                v: int256 = self._value(round_id, d, values)
                 if v > 0:
                     part: uint256 = share * convert(v, uint256) // v_sum
-                    dpay[slot] += part
+                    dpay[self.dataset_entries[round_id][d].slot] += part
                     # the parts are floored shares of share <= g
                     g = unsafe_sub(g, part)
         self._pay(round_id, self.models[model_ids[i]].owner, MODEL, model_ids[i], g)
     for d: uint256 in self._round_datasets[round_id]:
         slot: uint256 = self.dataset_entries[round_id][d].slot
         self._pay(round_id, self.datasets[d].owner, DATASET, d, dpay[slot])
-    # paid <= avail: scaled gains are floored, and unscaled ones sum to at most avail
-    refund: uint256 = unsafe_sub(avail, paid) + budget
+    # paid <= avail: scaled gains are floored, and unscaled ones sum to at most avail. The
+    # sponsor gets back at most its pool: slashed stake that gains leave is burned, never
+    # refunded to whoever chose the round's inputs
+    left: uint256 = unsafe_sub(avail, paid)
+    refund: uint256 = min(left, pool)
+    # refund <= left
+    burn += unsafe_sub(left, refund)
+    self.burned += burn
+    refund += budget
     self._pay(round_id, self.rounds[round_id].sponsor, SPONSOR, round_id, refund)
     log Settled(round_id=round_id, paid=paid, slashed=total_loss, burned=burn, refunded=refund)
     if burn != 0:
@@ -1141,12 +1234,13 @@ def settle(round_id: uint256):
 @nonreentrant
 def void_round(round_id: uint256):
     """
-    @notice Voids a round whose sponsor did not reveal the labels by the labels deadline (the
-            pool goes to the revealed models pro rata to their stake at risk, the budget back
-            to the sponsor), or whose scores and values were not both recorded by the result
-            deadline (pool and budget back to the sponsor). Anyone may call it, once no task
-            of the round is still running; it reclaims reclaimable ones first. Every stake of
-            the round is unlocked untouched.
+    @notice Voids a round whose sponsor did not reveal the labels by the labels deadline, or
+            whose scores and values were not both recorded by the result deadline (anyone).
+            Once predictions are revealed the pool belongs to the participants: it is split
+            evenly among the revealed models (the sponsor gets it back only if none revealed),
+            and the unspent budget goes back to the sponsor. Tasks still running do not hold
+            the round: reclaimable ones are reclaimed, and the reward of one reclaimed later
+            goes to the sponsor (`sync`). Every stake of the round is unlocked untouched.
     """
     self._require_open_round(round_id)
     withheld: bool = not self.rounds[round_id].labels_revealed
@@ -1157,26 +1251,29 @@ def void_round(round_id: uint256):
             self.rounds[round_id].recorded & RECORDED_SCORES_AND_VALUES != RECORDED_SCORES_AND_VALUES, E_RESULTS_RECORDED
         )
         self._check(block.timestamp >= self.rounds[round_id].schedule.result_deadline, E_BEFORE_RESULT_DEADLINE)
-    for kind: uint256 in range(KINDS):
-        self._check(self._sync_kind(round_id, kind) != TASK_OPEN, E_RUNNING)
+    self._sync(round_id)
 
     pool: uint256 = self.rounds[round_id].pool
-    refund: uint256 = pool + self.rounds[round_id].budget
-    total: uint256 = self.rounds[round_id].revealed_stake
-    self.owed -= refund
+    budget: uint256 = self.rounds[round_id].budget
+    self.owed -= pool + budget
     self.rounds[round_id].state = ROUND_VOID
     self._unlock_all(round_id)
+    # an even split, not one by stake: a sponsor's own large model cannot take the pool back
+    left: uint256 = 0
+    for m: uint256 in self._round_models[round_id]:
+        if self.model_entries[round_id][m].state == ENTRY_REVEALED:
+            left += 1
+    for m: uint256 in self._round_models[round_id]:
+        if self.model_entries[round_id][m].state == ENTRY_REVEALED:
+            # left >= 1 here: it counts the revealed models not yet paid
+            part: uint256 = pool // left
+            pool = unsafe_sub(pool, part)
+            left = unsafe_sub(left, 1)
+            self._pay(round_id, self.models[m].owner, MODEL, m, part)
+    self._pay(round_id, self.rounds[round_id].sponsor, SPONSOR, round_id, pool + budget)
     reason: String[32] = "results not recorded"
     if withheld:
         reason = "labels not revealed"
-        for m: uint256 in self._round_models[round_id]:
-            entry: ModelEntry = self.model_entries[round_id][m]
-            if entry.state == ENTRY_REVEALED:
-                # total is the sum of the revealed stakes, so the parts add up to <= pool
-                part: uint256 = pool * entry.stake // total
-                refund -= part
-                self._pay(round_id, self.models[m].owner, MODEL, m, part)
-    self._pay(round_id, self.rounds[round_id].sponsor, SPONSOR, round_id, refund)
     log Voided(round_id=round_id, reason=reason)
 
 
@@ -1238,15 +1335,6 @@ def values(round_id: uint256) -> DynArray[int256, MAX_DATASETS]:
     return self._values[round_id]
 
 
-@external
-@view
-def revealed(round_id: uint256, model_id: uint256) -> bool:
-    """
-    @notice Whether the model revealed its predictions in the round.
-    """
-    return self.model_entries[round_id][model_id].state == ENTRY_REVEALED
-
-
 # --- internal ---------------------------------------------------------------------------------
 
 
@@ -1287,6 +1375,16 @@ def _mask(round_id: uint256) -> DynArray[uint256, MAX_DATASETS]:
         if entry.active:
             out[entry.slot] = 1
     return out
+
+
+@internal
+@view
+def _value(round_id: uint256, d: uint256, values: DynArray[int256, MAX_DATASETS]) -> int256:
+    # the recorded value of a dataset active in the round, 0 for one not in it
+    entry: DatasetEntry = self.dataset_entries[round_id][d]
+    if not entry.active:
+        return 0
+    return values[entry.slot]
 
 
 @internal
@@ -1407,9 +1505,9 @@ def _unlock_all(round_id: uint256):
         if self.model_entries[round_id][m].locked:
             self.model_entries[round_id][m].locked = False
             self.models[m].locks -= 1
+    # every dataset of the round joined it and is locked
     for d: uint256 in self._round_datasets[round_id]:
-        if self.dataset_entries[round_id][d].active:
-            self.datasets[d].locks -= 1
+        self.datasets[d].locks -= 1
 
 
 @internal
@@ -1498,4 +1596,5 @@ def _pull(amount: uint256):
 def _check(ok: bool, code: uint256):
     # reverts with the reason `code` names: REASONS[code >> 8 : (code >> 8) + (code & 255)]
     if not ok:
-        raw_revert(abi_encode(slice(REASONS, code >> 8, code & 255), method_id=method_id("Error(string)")))
+        reason: String[2500] = concat("market: ", slice(REASONS, code >> 8, code & 255))
+        raw_revert(abi_encode(reason, method_id=method_id("Error(string)")))

@@ -173,7 +173,9 @@ class World:
     # -- rounds ---------------------------------------------------------------------------------
 
     def open(self, shape=SHAPE, economics=ECONOMICS, terms=TERMS, pool=POOL, budget=BUDGET, programs=None,
-             schedule=None, labels=None, sponsor=None) -> int:
+             schedule=None, labels=None, sponsor=None, join=True) -> int:
+        """Opens a round; with `join`, every dataset published so far that fits its shape joins
+        it, in id order, while dataset slots last."""
         now = boa.env.timestamp
         schedule = schedule or (now + DAY, now + 2 * DAY, now + 3 * DAY, now + 13 * DAY)
         programs = programs or programs_for(shape)
@@ -187,7 +189,18 @@ class World:
             sender=sponsor or self.p.sponsor,
         )
         self.rounds[rid] = RoundShadow(shape, schedule, programs, labels, salt, features, pool, budget)
+        if join:
+            for did in self.datasets:
+                d = self.market.datasets(did)
+                if len(self.rounds[rid].datasets) < shape[1] and (d.rows, d.n_features) == (shape[4], shape[3]):
+                    self.join(rid, did)
         return rid
+
+    def join(self, rid: int, did: int, who=None):
+        stake = self.market.datasets(did).stake
+        self.market.join_round(rid, did, sender=who or self.datasets[did][0])
+        self.rounds[rid].datasets.append(did)
+        self.rounds[rid].at_risk[did] = stake
 
     def preds(self, rid: int, mid: int) -> bytes:
         n = self.rounds[rid].shape[2]
@@ -203,19 +216,12 @@ class World:
         r.models.append(mid)
         r.stake[mid] = stake
         r.preds[mid], r.salts[mid] = preds, salt
-        for d in self.models[mid][1]:
-            if d not in r.datasets:
-                r.datasets.append(d)
 
     def reveal(self, rid: int, mid: int, who=None):
         r = self.rounds[rid]
-        stakes = {d: self.market.datasets(d).stake for d in self.models[mid][1]}
         self.market.reveal(rid, mid, r.preds[mid], r.salts[mid], sender=who or self.p.stranger)
         r.revealed.add(mid)
-        for d in self.models[mid][1]:
-            if d not in r.active:
-                r.active.add(d)
-                r.at_risk[d] = stakes[d]
+        r.active |= {d for d in self.models[mid][1] if d in r.datasets}
 
     def to(self, rid: int, which: str, offset: int = 0):
         """Travel to a deadline of the round (+ offset seconds)."""
@@ -314,7 +320,7 @@ class World:
         r = self.rounds[rid]
         models = [
             econ.ModelEntry(r.stake[mid], self.market.models(mid).stake, scores[slot], mid in r.revealed,
-                            tuple(r.datasets.index(d) for d in self.models[mid][1]))
+                            tuple(r.datasets.index(d) for d in self.models[mid][1] if d in r.datasets))
             for slot, mid in enumerate(r.models)
         ]
         datasets = [
@@ -457,7 +463,7 @@ def _reason_table() -> tuple[str, dict[str, int]]:
 
 def test_reasons__every_code_names_exactly_one_reason():
     """Each E_ code slices one whole reason out of REASONS; every reason has a code, is used,
-    and is one line that starts with "market: "."""
+    and is one line; `_check` puts "market: " in front of it (once, not 69 times in the code)."""
     blob, codes, reasons = _reason_table()
     starts, off = {}, 0
     for r in reasons:
@@ -472,7 +478,8 @@ def test_reasons__every_code_names_exactly_one_reason():
     src = MARKET_SOURCE.read_text()
     for name in codes:
         assert len(re.findall(rf"\b{name}\b", src)) >= 2, f"{name} is never checked"
-    assert all(r.startswith("market: ") and "\n" not in r for r in reasons)
+    assert all(not r.startswith("market: ") and "\n" not in r for r in reasons)
+    assert 'concat("market: ", slice(REASONS' in src
 
 
 def test_size__under_the_eip170_limit(market):
@@ -579,18 +586,19 @@ def test_withdraw_dataset_stake__above_stake__reverts(w, market, people):
         market.withdraw_dataset_stake(did, 11, sender=people.providers[0])
 
 
-def test_withdraw_dataset_stake__at_risk_after_a_reveal__reverts(w, market, people, committed):
+def test_withdraw_dataset_stake__at_risk_once_joined__reverts(w, market, people):
     owner = people.providers[0]
-    # a commit reserves the slot but does not put the dataset at risk yet
-    market.withdraw_dataset_stake(committed.d[0], 1, sender=owner)
-    market.add_dataset_stake(committed.d[0], 1, sender=owner)
-    w.to(committed.rid, "commit")
-    w.reveal(committed.rid, committed.m[0])
-    assert market.datasets(committed.d[0]).locks == 1
+    d, _ = w.populate()
+    # free until the dataset joins a round
+    market.withdraw_dataset_stake(d[0], 1, sender=owner)
+    market.add_dataset_stake(d[0], 1, sender=owner)
+    rid = w.open()
+    assert market.datasets(d[0]).locks == 1
     with boa.reverts("market: stake at risk"):
-        market.withdraw_dataset_stake(committed.d[0], 1, sender=owner)
-    # adding is always allowed
-    market.add_dataset_stake(committed.d[0], 1, sender=owner)
+        market.withdraw_dataset_stake(d[0], 1, sender=owner)
+    # adding is always allowed, and is not at risk in a round joined before
+    market.add_dataset_stake(d[0], 1, sender=owner)
+    assert market.dataset_entries(rid, d[0]).at_risk == 100 * E18
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -722,39 +730,129 @@ def test_open_round__largest_shape_accepted(w):
 def test_open_round__schedule__reverts(w):
     now = boa.env.timestamp
     with boa.reverts("market: commit deadline not in the future"):
-        w.open(schedule=(now, now + 2, now + 3, now + 4))
-    for bad in [(now + 1, now + 1, now + 3, now + 4), (now + 1, now + 2, now + 2, now + 4), (now + 1, now + 2, now + 3, now + 3)]:
-        with boa.reverts("market: deadlines not strictly increasing"):
-            w.open(schedule=bad)
-    w.open(schedule=(now + 1, now + 2, now + 3, now + 4))
+        w.open(schedule=(now, now + 2 * DAY, now + 3 * DAY, now + 13 * DAY))
+    c = now + DAY
+    bad = [
+        (c, c, c + DAY, c + 11 * DAY),  # deadlines not increasing: a phase of 0 ..
+        (c, c - 1, c + DAY, c + 11 * DAY),  # .. or wrapped around
+        (c, c + DAY, c + DAY - 1, c + 11 * DAY),
+        (c, c + DAY, c + 2 * DAY, c + 2 * DAY - 1),
+        (now + MAX_COMMIT_PHASE + 1, now + MAX_COMMIT_PHASE + 1 + DAY, now + MAX_COMMIT_PHASE + 1 + 2 * DAY,
+         now + MAX_COMMIT_PHASE + 1 + 12 * DAY),
+        (c, c + DAY - 1, c + 2 * DAY, c + 12 * DAY),
+        (c, c + 7 * DAY + 1, c + 8 * DAY + 1, c + 18 * DAY),
+        (c, c + DAY, c + 2 * DAY - 1, c + 12 * DAY),
+        (c, c + DAY, c + 8 * DAY + 1, c + 18 * DAY),
+        (c, c + DAY, c + 2 * DAY, c + 32 * DAY + 1),
+    ]
+    for sched in bad:
+        with boa.reverts("market: a phase outside the protocol's bounds"):
+            w.open(schedule=sched)
+    # every bound exactly
+    w.open(schedule=(now + MAX_COMMIT_PHASE, now + MAX_COMMIT_PHASE + 7 * DAY, now + MAX_COMMIT_PHASE + 14 * DAY,
+                     now + MAX_COMMIT_PHASE + 44 * DAY))
+    w.open(schedule=(c, c + DAY, c + 2 * DAY, c + 2 * DAY + NEED))
+
+
+MAX_COMMIT_PHASE = econ.MAX_COMMIT_PHASE
+#: what TERMS need between the labels and result deadlines: claim period, window, both clocks
+NEED = TERMS[6] + TERMS[1] + 2 * TERMS[2]
+
+
+def test_open_round__result_phase_shorter_than_a_task_needs__reverts(w):
+    """A task posted at the labels deadline must be claimable, challengeable and played out (both
+    chess clocks) before the result deadline: the sponsor cannot choose a window longer than the
+    time left to record results."""
+    now = boa.env.timestamp
+    c = now + DAY
+    with boa.reverts("market: result phase shorter than a task needs"):
+        w.open(schedule=(c, c + DAY, c + 2 * DAY, c + 2 * DAY + NEED - 1))
+    terms = (TERMS[0], 7 * DAY, 7 * DAY, *TERMS[3:6], 7 * DAY)
+    with boa.reverts("market: result phase shorter than a task needs"):
+        w.open(terms=terms, schedule=(c, c + DAY, c + 2 * DAY, c + 2 * DAY + 28 * DAY - 1))
+    w.open(terms=terms, schedule=(c, c + DAY, c + 2 * DAY, c + 2 * DAY + 28 * DAY))
 
 
 @pytest.mark.parametrize(
-    "field_, value, reason",
+    "field_, value, ok",
     [
-        ("factor_bps", 1_000_001, "market: factor above 1_000_000 bps"),
-        ("cap_bps", 10_001, "market: a bps share above 10_000"),
-        ("data_share_bps", 10_001, "market: a bps share above 10_000"),
-        ("data_slash_bps", 10_001, "market: a bps share above 10_000"),
-        ("burn_bps", 10_001, "market: a bps share above 10_000"),
+        ("factor_bps", 1_000_001, 1_000_000),
+        ("cap_bps", econ.MAX_CAP_BPS + 1, econ.MAX_CAP_BPS),
+        ("data_share_bps", 10_001, 10_000),
+        ("data_slash_bps", econ.MAX_DATA_SLASH_BPS + 1, econ.MAX_DATA_SLASH_BPS),
+        ("burn_bps", econ.MIN_BURN_BPS - 1, econ.MIN_BURN_BPS),
+        ("burn_bps", 10_001, 10_000),
     ],
 )
-def test_open_round__economics_out_of_range__reverts(w, field_, value, reason):
+def test_open_round__economics_out_of_range__reverts(w, field_, value, ok):
+    """Slash, cap and burn rates are bounded by protocol constants, not by the sponsor."""
     e = econ.Economics(**{**vars(ECONOMICS), field_: value})
+    reason = "market: factor above 1_000_000 bps" if field_ == "factor_bps" else "market: a rate outside the protocol's bounds"
     with boa.reverts(reason):
         w.open(economics=e)
-    w.open(economics=econ.Economics(**{**vars(ECONOMICS), field_: value - 1}))
+    w.open(economics=econ.Economics(**{**vars(ECONOMICS), field_: ok}))
 
 
 @pytest.mark.parametrize(
     "i, value",
-    [(1, 172_799), (1, 2_592_001), (2, 172_799), (2, 2_592_001), (3, 0), (4, 0), (5, 1), (5, 33), (6, 0), (6, 2**64 + 1)],
+    [(1, 2 * DAY - 1), (1, 7 * DAY + 1), (2, 2 * DAY - 1), (2, 7 * DAY + 1), (5, 1), (5, 33), (6, DAY - 1), (6, 7 * DAY + 1)],
 )
 def test_open_round__task_terms_out_of_range__reverts(w, i, value):
     terms = list(TERMS)
     terms[i] = value
-    with boa.reverts("market: task terms outside Tasks.vy's ranges"):
+    with boa.reverts("market: task terms outside the market's ranges"):
         w.open(terms=tuple(terms))
+
+
+@pytest.mark.parametrize(
+    "solver_bond, challenger_bond, ok",
+    [
+        (5 * E18, 0, False),
+        (5 * E18, 5 * E18 + 1, False),  # above the solver bond
+        (5 * E18, 5 * E18, True),
+        (econ.MAX_SOLVER_BOND, econ.MAX_CHALLENGER_BOND + 1, False),
+        (econ.MAX_SOLVER_BOND, econ.MAX_CHALLENGER_BOND, True),
+        (econ.MAX_SOLVER_BOND + 1, E18, False),
+        (0, 0, False),
+    ],
+)
+def test_open_round__bonds_bounded__reverts(w, solver_bond, challenger_bond, ok):
+    """A sponsor cannot make its tasks unchallengeable (a challenger bond no watchtower can
+    post) nor unclaimable (a solver bond no solver can post): both have protocol maxima, and
+    the challenger bond is at most the solver bond."""
+    terms = (TERMS[0], TERMS[1], TERMS[2], solver_bond, challenger_bond, TERMS[5], TERMS[6])
+    if ok:
+        w.open(terms=terms)
+        return
+    with boa.reverts("market: bonds outside the protocol's bounds"):
+        w.open(terms=terms)
+
+
+@pytest.mark.parametrize(
+    "reward, budget, ok",
+    [(0, 0, False), (E18 - 1, 3 * E18, False), (E18, 3 * E18 - 1, False), (E18, 3 * E18, True),
+     (10 * E18, 29 * E18, False)],
+)
+def test_open_round__reward_and_budget_bounded__reverts(w, reward, budget, ok):
+    """Every task pays at least 1 token and the budget pays all three tasks, so a round's
+    results can always be bought."""
+    terms = (reward, *TERMS[1:])
+    if ok:
+        w.open(terms=terms, budget=budget)
+        return
+    with boa.reverts("market: reward below 1 token or budget below 3 rewards"):
+        w.open(terms=terms, budget=budget)
+
+
+def test_bounds__economics_py_mirrors_market_vy():
+    """verifier/economics.py's bounds are Market.vy's constants."""
+    src = MARKET_SOURCE.read_text()
+    names = ["MAX_CAP_BPS", "MAX_DATA_SLASH_BPS", "MIN_BURN_BPS", "MAX_FACTOR_BPS", "MAX_COMMIT_PHASE", "MIN_PHASE",
+             "MAX_PHASE", "MAX_RESULT_PHASE", "MIN_WINDOW", "MAX_TASK_WINDOW", "MIN_CLOCK", "MAX_TASK_CLOCK",
+             "MIN_TASK_DURATION", "MAX_TASK_DURATION", "MIN_REWARD", "MAX_SOLVER_BOND", "MAX_CHALLENGER_BOND"]
+    for name in names:
+        (value,) = re.findall(rf"(?m)^{name}: (?:public\()?constant\(uint256\)\)? = (.+)$", src)
+        assert eval(value.replace("_", "")) == getattr(econ, name), name  # noqa: S307
 
 
 @pytest.mark.parametrize(
@@ -794,9 +892,9 @@ def test_commit__slots_stake_and_datasets(w, market, people):
     e = market.model_entries(rid, m[0])
     assert (e.slot, e.stake, e.state, e.locked) == (1, 300 * E18, 1, True)
     de = market.dataset_entries(rid, d[1])
-    assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 0)
-    assert market.models(m[0]).locks == 1 and market.datasets(d[0]).locks == 0
-    assert not market.revealed(rid, m[0])
+    assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 50 * E18)
+    assert market.models(m[0]).locks == 1 and market.datasets(d[0]).locks == 1
+    assert market.model_entries(rid, m[0]).state == 1
 
 
 def test_commit__time_edges(w, market):
@@ -848,24 +946,91 @@ def test_commit__model_slots_full__reverts(w, market, people):
         market.commit(rid, extra, word("c"), sender=people.modelers[3])
 
 
-def test_commit__dataset_slots_full__reverts(w, market, people):
-    d, m = w.populate()
+# --- join_round ------------------------------------------------------------------------------
+
+
+def test_join_round__takes_the_next_slot(w, market, people):
+    d, _ = w.populate()
+    rid = w.open(join=False)
+    w.join(rid, d[1])
+    (ev,) = events(market, "Joined")
+    assert (ev.round_id, ev.dataset_id, ev.slot) == (rid, d[1], 0)
+    w.join(rid, d[0])
+    assert list(market.round_datasets(rid)) == [d[1], d[0]]
+    de = market.dataset_entries(rid, d[0])
+    assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 100 * E18)
+    # the stake is at risk, and locked, from the moment the dataset can earn
+    assert market.datasets(d[0]).locks == 1
+    with boa.reverts("market: stake at risk"):
+        market.withdraw_dataset_stake(d[0], 1, sender=people.providers[0])
+
+
+def test_join_round__reverts(w, market, people):
+    d, _ = w.populate()
+    rid = w.open(join=False)
+    with boa.reverts("market: no such round"):
+        market.join_round(rid + 1, d[0], sender=people.providers[0])
+    with boa.reverts("market: not the dataset owner"):
+        market.join_round(rid, d[0], sender=people.stranger)
+    with boa.reverts("market: no such dataset"):
+        market.join_round(rid, 99, sender=people.stranger)
+    w.join(rid, d[0])
+    with boa.reverts("market: dataset already in the round"):
+        market.join_round(rid, d[0], sender=people.providers[0])
+
+
+def test_join_round__time_edges(w, market, people):
+    d, _ = w.populate()
+    rid = w.open(join=False)
+    w.to(rid, "commit", -1)
+    w.join(rid, d[0])
+    boa.env.time_travel(seconds=1)
+    with boa.reverts("market: commit deadline passed"):
+        market.join_round(rid, d[1], sender=people.providers[1])
+
+
+def test_join_round__dataset_slots_full__reverts(w, market, people):
+    w.populate()  # D = 2: d0, d1 join
     d2 = w.publish(people.providers[2])
-    greedy = w.register(people.modelers[3], [d2], 1)
     rid = w.open()
-    w.commit(rid, m[1])  # reserves d0, d1: D = 2
-    w.commit(rid, m[0])  # d0 already in: no new slot
     with boa.reverts("market: dataset slots full"):
-        market.commit(rid, greedy, word("c"), sender=people.modelers[3])
+        market.join_round(rid, d2, sender=people.providers[2])
+
+
+def test_join_round__stake_below_the_round_minimum__reverts(w, market, people):
+    """The floor that keeps dust sybils out of the model slots keeps them out of the dataset
+    slots too."""
+    dust = w.publish(people.providers[2], stake=1)
+    rid = w.open(economics=econ.Economics(**{**vars(ECONOMICS), "min_stake": 2}), join=False)
+    with boa.reverts("market: stake below the round's minimum"):
+        market.join_round(rid, dust, sender=people.providers[2])
+    market.add_dataset_stake(dust, 1, sender=people.providers[2])
+    w.join(rid, dust)
 
 
 @pytest.mark.parametrize("rows, features", [(10, SHAPE[3]), (SHAPE[4], 5)])
-def test_commit__dataset_of_another_shape__reverts(w, market, people, rows, features):
+def test_join_round__dataset_of_another_shape__reverts(w, market, people, rows, features):
     odd = w.publish(people.providers[2], rows=rows, features=features)
-    mid = w.register(people.modelers[3], [odd], 1)
     rid = w.open()
     with boa.reverts("market: dataset shape is not the round's"):
-        market.commit(rid, mid, word("c"), sender=people.modelers[3])
+        market.join_round(rid, odd, sender=people.providers[2])
+
+
+def test_commit__datasets_not_in_the_round_are_left_out(w, market, people):
+    """A model may name datasets that did not join: they take no slot, and its reveal puts
+    nothing of theirs at risk."""
+    d, m = w.populate()
+    rid = w.open(join=False)
+    w.join(rid, d[1])
+    w.commit(rid, m[1])  # names d0 and d1; only d1 joined
+    assert list(market.round_datasets(rid)) == [d[1]]
+    w.to(rid, "commit")
+    w.reveal(rid, m[1])
+    assert market.datasets(d[0]).locks == 0 and not market.dataset_entries(rid, d[0]).active
+    assert market.datasets(d[1]).locks == 1 and list(market.mask(rid)) == [1, 0]
+    with boa.reverts("market: stake at risk"):
+        market.withdraw_dataset_stake(d[1], 1, sender=people.providers[1])
+    market.withdraw_dataset_stake(d[0], 1, sender=people.providers[0])
 
 
 # --- reveal ----------------------------------------------------------------------------------
@@ -878,7 +1043,7 @@ def test_reveal__stores_commitment_activates_datasets(w, market, people, committ
     (ev,) = events(market, "Revealed")
     assert (ev.round_id, ev.model_id, ev.slot, ev.predictions) == (rid, m[1], 1, w.rounds[rid].preds[m[1]])
     assert market.prediction_commitment(rid, 1) == commit_i8(w.rounds[rid].preds[m[1]])
-    assert market.revealed(rid, m[1])
+    assert market.model_entries(rid, m[1]).state == 2
     for did, stake in ((d[0], 100 * E18), (d[1], 50 * E18)):
         de = market.dataset_entries(rid, did)
         assert (de.active, de.at_risk) == (True, stake)
@@ -1094,11 +1259,24 @@ def test_post_task__twice_then_done__reverts(w, market, committed):
         w.post(rid, METAMODEL)
 
 
-def test_post_task__budget_short__reverts(w, committed):
-    rid = w.open(budget=TERMS[0] - 1)
+def test_post_task__budget_pays_every_kind_and_its_reposts(w, market, tasks, committed):
+    """The budget holds three rewards (open_round), so every kind can always be posted, and a
+    reclaimed task's reward comes back before its kind is posted again."""
+    rid = w.open(budget=3 * TERMS[0], join=False)
+    w.commit(rid, committed.m[2])
+    w.to(rid, "commit")
+    w.reveal(rid, committed.m[2])
     w.to(rid, "reveal")
-    with boa.reverts("market: budget cannot pay the task reward"):
-        w.post(rid, METAMODEL)
+    w.reveal_labels(rid)
+    first = w.post(rid, METAMODEL)
+    w.post(rid, SCORES)
+    w.post(rid, VALUES)
+    assert market.rounds(rid).budget == 0
+    boa.env.time_travel(seconds=TERMS[6])
+    assert tasks.reclaimable(first)
+    w.post(rid, METAMODEL)
+    assert market.rounds(rid).budget == 0
+    w.assert_solvent()
 
 
 def test_post_task__after_result_deadline__reverts(w, committed):
@@ -1246,12 +1424,14 @@ def _settle_and_check(w, rid, scores, values, economics=ECONOMICS, budget_left=N
         if tid and (w.tasks.reclaimable(tid) or w.tasks.tasks(tid).state == TASK_RECLAIMED):
             budget += market.task_reward(rid, kind)
     expected = econ.payouts(models, datasets, economics, r.pool, budget)
+    # the sponsor never receives slashed stake: at most its pool and the unspent budget return
+    assert expected.refund <= r.pool + budget
     before = w.balances()
     stakes_m = {mid: market.models(mid).stake for mid in r.models}
     stakes_d = {d: market.datasets(d).stake for d in r.datasets}
     # each stake the round still holds is unlocked once
     locks_m = {mid: market.models(mid).locks - market.model_entries(rid, mid).locked for mid in r.models}
-    locks_d = {d: market.datasets(d).locks - market.dataset_entries(rid, d).active for d in r.datasets}
+    locks_d = {d: market.datasets(d).locks - 1 for d in r.datasets}
     supply, burned = token.totalSupply(), market.burned()
 
     market.settle(rid, sender=w.p.stranger)
@@ -1313,8 +1493,9 @@ def test_settle__happy_path(w, market, people, revealed):
 
 
 def test_settle__gains_above_the_pool_scale_down(w, market, people):
+    e = econ.Economics(10_000, 2_500, 0, 0, 5_000)
     _, m = w.populate()
-    rid = w.open(pool=10 * E18, economics=econ.Economics(10_000, 10_000, 0, 0, 0))
+    rid = w.open(pool=10 * E18, economics=e)
     for mid in m:
         w.commit(rid, mid)
     w.to(rid, "commit")
@@ -1322,8 +1503,8 @@ def test_settle__gains_above_the_pool_scale_down(w, market, people):
         w.reveal(rid, mid)
     scores, values = [5_000, 5_000, 5_000], [0, 0]
     w.ready_to_settle(rid, scores, values)
-    s = _settle_and_check(w, rid, scores, values, econ.Economics(10_000, 10_000, 0, 0, 0))
-    # gains 150, 100, 50 scaled to a pool of 10
+    s = _settle_and_check(w, rid, scores, values, e)
+    # gains 75, 50, 25 scaled to a pool of 10
     assert s.model_payouts == [5 * E18, 3333333333333333333, 1666666666666666666]
     assert s.refund == BUDGET - 2 * TERMS[0] + 1
 
@@ -1343,29 +1524,41 @@ def test_settle__zero_pool_losses_fund_gains(w, market, people):
 
 
 def test_settle__loss_is_capped_by_the_current_stake(w, market, people):
-    """A model at risk in two rounds at once loses at most what its stake still holds."""
-    e = econ.Economics(10_000, 10_000, 0, 0, 0)
+    """A model at risk in five rounds at once (each may take MAX_CAP_BPS = 25% of its stake at
+    risk) loses at most what its stake still holds."""
+    e = econ.Economics(10_000, econ.MAX_CAP_BPS, 0, 0, 5_000)
     mid = w.register(people.modelers[0], [], 10 * E18)
-    r1, r2 = w.open(economics=e), w.open(economics=e)
-    for rid in (r1, r2):
+    rounds = [w.open(economics=e) for _ in range(5)]
+    for rid in rounds:
         w.commit(rid, mid)
-    w.to(r1, "commit")
-    for rid in (r1, r2):
+    w.to(rounds[0], "commit")
+    for rid in rounds:
         w.reveal(rid, mid)
     scores, values = [-10_000, 0, 0], [0, 0]
-    w.to(r1, "reveal")
-    for rid in (r1, r2):
+    w.to(rounds[0], "reveal")
+    for rid in rounds:
         w.reveal_labels(rid)
         w.post(rid, SCORES)
         w.post(rid, VALUES)
-    for rid in (r1, r2):
-        proofs = w.finish(rid, {SCORES: scores, VALUES: values})
-        w.record(rid, SCORES, scores, proofs)
-        w.record(rid, VALUES, values, proofs)
-    _settle_and_check(w, r1, scores, values, e)
-    assert market.models(mid).stake == 0
-    assert market.models(mid).locks == 1  # still held by the second round
-    s = _settle_and_check(w, r2, scores, values, e)
+    # every round's tasks are claimed within their claim period, then finalized together
+    proofs, claims = {}, []
+    for rid in rounds:
+        proofs[rid] = {}
+        for kind, res in ((SCORES, scores), (VALUES, values)):
+            cid, root, proof = w.claim(rid, kind, commit_i64(res))
+            claims.append(cid)
+            proofs[rid][kind] = (root, proof)
+    boa.env.time_travel(seconds=TERMS[1])
+    for cid in claims:
+        w.tasks.finalize(cid, sender=people.stranger)
+    for rid in rounds:
+        w.record(rid, SCORES, scores, proofs[rid])
+        w.record(rid, VALUES, values, proofs[rid])
+    for k, rid in enumerate(rounds[:4]):
+        _settle_and_check(w, rid, scores, values, e)
+        assert market.models(mid).stake == 10 * E18 - (k + 1) * 25 * 10**17
+    assert market.models(mid).locks == 1  # still held by the last round
+    s = _settle_and_check(w, rounds[4], scores, values, e)
     assert s.slashed == 0 and market.models(mid).locks == 0
 
 
@@ -1395,10 +1588,10 @@ model_stakes = st.integers(1, 10**24)
 economics_st = st.builds(
     econ.Economics,
     factor_bps=st.integers(0, 1_000_000),
-    cap_bps=st.integers(0, 10_000),
+    cap_bps=st.integers(0, econ.MAX_CAP_BPS),
     data_share_bps=st.integers(0, 10_000),
-    data_slash_bps=st.integers(0, 10_000),
-    burn_bps=st.integers(0, 10_000),
+    data_slash_bps=st.integers(0, econ.MAX_DATA_SLASH_BPS),
+    burn_bps=st.integers(econ.MIN_BURN_BPS, 10_000),
 )
 
 
@@ -1421,7 +1614,7 @@ economics_st = st.builds(
 )
 @example(
     stakes=[E18, E18, E18], data_stakes=[E18, 0], reveals=[True, True, False],
-    scores=[100, 300, 0], values=[0, 5], economics=econ.Economics(10_000, 10_000, 10_000, 10_000, 10_000), pool=E18,
+    scores=[100, 300, 0], values=[0, 5], economics=econ.Economics(10_000, 2_500, 10_000, 1_000, 5_000), pool=E18,
 )
 def test_settle__matches_economics(market, token, tasks, people, stakes, data_stakes, reveals, scores, values,
                                    economics, pool):
@@ -1448,7 +1641,36 @@ def test_settle__matches_economics(market, token, tasks, people, stakes, data_st
 # --- void_round ------------------------------------------------------------------------------
 
 
-def test_void_round__labels_withheld_pays_revealed_models(w, market, token, people, committed):
+def _void_and_check(w, rid, reason):
+    """Voids and checks every balance, stake, lock and event against economics.void_payouts."""
+    market, r = w.market, w.rounds[rid]
+    budget = market.rounds(rid).budget
+    for kind in range(3):
+        tid = market.task_of(rid, kind)
+        if tid and (w.tasks.reclaimable(tid) or w.tasks.tasks(tid).state == TASK_RECLAIMED):
+            budget += market.task_reward(rid, kind)
+    models, _ = w.entries(rid, [0] * r.shape[0], [0] * r.shape[1])
+    pay, refund = econ.void_payouts(models, r.pool, budget)
+    stakes = {m: market.models(m).stake for m in w.models} | {("d", d): market.datasets(d).stake for d in w.datasets}
+    before = w.balances()
+    market.void_round(rid, sender=w.p.stranger)
+    want = dict.fromkeys(before, 0)
+    for slot, mid in enumerate(r.models):
+        want[w.models[mid][0]] += pay[slot]
+    want[w.p.sponsor] += refund
+    assert {a: w.token.balanceOf(a) - before[a] for a in before} == want
+    (ev,) = events(market, "Voided")
+    assert (ev.round_id, ev.reason) == (rid, reason)
+    assert market.rounds(rid).state == ROUND_VOID
+    # nobody loses stake, and every stake the round held is free
+    assert stakes == {m: market.models(m).stake for m in w.models} | {("d", d): market.datasets(d).stake for d in w.datasets}
+    for mid in r.models:
+        assert not market.model_entries(rid, mid).locked
+    w.assert_solvent()
+    return pay, refund
+
+
+def test_void_round__labels_withheld_splits_the_pool_evenly(w, market, token, people, committed):
     rid, m = committed.rid, committed.m
     w.to(rid, "commit")
     w.reveal(rid, m[0])
@@ -1457,27 +1679,23 @@ def test_void_round__labels_withheld_pays_revealed_models(w, market, token, peop
     with boa.reverts("market: labels deadline not reached"):
         market.void_round(rid, sender=people.stranger)
     boa.env.time_travel(seconds=1)
-    before = w.balances()
-    market.void_round(rid, sender=people.stranger)
-    part0, part1 = POOL * 300 // 500, POOL * 200 // 500
-    assert token.balanceOf(people.modelers[0]) - before[people.modelers[0]] == part0
-    assert token.balanceOf(people.modelers[1]) - before[people.modelers[1]] == part1
-    assert token.balanceOf(people.sponsor) - before[people.sponsor] == POOL - part0 - part1 + BUDGET
-    (ev,) = events(market, "Voided")
-    assert (ev.round_id, ev.reason) == (rid, "labels not revealed")
-    pay, refund = econ.void_payouts(w.entries(rid, [0, 0, 0], [0, 0])[0], POOL, BUDGET)
-    assert pay == [part0, part1, 0] and refund == POOL - part0 - part1 + BUDGET
-    assert market.rounds(rid).state == ROUND_VOID
+    pay, refund = _void_and_check(w, rid, "labels not revealed")
+    assert pay == [POOL // 2, POOL // 2, 0] and refund == BUDGET
     for mid in m:
         assert market.models(mid).locks == 0
     for d in committed.d:
         assert market.datasets(d).locks == 0
     assert market.owed() == (300 + 200 + 100 + 100 + 50) * E18
-    w.assert_solvent()
     with boa.reverts("market: round is void"):
         market.void_round(rid, sender=people.stranger)
     with boa.reverts("market: round is void"):
         market.settle(rid, sender=people.stranger)
+
+
+def test_void_payouts__parts_add_up_to_the_pool():
+    models = [econ.ModelEntry(1, 1, 0, r) for r in (True, False, True, True)]
+    assert econ.void_payouts(models, 10, 5) == ([3, 0, 3, 4], 5)
+    assert econ.void_payouts(models[1:2], 10, 5) == ([0], 15)
 
 
 def test_void_round__nobody_revealed_refunds_the_sponsor(w, market, token, people, committed):
@@ -1487,7 +1705,9 @@ def test_void_round__nobody_revealed_refunds_the_sponsor(w, market, token, peopl
     assert token.balanceOf(people.sponsor) == before + POOL + BUDGET
 
 
-def test_void_round__results_missing(w, market, token, people, revealed):
+def test_void_round__results_missing_pays_the_pool_to_the_revealed_models(w, market, token, people, revealed):
+    """Once predictions are revealed the pool is the participants': a sponsor who has seen
+    them and the labels cannot take the pool back by letting the results go unrecorded."""
     rid = revealed.rid
     w.reveal_labels(rid)
     w.post(rid, SCORES)
@@ -1498,12 +1718,8 @@ def test_void_round__results_missing(w, market, token, people, revealed):
     with boa.reverts("market: result deadline not reached"):
         market.void_round(rid, sender=people.stranger)
     boa.env.time_travel(seconds=1)
-    before = token.balanceOf(people.sponsor)
-    market.void_round(rid, sender=people.stranger)
-    assert token.balanceOf(people.sponsor) == before + POOL + BUDGET - 2 * TERMS[0]
-    (ev,) = events(market, "Voided")
-    assert ev.reason == "results not recorded"
-    w.assert_solvent()
+    pay, refund = _void_and_check(w, rid, "results not recorded")
+    assert pay == [POOL // 3, POOL // 3, POOL - 2 * (POOL // 3)] and refund == BUDGET - 2 * TERMS[0]
 
 
 def test_void_round__results_recorded__reverts(w, market, people, revealed):
@@ -1515,19 +1731,22 @@ def test_void_round__results_recorded__reverts(w, market, people, revealed):
     market.settle(rid, sender=people.stranger)
 
 
-def test_void_round__waits_for_a_live_claim_and_reclaims_idle_tasks(w, market, tasks, people, revealed):
+def test_void_round__does_not_wait_for_a_live_claim(w, market, tasks, token, people, revealed):
+    """A task still running at the result deadline does not hold the round: void reclaims what
+    it can, releases every stake, and a reward that comes back later goes to the sponsor."""
     rid = revealed.rid
     meta = w.post(rid, METAMODEL)
     w.reveal_labels(rid)
     w.post(rid, SCORES)
     cid, _, _ = w.claim(rid, SCORES, word("whatever"))
     w.to(rid, "result")
-    with boa.reverts("market: a round task is still running"):
-        market.void_round(rid, sender=people.stranger)
-    tasks.finalize(cid, sender=people.stranger)
-    market.void_round(rid, sender=people.stranger)
+    assert tasks.tasks(market.task_of(rid, SCORES)).state == TASK_OPEN
+    _void_and_check(w, rid, "results not recorded")
     assert tasks.tasks(meta).state == TASK_RECLAIMED
-    w.assert_solvent()
+    assert market.task_reward(rid, SCORES) == TERMS[0]  # still out, with the live claim
+    tasks.finalize(cid, sender=people.stranger)  # the solver is paid; nothing comes back
+    market.sync(rid, sender=people.stranger)
+    assert token.balanceOf(market) == market.owed()
 
 
 def test_sync__after_settle_pays_the_sponsor(w, market, tasks, token, people, revealed):
@@ -1589,3 +1808,38 @@ def test_gas__happy_path(w, market, tasks, people):
     for k, v in gas.items():
         print(f"{k:40s} {v:>9,}")
     assert all(v < 1_000_000 for v in gas.values())
+
+
+# --- bounds twin -------------------------------------------------------------------------------
+
+
+def _around(*values):
+    """Each value and its neighbours one either side."""
+    return st.sampled_from(sorted({x + d for x in values for d in (-1, 0, 1) if x + d >= 0}))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    phases=st.tuples(_around(1, econ.MAX_COMMIT_PHASE), _around(econ.MIN_PHASE, econ.MAX_PHASE),
+                     _around(econ.MIN_PHASE, econ.MAX_PHASE), _around(NEED, econ.MAX_RESULT_PHASE)),
+    rates=st.tuples(_around(econ.MAX_CAP_BPS), _around(econ.MAX_DATA_SLASH_BPS), _around(econ.MIN_BURN_BPS, 10_000)),
+    terms=st.tuples(_around(econ.MIN_REWARD), _around(econ.MIN_WINDOW, econ.MAX_TASK_WINDOW),
+                    _around(econ.MIN_CLOCK, econ.MAX_TASK_CLOCK), _around(econ.MAX_SOLVER_BOND, 5 * E18),
+                    _around(econ.MAX_CHALLENGER_BOND, 5 * E18, 0), st.sampled_from([1, 2, 32, 33]),
+                    _around(econ.MIN_TASK_DURATION, econ.MAX_TASK_DURATION)),
+    budget_rewards=st.sampled_from([0, 2, 3]),
+)
+def test_round_bounds_error__is_open_round_s_verdict(w, phases, rates, terms, budget_rewards):
+    """verifier/economics.round_bounds_error refuses exactly what open_round refuses, with its
+    reason, so that a client can check a round's terms before it pays gas."""
+    now = boa.env.timestamp
+    c = now + phases[0]
+    schedule = (c, c + phases[1], c + phases[1] + phases[2], c + phases[1] + phases[2] + phases[3])
+    e = econ.Economics(**{**vars(ECONOMICS), "cap_bps": rates[0], "data_slash_bps": rates[1], "burn_bps": rates[2]})
+    budget = budget_rewards * terms[0] + (budget_rewards == 3)
+    reason = econ.round_bounds_error(now, schedule, e, terms, budget)
+    if reason is None:
+        w.open(schedule=schedule, economics=e, terms=terms, budget=budget)
+    else:
+        with boa.reverts(reason):
+            w.open(schedule=schedule, economics=e, terms=terms, budget=budget)

@@ -1,7 +1,7 @@
 """Stateful property test of contracts/Market.vy against a Python shadow of its rounds.
 
-Rules move rounds forward (commit, reveal, labels, post, claim, finalize, record, settle,
-void), and act out of turn around them: stake moves while at risk, releases, third-party
+Rules move rounds forward (join, commit, reveal, labels, post, claim, finalize, record,
+settle, void), and act out of turn around them: stake moves while at risk, releases, third-party
 reclaims of the round's tasks, syncs, early or repeated settles and voids, and time travel
 that lands one second either side of every deadline. Calls whose outcome the shadow predicts
 (stake moves, releases, settle, void) must succeed or revert with the predicted reason; the
@@ -14,6 +14,9 @@ After every step:
 - a round settles or voids at most once;
 - an honest participant (revealed with a score >= 0, or a dataset valued >= 0) never loses
   stake, and nobody loses stake in a void round;
+- no stake is taken without its owner's opt-in: a dataset loses stake only in the settlement
+  of a round it joined, a model only in one it committed to (every stake equals its shadow);
+- the sponsor never receives slashed stake: it never gets back more than it paid in;
 - the token supply falls by exactly what the market burned.
 """
 
@@ -50,10 +53,10 @@ OPEN, SETTLED, VOID = 1, 2, 3
 economics_st = st.builds(
     econ.Economics,
     factor_bps=st.sampled_from([0, 5_000, 10_000, 100_000]),
-    cap_bps=st.sampled_from([0, 2_000, 10_000]),
+    cap_bps=st.sampled_from([0, 2_000, econ.MAX_CAP_BPS]),
     data_share_bps=st.sampled_from([0, 1_000, 10_000]),
-    data_slash_bps=st.sampled_from([0, 500, 10_000]),
-    burn_bps=st.sampled_from([0, 5_000, 10_000]),
+    data_slash_bps=st.sampled_from([0, 500, econ.MAX_DATA_SLASH_BPS]),
+    burn_bps=st.sampled_from([econ.MIN_BURN_BPS, 7_500, 10_000]),
 )
 scores_st = st.lists(st.integers(-20_000, 20_000), min_size=3, max_size=3)
 values_st = st.lists(st.integers(-1_000, 1_000), min_size=2, max_size=2)
@@ -86,6 +89,9 @@ class MarketMachine(RuleBasedStateMachine):
         self.closings: dict[int, int] = {}
         self.supply0 = self.token.totalSupply()
         self.burned = 0
+        self.sponsor0 = self.token.balanceOf(self.people.sponsor)
+        # shadow stakes: ("model" | "dataset", id) -> stake
+        self.stakes: dict[tuple[str, int], int] = {}
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -99,14 +105,6 @@ class MarketMachine(RuleBasedStateMachine):
         tid = self.market.task_of(rid, kind)
         return self.tasks.tasks(tid).state if tid else 0
 
-    def running(self, rid: int) -> bool:
-        """A task of the round is OPEN and cannot be reclaimed yet."""
-        for kind in range(3):
-            tid = self.market.task_of(rid, kind)
-            if tid and self.tasks.tasks(tid).state == TASK_OPEN and not self.tasks.reclaimable(tid):
-                return True
-        return False
-
     def locks(self, kind: str, id_: int) -> int:
         """Rounds holding the stake, from the shadow."""
         n = 0
@@ -116,29 +114,35 @@ class MarketMachine(RuleBasedStateMachine):
             if kind == "model":
                 n += id_ in r.models and id_ not in self.released[rid]
             else:
-                n += id_ in r.active
+                n += id_ in r.datasets
         return n
 
     # --- the population and rounds ---------------------------------------------------------
 
     @initialize(economics=economics_st, pool=st.sampled_from([0, 10 * E18, 1_000 * E18]))
     def start(self, economics, pool):
-        """Three datasets, four models ([d0], [d0, d1], [], [d2]) and a first round."""
+        """Three datasets, four models ([d0], [d0, d1], [], [d2]) and a first round. No dataset
+        is in a round until its owner joins it (`join`); d2 is named by a model of someone
+        else's and may never join."""
         p = self.people
-        d = [self.w.publish(p.providers[i], s) for i, s in enumerate((100 * E18, 50 * E18, 0))]
+        d = [self.w.publish(p.providers[i], s) for i, s in enumerate((100 * E18, 50 * E18, 30 * E18))]
         names = ([d[0]], [d[0], d[1]], [], [d[2]])
         for i, s in enumerate((300 * E18, 200 * E18, 5 * 10**14, 80 * E18)):
             self.w.register(p.modelers[i], names[i], s)
+        for did in d:
+            self.stakes["dataset", did] = self.market.datasets(did).stake
+        for mid in self.w.models:
+            self.stakes["model", mid] = self.market.models(mid).stake
         self.open_round(economics, pool, 3)
 
-    @rule(economics=economics_st, pool=st.sampled_from([0, 10 * E18, 1_000 * E18]), tasks=st.integers(0, 4))
+    @rule(economics=economics_st, pool=st.sampled_from([0, 10 * E18, 1_000 * E18]), tasks=st.integers(3, 5))
     def open_round(self, economics, pool, tasks):
-        """A round whose budget pays `tasks` task rewards."""
+        """A round whose budget pays `tasks` task rewards (at least the three its programs need)."""
         if len(self.w.rounds) >= 3:
             return
         now = self.now()
         schedule = (now + 2 * DAY, now + 4 * DAY, now + 8 * DAY, now + 30 * DAY)
-        rid = self.w.open(economics=economics, pool=pool, budget=tasks * TERMS[0], schedule=schedule)
+        rid = self.w.open(economics=economics, pool=pool, budget=tasks * TERMS[0], schedule=schedule, join=False)
         self.state[rid] = OPEN
         self.released[rid] = set()
         self.results[rid] = {}
@@ -166,6 +170,9 @@ class MarketMachine(RuleBasedStateMachine):
         commit_dl, reveal_dl, labels_dl, result_dl = r.schedule
         now = self.now()
         if now < commit_dl:
+            if pick >= 5:  # a dataset's owner opts it in
+                reverts_with_prefix(self.w.join, rid, 1 + pick % len(self.w.datasets))
+                return True
             mid = 1 + pick % len(self.w.models)
             if pick == 0 or mid in r.models:
                 self._travel_to(commit_dl)
@@ -221,6 +228,14 @@ class MarketMachine(RuleBasedStateMachine):
         self.settle(rid - 1)
         return False
 
+    @precondition(lambda self: self.w.rounds)
+    @rule(i=st.integers(0, 3), j=st.integers(0, 2))
+    def join(self, i, j):
+        """A dataset's owner opts it into a round; the market decides whether it may."""
+        rid = self.rid_of(i)
+        did = 1 + j % len(self.w.datasets)
+        reverts_with_prefix(self.w.join, rid, did)
+
     # --- out of turn -----------------------------------------------------------------------
 
     @rule(kind=st.sampled_from(["model", "dataset"]), j=st.integers(0, 3), whole=st.booleans(), add=st.booleans())
@@ -235,6 +250,7 @@ class MarketMachine(RuleBasedStateMachine):
         if add:
             fn = self.market.add_model_stake if kind == "model" else self.market.add_dataset_stake
             fn(id_, E18, sender=owner)
+            self.stakes[kind, id_] += E18
             return
         fn = self.market.withdraw_model_stake if kind == "model" else self.market.withdraw_dataset_stake
         if self.locks(kind, id_):
@@ -246,6 +262,7 @@ class MarketMachine(RuleBasedStateMachine):
         else:
             fn(id_, amount, sender=owner)
             assert getter(id_).stake == stake - amount
+            self.stakes[kind, id_] -= amount
 
     @precondition(lambda self: self.w.rounds)
     @rule(i=st.integers(0, 3), j=st.integers(0, 3))
@@ -308,6 +325,11 @@ class MarketMachine(RuleBasedStateMachine):
         scores, values = self.results[rid][SCORES], self.results[rid][VALUES]
         r = self.w.rounds[rid]
         s = _settle_and_check(self.w, rid, scores, values, r.economics)
+        # only the round's own models and joined datasets lose stake
+        for slot, mid in enumerate(r.models):
+            self.stakes["model", mid] += min(s.model_payouts[slot], 0)
+        for slot, did in enumerate(r.datasets):
+            self.stakes["dataset", did] += min(s.dataset_payouts[slot], 0)
         self.state[rid] = SETTLED
         self.closings[rid] += 1
         self.burned += s.burned
@@ -335,8 +357,6 @@ class MarketMachine(RuleBasedStateMachine):
             reason = "market: results recorded; settle the round"
         elif labels and self.now() < r.schedule[3]:
             reason = "market: result deadline not reached"
-        elif self.running(rid):
-            reason = "market: a round task is still running"
         else:
             reason = None
         if reason:
@@ -354,11 +374,12 @@ class MarketMachine(RuleBasedStateMachine):
                 pending += self.market.task_reward(rid, kind)
         budget = self.market.rounds(rid).budget + pending
         self.market.void_round(rid, sender=self.people.stranger)
-        if labels:
-            pay, refund = [0] * len(r.models), r.pool + budget
-        else:
-            models, _ = self.w.entries(rid, [0] * 3, [0] * 2)
-            pay, refund = econ.void_payouts(models, r.pool, budget)
+        # whatever the reason, and whatever tasks still run: the pool goes to the revealed
+        # models, evenly (back to the sponsor only if none revealed)
+        models, _ = self.w.entries(rid, [0] * 3, [0] * 2)
+        pay, refund = econ.void_payouts(models, r.pool, budget)
+        if r.revealed:
+            assert refund == budget
         want = dict.fromkeys(before, 0)
         for slot, mid in enumerate(r.models):
             want[self.w.models[mid][0]] += pay[slot]
@@ -404,11 +425,24 @@ class MarketMachine(RuleBasedStateMachine):
     @invariant()
     def locks_match_the_rounds(self):
         """A stake is locked exactly while an open round holds it (commit..release/close for a
-        model, first reveal..close for a dataset)."""
+        model, join..close for a dataset)."""
         for m in self.w.models:
             assert self.market.models(m).locks == self.locks("model", m)
         for d in self.w.datasets:
             assert self.market.datasets(d).locks == self.locks("dataset", d)
+
+    @invariant()
+    def no_stake_taken_without_opt_in(self):
+        """Every stake is its shadow: moved by its owner, or slashed in the settlement of a
+        round its owner opted into (a dataset by joining, a model by committing)."""
+        for (kind, id_), stake in self.stakes.items():
+            getter = self.market.models if kind == "model" else self.market.datasets
+            assert getter(id_).stake == stake, (kind, id_)
+
+    @invariant()
+    def sponsor_never_receives_slashed_stake(self):
+        """The sponsor never gets back more than it paid in (pools and budgets)."""
+        assert self.token.balanceOf(self.people.sponsor) <= self.sponsor0
 
     @invariant()
     def closes_once(self):

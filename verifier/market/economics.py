@@ -1,5 +1,6 @@
-"""The market's money in Python: weights (docs/SPEC.md 8.1), payouts and slashing (8.5) and
-the commitments of reveals (8.6), integer for integer like contracts/Market.vy.
+"""The market's money in Python: weights and the protocol bounds of a round's terms
+(docs/SPEC.md 8.1, `round_bounds_error`), payouts and slashing (8.5), void payouts, and the
+commitments of reveals (8.6), integer for integer like contracts/Market.vy.
 
 The tests cross-check the contract against these functions, and the CLI uses them to preview
 a round's payouts before anyone pays gas to settle it:
@@ -24,9 +25,45 @@ WEIGHT_UNIT = 10**15
 MAX_WEIGHT = 2**40 - 1
 CHUNK = 2048
 
+# Protocol bounds of a round (SPEC 8.1; Market.vy's constants of the same names)
+MAX_CAP_BPS = 2_500
+MAX_DATA_SLASH_BPS = 1_000
+MIN_BURN_BPS = 5_000
+MAX_FACTOR_BPS = 1_000_000
+MAX_COMMIT_PHASE = 2_592_000
+MIN_PHASE = 86_400
+MAX_PHASE = 604_800
+MAX_RESULT_PHASE = 2_592_000
+MIN_WINDOW = 172_800
+MAX_TASK_WINDOW = 604_800
+MIN_CLOCK = 172_800
+MAX_TASK_CLOCK = 604_800
+MIN_TASK_DURATION = 86_400
+MAX_TASK_DURATION = 604_800
+MIN_REWARD = 10**18
+MAX_SOLVER_BOND = 10**21
+MAX_CHALLENGER_BOND = 10**20
+
 __all__ = [
     "BPS",
+    "MAX_CAP_BPS",
+    "MAX_CHALLENGER_BOND",
+    "MAX_COMMIT_PHASE",
+    "MAX_DATA_SLASH_BPS",
+    "MAX_FACTOR_BPS",
+    "MAX_PHASE",
+    "MAX_RESULT_PHASE",
+    "MAX_SOLVER_BOND",
+    "MAX_TASK_CLOCK",
+    "MAX_TASK_DURATION",
+    "MAX_TASK_WINDOW",
     "MAX_WEIGHT",
+    "MIN_BURN_BPS",
+    "MIN_CLOCK",
+    "MIN_PHASE",
+    "MIN_REWARD",
+    "MIN_TASK_DURATION",
+    "MIN_WINDOW",
     "WEIGHT_UNIT",
     "DatasetEntry",
     "Economics",
@@ -36,6 +73,7 @@ __all__ = [
     "mask",
     "payouts",
     "prediction_commitment",
+    "round_bounds_error",
     "small_tensor_commitment",
     "trunc_div",
     "void_payouts",
@@ -84,7 +122,9 @@ class DatasetEntry:
 @dataclass(frozen=True)
 class Settlement:
     """What `settle` moves. Payouts are signed: positive is paid to the owner, negative is
-    slashed from the stake. `refund` is what the sponsor gets back (pool left plus budget)."""
+    slashed from the stake. `refund` is what the sponsor gets back (pool left plus budget):
+    never more than its pool plus budget, since slashed stake that gains leave is burned
+    (`burned` counts both burns)."""
 
     model_payouts: list[int]
     dataset_payouts: list[int]
@@ -178,15 +218,67 @@ def payouts(
                 data_pay[d] += part
                 passed += part
         model_pay[i] = g - passed
-    return Settlement(model_pay, data_pay, paid, slashed, burned, avail - paid + budget, returns)
+    left = avail - paid
+    refund = min(left, pool)
+    burned += left - refund
+    return Settlement(model_pay, data_pay, paid, slashed, burned, refund + budget, returns)
 
 
 def void_payouts(models: Sequence[ModelEntry], pool: int, budget: int = 0) -> tuple[list[int], int]:
-    """A round voided because the labels were withheld: the pool goes to the revealed models
-    pro rata to their stake at risk (floored); returns (payouts, sponsor refund)."""
-    total = sum(m.stake_at_risk for m in models if m.revealed)
-    pay = [pool * m.stake_at_risk // total if m.revealed and total else 0 for m in models]
-    return pay, pool - sum(pay) + budget
+    """A void round (labels withheld, or results not recorded): the pool is split evenly among
+    the revealed models in slot order, each taking the floor of what is left over the models
+    left, so that the parts add up to the pool; the sponsor gets the pool back only if no
+    model revealed, and the unspent budget. Returns (payouts, sponsor refund)."""
+    left = sum(1 for m in models if m.revealed)
+    pay = [0] * len(models)
+    for i, m in enumerate(models):
+        if m.revealed:
+            pay[i] = pool // left
+            pool -= pay[i]
+            left -= 1
+    return pay, pool + budget
+
+
+def round_bounds_error(
+    now: int, schedule: Sequence[int], economics: Economics, terms: Sequence[int], budget: int
+) -> str | None:
+    """Why Market.vy's `open_round` would refuse these terms (its reason), or None.
+
+    `schedule` is (commit, reveal, labels, result deadline); `terms` is (reward, window, clock,
+    solver_bond, challenger_bond, arity, duration), as in `open_round`. The shape and programs
+    are not checked here.
+    """
+    commit, reveal, labels, result = schedule
+    reward, window, clock, solver_bond, challenger_bond, arity, duration = terms
+    e = economics
+    if commit <= now:
+        return "market: commit deadline not in the future"
+    if not (
+        commit - now <= MAX_COMMIT_PHASE
+        and MIN_PHASE <= reveal - commit <= MAX_PHASE
+        and MIN_PHASE <= labels - reveal <= MAX_PHASE
+        and 0 <= result - labels <= MAX_RESULT_PHASE
+    ):
+        return "market: a phase outside the protocol's bounds"
+    if e.factor_bps > MAX_FACTOR_BPS:
+        return "market: factor above 1_000_000 bps"
+    if not (
+        e.cap_bps <= MAX_CAP_BPS and e.data_share_bps <= BPS and e.data_slash_bps <= MAX_DATA_SLASH_BPS
+        and MIN_BURN_BPS <= e.burn_bps <= BPS
+    ):  # fmt: skip
+        return "market: a rate outside the protocol's bounds"
+    if not (
+        MIN_WINDOW <= window <= MAX_TASK_WINDOW and MIN_CLOCK <= clock <= MAX_TASK_CLOCK and 2 <= arity <= 32
+        and MIN_TASK_DURATION <= duration <= MAX_TASK_DURATION
+    ):  # fmt: skip
+        return "market: task terms outside the market's ranges"
+    if result - labels < duration + window + 2 * clock:
+        return "market: result phase shorter than a task needs"
+    if not (0 < challenger_bond <= MAX_CHALLENGER_BOND and challenger_bond <= solver_bond <= MAX_SOLVER_BOND):
+        return "market: bonds outside the protocol's bounds"
+    if not (reward >= MIN_REWARD and 3 * reward <= budget):
+        return "market: reward below 1 token or budget below 3 rewards"
+    return None
 
 
 def prediction_commitment(round_id: int, model_id: int, predictions: bytes, salt: bytes) -> bytes:
