@@ -1215,12 +1215,14 @@ def settle(round_id: uint256):
     for d: uint256 in self._round_datasets[round_id]:
         slot: uint256 = self.dataset_entries[round_id][d].slot
         self._pay(round_id, self.datasets[d].owner, DATASET, d, dpay[slot])
-    # paid <= avail: scaled gains are floored, and unscaled ones sum to at most avail. The
-    # sponsor gets back at most its pool: slashed stake that gains leave is burned, never
-    # refunded to whoever chose the round's inputs
+    # paid <= avail: scaled gains are floored, and unscaled ones sum to at most avail. Gains
+    # come out of the pool first and out of slashed stake only beyond it, so the sponsor's
+    # refund never grows with a slash; slashed stake that gains leave is burned
     left: uint256 = unsafe_sub(avail, paid)
-    refund: uint256 = min(left, pool)
-    # refund <= left
+    refund: uint256 = 0
+    if pool > paid:
+        refund = unsafe_sub(pool, paid)
+    # refund <= left, since avail >= pool
     burn += unsafe_sub(left, refund)
     self.burned += burn
     refund += budget

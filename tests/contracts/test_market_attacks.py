@@ -108,6 +108,28 @@ def test_sponsor__never_receives_slashed_stake(w, market, token, people, attacke
     assert (settled.slashed, settled.burned, settled.paid) == (lost, lost, 0)
 
 
+@pytest.mark.parametrize("loser_score", [0, -20_000])
+def test_sponsor__refund_is_the_same_whoever_is_slashed(w, token, people, attacker, loser_score):
+    """Slashed stake never flows to the party who chose the round's inputs, even where gains
+    are paid: gains come out of the pool first, so the sponsor gets back the pool less the
+    gains whether or not its labels slash another model (a slash that paid the gains instead
+    of the pool would return the pool to the sponsor)."""
+    winner = w.register(people.modelers[0], [], 400 * E18)
+    loser = w.register(people.modelers[1], [], 400 * E18)
+    rid = w.open(economics=HARSH, sponsor=attacker, pool=POOL)
+    for mid in (winner, loser):
+        w.commit(rid, mid)
+    w.to(rid, "commit")
+    for mid in (winner, loser):
+        w.reveal(rid, mid)
+    before = token.balanceOf(attacker)
+    settled = _settle_round(w, rid, [20_000, loser_score, 0], [0, 0])
+    gain = 100 * E18  # the cap: 25% of 400
+    assert settled.paid == gain
+    assert token.balanceOf(attacker) - before == POOL - gain + w.rounds[rid].budget - 2 * TERMS[0]
+    assert settled.burned == settled.slashed == (100 * E18 if loser_score else 0)
+
+
 TERMS_RANGE = "market: task terms outside the market's ranges"
 
 

@@ -219,7 +219,7 @@ def payouts(
                 passed += part
         model_pay[i] = g - passed
     left = avail - paid
-    refund = min(left, pool)
+    refund = max(0, pool - paid)  # gains come out of the pool first: a slash never refunds the sponsor
     burned += left - refund
     return Settlement(model_pay, data_pay, paid, slashed, burned, refund + budget, returns)
 
