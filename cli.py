@@ -292,8 +292,8 @@ def task_post(
     reward: Annotated[str, typer.Option("--reward", help="Paid to the solver whose claim stands, in BOND (10, 2.5 or 5wei).")],
     solver_bond: Annotated[str, typer.Option("--solver-bond", help="Locked by every claim, in BOND.")],
     challenger_bond: Annotated[str, typer.Option("--challenger-bond", help="Locked by every challenge, in BOND.")],
-    window: Annotated[str, typer.Option("--window", help="How long a claim can be challenged: seconds, or 1d, 6h.")] = "1d",
-    clock: Annotated[str, typer.Option("--clock", help="Each party's chess clock per dispute game.")] = "6h",
+    window: Annotated[str, typer.Option("--window", help="How long a revealed claim can be challenged: seconds, or 2d, 48h (at least 2d).")] = "2d",
+    clock: Annotated[str, typer.Option("--clock", help="Each party's chess clock per dispute game, and a solver's time to reveal its claim (at least 2d).")] = "2d",
     arity: Annotated[int, typer.Option("--arity", help="Points revealed per bisection move (2..32).")] = 8,
     deadline: Annotated[str, typer.Option("--deadline", help="Claims are accepted for this long from now.")] = "7d",
     steps: Annotated[int | None, typer.Option("--steps", help="Override the program's step count.")] = None,
@@ -306,8 +306,8 @@ def task_post(
     Approves the reward, posts the program's id and terms, and prints the task id. Without
     --rpc-url it is a dry run on a throwaway chain (deploys, mints, posts).
 
-    Example: bisectml task post train.onnx --reward 100 --solver-bond 50 --challenger-bond 20 --window 1d
-    --clock 6h --arity 8 --deadline 7d
+    Example: bisectml task post train.onnx --reward 100 --solver-bond 50 --challenger-bond 20 --window 2d
+    --clock 2d --arity 8 --deadline 7d
     """
     from verifier.app import commands as c
     from verifier.app.session import parse_amount, parse_duration
@@ -430,12 +430,16 @@ def claim_show(
             [
                 ("state", result["state"] + (" (finalizable)" if result["finalizable"] else "")),
                 ("solver", result["solver"]),
-                ("final root", result["final_root"]),
-                ("challenges until", due_in(result["challenge_window_left"], result["challenge_deadline"])),
+                ("final root", result["final_root"] or f"not revealed (commitment {result['commitment']})"),
+                (
+                    ("challenges until", due_in(result["challenge_window_left"], result["challenge_deadline"]))
+                    if result["final_root"]
+                    else ("reveal by", due_in(result["reveal_deadline"] - result["posted"], result["reveal_deadline"]))
+                ),
                 ("solver bond", amount_text(result["solver_bond"])),
                 ("challenger bond", amount_text(result["challenger_bond"])),
-                ("credit", amount_text(result["credit"])),
                 ("unsettled", result["unsettled"]),
+                ("winners", f"{result['winners']} (a share of {amount_text(result['prize_share'])} each)" if result["winners"] else "0"),
             ],
         )
     )
@@ -446,7 +450,8 @@ def claim_show(
     for ch in result["challenges"]:
         g = ch["game"] or {}
         table.add_row(
-            str(ch["challenge_id"]), ch["challenger"], ch["state"] + (" (settleable)" if ch["settleable"] else ""),
+            str(ch["challenge_id"]), ch["challenger"],
+            ch["state"] + (" (settleable)" if ch["settleable"] else "") + (" (collectable)" if ch["collectable"] else ""),
             str(ch["game_id"]), g.get("level", "-"), g.get("to_move") or "-", g.get("outcome", "-").replace("_", " "),
         )  # fmt: skip
     say(table)
@@ -640,7 +645,55 @@ def settle(
     if int(r["slashed"]):
         say(f"  slashed {amount_text(r['slashed'])} from {r['loser']}, burned {amount_text(r['burned'])}")
     if r["claim_rejected"]:
-        say(f"  claim {r['claim_id']} rejected; its task is open for a new claim")
+        say(
+            f"  claim {r['claim_id']} rejected; its task is open for a new claim; {amount_text(r['prize_to_share'])} "
+            "goes in equal shares to every challenger whose game shows the claim wrong (`bisectml collect`)"
+        )
+
+
+@app.command()
+@reflow
+def collect(
+    challenge_id: Annotated[int, typer.Argument(help="A won challenge (see `bisectml claim show`).", min=1)],
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Pay a winning challenger its share of the rejected claim's bond (anyone may).
+
+    Once the claim's window has closed and all its games are settled, the prize is split
+    equally among the challenges that showed the claim wrong.
+
+    Example: bisectml collect 3 --key-file ./me.key
+    """
+    from verifier.app import disputes as d
+
+    with chain_errors():
+        r = d.collect(cli_session(rpc_url, key_file, "collect"), challenge_id)
+    if as_json:
+        return emit(r)
+    say(f"[green]collected[/green] {amount_text(r['share'])} for challenge {challenge_id} to {r['challenger']}")
+
+
+@claim_app.command("expire")
+@reflow
+def claim_expire(
+    claim_id: Annotated[int, typer.Argument(help="A claim whose solver did not reveal it in time.", min=1)],
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Burn the bond of a claim never revealed, and reopen its task (anyone may).
+
+    Example: bisectml claim expire 4 --key-file ./me.key
+    """
+    from verifier.app import disputes as d
+
+    with chain_errors():
+        r = d.expire(cli_session(rpc_url, key_file, "claim expire"), claim_id)
+    if as_json:
+        return emit(r)
+    say(f"[green]expired[/green] claim {claim_id}: {amount_text(r['burned'])} burned; task {r['task_id']} is open again")
 
 
 @app.command()
@@ -654,7 +707,7 @@ def finalize(
     """Finalize a claim that stood: pay the solver (anyone may).
 
     Needs the claim's challenge window closed and every challenge settled in the solver's
-    favour; pays the solver the reward, its bond and its winnings.
+    favour; pays the solver the reward and its bond (games it won paid it as they settled).
 
     Example: bisectml finalize 1 --key-file ./me.key
     """
@@ -666,7 +719,7 @@ def finalize(
         return emit(r)
     say(
         f"[green]finalized[/green] claim {claim_id} of task {r['task_id']}: paid {amount_text(r['paid'])} to {r['solver']} "
-        f"(reward {amount_text(r['reward'])}, bond {amount_text(r['bond'])}, winnings {amount_text(r['credit'])})"
+        f"(reward {amount_text(r['reward'])}, bond {amount_text(r['bond'])})"
     )
 
 

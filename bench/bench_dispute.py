@@ -7,8 +7,9 @@ honest watchtower (`bisectml challenger watch`) and a cheating solver (`bisectml
 --cheat ...`) as separate processes, exactly as a user would. Measured in the same run, from
 the daemons' JSON logs (wall-clock timestamps on this machine):
 
-- claim -> slash: from the cheating claim's confirmation to the confirmation of the settlement
-  that slashes it (the goal is under 30 s);
+- claim -> slash: from the confirmation of the cheating claim's reveal (when its root becomes
+  public; the commit comes just before it) to the confirmation of the settlement that rejects
+  it (the goal is under 30 s);
 - claim -> challenge, and the game itself (challenge -> game over);
 - the watchtower's re-execution time (its trace of the claim's program) against the solver's
   execution time (the cheater's own trace of the same program), both including each process's
@@ -90,7 +91,7 @@ def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, ti
     receipt = chain.send(
         court.tasks.functions.post_task(
             a["graph_root"], a["n_nodes"], a["n_slots"], a["initial_root"], a["dataset_root"], a["steps"],
-            reward, 86_400, 21_600, 50 * TOKEN, 20 * TOKEN, arity, now + 30 * 86_400,
+            reward, 172_800, 172_800, 50 * TOKEN, 20 * TOKEN, arity, now + 30 * 86_400,
         ),
         "post_task",
     )  # fmt: skip
@@ -135,14 +136,19 @@ def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, ti
             except subprocess.TimeoutExpired:
                 p.kill()
     tower, cheater = _logs(dirs["tower"] / "daemon.jsonl"), _logs(dirs["cheater"] / "daemon.jsonl")
-    claim = _first(cheater, "sent", "claim:")
+    claim = _first(cheater, "sent", "reveal:")
     challenge = _first(tower, "sent", "challenge:")
     over = _first(tower, "game_won")
     slash = _first(tower, "sent", "settle:")
     t_tower, t_cheat = _first(tower, "trace_done"), _first(cheater, "trace_done")
     assert claim and challenge and over and slash and t_tower and t_cheat, f"incomplete logs under {work}"
-    slashed = court.tasks.events.BondSlashed().get_logs(from_block=0)
-    assert slashed and slashed[0]["args"]["loser"] == chain.with_key(ANVIL_KEYS[2]).account, "the cheater was not slashed"
+    rejected = court.tasks.events.ClaimRejected().get_logs(from_block=0)
+    cheater_claims = court.tasks.events.ClaimRevealed().get_logs(
+        from_block=0, argument_filters={"solver": chain.with_key(ANVIL_KEYS[2]).account}
+    )
+    assert rejected and cheater_claims and rejected[0]["args"]["claim_id"] == cheater_claims[0]["args"]["claim_id"], (
+        "the cheater was not slashed"
+    )
     moves = [r for r in tower + cheater if r.get("event") == "sent" and str(r.get("key", "")).startswith("game:")]
     return {
         "claim_to_slash": slash["ts"] - claim["ts"],

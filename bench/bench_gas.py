@@ -73,9 +73,11 @@ def long_claim(court: Court, steps: int, arities: list[int]) -> list[dict]:
         now = boa.env.evm.patch.timestamp
         with boa.env.prank(poster):
             task = tasks.post_task(honest_p.graph_root, honest_p.n_nodes, honest_p.n_slots, honest_p.initial_state_root,
-                                   honest_p.data_root, steps, 10**18, 86_400, 21_600, 10**18, 10**18, k, now + 10**6)
-        with boa.env.prank(solver):
-            claim_id = tasks.claim(task, claim)
+                                   honest_p.data_root, steps, 10**18, 172_800, 172_800, 10**18, 10**18, k, now + 10**6)
+        with boa.env.prank(solver):  # commit, then reveal (SPEC 7.3)
+            salt = bytes(32)
+            claim_id = tasks.commit_claim(task, tasks.claim_commitment(task, claim, solver, salt))
+            tasks.reveal_claim(claim_id, claim, salt)
         with boa.env.prank(challenger):
             challenge_id = tasks.challenge(claim_id)
         challenge_gas = tx_gas(tasks._computation.get_gas_used(), tasks.challenge.prepare_calldata(claim_id))

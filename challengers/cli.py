@@ -24,7 +24,7 @@ def _watchtower() -> type:
 
 add_daemon_commands(
     app, "watch", _watchtower, DEFAULT_DIR, "watchtower",
-    "Re-execute every live claim of the programs you serve; challenge wrong ones and win.\n\n"
+    "Re-execute every revealed claim of the programs you serve; challenge wrong ones, win, collect.\n\n"
     '    Alerts (`wrong_claim`, `game_lost` and others) have "level": "alert" in the log.',
     "./tower",
 )  # fmt: skip

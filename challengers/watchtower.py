@@ -1,14 +1,21 @@
-"""The challenger watchtower: re-executes every claim, disputes wrong ones, collects.
+"""The challenger watchtower: re-executes every revealed claim, disputes wrong ones, collects.
 
 Every tick, re-derived from the chain:
-1. each of our open challenges: play our move in its game (or end it on the solver's clock),
-   then settle it: won (our bond back plus the solver's bond minus the burn) or void (another
-   challenger already rejected the claim: our bond back). A settle that fails is tried again
+1. each of our challenges: play our move in its game to the end (or end it on the solver's
+   clock), whatever the claim's state (another challenger may have rejected it first: every
+   game still settles by its own outcome), then settle it: won, our bond comes back at once.
+   Once the claim's window has closed and all its challenges are settled, `collect` our equal
+   share of the prize (the solver's bond minus the burn); a settled challenge of another that
+   holds up the collection is settled (or its game ended on a clock) by us, since anyone may.
+   A challenge is closed once collected, or lost. A settle or collect that fails is tried again
    next tick, so no bond is ever forgotten;
-2. each live claim on a task whose program we serve, nearest window first: re-execute the
-   program (one trace per program, a slice per tick, checkpointed and resumable), compare our
-   final root with the claim's, and challenge a wrong claim with a bond before its window
-   closes.
+2. each revealed claim (found by `ClaimRevealed`) on a task whose program we serve, nearest
+   window first: re-execute the program (one trace per program, a slice per tick, checkpointed
+   and resumable), compare our final root with the claim's, and challenge a wrong claim with a
+   bond before its window closes, whether it is live or already rejected (a rejected claim's
+   prize is shared by every winning challenge of its window);
+3. as a public service, expire committed claims never revealed by their reveal deadline (the
+   solver's bond is burned and the task reopens).
 """
 
 from __future__ import annotations
@@ -18,16 +25,19 @@ import time
 from web3.logs import DISCARD
 
 from solvers.daemon import GameDaemon
-from verifier.court.game import Outcome, Player, Role
-from verifier.daemon.records import (
-    CHALLENGE_NAMES,
+from verifier.court.game import GameState, Outcome, Player, Role
+from verifier.court.play import whose_move
+from verifier.court.states import (
+    CHALLENGE_COLLECTED,
+    CHALLENGE_LOST,
     CHALLENGE_OPEN,
+    CHALLENGE_STATES,
+    CHALLENGE_WON,
+    CLAIM_COMMITTED,
     CLAIM_LIVE,
     CLAIM_REJECTED,
-    GAME_MAX_ARITY,
-    GAME_MAX_SLOTS,
-    View,
 )
+from verifier.daemon.records import GAME_MAX_ARITY, GAME_MAX_SLOTS, View
 
 # alert when a claim's window closes within this many seconds and it is still unverified
 URGENT = 3_600
@@ -39,18 +49,24 @@ class Watchtower(GameDaemon):
     def setup(self) -> None:
         super().setup()
         self.challenged: set[int] = set()  # claim ids we have challenged
-        self.watch("claim", "challenge")
+        self.watch("claim", "challenge", "commit")
 
     # -- discovery -----------------------------------------------------------------------------------
 
     def discover(self) -> None:
         tasks = self.court.tasks
-        claims, mine = self.scan((tasks.events.ClaimPosted(), None), (tasks.events.Challenged(), {"challenger": self.me}))
-        for log in claims:
+        revealed, mine, committed = self.scan(
+            (tasks.events.ClaimRevealed(), None),
+            (tasks.events.Challenged(), {"challenger": self.me}),
+            (tasks.events.ClaimCommitted(), None),
+        )
+        for log in revealed:
             self.found("claim", int(log["args"]["claim_id"]))
         for log in mine:
             self.challenged.add(int(log["args"]["claim_id"]))
             self.found("challenge", int(log["args"]["challenge_id"]))
+        for log in committed:
+            self.found("commit", int(log["args"]["claim_id"]))
 
     def tick(self) -> bool:
         self.traces.unfinished = False
@@ -66,6 +82,8 @@ class Watchtower(GameDaemon):
 
         for cid in sorted(self.open_items["claim"], key=deadline):
             self.isolate("claim", cid, self.verify_claim, v, cid, budget)
+        for cid in sorted(self.open_items["commit"]):
+            self.isolate("commit", cid, self.expire_if_due, v, cid)
         return self.traces.unfinished
 
     # -- our challenges ------------------------------------------------------------------------------
@@ -73,13 +91,21 @@ class Watchtower(GameDaemon):
     def tend_challenge(self, v: View, chid: int) -> None:
         ch = v.challenge(chid)
         if ch.state != CHALLENGE_OPEN:
-            self.log("challenge_settled", challenge=chid, claim=ch.claim_id, result=CHALLENGE_NAMES.get(ch.state))
-            self.close("challenge", chid, CHALLENGE_NAMES.get(ch.state, "?"))
+            self.log.once(f"settled:{chid}", "challenge_settled", challenge=chid, claim=ch.claim_id,
+                          result=CHALLENGE_STATES.get(ch.state))  # fmt: skip
+        if ch.state == CHALLENGE_LOST:
+            self.close("challenge", chid, "lost")
+            return
+        if ch.state == CHALLENGE_COLLECTED:
+            self.log("prize_collected", challenge=chid, claim=ch.claim_id)
+            self.close("challenge", chid, "collected")
+            return
+        if ch.state == CHALLENGE_WON:
+            self.collect(v, chid)
+            return
+        if ch.state != CHALLENGE_OPEN:
             return
         claim = v.claim(ch.claim_id)
-        if claim.state == CLAIM_REJECTED:
-            self.settle(chid, "void")  # another challenger rejected the claim: our bond back
-            return
         gid = ch.game_id
         s = self.court.state(gid)
         if s.outcome == Outcome.PENDING:
@@ -97,16 +123,56 @@ class Watchtower(GameDaemon):
             return  # its end is seen next tick
         if s.outcome == Outcome.CHALLENGER_WON:
             self.log.once(f"over:{gid}", "game_won", game=gid, challenge=chid, reason=self.game_over(gid)[1])
-            self.settle(chid, "won")
+            self.settle(chid, "won")  # our bond back at once; the prize share is collected later
         elif s.outcome == Outcome.SOLVER_WON:
             self.log.once(f"over:{gid}", "game_lost", level="alert", game=gid, challenge=chid, reason=self.game_over(gid)[1])
+
+    def collect(self, v: View, chid: int) -> None:
+        """Our won challenge's share of the prize, once the claim is closed (window over, every
+        challenge settled); settles (or times out) the other challenges that hold it up."""
+        ch = v.challenge(chid)
+        c = v.claim(ch.claim_id)
+        closes = c.time + v.task(c.task_id).window
+        if v.now < closes:
+            return
+        tasks = self.court.tasks.functions
+        if c.unsettled:
+            for other in v.challenges_of(ch.claim_id):
+                if other != chid and v.challenge(other).state == CHALLENGE_OPEN:
+                    self.isolate("challenge", other, self.unblock, v, other)
+            return
+        if tasks.collectable(chid).call():
+            receipt = self.sender.send(f"collect:{chid}", tasks.collect(chid), challenge=chid, claim=ch.claim_id)
+            if receipt is not None:
+                for ev in self.court.tasks.events.PrizeCollected().process_receipt(receipt, errors=DISCARD):
+                    a = ev["args"]
+                    self.log("prize_collected", challenge=chid, claim=ch.claim_id, share=int(a["share"]),
+                             dust_burned=int(a["dust_burned"]), winners=c.winners)  # fmt: skip
+                self.close("challenge", chid, "collected")
+
+    def unblock(self, v: View, chid: int) -> None:
+        """Another's challenge keeps our prize share locked: settle it if its game is over, or
+        end its game if a clock has run out (both permissionless, and they pay whom they owe)."""
+        ch = v.challenge(chid)
+        if self.court.tasks.functions.settleable(chid).call():
+            self.settle(chid, "unblock")
+            return
+        s: GameState = self.court.state(ch.game_id)
+        if s.outcome != Outcome.PENDING:
+            return
+        clock = s.clock_solver if s.turn == Role.SOLVER else s.clock_challenger
+        if v.now - s.turn_start > clock:
+            self.log.once(f"unblock:{chid}", "timeout_other", challenge=chid, game=ch.game_id, mover=whose_move(s))
+            self.sender.send(f"game:{ch.game_id}:timeout", self.court.game.functions.timeout(ch.game_id), game=ch.game_id)
 
     # -- claims to verify --------------------------------------------------------------------------
 
     def verify_claim(self, v: View, cid: int, budget: list[float]) -> None:
         c = v.claim(cid)
-        if c.state != CLAIM_LIVE:
-            self.close("claim", cid, "not live")
+        if c.state == CLAIM_COMMITTED:
+            return  # not revealed yet (a reorg): seen again once it is
+        if c.state not in (CLAIM_LIVE, CLAIM_REJECTED):
+            self.close("claim", cid, "closed")
             return
         if cid in self.challenged:
             self.close("claim", cid, "challenged")
@@ -145,7 +211,7 @@ class Watchtower(GameDaemon):
             return
         self.log.once(
             f"wrong:{cid}", "wrong_claim", level="alert", claim=cid, task=c.task_id, solver=c.solver,
-            claimed=bytes(c.final_root), ours=root, closes_in=deadline - v.now,
+            claimed=bytes(c.final_root), ours=root, closes_in=deadline - v.now, rejected=c.state == CLAIM_REJECTED,
         )  # fmt: skip
         if not self.cfg.observe:
             if self.token_balance() < t.challenger_bond:
@@ -157,10 +223,26 @@ class Watchtower(GameDaemon):
         if receipt is not None:
             for ev in self.court.tasks.events.Challenged().process_receipt(receipt, errors=DISCARD):
                 chid = int(ev["args"]["challenge_id"])
-                self.open_items["challenge"].add(chid)
+                self.found("challenge", chid)
                 self.challenged.add(cid)
                 self.log("challenged", claim=cid, challenge=chid, game=int(ev["args"]["game_id"]), bond=t.challenger_bond)
             self.close("claim", cid, "challenged")
+
+    # -- a public service ------------------------------------------------------------------------------
+
+    def expire_if_due(self, v: View, cid: int) -> None:
+        """A committed claim never revealed by its deadline: expire it (its bond burns, the task
+        reopens). Anyone may; nobody is paid for it."""
+        c = v.claim(cid)
+        if c.state != CLAIM_COMMITTED:
+            self.close("commit", cid, "revealed or expired")
+            return
+        if v.now < c.time + v.task(c.task_id).clock:
+            return
+        receipt = self.sender.send(f"expire:{cid}", self.court.tasks.functions.expire_claim(cid), claim=cid)
+        if receipt is not None:
+            self.log("claim_expired", claim=cid, task=c.task_id, solver=c.solver)
+            self.close("commit", cid, "expired by us")
 
 
 __all__ = ["Watchtower"]

@@ -1,12 +1,21 @@
-"""The solver daemon: takes tasks, posts claims with bonds, defends them, collects.
+"""The solver daemon: takes tasks, commits and reveals claims with bonds, defends them, collects.
 
 Every tick, re-derived from the chain:
-1. each of our live claims: play our move in each of its games (or end a game on the
-   challenger's clock), settle every game we won (its bond becomes our credit), finalize the
-   claim once its window has closed and every challenge is settled; a settle or finalize that
-   fails is simply tried again next tick, so no bond is ever forgotten;
+1. each of our claims (found by `ClaimCommitted(solver=me)`):
+   - committed: reveal the committed root (recomputed from the trace, salt derived from the
+     signing key, so a restart between commit and reveal reveals all the same), alerting when
+     the reveal deadline is near or past;
+   - live: play our move in each of its games (or end a game on the challenger's clock), settle
+     every game we won (the challenger's bond minus the burn is paid at once), finalize the
+     claim once it is finalizable;
+   - rejected: keep defending its games to their end (each game won still slashes that
+     challenger and pays us) and settle them; close it once its window has closed and nothing
+     is left unsettled;
+   - expired or finalized: log (an expiry is an alert) and close;
+   a settle, reveal or finalize that fails is simply tried again next tick, so no bond is ever
+   forgotten;
 2. each open task whose program we serve and whose terms we accept: compute the trace (a slice
-   per tick, checkpointed and resumable), approve the bond and claim the final root.
+   per tick, checkpointed and resumable), approve the bond, commit to the final root, reveal.
 """
 
 from __future__ import annotations
@@ -17,18 +26,26 @@ from typing import Any
 from web3.logs import DISCARD
 
 from verifier.court.game import Outcome, Player, Role
-from verifier.daemon.loop import Config, Daemon
-from verifier.daemon.records import (
+from verifier.court.states import (
     CHALLENGE_OPEN,
+    CLAIM_COMMITTED,
+    CLAIM_EXPIRED,
     CLAIM_FINALIZED,
     CLAIM_LIVE,
     CLAIM_REJECTED,
     TASK_OPEN,
-    View,
+    claim_commitment,
 )
+from verifier.daemon.loop import Config, Daemon
+from verifier.daemon.records import View
 from verifier.daemon.traces import Traces
 
 from .cheats import Cheat, parse_cheat
+
+# alert when a committed claim is still unrevealed this many seconds before its reveal deadline
+REVEAL_URGENT = 6 * 3_600
+# the failpoint hit right after a commit is confirmed, before its reveal is sent (tests only)
+COMMITTED = "committed"
 
 
 class GameDaemon(Daemon):
@@ -57,7 +74,7 @@ class Solver(GameDaemon):
 
     def discover(self) -> None:
         tasks = self.court.tasks
-        posted, mine = self.scan((tasks.events.TaskPosted(), None), (tasks.events.ClaimPosted(), {"solver": self.me}))
+        posted, mine = self.scan((tasks.events.TaskPosted(), None), (tasks.events.ClaimCommitted(), {"solver": self.me}))
         for log in posted:
             self.found("task", int(log["args"]["task_id"]))
         for log in mine:
@@ -76,21 +93,38 @@ class Solver(GameDaemon):
 
     # -- our claims --------------------------------------------------------------------------------
 
+    def claimed_root(self, root: bytes) -> bytes:
+        """The root we claim for a trace ending in `root` (a cheat's lie is deterministic too)."""
+        return self.cheat.final_root(root) if self.cheat else root
+
     def tend_claim(self, v: View, cid: int) -> None:
         c = v.claim(cid)
+        t = v.task(c.task_id)
         if c.state == CLAIM_FINALIZED:
-            t = v.task(c.task_id)
-            self.log("claim_finalized", claim=cid, task=c.task_id, reward=t.reward, bond=t.solver_bond, credit=c.credit)
+            self.log("claim_finalized", claim=cid, task=c.task_id, reward=t.reward, bond=t.solver_bond)
             self.close("claim", cid, "finalized")
             return
+        if c.state == CLAIM_EXPIRED:
+            self.log.alert("claim_expired", claim=cid, task=c.task_id, bond_lost=t.solver_bond)
+            self.close("claim", cid, "expired")
+            return
+        if c.state == CLAIM_COMMITTED:
+            self.reveal(v, cid)
+            return
         if c.state == CLAIM_REJECTED:
-            self.log.alert("claim_rejected", claim=cid, task=c.task_id, bond_lost=v.task(c.task_id).solver_bond)
-            self.close("claim", cid, "rejected")
+            self.log.once(f"rej:{cid}", "claim_rejected", level="alert", claim=cid, task=c.task_id, bond_lost=t.solver_bond)
             self.give_up(c.task_id)
+            if v.now >= c.time + t.window and c.unsettled == 0:
+                self.log("claim_closed", claim=cid, task=c.task_id, challenges=c.challenges, winners=c.winners)
+                self.close("claim", cid, "rejected")
+                return
+        elif c.state != CLAIM_LIVE:
             return
-        if c.state != CLAIM_LIVE:
+        unsettled = [chid for chid in v.challenges_of(cid) if v.challenge(chid).state == CHALLENGE_OPEN]
+        if not unsettled:
+            if c.state == CLAIM_LIVE and self.court.tasks.functions.finalizable(cid).call():
+                self.sender.send(f"finalize:{cid}", self.court.tasks.functions.finalize(cid), claim=cid)
             return
-        t = v.task(c.task_id)
         program = self.registry.for_task(t)
         if program is None:
             self.log.once(f"lost:{cid}", "claim_program_missing", level="alert", claim=cid, task=c.task_id)
@@ -98,12 +132,42 @@ class Solver(GameDaemon):
         if self.traces.advance(program, 3600.0) is None:  # a defence needs the whole trace
             return
         trace = self.traces.get(program)
-        for chid in v.challenges_of(cid):
-            ch = v.challenge(chid)
-            if ch.state == CHALLENGE_OPEN:
-                self.isolate("game", ch.game_id, self.defend, v, cid, chid, ch.game_id, trace)
-        if self.court.tasks.functions.finalizable(cid).call():
-            self.sender.send(f"finalize:{cid}", self.court.tasks.functions.finalize(cid), claim=cid)
+        for chid in unsettled:  # every game to its end, whether the claim is live or rejected
+            gid = v.challenge(chid).game_id
+            self.isolate("game", gid, self.defend, v, cid, chid, gid, trace)
+
+    def reveal(self, v: View, cid: int) -> None:
+        """Reveal our committed claim: the same root, recomputed from the trace, and the salt
+        derived from the signing key, so a crash between commit and reveal loses nothing."""
+        c = v.claim(cid)
+        t = v.task(c.task_id)
+        deadline = c.time + t.clock
+        if v.now >= deadline:
+            self.log.once(f"rdl:{cid}", "reveal_deadline_passed", level="alert", claim=cid, task=c.task_id,
+                          deadline=deadline, bond_at_risk=t.solver_bond)  # fmt: skip
+            return
+        if deadline - v.now < REVEAL_URGENT:
+            self.log.once(f"rdn:{cid}", "reveal_deadline_near", level="alert", claim=cid, task=c.task_id,
+                          closes_in=deadline - v.now)  # fmt: skip
+        program = self.registry.for_task(t)
+        if program is None:
+            self.log.once(f"lost:{cid}", "claim_program_missing", level="alert", claim=cid, task=c.task_id)
+            return
+        root = self.traces.advance(program, 3600.0)  # urgent: the bond is at stake
+        if root is None:
+            return
+        claimed = self.claimed_root(root)
+        salt = self.court.claim_salt(c.task_id, claimed)
+        if claim_commitment(c.task_id, claimed, self.me, salt) != bytes(c.commitment):
+            self.log.once(f"cm:{cid}", "commitment_mismatch", level="alert", claim=cid, task=c.task_id,
+                          final_root=claimed, commitment=bytes(c.commitment), deadline=deadline)  # fmt: skip
+            return
+        fn = self.court.tasks.functions.reveal_claim(cid, claimed, salt)
+        receipt = self.sender.send(f"reveal:{cid}", fn, claim=cid, task=c.task_id, final_root=claimed)
+        if receipt is not None:
+            for ev in self.court.tasks.events.ClaimRevealed().process_receipt(receipt, errors=DISCARD):
+                self.log("revealed", task=c.task_id, claim=cid, final_root=claimed,
+                         challenge_deadline=int(ev["args"]["challenge_deadline"]))  # fmt: skip
 
     def defend(self, v: View, cid: int, chid: int, gid: int, trace: Any) -> None:
         s = self.court.state(gid)
@@ -116,14 +180,14 @@ class Solver(GameDaemon):
             return  # its end is seen next tick
         if s.outcome == Outcome.SOLVER_WON:
             self.log.once(f"over:{gid}", "game_won", game=gid, challenge=chid, reason=self.game_over(gid)[1])
-            self.settle(chid, "won")
+            self.settle(chid, "won")  # the challenger's bond is slashed: our share is paid at once
         elif s.outcome == Outcome.CHALLENGER_WON:
             self.log.once(f"over:{gid}", "game_lost", level="alert", game=gid, challenge=chid, reason=self.game_over(gid)[1])
 
     def give_up(self, tid: int) -> None:
-        """Our claim on the task was rejected: recomputing would say the same thing again."""
-        self.log.once(f"norc:{tid}", "not_reclaiming", level="alert", task=tid, why="our earlier claim on this task was rejected")
-        self.close("task", tid, "our claim was rejected")
+        """Our claim on the task was rejected (or expired): recomputing would say the same again."""
+        self.log.once(f"norc:{tid}", "not_reclaiming", level="alert", task=tid, why="our earlier claim on this task failed")
+        self.close("task", tid, "our claim failed")
 
     # -- new tasks ----------------------------------------------------------------------------------
 
@@ -145,31 +209,41 @@ class Solver(GameDaemon):
             self.close("task", tid, "reward too low", persist=False)
             return
         if t.claim_id != 0:
-            return  # a live claim (ours or another's); if it is rejected the task reopens
-        prior = self.court.deployment.logs(self.court.tasks.events.ClaimPosted(), {"task_id": tid})
-        if any(log["args"]["solver"] == self.me for log in prior):
-            self.give_up(tid)
-            return
+            return  # a committed or live claim (ours or another's); if it fails the task reopens
+        prior = self.court.deployment.logs(self.court.tasks.events.ClaimCommitted(), {"task_id": tid})
+        for log in prior:
+            if log["args"]["solver"] == self.me:
+                ours = int(log["args"]["claim_id"])
+                if ours in self.open_items["claim"]:
+                    return  # ours and not closed (committed, live, or rejected with games to play)
+                if v.claim(ours).state in (CLAIM_REJECTED, CLAIM_EXPIRED):
+                    self.give_up(tid)
+                    return
         started = time.perf_counter()
         root = self.traces.advance(program, budget[0])
         budget[0] -= time.perf_counter() - started
         if root is None:
             return
-        claimed = self.cheat.final_root(root) if self.cheat else root
+        claimed = self.claimed_root(root)
         if not self.cfg.observe:
             if self.token_balance() < t.solver_bond:
                 self.log.once(f"poor:{tid}", "cannot_afford_bond", level="alert", task=tid, bond=t.solver_bond)
                 return
             if not self.ensure_allowance(t.solver_bond):
                 return
-        receipt = self.sender.send(
-            f"claim:{tid}:{len(prior)}", self.court.tasks.functions.claim(tid, claimed), task=tid, final_root=claimed
-        )
-        if receipt is not None:
-            for ev in self.court.tasks.events.ClaimPosted().process_receipt(receipt, errors=DISCARD):
-                cid = int(ev["args"]["claim_id"])
-                self.open_items["claim"].add(cid)
-                self.log("claimed", task=tid, claim=cid, final_root=claimed, bond=t.solver_bond, deadline=ev["args"]["challenge_deadline"])
+        # the commitment hides the root until the slot is ours; the salt is derived again at reveal
+        commitment = claim_commitment(tid, claimed, self.me, self.court.claim_salt(tid, claimed))
+        fn = self.court.tasks.functions.commit_claim(tid, commitment)
+        receipt = self.sender.send(f"commit:{tid}:{len(prior)}", fn, task=tid, commitment=commitment)
+        if receipt is None:
+            return
+        for ev in self.court.tasks.events.ClaimCommitted().process_receipt(receipt, errors=DISCARD):
+            cid = int(ev["args"]["claim_id"])
+            self.found("claim", cid)
+            self.log("committed", task=tid, claim=cid, final_root=claimed, bond=t.solver_bond,
+                     reveal_deadline=int(ev["args"]["reveal_deadline"]))  # fmt: skip
+            self.sender.failpoints.hit(COMMITTED)
+            self.isolate("claim", cid, self.reveal, View(self.court), cid)  # reveal at once
 
 
 __all__ = ["Solver"]

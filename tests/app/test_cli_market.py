@@ -20,7 +20,6 @@ from typing import Any
 import onnx
 import pytest
 from typer.testing import CliRunner
-from web3.logs import DISCARD
 
 from cli import app
 from onnx_models.toy import accumulator_program
@@ -32,6 +31,7 @@ from verifier.engine.trace import Trace
 
 BOND = 10**18
 REWARD, SOLVER_BOND, CHALLENGER_BOND, FUNDS = 10 * BOND, 6 * BOND, 4 * BOND, 100 * BOND
+WINDOW = 172_800  # the task's window and clock: the protocol's minimums (SPEC 7.2)
 STEPS = 8
 CHEAT_STEP, CHEAT_NODE = 3, 2  # the cheater's matmul output in step 3 is off by one
 TIMEOUT = 120  # seconds any single command may take
@@ -117,7 +117,7 @@ def market(anvil, tmp_path_factory, toy_file):  # noqa: ANN201
 
     posted = poster.json(
         "task", "post", str(toy_file), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
-        "--window", "1d", "--clock", "6h", "--arity", "4", "--deadline", "7d",
+        "--window", "2d", "--clock", "2d", "--arity", "4", "--deadline", "7d",
     )  # fmt: skip
     assert posted["program_id"] == "0x" + load_program(toy_file).id.hex()
     return {
@@ -127,13 +127,12 @@ def market(anvil, tmp_path_factory, toy_file):  # noqa: ANN201
 
 
 def _claim(market, who: str, root: bytes) -> int:
-    """Post a claim straight through web3, as a solver outside the CLI would."""
+    """Commit and reveal a claim straight through web3, as a solver outside the CLI would."""
     anvil, court = market["anvil"], market["court"]
     chain = Chain.connect(anvil.url, key_file=market["keys"][who])
     mine = court.as_account(chain)
     chain.send(mine.token.functions.approve(mine.tasks.address, SOLVER_BOND))
-    receipt = chain.send(mine.tasks.functions.claim(market["task_id"], root))
-    return mine.tasks.events.ClaimPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["claim_id"]
+    return mine.claim(market["task_id"], root)
 
 
 def _defend(court: Court, game_id: int, trace: Trace, stop: threading.Event, errors: list) -> None:
@@ -180,7 +179,7 @@ def test_market__user_disputes_a_cheating_claim_by_hand_and_is_paid(market, toy_
 
     status = users["challenger"].look("dispute", "status", str(game_id))
     assert status["level"] == "step" and status["to_move"] == "solver" and status["your_role"] == "challenger"
-    assert status["challenge_id"] == challenge_id and status["clock_challenger"] == 21_600
+    assert status["challenge_id"] == challenge_id and status["clock_challenger"] == WINDOW
 
     stop, errors = threading.Event(), []
     cheater_court = court.as_account(Chain.connect(market["anvil"].url, key_file=market["keys"]["cheater"]))
@@ -209,25 +208,34 @@ def test_market__user_disputes_a_cheating_claim_by_hand_and_is_paid(market, toy_
     settled = users["challenger"].json("settle", str(challenge_id))
     burn = -(-SOLVER_BOND // 2)
     assert settled["result"] == "won" and settled["claim_rejected"]
-    assert int(settled["paid_to_challenger"]) == CHALLENGER_BOND + SOLVER_BOND - burn
-    # the challenger has its bond back plus its share of the slashed solver bond
-    assert _balance(court, accounts["challenger"]) == before + SOLVER_BOND - burn
+    assert int(settled["paid_to_challenger"]) == CHALLENGER_BOND and int(settled["prize_to_share"]) == SOLVER_BOND - burn
+    assert _balance(court, accounts["challenger"]) == before  # its bond back at once
     assert _balance(court, accounts["cheater"]) == FUNDS - SOLVER_BOND
+    # the prize is shared once the winners are final: not before the window closes
+    early = _invoke(market, "challenger", "collect", str(challenge_id))
+    assert early.exit_code == 2 and "not final yet" in early.stderr and len(early.stderr.strip().splitlines()) == 1
+    market["anvil"].advance(WINDOW)
+    collected = users["challenger"].json("collect", str(challenge_id))
+    assert int(collected["share"]) == SOLVER_BOND - burn  # the only winner takes the whole prize
+    assert _balance(court, accounts["challenger"]) == before + SOLVER_BOND - burn
     # the registry holds exactly what it owes: the reward, escrowed again for the next claim
     owed = court.tasks.functions.owed().call()
     assert owed == REWARD and _balance(court, court.tasks.address) == owed
+    twice = _invoke(market, "challenger", "collect", str(challenge_id))
+    assert twice.exit_code == 2 and "collected" in twice.stderr
 
     again = _invoke(market, "challenger", "settle", str(challenge_id))
     assert again.exit_code == 2 and again.stderr.startswith("error: ") and "already settled" in again.stderr
     claim = users["poster"].look("claim", "show", str(claim_id))
-    assert claim["state"] == "rejected" and claim["challenges"][0]["state"] == "won"
+    assert claim["state"] == "rejected" and claim["challenges"][0]["state"] == "collected"
     task = users["poster"].look("task", "show", str(market["task_id"]))
     assert task["status"] == "claimable" and task["claim_id"] is None
 
 
 def test_market__silent_cheater__games_end_by_the_clock(market, toy_file, tmp_path) -> None:
     """Two challengers dispute a made-up root that nobody defends. The solver's clock runs
-    out in both games; `dispute play` ends one game by the clock, `settle` ends the other."""
+    out in both games; `dispute play` ends one game by the clock, `settle` ends the other.
+    Whoever settles first, both showed the claim wrong, so both share the prize equally."""
     court, accounts, users, anvil = market["court"], market["accounts"], market["users"], market["anvil"]
     claim_id = _claim(market, "cheater", b"\x66" * 32)
     start = {who: _balance(court, accounts[who]) for who in ("challenger", "rival")}
@@ -235,7 +243,7 @@ def test_market__silent_cheater__games_end_by_the_clock(market, toy_file, tmp_pa
     rival = _invoke(market, "rival", "dispute", "open", str(claim_id), *_program(toy_file, tmp_path), "--json")
     assert rival.exit_code == 0, rival.stderr
     rival = json.loads(rival.stdout)
-    anvil.advance(21_600 + 1)  # the solver's six-hour clock runs out without a move
+    anvil.advance(WINDOW + 1)  # the solver's two-day clock runs out without a move (and the window closes)
 
     played = users["challenger"].run(
         "dispute", "play", str(opened["game_id"]), "--program", str(toy_file), "--as", "challenger",
@@ -244,18 +252,20 @@ def test_market__silent_cheater__games_end_by_the_clock(market, toy_file, tmp_pa
     assert played.returncode == 0, played.stderr
     assert "timeout" in played.stderr and "solver's clock ran out" in played.stderr and "you won" in played.stdout
 
-    # the rival settles first: its game is ended by the clock, it wins the solver's bond and
-    # the claim is rejected; the first challenger's game was won too, but only refunds now
+    # the rival settles first: its game is ended by the clock and the claim is rejected; the
+    # first challenger's game was won too, and it is not voided: it shares the prize
     first = _invoke(market, "rival", "settle", str(rival["challenge_id"]), "--json")
     assert first.exit_code == 0, first.stderr
     first = json.loads(first.stdout)
     assert first["ended_by_timeout"] and first["result"] == "won" and first["claim_rejected"]
     second = users["challenger"].json("settle", str(opened["challenge_id"]))
-    assert second["result"] == "void" and not second["ended_by_timeout"] and int(second["paid_to_challenger"]) == CHALLENGER_BOND
+    assert second["result"] == "won" and not second["claim_rejected"] and int(second["paid_to_challenger"]) == CHALLENGER_BOND
 
     burn = -(-SOLVER_BOND // 2)
-    assert _balance(court, accounts["rival"]) == start["rival"] + SOLVER_BOND - burn
-    assert _balance(court, accounts["challenger"]) == start["challenger"]
+    share = (SOLVER_BOND - burn) // 2
+    for who, chid in (("rival", rival["challenge_id"]), ("challenger", opened["challenge_id"])):
+        assert int(users[who].json("collect", str(chid))["share"]) == share
+        assert _balance(court, accounts[who]) == start[who] + share
     assert court.tasks.functions.owed().call() == REWARD == _balance(court, court.tasks.address)
 
 
@@ -270,7 +280,7 @@ def test_market__correct_claim_is_refused__a_forced_challenge_loses__then_finali
     assert refused.stderr.startswith("error: ") and len(refused.stderr.strip().splitlines()) == 1
     assert "is correct" in refused.stderr and "--force" in refused.stderr
     assert _balance(court, accounts["challenger"]) == before
-    assert court.tasks.functions.claims(claim_id).call()[4] == 0  # no challenge was opened
+    assert court.tasks.functions.claims(claim_id).call()[5] == 0  # no challenge was opened
 
     forced = users["challenger"].json(
         "dispute", "open", str(claim_id), "--program", str(toy_file), "--dir", str(tmp_path / "mine"), "--force"
@@ -291,7 +301,7 @@ def test_market__correct_claim_is_refused__a_forced_challenge_loses__then_finali
 
     early = _invoke(market, "poster", "finalize", str(claim_id))
     assert early.exit_code == 2 and "window is open" in early.stderr
-    anvil.advance(86_400)
+    anvil.advance(WINDOW)
     unsettled = _invoke(market, "poster", "finalize", str(claim_id))
     assert unsettled.exit_code == 2 and f"bisectml settle {forced['challenge_id']}" in unsettled.stderr
 
@@ -299,7 +309,7 @@ def test_market__correct_claim_is_refused__a_forced_challenge_loses__then_finali
     burn = -(-CHALLENGER_BOND // 2)
     assert lost["result"] == "lost" and int(lost["paid_to_challenger"]) == 0 and int(lost["burned"]) == burn
     done = users["poster"].json("finalize", str(claim_id))
-    assert int(done["paid"]) == REWARD + SOLVER_BOND + CHALLENGER_BOND - burn and done["solver"] == accounts["honest"]
+    assert int(done["paid"]) == REWARD + SOLVER_BOND and done["solver"] == accounts["honest"]
     # an honest solver never loses: its bond back, the reward, and the challenger's bond less the burn
     assert _balance(court, accounts["honest"]) == FUNDS + REWARD + CHALLENGER_BOND - burn
     assert _balance(court, accounts["challenger"]) == before - CHALLENGER_BOND
@@ -322,3 +332,37 @@ def test_market__state_commands_need_an_rpc_url(market) -> None:
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "--rpc-url" in lines[0] and lines[0].startswith("error: ")
+
+
+def test_market__unrevealed_claim__cannot_be_disputed__expires_from_the_command_line(market, toy_file, tmp_path) -> None:
+    """A claim whose solver commits and never reveals holds the task only until its reveal
+    deadline: nobody can dispute an unknown root, and then anyone burns its bond and reopens the
+    task. Each refusal is one line and changes nothing."""
+    court, users, anvil = market["court"], market["users"], market["anvil"]
+    task_id = users["poster"].json(
+        "task", "post", str(toy_file), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+        "--window", "2d", "--clock", "2d", "--arity", "4", "--deadline", "7d",
+    )["task_id"]  # fmt: skip
+    chain = Chain.connect(anvil.url, key_file=market["keys"]["cheater"])
+    mine = court.as_account(chain)
+    chain.send(mine.token.functions.approve(mine.tasks.address, SOLVER_BOND))
+    claim_id, _ = mine.commit_claim(task_id, b"\x42" * 32)
+    owed = court.tasks.functions.owed().call()
+    supply = court.token.functions.totalSupply().call()
+
+    shown = users["challenger"].look("claim", "show", str(claim_id))
+    assert shown["state"] == "committed" and shown["final_root"] is None
+    refused = _invoke(market, "challenger", "dispute", "open", str(claim_id), *_program(toy_file, tmp_path))
+    assert refused.exit_code == 2 and "not revealed yet" in refused.stderr
+    early = _invoke(market, "poster", "claim", "expire", str(claim_id))
+    assert early.exit_code == 2 and "may still be revealed" in early.stderr and len(early.stderr.strip().splitlines()) == 1
+    assert court.tasks.functions.claims(claim_id).call()[-1] == 1  # still committed
+
+    anvil.advance(WINDOW)
+    expired = users["poster"].json("claim", "expire", str(claim_id))
+    assert int(expired["burned"]) == SOLVER_BOND and expired["task_id"] == task_id
+    assert court.token.functions.totalSupply().call() == supply - SOLVER_BOND  # burned, nobody paid
+    assert users["poster"].look("task", "show", str(task_id))["status"] == "claimable"
+    again = _invoke(market, "poster", "claim", "expire", str(claim_id))
+    assert again.exit_code == 2 and "expired" in again.stderr
+    assert court.tasks.functions.owed().call() == owed - SOLVER_BOND == _balance(court, court.tasks.address)

@@ -74,6 +74,12 @@ def test_a_round_from_the_command_line(world):
     rid = str(r["round_id"])
     shown = u["bob"].json("round", "show", rid)
     assert shown["programs"] == "canonical programs" and shown["state"] == "open"
+    # a dataset is only ever at risk in rounds its owner put it in: a stranger cannot join it
+    assert "market: " in _error(u["bob"].run("data", "join", rid, str(clean["dataset_id"])))
+    for who, ds in (("clean", clean), ("noise", noise)):
+        joined = u[who].json("data", "join", rid, str(ds["dataset_id"]))
+        assert joined["round_id"] == int(rid) and joined["dataset_id"] == ds["dataset_id"]
+    assert "market: " in _error(u["clean"].run("data", "join", rid, str(clean["dataset_id"])))  # twice
 
     # refusals: one line, nothing changes
     assert "every row" in _error(u["alice"].run("model", "commit", rid, str(alice["model_id"]), str(root / "short.txt")))
@@ -134,7 +140,7 @@ def test_a_round_with_foreign_programs_is_flagged_and_refused(world):
         sched = {"commit_deadline": now + DAY, "reveal_deadline": now + 2 * DAY, "labels_deadline": now + 3 * DAY,
                  "result_deadline": now + 30 * DAY}  # fmt: skip
         econ = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "burn_bps": 5_000}
-        terms = {"reward": TOKEN, "window": DAY, "clock": 6 * 3600, "solver_bond": TOKEN, "challenger_bond": TOKEN,
+        terms = {"reward": TOKEN, "window": 2 * DAY, "clock": 2 * DAY, "solver_bond": TOKEN, "challenger_bond": TOKEN,
                  "arity": 8, "duration": 7 * DAY}  # fmt: skip
         rid = client.open_round(data.shape, sched, econ, terms, data.features, data.labels, TOKEN, 3 * TOKEN)["round_id"]
     finally:

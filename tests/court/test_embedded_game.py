@@ -34,7 +34,7 @@ def test_artifacts__are_fresh() -> None:
 def test_revert_reason__is_decoded_and_nothing_is_sent(court) -> None:
     before = court.chain.w3.eth.block_number
     with pytest.raises(ChainError) as e:
-        court.chain.send(court.tasks.functions.claim(12345, b"\x00" * 32))
+        court.chain.send(court.tasks.functions.commit_claim(12345, b"\x00" * 32))
     assert "tasks: " in str(e.value) and "\n" not in str(e.value)
     assert court.chain.w3.eth.block_number == before
 

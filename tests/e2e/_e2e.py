@@ -23,13 +23,24 @@ from onnx_models.toy import accumulator_program
 from verifier.court.chain import Chain, deploy_suite
 from verifier.daemon.records import ChallengeRec, ClaimRec, TaskRec, View
 from verifier.court.play import Court, program_task_args
+from verifier.court.states import (  # noqa: F401 - re-exported to the tests
+    CHALLENGE_COLLECTED,
+    CHALLENGE_LOST,
+    CHALLENGE_OPEN,
+    CHALLENGE_WON,
+    CLAIM_COMMITTED,
+    CLAIM_EXPIRED,
+    CLAIM_FINALIZED,
+    CLAIM_LIVE,
+    CLAIM_REJECTED,
+)
 from verifier.engine.program import Program, load_program
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = 10**18
 FUNDS = 10_000 * TOKEN
-WINDOW = 86_400
-CLOCK = 21_600
+WINDOW = 172_800  # MIN_WINDOW
+CLOCK = 172_800  # MIN_CLOCK: each game's chess clock and the time to reveal a commitment
 REWARD = 100 * TOKEN
 SOLVER_BOND = 50 * TOKEN
 CHALLENGER_BOND = 20 * TOKEN
@@ -38,6 +49,10 @@ BURN_BPS = 5_000
 
 def burn(bond: int) -> int:
     return (bond * BURN_BPS + 9_999) // 10_000
+
+
+PRIZE = SOLVER_BOND - burn(SOLVER_BOND)  # a rejected claim's prize, shared by its winning challenges
+SLASH_PAID = CHALLENGER_BOND - burn(CHALLENGER_BOND)  # paid to the solver for each game it wins
 
 
 def toy_file(directory: Path, seed: int, steps: int = 12) -> Path:

@@ -22,15 +22,22 @@ import time
 from _e2e import (
     CHALLENGER_BOND,
     FUNDS,
+    PRIZE,
     REWARD,
-    SOLVER_BOND,
+    SLASH_PAID,
     WINDOW,
     Daemon,
     assert_chain_moves_unique,
     assert_no_move_twice,
-    burn,
     program,
     wait_until,
+)
+
+from verifier.court.states import (
+    CHALLENGE_COLLECTED,
+    CHALLENGE_LOST,
+    CLAIM_FINALIZED,
+    CLAIM_REJECTED,
 )
 
 TRIALS = 20
@@ -127,11 +134,12 @@ def test_crash_resume__sigkill_at_random_points__honest_side_wins_nothing_twice(
     suite.anvil.advance(WINDOW + 1)
 
     def all_settled() -> bool:
-        if any(ch.state == 1 for _, ch in suite.challenges()):
+        # every game settled by its outcome, every prize collected, every claim closed
+        if any(ch.state not in (CHALLENGE_LOST, CHALLENGE_COLLECTED) for _, ch in suite.challenges()):
             return False
-        return all(c.state != 1 for _, c in suite.claims())
+        return all(c.state in (CLAIM_REJECTED, CLAIM_FINALIZED) for _, c in suite.claims())
 
-    wait_until("every challenge settled and claim finalized", all_settled, 120, everyone)
+    wait_until("every challenge settled and collected, every claim closed", all_settled, 120, everyone)
     for d in everyone:
         d.terminate()
 
@@ -152,11 +160,10 @@ def test_crash_resume__sigkill_at_random_points__honest_side_wins_nothing_twice(
         assert_no_move_twice(suite, d)
     assert_chain_moves_unique(suite)
     # no honest bond lost: each party holds exactly what it is owed
-    assert suite.balance(tower.address) == FUNDS + won_by_tower * (SOLVER_BOND - burn(SOLVER_BOND))
+    assert suite.balance(tower.address) == FUNDS + won_by_tower * PRIZE
     honest_claims = [c for _, c in suite.claims() if c.solver == solver.address]
-    assert all(c.state == 3 for c in honest_claims)
-    credit = won_by_solver * (CHALLENGER_BOND - burn(CHALLENGER_BOND))
-    assert suite.balance(solver.address) == FUNDS + len(honest_claims) * REWARD + credit
+    assert all(c.state == CLAIM_FINALIZED for c in honest_claims)
+    assert suite.balance(solver.address) == FUNDS + len(honest_claims) * REWARD + won_by_solver * SLASH_PAID
     assert suite.balance(liar.address) == FUNDS - won_by_solver * CHALLENGER_BOND
     modes = {m for _, m, _ in trials}
     victims = {v for v, _, _ in trials}

@@ -13,21 +13,25 @@ import pytest
 from _e2e import (
     CLOCK,
     FUNDS,
+    PRIZE,
     REWARD,
     ROOT,
     SOLVER_BOND,
     WINDOW,
     assert_chain_moves_unique,
     assert_no_move_twice,
-    burn,
     program,
     running,
     wait_until,
 )
+from verifier.court.states import (
+    CHALLENGE_COLLECTED as COLLECTED,
+    CHALLENGE_WON as WON,
+    CLAIM_FINALIZED as FINALIZED,
+    CLAIM_LIVE as LIVE,
+    CLAIM_REJECTED as REJECTED,
+)
 from verifier.daemon.registry import resolve_program_path
-
-LIVE, REJECTED, FINALIZED = 1, 2, 3
-WON = 3
 
 
 def test_honest_claim__finalizes_and_pays(suite, fleet, toys) -> None:
@@ -54,6 +58,9 @@ def test_honest_claim__finalizes_and_pays(suite, fleet, toys) -> None:
         suite.anvil.advance(WINDOW + 1)
         wait_until("finalization", lambda: all(suite.claim(c).state == FINALIZED for c in cids), 60, [solver, tower])
         wait_until("the solver to log it", lambda: len(solver.events("claim_finalized")) == 2, 30, [solver])
+        # two-phase: each claim was committed, then revealed by its committer
+        assert {r["claim"] for r in solver.events("committed")} == set(cids) == {r["claim"] for r in solver.events("revealed")}
+        assert {e.args["claim_id"] for e in suite.events("tasks", "ClaimRevealed", solver=solver.address)} == set(cids)
         assert suite.task(cheap).claim_id == 0
         # clean shutdown: SIGTERM, exit 0, a "stopped" line, then `stop` finds nothing running
         assert solver.terminate() == 0 and tower.terminate() == 0
@@ -90,22 +97,32 @@ def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(
         honest.start()  # the tasks are taken; it gets them once the cheats are rejected
         active = cheat_claims[:-1]
         wait_until("every active cheat rejected", lambda: all(suite.claim(c).state == REJECTED for c in active), 120, procs)
+        # the reopened tasks are claimed again, committed and revealed, and checked by the tower
+        # before the clock jumps (a real chain never jumps two days between a commit and its reveal)
+        def reclaimed(ts: list[int]) -> list[int] | None:
+            cs = [suite.task(t).claim_id for t in ts]
+            if all(c not in (0, *cheat_claims) and suite.claim(c).state in (LIVE, FINALIZED) for c in cs):
+                return cs
+            return None
+
+        wait_until("the active tasks re-claimed honestly", lambda: reclaimed(tids[:-1]), 90, procs)
+        wait_until("the tower to agree", lambda: len(tower.events("claim_ok")) == len(tids) - 1, 60, procs)
         # the silent cheater never moves: once its clock has run out the tower ends the game
         assert suite.claim(cheat_claims[-1]).state == LIVE
         suite.anvil.advance(CLOCK + 1)
         wait_until("the silent cheat timed out", lambda: suite.claim(cheat_claims[-1]).state == REJECTED, 60, procs)
-        wait_until("every task re-claimed honestly", lambda: all(suite.task(t).claim_id not in (0, *cheat_claims) for t in tids), 90, procs)
-        honest_claims = [suite.task(t).claim_id for t in tids]
+        honest_claims = wait_until("every task re-claimed honestly", lambda: reclaimed(tids), 90, procs)
         wait_until("the tower to agree", lambda: len(tower.events("claim_ok")) == len(tids), 60, procs)
         suite.anvil.advance(WINDOW + 1)
         wait_until("honest claims finalized", lambda: all(suite.claim(c).state == FINALIZED for c in honest_claims), 60, procs)
-        wait_until("every challenge settled", lambda: all(ch.state != 1 for _, ch in suite.challenges()), 60, procs)
+        # the cheats' windows have closed and every game is settled: the tower collects each prize
+        wait_until("every prize collected", lambda: all(ch.state == COLLECTED for _, ch in suite.challenges()), 60, procs)
     challenges = suite.challenges()
     assert len(challenges) == len(tids)
-    assert all(ch.state == WON and ch.challenger == tower.address for _, ch in challenges)
-    assert all(s.args["winner"] == tower.address for s in suite.events("tasks", "BondSlashed"))
-    prize = SOLVER_BOND - burn(SOLVER_BOND)
-    assert suite.balance(tower.address) == FUNDS + len(tids) * prize
+    assert all(ch.state == COLLECTED and ch.challenger == tower.address for _, ch in challenges)
+    assert not suite.events("tasks", "BondSlashed")  # no challenger lost a game
+    assert len(suite.events("tasks", "PrizeCollected", challenger=tower.address)) == len(tids)
+    assert suite.balance(tower.address) == FUNDS + len(tids) * PRIZE
     assert suite.balance(honest.address) == FUNDS + len(tids) * REWARD
     for c in cheaters:
         assert suite.balance(c.address) == FUNDS - SOLVER_BOND
@@ -132,6 +149,8 @@ def test_bundled_training_program__cheat_caught_end_to_end(suite, fleet) -> None
         cid = wait_until("the claim", lambda: suite.task(tid).claim_id, 120, list(procs))
         wait_until("the slash", lambda: suite.claim(cid).state == REJECTED, 180, list(procs))
         wait_until("the settlement", lambda: suite.challenges() and suite.challenges()[0][1].state == WON, 60, list(procs))
+        suite.anvil.advance(WINDOW + 1)
+        wait_until("the prize collected", lambda: suite.challenges()[0][1].state == COLLECTED, 60, list(procs))
     levels = {r.get("game_level") for r in tower.events("sent")} | {r.get("game_level") for r in cheater.events("sent")}
     assert {"STEP", "NODE", "OUTPUT", "TERM", "PROVE_ELEMENT"} <= levels
     assert_no_move_twice(suite, tower)

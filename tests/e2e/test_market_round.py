@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from _e2e import ROOT, running, wait_until
+from _e2e import CLOCK, ROOT, WINDOW, running, wait_until
 from onnx_models.market_data import demo_round
 from verifier.market import economics
 from verifier.court.chain import ChainError
 from verifier.market.content import ContentStore
 from verifier.market.client import KINDS, METAMODEL, SCORES, VALUES, MarketClient
+from verifier.court.states import CHALLENGE_COLLECTED, CLAIM_REJECTED, TASK_DONE
 
 DAY = 86_400
 TOKEN = 10**18
@@ -66,10 +67,16 @@ def test_full_round_with_daemons(suite, fleet, tmp_path):
     schedule = {"commit_deadline": now + DAY, "reveal_deadline": now + 2 * DAY, "labels_deadline": now + 3 * DAY,
                 "result_deadline": now + 30 * DAY}  # fmt: skip
     economics_ = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "burn_bps": 5_000}
-    terms = {"reward": 5 * TOKEN, "window": DAY, "clock": 6 * 3600, "solver_bond": 20 * TOKEN,
+    terms = {"reward": 5 * TOKEN, "window": WINDOW, "clock": CLOCK, "solver_bond": 20 * TOKEN,
              "challenger_bond": 10 * TOKEN, "arity": 8, "duration": 7 * DAY}  # fmt: skip
     pool = 120 * TOKEN
     rid = sponsor.open_round(shape, schedule, economics_, terms, data.features, data.labels, pool, 6 * 5 * TOKEN)["round_id"]
+    _holds_what_it_owes(sponsor)
+    # each provider puts its dataset in the round: no round takes a stake without its owner
+    with pytest.raises(ChainError, match="market: "):
+        modelers[0].join_round(rid, ds[0])  # not the owner
+    for k, d in zip((CLEAN, NOISE), ds):
+        _client(suite, k, store).join_round(rid, d)
     _holds_what_it_owes(sponsor)
 
     for m, mid, p in zip(modelers, models, data.predictions):
@@ -98,10 +105,12 @@ def test_full_round_with_daemons(suite, fleet, tmp_path):
         # honest solver claims each task again
         with running(tower, solver):
             procs = [cheater, tower, solver]
-            wait_until("the wrong claims rejected", lambda: all(suite.claim(c).state == 2 for c in bad_claims.values()), 400, procs)
+            wait_until("the wrong claims rejected", lambda: all(suite.claim(c).state == CLAIM_REJECTED for c in bad_claims.values()), 400, procs)
             wait_until("honest claims", lambda: all(suite.task(t).claim_id not in (0, bad_claims[k]) for k, t in tasks.items()), 300, procs)
-            suite.anvil.advance(DAY + 1)
-            wait_until("the tasks done", lambda: all(suite.task(t).state == 2 for t in tasks.values()), 300, procs)
+            wait_until("the tower to check them", lambda: len(tower.events("claim_ok")) >= 3, 300, procs)
+            suite.anvil.advance(WINDOW + 1)
+            wait_until("the tasks done", lambda: all(suite.task(t).state == TASK_DONE for t in tasks.values()), 300, procs)
+            wait_until("the prizes collected", lambda: all(ch.state == CHALLENGE_COLLECTED for _, ch in suite.challenges()), 120, procs)
     for k, t in tasks.items():
         assert suite.claim(suite.task(t).claim_id).solver == suite.address(SOLVER), KINDS[k]
     assert not tower.events("game_lost") and len(tower.events("game_won")) >= 3
@@ -151,7 +160,7 @@ def _expected_settlement(m: MarketClient, rid: int, scores: list[int], values: l
         e = f.model_entries(rid, mid).call()  # slot, commitment, stake, state, locked
         info = m.model(mid)
         models.append(economics.ModelEntry(int(e[2]), int(info["stake"]), scores[i], int(e[3]) == 2,
-                                           tuple(slot_of[int(d)] for d in info["datasets"])))  # fmt: skip
+                                           tuple(slot_of[int(d)] for d in info["datasets"] if int(d) in slot_of)))  # fmt: skip
     s = economics.payouts(models, datasets, economics.Economics(**econ), pool)
     out = {(1, mid): v for mid, v in zip(model_ids, s.model_payouts)}
     out |= {(0, d): s.dataset_payouts[slot_of[d]] for d in ds_ids}

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from _e2e import Fleet, assert_no_move_twice, deploy, program, wait_until
 from verifier.court import devnet
+from verifier.court.states import CHALLENGE_WON, CLAIM_REJECTED as REJECTED
 from verifier.daemon.sender import Backoff
-
-REJECTED = 2
 
 
 @dataclass
@@ -74,7 +73,7 @@ def test_node_outage__daemons_back_off_and_the_game_still_ends(anvil, toys, tmp_
         down = time.monotonic() - outage
         cid = suite.task(tid).claim_id
         wait_until("the slash", lambda: suite.claim(cid).state == REJECTED, 120, procs)
-        wait_until("the settlement", lambda: suite.challenges()[0][1].state == 3, 60, procs)
+        wait_until("the settlement", lambda: suite.challenges()[0][1].state == CHALLENGE_WON, 60, procs)
         for d in procs:
             assert d.alive(), d.tail()  # it never gave up
             waits = [r["retry_in"] for r in d.events("rpc_error")]

@@ -30,20 +30,20 @@ from verifier.app.session import (
 from verifier.court.chain import ChainError, Deployment, deploy_suite
 from verifier.court.game import GameState, Level, Outcome, Role
 from verifier.court.play import Court, program_task_args, whose_move
+from verifier.court.states import (
+    CHALLENGE_FIELDS,
+    CHALLENGE_STATES,
+    CLAIM_COMMITTED,
+    CLAIM_FIELDS,
+    CLAIM_STATES,
+    TASK_FIELDS,
+    TASK_STATES,
+)
 from verifier.engine.program import Program, load_program
 
 # chains on which `deploy --mint` may mint: anvil/hardhat, geth --dev/ganache, the embedded chain
 DEV_CHAIN_IDS = frozenset({31337, 1337, 131277322940537})
 
-TASK_STATES = {1: "open", 2: "done", 3: "reclaimed"}
-CLAIM_STATES = {1: "live", 2: "rejected", 3: "finalized"}
-CHALLENGE_STATES = {1: "open", 2: "lost", 3: "won", 4: "void"}
-TASK_FIELDS = (
-    "poster", "program_id", "graph_root", "initial_root", "dataset_root", "n_nodes", "n_slots", "steps",
-    "arity", "clock", "window", "reward", "solver_bond", "challenger_bond", "deadline", "claim_id", "state",
-)  # fmt: skip
-CLAIM_FIELDS = ("task_id", "solver", "final_root", "time", "challenges", "unsettled", "credit", "state")
-CHALLENGE_FIELDS = ("claim_id", "challenger", "game_id", "state")
 
 
 # -- deploy -----------------------------------------------------------------------------------
@@ -258,7 +258,8 @@ def show_claim(session: Session, claim_id: int) -> dict[str, Any]:
     court, now = session.court, session.now()
     c = claim_record(court, claim_id)
     t = task_record(court, c["task_id"])
-    closes = c["time"] + t["window"]
+    revealed = c["state"] != CLAIM_COMMITTED
+    closes = c["time"] + t["window"] if revealed else 0
     challenges = []
     for cid in challenge_ids(court, claim_id, c["challenges"]):
         ch = as_record(CHALLENGE_FIELDS, court.tasks.functions.challenges(cid).call())
@@ -270,6 +271,7 @@ def show_claim(session: Session, claim_id: int) -> dict[str, Any]:
                 "state": CHALLENGE_STATES.get(ch["state"], str(ch["state"])),
                 "game_id": ch["game_id"],
                 "settleable": bool(court.tasks.functions.settleable(cid).call()),
+                "collectable": bool(court.tasks.functions.collectable(cid).call()),
                 "game": g,
             }
         )
@@ -277,17 +279,20 @@ def show_claim(session: Session, claim_id: int) -> dict[str, Any]:
         "claim_id": claim_id,
         "task_id": c["task_id"],
         "solver": c["solver"],
-        "final_root": hex32(c["final_root"]),
+        "final_root": hex32(c["final_root"]) if revealed else None,
+        "commitment": hex32(c["commitment"]),
         "state": CLAIM_STATES.get(c["state"], str(c["state"])),
         "posted": c["time"],
+        "reveal_deadline": int(court.tasks.functions.reveal_deadline(claim_id).call()),
         "challenge_deadline": closes,
-        "challenge_window_left": max(0, closes - now),
+        "challenge_window_left": max(0, closes - now) if revealed else 0,
         "task_deadline": t["deadline"],
         "reward": str(t["reward"]),
         "solver_bond": str(t["solver_bond"]),
         "challenger_bond": str(t["challenger_bond"]),
-        "credit": str(c["credit"]),
         "unsettled": c["unsettled"],
+        "winners": c["winners"],
+        "prize_share": str(court.tasks.functions.prize_share(claim_id).call()),
         "finalizable": bool(court.tasks.functions.finalizable(claim_id).call()),
         "challenges": challenges,
     }
@@ -436,3 +441,17 @@ def game_status(session: Session, game_id: int) -> dict[str, Any]:
     view = game_view(court, game_id, session.now(), session.account)
     view["challenge_id"] = challenge_of_game(court, game_id)
     return view
+
+
+__all__ = [
+    "claim_record",
+    "deploy",
+    "describe",
+    "game_status",
+    "game_view",
+    "list_tasks",
+    "post_task",
+    "show_claim",
+    "show_task",
+    "task_record",
+]

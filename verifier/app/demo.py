@@ -23,6 +23,7 @@ from solvers.cheats import WrongElement
 from verifier.court.chain import Chain, deploy_suite
 from verifier.court.game import GameState, Level, Move, Outcome, Role
 from verifier.court.play import Court, GamePlayer, play_out, program_task_args
+from verifier.court.states import claim_commitment
 from verifier.engine.program import Program, load_program
 from verifier.engine.trace import Trace
 
@@ -30,8 +31,8 @@ TOKEN = 10**18
 REWARD = 100 * TOKEN
 SOLVER_BOND = 50 * TOKEN
 CHALLENGER_BOND = 20 * TOKEN
-WINDOW = 86_400
-CLOCK = 21_600
+WINDOW = 172_800  # the protocol's minimums (SPEC 7.2)
+CLOCK = 172_800
 ARITY = 8
 CHEAT_DELTA = 1 << 20  # the cheater's one wrong number is off by this much
 
@@ -52,6 +53,16 @@ class Actor:
         receipt = self.court.chain.send(fn, what)
         self.gas += receipt["gasUsed"]
         return receipt
+
+    def claim(self, task_id: int, root: bytes) -> int:
+        """Commit to the root (taking the task's slot), then reveal it (SPEC 7.3)."""
+        tasks = self.court.tasks
+        salt = self.court.claim_salt(task_id, root)
+        commitment = claim_commitment(task_id, root, self.address, salt)
+        receipt = self.send(tasks.functions.commit_claim(task_id, commitment), "commit claim")
+        claim_id = tasks.events.ClaimCommitted().process_receipt(receipt, errors=DISCARD)[0]["args"]["claim_id"]
+        self.send(tasks.functions.reveal_claim(claim_id, root, salt), "reveal claim")
+        return int(claim_id)
 
 
 @dataclass
@@ -128,10 +139,10 @@ class Demo:
                 break
         cheat_secs = time.perf_counter() - t0
         cheater.send(token.functions.approve(tasks.address, SOLVER_BOND), "approve bond")
-        receipt = cheater.send(tasks.functions.claim(task_id, cheat_root), "claim")
-        bad_claim = tasks.events.ClaimPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["claim_id"]
+        bad_claim = cheater.claim(task_id, cheat_root)
         self.say(
-            f"[red]cheater[/red] claims 0x{cheat_root.hex()[:16]}… after {cheat_secs:.1f} s: one number in the output of "
+            f"[red]cheater[/red] commits to a claim, then reveals 0x{cheat_root.hex()[:16]}… after {cheat_secs:.1f} s "
+            "(the commitment binds the claim to its solver, so nobody can copy it): one number in the output of "
             f"node {bad_node} ({program.graph.nodes[bad_node].op.name}) at step {bad_step} is off by 2^20"
         )
 
@@ -163,20 +174,22 @@ class Demo:
         self.say(f"[bold green]the watchtower wins game {game_id}[/bold green] (level {final.level.name}): "
                  "the chain recomputed the disputed value itself")
         tower.send(tasks.functions.settle(challenge_id), "settle")
-        self.say(f"settled: the cheater's {SOLVER_BOND // TOKEN} BOND bond is slashed — half to the watchtower, half burned; "
-                 "the task reopens")
+        self.say(f"settled: the watchtower's bond is back, the cheater's {SOLVER_BOND // TOKEN} BOND bond is slashed "
+                 "(half burned, half shared by every challenger whose game shows the claim wrong), the task reopens")
 
         # the honest solver claims; nobody disputes; the window passes
         c.rule("the honest claim")
         honest_trace = Trace(program)
         honest_root = honest_trace.run()
         honest.send(token.functions.approve(tasks.address, SOLVER_BOND), "approve bond")
-        receipt = honest.send(tasks.functions.claim(task_id, honest_root), "claim")
-        good_claim = tasks.events.ClaimPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["claim_id"]
+        good_claim = honest.claim(task_id, honest_root)
         self.say(f"[green]honest solver[/green] claims 0x{honest_root.hex()[:16]}…; the watchtower agrees and stays quiet")
         chain.w3.testing.timeTravel(chain.w3.eth.get_block("latest")["timestamp"] + WINDOW + 1)
         chain.w3.testing.mine()
         honest.send(tasks.functions.finalize(good_claim), "finalize")
+        share = tasks.functions.prize_share(bad_claim).call()
+        tower.send(tasks.functions.collect(challenge_id), "collect")
+        self.say(f"both windows over: the watchtower, the only challenger to show the cheat, collects {share / TOKEN:,.0f} BOND")
         weights = honest_trace.final_state()
         accuracy = _accuracy(weights)
         self.say(f"window over, claim {good_claim} finalized: reward and bond paid. The trained model scores "

@@ -34,6 +34,7 @@ POOL = 120 * TOKEN
 TASK_REWARD = 5 * TOKEN
 SOLVER_BOND = 20 * TOKEN
 CHALLENGER_BOND = 10 * TOKEN
+WINDOW = CLOCK = 2 * DAY  # the protocol's minimums (SPEC 7.2)
 
 
 @dataclass
@@ -107,13 +108,16 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
                 "result_deadline": now + 30 * DAY}  # fmt: skip
     economics = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "burn_bps": 5_000,
                  "min_stake": 10 * TOKEN}
-    terms = {"reward": TASK_REWARD, "window": DAY, "clock": 6 * 3600, "solver_bond": SOLVER_BOND,
+    terms = {"reward": TASK_REWARD, "window": WINDOW, "clock": CLOCK, "solver_bond": SOLVER_BOND,
              "challenger_bond": CHALLENGER_BOND, "arity": 8, "duration": 7 * DAY}  # fmt: skip
     r = sponsor.client.open_round(shape, schedule, economics, terms, data.features, data.labels, POOL, 3 * TASK_REWARD)
     gas(sponsor, r)
     rid = r["round_id"]
+    for who in ("clean data", "noise data"):
+        for did in people[who].ids:
+            gas(people[who], people[who].client.join_round(rid, did))
     say(f"sponsor opens round {rid}: {shape.rows} digits to classify, pool {POOL // TOKEN} BOND, labels committed "
-        f"(hidden until the predictions are in)")  # fmt: skip
+        f"(hidden until the predictions are in); both data providers join it, putting their stakes at risk there")  # fmt: skip
 
     for who, preds in zip(modelers, data.predictions):
         gas(people[who], people[who].client.commit(rid, people[who].ids[0], preds))
@@ -145,9 +149,8 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
     bad = Trace(_cheat(program))
     bad_root = bad.run()
     cheater.send(honest.court.token.functions.approve(tasks.address, SOLVER_BOND), "approve bond")
-    receipt = cheater.send(tasks.functions.claim(task_ids[SCORES], bad_root), "claim")
-    bad_claim = tasks.events.ClaimPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["claim_id"]
-    say(f"[red]cheater[/red] claims the scores task with modeler C's score raised by 2^20 bps")
+    bad_claim = cheater.claim(task_ids[SCORES], bad_root)
+    say("[red]cheater[/red] claims the scores task with modeler C's score raised by 2^20 bps")
     tower.send(honest.court.token.functions.approve(tasks.address, CHALLENGER_BOND), "approve bond")
     receipt = tower.send(tasks.functions.challenge(bad_claim), "challenge")
     challenge_id = tasks.events.Challenged().process_receipt(receipt, errors=DISCARD)[0]["args"]["challenge_id"]
@@ -169,12 +172,12 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
 
     for kind, tid in task_ids.items():
         honest.send(honest.court.token.functions.approve(tasks.address, SOLVER_BOND), "approve bond")
-        receipt = honest.send(tasks.functions.claim(tid, roots[kind]), "claim")
-        task_ids[kind] = (tid, tasks.events.ClaimPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["claim_id"])
+        task_ids[kind] = (tid, honest.claim(tid, roots[kind]))
     say("the honest solver claims all three; nobody disputes")
-    _travel(chain, chain.w3.eth.get_block("latest")["timestamp"] + DAY + 1)
+    _travel(chain, chain.w3.eth.get_block("latest")["timestamp"] + WINDOW + 1)
     for kind, (tid, cid) in task_ids.items():
         honest.send(tasks.functions.finalize(cid), "finalize")
+    tower.send(tasks.functions.collect(challenge_id), "collect")
     for kind in task_ids:
         gas(sponsor, sponsor.client.record(rid, kind, rp))
     market = sponsor.client.market.functions

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from verifier.app.commands import (
-    CHALLENGE_STATES,
-    CLAIM_STATES,
     approve,
     challenge_ids,
     challenge_of_game,
@@ -31,7 +29,6 @@ from verifier.app.session import (
     CommandError,
     Session,
     event_logs,
-    format_amount,
     format_duration,
     format_time,
     hex32,
@@ -40,6 +37,15 @@ from verifier.core.paths import home
 from verifier.court.chain import ChainError
 from verifier.court.game import GameState, Level, Outcome, Role
 from verifier.court.play import Court, GamePlayer, whose_move
+from verifier.court.states import (
+    CHALLENGE_OPEN,
+    CHALLENGE_STATES,
+    CHALLENGE_WON,
+    CLAIM_COMMITTED,
+    CLAIM_LIVE,
+    CLAIM_REJECTED,
+    CLAIM_STATES,
+)
 from verifier.engine.program import Program, load_program
 from verifier.engine.trace import Trace
 
@@ -86,8 +92,9 @@ def open_dispute(
     challenge it. Returns the challenge and game ids."""
     court, chain = session.court, session.chain
     c = claim_record(court, claim_id)
-    if c["state"] != 1:
-        raise CommandError(f"claim {claim_id} is {CLAIM_STATES.get(c['state'])}: there is nothing left to dispute.")
+    if c["state"] not in (CLAIM_LIVE, CLAIM_REJECTED):
+        what = "not revealed yet: dispute it once its root is public" if c["state"] == CLAIM_COMMITTED else "closed"
+        raise CommandError(f"claim {claim_id} is {CLAIM_STATES.get(c['state'])} ({what}); there is nothing to dispute now.")
     if c["solver"].lower() == chain.account.lower():
         raise CommandError(f"claim {claim_id} is your own ({chain.account}); the solver cannot challenge it.")
     task = task_record(court, c["task_id"])
@@ -284,7 +291,7 @@ def settle(session: Session, challenge_id: int) -> dict[str, Any]:
     """Settle a challenge whose game is over (ending it first if a clock ran out)."""
     court, chain = session.court, session.chain
     ch = challenge_record(court, challenge_id)
-    if ch["state"] != 1:
+    if ch["state"] != CHALLENGE_OPEN:
         raise CommandError(f"challenge {challenge_id} is already settled ({CHALLENGE_STATES.get(ch['state'])}); nothing to do.")
     timed_out = False
     if not court.tasks.functions.settleable(challenge_id).call():
@@ -313,7 +320,8 @@ def settle(session: Session, challenge_id: int) -> dict[str, Any]:
         "burned": str(slashed[0]["args"]["burned"]) if slashed else "0",
         "loser": slashed[0]["args"]["loser"] if slashed else None,
         "claim_rejected": bool(rejected),
-        "credit_paid_to_solver": str(rejected[0]["args"]["credit_paid"]) if rejected else "0",
+        "solver_bond_burned": str(rejected[0]["args"]["burned"]) if rejected else "0",
+        "prize_to_share": str(rejected[0]["args"]["prize"]) if rejected else "0",
         "tx": hex32(receipt["transactionHash"]),
     }
 
@@ -322,8 +330,8 @@ def finalize(session: Session, claim_id: int) -> dict[str, Any]:
     """Pay a claim whose window has closed and whose challenges the solver all won."""
     court, chain = session.court, session.chain
     c = claim_record(court, claim_id)
-    if c["state"] != 1:
-        raise CommandError(f"claim {claim_id} is already {CLAIM_STATES.get(c['state'])}; nothing to finalize.")
+    if c["state"] != CLAIM_LIVE:
+        raise CommandError(f"claim {claim_id} is {CLAIM_STATES.get(c['state'])}; only a live claim can be finalized.")
     task = task_record(court, c["task_id"])
     closes = c["time"] + task["window"]
     now = session.now()
@@ -335,7 +343,7 @@ def finalize(session: Session, claim_id: int) -> dict[str, Any]:
     if c["unsettled"]:
         open_ids = [
             cid for cid in challenge_ids(court, claim_id, c["challenges"])
-            if court.tasks.functions.challenges(cid).call()[3] == 1
+            if court.tasks.functions.challenges(cid).call()[3] == CHALLENGE_OPEN
         ]  # fmt: skip
         raise CommandError(
             f"claim {claim_id} has {c['unsettled']} unsettled challenge(s) ({', '.join(map(str, open_ids))}); "
@@ -349,31 +357,51 @@ def finalize(session: Session, claim_id: int) -> dict[str, Any]:
         "solver": ev["solver"],
         "reward": str(ev["reward"]),
         "bond": str(ev["bond"]),
-        "credit": str(ev["credit"]),
-        "paid": str(ev["reward"] + ev["bond"] + ev["credit"]),
+        "paid": str(ev["reward"] + ev["bond"]),
         "tx": hex32(receipt["transactionHash"]),
     }
 
 
-__all__ = [
-    "CommandError",
-    "GameEvent",
-    "Session",
-    "claim_record",
-    "deploy",
-    "describe",
-    "finalize",
-    "format_amount",
-    "format_duration",
-    "game_status",
-    "list_tasks",
-    "open_dispute",
-    "open_session",
-    "parse_amount",
-    "parse_duration",
-    "play",
-    "post_task",
-    "settle",
-    "show_claim",
-    "show_task",
-]
+def collect(session: Session, challenge_id: int) -> dict[str, Any]:
+    """Pay a winning challenger its equal share of the rejected claim's prize (SPEC 7.5)."""
+    court, chain = session.court, session.chain
+    ch = challenge_record(court, challenge_id)
+    if ch["state"] != CHALLENGE_WON:
+        raise CommandError(
+            f"challenge {challenge_id} is {CHALLENGE_STATES.get(ch['state'])}: only a settled, won challenge collects a share; "
+            f"settle it first with `bisectml settle {challenge_id}` if its game is over."
+        )
+    if not court.tasks.functions.collectable(challenge_id).call():
+        c = claim_record(court, ch["claim_id"])
+        closes = c["time"] + task_record(court, c["task_id"])["window"]
+        raise CommandError(
+            f"claim {ch['claim_id']}'s winners are not final yet (window until {format_time(closes)}, "
+            f"{c['unsettled']} challenge(s) unsettled); collect once the window has closed and every game is settled."
+        )
+    receipt = chain.send(court.tasks.functions.collect(challenge_id), "collect")
+    ev = event_logs(court.tasks.events.PrizeCollected, receipt)[0]["args"]
+    return {
+        "challenge_id": challenge_id,
+        "claim_id": ev["claim_id"],
+        "challenger": ev["challenger"],
+        "share": str(ev["share"]),
+        "dust_burned": str(ev["dust_burned"]),
+        "tx": hex32(receipt["transactionHash"]),
+    }
+
+
+def expire(session: Session, claim_id: int) -> dict[str, Any]:
+    """Burn the bond of a claim whose solver never revealed it, and reopen its task (SPEC 7.3)."""
+    court, chain = session.court, session.chain
+    c = claim_record(court, claim_id)
+    if c["state"] != CLAIM_COMMITTED:
+        raise CommandError(f"claim {claim_id} is {CLAIM_STATES.get(c['state'])}; only an unrevealed claim can expire.")
+    due = int(court.tasks.functions.reveal_deadline(claim_id).call())
+    if session.now() < due:
+        raise CommandError(f"claim {claim_id} may still be revealed until {format_time(due)}; expire it after that.")
+    receipt = chain.send(court.tasks.functions.expire_claim(claim_id), "expire claim")
+    ev = event_logs(court.tasks.events.ClaimExpired, receipt)[0]["args"]
+    return {"claim_id": claim_id, "task_id": ev["task_id"], "burned": str(ev["burned"]), "tx": hex32(receipt["transactionHash"])}
+
+
+__all__ = ["GameEvent", "collect", "expire", "finalize", "open_dispute", "play", "settle"]

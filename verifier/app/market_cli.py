@@ -113,6 +113,22 @@ def data_show(
     say(kv_table(f"dataset {dataset_id}", list(d.items())))
 
 
+@data_app.command("join")
+def data_join(
+    round_id: Annotated[int, typer.Argument(min=1)],
+    dataset_id: Annotated[int, typer.Argument(min=1)],
+    rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
+) -> None:
+    """Put your dataset in a round (owner only, before its commit deadline): its stake is at risk
+    there, and earns there, until the round is settled or void. No round takes it otherwise.
+
+    Example: bisectml data join 3 1
+    """
+    with chain_errors():
+        r = _client(rpc_url, key_file, "data join", None).join_round(round_id, dataset_id)
+    _done(r, as_json, f"[green]joined[/green] round {round_id} with dataset {dataset_id} (slot {r['slot']})")
+
+
 def _stake_verbs(app: typer.Typer, verb: str, noun: str) -> None:
     """`<verb> stake ID AMOUNT` and `<verb> withdraw ID AMOUNT` (owner only)."""
 
@@ -215,18 +231,24 @@ def round_open(
     labels_for: Annotated[str, typer.Option("--labels-for", help="Labels window after the reveal deadline.")] = "1d",
     results_for: Annotated[str, typer.Option("--results-for", help="Time to record results after the labels deadline.")] = "30d",
     factor_bps: Annotated[int, typer.Option("--factor-bps", help="Payout rate per score point, in bps.")] = 10_000,
-    cap_bps: Annotated[int, typer.Option("--cap-bps", help="Largest gain or loss, in bps of stake.")] = 2_500,
+    cap_bps: Annotated[int, typer.Option("--cap-bps", help="Largest gain or loss, in bps of stake (at most 2_500).")] = 2_500,
     data_share_bps: Annotated[int, typer.Option("--data-share-bps", help="Share of a model's gain paid to its datasets.")] = 2_000,
-    data_slash_bps: Annotated[int, typer.Option("--data-slash-bps", help="Slash of a dataset with negative value, bps of stake.")] = 1_000,
-    burn_bps: Annotated[int, typer.Option("--burn-bps", help="Share of slashed stake burned (the rest funds the pool).")] = 5_000,
+    data_slash_bps: Annotated[int, typer.Option("--data-slash-bps", help="Slash of a dataset with negative value, bps of stake (at most 1_000).")] = 1_000,
+    burn_bps: Annotated[int, typer.Option("--burn-bps", help="Share of slashed stake burned at once, 5_000..10_000 (what gains leave is burned too).")] = 5_000,
     min_stake: Annotated[str, typer.Option("--min-stake", help="Least stake a model needs to commit (keeps dust sybils out).")] = "1",
-    window: Annotated[str, typer.Option("--window")] = "1d",
-    clock: Annotated[str, typer.Option("--clock")] = "6h",
+    window: Annotated[str, typer.Option("--window", help="Each task's challenge window, 2d..7d.")] = "2d",
+    clock: Annotated[str, typer.Option("--clock", help="Each task's chess clock per game, 2d..7d.")] = "2d",
     arity: Annotated[int, typer.Option("--arity")] = 8,
     task_duration: Annotated[str, typer.Option("--task-duration", help="How long each task accepts claims.")] = "7d",
     rpc_url: RpcUrl = None, key_file: KeyFile = None, content_dir: ContentDir = None, as_json: AsJson = False,
 ) -> None:
-    """Open a round: publish its features, commit its labels, escrow the pool and the task budget."""
+    """Open a round: publish its features, commit its labels, escrow the pool and the task budget.
+
+    Every rate, phase and task term has a protocol bound (docs/SPEC.md 8.1); terms outside them
+    are refused before anything is sent.
+
+    Example: bisectml round open X.npy y.npy --pool 100 --budget 30 --task-reward 10 --solver-bond 20 --challenger-bond 10
+    """
     from onnx_models.market import Shape
     from verifier.market.client import MarketError
 

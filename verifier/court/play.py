@@ -8,16 +8,22 @@ under us) surfaces as a ChainError and the next call simply re-derives.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from web3.logs import DISCARD
+
 from verifier.court.chain import Chain, ChainError, ChainOracle, Deployment
 from verifier.court.game import GameState, Level, Move, Outcome, Player, Role
+from verifier.court.states import claim_commitment, claim_salt
 from verifier.engine.program import Program
 from verifier.engine.trace import Trace
 
 PROOF_LEVELS = (Level.PROVE_HEADER, Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
+# salts of node-held dev accounts (no key to derive them from), for this process only
+_DEV_SALTS: dict[tuple[str, int, bytes], bytes] = {}
 
 
 @dataclass
@@ -34,6 +40,35 @@ class Court:
 
     def as_account(self, chain: Chain) -> Court:
         return Court(chain, self.deployment)
+
+    def claim_salt(self, task_id: int, final_root: bytes) -> bytes:
+        """The salt of this account's claim of `final_root` on the task (SPEC 7.3): derived from
+        the signing key, so a solver that crashes between commit and reveal derives it again. A
+        node-held dev account has no key here: its salt is random and lives only as long as this
+        process (the demo's accounts), so such a claim is lost if the process dies before the
+        reveal."""
+        if self.chain.key is not None:
+            return claim_salt(bytes(self.chain.key.key), task_id, final_root)
+        return _DEV_SALTS.setdefault((self.chain.account, task_id, final_root), os.urandom(32))
+
+    def commit_claim(self, task_id: int, final_root: bytes) -> tuple[int, Any]:
+        """Takes the task's claim slot with a commitment to `final_root` (bond approved before)."""
+        salt = self.claim_salt(task_id, final_root)
+        commitment = claim_commitment(task_id, final_root, self.chain.account, salt)
+        receipt = self.chain.send(self.tasks.functions.commit_claim(task_id, commitment), "commit claim")
+        ev = self.tasks.events.ClaimCommitted().process_receipt(receipt, errors=DISCARD)[0]
+        return int(ev["args"]["claim_id"]), receipt
+
+    def reveal_claim(self, claim_id: int, final_root: bytes) -> Any:
+        task_id = int(self.tasks.functions.claims(claim_id).call()[0])
+        salt = self.claim_salt(task_id, final_root)
+        return self.chain.send(self.tasks.functions.reveal_claim(claim_id, final_root, salt), "reveal claim")
+
+    def claim(self, task_id: int, final_root: bytes) -> int:
+        """Commit and reveal at once: the slot is already ours when the root becomes public."""
+        claim_id, _ = self.commit_claim(task_id, final_root)
+        self.reveal_claim(claim_id, final_root)
+        return claim_id
 
     def state(self, game_id: int) -> GameState:
         return GameState.from_tuple(self.game.functions.games(game_id).call())

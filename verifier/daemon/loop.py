@@ -26,8 +26,9 @@ Modelled on op-challenger and lnd's watchtower:
   and keeps each program's trace, resumable, under its data directory.
 
 `BISECTML_FAILPOINT=<point>:<n>` (tests only) kills the process with SIGKILL the n-th time it
-passes `<point>`: `recorded` (a transaction is recorded, not yet broadcast) or `broadcast`
-(broadcast, its receipt not yet recorded).
+passes `<point>`: `recorded` (a transaction is recorded, not yet broadcast), `broadcast`
+(broadcast, its receipt not yet recorded) or, in the solver, `committed` (a claim's commit is
+confirmed, its reveal not yet sent).
 """
 
 from __future__ import annotations
@@ -428,27 +429,6 @@ def status(data_dir: Path) -> dict[str, Any]:
     return out
 
 
-__all__ = [
-    "Backoff",
-    "ChallengeRec",
-    "ClaimRec",
-    "Config",
-    "Daemon",
-    "DaemonError",
-    "JsonLog",
-    "Registry",
-    "Reverted",
-    "Sender",
-    "Store",
-    "TaskRec",
-    "Traces",
-    "View",
-    "is_transport_error",
-    "main",
-    "move_key",
-    "stop",
-    "status",
-]
 
 
 def main(cls: type[Daemon], cfg: Config) -> int:
@@ -458,3 +438,6 @@ def main(cls: type[Daemon], cfg: Config) -> int:
     except DaemonError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+__all__ = ["Config", "Daemon", "is_running", "main", "read_pid", "status", "stop"]

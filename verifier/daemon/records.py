@@ -20,12 +20,6 @@ GAME_MAX_ARITY = 32
 GAME_MAX_SLOTS = 512
 MAX_UINT = 2**256 - 1
 
-# task, claim and challenge states (contracts/Tasks.vy)
-TASK_OPEN, TASK_DONE, TASK_RECLAIMED = 1, 2, 3
-CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED = 1, 2, 3
-CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON, CHALLENGE_VOID = 1, 2, 3, 4
-CHALLENGE_NAMES = {1: "open", 2: "lost", 3: "won", 4: "void"}
-
 
 class DaemonError(BisectmlError, RuntimeError):
     """A daemon cannot start or cannot go on (bad options, no key, no funds, a locked data dir)."""
@@ -67,11 +61,13 @@ class ClaimRec:
 
     task_id: int
     solver: str
+    commitment: bytes
     final_root: bytes
-    time: int
+    time: int  # the commit's timestamp while COMMITTED, the reveal's from then on
     challenges: int
     unsettled: int
-    credit: int
+    winners: int
+    collected: int
     state: int
 
 
@@ -93,42 +89,61 @@ def _record(cls: type, values: Any) -> Any:
 
 
 class View:
-    """One tick's reads of the chain, memoized so one tick sees one consistent picture."""
+    """One tick's reads of the chain, memoized and pinned to one block (the latest when first
+    asked), so one tick sees one consistent picture: a claim read as live and its task read a
+    moment later can never disagree about a settlement that landed in between."""
 
     def __init__(self, court: Court) -> None:
         self.court = court
         self._tasks: dict[int, TaskRec] = {}
         self._claims: dict[int, ClaimRec] = {}
         self._challenges: dict[int, ChallengeRec] = {}
+        self._block: int | None = None
         self._now: int | None = None
+
+    def _pin(self) -> None:
+        if self._block is None:
+            head = self.court.chain.w3.eth.get_block("latest")
+            self._block, self._now = int(head["number"]), int(head["timestamp"])
+
+    @property
+    def block(self) -> int:
+        """The block every read of this view is made at."""
+        self._pin()
+        assert self._block is not None
+        return self._block
 
     @property
     def now(self) -> int:
-        """The latest block's timestamp (the chain's clock, never the local one)."""
-        if self._now is None:
-            self._now = int(self.court.chain.w3.eth.get_block("latest")["timestamp"])
+        """The pinned block's timestamp (the chain's clock, never the local one)."""
+        self._pin()
+        assert self._now is not None
         return self._now
+
+    def _call(self, fn: Any) -> Any:
+        return fn.call(block_identifier=self.block)
 
     def task(self, task_id: int) -> TaskRec:
         if task_id not in self._tasks:
-            self._tasks[task_id] = _record(TaskRec, self.court.tasks.functions.tasks(task_id).call())
+            self._tasks[task_id] = _record(TaskRec, self._call(self.court.tasks.functions.tasks(task_id)))
         return self._tasks[task_id]
 
     def claim(self, claim_id: int) -> ClaimRec:
         if claim_id not in self._claims:
-            self._claims[claim_id] = _record(ClaimRec, self.court.tasks.functions.claims(claim_id).call())
+            self._claims[claim_id] = _record(ClaimRec, self._call(self.court.tasks.functions.claims(claim_id)))
         return self._claims[claim_id]
 
     def challenge(self, challenge_id: int) -> ChallengeRec:
         if challenge_id not in self._challenges:
-            self._challenges[challenge_id] = _record(ChallengeRec, self.court.tasks.functions.challenges(challenge_id).call())
+            rec = self._call(self.court.tasks.functions.challenges(challenge_id))
+            self._challenges[challenge_id] = _record(ChallengeRec, rec)
         return self._challenges[challenge_id]
 
     def challenges_of(self, claim_id: int) -> list[int]:
         n = self.claim(claim_id).challenges
         out: list[int] = []
         while len(out) < n:
-            page = self.court.tasks.functions.challenges_of(claim_id, len(out), 256).call()
+            page = self._call(self.court.tasks.functions.challenges_of(claim_id, len(out), 256))
             if not page:
                 break
             out.extend(int(i) for i in page)
@@ -136,7 +151,7 @@ class View:
 
     def counts(self) -> tuple[int, int, int]:
         f = self.court.tasks.functions
-        return int(f.task_count().call()), int(f.claim_count().call()), int(f.challenge_count().call())
+        return int(self._call(f.task_count())), int(self._call(f.claim_count())), int(self._call(f.challenge_count()))
 
 
 # -- logs ---------------------------------------------------------------------------------------

@@ -35,7 +35,12 @@ from verifier.market.content import (
     encode_dataset,
     encode_features,
 )
-from verifier.market.economics import labels_commitment, prediction_commitment
+from verifier.market.economics import (
+    Economics,
+    labels_commitment,
+    prediction_commitment,
+    round_bounds_error,
+)
 
 KINDS = ("metamodel", "scores", "values")
 METAMODEL, SCORES, VALUES = 0, 1, 2
@@ -237,6 +242,13 @@ class MarketClient:
     def withdraw_model(self, model_id: int, amount: int) -> Any:
         return self._send(self.market.functions.withdraw_model_stake(model_id, amount), "withdraw model stake")
 
+    def join_round(self, round_id: int, dataset_id: int) -> dict[str, Any]:
+        """The dataset's owner puts it in the round (SPEC 8.1): its stake is at risk there, and
+        earns there, from now until the round is settled or void; no round takes it otherwise."""
+        receipt = self._send(self.market.functions.join_round(round_id, dataset_id), "join round")
+        ev = self._event("Joined", receipt)
+        return {"round_id": round_id, "dataset_id": dataset_id, "slot": int(ev["slot"]), "gas": receipt["gasUsed"]}
+
     # -- rounds: the sponsor -----------------------------------------------------------------------
 
     def open_round(
@@ -254,6 +266,15 @@ class MarketClient:
         from onnx_models import market as programs
 
         shape.check()
+        refused = round_bounds_error(
+            self.now(),
+            tuple(schedule[k] for k in SCHEDULE_FIELDS),
+            Economics(**{k: economics.get(k, 0) for k in ECONOMICS_FIELDS}),
+            tuple(terms[k] for k in TERMS_FIELDS),
+            budget,
+        )
+        if refused is not None:
+            raise MarketError(f"{refused.removeprefix('market: ')}; see docs/SPEC.md 8.1 for the protocol's bounds.")
         fdata = encode_features(features)
         x = decode_features(fdata)
         if x.shape != (shape.rows, shape.features):
