@@ -40,8 +40,8 @@ ENV = "BISECTML_CONTRACTS_DIR"
 #: the fast, relevant test files per contract, the quickest killers first (pytest -x stops at the
 #: first failure, so a mutant that breaks honest play dies in the first file)
 MAPPING: dict[str, list[str]] = {
-    "Game.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_rules.py"],
-    "Referee.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_rules.py"],
+    "Game.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_raw_reverts.py", f"{TESTS}/test_game_rules.py"],
+    "Referee.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_raw_reverts.py", f"{TESTS}/test_game_rules.py"],
     "Tasks.vy": [f"{TESTS}/test_tasks.py", f"{TESTS}/test_tasks_invariants.py"],
     "Market.vy": [f"{TESTS}/test_market.py", f"{TESTS}/test_market_invariants.py", f"{TESTS}/test_game_market.py"],
 }
