@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow", type=Path, help='JSON list of {"id", "reason"}: survivors explained as redundant')
     ap.add_argument("--no-canary", action="store_true", help="skip checking that the tests read the mutated copy")
     ap.add_argument("--budget", type=float, help="start no mutant after this many seconds; the rest are reported as not run")
+    ap.add_argument("--merge", type=Path, help="an earlier --report: its results stand for the mutants not run now")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = ap.parse_args(argv)
 
@@ -316,6 +317,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, old)
         shutil.rmtree(work, ignore_errors=True)
 
+    not_run = [m.id for m, _, _ in plan[len(results):]] if args.jobs <= 1 else []
+    if args.merge:
+        # e.g. the survivors of a full run, run again after a test was added for them
+        fresh = {r.id for r in results}
+        names = {f.name for f in fields(Mutant)}
+        earlier = [Mutant(**{k: v for k, v in d.items() if k in names}) for d in json.loads(args.merge.read_text())["mutants"]]
+        results = [r for r in earlier if r.id not in fresh] + results
+        not_run = [i for i in json.loads(args.merge.read_text()).get("not_run", []) if i not in fresh]
     unexplained = [r for r in results if r.status == SURVIVED and r.id not in allow]
     errors = [r for r in results if r.status == ERROR]
     summary = {}
@@ -335,10 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {r.id} (line {r.line}): the test run itself failed:\n{r.detail}")
     if args.report:
         report = {
-            "contracts": args.contracts,
+            "contracts": list(summary),
             "tests": {name: args.tests or MAPPING[name] for name in summary},
             "summary": summary,
-            "not_run": [m.id for m, _, _ in plan[len(results):]] if args.jobs <= 1 else [],
+            "not_run": not_run,
             "mutants": [{**asdict(r), "explained": allow.get(r.id, "")} for r in results],
         }
         for m in report["mutants"]:

@@ -9,6 +9,8 @@ honest side winning.
 
 from __future__ import annotations
 
+import dataclasses
+
 import boa
 import numpy as np
 
@@ -28,11 +30,13 @@ from test_game_adversaries import (  # noqa: F401 - fixtures
     wide,
     wrong_challenger,
 )
+import test_game_rules as rules
 from test_game_rules import CLOCK, OtherSlotTrace, TouchesOtherSlot, WrongElement, play
 from verifier import commit
 from verifier.commit import CHUNK
 from verifier.game import Level, Move, Outcome, Role
 from verifier.merkle import keccak
+from verifier.trace import Trace
 
 ZERO = b"\x00" * 32
 GAME_ARGS = dict(initial_root=keccak(b"a"), final_root=keccak(b"b"), graph_root=keccak(b"g"), steps=4, n_nodes=3,
@@ -186,7 +190,8 @@ def test_data_descent__bad_reveals_and_picks__revert(court, oracle, honest_wide)
 def test_pick_element__bad_choices__revert(court, oracle, honest_acc) -> None:
     """Guards pick_element: the chunk must be the revealed leaf, the element inside it and inside
     the tensor, the descriptor the disputed node's, one proof per input; then, at TERM, the
-    solver cannot re-send its chunk to rewind to ELEMENT (`game: no chunk to reveal`)."""
+    solver cannot re-send its chunk to rewind to ELEMENT (`game: no chunk to reveal`), and its
+    first reveal must carry s_K after the interior values (`game: wrong number of values`)."""
     m = wrong_challenger(court, oracle, honest_acc, accumulator, target=(2, 2))
     s = advance(m, at(Level.ELEMENT, Role.CHALLENGER))
     chunk, i, desc, headers, roots, paths = m.challenger.challenger_move(s, m._revealed).args
@@ -206,6 +211,9 @@ def test_pick_element__bad_choices__revert(court, oracle, honest_acc) -> None:
     assert s.level == Level.TERM and s.turn == Role.SOLVER
     with boa.env.prank(m.solver_addr), boa.reverts("game: no chunk to reveal"):
         court.game.reveal_chunk(m.gid, chunk)
+    reveal = m.solver.solver_move(s).args[0]  # the interior values, then s_K
+    with boa.env.prank(m.solver_addr), boa.reverts("game: wrong number of values"):
+        court.game.reveal(m.gid, reveal[:-1])
     assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
 
 
@@ -314,3 +322,87 @@ def test_clocks__late_pick_and_late_proof__revert(court, oracle, honest_acc) -> 
     with boa.reverts("game: already over"):
         court.game.timeout(m2.gid)
     assert court.state(m2.gid).outcome == Outcome.SOLVER_WON
+
+
+def test_reveal_output__another_slot_changed__reverts(court, oracle, honest_acc) -> None:
+    """Guards reveal_output's `game: other slots changed`: the cheater's node also changed W, so
+    its post-state is not the pre-state with only the output slot replaced. With the pre-state's
+    own sibling path the new commitment folds to the honest post-state, not to the cheater's;
+    without the check the honest output is accepted and the challenger has nothing to dispute."""
+    t, n = 2, 3
+    p = honest_acc.program
+    other = run(accumulator(TouchesOtherSlot, target=(t, n)), OtherSlotTrace)
+    m = new_match(court, oracle, other, honest_acc, other.final_root)
+    s = advance(m, at(Level.OUTPUT, Role.SOLVER))
+    out_slot, w_slot = p.graph.nodes[n].output, p.state_slots[1]
+    pre = honest_acc.slot_table_at(t, n)
+    post = honest_acc.slot_table_at(t, n + 1)
+    post.set(w_slot, commit.commit(honest_acc.state_at_step(t)[1] + 1).root)
+    assert commit.state_root(t, n + 1, post.root) == s.hi_value
+    out = honest_acc.commit(honest_acc.step_detail(t).outputs[n])
+    with boa.env.prank(m.solver_addr), boa.reverts("game: other slots changed"):
+        court.game.reveal_output(m.gid, p.descriptors[n], list(honest_acc.open_node(n).proof), pre.root, post.root,
+                                 pre[out_slot], out.header, out.data_root, list(pre.open(out_slot).proof))
+    assert stall_and_time_out(m) == Outcome.CHALLENGER_WON
+
+
+class _BadHeaderTrace(Trace):
+    """Commits the marked final output under a header with an unknown dtype (not canonical)."""
+
+    def commit(self, array):  # type: ignore[override]  # noqa: ANN001, ANN201
+        tc = commit.commit(np.asarray(array))
+        if not isinstance(array, rules.Marked):
+            return tc
+        header = bytes([0xEE]) + tc.header[1:]
+        return dataclasses.replace(tc, header=header, root=commit.tensor_root(header, tc.data_root))
+
+
+def test_choose_data__on_a_header_that_is_not_canonical__reverts(court, oracle, honest_acc) -> None:
+    """Guards choose's `game: header is not canonical, dispute it`: a data descent sized by a
+    broken header means nothing; the challenger must dispute the header, and wins that."""
+    cheat = _BadHeaderTrace(accumulator(rules.MarksFinalOutput), checkpoint_every=2)
+    cheat.run()
+    m = new_match(court, oracle, cheat, honest_acc, cheat.step_root(STEPS))
+    advance(m, at(Level.CHOOSE, Role.CHALLENGER))
+    with boa.env.prank(m.challenger_addr), boa.reverts("game: header is not canonical, dispute it"):
+        court.game.choose(m.gid, False)
+    assert play(m, "challenger") == Outcome.CHALLENGER_WON
+
+
+def clipped(cls=None, **attrs):  # noqa: ANN001, ANN201
+    """acc' = Clip(acc, <absent>, 50) + t: a node with an absent optional input (Clip's lo)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnx_models.toy import make_model
+    from verifier.program import load_program, make_program
+
+    i64 = TensorProto.INT64
+    step = make_model(
+        [helper.make_node("Clip", ["acc", "", "hi"], ["c"], name="clip"),
+         helper.make_node("Add", ["c", "t"], ["acc_next"], name="add_t")],
+        [helper.make_tensor_value_info("t", i64, []), helper.make_tensor_value_info("acc", i64, [3])],
+        [helper.make_tensor_value_info("acc_next", i64, [3])],
+        [numpy_helper.from_array(np.array(50, dtype=np.int64), "hi")],
+    )
+    p = load_program(make_program(step, steps=STEPS, state={"acc": np.array([5, -7, 100], dtype=np.int64)}, step_input="t"))
+    if cls is not None:
+        p.__class__ = cls
+        for k, v in attrs.items():
+            setattr(p, k, v)
+    return p
+
+
+def test_pick_element__value_for_an_absent_input__reverts(court, oracle) -> None:
+    """Guards `referee: absent input has a value`: Clip's absent `lo` must come with empty header
+    and data root; a challenger that gives it a value of its own (lo = 10^6) would make the
+    one-step clip to it and beat the honest solver's correct element."""
+    honest = run(clipped())
+    m = wrong_challenger(court, oracle, honest, clipped, target=(1, 0))
+    s = advance(m, at(Level.ELEMENT, Role.CHALLENGER))
+    chunk, i, desc, headers, roots, paths = m.challenger.challenger_move(s, m._revealed).args
+    assert headers[1] == ZERO and roots[1] == ZERO
+    lo = commit.commit(np.array(10**6, dtype=np.int64))
+    fake_headers, fake_roots = [headers[0], lo.header, headers[2]], [roots[0], lo.data_root, roots[2]]
+    with boa.env.prank(m.challenger_addr), boa.reverts("referee: absent input has a value"):
+        court.referee.pick_element(m.gid, chunk, i, desc, fake_headers, fake_roots, paths)
+    assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
