@@ -8,8 +8,15 @@ compile is reported and skipped), and the contract's mapped test files run again
 (tests/contracts/conftest.py and _court.py). A failing run kills the mutant; a passing one
 lets it survive. The working tree is never written; the copy goes away on every exit.
 
-    python bench/mutation_check.py --contracts Game.vy Referee.vy --report bench/mutation_report.json \\
-        --allow bench/mutation_allow.json
+    python bench/mutation_check.py --contracts Game.vy Referee.vy \\
+        --allow bench/mutation_allow.json --report bench/mutation_report.json
+
+Deletions run first (a surviving deletion is a check no test needs). `--budget` stops starting
+mutants after so many seconds, and `--merge` folds an earlier report in, so a long check can run
+in parts (`--kind invert --merge bench/mutation_report.json`). Survivors that are redundant by
+design are listed with their backstop in bench/mutation_allow.json and docs/SPEC.md section 6.2.
+About 25-35 s per mutant on one core (pytest start, compiling the mutant, the mapped files
+until the first failure).
 
 Exit status: 0 when every survivor is explained in the --allow file, 1 when one is not (or a
 mutant's run errors), 2 on bad arguments or when a contract's tests do not read the copy.
