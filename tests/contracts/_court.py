@@ -3,14 +3,22 @@ driver that plays two `Player`s against each other move by move, as the daemons 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import boa
 
 from verifier.court.game import GameState, Level, Move, Outcome, Player, Role
 
 FAMILIES = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
+#: where the .vy sources are read from (as in conftest.CONTRACTS); bench/mutation_check.py
+#: points BISECTML_CONTRACTS_DIR at a mutated copy
+CONTRACTS = Path(os.environ.get("BISECTML_CONTRACTS_DIR") or Path(__file__).resolve().parents[2] / "contracts")
+if os.environ.get("BISECTML_CONTRACTS_DIR"):
+    # `from contracts import ..` inside the sources must resolve to the same copy
+    boa.interpret.set_search_paths([str(CONTRACTS.parent)])
 
 
 _DEPLOYERS: dict[str, object] = {}
@@ -19,7 +27,7 @@ _DEPLOYERS: dict[str, object] = {}
 def _deployer(name: str):  # noqa: ANN202
     """Compile each contract once per process; deploying again is then cheap."""
     if name not in _DEPLOYERS:
-        _DEPLOYERS[name] = boa.load_partial(f"contracts/{name}.vy")
+        _DEPLOYERS[name] = boa.load_partial(str(CONTRACTS / f"{name}.vy"))
     return _DEPLOYERS[name]
 
 

@@ -7,13 +7,18 @@ deployed in.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import boa
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS = ROOT / "contracts"
+#: where the .vy sources are read from; bench/mutation_check.py points this at a mutated copy
+CONTRACTS = Path(os.environ.get("BISECTML_CONTRACTS_DIR") or ROOT / "contracts")
+if os.environ.get("BISECTML_CONTRACTS_DIR"):
+    # `from contracts import ..` inside the sources must resolve to the same copy
+    boa.interpret.set_search_paths([str(CONTRACTS.parent)])
 
 #: tokens minted to each funded account (18 decimals)
 FUNDS = 10**6 * 10**18
