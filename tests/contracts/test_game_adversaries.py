@@ -20,17 +20,24 @@ from collections.abc import Callable
 import boa
 import numpy as np
 import pytest
+from _court import BoaOracle, Court, Match
 from eth_abi import encode as abi_encode
 from onnx import TensorProto, helper
+from test_game_rules import (
+    ARITY,
+    CLOCK,
+    OtherSlotTrace,
+    TouchesOtherSlot,
+    WrongElement,
+    play,
+)
 
-from _court import BoaOracle, Court, Match
 from onnx_models.toy import accumulator_program, make_model
-from test_game_rules import ARITY, CLOCK, OtherSlotTrace, TouchesOtherSlot, WrongElement, play
-from verifier import commit
-from verifier.game import GameState, Level, Outcome, Player, Role, descent
-from verifier.merkle import MerkleTree, keccak
-from verifier.program import Program, load_program, make_program
-from verifier.trace import Trace
+from verifier.commit import commitments as commit
+from verifier.commit.merkle import MerkleTree, keccak
+from verifier.court.game import GameState, Level, Outcome, Player, Role, descent
+from verifier.engine.program import Program, load_program, make_program
+from verifier.engine.trace import Trace
 
 STEPS = 6
 #: elements of the wide program's state: 600 int64 = 4,800 bytes = 3 chunks, so the data tree

@@ -13,8 +13,8 @@ import dataclasses
 
 import boa
 import numpy as np
-
-from _court import Court, _deployer
+import test_game_rules as rules
+from _court import _deployer
 from test_game_adversaries import (  # noqa: F401 - fixtures
     STEPS,
     accumulator,
@@ -30,13 +30,13 @@ from test_game_adversaries import (  # noqa: F401 - fixtures
     wide,
     wrong_challenger,
 )
-import test_game_rules as rules
 from test_game_rules import CLOCK, OtherSlotTrace, TouchesOtherSlot, WrongElement, play
-from verifier import commit
-from verifier.commit import CHUNK
-from verifier.game import Level, Move, Outcome, Role
-from verifier.merkle import keccak
-from verifier.trace import Trace
+
+from verifier.commit import commitments as commit
+from verifier.commit.commitments import CHUNK
+from verifier.commit.merkle import keccak
+from verifier.court.game import Level, Move, Outcome, Role
+from verifier.engine.trace import Trace
 
 ZERO = b"\x00" * 32
 GAME_ARGS = dict(initial_root=keccak(b"a"), final_root=keccak(b"b"), graph_root=keccak(b"g"), steps=4, n_nodes=3,
@@ -374,7 +374,7 @@ def clipped(cls=None, **attrs):  # noqa: ANN001, ANN201
     from onnx import TensorProto, helper, numpy_helper
 
     from onnx_models.toy import make_model
-    from verifier.program import load_program, make_program
+    from verifier.engine.program import load_program, make_program
 
     i64 = TensorProto.INT64
     step = make_model(

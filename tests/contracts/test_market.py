@@ -19,18 +19,18 @@ from types import SimpleNamespace
 import boa
 import numpy as np
 import pytest
+from _court import CONTRACTS, tx_gas
 from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from _court import tx_gas
-from verifier.market import economics as econ
 from verifier.commit.commitments import commit_tensor, state_root
-from verifier.core.dtypes import DType
 from verifier.commit.merkle import keccak, merkle_proof, merkle_root
+from verifier.core.dtypes import DType
+from verifier.market import economics as econ
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKET_SOURCE = ROOT / "contracts" / "Market.vy"
+MARKET_SOURCE = CONTRACTS / "Market.vy"  # a mutated copy when BISECTML_CONTRACTS_DIR is set
 
 E18 = 10**18
 DAY = 86_400
