@@ -26,6 +26,8 @@ from onnx import TensorProto, helper
 from test_game_rules import (
     ARITY,
     CLOCK,
+    Marked,
+    MarksFinalOutput,
     OtherSlotTrace,
     TouchesOtherSlot,
     WrongElement,
@@ -82,25 +84,6 @@ class StaleStepCounter(Program):
 
     def step_value(self, t: int) -> np.ndarray:
         return np.array(t - 1 if t == self.bad_step else t, dtype=np.int64)
-
-
-class Marked(np.ndarray):
-    """An array whose commitment `GarbagePaddingTrace` falsifies."""
-
-
-class MarksLastOutput(Program):
-    """Marks the last node's output of the last step: it becomes the final state."""
-
-    def run_step(self, t, state, fast=True, on_node=None):  # noqa: ANN001, ANN201
-        values = self.step_values(t, state)
-        for n, node in enumerate(self.graph.nodes):
-            out = self.graph.run_node(node, values, fast)
-            if t == self.steps - 1 and n == self.n_nodes - 1:
-                out = out.view(Marked)
-            values[node.output] = out
-            if on_node is not None:
-                on_node(n, out)
-        return values, [values[s] for s in self.next_slots]
 
 
 def garbage_padded_leaves(tc: commit.TensorCommitment) -> list[bytes]:
@@ -379,7 +362,7 @@ def test_reveal_data__garbage_under_padding__challenger_wins(court, oracle, hone
     cheater's data tree holds honest chunks and garbage in its padding leaf. The challenger may
     not pick padding, and every real child matches, so without the check the honest challenger
     has nothing to dispute; with it the reveal that shows the garbage loses at once."""
-    cheat = run(wide(MarksLastOutput), GarbagePaddingTrace)
+    cheat = run(wide(MarksFinalOutput), GarbagePaddingTrace)
     m = new_match(court, oracle, cheat, honest_wide, cheat.final_root, arity=arity)
     s = advance(m, at(Level.DATA, Role.SOLVER))
     tc = commit.commit(np.asarray(cheat.step_detail(STEPS - 1).outputs[-1]))
