@@ -206,7 +206,7 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
     summary["burned"] = burned
     summary["market_balance"] = token.functions.balanceOf(sponsor.client.market.address).call()
     summary["market_owed"] = int(market.owed().call())
-    table.add_row("(burned)", "half of every slash", "", f"{burned / TOKEN:,.2f}", "")
+    table.add_row("(burned)", "slashed stake no gain took", "", f"{burned / TOKEN:,.2f}", "")
     demo.console.print(table)
     return summary
 
