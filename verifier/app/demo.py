@@ -23,7 +23,6 @@ from solvers.cheats import WrongElement
 from verifier.court.chain import Chain, deploy_suite
 from verifier.court.game import GameState, Level, Move, Outcome, Role
 from verifier.court.play import Court, GamePlayer, play_out, program_task_args
-from verifier.court.states import claim_commitment
 from verifier.engine.program import Program, load_program
 from verifier.engine.trace import Trace
 
@@ -56,13 +55,9 @@ class Actor:
 
     def claim(self, task_id: int, root: bytes) -> int:
         """Commit to the root (taking the task's slot), then reveal it (SPEC 7.3)."""
-        tasks = self.court.tasks
-        salt = self.court.claim_salt(task_id, root)
-        commitment = claim_commitment(task_id, root, self.address, salt)
-        receipt = self.send(tasks.functions.commit_claim(task_id, commitment), "commit claim")
-        claim_id = tasks.events.ClaimCommitted().process_receipt(receipt, errors=DISCARD)[0]["args"]["claim_id"]
-        self.send(tasks.functions.reveal_claim(claim_id, root, salt), "reveal claim")
-        return int(claim_id)
+        claim_id, receipt = self.court.commit_claim(task_id, root)
+        self.gas += receipt["gasUsed"] + self.court.reveal_claim(claim_id, root)["gasUsed"]
+        return claim_id
 
 
 @dataclass

@@ -266,13 +266,10 @@ class MarketClient:
         from onnx_models import market as programs
 
         shape.check()
-        refused = round_bounds_error(
-            self.now(),
-            tuple(schedule[k] for k in SCHEDULE_FIELDS),
-            Economics(**{k: economics.get(k, 0) for k in ECONOMICS_FIELDS}),
-            tuple(terms[k] for k in TERMS_FIELDS),
-            budget,
-        )
+        schedule_t = tuple(schedule[k] for k in SCHEDULE_FIELDS)
+        economics_t = tuple(economics.get(k, 0) for k in ECONOMICS_FIELDS)
+        terms_t = tuple(terms[k] for k in TERMS_FIELDS)
+        refused = round_bounds_error(self.now(), schedule_t, Economics(*economics_t), terms_t, budget)
         if refused is not None:
             raise MarketError(f"{refused.removeprefix('market: ')}; see docs/SPEC.md 8.1 for the protocol's bounds.")
         fdata = encode_features(features)
@@ -287,9 +284,9 @@ class MarketClient:
         refs = [programs.program_ref(k, shape) for k in range(3)]
         args = (
             _shape_tuple(shape),
-            tuple(schedule[k] for k in SCHEDULE_FIELDS),
-            tuple(economics.get(k, 0) for k in ECONOMICS_FIELDS),
-            tuple(terms[k] for k in TERMS_FIELDS),
+            schedule_t,
+            economics_t,
+            terms_t,
             [_ref_tuple(r) for r in refs],
             commit.commit_tensor(x),
             cid,
