@@ -154,6 +154,81 @@ def check(
             out.print(f"  {k:<11} {v}")
 
 
+@app.command("import")
+def import_(
+    model: Annotated[Path, typer.Argument(help="A float .onnx model (torch.onnx.export, skl2onnx, tf2onnx).")],
+    calibration: Annotated[
+        Path, typer.Option("--calibration", help="Rows that set the scales: .npz (X, y), .npy or .csv.")
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the integer model.")],
+    held_out: Annotated[
+        Path | None, typer.Option("--held-out", help="Rows to report accuracy on (.npz with y for a metric).")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Rows per step of the programs built from it.", min=1)] = 32,
+    max_loss: Annotated[
+        float | None, typer.Option("--max-loss", help="Fail (writing nothing) if accuracy drops by more points.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Import a float ONNX model as an exact integer model, and report what it costs in accuracy.
+
+    Example: bisectml import model.onnx --calibration train.npz --held-out test.npz --out model.int.onnx
+    """
+    from verifier.app.bring import import_model
+    from verifier.core.errors import BisectmlError
+
+    try:
+        result = import_model(str(model), str(calibration), str(out_file), str(held_out) if held_out else None, batch, max_loss)
+    except BisectmlError as e:
+        fail(str(e))
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(f"[green]ok[/green] wrote {result['out']}: integer {result['task']} model, {result['nodes']} nodes, batch {result['batch']}")
+    table = Table("rows", "set", "metric", "float", "integer", "loss", "agreement %", "max |err|")
+    for name in ("calibration", "held_out"):
+        r = result.get(name)
+        if r is None:
+            continue
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        table.add_row(str(r["rows"]), name, r["metric"], fmt(r["float"]), fmt(r["integer"]), fmt(r["loss"]), fmt(r["agreement"]), f"{r['max_abs_error']:.4g}")
+    out.print(table)
+    judged = result.get("held_out") or result["calibration"]
+    layers = Table("layer (source tensor)", "max |err|", "relative")
+    for r in judged["layers"]:
+        layers.add_row(r["tensor"], f"{r['max_abs_error']:.4g}", f"{r['relative']:.2%}")
+    out.print(layers)
+    if result["worst_layer"]:
+        out.print(f"the layer that loses the most: {result['worst_layer']}")
+
+
+@app.command()
+def infer(
+    model: Annotated[Path, typer.Argument(help="An integer model written by `bisectml import`.")],
+    data: Annotated[Path, typer.Option("--data", help="The rows to run it on: .npz (X), .npy or .csv.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the program.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Build a program that runs an imported model over a dataset, one batch per step.
+
+    Its final state holds every row's output; post it with `bisectml task post`.
+
+    Example: bisectml infer model.int.onnx --data rows.npz --out infer.onnx
+    """
+    from verifier.app.bring import infer_program
+    from verifier.core.errors import BisectmlError
+
+    try:
+        result = infer_program(str(model), str(data), str(out_file))
+    except BisectmlError as e:
+        fail(str(e))
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(f"[green]ok[/green] wrote {result['out']}: {result['rows']} rows in {result['steps']} steps")
+    out.print(f"  program_id {result['program_id']}")
+
+
 @app.command()
 def trace(
     program: Annotated[str, typer.Argument(help="A program .onnx file or a bundled program name (e.g. mlp_train).")],

@@ -1,0 +1,151 @@
+"""`onnx_models.importer`: float models from a real exporter become exact integer graphs that
+keep the float model's accuracy, and inference programs over committed rows (docs/SPEC.md 9)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from _imported import exported, split
+from onnx import TensorProto, helper
+
+from onnx_models import importer
+from verifier.engine.program import load_program
+
+
+@pytest.mark.parametrize("dataset", ["breast_cancer", "digits"])
+@pytest.mark.parametrize("kind", ["mlp", "logistic"])
+def test_sklearn_models__keep_accuracy_within_a_point(dataset: str, kind: str) -> None:
+    x_train, x_test, _, y_test = split(dataset)
+    model = exported(dataset, kind)
+    imp = importer.import_model(model, x_train, batch=32)
+    report = importer.evaluate(model, imp, x_test, y_test)
+    assert imp.task == "label"
+    assert report.float_metric is not None and report.float_metric > 90
+    assert report.loss is not None and report.loss <= 1.0, report.as_dict()
+    assert report.agreement is not None and report.agreement >= 98.0
+    # every op of the result is a profile op: the engine loaded it to run the report
+    assert {n.op_type for n in imp.model.graph.node} <= {
+        "Cast", "MatMul", "Add", "Sub", "Mul", "Div", "Sign", "Clip", "Relu", "Gather", "ArgMax", "Identity",
+        "Where", "GreaterOrEqual", "Reshape", "Concat", "Transpose",
+    }  # fmt: skip
+
+
+def test_import__is_deterministic_and_records_its_scales() -> None:
+    x_train, *_ = split("breast_cancer")
+    model = exported("breast_cancer", "mlp")
+    a = importer.import_model(model, x_train).model.SerializeToString()
+    b = importer.import_model(model, x_train).model.SerializeToString()
+    assert a == b
+    meta = {p.key: p.value for p in onnx.load_model_from_string(a).metadata_props}
+    for key in ("input_scales", "scales", "rounding", "source_sha256", "task", "batch"):
+        assert importer.META_PREFIX + key in meta
+
+
+def test_requant__rounds_half_away_from_zero() -> None:
+    """The written rounding rule, on the emitted ops: x * 1/2 for x in -5..5."""
+    b = importer._Builder({}, {"x": np.arange(-5, 6, dtype=np.float64)}, {})
+    q = importer.QTensor("x", (11,), np.asarray(1.0), 5)
+    half = b.requant(
+        q, np.asarray(2.0), 100, helper.make_node("Identity", ["x"], ["y"])
+    )
+    graph = helper.make_graph(
+        b.e.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.INT64, [11])],
+        [helper.make_tensor_value_info(half.name, TensorProto.INT64, [11])], initializer=b.e.consts,
+    )  # fmt: skip
+    from verifier.engine.graph import load_graph
+
+    out = load_graph(
+        helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10
+        )
+    ).run({"x": np.arange(-5, 6, dtype=np.int64)})[half.name]
+    assert out.tolist() == [-3, -2, -2, -1, -1, 0, 1, 1, 2, 2, 3]
+    assert out.tolist() == importer.round_half_away(np.arange(-5, 6) / 2).tolist()
+
+
+def test_inference_program__final_state_is_every_rows_label() -> None:
+    x_train, x_test, _, _ = split("breast_cancer")
+    model = exported("breast_cancer", "mlp")
+    imp = importer.import_model(model, x_train, batch=16)
+    rows = x_test[:40]
+    program = load_program(
+        importer.inference_program(imp, importer.quantize_rows(rows, imp.input_scales))
+    )
+    assert program.steps == 3  # 40 rows, 16 a step
+    final = program.run()["outputs"]
+    expected = importer.run_integer(imp, rows)[imp.model.graph.output[0].name]
+    assert final[:40].tolist() == expected.tolist()
+    assert (
+        final[40:].tolist()
+        == importer.run_integer(imp, np.zeros((8, rows.shape[1]), np.float32))[
+            imp.model.graph.output[0].name
+        ].tolist()
+    )
+
+
+def _float_model(nodes, inputs, outputs, inits=(), opset=17):
+    g = helper.make_graph(nodes, "f", inputs, outputs, initializer=list(inits))
+    return helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", opset)], ir_version=9
+    ).SerializeToString()
+
+
+def _fin(name="x", shape=(None, 3), dtype=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, list(shape))
+
+
+W = onnx.numpy_helper.from_array(np.ones((3, 2), np.float32), "w")
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (_float_model([helper.make_node("Sin", ["x"], ["y"], name="sine")], [_fin()], [_fin("y")]), "node 'sine' (Sin) is not supported"),
+        (_float_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [_fin(dtype=TensorProto.DOUBLE)], [_fin("y", (None, 2))],
+                      [onnx.numpy_helper.from_array(np.ones((3, 2)), "w")]), "float64"),
+        (_float_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [_fin(shape=(None, None))], [_fin("y", (None, 2))], [W]),
+         "rows of a fixed number of features"),
+        (_float_model([helper.make_node("Identity", ["x"], ["y"])], [_fin()], [_fin("y")],
+                      [onnx.numpy_helper.from_array(np.ones(2, np.uint16), "u")]), "UINT16"),
+        (b"not an onnx file", "cannot read the model"),
+    ],
+)  # fmt: skip
+def test_refused_models__one_line_naming_the_problem(
+    model: bytes, message: str
+) -> None:
+    with pytest.raises(importer.ImportError_) as err:
+        importer.import_model(model, np.ones((4, 3), np.float32))
+    text = str(err.value)
+    assert message in text and "\n" not in text and text.endswith(".")
+
+
+def test_value_beyond_exact_integers__refused() -> None:
+    """Bounds are worst cases over every input: a tensor that could reach 2^53 is refused."""
+    b = importer._Builder({}, {}, {})
+    with pytest.raises(importer.ImportError_, match="too wide for exact integers"):
+        b.put("h", importer.QTensor("h", (1, 1), np.asarray(1.0), 2**53))
+    b.put("h", importer.QTensor("h", (1, 1), np.asarray(1.0), 2**53 - 1))
+
+
+def test_two_layers__rescaled_between_so_each_product_stays_narrow() -> None:
+    k = 64
+    rng = np.random.default_rng(0)
+    w1 = onnx.numpy_helper.from_array(rng.normal(size=(k, 8)).astype(np.float32), "w1")
+    w2 = onnx.numpy_helper.from_array(rng.normal(size=(8, 1)).astype(np.float32), "w2")
+    m = _float_model(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        [_fin(shape=(None, k))], [_fin("y", (None, 1))], [w1, w2],
+    )  # fmt: skip
+    x = rng.normal(size=(200, k)).astype(np.float32)
+    imp = importer.import_model(m, x, batch=8)
+    ops = [n.op_type for n in imp.model.graph.node]
+    assert (
+        ops.count("MatMul") == 2
+        and "Div" in ops[ops.index("MatMul") : len(ops) - ops[::-1].index("MatMul")]
+    )
+    report = importer.evaluate(m, imp, x)
+    assert report.task == "value" and report.max_abs_error < 0.01 * float(
+        np.abs(importer._run_float(importer.read_float_model(m), x, ["y"])["y"]).max()
+    )
