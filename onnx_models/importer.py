@@ -34,6 +34,8 @@ IR_VERSION = 10
 PRODUCER = "bisectml.onnx_models.importer"
 
 ACT_MAX = 32_767  # activations fit 16 bits
+# activations rescaled to 16 bits keep twice their calibrated range (one bit for rows beyond it)
+ACT_HEADROOM = 2.0
 # inputs beyond the calibration range are clipped: leave room for rows outside it, and give a
 # feature that hardly varies in the calibration set at least 1/INPUT_FLOOR of the widest's range
 INPUT_HEADROOM = 4.0
@@ -163,6 +165,7 @@ class _Builder:
         self.scales: dict[str, list[float]] = {}
         self.mapped: dict[str, str] = {}
         self.int_shapes: dict[str, tuple[int, ...]] = {}
+        self.standins: set[str] = set()
 
     # --- helpers
 
@@ -207,15 +210,21 @@ class _Builder:
         return self.consts.get(name)
 
     def requant(
-        self, q: QTensor, new_scale: np.ndarray, limit: int, node: onnx.NodeProto
+        self,
+        q: QTensor,
+        new_scale: np.ndarray,
+        limit: int,
+        node: onnx.NodeProto,
+        lo: int | None = None,
     ) -> QTensor:
-        """q * old_scale / new_scale, rounded half away from zero, clipped to +-limit."""
+        """q * old_scale / new_scale, rounded half away from zero, clipped to [lo, limit]
+        (lo = -limit unless given: a quantized model's asymmetric range)."""
         old = np.asarray(q.scale, dtype=np.float64)
         ratio = old / np.asarray(new_scale, dtype=np.float64)
         top = float(np.max(np.abs(ratio)))
         k = (
             0
-            if top >= 2**MULT_BITS
+            if top == 0 or top >= 2**MULT_BITS
             else max(0, MULT_BITS - 1 - math.floor(math.log2(top)))
         )
         mult = round_half_away(ratio * 2.0**k)
@@ -241,12 +250,17 @@ class _Builder:
             )
         out = self.e.op(
             "Clip",
-            [p, self.e.const(_i64(-limit)), self.e.const(_i64(limit))],
+            [
+                p,
+                self.e.const(_i64(-limit if lo is None else lo)),
+                self.e.const(_i64(limit)),
+            ],
             "requant",
         )
         scale = np.asarray(new_scale, dtype=np.float64)
+        reach = max(limit, abs(lo)) if lo is not None else limit
         return QTensor(
-            out, q.shape, scale, min(limit, int(np.max(np.abs(mult))) * q.bound)
+            out, q.shape, scale, min(reach, int(np.max(np.abs(mult))) * q.bound)
         )
 
     def narrow(
@@ -261,8 +275,17 @@ class _Builder:
             )
         if q.scale.ndim == 0 and q.bound <= limit:
             return q
-        scale = _scale_of(self.calib_max(src), limit)
-        return self.requant(q, scale, limit, node)
+        if src in self.calib and np.issubdtype(self.calib[src].dtype, np.floating):
+            return self.requant(q, self.act_scale(src, limit), limit, node)
+        # an integer tensor of a quantized model: its own range, so nothing is clipped
+        return self.requant(
+            q, np.asarray(float(np.max(q.scale)) * q.bound / limit), limit, node
+        )
+
+    def act_scale(self, src: str, limit: int = ACT_MAX) -> np.ndarray:
+        """The scale of an activation: its calibrated range, with headroom at 16 bits."""
+        room = ACT_HEADROOM if limit == ACT_MAX else 1.0
+        return _scale_of(float(self.calib_max(src)) * room, limit)
 
     def scalar_scale(self, q: QTensor, src: str, node: onnx.NodeProto) -> QTensor:
         """Same values, one scale for every element (before an op that moves the last axis)."""
@@ -273,11 +296,11 @@ class _Builder:
     # --- the emitted graph
 
     def finish(
-        self, input_name: str, output: QTensor, batch: int, features: int
+        self, input_name: str, output: QTensor, batch: int, row_shape: tuple[int, ...]
     ) -> onnx.ModelProto:
         inputs = [
             helper.make_tensor_value_info(
-                input_name, TensorProto.INT32, [batch, features]
+                input_name, TensorProto.INT32, [batch, *row_shape]
             )
         ]
         out = self.e.op("Identity", [output.name], "y")
@@ -299,6 +322,13 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _broadcasts(small: Sequence[int], big: Sequence[int]) -> bool:
+    """Whether `small` broadcasts unidirectionally to `big` (numpy rules, right-aligned)."""
+    return len(small) <= len(big) and all(
+        a in (1, b) for a, b in zip(reversed(small), reversed(big))
+    )
+
+
 def _affine_const(
     b: _Builder,
     node: onnx.NodeProto,
@@ -307,8 +337,20 @@ def _affine_const(
     sign: int,
     const_first: bool,
 ) -> QTensor:
-    """q (+/-) c for a constant c whose shape broadcasts along q's last axis at most."""
+    """q (+/-) c for a constant c: any shape that broadcasts to q's when q has one scale,
+    else one that varies along q's last axis at most."""
     c = np.asarray(c, dtype=np.float64)
+    if q.scale is not None and q.scale.ndim == 0 and _broadcasts(c.shape, q.shape):
+        qc = round_half_away(c / q.scale)
+        args = (
+            [b.e.const(qc, "k"), q.name]
+            if const_first and sign < 0
+            else [q.name, b.e.const(qc, "k")]
+        )
+        name = b.e.op("Add" if sign > 0 else "Sub", args)
+        return QTensor(
+            name, q.shape, q.scale, q.bound + int(np.max(np.abs(qc), initial=0))
+        )
     if c.size not in (1, q.shape[-1] if q.shape else 1) or (
         c.ndim > 1 and any(d != 1 for d in c.shape[:-1])
     ):
@@ -457,14 +499,13 @@ def _h_addsub(b: _Builder, node: onnx.NodeProto) -> None:
                 "the operands need broadcasting",
                 "export operands of the same shape",
             )
-        scale = _scale_of(
-            max(
-                float(b.calib_max(node.input[0])),
-                float(b.calib_max(node.input[1])),
-                float(b.calib_max(node.output[0])),
-            ),
-            ACT_MAX,
+        widest = max(
+            node.input[0],
+            node.input[1],
+            node.output[0],
+            key=lambda n: float(b.calib_max(n)),
         )
+        scale = b.act_scale(widest)
         xs = b.requant(x, scale, ACT_MAX, node)
         ys = b.requant(y, scale, ACT_MAX, node)
         out = b.e.op(node.op_type, [xs.name, ys.name])
@@ -488,14 +529,23 @@ def _h_mul(b: _Builder, node: onnx.NodeProto, divide: bool = False) -> None:
             raise b.refuse(node, "division by a zero constant", "fix the model")
         c = 1.0 / c
     q = b.get(node, src)
+    if q.scale is None:
+        raise b.refuse(node, "scales an integer index", "export the model without it")
     if c.size not in (1, q.shape[-1]) or (
         c.ndim > 1 and any(d != 1 for d in c.shape[:-1])
     ):
-        raise b.refuse(
-            node,
-            "a constant factor varies along more than the last axis",
-            "fold it into the weights before export",
+        if q.scale.ndim != 0 or not _broadcasts(c.shape, q.shape):
+            raise b.refuse(
+                node,
+                "a constant factor varies along more than the last axis",
+                "fold it into the weights before export",
+            )
+        # a factor per channel (axis 1, say): one rescale with a multiplier per element of c
+        old = QTensor(q.name, q.shape, np.asarray(q.scale) * c, q.bound)
+        b.put(
+            node.output[0], b.requant(old, b.act_scale(node.output[0]), ACT_MAX, node)
         )
+        return
     cv = c.reshape(-1) if c.size > 1 else c.reshape(())
     # v * c = q * (s * |c|) * sign(c): exact, the scale absorbs |c|
     sign = np.sign(cv).astype(np.int64)
@@ -579,7 +629,11 @@ def _table(
     )
     idx = b.e.op("Add", [qi.name, b.e.const(_i64(TABLE_HALF))])
     out = b.e.op("Gather", [b.e.const(table, "table"), idx], axis=0)
-    b.put(node.output[0], QTensor(out, q.shape, out_scale, ACT_MAX))
+    b.put(
+        node.output[0],
+        QTensor(out, q.shape, out_scale, ACT_MAX),
+        track=node.op_type in ("Sigmoid", "Tanh"),
+    )
 
 
 def _h_sigmoid(b: _Builder, node: onnx.NodeProto) -> None:
@@ -622,16 +676,16 @@ def _h_argmax(b: _Builder, node: onnx.NodeProto) -> None:
     b.put(node.output[0], QTensor(out, tuple(shape), None, max(q.shape)))
 
 
+# ops that keep the order of values: between a Softmax and an ArgMax they change nothing
+MONOTONE = {"Identity", "QuantizeLinear", "DequantizeLinear"}
+
+
 def _h_softmax(b: _Builder, node: onnx.NodeProto) -> None:
-    # Softmax is monotone along its axis: before an ArgMax over that axis it changes nothing.
-    users = [u for u in b.users.get(node.output[0], []) if u.op_type not in SKIPPED]
-    if users and all(
-        u.op_type == "ArgMax"
-        or (u.op_type == "Identity" and _only_argmax(b, u.output[0]))
-        for u in users
-    ):
-        # the logits stand in for the probabilities; not a value to compare in the report
+    """Softmax (or QLinearSoftmax) is monotone along its axis: before an ArgMax over that
+    axis, through order-keeping ops only, the logits stand in for the probabilities."""
+    if _only_argmax(b, node.output[0]):
         b.put(node.output[0], b.get(node, node.input[0]), track=False)
+        b.standins.add(node.output[0])
         return
     raise b.refuse(
         node,
@@ -642,7 +696,20 @@ def _h_softmax(b: _Builder, node: onnx.NodeProto) -> None:
 
 def _only_argmax(b: _Builder, name: str) -> bool:
     users = [u for u in b.users.get(name, []) if u.op_type not in SKIPPED]
-    return bool(users) and all(u.op_type == "ArgMax" for u in users)
+    return bool(users) and all(
+        u.op_type == "ArgMax"
+        or (u.op_type in MONOTONE and _only_argmax(b, u.output[0]))
+        for u in users
+    )
+
+
+def _standin(b: _Builder, node: onnx.NodeProto) -> bool:
+    """Pass a Softmax's stand-in through an order-keeping op unchanged."""
+    if node.input[0] not in b.standins:
+        return False
+    b.put(node.output[0], b.env[node.input[0]], track=False)
+    b.standins.add(node.output[0])
+    return True
 
 
 def _h_shape_op(b: _Builder, node: onnx.NodeProto) -> None:
@@ -680,7 +747,7 @@ def _h_concat(b: _Builder, node: onnx.NodeProto) -> None:
             "joins integer indices with real values",
             "export the model without it",
         )
-    scale = _scale_of(float(b.calib_max(node.output[0])), ACT_MAX)
+    scale = b.act_scale(node.output[0])
     names = [b.requant(p, scale, ACT_MAX, node).name for p in parts]
     b.put(
         node.output[0],
@@ -770,8 +837,537 @@ def _h_feature_extractor(b: _Builder, node: onnx.NodeProto) -> None:
     b.put(node.output[0], QTensor(name, tuple(out_shape), None, int(np.max(np.abs(t)))))
 
 
+def _bn_params(
+    b: _Builder, node: onnx.NodeProto
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """BatchNormalization as y = x * a + c per channel, if all its parameters are constant."""
+    params = [b.const_of(n) for n in node.input[1:5]]
+    if any(p is None for p in params):
+        return None
+    gamma, beta, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
+    a = gamma / np.sqrt(var + float(_attrs(node).get("epsilon", 1e-5)))
+    return a, beta - mean * a
+
+
+def _spatial_attrs(node: onnx.NodeProto, rank: int) -> dict[str, Any]:
+    a = _attrs(node)
+    keep = {
+        k: a[k]
+        for k in ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+        if k in a
+    }
+    if isinstance(keep.get("auto_pad"), bytes):
+        keep["auto_pad"] = keep["auto_pad"].decode()
+    return keep
+
+
+def _conv_acc(
+    b: _Builder,
+    node: onnx.NodeProto,
+    src: str,
+    w: np.ndarray,
+    bias: np.ndarray,
+    shape: Sequence[int],
+) -> QTensor:
+    """x * w + bias in exact integers: int8 activations and int8 weights per output channel
+    into ConvInteger, the bias added in int64; the result has one scale per channel."""
+    q = b.get(node, src)
+    if q.scale is None:
+        raise b.refuse(node, "convolves integer indices", "export the model without it")
+    x8 = b.narrow(q, src, node, limit=127)
+    xi = b.e.op("Cast", [x8.name], "x_i8", to=TensorProto.INT8)
+    folded_w = float(x8.scale) * w
+    chan = _scale_of(np.abs(folded_w).reshape(w.shape[0], -1).max(axis=1), 127)
+    qw = round_half_away(folded_w / chan.reshape((-1,) + (1,) * (w.ndim - 1)))
+    acc = b.e.op(
+        "ConvInteger",
+        [xi, b.e.const(qw.astype(np.int8), "w_i8")],
+        "conv",
+        **_spatial_attrs(node, w.ndim - 2),
+    )
+    wide = b.e.op("Cast", [acc], "conv64", to=_I64)
+    axis_shape = (-1,) + (1,) * (w.ndim - 2)
+    qb = round_half_away(bias / chan).reshape(axis_shape)
+    summed = b.e.op("Add", [wide, b.e.const(qb, "bias")])
+    bound = x8.bound * int(np.abs(qw).reshape(w.shape[0], -1).sum(axis=1).max()) + int(
+        np.abs(qb).max()
+    )
+    return QTensor(summed, tuple(shape), chan.reshape(axis_shape), bound)
+
+
+def _h_conv(b: _Builder, node: onnx.NodeProto) -> None:
+    """Conv with constant weights, then one rescale back to a 16-bit activation. A
+    BatchNormalization that alone reads the output is folded into the weights."""
+    w = b.const_of(node.input[1])
+    if w is None:
+        raise b.refuse(
+            node, "the weights are not constant", "make the weights an initializer"
+        )
+    w = np.asarray(w, dtype=np.float64)
+    bias = (
+        np.zeros(w.shape[0])
+        if len(node.input) < 3 or not node.input[2]
+        else b.const_of(node.input[2])
+    )
+    if bias is None:
+        raise b.refuse(node, "the bias is not constant", "make the bias an initializer")
+    bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+    out_name = node.output[0]
+    users = b.users.get(out_name, [])
+    if (
+        len(users) == 1
+        and users[0].op_type == "BatchNormalization"
+        and (folded := _bn_params(b, users[0])) is not None
+    ):
+        a, c = folded
+        w = w * a.reshape((-1,) + (1,) * (w.ndim - 1))
+        bias = bias * a + c
+        out_name = users[0].output[0]
+    acc = _conv_acc(b, node, node.input[0], w, bias, b.shapes[out_name])
+    b.put(out_name, b.requant(acc, b.act_scale(out_name), ACT_MAX, node))
+
+
+def _h_batchnorm(b: _Builder, node: onnx.NodeProto) -> None:
+    """y = x * a + c per channel (axis 1): one rescale with a per-channel multiplier."""
+    if node.output[0] in b.env:  # folded into the Conv before it
+        return
+    q = b.get(node, node.input[0])
+    folded = _bn_params(b, node)
+    if folded is None or q.scale is None or len(q.shape) < 2:
+        raise b.refuse(
+            node, "its parameters are not constant", "make them initializers"
+        )
+    a, c = folded
+    axis_shape = (-1,) + (1,) * (len(q.shape) - 2)
+    scale = b.act_scale(node.output[0])
+    old = QTensor(q.name, q.shape, np.asarray(q.scale) * a.reshape(axis_shape), q.bound)
+    scaled = b.requant(old, scale, ACT_MAX, node)
+    shift = round_half_away(c / scale).reshape(axis_shape)
+    name = b.e.op("Add", [scaled.name, b.e.const(shift, "shift")])
+    b.put(
+        node.output[0],
+        QTensor(name, q.shape, scale, ACT_MAX + int(np.abs(shift).max())),
+    )
+
+
+def _window_slices(b: _Builder, node: onnx.NodeProto, q: QTensor) -> list[str]:
+    """One strided Slice per kernel offset: pooling as an n-ary Max or a sum of them."""
+    a = _attrs(node)
+    kernel = list(a["kernel_shape"])
+    n = len(kernel)
+    strides = list(a.get("strides", [1] * n))
+    if any(a.get("pads", [0] * 2 * n)) or a.get("auto_pad", b"NOTSET") not in (
+        b"NOTSET",
+        "NOTSET",
+        b"VALID",
+        "VALID",
+    ):
+        raise b.refuse(
+            node,
+            "padding is not supported for pooling",
+            "pad with a Conv or export the pool without pads",
+        )
+    if any(d != 1 for d in a.get("dilations", [1] * n)) or a.get("ceil_mode", 0):
+        raise b.refuse(
+            node,
+            "dilations or ceil_mode are not supported for pooling",
+            "export the pool without them",
+        )
+    if int(np.prod(kernel)) > 255:
+        raise b.refuse(
+            node, "the window has more than 255 elements", "use a smaller window"
+        )
+    out = b.shapes[node.output[0]]
+    spatial = list(range(len(q.shape) - n, len(q.shape)))
+    names = []
+    for offset in np.ndindex(*kernel):
+        starts = list(offset)
+        ends = [
+            o + (out[ax] - 1) * st + 1 for o, ax, st in zip(offset, spatial, strides)
+        ]
+        names.append(
+            b.e.op(
+                "Slice",
+                [
+                    q.name,
+                    b.e.const(_i64(starts), "starts"),
+                    b.e.const(_i64(ends), "ends"),
+                    b.e.const(_i64(spatial), "axes"),
+                    b.e.const(_i64(strides), "steps"),
+                ],
+                "window",
+            )  # fmt: skip
+        )
+    return names
+
+
+def _h_maxpool(b: _Builder, node: onnx.NodeProto) -> None:
+    if len(node.output) > 1 and node.output[1]:
+        raise b.refuse(
+            node,
+            "the Indices output is not supported",
+            "export MaxPool without indices",
+        )
+    q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+    names = _window_slices(b, node, q)
+    out = b.e.op("Max", names, "maxpool") if len(names) > 1 else names[0]
+    b.put(
+        node.output[0], QTensor(out, tuple(b.shapes[node.output[0]]), q.scale, q.bound)
+    )
+
+
+def _h_avgpool(b: _Builder, node: onnx.NodeProto) -> None:
+    q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+    names = _window_slices(b, node, q)
+    total = names[0]
+    for other in names[1:]:
+        total = b.e.op("Add", [total, other], "window_sum")
+    # the mean is the sum at a finer scale: exact
+    b.put(
+        node.output[0],
+        QTensor(
+            total,
+            tuple(b.shapes[node.output[0]]),
+            np.asarray(q.scale) / len(names),
+            q.bound * len(names),
+        ),
+    )
+
+
+def _h_global_avgpool(b: _Builder, node: onnx.NodeProto) -> None:
+    q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+    axes = list(range(2, len(q.shape)))
+    count = int(np.prod([q.shape[ax] for ax in axes]))
+    total = b.e.op(
+        "ReduceSum", [q.name, b.e.const(_i64(axes), "axes")], "gap", keepdims=1
+    )
+    b.put(
+        node.output[0],
+        QTensor(
+            total,
+            tuple(b.shapes[node.output[0]]),
+            np.asarray(q.scale) / count,
+            q.bound * count,
+        ),
+    )
+
+
+# ---------------------------------------------------------------- quantized models
+
+
+def _qrange(zp: np.ndarray | None) -> tuple[int, int]:
+    """The integer range of a quantized tensor, from its zero point's type (uint8 if none)."""
+    if zp is not None and np.asarray(zp).dtype == np.int8:
+        return -128, 127
+    return 0, 255
+
+
+def _qparams(
+    b: _Builder, node: onnx.NodeProto, scale_at: int, zp_at: int
+) -> tuple[np.ndarray, int, int, int]:
+    """(scale, zero point, lo, hi) of a per-tensor quantization; lo/hi centered on zero."""
+    scale = b.const_of(node.input[scale_at])
+    zp = (
+        b.const_of(node.input[zp_at])
+        if len(node.input) > zp_at and node.input[zp_at]
+        else None
+    )
+    if scale is None or (len(node.input) > zp_at and node.input[zp_at] and zp is None):
+        raise b.refuse(
+            node,
+            "its scale or zero point is not constant",
+            "quantize with constant parameters",
+        )
+    if np.asarray(scale).size != 1 or (zp is not None and np.asarray(zp).size != 1):
+        raise b.refuse(
+            node,
+            "an activation is quantized per channel",
+            "quantize activations per tensor",
+        )
+    lo, hi = _qrange(zp)
+    z = int(np.asarray(zp).reshape(-1)[0]) if zp is not None else 0
+    return np.asarray(float(np.asarray(scale).reshape(-1)[0])), z, lo - z, hi - z
+
+
+def _dequantized(
+    b: _Builder,
+    node: onnx.NodeProto,
+    value_at: int,
+    scale_at: int,
+    zp_at: int,
+    axis: int = 0,
+) -> np.ndarray:
+    """A quantized constant (weights) as the reals it stands for, per channel along `axis`."""
+    q = b.const_of(node.input[value_at])
+    scale = b.const_of(node.input[scale_at])
+    zp = (
+        b.const_of(node.input[zp_at])
+        if len(node.input) > zp_at and node.input[zp_at]
+        else np.zeros(1)
+    )
+    if q is None or scale is None or zp is None:
+        raise b.refuse(
+            node, "its weights are not constant", "quantize with constant weights"
+        )
+    return _dequantize_array(np.asarray(q), np.asarray(scale), np.asarray(zp), axis)
+
+
+def _dequantize_array(
+    q: np.ndarray, scale: np.ndarray, zp: np.ndarray, axis: int
+) -> np.ndarray:
+    shape = [1] * q.ndim
+    if scale.size > 1:
+        shape[axis] = -1
+    return (
+        q.astype(np.float64)
+        - zp.astype(np.float64).reshape(shape if zp.size > 1 else ())
+    ) * scale.astype(np.float64).reshape(shape if scale.size > 1 else ())
+
+
+def _h_quantize(b: _Builder, node: onnx.NodeProto) -> None:
+    """QuantizeLinear of an activation: its values on the model's 8-bit grid, held centered
+    (q - zero point) at the model's scale; the rounding is half away from zero (ONNX: to even)."""
+    if _standin(b, node):
+        return
+    scale, _, lo, hi = _qparams(b, node, 1, 2)
+    q = b.get(node, node.input[0])
+    if q.scale is None:
+        raise b.refuse(
+            node, "quantizes an integer index", "export the model without it"
+        )
+    b.put(node.output[0], b.requant(q, scale, hi, node, lo=lo))
+
+
+def _h_dequantize(b: _Builder, node: onnx.NodeProto) -> None:
+    if _standin(b, node):
+        return
+    q = b.get(node, node.input[0])
+    scale, _, _, _ = _qparams(b, node, 1, 2)
+    if (
+        q.scale is None
+        or q.scale.ndim != 0
+        or not math.isclose(float(q.scale), float(scale), rel_tol=1e-6)
+    ):
+        raise b.refuse(
+            node,
+            "dequantizes with other parameters than its QuantizeLinear",
+            "pair each QuantizeLinear with its DequantizeLinear",
+        )
+    b.put(node.output[0], q, track=False)
+
+
+def _h_qlinear_conv(b: _Builder, node: onnx.NodeProto) -> None:
+    w = _dequantized(b, node, 3, 4, 5, axis=0)
+    x_scale, _, _, _ = _qparams(b, node, 1, 2)
+    w_scale = np.asarray(b.const_of(node.input[4]), dtype=np.float64).reshape(-1)
+    bias = np.zeros(w.shape[0])
+    if len(node.input) > 8 and node.input[8]:
+        bias = (
+            np.asarray(b.const_of(node.input[8]), dtype=np.float64)
+            * float(x_scale)
+            * np.broadcast_to(w_scale, (w.shape[0],))
+        )
+    acc = _conv_acc(b, node, node.input[0], w, bias, b.shapes[node.output[0]])
+    y_scale, _, lo, hi = _qparams(b, node, 6, 7)
+    b.put(node.output[0], b.requant(acc, y_scale, hi, node, lo=lo))
+
+
+def _h_qlinear_matmul(b: _Builder, node: onnx.NodeProto) -> None:
+    w = _dequantized(b, node, 3, 4, 5, axis=1)
+    acc = _linear(b, node, node.input[0], w, None)
+    y_scale, _, lo, hi = _qparams(b, node, 6, 7)
+    b.put(node.output[0], b.requant(acc, y_scale, hi, node, lo=lo))
+
+
+def _h_qgemm(b: _Builder, node: onnx.NodeProto) -> None:
+    """com.microsoft QGemm: A (quantized activation) x B (quantized weights) + C (int32)."""
+    a = _attrs(node)
+    if a.get("transA", 0):
+        raise b.refuse(
+            node,
+            "transA=1 is not supported",
+            "quantize Gemm with the activation untransposed",
+        )
+    trans_b = bool(a.get("transB", 0))
+    w = _dequantized(b, node, 3, 4, 5, axis=0 if trans_b else 1)
+    w = (w.T if trans_b else w) * float(a.get("alpha", 1.0))
+    a_scale, _, _, _ = _qparams(b, node, 1, 2)
+    bias = None
+    if len(node.input) > 6 and node.input[6]:
+        b_scale = np.asarray(b.const_of(node.input[4]), dtype=np.float64).reshape(-1)
+        bias = (
+            np.asarray(b.const_of(node.input[6]), dtype=np.float64).reshape(-1)
+            * float(a_scale)
+            * b_scale
+        )
+    acc = _linear(b, node, node.input[0], w, bias)
+    if len(node.input) > 7 and node.input[7]:
+        y_scale, _, lo, hi = _qparams(b, node, 7, 8)
+        acc = b.requant(acc, y_scale, hi, node, lo=lo)
+    b.put(node.output[0], acc)
+
+
+def _h_qlinear_sigmoid(b: _Builder, node: onnx.NodeProto) -> None:
+    """com.microsoft QLinearSigmoid: the Sigmoid table, then onto the output's 8-bit grid."""
+    y_scale, _, lo, hi = _qparams(b, node, 3, 4)
+    _h_sigmoid(b, node)
+    b.put(node.output[0], b.requant(b.env[node.output[0]], y_scale, hi, node, lo=lo))
+
+
+def _h_qlinear_concat(b: _Builder, node: onnx.NodeProto) -> None:
+    """com.microsoft QLinearConcat(Y_scale, Y_zp, X_0, X_0_scale, X_0_zp, ..): every operand
+    onto the output's grid, then joined."""
+    y_scale, _, lo, hi = _qparams(b, node, 0, 1)
+    parts = [b.get(node, node.input[i]) for i in range(2, len(node.input), 3)]
+    names = [b.requant(p, y_scale, hi, node, lo=lo).name for p in parts]
+    out = b.e.op("Concat", names, axis=int(_attrs(node)["axis"]))
+    b.put(
+        node.output[0],
+        QTensor(out, tuple(b.shapes[node.output[0]]), y_scale, max(abs(lo), hi)),
+    )
+
+
+def _h_qlinear_add(b: _Builder, node: onnx.NodeProto) -> None:
+    """com.microsoft QLinearAdd: both operands on the output's grid, added, clipped to it."""
+    y_scale, _, lo, hi = _qparams(b, node, 6, 7)
+    for const_at, other_at in ((3, 0), (0, 3)):
+        if b.const_of(node.input[const_at]) is not None:  # a quantized bias
+            c = _dequantized(b, node, const_at, const_at + 1, const_at + 2)
+            summed = _affine_const(
+                b,
+                node,
+                b.requant(b.get(node, node.input[other_at]), y_scale, ACT_MAX, node),
+                c,
+                +1,
+                False,
+            )
+            out = b.e.op(
+                "Clip", [summed.name, b.e.const(_i64(lo)), b.e.const(_i64(hi))], "qadd"
+            )
+            b.put(node.output[0], QTensor(out, summed.shape, y_scale, max(abs(lo), hi)))
+            return
+    x, y = b.get(node, node.input[0]), b.get(node, node.input[3])
+    if x.shape != y.shape:
+        raise b.refuse(
+            node, "the operands need broadcasting", "export operands of the same shape"
+        )
+    xs, ys = b.requant(x, y_scale, ACT_MAX, node), b.requant(y, y_scale, ACT_MAX, node)
+    total = b.e.op("Add", [xs.name, ys.name])
+    out = b.e.op("Clip", [total, b.e.const(_i64(lo)), b.e.const(_i64(hi))], "qadd")
+    b.put(node.output[0], QTensor(out, x.shape, y_scale, max(abs(lo), hi)))
+
+
+def _fold_quantized_constants(
+    nodes: list[onnx.NodeProto], consts: dict[str, np.ndarray]
+) -> list[onnx.NodeProto]:
+    """DequantizeLinear of constants (QDQ weights) becomes the float constant it stands for."""
+    kept = []
+    for node in nodes:
+        if node.op_type == "DequantizeLinear" and all(
+            i in consts for i in node.input if i
+        ):
+            zp = (
+                consts[node.input[2]]
+                if len(node.input) > 2 and node.input[2]
+                else np.zeros(1)
+            )
+            consts[node.output[0]] = _dequantize_array(
+                np.asarray(consts[node.input[0]]),
+                np.asarray(consts[node.input[1]]),
+                np.asarray(zp),
+                int(_attrs(node).get("axis", 1)),
+            )
+            continue
+        kept.append(node)
+    return kept
+
+
+def _undo_dynamic_quantization(
+    nodes: list[onnx.NodeProto], consts: dict[str, np.ndarray]
+) -> list[onnx.NodeProto]:
+    """onnxruntime's quantize_dynamic writes x -> DynamicQuantizeLinear -> MatMulInteger or
+    ConvInteger (int8 weights) -> Cast -> Mul(x_scale * w_scale). The runtime scale of x
+    cancels: the subgraph is x times the dequantized weights, which is what is imported."""
+    producer = {o: n for n in nodes for o in n.output if o}
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for n in nodes:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    dropped: set[int] = set()
+    replaced: dict[int, onnx.NodeProto] = {}
+    for n in nodes:
+        if n.op_type not in ("MatMulInteger", "ConvInteger"):
+            continue
+        dql = producer.get(n.input[0])
+        casts = users.get(n.output[0], [])
+        where = f"node '{n.name or n.op_type}' ({n.op_type})"
+        if (
+            dql is None
+            or dql.op_type != "DynamicQuantizeLinear"
+            or len(casts) != 1
+            or casts[0].op_type != "Cast"
+        ):
+            raise ImportError_(
+                f"{where}: integer arithmetic outside a known quantization pattern; import the float model instead."
+            )
+        muls = users.get(casts[0].output[0], [])
+        if len(muls) != 1 or muls[0].op_type != "Mul":
+            raise ImportError_(
+                f"{where}: its result is not rescaled by a Mul; import the float model instead."
+            )
+        mul = muls[0]
+        factor = producer.get(next(i for i in mul.input if i != casts[0].output[0]))
+        w_scale_names = [
+            i
+            for i in (
+                factor.input if factor is not None and factor.op_type == "Mul" else []
+            )
+            if i != dql.output[1]
+        ]
+        if (
+            len(w_scale_names) != 1
+            or w_scale_names[0] not in consts
+            or n.input[1] not in consts
+        ):
+            raise ImportError_(
+                f"{where}: the weight scale is not a constant; import the float model instead."
+            )
+        wq = np.asarray(consts[n.input[1]])
+        wzp = (
+            np.asarray(consts[n.input[3]])
+            if len(n.input) > 3 and n.input[3] in consts
+            else np.zeros(1)
+        )
+        w_scale = np.asarray(consts[w_scale_names[0]], dtype=np.float64)
+        axis = 0 if n.op_type == "ConvInteger" else 1
+        w_float = _dequantize_array(wq, w_scale.reshape(-1), wzp.reshape(-1), axis)
+        name = n.output[0] + "/dequantized_weights"
+        consts[name] = w_float
+        op = "Conv" if n.op_type == "ConvInteger" else "MatMul"
+        new = helper.make_node(
+            op, [dql.input[0], name], [mul.output[0]], name=n.name or op
+        )
+        if op == "Conv":
+            new.attribute.extend(n.attribute)
+        replaced[id(n)] = new
+        dropped.update({id(casts[0]), id(mul)})
+        if factor is not None and all(
+            id(u) in dropped or u is mul for u in users.get(factor.output[0], [])
+        ):
+            dropped.add(id(factor))
+    live = [replaced.get(id(n), n) for n in nodes if id(n) not in dropped]
+    needed = {i for n in live for i in n.input}
+    return [
+        n
+        for n in live
+        if n.op_type != "DynamicQuantizeLinear"
+        or n.output[0] in needed
+        or any(o in needed for o in n.output)
+    ]
+
+
 HANDLERS: dict[str, Callable[[_Builder, onnx.NodeProto], None]] = {
-    "Identity": _h_alias,
+    "Identity": lambda b, n: _standin(b, n) or _h_alias(b, n),
     "Dropout": _h_alias,
     "Cast": _h_cast,
     "MatMul": _h_matmul,
@@ -793,12 +1389,29 @@ HANDLERS: dict[str, Callable[[_Builder, onnx.NodeProto], None]] = {
     "Unsqueeze": _h_shape_op,
     "Transpose": _h_shape_op,
     "Concat": _h_concat,
+    "Conv": _h_conv,
+    "BatchNormalization": _h_batchnorm,
+    "MaxPool": _h_maxpool,
+    "AveragePool": _h_avgpool,
+    "GlobalAveragePool": _h_global_avgpool,
+    # quantized models (QDQ, QOperator, and com.microsoft's QGemm/QLinearAdd)
+    "QuantizeLinear": _h_quantize,
+    "DequantizeLinear": _h_dequantize,
+    "QLinearConv": _h_qlinear_conv,
+    "QLinearMatMul": _h_qlinear_matmul,
+    "QGemm": _h_qgemm,
+    "QLinearAdd": _h_qlinear_add,
+    "QLinearSigmoid": _h_qlinear_sigmoid,
+    "QLinearConcat": _h_qlinear_concat,
+    "QLinearSoftmax": _h_softmax,
     # ai.onnx.ml, as skl2onnx writes scikit-learn pipelines
     "Scaler": _h_scaler,
     "LinearClassifier": _h_linear_classifier,
     "LinearRegressor": _h_linear_regressor,
     "ArrayFeatureExtractor": _h_feature_extractor,
 }
+# onnxruntime's contrib ops that its static quantization writes
+MICROSOFT = {"QGemm", "QLinearAdd", "QLinearSigmoid", "QLinearConcat", "QLinearSoftmax"}
 # outputs nobody needs for a label or a value: probability maps
 SKIPPED = {"ZipMap"}
 
@@ -869,7 +1482,7 @@ def read_float_model(source: Any) -> onnx.ModelProto:
     return model
 
 
-def _check_source(model: onnx.ModelProto) -> tuple[str, int]:
+def _check_source(model: onnx.ModelProto) -> tuple[str, tuple[int, ...]]:
     if (
         len(model.graph.input)
         - len(
@@ -896,16 +1509,18 @@ def _check_source(model: onnx.ModelProto) -> tuple[str, int]:
             f"input '{inp.name}' is float64; export the model in float32."
         )
     dims = tt.shape.dim
-    if len(dims) != 2 or not dims[1].HasField("dim_value"):
+    if len(dims) < 2 or not all(
+        d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]
+    ):
         raise ImportError_(
-            f"input '{inp.name}' must be rows of a fixed number of features, [N, F]; export it so."
+            f"input '{inp.name}' must be rows of a fixed shape, [N, F] or [N, C, H, W]; export it with static dims but the batch."
         )
     for init in model.graph.initializer:
         if init.data_type in (TensorProto.DOUBLE, TensorProto.UINT16):
             raise ImportError_(
                 f"initializer '{init.name}' is {TensorProto.DataType.Name(init.data_type)}; export weights in float32 or int64."
             )
-    return inp.name, int(dims[1].dim_value)
+    return inp.name, tuple(int(d.dim_value) for d in dims[1:])
 
 
 def _output_of(model: onnx.ModelProto) -> tuple[str, str]:
@@ -948,11 +1563,11 @@ def import_model(
 ) -> Imported:
     """Map a float model onto an exact integer inference graph, scales from `calibration`."""
     model = read_float_model(source)
-    input_name, features = _check_source(model)
+    input_name, row_shape = _check_source(model)
     x = np.asarray(calibration, dtype=np.float32)
-    if x.ndim != 2 or x.shape[1] != features or len(x) == 0:
+    if x.shape[1:] != row_shape or len(x) == 0:
         raise ImportError_(
-            f"the calibration data has shape {list(x.shape)}; pass rows of {features} features."
+            f"the calibration data has shape {list(x.shape)}; pass rows of shape {list(row_shape)}."
         )
     if not 1 <= batch <= 4096:
         raise ImportError_(
@@ -971,10 +1586,13 @@ def import_model(
                     f"node '{node.name or node.op_type}' (Constant) has no tensor value; export constants as tensors."
                 )
             consts[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"])
-        elif (
-            node.domain not in ("", "ai.onnx", "ai.onnx.ml")
-            or node.op_type not in HANDLERS
-        ):
+    nodes = [n for n in nodes if n.op_type != "Constant"]
+    nodes = _undo_dynamic_quantization(_fold_quantized_constants(nodes, consts), consts)
+    for node in nodes:
+        domain_ok = node.domain in ("", "ai.onnx", "ai.onnx.ml") or (
+            node.domain == "com.microsoft" and node.op_type in MICROSOFT
+        )
+        if not domain_ok or node.op_type not in HANDLERS:
             raise ImportError_(
                 f"node '{node.name or node.op_type}' ({node.op_type}) is not supported by the importer; "
                 "export the model without it or open an issue naming the op."
@@ -996,16 +1614,25 @@ def import_model(
     for node in nodes:
         for i in node.input:
             b.users.setdefault(i, []).append(node)  # type: ignore[attr-defined]
-    in_max = np.abs(x.astype(np.float64)).max(axis=0)
-    in_scale = _scale_of(
-        np.maximum(in_max * INPUT_HEADROOM, in_max.max() / INPUT_FLOOR), ACT_MAX
-    )
+    if len(row_shape) == 1:
+        in_max = np.abs(x.astype(np.float64)).max(axis=0)
+        in_scale = _scale_of(
+            np.maximum(in_max * INPUT_HEADROOM, in_max.max() / INPUT_FLOOR), ACT_MAX
+        )
+    else:  # an image: one scale for every pixel and channel
+        in_scale = _scale_of(
+            np.abs(x.astype(np.float64)).max() * INPUT_HEADROOM, ACT_MAX
+        )
     x64 = b.e.op("Cast", ["x"], "x64", to=_I64)
-    b.put(input_name, QTensor(x64, (batch, features), in_scale, ACT_MAX))
+    b.put(input_name, QTensor(x64, (batch, *row_shape), in_scale, ACT_MAX))
     for node in nodes:
-        if node.op_type == "Constant":
+        if all(o in consts or o in b.env for o in node.output if o):
             continue
-        if all(o in consts for o in node.output if o):
+        if all(i in consts for i in node.input if i):
+            # a constant subgraph (a reshaped bias, say): its value is what the float run gave
+            for o in node.output:
+                if o:
+                    consts[o] = one[o]
             continue
         HANDLERS[node.op_type](b, node)
     out = b.env.get(out_name)
@@ -1020,7 +1647,7 @@ def import_model(
         else:
             out = b.scalar_scale(out, out_name, model.graph.node[-1])
             output_scale = np.asarray(out.scale, dtype=np.float64)
-    int_model = b.finish("x", out, batch, features)
+    int_model = b.finish("x", out, batch, row_shape)
     if max_elements is not None:
         load_graph(int_model, max_elements=max_elements)
     else:
@@ -1029,7 +1656,8 @@ def import_model(
         "source_sha256": hashlib.sha256(model.SerializeToString()).hexdigest(),
         "task": task,
         "batch": str(batch),
-        "input_scales": json.dumps([float(s) for s in in_scale]),
+        "input_scales": json.dumps([float(s) for s in np.atleast_1d(in_scale)]),
+        "input_shape": json.dumps(list(row_shape)),
         "output_scale": "" if output_scale is None else json.dumps(float(output_scale)),
         "rounding": ROUNDING,
         "calibration": f"max |v| over {len(x)} rows; activations to +-{ACT_MAX}, weights to +-{WEIGHT_MAX} per column",
@@ -1063,7 +1691,7 @@ def run_integer(
     q = quantize_rows(x, imported.input_scales)
     n, bsz = len(q), imported.batch
     pad = (-n) % bsz
-    q = np.concatenate([q, np.zeros((pad, q.shape[1]), dtype=np.int32)])
+    q = np.concatenate([q, np.zeros((pad, *q.shape[1:]), dtype=np.int32)])
     outs: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(q), bsz):
         res = graph.run({"x": q[start : start + bsz]})
@@ -1203,19 +1831,18 @@ def inference_program(
         or model.graph.input[0].type.tensor_type.shape.dim[0].dim_value
     )
     rows = np.asarray(rows)
-    if rows.dtype != np.int32 or rows.ndim != 2:
+    row_shape = tuple(
+        d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:]
+    )
+    if rows.dtype != np.int32 or rows.shape[1:] != row_shape or len(rows) == 0:
         raise ImportError_(
-            f"rows must be int32 [n, F], got {rows.dtype} {list(rows.shape)}; quantize them with the import's scales."
-        )
-    features = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
-    if rows.shape[1] != features or len(rows) == 0:
-        raise ImportError_(
-            f"rows have shape {list(rows.shape)}; the model takes {features} features."
+            f"rows are {rows.dtype} {list(rows.shape)}; the model takes int32 rows of shape {list(row_shape)}, "
+            "quantized with the import's scales."
         )
     n = len(rows)
     steps = -(-n // bsz)
     n_pad = steps * bsz
-    data = np.concatenate([rows, np.zeros((n_pad - n, features), dtype=np.int32)])
+    data = np.concatenate([rows, np.zeros((n_pad - n, *row_shape), dtype=np.int32)])
     out_vi = model.graph.output[0]
     out_dims = [d.dim_value for d in out_vi.type.tensor_type.shape.dim]
     per_row = out_dims[1:]
@@ -1270,7 +1897,7 @@ def inference_program(
     inputs = [
         helper.make_tensor_value_info("t", _I64, []),
         helper.make_tensor_value_info("outputs", _I64, state_shape),
-        helper.make_tensor_value_info("rows", TensorProto.INT32, [n_pad, features]),
+        helper.make_tensor_value_info("rows", TensorProto.INT32, [n_pad, *row_shape]),
     ]
     outputs = [helper.make_tensor_value_info("outputs_next", _I64, state_shape)]
     graph = helper.make_graph(

@@ -1,6 +1,8 @@
-"""The game on a model a user brought: skl2onnx's export of a scikit-learn MLP, imported as an
-integer graph and run over rows as an inference program. A claim with one wrong element at its
-largest node is caught on-chain, and the honest claim survives a wrong challenger."""
+"""The game on models a user brought: skl2onnx's export of a scikit-learn MLP, a residual
+convnet as torch.onnx.export writes one, and its QDQ quantization by onnxruntime, each imported
+as an integer graph and run over rows as an inference program. A claim with one wrong element
+at the program's largest node is caught on-chain, and the honest claim survives a wrong
+challenger."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "onnx_models"))
 
 from _court import BoaOracle, Court
-from _imported import exported, split
+from _imported import convnet, exported, image_split, quantized, split
 from test_game_rules import WrongElement, new_match, play
 
 from onnx_models import importer
@@ -22,13 +24,26 @@ from verifier.engine.program import load_program
 from verifier.engine.trace import Trace
 
 
-def _program(cls=None, **attrs):
-    x_train, x_test, _, _ = split("breast_cancer")
-    imp = importer.import_model(exported("breast_cancer", "mlp"), x_train, batch=8)
-    p = load_program(
-        importer.inference_program(
-            imp, importer.quantize_rows(x_test[:20], imp.input_scales)
+MODELS = ["sklearn_mlp", "convnet", "convnet_qdq"]
+
+
+def _program(which: str, cls=None, **attrs):  # noqa: ANN001, ANN202
+    if which == "sklearn_mlp":
+        x_train, x_test, _, _ = split("breast_cancer")
+        model, rows = exported("breast_cancer", "mlp"), x_test[:20]
+    else:
+        x_train, x_test, _, _ = image_split()
+        model = (
+            convnet(True)
+            if which == "convnet"
+            else quantized(convnet(True), "qdq", "images")
         )
+        rows = x_test[:12]
+    imp = importer.import_model(
+        model, x_train, batch=8 if which == "sklearn_mlp" else 4
+    )
+    p = load_program(
+        importer.inference_program(imp, importer.quantize_rows(rows, imp.input_scales))
     )
     if cls is not None:
         p.__class__ = cls
@@ -49,19 +64,19 @@ def court() -> Court:
     return Court.deploy()
 
 
-@pytest.fixture(scope="module")
-def honest():
-    p = _program()
+@pytest.fixture(scope="module", params=MODELS)
+def honest(request):  # noqa: ANN001, ANN201
+    p = _program(request.param)
     tr = Trace(p, checkpoint_every=1)
     tr.run()
-    return p, tr
+    return request.param, p, tr
 
 
-def test_wrong_element_at_largest_node__caught(court, honest) -> None:
-    prog, honest_trace = honest
+def test_wrong_element_at_largest_node__caught(court, honest) -> None:  # noqa: ANN001
+    which, prog, honest_trace = honest
     node = _largest_node(prog)
     cheat = Trace(
-        _program(WrongElement, target=(1, node), element=3, delta=1 << 20),
+        _program(which, WrongElement, target=(1, node), element=3, delta=1 << 20),
         checkpoint_every=1,
     )
     claim = cheat.run()
@@ -70,11 +85,15 @@ def test_wrong_element_at_largest_node__caught(court, honest) -> None:
     assert play(m, "challenger") == Outcome.CHALLENGER_WON
 
 
-def test_honest_claim__survives_wrong_challenger(court, honest) -> None:
-    prog, honest_trace = honest
+def test_honest_claim__survives_wrong_challenger(court, honest) -> None:  # noqa: ANN001
+    which, prog, honest_trace = honest
     wrong = Trace(
         _program(
-            WrongElement, target=(2, _largest_node(prog)), element=0, delta=1 << 20
+            which,
+            WrongElement,
+            target=(2, _largest_node(prog)),
+            element=0,
+            delta=1 << 20,
         ),
         checkpoint_every=1,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from _imported import exported, split
+from _imported import convnet, exported, image_split, quantized, split
 from onnx import TensorProto, helper
 
 from onnx_models import importer
@@ -105,7 +105,7 @@ W = onnx.numpy_helper.from_array(np.ones((3, 2), np.float32), "w")
         (_float_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [_fin(dtype=TensorProto.DOUBLE)], [_fin("y", (None, 2))],
                       [onnx.numpy_helper.from_array(np.ones((3, 2)), "w")]), "float64"),
         (_float_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [_fin(shape=(None, None))], [_fin("y", (None, 2))], [W]),
-         "rows of a fixed number of features"),
+         "static dims but the batch"),
         (_float_model([helper.make_node("Identity", ["x"], ["y"])], [_fin()], [_fin("y")],
                       [onnx.numpy_helper.from_array(np.ones(2, np.uint16), "u")]), "UINT16"),
         (b"not an onnx file", "cannot read the model"),
@@ -149,3 +149,50 @@ def test_two_layers__rescaled_between_so_each_product_stays_narrow() -> None:
     assert report.task == "value" and report.max_abs_error < 0.01 * float(
         np.abs(importer._run_float(importer.read_float_model(m), x, ["y"])["y"]).max()
     )
+
+
+def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(scores.reshape(len(y), -1).argmax(axis=1) == y)) * 100
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("fmt", ["float", "qdq", "qoperator", "dynamic"])
+def test_convnets__float_and_quantized__keep_accuracy_within_a_point(
+    residual: bool, fmt: str
+) -> None:
+    """Conv, BatchNormalization (folded), a residual Add, MaxPool, Flatten and Gemm, as
+    exported; then onnxruntime's QDQ, QOperator and dynamic quantizations of the same net."""
+    x_train, x_test, _, y_test = image_split()
+    model = (
+        convnet(residual)
+        if fmt == "float"
+        else quantized(convnet(residual), fmt, "images")
+    )
+    proto = importer.read_float_model(model)
+    ops = {n.op_type for n in proto.graph.node}
+    assert {
+        "float": "Conv",
+        "qdq": "QuantizeLinear",
+        "qoperator": "QLinearConv",
+        "dynamic": "ConvInteger",
+    }[fmt] in ops
+    imp = importer.import_model(model, x_train, batch=16)
+    ints = importer.run_integer(imp, x_test)[imp.model.graph.output[0].name]
+    floats = importer._run_float(proto, x_test, [proto.graph.output[0].name])[
+        proto.graph.output[0].name
+    ]
+    float_acc, int_acc = _accuracy(floats, y_test), _accuracy(ints, y_test)
+    assert float_acc > 95
+    assert abs(float_acc - int_acc) <= 1.0, (float_acc, int_acc)
+
+
+@pytest.mark.parametrize("dataset", ["breast_cancer", "digits"])
+@pytest.mark.parametrize("fmt", ["qdq", "qoperator", "dynamic"])
+def test_quantized_sklearn_mlp__keeps_accuracy_within_a_point(
+    dataset: str, fmt: str
+) -> None:
+    x_train, x_test, _, y_test = split(dataset)
+    model = quantized(exported(dataset, "mlp"), fmt, dataset)
+    imp = importer.import_model(model, x_train, batch=32)
+    report = importer.evaluate(model, imp, x_test, y_test)
+    assert report.loss is not None and abs(report.loss) <= 1.0, report.as_dict()

@@ -9,6 +9,7 @@ everything has been checked, through a temporary file renamed into place.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -142,13 +143,18 @@ def infer_program(model: str, data: str, out: str) -> dict[str, Any]:
         raise ProgramError(
             f"'{model}' was not written by `bisectml import` (no {key}); import the float model first."
         )
-    import json
-
     scales = np.asarray(json.loads(meta[key]), dtype=np.float64)
+    row_shape = tuple(
+        json.loads(
+            meta.get(importer.META_PREFIX + "input_shape", json.dumps([len(scales)]))
+        )
+    )
+    if len(row_shape) > 1:
+        scales = scales.reshape(())
     x, _ = load_rows(data)
-    if x.ndim != 2 or x.shape[1] != len(scales):
+    if x.shape[1:] != row_shape:
         raise ProgramError(
-            f"the data has shape {list(x.shape)}; the model takes rows of {len(scales)} features."
+            f"the data has shape {list(x.shape)}; the model takes rows of shape {list(row_shape)}."
         )
     program = importer.inference_program(int_model, importer.quantize_rows(x, scales))
     loaded = load_program(program)  # refuse here, not at `task post`
