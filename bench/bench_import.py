@@ -45,7 +45,9 @@ def _models() -> list[tuple[str, bytes, tuple]]:
         for kind in ("mlp", "logistic"):
             out.append((f"sklearn {kind} / {dataset}", exported(dataset, kind), split(dataset)))
         for fmt in ("qdq", "qoperator", "dynamic"):
-            out.append((f"sklearn mlp / {dataset} / {fmt}", quantized(exported(dataset, "mlp"), fmt, dataset), split(dataset)))
+            out.append(
+                (f"sklearn mlp / {dataset} / {fmt}", quantized(exported(dataset, "mlp"), fmt, dataset), split(dataset))
+            )
     for residual in (False, True):
         out.append((f"convnet{' residual' if residual else ''} / digits 8x8", convnet(residual), image_split()))
     for fmt in ("qdq", "qoperator", "dynamic"):
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         imp = importer.import_model(model, x_train, batch=args.batch)
         seconds = time.perf_counter() - t0
         out = proto.graph.output[0].name
-        floats = importer._run_float(proto, x_test, [out])[out]
+        floats = importer.run_float(proto, x_test, [out])[out]
         ints = importer.run_integer(imp, x_test)[imp.model.graph.output[0].name]
         row = {
             "model": name,
@@ -82,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         row["loss_points"] = round(row["float_acc"] - row["integer_acc"], 2)
         results.append(row)
-        print(f"{name:<42} import {row['import_s']:6.2f} s  float {row['float_acc']:6.2f}  integer {row['integer_acc']:6.2f}")
+        print(
+            f"{name:<42} import {row['import_s']:6.2f} s  float {row['float_acc']:6.2f}  integer {row['integer_acc']:6.2f}"
+        )
 
     # traced inference vs onnxruntime float32, the residual convnet on the same batches
     import onnxruntime as ort

@@ -37,16 +37,7 @@ def test_import_infer_trace__from_a_float_model_to_roots(tmp_path: Path) -> None
     assert report["held_out"]["loss"] <= 1 and report["held_out"]["agreement"] >= 95
     assert report["worst_layer"] in {r["tensor"] for r in report["held_out"]["layers"]}
     res = runner.invoke(
-        app,
-        [
-            "infer",
-            str(tmp_path / "m.int.onnx"),
-            "--data",
-            str(test),
-            "--out",
-            str(tmp_path / "p.onnx"),
-            "--json",
-        ],
+        app, ["infer", str(tmp_path / "m.int.onnx"), "--data", str(test), "--out", str(tmp_path / "p.onnx"), "--json"]
     )
     assert res.exit_code == 0, res.output
     built = json.loads(res.stdout)
@@ -62,10 +53,7 @@ def test_import__max_loss_exceeded_writes_nothing(tmp_path: Path) -> None:
     res = runner.invoke(app, ["import", str(model), "--calibration", str(train), "--held-out", str(test),
                               "--out", str(tmp_path / "m.int.onnx"), "--max-loss", "-1"])  # fmt: skip
     assert res.exit_code != 0
-    assert (
-        "more than --max-loss -1.0" in res.output
-        and "Nothing was written" in res.output
-    )
+    assert "more than --max-loss -1.0" in res.output and "Nothing was written" in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "m.int.onnx").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".bisectml-")] == []
@@ -76,36 +64,15 @@ def test_import__refusals_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "broken.onnx").write_bytes(b"\x00garbage")
     cases = [
         (
-            [
-                "import",
-                str(tmp_path / "broken.onnx"),
-                "--calibration",
-                str(train),
-                "--out",
-                str(tmp_path / "o.onnx"),
-            ],
+            ["import", str(tmp_path / "broken.onnx"), "--calibration", str(train), "--out", str(tmp_path / "o.onnx")],
             "cannot read the model",
         ),
         (
-            [
-                "import",
-                str(model),
-                "--calibration",
-                str(tmp_path / "none.npz"),
-                "--out",
-                str(tmp_path / "o.onnx"),
-            ],
+            ["import", str(model), "--calibration", str(tmp_path / "none.npz"), "--out", str(tmp_path / "o.onnx")],
             "no data file",
         ),
         (
-            [
-                "infer",
-                str(model),
-                "--data",
-                str(train),
-                "--out",
-                str(tmp_path / "o.onnx"),
-            ],
+            ["infer", str(model), "--data", str(train), "--out", str(tmp_path / "o.onnx")],
             "not written by `bisectml import`",
         ),
     ]

@@ -33,18 +33,10 @@ def _program(which: str, cls=None, **attrs):  # noqa: ANN001, ANN202
         model, rows = exported("breast_cancer", "mlp"), x_test[:20]
     else:
         x_train, x_test, _, _ = image_split()
-        model = (
-            convnet(True)
-            if which == "convnet"
-            else quantized(convnet(True), "qdq", "images")
-        )
+        model = convnet(True) if which == "convnet" else quantized(convnet(True), "qdq", "images")
         rows = x_test[:12]
-    imp = importer.import_model(
-        model, x_train, batch=8 if which == "sklearn_mlp" else 4
-    )
-    p = load_program(
-        importer.inference_program(imp, importer.quantize_rows(rows, imp.input_scales))
-    )
+    imp = importer.import_model(model, x_train, batch=8 if which == "sklearn_mlp" else 4)
+    p = load_program(importer.inference_program(imp, importer.quantize_rows(rows, imp.input_scales)))
     if cls is not None:
         p.__class__ = cls
         for k, v in attrs.items():
@@ -53,10 +45,7 @@ def _program(which: str, cls=None, **attrs):  # noqa: ANN001, ANN202
 
 
 def _largest_node(p) -> int:
-    return max(
-        range(p.n_nodes),
-        key=lambda n: int(np.prod(p.graph.slots[p.graph.nodes[n].output].type.shape)),
-    )
+    return max(range(p.n_nodes), key=lambda n: int(np.prod(p.graph.slots[p.graph.nodes[n].output].type.shape)))
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +64,7 @@ def honest(request):  # noqa: ANN001, ANN201
 def test_wrong_element_at_largest_node__caught(court, honest) -> None:  # noqa: ANN001
     which, prog, honest_trace = honest
     node = _largest_node(prog)
-    cheat = Trace(
-        _program(which, WrongElement, target=(1, node), element=3, delta=1 << 20),
-        checkpoint_every=1,
-    )
+    cheat = Trace(_program(which, WrongElement, target=(1, node), element=3, delta=1 << 20), checkpoint_every=1)
     claim = cheat.run()
     assert claim != honest_trace.final_root
     m = new_match(court, BoaOracle(court), cheat, honest_trace, claim, prog)
@@ -88,17 +74,8 @@ def test_wrong_element_at_largest_node__caught(court, honest) -> None:  # noqa: 
 def test_honest_claim__survives_wrong_challenger(court, honest) -> None:  # noqa: ANN001
     which, prog, honest_trace = honest
     wrong = Trace(
-        _program(
-            which,
-            WrongElement,
-            target=(2, _largest_node(prog)),
-            element=0,
-            delta=1 << 20,
-        ),
-        checkpoint_every=1,
+        _program(which, WrongElement, target=(2, _largest_node(prog)), element=0, delta=1 << 20), checkpoint_every=1
     )
     wrong.run()
-    m = new_match(
-        court, BoaOracle(court), honest_trace, wrong, honest_trace.final_root, prog
-    )
+    m = new_match(court, BoaOracle(court), honest_trace, wrong, honest_trace.final_root, prog)
     assert play(m, "solver") == Outcome.SOLVER_WON

@@ -24,20 +24,14 @@ DATASETS = {"breast_cancer": load_breast_cancer, "digits": load_digits}
 @cache
 def split(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     x, y = DATASETS[dataset](return_X_y=True)
-    return tuple(
-        train_test_split(x.astype(np.float32), y, test_size=0.3, random_state=0)
-    )  # type: ignore[return-value]
+    return tuple(train_test_split(x.astype(np.float32), y, test_size=0.3, random_state=0))  # type: ignore[return-value]
 
 
 @cache
 def exported(dataset: str, kind: str) -> bytes:
     """skl2onnx's export (with its ZipMap tail) of a scikit-learn pipeline fitted on the split."""
     x_train, _, y_train, _ = split(dataset)
-    est = (
-        MLPClassifier((16,), max_iter=500, random_state=0)
-        if kind == "mlp"
-        else LogisticRegression(max_iter=2000)
-    )
+    est = MLPClassifier((16,), max_iter=500, random_state=0) if kind == "mlp" else LogisticRegression(max_iter=2000)
     model = make_pipeline(StandardScaler(), est).fit(x_train, y_train)
     return to_onnx(model, x_train[:1]).SerializeToString()
 
@@ -48,9 +42,7 @@ def _digit_images() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return tuple(train_test_split(x, y, test_size=0.3, random_state=0))  # type: ignore[return-value]
 
 
-def _convnet_graph(
-    residual: bool, head: tuple[np.ndarray, np.ndarray] | None
-) -> onnx.ModelProto:
+def _convnet_graph(residual: bool, head: tuple[np.ndarray, np.ndarray] | None) -> onnx.ModelProto:
     """A small convnet on 8x8 digits as torch.onnx.export writes one (node names, opset 17,
     a dynamic batch): conv-relu, then conv-batchnorm with a residual add (or a plain relu),
     max-pool, flatten and, given a head, a Gemm."""
@@ -61,9 +53,7 @@ def _convnet_graph(
         "conv2.weight": rng.normal(0, 0.3, (c, c, 3, 3)), "bn.weight": rng.uniform(0.5, 1.5, c),
         "bn.bias": rng.normal(0, 0.1, c), "bn.running_mean": rng.normal(0, 0.1, c), "bn.running_var": rng.uniform(0.5, 2, c),
     }  # fmt: skip
-    inits = [
-        numpy_helper.from_array(v.astype(np.float32), k) for k, v in arrays.items()
-    ]
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in arrays.items()]
     nodes = [
         helper.make_node("Conv", ["input", "conv1.weight", "conv1.bias"], ["/conv1/Conv_output_0"], name="/conv1/Conv", pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
         helper.make_node("Relu", ["/conv1/Conv_output_0"], ["/relu1/Relu_output_0"], name="/relu1/Relu"),
@@ -73,32 +63,19 @@ def _convnet_graph(
     ]  # fmt: skip
     last = "/bn/BatchNormalization_output_0"
     if residual:
-        nodes.append(
-            helper.make_node(
-                "Add", [last, "/relu1/Relu_output_0"], ["/Add_output_0"], name="/Add"
-            )
-        )
+        nodes.append(helper.make_node("Add", [last, "/relu1/Relu_output_0"], ["/Add_output_0"], name="/Add"))
         last = "/Add_output_0"
     nodes += [
         helper.make_node("Relu", [last], ["/relu2/Relu_output_0"], name="/relu2/Relu"),
         helper.make_node("MaxPool", ["/relu2/Relu_output_0"], ["/pool/MaxPool_output_0"], name="/pool/MaxPool", kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Flatten", ["/pool/MaxPool_output_0"], ["/Flatten_output_0"], name="/Flatten", axis=1),
     ]  # fmt: skip
-    out = helper.make_tensor_value_info(
-        "/Flatten_output_0", TensorProto.FLOAT, ["batch", c * 16]
-    )
+    out = helper.make_tensor_value_info("/Flatten_output_0", TensorProto.FLOAT, ["batch", c * 16])
     if head is not None:
-        inits += [
-            numpy_helper.from_array(head[0], "fc.weight"),
-            numpy_helper.from_array(head[1], "fc.bias"),
-        ]
+        inits += [numpy_helper.from_array(head[0], "fc.weight"), numpy_helper.from_array(head[1], "fc.bias")]
         nodes.append(
             helper.make_node(
-                "Gemm",
-                ["/Flatten_output_0", "fc.weight", "fc.bias"],
-                ["output"],
-                name="/fc/Gemm",
-                transB=1,
+                "Gemm", ["/Flatten_output_0", "fc.weight", "fc.bias"], ["output"], name="/fc/Gemm", transB=1
             )
         )
         out = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 10])
@@ -118,8 +95,7 @@ def convnet(residual: bool) -> bytes:
     features of its fixed convolutions: a real classifier, trained without torch."""
     x_train, _, y_train, _ = image_split()
     session = ort.InferenceSession(
-        _convnet_graph(residual, None).SerializeToString(),
-        providers=["CPUExecutionProvider"],
+        _convnet_graph(residual, None).SerializeToString(), providers=["CPUExecutionProvider"]
     )
     features = session.run(None, {"input": x_train})[0]
     head = LogisticRegression(max_iter=3000).fit(features, y_train)
@@ -137,24 +113,15 @@ def image_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def quantized(model: bytes, fmt: str, calibration_key: str) -> bytes:
     """onnxruntime's quantization tools: static QDQ or QOperator (per-channel weights,
     calibrated on 256 training rows) or dynamic."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        quantize_dynamic,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_dynamic, quantize_static
 
-    x_train = (
-        image_split()[0] if calibration_key == "images" else split(calibration_key)[0]
-    )
+    x_train = image_split()[0] if calibration_key == "images" else split(calibration_key)[0]
     proto = onnx.load_model_from_string(model)
     name = proto.graph.input[0].name
 
     class Rows(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter(
-                [{name: x_train[i : i + 16]} for i in range(0, 256, 16)]
-            )
+            self.batches = iter([{name: x_train[i : i + 16]} for i in range(0, 256, 16)])
 
         def get_next(self) -> dict | None:
             return next(self.batches, None)

@@ -27,17 +27,13 @@ def load_rows(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | No
     """Rows of features (and labels if the file has them) from .npz, .npy or .csv."""
     p = Path(path)
     if not p.is_file():
-        raise ProgramError(
-            f"no data file '{p}'; pass an .npz (X, y), .npy or .csv file."
-        )
+        raise ProgramError(f"no data file '{p}'; pass an .npz (X, y), .npy or .csv file.")
     try:
         if p.suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 xs = [k for k in ("X", "x", "features") if k in z.files]
                 if not xs:
-                    raise ProgramError(
-                        f"'{p}' has no array named X; save the rows as X (and labels as y)."
-                    )
+                    raise ProgramError(f"'{p}' has no array named X; save the rows as X (and labels as y).")
                 ys = [k for k in ("y", "labels", "target") if k in z.files]
                 return np.asarray(z[xs[0]]), (np.asarray(z[ys[0]]) if ys else None)
         if p.suffix == ".npy":
@@ -49,19 +45,13 @@ def load_rows(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | No
             body = np.asarray(rows[1:] if header else rows, dtype=np.float64)
             if header is not None:
                 names = [h.strip().lower() for h in header]
-                label = next(
-                    (i for i, h in enumerate(names) if h in LABEL_COLUMNS), None
-                )
+                label = next((i for i, h in enumerate(names) if h in LABEL_COLUMNS), None)
                 if label is not None:
                     return np.delete(body, label, axis=1), body[:, label]
             return body, None
     except (ValueError, OSError) as e:
-        raise ProgramError(
-            f"cannot read '{p}': {str(e).splitlines()[0]}; pass numeric rows."
-        ) from None
-    raise ProgramError(
-        f"'{p}' is not .npz, .npy or .csv; save the rows in one of those."
-    )
+        raise ProgramError(f"cannot read '{p}': {str(e).splitlines()[0]}; pass numeric rows.") from None
+    raise ProgramError(f"'{p}' is not .npz, .npy or .csv; save the rows in one of those.")
 
 
 def _numeric(row: list[str]) -> bool:
@@ -85,12 +75,7 @@ def _write_atomic(model: onnx.ModelProto, out: Path) -> None:
 
 
 def import_model(
-    model: str,
-    calibration: str,
-    out: str,
-    held_out: str | None = None,
-    batch: int = 32,
-    max_loss: float | None = None,
+    model: str, calibration: str, out: str, held_out: str | None = None, batch: int = 32, max_loss: float | None = None
 ) -> dict[str, Any]:
     from onnx_models import importer
 
@@ -104,9 +89,7 @@ def import_model(
     loss = judged["loss"]
     if max_loss is not None:
         if loss is None:
-            raise ProgramError(
-                "--max-loss needs labels in the data to measure accuracy; add y to the data file."
-            )
+            raise ProgramError("--max-loss needs labels in the data to measure accuracy; add y to the data file.")
         if loss > max_loss:
             raise ProgramError(
                 f"the integer program loses {loss:.2f} points ({judged['metric']}), more than --max-loss {max_loss}; "
@@ -140,22 +123,14 @@ def infer_program(model: str, data: str, out: str) -> dict[str, Any]:
     meta = {p.key: p.value for p in int_model.metadata_props}
     key = importer.META_PREFIX + "input_scales"
     if key not in meta:
-        raise ProgramError(
-            f"'{model}' was not written by `bisectml import` (no {key}); import the float model first."
-        )
+        raise ProgramError(f"'{model}' was not written by `bisectml import` (no {key}); import the float model first.")
     scales = np.asarray(json.loads(meta[key]), dtype=np.float64)
-    row_shape = tuple(
-        json.loads(
-            meta.get(importer.META_PREFIX + "input_shape", json.dumps([len(scales)]))
-        )
-    )
+    row_shape = tuple(json.loads(meta.get(importer.META_PREFIX + "input_shape", json.dumps([len(scales)]))))
     if len(row_shape) > 1:
         scales = scales.reshape(())
     x, _ = load_rows(data)
     if x.shape[1:] != row_shape:
-        raise ProgramError(
-            f"the data has shape {list(x.shape)}; the model takes rows of shape {list(row_shape)}."
-        )
+        raise ProgramError(f"the data has shape {list(x.shape)}; the model takes rows of shape {list(row_shape)}.")
     program = importer.inference_program(int_model, importer.quantize_rows(x, scales))
     loaded = load_program(program)  # refuse here, not at `task post`
     _write_atomic(program, Path(out))

@@ -1,0 +1,598 @@
+"""The float ops the importer maps (docs/SPEC.md 9.1), one handler each: dense layers, convs,
+pooling, activations, shape ops, scikit-learn's ai.onnx.ml ops and the ops of quantized models
+(QDQ, QOperator, dynamic). A handler reads the float node, emits integer ops through the
+builder and records the result's integer tensor and scale under the node's output name."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from onnx_models.fixedpoint import (
+    ACT_MAX,
+    EXACT_LIMIT,
+    FLOAT_TYPES,
+    MULT_BITS,
+    TABLE_HALF,
+    WEIGHT_MAX,
+    Builder,
+    QTensor,
+    i64,
+    max_of,
+    round_half_away,
+    scale_of,
+)
+
+I64 = TensorProto.INT64
+
+# ---------------------------------------------------------------- handlers
+
+
+def attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def broadcasts(small: Sequence[int], big: Sequence[int]) -> bool:
+    """Whether `small` broadcasts unidirectionally to `big` (numpy rules, right-aligned)."""
+    return len(small) <= len(big) and all(a in (1, b) for a, b in zip(reversed(small), reversed(big)))
+
+
+def _affine_const(b: Builder, node: onnx.NodeProto, q: QTensor, c: np.ndarray, sign: int, const_first: bool) -> QTensor:
+    """q (+/-) c for a constant c: any shape that broadcasts to q's when q has one scale,
+    else one that varies along q's last axis at most."""
+    c = np.asarray(c, dtype=np.float64)
+    if q.scale is not None and q.scale.ndim == 0 and broadcasts(c.shape, q.shape):
+        qc = round_half_away(c / q.scale)
+        args = [b.e.const(qc, "k"), q.name] if const_first and sign < 0 else [q.name, b.e.const(qc, "k")]
+        name = b.e.op("Add" if sign > 0 else "Sub", args)
+        return QTensor(name, q.shape, q.scale, q.bound + int(np.max(np.abs(qc), initial=0)))
+    if c.size not in (1, q.shape[-1] if q.shape else 1) or (c.ndim > 1 and any(d != 1 for d in c.shape[:-1])):
+        raise b.refuse(
+            node, "a constant operand varies along more than the last axis", "fold it into the weights before export"
+        )
+    cv = c.reshape(-1) if c.size > 1 else c.reshape(())
+    qc = round_half_away(cv / q.scale)
+    if const_first and sign < 0:
+        name = b.e.op("Sub", [b.e.const(qc, "k"), q.name])
+    else:
+        name = b.e.op("Add" if sign > 0 else "Sub", [q.name, b.e.const(qc, "k")])
+    return QTensor(name, q.shape, q.scale, q.bound + int(np.max(np.abs(qc))))
+
+
+def _fold_error(v: np.ndarray, scale: np.ndarray | None, w: np.ndarray) -> float:
+    """Largest error of v @ w on the calibration rows with input scales `scale` (None: one)."""
+    v = np.asarray(v, dtype=np.float64).reshape(-1, w.shape[0])
+    if scale is None:
+        scale = scale_of(np.abs(v).max(), ACT_MAX)
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (w.shape[0],))
+    qx = np.clip(round_half_away(v / scale), -ACT_MAX, ACT_MAX)
+    folded = scale[:, None] * w
+    col = scale_of(np.abs(folded).max(axis=0), WEIGHT_MAX)
+    approx = (qx.astype(np.float64) @ round_half_away(folded / col).astype(np.float64)) * col
+    return float(np.abs(approx - v @ w).max()) if len(v) else 0.0
+
+
+def _linear(b: Builder, node: onnx.NodeProto, src: str, w: np.ndarray, bias: np.ndarray | None) -> QTensor:
+    """x @ w (+ bias), w constant [K, H]: int8 weights per column, accumulate exactly in int64."""
+    q = b.get(node, src)
+    if q.scale is None:
+        raise b.refuse(node, "an integer index is multiplied by weights", "export the model without it")
+    w = np.asarray(w, dtype=np.float64)
+    if q.bound > ACT_MAX or (
+        q.scale.ndim == 1 and _fold_error(b.calib[src], q.scale, w) > _fold_error(b.calib[src], None, w)
+    ):
+        # one scale for the input when per-feature scales would leave the weights too coarse
+        q = b.narrow(q, src, node)
+    if w.ndim != 2 or q.shape[-1] != w.shape[0]:
+        raise b.refuse(
+            node,
+            f"weights of shape {list(w.shape)} do not match an input of shape {list(q.shape)}",
+            "export a 2-D weight matrix",
+        )
+    folded = (np.broadcast_to(q.scale, (w.shape[0],))[:, None]) * w
+    col_scale = scale_of(np.abs(folded).max(axis=0), WEIGHT_MAX)
+    qw = round_half_away(folded / col_scale)
+    acc = b.e.op("MatMul", [q.name, b.e.const(qw, "w")], "acc")
+    bound = q.bound * int(np.abs(qw).sum(axis=0).max())
+    out = QTensor(acc, q.shape[:-1] + (w.shape[1],), col_scale, bound)
+    if bias is not None:
+        out = _affine_const(b, node, out, np.asarray(bias, dtype=np.float64).reshape(-1), +1, False)
+    return out
+
+
+def _h_alias(b: Builder, node: onnx.NodeProto) -> None:
+    b.put(node.output[0], b.get(node, node.input[0]))
+
+
+def _h_cast(b: Builder, node: onnx.NodeProto) -> None:
+    to = attrs(node)["to"]
+    q = b.get(node, node.input[0])
+    if to in FLOAT_TYPES or to == TensorProto.DOUBLE or q.scale is None:
+        b.put(node.output[0], q)
+        return
+    raise b.refuse(node, "a real value is cast to an integer type", "export the model without the cast")
+
+
+def _h_matmul(b: Builder, node: onnx.NodeProto) -> None:
+    w = b.const_of(node.input[1])
+    if w is None or b.const_of(node.input[0]) is not None:
+        raise b.refuse(
+            node, "only a product of an activation by constant weights is supported", "make the weights an initializer"
+        )
+    b.put(node.output[0], _linear(b, node, node.input[0], w, None))
+
+
+def _h_gemm(b: Builder, node: onnx.NodeProto) -> None:
+    a = attrs(node)
+    if a.get("transA", 0):
+        raise b.refuse(node, "transA=1 is not supported", "export Gemm with the activation untransposed")
+    w = b.const_of(node.input[1])
+    if w is None:
+        raise b.refuse(node, "the weights are not constant", "make the weights an initializer")
+    w = np.asarray(w, dtype=np.float64)
+    w = (w.T if a.get("transB", 0) else w) * float(a.get("alpha", 1.0))
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        c = b.const_of(node.input[2])
+        if c is None:
+            raise b.refuse(node, "the bias is not constant", "make the bias an initializer")
+        bias = np.broadcast_to(np.asarray(c, dtype=np.float64) * float(a.get("beta", 1.0)), (w.shape[1],))
+    b.put(node.output[0], _linear(b, node, node.input[0], w, bias))
+
+
+def _h_addsub(b: Builder, node: onnx.NodeProto) -> None:
+    sign = 1 if node.op_type == "Add" else -1
+    c0, c1 = b.const_of(node.input[0]), b.const_of(node.input[1])
+    if c1 is not None:
+        b.put(node.output[0], _affine_const(b, node, b.get(node, node.input[0]), c1, sign, False))
+    elif c0 is not None:
+        q = b.get(node, node.input[1])
+        if sign > 0:
+            b.put(node.output[0], _affine_const(b, node, q, c0, +1, False))
+        else:
+            b.put(node.output[0], _affine_const(b, node, q, c0, -1, True))
+    else:
+        # two activations (a residual): bring both to the output's scale, then add
+        x, y = b.get(node, node.input[0]), b.get(node, node.input[1])
+        if x.shape != y.shape:
+            raise b.refuse(node, "the operands need broadcasting", "export operands of the same shape")
+        widest = max(node.input[0], node.input[1], node.output[0], key=lambda n: float(b.calib_max(n)))
+        scale = b.act_scale(widest)
+        xs = b.requant(x, scale, ACT_MAX, node)
+        ys = b.requant(y, scale, ACT_MAX, node)
+        out = b.e.op(node.op_type, [xs.name, ys.name])
+        b.put(node.output[0], QTensor(out, x.shape, scale, 2 * ACT_MAX))
+
+
+def _h_mul(b: Builder, node: onnx.NodeProto, divide: bool = False) -> None:
+    c = b.const_of(node.input[1])
+    src = node.input[0]
+    if c is None and not divide and b.const_of(node.input[0]) is not None:
+        c, src = b.const_of(node.input[0]), node.input[1]
+    if c is None:
+        raise b.refuse(
+            node, "a product of two activations is not supported yet", "export the model with one constant operand"
+        )
+    c = np.asarray(c, dtype=np.float64)
+    if divide:
+        if np.any(c == 0):
+            raise b.refuse(node, "division by a zero constant", "fix the model")
+        c = 1.0 / c
+    q = b.get(node, src)
+    if q.scale is None:
+        raise b.refuse(node, "scales an integer index", "export the model without it")
+    if c.size not in (1, q.shape[-1]) or (c.ndim > 1 and any(d != 1 for d in c.shape[:-1])):
+        if q.scale.ndim != 0 or not broadcasts(c.shape, q.shape):
+            raise b.refuse(
+                node, "a constant factor varies along more than the last axis", "fold it into the weights before export"
+            )
+        # a factor per channel (axis 1, say): one rescale with a multiplier per element of c
+        old = QTensor(q.name, q.shape, np.asarray(q.scale) * c, q.bound)
+        b.put(node.output[0], b.requant(old, b.act_scale(node.output[0]), ACT_MAX, node))
+        return
+    cv = c.reshape(-1) if c.size > 1 else c.reshape(())
+    # v * c = q * (s * |c|) * sign(c): exact, the scale absorbs |c|
+    sign = np.sign(cv).astype(np.int64)
+    new_scale = np.where(cv != 0, np.asarray(q.scale) * np.abs(cv), np.asarray(q.scale))
+    name = b.e.op("Mul", [q.name, b.e.const(sign, "sign")])
+    b.put(node.output[0], QTensor(name, q.shape, new_scale, q.bound))
+
+
+def _h_relu(b: Builder, node: onnx.NodeProto) -> None:
+    q = b.get(node, node.input[0])
+    b.put(node.output[0], QTensor(b.e.op("Relu", [q.name]), q.shape, q.scale, q.bound))
+
+
+def _h_leaky(b: Builder, node: onnx.NodeProto) -> None:
+    alpha = float(attrs(node).get("alpha", 0.01))
+    q = b.narrow(b.get(node, node.input[0]), node.input[0], node)
+    scaled = b.requant(q, q.scale / alpha if alpha else q.scale, ACT_MAX, node)
+    if alpha == 0:
+        scaled = QTensor(b.e.op("Mul", [q.name, b.e.const(i64(0))]), q.shape, q.scale, 0)
+    pos = b.e.op("GreaterOrEqual", [q.name, b.e.const(i64(0))])
+    b.put(node.output[0], QTensor(b.e.op("Where", [pos, q.name, scaled.name]), q.shape, q.scale, q.bound))
+
+
+def _h_clip(b: Builder, node: onnx.NodeProto) -> None:
+    a = attrs(node)
+    q = b.get(node, node.input[0])
+    lo = a.get("min") if len(node.input) < 2 or not node.input[1] else b.const_of(node.input[1])
+    hi = a.get("max") if len(node.input) < 3 or not node.input[2] else b.const_of(node.input[2])
+    for name in node.input[1:]:
+        if name and b.const_of(name) is None:
+            raise b.refuse(node, "the bounds are not constant", "make them initializers")
+    args = [q.name]
+    for v in (lo, hi):
+        args.append("" if v is None else b.e.const(round_half_away(np.asarray(v, dtype=np.float64) / q.scale), "bound"))
+    while args[-1] == "":
+        args.pop()
+    b.put(node.output[0], QTensor(b.e.op("Clip", args), q.shape, q.scale, q.bound))
+
+
+def _table(b: Builder, node: onnx.NodeProto, fn: Callable[[np.ndarray], np.ndarray], lo_out: float) -> None:
+    src = node.input[0]
+    q = b.get(node, src)
+    # inputs beyond +-8 are saturated for both functions; cover at least that far
+    reach = max(float(b.calib_max(src)), 8.0)
+    in_scale = np.asarray(reach / TABLE_HALF)
+    qi = b.requant(q, in_scale, TABLE_HALF, node) if q.scale is not None else None
+    if qi is None:
+        raise b.refuse(node, "applied to an integer index", "export the model without it")
+    out_scale = np.asarray(1.0 / ACT_MAX)
+    grid = np.arange(-TABLE_HALF, TABLE_HALF + 1, dtype=np.float64) * float(in_scale)
+    table = np.clip(round_half_away(fn(grid) / out_scale), int(lo_out * ACT_MAX), ACT_MAX)
+    idx = b.e.op("Add", [qi.name, b.e.const(i64(TABLE_HALF))])
+    out = b.e.op("Gather", [b.e.const(table, "table"), idx], axis=0)
+    b.put(node.output[0], QTensor(out, q.shape, out_scale, ACT_MAX), track=node.op_type in ("Sigmoid", "Tanh"))
+
+
+def _h_sigmoid(b: Builder, node: onnx.NodeProto) -> None:
+    _table(b, node, lambda x: 1.0 / (1.0 + np.exp(-x)), 0.0)
+
+
+def _h_tanh(b: Builder, node: onnx.NodeProto) -> None:
+    _table(b, node, np.tanh, -1.0)
+
+
+def _h_argmax(b: Builder, node: onnx.NodeProto) -> None:
+    a = attrs(node)
+    q = b.get(node, node.input[0])
+    axis = int(a.get("axis", 0)) % len(q.shape)
+    if q.scale is not None and q.scale.ndim == 1 and axis == len(q.shape) - 1:
+        # compare in one unit: bring every column to the finest column scale
+        finest = np.asarray(float(np.min(q.scale)))
+        q = b.requant(
+            q,
+            finest,
+            min(EXACT_LIMIT // 2**MULT_BITS - 1, q.bound * int(math.ceil(max_of(q.scale) / float(finest))) + 1),
+            node,
+        )
+    keep = int(a.get("keepdims", 1))
+    out = b.e.op("ArgMax", [q.name], axis=axis, keepdims=keep, select_last_index=int(a.get("select_last_index", 0)))
+    shape = list(q.shape)
+    if keep:
+        shape[axis] = 1
+    else:
+        shape.pop(axis)
+    b.put(node.output[0], QTensor(out, tuple(shape), None, max(q.shape)))
+
+
+# ops that keep the order of values: between a Softmax and an ArgMax they change nothing
+MONOTONE = {"Identity", "QuantizeLinear", "DequantizeLinear"}
+
+
+def _h_softmax(b: Builder, node: onnx.NodeProto) -> None:
+    """Softmax (or QLinearSoftmax) is monotone along its axis: before an ArgMax over that
+    axis, through order-keeping ops only, the logits stand in for the probabilities."""
+    if _only_argmax(b, node.output[0]):
+        b.put(node.output[0], b.get(node, node.input[0]), track=False)
+        b.standins.add(node.output[0])
+        return
+    raise b.refuse(node, "Softmax whose result is used as a value", "end the graph at the logits or an ArgMax")
+
+
+def _only_argmax(b: Builder, name: str) -> bool:
+    users = [u for u in b.users.get(name, []) if u.op_type not in SKIPPED]
+    return bool(users) and all(
+        u.op_type == "ArgMax" or (u.op_type in MONOTONE and _only_argmax(b, u.output[0])) for u in users
+    )
+
+
+def _standin(b: Builder, node: onnx.NodeProto) -> bool:
+    """Pass a Softmax's stand-in through an order-keeping op unchanged."""
+    if node.input[0] not in b.standins:
+        return False
+    b.put(node.output[0], b.env[node.input[0]], track=False)
+    b.standins.add(node.output[0])
+    return True
+
+
+def _h_shape_op(b: Builder, node: onnx.NodeProto) -> None:
+    q = b.get(node, node.input[0])
+    out_shape = b.shapes.get(node.output[0])
+    if out_shape is None:
+        raise b.refuse(node, "its output shape is unknown", "export with static shapes")
+    last_kept = bool(out_shape) and bool(q.shape) and out_shape[-1] == q.shape[-1]
+    if node.op_type == "Transpose":
+        perm = list(attrs(node).get("perm", reversed(range(len(q.shape)))))
+        last_kept = perm[-1] == len(q.shape) - 1
+    if q.scale is not None and q.scale.ndim == 1 and not last_kept:
+        q = b.scalar_scale(q, node.input[0], node)
+    if node.op_type == "Transpose":
+        name = b.e.op("Transpose", [q.name], perm=perm)
+    else:
+        name = b.e.op("Reshape", [q.name, b.e.const(i64(out_shape), "shape")])
+    b.put(node.output[0], QTensor(name, tuple(out_shape), q.scale, q.bound))
+
+
+def _h_concat(b: Builder, node: onnx.NodeProto) -> None:
+    axis = int(attrs(node)["axis"])
+    parts = [b.get(node, n) for n in node.input]
+    out_shape = b.shapes[node.output[0]]
+    if all(p.scale is None for p in parts):
+        name = b.e.op("Concat", [p.name for p in parts], axis=axis)
+        b.put(node.output[0], QTensor(name, tuple(out_shape), None, max(p.bound for p in parts)))
+        return
+    if any(p.scale is None for p in parts):
+        raise b.refuse(node, "joins integer indices with real values", "export the model without it")
+    scale = b.act_scale(node.output[0])
+    names = [b.requant(p, scale, ACT_MAX, node).name for p in parts]
+    b.put(node.output[0], QTensor(b.e.op("Concat", names, axis=axis), tuple(out_shape), scale, ACT_MAX))
+
+
+def _h_scaler(b: Builder, node: onnx.NodeProto) -> None:
+    a = attrs(node)
+    q = b.get(node, node.input[0])
+    f = q.shape[-1]
+    offset = np.broadcast_to(np.asarray(a.get("offset", [0.0]), dtype=np.float64), (f,))
+    scale = np.broadcast_to(np.asarray(a.get("scale", [1.0]), dtype=np.float64), (f,))
+    # (v - offset) * scale with v = q * s: the new scale is s * |scale|, exact
+    s = np.broadcast_to(np.asarray(q.scale, dtype=np.float64), (f,))
+    new_scale = np.where(scale != 0, s * np.abs(scale), s)
+    flipped = b.e.op("Mul", [q.name, b.e.const(np.sign(scale).astype(np.int64), "sign")])
+    shift = round_half_away(-offset * scale / new_scale)
+    name = b.e.op("Add", [flipped, b.e.const(shift, "offset")])
+    b.put(node.output[0], QTensor(name, q.shape, new_scale, q.bound + int(np.max(np.abs(shift)))))
+
+
+def _classes(b: Builder, node: onnx.NodeProto) -> np.ndarray:
+    a = attrs(node)
+    if "classlabels_ints" not in a:
+        raise b.refuse(node, "string class labels", "train on integer class labels")
+    return i64(a["classlabels_ints"])
+
+
+def _h_linear_classifier(b: Builder, node: onnx.NodeProto) -> None:
+    a = attrs(node)
+    classes = _classes(b, node)
+    q = b.get(node, node.input[0])
+    f = q.shape[-1]
+    coef = np.asarray(a["coefficients"], dtype=np.float64).reshape(-1, f)
+    icpt = np.asarray(a.get("intercepts", [0.0] * coef.shape[0]), dtype=np.float64)
+    if coef.shape[0] == 1 and len(classes) == 2:
+        # one score s decides between two classes: class 1 iff s > 0, as ArgMax([-s, s])
+        coef, icpt = np.concatenate([-coef, coef]), np.concatenate([-icpt, icpt])
+    scores = _linear(b, node, node.input[0], coef.T, icpt)
+    raw = node.output[0] + "#scores"
+    b.put(raw, scores)
+    if attrs(node).get("post_transform", b"NONE") in (b"NONE", "NONE"):
+        b.put(node.output[1], scores)
+    fake = helper.make_node("ArgMax", [raw], [node.output[0] + "#idx"], axis=1, keepdims=0)
+    _h_argmax(b, fake)
+    idx = b.env[node.output[0] + "#idx"]
+    label = b.e.op("Gather", [b.e.const(classes, "classes"), idx.name], axis=0)
+    b.put(node.output[0], QTensor(label, idx.shape, None, int(np.max(np.abs(classes)))))
+
+
+def _h_linear_regressor(b: Builder, node: onnx.NodeProto) -> None:
+    a = attrs(node)
+    if a.get("post_transform", b"NONE") not in (b"NONE", "NONE"):
+        raise b.refuse(node, "a post transform", "export the regressor without one")
+    q = b.get(node, node.input[0])
+    coef = np.asarray(a["coefficients"], dtype=np.float64).reshape(-1, q.shape[-1])
+    icpt = np.asarray(a.get("intercepts", [0.0] * coef.shape[0]), dtype=np.float64)
+    b.put(node.output[0], _linear(b, node, node.input[0], coef.T, icpt))
+
+
+def _h_feature_extractor(b: Builder, node: onnx.NodeProto) -> None:
+    table = b.const_of(node.input[0])
+    idx = b.get(node, node.input[1])
+    if table is None or np.asarray(table).ndim != 1 or idx.scale is not None:
+        raise b.refuse(
+            node, "only a lookup of class labels by an index is supported", "export class labels as a constant"
+        )
+    t = np.asarray(table)
+    if not np.all(t == np.round(t)):
+        raise b.refuse(node, "class labels are not integers", "train on integer class labels")
+    name = b.e.op("Gather", [b.e.const(i64(t), "classes"), idx.name], axis=0)
+    out_shape = b.shapes.get(node.output[0], idx.shape)
+    if tuple(out_shape) != idx.shape:
+        name = b.e.op("Reshape", [name, b.e.const(i64(out_shape), "shape")])
+    b.put(node.output[0], QTensor(name, tuple(out_shape), None, int(np.max(np.abs(t)))))
+
+
+def _bn_params(b: Builder, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray] | None:
+    """BatchNormalization as y = x * a + c per channel, if all its parameters are constant."""
+    params = [b.const_of(n) for n in node.input[1:5]]
+    if any(p is None for p in params):
+        return None
+    gamma, beta, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
+    a = gamma / np.sqrt(var + float(attrs(node).get("epsilon", 1e-5)))
+    return a, beta - mean * a
+
+
+def _spatialattrs(node: onnx.NodeProto, rank: int) -> dict[str, Any]:
+    a = attrs(node)
+    keep = {k: a[k] for k in ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides") if k in a}
+    if isinstance(keep.get("auto_pad"), bytes):
+        keep["auto_pad"] = keep["auto_pad"].decode()
+    return keep
+
+
+def _conv_acc(
+    b: Builder, node: onnx.NodeProto, src: str, w: np.ndarray, bias: np.ndarray, shape: Sequence[int]
+) -> QTensor:
+    """x * w + bias in exact integers: int8 activations and int8 weights per output channel
+    into ConvInteger, the bias added in int64; the result has one scale per channel."""
+    q = b.get(node, src)
+    if q.scale is None:
+        raise b.refuse(node, "convolves integer indices", "export the model without it")
+    x8 = b.narrow(q, src, node, limit=127)
+    xi = b.e.op("Cast", [x8.name], "x_i8", to=TensorProto.INT8)
+    folded_w = float(x8.scale) * w
+    chan = scale_of(np.abs(folded_w).reshape(w.shape[0], -1).max(axis=1), 127)
+    qw = round_half_away(folded_w / chan.reshape((-1,) + (1,) * (w.ndim - 1)))
+    acc = b.e.op("ConvInteger", [xi, b.e.const(qw.astype(np.int8), "w_i8")], "conv", **_spatialattrs(node, w.ndim - 2))
+    wide = b.e.op("Cast", [acc], "conv64", to=I64)
+    axis_shape = (-1,) + (1,) * (w.ndim - 2)
+    qb = round_half_away(bias / chan).reshape(axis_shape)
+    summed = b.e.op("Add", [wide, b.e.const(qb, "bias")])
+    bound = x8.bound * int(np.abs(qw).reshape(w.shape[0], -1).sum(axis=1).max()) + int(np.abs(qb).max())
+    return QTensor(summed, tuple(shape), chan.reshape(axis_shape), bound)
+
+
+def _h_conv(b: Builder, node: onnx.NodeProto) -> None:
+    """Conv with constant weights, then one rescale back to a 16-bit activation. A
+    BatchNormalization that alone reads the output is folded into the weights."""
+    w = b.const_of(node.input[1])
+    if w is None:
+        raise b.refuse(node, "the weights are not constant", "make the weights an initializer")
+    w = np.asarray(w, dtype=np.float64)
+    bias = np.zeros(w.shape[0]) if len(node.input) < 3 or not node.input[2] else b.const_of(node.input[2])
+    if bias is None:
+        raise b.refuse(node, "the bias is not constant", "make the bias an initializer")
+    bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+    out_name = node.output[0]
+    users = b.users.get(out_name, [])
+    if len(users) == 1 and users[0].op_type == "BatchNormalization" and (folded := _bn_params(b, users[0])) is not None:
+        a, c = folded
+        w = w * a.reshape((-1,) + (1,) * (w.ndim - 1))
+        bias = bias * a + c
+        out_name = users[0].output[0]
+    acc = _conv_acc(b, node, node.input[0], w, bias, b.shapes[out_name])
+    b.put(out_name, b.requant(acc, b.act_scale(out_name), ACT_MAX, node))
+
+
+def _h_batchnorm(b: Builder, node: onnx.NodeProto) -> None:
+    """y = x * a + c per channel (axis 1): one rescale with a per-channel multiplier."""
+    if node.output[0] in b.env:  # folded into the Conv before it
+        return
+    q = b.get(node, node.input[0])
+    folded = _bn_params(b, node)
+    if folded is None or q.scale is None or len(q.shape) < 2:
+        raise b.refuse(node, "its parameters are not constant", "make them initializers")
+    a, c = folded
+    axis_shape = (-1,) + (1,) * (len(q.shape) - 2)
+    scale = b.act_scale(node.output[0])
+    old = QTensor(q.name, q.shape, np.asarray(q.scale) * a.reshape(axis_shape), q.bound)
+    scaled = b.requant(old, scale, ACT_MAX, node)
+    shift = round_half_away(c / scale).reshape(axis_shape)
+    name = b.e.op("Add", [scaled.name, b.e.const(shift, "shift")])
+    b.put(node.output[0], QTensor(name, q.shape, scale, ACT_MAX + int(np.abs(shift).max())))
+
+
+def _window_slices(b: Builder, node: onnx.NodeProto, q: QTensor) -> list[str]:
+    """One strided Slice per kernel offset: pooling as an n-ary Max or a sum of them."""
+    a = attrs(node)
+    kernel = list(a["kernel_shape"])
+    n = len(kernel)
+    strides = list(a.get("strides", [1] * n))
+    if any(a.get("pads", [0] * 2 * n)) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+        raise b.refuse(node, "padding is not supported for pooling", "pad with a Conv or export the pool without pads")
+    if any(d != 1 for d in a.get("dilations", [1] * n)) or a.get("ceil_mode", 0):
+        raise b.refuse(node, "dilations or ceil_mode are not supported for pooling", "export the pool without them")
+    if int(np.prod(kernel)) > 255:
+        raise b.refuse(node, "the window has more than 255 elements", "use a smaller window")
+    out = b.shapes[node.output[0]]
+    spatial = list(range(len(q.shape) - n, len(q.shape)))
+    names = []
+    for offset in np.ndindex(*kernel):
+        starts = list(offset)
+        ends = [o + (out[ax] - 1) * st + 1 for o, ax, st in zip(offset, spatial, strides)]
+        names.append(
+            b.e.op(
+                "Slice",
+                [
+                    q.name,
+                    b.e.const(i64(starts), "starts"),
+                    b.e.const(i64(ends), "ends"),
+                    b.e.const(i64(spatial), "axes"),
+                    b.e.const(i64(strides), "steps"),
+                ],
+                "window",
+            )  # fmt: skip
+        )
+    return names
+
+
+def _h_maxpool(b: Builder, node: onnx.NodeProto) -> None:
+    if len(node.output) > 1 and node.output[1]:
+        raise b.refuse(node, "the Indices output is not supported", "export MaxPool without indices")
+    q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+    names = _window_slices(b, node, q)
+    out = b.e.op("Max", names, "maxpool") if len(names) > 1 else names[0]
+    b.put(node.output[0], QTensor(out, tuple(b.shapes[node.output[0]]), q.scale, q.bound))
+
+
+def _h_avgpool(b: Builder, node: onnx.NodeProto) -> None:
+    q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+    names = _window_slices(b, node, q)
+    total = names[0]
+    for other in names[1:]:
+        total = b.e.op("Add", [total, other], "window_sum")
+    # the mean is the sum at a finer scale: exact
+    b.put(
+        node.output[0],
+        QTensor(total, tuple(b.shapes[node.output[0]]), np.asarray(q.scale) / len(names), q.bound * len(names)),
+    )
+
+
+def _h_global_avgpool(b: Builder, node: onnx.NodeProto) -> None:
+    q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+    axes = list(range(2, len(q.shape)))
+    count = int(np.prod([q.shape[ax] for ax in axes]))
+    total = b.e.op("ReduceSum", [q.name, b.e.const(i64(axes), "axes")], "gap", keepdims=1)
+    b.put(node.output[0], QTensor(total, tuple(b.shapes[node.output[0]]), np.asarray(q.scale) / count, q.bound * count))
+
+
+HANDLERS: dict[str, Callable[[Builder, onnx.NodeProto], None]] = {
+    "Identity": lambda b, n: _standin(b, n) or _h_alias(b, n),
+    "Dropout": _h_alias,
+    "Cast": _h_cast,
+    "MatMul": _h_matmul,
+    "Gemm": _h_gemm,
+    "Add": _h_addsub,
+    "Sub": _h_addsub,
+    "Mul": _h_mul,
+    "Div": lambda b, n: _h_mul(b, n, divide=True),
+    "Relu": _h_relu,
+    "LeakyRelu": _h_leaky,
+    "Clip": _h_clip,
+    "Sigmoid": _h_sigmoid,
+    "Tanh": _h_tanh,
+    "Softmax": _h_softmax,
+    "ArgMax": _h_argmax,
+    "Reshape": _h_shape_op,
+    "Flatten": _h_shape_op,
+    "Squeeze": _h_shape_op,
+    "Unsqueeze": _h_shape_op,
+    "Transpose": _h_shape_op,
+    "Concat": _h_concat,
+    "Conv": _h_conv,
+    "BatchNormalization": _h_batchnorm,
+    "MaxPool": _h_maxpool,
+    "AveragePool": _h_avgpool,
+    "GlobalAveragePool": _h_global_avgpool,
+    # ai.onnx.ml, as skl2onnx writes scikit-learn pipelines
+    "Scaler": _h_scaler,
+    "LinearClassifier": _h_linear_classifier,
+    "LinearRegressor": _h_linear_regressor,
+    "ArrayFeatureExtractor": _h_feature_extractor,
+}
+# outputs nobody needs for a label or a value: probability maps
+SKIPPED = {"ZipMap"}
