@@ -317,6 +317,89 @@ app.add_typer(task_app, name="task")
 app.add_typer(claim_app, name="claim")
 app.add_typer(dispute_app, name="dispute")
 
+key_app = typer.Typer(
+    help="Make and inspect signing keys (encrypted JSON keystores or raw hex files).\n\n"
+    "Example: bisectml key new --out me.json && bisectml key address --key-file me.json",
+    no_args_is_help=True,
+)
+app.add_typer(key_app, name="key")
+
+
+@key_app.command("new")
+def key_new(
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the key (never over an existing file).")],
+    raw: Annotated[bool, typer.Option("--raw", help="Write the key as plain hex instead of an encrypted keystore.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Make a new key: an encrypted keystore (password from BISECTML_KEY_PASSWORD, the file
+    BISECTML_KEY_PASSWORD_FILE names, or a prompt), or with --raw a hex file; mode 0600 either way.
+
+    Example: bisectml key new --out me.json
+    """
+    import os
+    import secrets
+
+    from eth_account import Account
+
+    from verifier.court.keys import (
+        PASSWORD_ENV,
+        PASSWORD_FILE_ENV,
+        KeyFileError,
+        write_keystore,
+    )
+
+    key = "0x" + secrets.token_bytes(32).hex()
+    try:
+        if raw:
+            try:
+                fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                fail(f"{out_file} exists; choose another path (a key file is never overwritten).")
+            with os.fdopen(fd, "w") as f:
+                f.write(key + "\n")
+            address = Account.from_key(key).address
+        else:
+            if PASSWORD_ENV in os.environ:
+                password = os.environ[PASSWORD_ENV]
+            elif PASSWORD_FILE_ENV in os.environ:
+                password = Path(os.environ[PASSWORD_FILE_ENV]).read_text().rstrip("\r\n")
+            else:
+                password = typer.prompt("password for the new keystore", hide_input=True, confirmation_prompt=True)
+            address = write_keystore(out_file, key, password)
+    except (KeyFileError, OSError) as e:
+        fail(str(e) if isinstance(e, KeyFileError) else f"cannot write {out_file}: {e.strerror}; check the path.")
+    if as_json:
+        emit({"address": address, "file": str(out_file), "encrypted": not raw})
+        return
+    say(f"[green]ok[/green] {address} in {out_file} ({'hex, keep it private' if raw else 'encrypted keystore'})")
+
+
+@key_app.command("address")
+def key_address(key_file: KeyFile = None, as_json: AsJson = False) -> None:
+    """Print the account address of a key (a keystore asks for its password).
+
+    Example: bisectml key address --key-file me.json
+    """
+    import os
+
+    from eth_account import Account
+
+    from verifier.court.keys import KEY_ENV, KeyFileError, read_key_file
+
+    try:
+        secret = read_key_file(key_file) if key_file is not None else os.environ.get(KEY_ENV)
+        if secret is None:
+            fail(f"no key: pass --key-file or set {KEY_ENV}.")
+        address = Account.from_key(secret).address
+    except KeyFileError as e:
+        fail(str(e))
+    except ValueError:
+        fail("the key is not a valid private key; give 32 bytes of hex or an encrypted JSON keystore.")
+    if as_json:
+        emit({"address": address})
+        return
+    out.print(address)
+
 
 class Side(str, enum.Enum):
     challenger = "challenger"

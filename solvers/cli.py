@@ -19,7 +19,11 @@ RpcUrl = Annotated[
 ]
 KeyFile = Annotated[
     Path | None,
-    typer.Option("--key-file", help="File holding the hex private key (or set BISECTML_PRIVATE_KEY); never on argv."),
+    typer.Option(
+        "--key-file",
+        help="A hex key file or an encrypted JSON keystore (password from BISECTML_KEY_PASSWORD, BISECTML_KEY_PASSWORD_FILE "
+        "or a prompt), or set BISECTML_PRIVATE_KEY; never on argv.",
+    ),
 ]
 Programs = Annotated[
     list[str] | None,

@@ -83,7 +83,8 @@ KeyFile = Annotated[
     Path | None,
     typer.Option(
         "--key-file",
-        help="File holding the signing key in hex (or set BISECTML_PRIVATE_KEY); keys are never taken on the command line.",
+        help="The signing key: a hex file or an encrypted JSON keystore (password from BISECTML_KEY_PASSWORD, "
+        "BISECTML_KEY_PASSWORD_FILE or a prompt), or set BISECTML_PRIVATE_KEY; keys are never taken on the command line.",
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (amounts as strings of base units).")]

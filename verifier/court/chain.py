@@ -20,6 +20,7 @@ from typing import Any
 
 from verifier.core.errors import BisectmlError
 from verifier.core.paths import home
+from verifier.court.keys import KEY_ENV, KeyFileError, read_key_file
 
 SUITE = (
     "Token",
@@ -33,7 +34,6 @@ SUITE = (
     "Market",
 )
 DEPLOYMENTS = home() / "deployments.json"
-KEY_ENV = "BISECTML_PRIVATE_KEY"
 
 
 class ChainError(BisectmlError, RuntimeError):
@@ -140,9 +140,9 @@ class Chain:
         secret = key
         if secret is None and key_file is not None:
             try:
-                secret = Path(key_file).read_text().strip()
-            except OSError as e:
-                raise ChainError(f"cannot read key file {key_file}: {e.strerror}; check the path.") from None
+                secret = read_key_file(key_file)
+            except KeyFileError as e:
+                raise ChainError(str(e)) from None
         if secret is None:
             secret = os.environ.get(KEY_ENV)
         if secret is None and address is not None:
@@ -154,7 +154,9 @@ class Chain:
         try:
             acct = Account.from_key(secret)
         except Exception:  # noqa: BLE001
-            raise ChainError("the key is not a valid private key; it must be 32 bytes of hex.") from None
+            raise ChainError(
+                "the key is not a valid private key; give 32 bytes of hex or an encrypted JSON keystore."
+            ) from None
         return cls(w3, acct.address, acct)
 
     def with_key(self, key: str) -> Chain:
