@@ -53,6 +53,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"bisectml {version('bisectml')}")
+        except PackageNotFoundError:
+            print("bisectml (not installed; run from a checkout)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)
+    ] = False,
+) -> None:
+    """bisectml: an ML marketplace whose computations are verified by a bisection game."""
+
+
 def _register_daemons() -> None:
     from challengers.cli import app as challenger_app
     from solvers.cli import app as solver_app
@@ -317,6 +337,86 @@ app.add_typer(task_app, name="task")
 app.add_typer(claim_app, name="claim")
 app.add_typer(dispute_app, name="dispute")
 
+token_app = typer.Typer(
+    help="The bond token: balances, transfers and allowances (BOND with 18 decimals; --json in base units).\n\n"
+    "Example: bisectml token balance --rpc-url http://127.0.0.1:8545 --key-file me.json",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("balance")
+@reflow
+def token_balance(
+    address: Annotated[str | None, typer.Argument(help="The account (default: the key's).")] = None,
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show an account's BOND, its ether, and what the contracts may pull from it.
+
+    Example: bisectml token balance 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --rpc-url http://127.0.0.1:8545
+    """
+    from verifier.app import tokens
+
+    with chain_errors():
+        session = cli_session(rpc_url, key_file, "token balance", need_key=address is None)
+        result = tokens.balance(session, address)
+    if as_json:
+        return emit(result)
+    say(kv_table(None, tokens.describe(result)))
+
+
+@token_app.command("transfer")
+@reflow
+def token_transfer(
+    to: Annotated[str, typer.Argument(help="The recipient's address.")],
+    amount: Annotated[str, typer.Argument(help="BOND (10, 2.5) or base units (5wei).")],
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Send BOND to another account (checked against your balance before anything is sent).
+
+    Example: bisectml token transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 100 --key-file me.json
+    """
+    from verifier.app import tokens
+    from verifier.app.session import parse_amount
+
+    with chain_errors():
+        value = parse_amount(amount)
+        session = cli_session(rpc_url, key_file, "token transfer")
+        result = tokens.transfer(session, to, value)
+    if as_json:
+        return emit(result)
+    say(f"[green]sent[/green] {amount_text(value)} to {result['to']}; you hold {amount_text(result['balance'])}")
+
+
+@token_app.command("approve")
+@reflow
+def token_approve(
+    spender: Annotated[str, typer.Argument(help="tasks, market, attestations, or an address.")],
+    amount: Annotated[str, typer.Argument(help="The allowance: BOND (10, 2.5) or base units (5wei); 0 revokes.")],
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Set how much BOND a contract may pull from you (the commands approve what they need themselves).
+
+    Example: bisectml token approve tasks 500 --key-file me.json
+    """
+    from verifier.app import tokens
+    from verifier.app.session import parse_amount
+
+    with chain_errors():
+        value = parse_amount(amount)
+        session = cli_session(rpc_url, key_file, "token approve")
+        result = tokens.approve(session, spender, value)
+    if as_json:
+        return emit(result)
+    say(f"[green]approved[/green] {result['spender']} to pull {amount_text(result['allowance'])}")
+
+
 key_app = typer.Typer(
     help="Make and inspect signing keys (encrypted JSON keystores or raw hex files).\n\n"
     "Example: bisectml key new --out me.json && bisectml key address --key-file me.json",
@@ -412,6 +512,10 @@ def deploy(
     mint: Annotated[
         str | None, typer.Option("--mint", help="On a dev chain, mint this much BOND to the deployer (e.g. 1000).")
     ] = None,
+    fund: Annotated[
+        list[str] | None,
+        typer.Option("--fund", help="On a dev chain, give this account 1000 BOND (or --mint's amount) and 10 ETH; repeatable."),
+    ] = None,
     rpc_url: RpcUrl = None,
     key_file: KeyFile = None,
     as_json: AsJson = False,
@@ -424,14 +528,18 @@ def deploy(
 
     Example: bisectml deploy --rpc-url http://127.0.0.1:8545 --key-file ./deployer.key --mint 1000
     """
-    from verifier.app import commands
+    from verifier.app import commands, tokens
     from verifier.app.session import parse_amount
 
     with chain_errors():
         amount = parse_amount(mint, "--mint") if mint is not None else 0
         session = cli_session(rpc_url, key_file, "deploy", embedded_ok=True, need_deployment=False)
-        with err.status("deploying 9 contracts…", spinner="dots") if not as_json else nullcontext():
+        if fund and session.chain.chain_id not in commands.DEV_CHAIN_IDS:
+            tokens.fund(session, fund, 0)  # refuses, before anything is deployed
+        with err.status("deploying the contracts…", spinner="dots") if not as_json else nullcontext():
             result = commands.deploy(session, mint=amount)
+        if fund:
+            result["funded"] = tokens.fund(session, fund, amount or 1000 * 10**18)
         note_embedded(session)
     if as_json:
         return emit(result)
@@ -441,6 +549,8 @@ def deploy(
         say(f"recorded in {result['recorded_in']}" + (" (replacing the earlier deployment)" if result["replaced_tasks"] else ""))
     if amount:
         say(f"minted {amount_text(amount)} to {result['deployer']}")
+    for f in result.get("funded", []):
+        say(f"funded {f['address']}: {amount_text(f['bond'])} and {int(f['ether']) / 10**18:g} ETH")
 
 
 @task_app.command("post")

@@ -109,6 +109,7 @@ def on_anvil(anvil, tmp_path) -> list[str]:
     deploy_suite(chain).save(deployments_path())
     key = tmp_path / "poster.key"
     key.write_text(anvil.keys[9])
+    key.chmod(0o600)
     return ["--rpc-url", anvil.url, "--key-file", str(key)]
 
 

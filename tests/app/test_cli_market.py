@@ -103,6 +103,7 @@ def market(anvil, tmp_path_factory, toy_file):  # noqa: ANN201
     for i, name in enumerate(("rival", "poster", "cheater", "challenger", "honest"), start=4):
         keys[name] = root / f"{name}.key"
         keys[name].write_text(anvil.keys[i] + "\n")
+        keys[name].chmod(0o600)
     poster = User(env, keys["poster"])
 
     deployed = poster.json("deploy", "--mint", "1000")

@@ -33,6 +33,7 @@ def world(anvil, tmp_path_factory):  # noqa: ANN201
     for i, name in enumerate(ROLES, start=1):
         key = root / f"{name}.key"
         key.write_text(anvil.keys[i] + "\n")
+        key.chmod(0o600)
         users[name] = User(env, key)
         chain.send(token.functions.mint(chain.with_key(anvil.keys[i]).account, 1_000 * TOKEN), "mint")
     data = demo_round()

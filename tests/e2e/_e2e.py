@@ -93,6 +93,7 @@ class Suite:
         if not path.exists():
             path.write_text(self.anvil.keys[index] + "\n")
             path.chmod(0o600)
+            path.chmod(0o600)
         return path
 
     def address(self, index: int) -> str:
