@@ -69,6 +69,10 @@ WatchAddress = Annotated[
     str | None,
     typer.Option("--address", help="With --observe and no key: the account to watch as (dry runs only, nothing signed)."),
 ]
+MetricsAt = Annotated[
+    str | None,
+    typer.Option("--metrics", help="Serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9101); off by default."),
+]
 MaxFeeGwei = Annotated[
     float | None,
     typer.Option("--max-fee-gwei", min=0.0, help="Never bid more than this per gas when raising fees (default: no cap)."),
@@ -77,7 +81,7 @@ MaxFeeGwei = Annotated[
 
 def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,  # noqa: ANN001, ANN201
            proof_grace, max_ticks, content_dir=None, no_market=False, bump_after=60.0, max_fee_gwei=None,
-           address=None):  # fmt: skip
+           address=None, metrics=None):  # fmt: skip
     from verifier.daemon.loop import Config
 
     return Config(
@@ -85,7 +89,7 @@ def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_
         deployment=deployment, observe=observe, poll=poll, min_reward=min_reward, cheat=cheat,
         trace_budget=trace_budget, proof_grace=proof_grace, max_ticks=max_ticks,
         market=not no_market, content_dir=content_dir, bump_after=bump_after, max_fee_gwei=max_fee_gwei,
-        address=address,
+        address=address, metrics=metrics,
     )  # fmt: skip
 
 
@@ -114,11 +118,13 @@ def add_daemon_commands(
         bump_after: BumpAfter = 60.0,
         max_fee_gwei: MaxFeeGwei = None,
         address: WatchAddress = None,
+        metrics: MetricsAt = None,
     ) -> None:
         from verifier.daemon.loop import main
 
         cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
-                     proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei, address)  # fmt: skip
+                     proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei, address,
+                     metrics)  # fmt: skip
         raise typer.Exit(main(load(), cfg))
 
     def stop(data_dir: DataDir = default_dir) -> None:

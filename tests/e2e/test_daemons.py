@@ -81,7 +81,7 @@ def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(
     paths = [toys(10 + i) for i in range(len(strategies))]
     tids = [suite.post_task(program(p)) for p in paths]
     cheaters = [fleet("solver", 3 + i, [p], f"cheat{i}", cheat=c) for i, (p, c) in enumerate(zip(paths, strategies))]
-    tower = fleet("challenger", 2, paths, "tower")
+    tower = fleet("challenger", 2, paths, "tower", extra=["--metrics", "127.0.0.1:0"])
     # an observe-only watchtower with no key, watching as a fresh address: alerts, would-sends, sends nothing
     watched = suite.chain.w3.eth.account.from_key("0x" + secrets.token_hex(32)).address
     observer = fleet("challenger", None, paths, "observer", extra=["--observe", "--address", watched])
@@ -117,8 +117,15 @@ def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(
         wait_until("honest claims finalized", lambda: all(suite.claim(c).state == FINALIZED for c in honest_claims), 60, procs)
         # the cheats' windows have closed and every game is settled: the tower collects each prize
         wait_until("every prize collected", lambda: all(ch.state == COLLECTED for _, ch in suite.challenges()), 60, procs)
+        metrics = _scrape(tower.events("metrics_serving")[0]["url"])
     challenges = suite.challenges()
     assert len(challenges) == len(tids)
+    # the tower's Prometheus endpoint counted what it did, while it ran
+    assert metrics['bisectml_games_total{outcome="won"}'] == len(tids)
+    assert metrics.get('bisectml_games_total{outcome="lost"}', 0) == 0
+    assert metrics["bisectml_moves_total"] > 0 and metrics["bisectml_gas_used_total"] > 0
+    assert metrics['bisectml_events_total{event="challenged"}'] == len(tids)
+    assert metrics["bisectml_bond_balance"] > 0 and metrics["bisectml_chain_head"] > 0
     assert all(ch.state == COLLECTED and ch.challenger == tower.address for _, ch in challenges)
     assert not suite.events("tasks", "BondSlashed")  # no challenger lost a game
     assert len(suite.events("tasks", "PrizeCollected", challenger=tower.address)) == len(tids)
@@ -155,6 +162,20 @@ def test_bundled_training_program__cheat_caught_end_to_end(suite, fleet) -> None
     assert {"STEP", "NODE", "OUTPUT", "TERM", "PROVE_ELEMENT"} <= levels
     assert_no_move_twice(suite, tower)
     assert_no_move_twice(suite, cheater)
+
+
+def _scrape(url: str) -> dict[str, float]:
+    """A Prometheus text page as {'name{labels}': value}."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as page:  # loopback only: the test's own daemon
+        text = page.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
 
 
 def _run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -56,6 +56,7 @@ from verifier.daemon.records import (
     TaskRec,
     View,
 )
+from verifier.daemon.metrics import Metrics, parse_listen
 from verifier.daemon.registry import Registry
 from verifier.daemon.sender import Backoff, Sender, is_transport_error
 from verifier.daemon.store import Store, move_key
@@ -63,6 +64,7 @@ from verifier.engine.program import Program
 
 REORG_DEPTH = 12  # blocks each event scan re-reads, so a shallow reorg cannot hide an event
 IDLE_TICK = 5.0  # seconds between full ticks while no block arrives and no work is under way
+BALANCE_EVERY = 30.0  # seconds between reads of the account's balances for the metrics
 
 
 # -- the daemon -----------------------------------------------------------------------------------
@@ -87,6 +89,7 @@ class Config:
     bump_after: float = 60.0  # seconds a transaction may stay pending before it is re-sent with higher fees
     max_fee_gwei: float | None = None  # never bid more per gas than this (None: no cap)
     address: str | None = None  # with observe and no key: the account to watch as
+    metrics: str | None = None  # HOST:PORT to serve Prometheus metrics on (None: no endpoint)
 
 
 class Daemon:
@@ -101,6 +104,8 @@ class Daemon:
         self.item_failures: dict[tuple[str, int], tuple[int, float]] = {}
         self.store: Store | None = None
         self._lock: TextIO | None = None
+        self.metrics: Metrics | None = None
+        self._balances_at = 0.0
 
     # -- start-up: everything that can refuse is checked before the data dir is touched --------
 
@@ -108,6 +113,8 @@ class Daemon:
         cfg = self.cfg
         if cfg.address is not None and not cfg.observe:
             raise DaemonError("--address only watches; add --observe, or give a key to send with.")
+        if cfg.metrics is not None:
+            parse_listen(cfg.metrics)
         try:
             self.chain = Chain.connect(cfg.rpc_url, key_file=cfg.key_file, address=cfg.address)
         except ChainError as e:
@@ -192,6 +199,11 @@ class Daemon:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.open()
+            if self.cfg.metrics is not None:
+                self.metrics = Metrics(self.name)
+                host, port = self.metrics.serve(self.cfg.metrics)
+                self.log.observers.append(self.metrics.observe)
+                self.log("metrics_serving", url=f"http://{host}:{port}/metrics")
             self.log(
                 "started", account=self.me, rpc=self.cfg.rpc_url, tasks=self.court.tasks.address,
                 observe=self.cfg.observe, cheat=self.cfg.cheat, programs=self.registry.ids,
@@ -205,6 +217,8 @@ class Daemon:
                 self.log("stopped", store=self.store.summary())
                 self.store.close()
             self.log.close()
+            if self.metrics is not None:
+                self.metrics.close()
             self.release()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -225,6 +239,8 @@ class Daemon:
                 if head != last_head or busy or self.item_failures or started - last_full >= IDLE_TICK:
                     busy = bool(self.tick())
                     last_head, last_full = head, started
+                if self.metrics is not None:
+                    self.update_metrics(head)
                 backoff.reset()
                 wait = self.cfg.poll - (time.monotonic() - started)
             except Exception as e:  # noqa: BLE001 - the loop outlives any one failure
@@ -238,6 +254,14 @@ class Daemon:
             if self.cfg.max_ticks and ticks >= self.cfg.max_ticks:
                 break
             self.sleep(wait)
+
+    def update_metrics(self, head: int) -> None:
+        assert self.metrics is not None
+        block = self.chain.w3.eth.get_block(head)
+        self.metrics.tick(head, int(block["timestamp"]), getattr(self, "open_items", None))
+        if time.monotonic() - self._balances_at >= BALANCE_EVERY:
+            self._balances_at = time.monotonic()
+            self.metrics.balances(self.token_balance(), int(self.chain.w3.eth.get_balance(self.me)))
 
     def sleep(self, seconds: float) -> None:
         end = time.monotonic() + max(0.0, seconds)

@@ -165,6 +165,8 @@ class JsonLog:
         self.stream = stream if stream is not None else sys.stderr
         self.file: TextIO | None = None
         self._once: set[str] = set()
+        # called with (event, data) for every event logged: the metrics count them
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
 
     def open_file(self, path: Path) -> None:
         self.file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -186,6 +188,8 @@ class JsonLog:
                 out.flush()
             except (OSError, ValueError):
                 pass
+        for observe in self.observers:
+            observe(event, data)
 
     def alert(self, event: str, **data: Any) -> None:
         self(event, level="alert", **data)
