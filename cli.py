@@ -337,6 +337,52 @@ app.add_typer(task_app, name="task")
 app.add_typer(claim_app, name="claim")
 app.add_typer(dispute_app, name="dispute")
 
+@app.command()
+@reflow
+def status(
+    address: Annotated[str | None, typer.Option("--address", help="The account (default: the key's).")] = None,
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """One account's standing: balances, its tasks, claims, challenges and their games (both
+    clocks), what it should do next, and the BOND it received from and paid to the contracts.
+
+    Example: bisectml status --rpc-url http://127.0.0.1:8545 --key-file me.json
+    """
+    from verifier.app.session import format_duration
+    from verifier.app.status import account_status
+
+    with chain_errors():
+        session = cli_session(rpc_url, key_file, "status", need_key=address is None)
+        result = account_status(session, address)
+    if as_json:
+        return emit(result)
+    say(kv_table(result["address"], [
+        ("BOND", amount_text(result["bond"])), ("ether", f"{int(result['ether']) / 10**18:g} ETH"),
+        ("received from contracts", amount_text(result["received"])), ("paid to contracts", amount_text(result["paid"])),
+        ("still held for you", amount_text(result["held"])), ("net so far", amount_text(int(result["profit"]))
+                                                              if int(result["profit"]) >= 0 else "-" + amount_text(-int(result["profit"]))),
+    ]))  # fmt: skip
+    for name, rows, cols in (
+        ("tasks", result["tasks"], ("task_id", "state", "claim_id")),
+        ("claims", result["claims"], ("claim_id", "task_id", "state", "challenges", "unsettled")),
+        ("challenges", result["challenges"], ("challenge_id", "claim_id", "game_id", "state")),
+    ):
+        if rows:
+            table = Table(*cols, title=name, title_justify="left")
+            for r in rows:
+                table.add_row(*(str(r[c]) for c in cols))
+            say(table)
+    if result["games"]:
+        table = Table("game", "you are", "position", "to move", "solver's clock", "challenger's clock", "outcome", title="games", title_justify="left")
+        for g in result["games"]:
+            table.add_row(str(g["game_id"]), str(g["your_role"]), g["position"], str(g["to_move"]),
+                          format_duration(g["clock_solver"]), format_duration(g["clock_challenger"]), g["outcome"])  # fmt: skip
+        say(table)
+    say("to do: " + ("; ".join(result["todo"]) if result["todo"] else "nothing"))
+
+
 token_app = typer.Typer(
     help="The bond token: balances, transfers and allowances (BOND with 18 decimals; --json in base units).\n\n"
     "Example: bisectml token balance --rpc-url http://127.0.0.1:8545 --key-file me.json",
