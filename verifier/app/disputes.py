@@ -33,6 +33,7 @@ from verifier.app.session import (
     format_time,
     hex32,
 )
+from verifier.core.failpoints import failpoint
 from verifier.core.paths import home
 from verifier.court.chain import ChainError
 from verifier.court.game import GameState, Level, Outcome, Role
@@ -105,28 +106,42 @@ def open_dispute(
     trace = Trace(program, _trace_dir(program, directory))
     ours = trace.run(progress=progress)
     claimed = bytes(c["final_root"])
+    result = {
+        "claim_id": claim_id,
+        "task_id": c["task_id"],
+        "bond": str(task["challenger_bond"]),
+        "claimed_root": hex32(claimed),
+        "your_root": hex32(ours),
+        "trace_dir": str(trace.dir),
+        "challenger": chain.account,
+    }
+    # Run twice, or again after Ctrl-C: resume the challenge this account already opened
+    # rather than lock a second bond.
+    mine = session.deployment.logs(court.tasks.events.Challenged(), {"claim_id": claim_id, "challenger": chain.account})
+    if mine:
+        ev = mine[0]["args"]
+        return result | {"challenge_id": ev["challenge_id"], "game_id": ev["game_id"], "resumed": True,
+                         "tx": hex32(mine[0]["transactionHash"])}  # fmt: skip
     if ours == claimed and not force:
         raise CommandError(
             f"claim {claim_id} is correct: your run of the program ends in the claimed root {hex32(claimed)}, "
             "so a challenge would lose its bond; pass --force to challenge anyway."
         )
+    pending = chain.w3.eth.get_transaction_count(chain.account, "pending")
+    if pending > chain.w3.eth.get_transaction_count(chain.account, "latest"):
+        raise CommandError(
+            f"a transaction from {chain.account} is not mined yet (it may be this challenge, sent before an "
+            "interruption); wait for it to be mined, then run the same command again."
+        )
     bond = task["challenger_bond"]
     require_funds(court, chain.account, bond, "the challenger bond")
     approve(court, bond)
+    failpoint("dispute_open:before_challenge")
     receipt = chain.send(court.tasks.functions.challenge(claim_id), "challenge")
+    failpoint("dispute_open:after_challenge")
     ev = event_logs(court.tasks.events.Challenged, receipt)[0]["args"]
-    return {
-        "claim_id": claim_id,
-        "task_id": c["task_id"],
-        "challenge_id": ev["challenge_id"],
-        "game_id": ev["game_id"],
-        "bond": str(bond),
-        "claimed_root": hex32(claimed),
-        "your_root": hex32(ours),
-        "trace_dir": str(trace.dir),
-        "challenger": chain.account,
-        "tx": hex32(receipt["transactionHash"]),
-    }
+    return result | {"challenge_id": ev["challenge_id"], "game_id": ev["game_id"], "resumed": False,
+                     "tx": hex32(receipt["transactionHash"])}  # fmt: skip
 
 
 @dataclass

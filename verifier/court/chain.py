@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier.core.errors import BisectmlError
+from verifier.core.failpoints import failpoint
 from verifier.core.paths import home
 from verifier.court.keys import KEY_ENV, KeyFileError, read_key_file
 
@@ -208,6 +209,7 @@ class Chain:
             built = fn.build_transaction(tx)
             signed = self.key.sign_transaction(built)
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        failpoint(f"sent:{what}")  # tests: interrupted between broadcast and mining
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
             raise ChainError(f"{what} reverted on-chain in block {receipt['blockNumber']}; the state moved, re-derive and retry.")
