@@ -190,6 +190,7 @@ def test_refusals__one_line_exit_2_nothing_changed(suite, toys, tmp_path) -> Non
     base = ["--rpc-url", suite.anvil.url, "--deployment", str(suite.deployment_file), "--program", p]
     poor = tmp_path / "poor-key"
     poor.write_text("0x" + secrets.token_hex(32))
+    poor.chmod(0o600)
     cases = {
         "no key": (["challenger", "watch", *base, "--data-dir", str(tmp_path / "a")], None, "--key-file"),
         "no funds": (["solver", "run", *base, "--data-dir", str(tmp_path / "b"), "--key-file", str(poor)], None, "no ether"),
