@@ -1122,6 +1122,27 @@ def test_collect__pays_gas_proportional_share_and_burns_dust(tasks, token, mock_
     assert tasks.owed() == REWARD
 
 
+def test_collect__absurd_game_meter__capped_and_still_pays(tasks, token, mock_game, claim_id, challengers):
+    """A game's meter is read at most at 2^64 gas: two games claiming 2^255 gas cannot overflow
+    the claim's total and lock the prize; each pays in proportion to its capped weight."""
+    won = [_challenge(tasks, claim_id, w) for w in challengers[:2]]
+    for ch in won:
+        mock_game.set_challenger_gas(tasks.challenges(ch).game_id, 2**255)
+        _decide(tasks, mock_game, ch, CHALLENGER_WON)
+        tasks.settle(ch)
+    weights = [tasks.challenges(ch).gas for ch in won]
+    assert weights[0] - 2**64 == tasks.claims(claim_id).gas - weights[1] - 2**64 > 0
+    assert 0 < weights[1] - 2**64 < 10**6
+    _past_window(tasks, claim_id)
+    prize = prize_of(SOLVER_BOND)
+    for ch, w in zip(won, weights):
+        before = token.balanceOf(tasks.challenges(ch).challenger)
+        tasks.collect(ch)
+        assert token.balanceOf(tasks.challenges(ch).challenger) == before + prize * w // sum(weights)
+        _assert_solvent(tasks, token)
+    assert tasks.owed() == REWARD
+
+
 def test_collect__twice__reverts(tasks, mock_game, claim_id, challengers):
     (ch,), _ = _rejected_with_winners(tasks, mock_game, claim_id, challengers[:1])
     _past_window(tasks, claim_id)
