@@ -439,20 +439,21 @@ def claim_show(
                 ("solver bond", amount_text(result["solver_bond"])),
                 ("challenger bond", amount_text(result["challenger_bond"])),
                 ("unsettled", result["unsettled"]),
-                ("winners", f"{result['winners']} (a share of {amount_text(result['prize_share'])} each)" if result["winners"] else "0"),
+                ("winners", f"{result['winners']} (shares in proportion to metered gas, {result['metered_gas']:,} in all)" if result["winners"] else "0"),
             ],
         )
     )
     if not result["challenges"]:
         say("no challenges")
         return
-    table = Table("challenge", "challenger", "state", "game", "level", "to move", "outcome", box=None)
+    table = Table("challenge", "challenger", "state", "game", "level", "to move", "outcome", "share", box=None)
     for ch in result["challenges"]:
         g = ch["game"] or {}
         table.add_row(
             str(ch["challenge_id"]), ch["challenger"],
             ch["state"] + (" (settleable)" if ch["settleable"] else "") + (" (collectable)" if ch["collectable"] else ""),
             str(ch["game_id"]), g.get("level", "-"), g.get("to_move") or "-", g.get("outcome", "-").replace("_", " "),
+            amount_text(ch["prize_share"]) if ch["prize_share"] != "0" else "-",
         )  # fmt: skip
     say(table)
 

@@ -15,6 +15,10 @@
                  created by anyone; the registry only trusts the games it created. A node
                  whose inputs do not fit it (an invalid program) cannot be proven either way
                  and is decided by the clocks: solvers must check a program before claiming.
+                 The challenger's own moves are metered (4/5 of 21_000 + their execution gas,
+                 so never more than it paid net of refunds); the task registry splits a
+                 rejected claim's prize by this meter. Proofs and timeouts, which anyone may
+                 send, are not metered.
 """
 
 from contracts import IGame

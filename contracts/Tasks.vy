@@ -8,8 +8,9 @@
         challenge is an independent dispute game (section 6), played to its end and settled by
         its own outcome. A challenger whose game says CHALLENGER_WON gets its bond back at
         settlement; the first such settlement rejects the claim and reopens the task, and the
-        solver bond minus its burn is split equally among all the claim's winning challenges
-        once the window has closed and every game is settled. A challenger whose game says
+        solver bond minus its burn is split among all the claim's winning challenges, in
+        proportion to the gas each challenger metered (its challenge transaction and its own
+        moves in its game), once the window has closed and every game is settled. A challenger whose game says
         SOLVER_WON loses its bond: the burn share is burned and the rest paid to the solver. A
         claim never revealed in time burns its whole bond. The rules are written out in
         docs/SPEC.md section 7.
@@ -33,11 +34,12 @@
                    copied commitment cannot be revealed by the copier (its bond burns), and the
                    slot is taken at commit, before any root is public.
                  - Nobody picks who is paid: every game ends by its own outcome, a challenge is
-                   refunded only if its game shows it right, and the prize is split equally
-                   among every winning challenge of the window whatever the settlement order, so
-                   a solver that loses to its own sybil first still pays the honest challenger.
-                   Sybil winners dilute the honest share; the cheater still loses the burn plus
-                   the honest share.
+                   refunded only if its game shows it right, and the prize is split among every
+                   winning challenge of the window whatever the settlement order, so a solver
+                   that loses to its own sybil first still pays the honest challenger. The split
+                   is in proportion to metered gas (4/5 of 21_000 + execution per transaction,
+                   never more than the sender paid net of refunds): a sybil whose game is
+                   conceded weighs only its challenge, and weight costs at least its gas.
                  - Time: `MIN_CLOCK` (reveal deadline and each party's game clock) and
                    `MIN_WINDOW` are two days, a day of censorship plus a day for the up to ~31
                    moves of one party under congestion (docs/SPEC.md 7.2).
