@@ -648,7 +648,8 @@ def settle(
     if r["claim_rejected"]:
         say(
             f"  claim {r['claim_id']} rejected; its task is open for a new claim; {amount_text(r['prize_to_share'])} "
-            "goes in equal shares to every challenger whose game shows the claim wrong (`bisectml collect`)"
+            "goes to every challenger whose game shows the claim wrong, in proportion to the gas its own moves "
+            "metered (`bisectml collect`)"
         )
 
 
@@ -662,8 +663,9 @@ def collect(
 ) -> None:
     """Pay a winning challenger its share of the rejected claim's bond (anyone may).
 
-    Once the claim's window has closed and all its games are settled, the prize is split
-    equally among the challenges that showed the claim wrong.
+    Once the claim's window has closed and all its games are settled, the prize is split among
+    the challenges that showed the claim wrong, in proportion to the gas each challenger metered
+    (its challenge transaction and its own moves in its game).
 
     Example: bisectml collect 3 --key-file ./me.key
     """
