@@ -10,9 +10,9 @@
         settlement; the first such settlement rejects the claim and reopens the task, and the
         solver bond minus its burn is split among all the claim's winning challenges, in
         proportion to the gas each challenger metered (its challenge transaction and its own
-        moves in its game), once the window has closed and every game is settled. A challenger whose game says
-        SOLVER_WON loses its bond: the burn share is burned and the rest paid to the solver. A
-        claim never revealed in time burns its whole bond. The rules are written out in
+        moves in its game), once the window has closed and every game is settled. A
+        challenger whose game says SOLVER_WON loses its bond: the burn share is burned and the
+        rest paid to the solver. A claim never revealed in time burns its whole bond. The rules are written out in
         docs/SPEC.md section 7.
 @custom:security Trust assumptions and choices:
                  - The token is the bisectml bond token (contracts/Token.vy): no fees, hooks or
