@@ -228,10 +228,14 @@ class Sim:
             self.gas[solver] += g["solver_in_game"]
             self.gas[challenger] += g["challenger_in_game"]
             return g["challenger_metered_in_game"]
-        if mode == "solver concedes":  # the solver never moves; the challenger claims the timeout
+        if (
+            mode == "solver concedes"
+        ):  # the solver never moves; the challenger claims the timeout
             self.gas[challenger] += TIMEOUT_GAS
             return 0
-        if mode == "challenger abandons":  # one solver move, then the solver claims the timeout
+        if (
+            mode == "challenger abandons"
+        ):  # one solver move, then the solver claims the timeout
             self.gas[solver] += g["solver_first_move"] + TIMEOUT_GAS
             return 0
         if mode == "solver misses clock":
@@ -435,7 +439,12 @@ def ep_inflate(s: Sim) -> dict:
     gas per unit (the cheapest weight can be; the solver moves that padding needs are not even
     charged), then the cheater concedes. `long games`: `inflate_sybils` sybils each play a whole
     game against the cheater, which pays both sides."""
-    poster, cheater, solver, wt = s.new("poster"), s.new("cheater"), s.new("solver"), s.new("watchtower")
+    poster, cheater, solver, wt = (
+        s.new("poster"),
+        s.new("cheater"),
+        s.new("solver"),
+        s.new("watchtower"),
+    )
     pad = s.a.inflate_mode == "pad"
     syb = [s.new("sybil") for _ in range(1 if pad else s.a.inflate_sybils)]
     task = s.post(poster)
@@ -452,7 +461,9 @@ def ep_inflate(s: Sim) -> dict:
         if kind == "wt":
             meter = s.charge_game(cheater, a, "full")
         elif pad:
-            s.gas[a] += s.a.inflate_weight + TIMEOUT_GAS  # padded moves, then the timeout
+            s.gas[a] += (
+                s.a.inflate_weight + TIMEOUT_GAS
+            )  # padded moves, then the timeout
             meter = s.a.inflate_weight
         else:
             meter = s.charge_game(cheater, a, "full")
@@ -573,9 +584,15 @@ def ep_swarm(s: Sim) -> dict:
     missed = s.rng.randrange(len(chs)) if s.rng.random() < s.a.miss_p else None
     for i, (a, cid) in enumerate(chs):
         if i == missed:
-            s.decide(cid, CHALLENGER_WON, s.charge_game(solver, a, "solver misses clock"))
+            s.decide(
+                cid, CHALLENGER_WON, s.charge_game(solver, a, "solver misses clock")
+            )
         else:
-            s.decide(cid, SOLVER_WON, s.charge_game(solver, a, "full" if full else "challenger abandons"))
+            s.decide(
+                cid,
+                SOLVER_WON,
+                s.charge_game(solver, a, "full" if full else "challenger abandons"),
+            )
     for a, cid in s.rng.sample(chs, len(chs)):
         won = s.mock.outcome(s.tasks.challenges(cid)[2]) == CHALLENGER_WON
         s.settle(
@@ -751,7 +768,9 @@ def load_game(arity: int) -> dict:
     g = next(x for x in snap["games"] if x["arity"] == arity)
     ch = next(m for m in g["moves"] if m["call"] == "challenge")
     first = next(m for m in g["moves"] if m["by"] == "solver")
-    moves = [m for m in g["moves"] if m["by"] == "challenger" and m["call"] != "challenge"]
+    moves = [
+        m for m in g["moves"] if m["by"] == "challenger" and m["call"] != "challenge"
+    ]
     return {
         "arity": arity,
         "steps": snap["steps"],
@@ -973,7 +992,15 @@ def sweep(args, game: dict) -> dict:
 
 def _inflate_point(args, game: dict, seed: int, **over) -> dict:
     a2 = argparse.Namespace(**{**vars(args), **over})
-    r = run(a2, 1, args.solver_bond * E18, args.challenger_bond * E18, game, seed, [ep_inflate])
+    r = run(
+        a2,
+        1,
+        args.solver_bond * E18,
+        args.challenger_bond * E18,
+        game,
+        seed,
+        [ep_inflate],
+    )
     sm = summarize(r, a2)
     x = sm["attacks"]["gas-inflating sybil"]
     return {
@@ -1022,13 +1049,19 @@ def inflation_sweep(args, game: dict) -> dict:
                                                           inflate_sybils=k)})  # fmt: skip
     worst = min(pad + long_games, key=r)
     # the weight at which the honest share falls to the honest watchtower's costs
-    break_even = next((p["weight_vs_honest"] for p in pad if p["honest_net_bond"] <= 0), None)
+    break_even = next(
+        (p["weight_vs_honest"] for p in pad if p["honest_net_bond"] <= 0), None
+    )
     return {
         "honest_weight_gas": g_h,
         "pad": pad,
         "long_games": long_games,
         "min_ratio": worst["ratio"],
-        "min_ratio_at": {k: worst[k] for k in ("weight_vs_honest", "sybil_weight_gas", "sybils") if k in worst},
+        "min_ratio_at": {
+            k: worst[k]
+            for k in ("weight_vs_honest", "sybil_weight_gas", "sybils")
+            if k in worst
+        },
         "honest_net_negative_from_weight_vs_honest": break_even,
         "goal_10_to_1_every_level": "pass" if r(worst) >= 10 else "FAIL",
         "note": "pad buys weight at the meter's bound (1 gas per unit, solver moves not charged): the cheapest "
@@ -1042,12 +1075,22 @@ def swarm_threshold(args, game: dict) -> dict:
 
     def ratio_at(cb: int) -> float:
         a2 = argparse.Namespace(**{**vars(args), "swarm_mode": "full", "miss_p": 0.0})
-        r = run(a2, 2, max(args.solver_bond, cb) * E18, cb * E18, game, args.seed + 500, [ep_swarm])
+        r = run(
+            a2,
+            2,
+            max(args.solver_bond, cb) * E18,
+            cb * E18,
+            game,
+            args.seed + 500,
+            [ep_swarm],
+        )
         x = summarize(r, a2)["attacks"]["sybil swarm (full play)"]
         return float("inf") if x["ratio"] is None else x["ratio"]
 
     lo, hi = 1, 2_000
-    assert ratio_at(hi) >= 10, "the swarm stays below 10:1 even at a 2,000 BOND challenger bond"
+    assert ratio_at(hi) >= 10, (
+        "the swarm stays below 10:1 even at a 2,000 BOND challenger bond"
+    )
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if ratio_at(mid) >= 10:
@@ -1107,12 +1150,19 @@ def main(argv=None) -> int:
         "--sweep-cb", type=int, nargs="*", default=[50, 100, 250, 500, 1000]
     )
     ap.add_argument(
-        "--sweep-inflate", type=float, nargs="*",
+        "--sweep-inflate",
+        type=float,
+        nargs="*",
         default=[0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32],
         help="padded sybil weight, in multiples of the honest watchtower's metered weight",
     )
-    ap.add_argument("--sweep-long", type=int, nargs="*", default=[1, 2, 3, 4, 6, 8],
-                    help="numbers of sybils playing whole games")
+    ap.add_argument(
+        "--sweep-long",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3, 4, 6, 8],
+        help="numbers of sybils playing whole games",
+    )
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument(
         "--check", action="store_true", help="exit 1 when a goal is missed too"
@@ -1314,17 +1364,25 @@ def print_table(r: dict, args):
         gi = r["sweep"]["gas_inflating_sybil"]
         print(
             f"gas-inflating sybil (honest weight {gi['honest_weight_gas']:,} gas): "
-            + ", ".join(f"{p['weight_vs_honest']:g}x: net {p['honest_net_bond']:.1f} {p['ratio']}" for p in gi["pad"])
+            + ", ".join(
+                f"{p['weight_vs_honest']:g}x: net {p['honest_net_bond']:.1f} {p['ratio']}"
+                for p in gi["pad"]
+            )
         )
         print(
             "  long games: "
-            + ", ".join(f"{p['sybils']}: net {p['honest_net_bond']:.1f} {p['ratio']}" for p in gi["long_games"])
+            + ", ".join(
+                f"{p['sybils']}: net {p['honest_net_bond']:.1f} {p['ratio']}"
+                for p in gi["long_games"]
+            )
             + f"; min ratio {gi['min_ratio']} at {gi['min_ratio_at']} (goal 10:1: {gi['goal_10_to_1_every_level']}); "
             f"honest net < 0 from {gi['honest_net_negative_from_weight_vs_honest']}x the honest weight"
         )
         st_ = r["sweep"]["swarm_full_cb_for_10_to_1"]
-        print(f"swarm, full play, p=0: 10:1 from a challenger bond of {st_['challenger_bond']} BOND "
-              f"({st_['ratio_just_below']} at one less)")
+        print(
+            f"swarm, full play, p=0: 10:1 from a challenger bond of {st_['challenger_bond']} BOND "
+            f"({st_['ratio_just_below']} at one less)"
+        )
         print(
             "swarm, full play, p=0, by challenger bond: "
             + ", ".join(

@@ -981,12 +981,13 @@ def _require_revealable(claim_id: uint256, final_root: bytes32, salt: bytes32) -
     state: uint8 = self._require_claim(claim_id)
     assert state != CLAIM_EXPIRED, "tasks: claim expired"
     assert state == CLAIM_COMMITTED, "tasks: claim already revealed"
-    c: Claim = self.claims[claim_id]
-    assert msg.sender == c.solver, "tasks: not the committer"
+    # field by field, not the whole struct: its settlement fields are not needed here
+    task_id: uint256 = self.claims[claim_id].task_id
+    assert msg.sender == self.claims[claim_id].solver, "tasks: not the committer"
     # clock <= MAX_CLOCK, so the sum cannot overflow
-    assert block.timestamp < c.time + self.tasks[c.task_id].clock, "tasks: reveal deadline passed"
-    assert self._commitment(c.task_id, final_root, msg.sender, salt) == c.commitment, "tasks: reveal does not match commitment"
-    return c.task_id
+    assert block.timestamp < self.claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline passed"
+    assert self._commitment(task_id, final_root, msg.sender, salt) == self.claims[claim_id].commitment, "tasks: reveal does not match commitment"
+    return task_id
 
 
 @internal

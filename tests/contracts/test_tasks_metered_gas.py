@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import boa
 import pytest
-
 from _court import CONTRACTS, BoaOracle, Court, Match, tx_gas
 from test_game_rules import ARITY, STEPS, WrongElement, cheat_program
+
 from onnx_models.toy import accumulator_program
 from verifier.court.game import Level, Outcome, Player, Role
 from verifier.engine.program import load_program
@@ -120,8 +120,8 @@ def drive(m: Match, challenger_moves: int | None = None, to_proof: bool = False)
 
 
 def test_meter__counts_only_the_challengers_own_moves_and_never_more_than_it_paid(court, setup, cheat, honest) -> None:
-    token, tasks, who, cid = setup
-    chid, m = open_game(court, tasks, who, cid, "tower", cheat, honest)
+    _, tasks, who, cid = setup
+    _, m = open_game(court, tasks, who, cid, "tower", cheat, honest)
     moves = drive(m)
     assert court.game.outcome(m.gid) == 2  # CHALLENGER_WON, by the one-step proof
     metered = [(f, d, net) for w, f, d, net in moves if w == "challenger" and d]
@@ -144,7 +144,7 @@ def test_meter__counts_only_the_challengers_own_moves_and_never_more_than_it_pai
 def test_meter__third_party_calls_on_the_challengers_behalf__weigh_nothing(court, setup, cheat, honest) -> None:
     """A stranger's timeout, a stranger's one-step proof and a stranger's raw move do not move
     the challenger's meter."""
-    token, tasks, who, cid = setup
+    _, tasks, who, cid = setup
     stranger = boa.env.generate_address("stranger")
     _, m = open_game(court, tasks, who, cid, "tower", cheat, honest)
     _, m2 = open_game(court, tasks, who, cid, "tower2", cheat, honest)
@@ -174,7 +174,7 @@ def test_meter__third_party_calls_on_the_challengers_behalf__weigh_nothing(court
 
 
 def test_meter__a_strangers_pick__reverts_and_weighs_nothing(court, setup, cheat, honest) -> None:
-    token, tasks, who, cid = setup
+    _, tasks, who, cid = setup
     _, m = open_game(court, tasks, who, cid, "tower", cheat, honest)
     s = court.state(m.gid)
     m.send("solver", m.solver.solver_move(s))
