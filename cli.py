@@ -753,20 +753,21 @@ def claim_show(
                 ("solver bond", amount_text(result["solver_bond"])),
                 ("challenger bond", amount_text(result["challenger_bond"])),
                 ("unsettled", result["unsettled"]),
-                ("winners", f"{result['winners']} (a share of {amount_text(result['prize_share'])} each)" if result["winners"] else "0"),
+                ("winners", f"{result['winners']} (shares in proportion to metered gas, {result['metered_gas']:,} in all)" if result["winners"] else "0"),
             ],
         )
     )
     if not result["challenges"]:
         say("no challenges")
         return
-    table = Table("challenge", "challenger", "state", "game", "level", "to move", "outcome", box=None)
+    table = Table("challenge", "challenger", "state", "game", "level", "to move", "outcome", "share", box=None)
     for ch in result["challenges"]:
         g = ch["game"] or {}
         table.add_row(
             str(ch["challenge_id"]), ch["challenger"],
             ch["state"] + (" (settleable)" if ch["settleable"] else "") + (" (collectable)" if ch["collectable"] else ""),
             str(ch["game_id"]), g.get("level", "-"), g.get("to_move") or "-", g.get("outcome", "-").replace("_", " "),
+            amount_text(ch["prize_share"]) if ch["prize_share"] != "0" else "-",
         )  # fmt: skip
     say(table)
 
@@ -961,7 +962,8 @@ def settle(
     if r["claim_rejected"]:
         say(
             f"  claim {r['claim_id']} rejected; its task is open for a new claim; {amount_text(r['prize_to_share'])} "
-            "goes in equal shares to every challenger whose game shows the claim wrong (`bisectml collect`)"
+            "goes to every challenger whose game shows the claim wrong, in proportion to the gas its own moves "
+            "metered (`bisectml collect`)"
         )
 
 
@@ -975,8 +977,9 @@ def collect(
 ) -> None:
     """Pay a winning challenger its share of the rejected claim's bond (anyone may).
 
-    Once the claim's window has closed and all its games are settled, the prize is split
-    equally among the challenges that showed the claim wrong.
+    Once the claim's window has closed and all its games are settled, the prize is split among
+    the challenges that showed the claim wrong, in proportion to the gas each challenger metered
+    (its challenge transaction and its own moves in its game).
 
     Example: bisectml collect 3 --key-file ./me.key
     """

@@ -9,19 +9,28 @@ correctness is proven elsewhere: tests/contracts/test_game_*.py). Every party is
 - the real gas of its side of each dispute game, from bench/gas_snapshot.json (a 10,000-step
   claim of the bundled MLP, an honest challenger against one wrong element, at `--arity`).
 
+A rejected claim's prize is split in proportion to each winner's metered gas (docs/SPEC.md 7.5):
+the mock's `challenger_gas` is set to what Game.vy's meter gives the challenger's moves of the
+snapshot (see `metered`), plus the difference between the real challenge transaction's meter
+and the mock's (the mock's `create` is cheaper), so every weight is the real contracts'.
+
 Agents: honest solver, cheating solver (wrong root), lazy copier (copies a pending commitment
 by front-running it, or commits blind), self-challenging cheater (its sybils challenge its own
 wrong claim, it concedes those games and settles them first), sybil swarm griefer (`k`
 challenges against an honest claim; the honest solver misses one clock in one of them with
-probability `p`), honest watchtower, slot griefer (commits and never reveals). Permissionless
+probability `p`), honest watchtower, slot griefer (commits and never reveals), gas-inflating
+sybil (in the sweep: its sybils buy metered weight by padding at one gas per unit, or by playing
+whole games the cheater pays both sides of, at every spending level). Permissionless
 calls (settle, collect, finalize, expire_claim) are made by arbitrary parties in random order.
 
 Printed and written to bench/incentives_report.json:
 - per attack, attacker and defender cost (BOND and ETH) and the attacker:defender ratio
   (goal >= 10:1), with the assumptions;
 - the honest challenger's net after gas in every game it played (goal > 0 in every game), and a
-  sweep of the solver bond (and of the number of sybils, and of the challenger bond for the
-  swarm) showing where the goals stop holding;
+  sweep of the solver bond (and of the number of conceding sybils, of the gas-inflating sybil's
+  spending, with the minimum attacker:defender ratio over it, and of the challenger bond for the
+  swarm, with the bond at which the full-play swarm reaches 10:1 found by bisection) showing
+  where the goals stop holding;
 - the honest solver's bond losses (goal 0);
 - the watchtower's income with zero cheaters (0 under today's rules: reported "open", issue
   item 14, not built);
@@ -62,6 +71,11 @@ DAY = 86_400
 # a Game.timeout transaction (the winner of a game the other side abandoned claims it): not in
 # gas_snapshot.json, so assumed; about one move of the game
 TIMEOUT_GAS = 60_000
+# the meter (docs/SPEC.md 6, 7.5): 4/5 of (21_000 + execution) per challenger transaction
+METER_NUM, METER_DEN = 4, 5
+# the part of the referee's element-choice transaction that Game.enter_element meters, measured
+# on the accumulator game: 85,865 of 166,530 gas
+ENTER_ELEMENT_SHARE = 0.5
 # episodes per chain before a fresh deployment (each chain is checked on its own)
 CHAIN_TASKS = 70
 # the share of a game played before the honest solver misses its clock (swarm, probability p)
@@ -75,6 +89,7 @@ ATTACKS = [
     "sybil swarm (full play)",
     "sybil swarm (abandon after challenge)",
     "slot griefer",
+    "gas-inflating sybil",
 ]
 
 
@@ -132,6 +147,11 @@ class Sim:
             int
         )  # party -> gas of the current episode
         self.bystanders = [boa.env.generate_address(f"bystander{i}") for i in range(4)]
+        # this script's own ledger of the prize split: each challenge's metered weight, each
+        # claim's total G of its winners and the prize paid out so far
+        self.weight: dict[int, int] = {}
+        self.claim_gas: dict[int, int] = defaultdict(int)
+        self.shared: dict[int, int] = defaultdict(int)
         self.n_addr = 0
         self.rewarded: dict[str, int] = defaultdict(int)
 
@@ -200,26 +220,31 @@ class Sim:
 
     # --- game gas (bench/gas_snapshot.json) ---------------------------------------------------
 
-    def charge_game(self, solver: str, challenger: str, mode: str):
+    def charge_game(self, solver: str, challenger: str, mode: str) -> int:
+        """Charges each side the real gas of its part of a game; returns what Game.vy's meter
+        would say for the challenger's moves (a timeout is not the challenger's move: 0)."""
         g = self.game
         if mode == "full":
             self.gas[solver] += g["solver_in_game"]
             self.gas[challenger] += g["challenger_in_game"]
-        elif (
+            return g["challenger_metered_in_game"]
+        if (
             mode == "solver concedes"
         ):  # the solver never moves; the challenger claims the timeout
             self.gas[challenger] += TIMEOUT_GAS
-        elif (
+            return 0
+        if (
             mode == "challenger abandons"
         ):  # one solver move, then the solver claims the timeout
             self.gas[solver] += g["solver_first_move"] + TIMEOUT_GAS
-        elif mode == "solver misses clock":
+            return 0
+        if mode == "solver misses clock":
             self.gas[solver] += int(g["solver_in_game"] * MISSED_AT)
             self.gas[challenger] += (
                 int(g["challenger_in_game"] * MISSED_AT) + TIMEOUT_GAS
             )
-        else:
-            raise ValueError(mode)
+            return int(g["challenger_metered_in_game"] * MISSED_AT)
+        raise ValueError(mode)
 
     # --- task lifecycle with the shadow ledger ------------------------------------------------
 
@@ -270,10 +295,17 @@ class Sim:
         self.gas[who] += self.game["challenge_tx"] - self.call_gas["challenge"][-1]
         return cid
 
-    def decide(self, challenge_id: int, outcome: int):
+    def decide(self, challenge_id: int, outcome: int, meter: int = 0):
+        """Ends the game; `meter`: the challenger's in-game metered gas. Tasks metered the
+        mock's cheaper challenge transaction, so the mock's meter also carries the difference
+        to the real one: the weight is what Game.vy would give."""
         gid = self.tasks.challenges(challenge_id)[2]
+        tx = self.tasks.challenges(challenge_id)[4]
+        extra = max(0, self.game["challenge_metered"] - tx) + meter
         with boa.env.prank(self.deployer):
             self.mock.set_outcome(gid, outcome)
+            self.mock.set_challenger_gas(gid, extra)
+        self.weight[challenge_id] = tx + extra
 
     def settle(self, challenge_id: int, payer: str, caller: str):
         ch = self.tasks.challenges(challenge_id)
@@ -281,6 +313,7 @@ class Sim:
         outcome = self.mock.outcome(ch[2])
         if outcome == CHALLENGER_WON:
             self.shadow_owed -= self.cb
+            self.claim_gas[ch[0]] += self.weight[challenge_id]
             if claim[9] == 2:  # LIVE: first win rejects, burns burn(sb)
                 self.shadow_owed -= burn_of(self.sb)
         else:
@@ -291,8 +324,11 @@ class Sim:
         claim_id = self.tasks.challenges(challenge_id)[0]
         c = self.tasks.claims(claim_id)
         prize = self.sb - burn_of(self.sb)
-        share = prize // c[7]
-        dust = prize - c[7] * share if c[8] + 1 == c[7] else 0
+        # the share by this script's own ledger of weights (Tasks' is checked against it by
+        # the held == owed() == ledger check after the call)
+        share = prize * self.weight[challenge_id] // self.claim_gas[claim_id]
+        self.shared[claim_id] += share
+        dust = prize - self.shared[claim_id] if c[8] + 1 == c[7] else 0
         self.shadow_owed -= share + dust
         self.call(caller, "collect", challenge_id, payer=payer)
 
@@ -365,14 +401,12 @@ def _cheat(s: Sim, sybils: int, name: str) -> dict:
         chs.append((kind, a, cid))
         if kind == "sybil":
             # the cheater concedes its sybil's game at once and settles it first
-            s.charge_game(cheater, a, "solver concedes")
-            s.decide(cid, CHALLENGER_WON)
+            s.decide(cid, CHALLENGER_WON, s.charge_game(cheater, a, "solver concedes"))
             s.settle(cid, payer=a, caller=cheater)
     # the cheater fights every honest game to the end (the most it can make the watchtower pay)
     for kind, a, cid in chs:
         if kind == "wt":
-            s.charge_game(cheater, a, "full")
-            s.decide(cid, CHALLENGER_WON)
+            s.decide(cid, CHALLENGER_WON, s.charge_game(cheater, a, "full"))
     for kind, a, cid in s.rng.sample(chs, len(chs)):
         if kind == "wt":
             s.settle(cid, payer=a, caller=s.anyone(a, cheater, poster))
@@ -397,6 +431,57 @@ def ep_cheat(s: Sim) -> dict:
 
 def ep_selfchallenge(s: Sim) -> dict:
     return _cheat(s, s.a.sybils, "self-challenging cheater")
+
+
+def ep_inflate(s: Sim) -> dict:
+    """A cheater whose sybils inflate their metered weight to take the prize back from the
+    honest watchtower. `pad`: one sybil buys `inflate_weight` of weight at the meter's bound, one
+    gas per unit (the cheapest weight can be; the solver moves that padding needs are not even
+    charged), then the cheater concedes. `long games`: `inflate_sybils` sybils each play a whole
+    game against the cheater, which pays both sides."""
+    poster, cheater, solver, wt = (
+        s.new("poster"),
+        s.new("cheater"),
+        s.new("solver"),
+        s.new("watchtower"),
+    )
+    pad = s.a.inflate_mode == "pad"
+    syb = [s.new("sybil") for _ in range(1 if pad else s.a.inflate_sybils)]
+    task = s.post(poster)
+    salt, root = s.rng.randbytes(32), wrong_root(s.rng)
+    cl = s.commit(cheater, task, root, salt)
+    s.reveal(cheater, cl, root, salt)
+    order = [("sybil", a) for a in syb] + [("wt", wt)]
+    s.rng.shuffle(order)
+    chs = []
+    for kind, a in order:
+        s.travel(s.rng.randrange(1, 6 * 3600))
+        chs.append((kind, a, s.challenge(a, cl)))
+    for kind, a, cid in chs:
+        if kind == "wt":
+            meter = s.charge_game(cheater, a, "full")
+        elif pad:
+            s.gas[a] += (
+                s.a.inflate_weight + TIMEOUT_GAS
+            )  # padded moves, then the timeout
+            meter = s.a.inflate_weight
+        else:
+            meter = s.charge_game(cheater, a, "full")
+        s.decide(cid, CHALLENGER_WON, meter)
+    for kind, a, cid in s.rng.sample(chs, len(chs)):
+        s.settle(cid, payer=a, caller=s.anyone(a, cheater, poster))
+    s.to_window_end(cl)
+    for kind, a, cid in s.rng.sample(chs, len(chs)):
+        s.collect(cid, payer=a, caller=s.anyone(a, cheater, poster))
+    s.honest_solve(task, solver, [poster, wt])
+    return {
+        "attack": "gas-inflating sybil",
+        "attacker": [cheater, *syb],
+        "defender": [wt],
+        "watchtowers": [wt],
+        "honest": [wt, solver],
+        "honest_games": [(a, cid) for k, a, cid in chs if k == "wt"],
+    }
 
 
 def ep_copier_pending(s: Sim) -> dict:
@@ -456,10 +541,8 @@ def ep_copier_blind(s: Sim) -> dict:
     if s.rng.random() < 0.5:
         s.reveal(copier, cl, guess, salt)
         cid = s.challenge(wt, cl)
-        s.charge_game(
-            copier, wt, "solver concedes"
-        )  # the copier has no trace to play from
-        s.decide(cid, CHALLENGER_WON)
+        # the copier has no trace to play from
+        s.decide(cid, CHALLENGER_WON, s.charge_game(copier, wt, "solver concedes"))
         s.settle(cid, payer=wt, caller=s.anyone(wt, copier, poster))
         s.to_window_end(cl)
         s.collect(cid, payer=wt, caller=s.anyone(wt, poster))
@@ -501,11 +584,15 @@ def ep_swarm(s: Sim) -> dict:
     missed = s.rng.randrange(len(chs)) if s.rng.random() < s.a.miss_p else None
     for i, (a, cid) in enumerate(chs):
         if i == missed:
-            s.charge_game(solver, a, "solver misses clock")
-            s.decide(cid, CHALLENGER_WON)
+            s.decide(
+                cid, CHALLENGER_WON, s.charge_game(solver, a, "solver misses clock")
+            )
         else:
-            s.charge_game(solver, a, "full" if full else "challenger abandons")
-            s.decide(cid, SOLVER_WON)
+            s.decide(
+                cid,
+                SOLVER_WON,
+                s.charge_game(solver, a, "full" if full else "challenger abandons"),
+            )
     for a, cid in s.rng.sample(chs, len(chs)):
         won = s.mock.outcome(s.tasks.challenges(cid)[2]) == CHALLENGER_WON
         s.settle(
@@ -662,11 +749,28 @@ def _play(args, s: Sim, n_tasks: int, kinds, offset: int = 0) -> dict:
     }
 
 
+def metered(move: dict) -> int:
+    """What Game.vy's (or Tasks.challenge's) meter gives a challenger move of the snapshot:
+    4/5 of (21_000 + execution), execution taken as the move's gas less 21_000 and 16 gas per
+    calldata byte (an upper bound of its calldata cost, so this errs low). The element choice
+    goes through the referee and only the game's part is metered: ENTER_ELEMENT_SHARE of its
+    gas, as measured on the accumulator game (tests/contracts/test_tasks_metered_gas.py).
+    Proofs are anyone's to send: not metered."""
+    if move["call"] in ("challenge", "pick", "choose", "pick_data"):
+        return (move["gas"] - 16 * move["calldata"]) * METER_NUM // METER_DEN
+    if move["call"] == "pick_element":
+        return int(move["gas"] * ENTER_ELEMENT_SHARE)
+    return 0
+
+
 def load_game(arity: int) -> dict:
     snap = json.loads((ROOT / "bench/gas_snapshot.json").read_text())
     g = next(x for x in snap["games"] if x["arity"] == arity)
     ch = next(m for m in g["moves"] if m["call"] == "challenge")
     first = next(m for m in g["moves"] if m["by"] == "solver")
+    moves = [
+        m for m in g["moves"] if m["by"] == "challenger" and m["call"] != "challenge"
+    ]
     return {
         "arity": arity,
         "steps": snap["steps"],
@@ -675,6 +779,8 @@ def load_game(arity: int) -> dict:
         "solver_in_game": g["solver_gas"],
         "challenger_in_game": g["challenger_gas"] - ch["gas"],
         "solver_first_move": first["gas"],
+        "challenge_metered": metered(ch),
+        "challenger_metered_in_game": sum(metered(m) for m in moves),
     }
 
 
@@ -714,6 +820,9 @@ ASSUMPTIONS = {
     "claims each timeout; otherwise as full play",
     "slot griefer": "commits a random commitment and never reveals; the honest solver pays expire_claim; delay "
     "of one clock (2 days) not priced",
+    "gas-inflating sybil": "the cheater's sybils inflate their metered weight, padding at one gas per unit of "
+    "weight (the meter's bound) or playing whole games against the cheater, which pays both sides; "
+    "the cheater fights the watchtower's game to the end; sybil shares count back to the attacker",
 }
 
 
@@ -822,7 +931,7 @@ def sweep(args, game: dict) -> dict:
                 "violations": len(r["violations"]),
             }
         )
-    for k in range(5):
+    for k in range(9):
         a2 = argparse.Namespace(**{**vars(args), "sybils": k})
         r = run(
             a2,
@@ -850,9 +959,11 @@ def sweep(args, game: dict) -> dict:
         "attacker_cost_bond": best["attacker_cost_bond"],
         "honest_net_min": best["honest_net_min"],
         "goal_honest_net_positive": "pass" if best["honest_net_min"] > 0 else "FAIL",
-        "note": "each sybil costs the cheater a challenge tx and a timeout tx and wins it an equal share of the "
-        "prize; the cheater's cheapest k is also where the honest watchtower's share is small",
+        "note": "each conceded sybil costs the cheater a challenge tx and a timeout tx and wins it a share in "
+        "proportion to its metered challenge tx only",
     }
+    out["gas_inflating_sybil"] = inflation_sweep(args, game)
+    out["swarm_full_cb_for_10_to_1"] = swarm_threshold(args, game)
     for cb in args.sweep_cb:
         a2 = argparse.Namespace(**{**vars(args), "swarm_mode": "full", "miss_p": 0.0})
         r = run(
@@ -877,6 +988,117 @@ def sweep(args, game: dict) -> dict:
             }
         )
     return out
+
+
+def _inflate_point(args, game: dict, seed: int, **over) -> dict:
+    a2 = argparse.Namespace(**{**vars(args), **over})
+    r = run(
+        a2,
+        1,
+        args.solver_bond * E18,
+        args.challenger_bond * E18,
+        game,
+        seed,
+        [ep_inflate],
+    )
+    sm = summarize(r, a2)
+    x = sm["attacks"]["gas-inflating sybil"]
+    return {
+        "attacker_cost_bond": x["attacker_cost_bond"],
+        "defender_cost_bond": x["defender_cost_bond"],
+        "ratio": x["ratio_text"],
+        "ratio_value": x["ratio"],
+        "honest_net_bond": sm["honest_challenger_net_bond"]["min"],
+        "violations": len(r["violations"]),
+    }
+
+
+def inflation_sweep(args, game: dict) -> dict:
+    """The gas-inflating sybil at every spending level: padded weight from a quarter of the
+    honest watchtower's weight to 32 times it (then refined around the worst level), and 1..8
+    sybils playing whole games. Reports the honest watchtower's net and the ratio at each."""
+    g_h = game["challenge_metered"] + game["challenger_metered_in_game"]
+    gas_bond = args.gwei * 1e-9 / args.bond_eth
+    pad, seed = [], args.seed + 300
+
+    def point(mult: float) -> dict:
+        w = int(mult * g_h)
+        p = {"weight_vs_honest": round(mult, 4), "sybil_weight_gas": w,
+             "sybil_weight_bond": round(w * gas_bond, 3),
+             **_inflate_point(args, game, seed + len(pad), inflate_mode="pad", inflate_weight=w)}  # fmt: skip
+        pad.append(p)
+        return p
+
+    for mult in args.sweep_inflate:
+        point(mult)
+
+    def r(p: dict) -> float:
+        return float("inf") if p["ratio_value"] is None else p["ratio_value"]
+
+    # refine between the neighbours of the worst grid level
+    grid = sorted(pad, key=lambda p: p["weight_vs_honest"])
+    i = min(range(len(grid)), key=lambda j: r(grid[j]))
+    lo = grid[max(i - 1, 0)]["weight_vs_honest"]
+    hi = grid[min(i + 1, len(grid) - 1)]["weight_vs_honest"]
+    for j in range(1, 8):
+        point(lo + (hi - lo) * j / 8)
+    pad.sort(key=lambda p: p["weight_vs_honest"])
+    long_games = []
+    for k in args.sweep_long:
+        long_games.append({"sybils": k, **_inflate_point(args, game, seed + 100 + k, inflate_mode="long games",
+                                                          inflate_sybils=k)})  # fmt: skip
+    worst = min(pad + long_games, key=r)
+    # the weight at which the honest share falls to the honest watchtower's costs
+    break_even = next(
+        (p["weight_vs_honest"] for p in pad if p["honest_net_bond"] <= 0), None
+    )
+    return {
+        "honest_weight_gas": g_h,
+        "pad": pad,
+        "long_games": long_games,
+        "min_ratio": worst["ratio"],
+        "min_ratio_at": {
+            k: worst[k]
+            for k in ("weight_vs_honest", "sybil_weight_gas", "sybils")
+            if k in worst
+        },
+        "honest_net_negative_from_weight_vs_honest": break_even,
+        "goal_10_to_1_every_level": "pass" if r(worst) >= 10 else "FAIL",
+        "note": "pad buys weight at the meter's bound (1 gas per unit, solver moves not charged): the cheapest "
+        "weight can be; long games: each sybil plays a whole game, the cheater paying both sides",
+    }
+
+
+def swarm_threshold(args, game: dict) -> dict:
+    """The smallest challenger bond (whole BOND) at which a full-play swarm against an honest
+    solver that misses no clock costs the attacker 10 times what it costs the solver."""
+
+    def ratio_at(cb: int) -> float:
+        a2 = argparse.Namespace(**{**vars(args), "swarm_mode": "full", "miss_p": 0.0})
+        r = run(
+            a2,
+            2,
+            max(args.solver_bond, cb) * E18,
+            cb * E18,
+            game,
+            args.seed + 500,
+            [ep_swarm],
+        )
+        x = summarize(r, a2)["attacks"]["sybil swarm (full play)"]
+        return float("inf") if x["ratio"] is None else x["ratio"]
+
+    lo, hi = 1, 2_000
+    assert ratio_at(hi) >= 10, (
+        "the swarm stays below 10:1 even at a 2,000 BOND challenger bond"
+    )
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ratio_at(mid) >= 10:
+            hi = mid
+        else:
+            lo = mid
+    return {"challenger_bond": hi, "ratio_just_below": fmt_ratio(ratio_at(lo)), "ratio_at": fmt_ratio(ratio_at(hi)),
+            "note": "bisection over whole BOND, swarm of --swarm-k playing every game to the end, p = 0"}  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -926,6 +1148,20 @@ def main(argv=None) -> int:
     )
     ap.add_argument(
         "--sweep-cb", type=int, nargs="*", default=[50, 100, 250, 500, 1000]
+    )
+    ap.add_argument(
+        "--sweep-inflate",
+        type=float,
+        nargs="*",
+        default=[0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32],
+        help="padded sybil weight, in multiples of the honest watchtower's metered weight",
+    )
+    ap.add_argument(
+        "--sweep-long",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3, 4, 6, 8],
+        help="numbers of sybils playing whole games",
     )
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument(
@@ -1027,6 +1263,8 @@ def main(argv=None) -> int:
     goals_failed = [n for n, x in sm["attacks"].items() if x["goal_10_to_1"] == "FAIL"]
     if sm["honest_challenger_net_bond"]["goal_positive_every_game"] == "FAIL":
         goals_failed.append("honest challenger net > 0 in every game")
+    if sw and sw["gas_inflating_sybil"]["goal_10_to_1_every_level"] == "FAIL":
+        goals_failed.append("gas-inflating sybil: 10:1 at every spending level")
     if sw and sw["cost_minimizing_sybils"]["goal_honest_net_positive"] == "FAIL":
         goals_failed.append(
             "honest challenger net > 0 against the cost-minimizing self-challenger "
@@ -1122,6 +1360,28 @@ def print_table(r: dict, args):
         print(
             f"  the cheater's cheapest sybil count is {b['sybils']}: honest net {b['honest_net_min']:.1f} BOND "
             f"(goal > 0: {b['goal_honest_net_positive']})"
+        )
+        gi = r["sweep"]["gas_inflating_sybil"]
+        print(
+            f"gas-inflating sybil (honest weight {gi['honest_weight_gas']:,} gas): "
+            + ", ".join(
+                f"{p['weight_vs_honest']:g}x: net {p['honest_net_bond']:.1f} {p['ratio']}"
+                for p in gi["pad"]
+            )
+        )
+        print(
+            "  long games: "
+            + ", ".join(
+                f"{p['sybils']}: net {p['honest_net_bond']:.1f} {p['ratio']}"
+                for p in gi["long_games"]
+            )
+            + f"; min ratio {gi['min_ratio']} at {gi['min_ratio_at']} (goal 10:1: {gi['goal_10_to_1_every_level']}); "
+            f"honest net < 0 from {gi['honest_net_negative_from_weight_vs_honest']}x the honest weight"
+        )
+        st_ = r["sweep"]["swarm_full_cb_for_10_to_1"]
+        print(
+            f"swarm, full play, p=0: 10:1 from a challenger bond of {st_['challenger_bond']} BOND "
+            f"({st_['ratio_just_below']} at one less)"
         )
         print(
             "swarm, full play, p=0, by challenger bond: "

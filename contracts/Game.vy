@@ -15,6 +15,10 @@
                  created by anyone; the registry only trusts the games it created. A node
                  whose inputs do not fit it (an invalid program) cannot be proven either way
                  and is decided by the clocks: solvers must check a program before claiming.
+                 The challenger's own moves are metered (4/5 of 21_000 + their execution gas,
+                 so never more than it paid net of refunds); the task registry splits a
+                 rejected claim's prize by this meter. Proofs and timeouts, which anyone may
+                 send, are not metered.
 """
 
 from contracts import IGame
@@ -58,6 +62,16 @@ BOUNDARY_MAX: constant(uint256) = 2055  # u8 + 4 x u16 + 512 x (u16, u16)
 BOUNDARY_CODE: constant(uint256) = 255
 MAX_STEPS: constant(uint256) = 2**63 - 1
 MAX_NODES: constant(uint256) = 2**32 - 2
+# clock_challenger packs the challenger's clock (seconds, low 64 bits) with its metered gas
+# (the bits above): every challenger move writes that slot already, so the meter adds no write
+CLOCK_BITS: constant(uint256) = 64
+CLOCK_MASK: constant(uint256) = 2**64 - 1
+# the intrinsic gas every transaction pays, counted once per metered move
+TX_GAS: constant(uint256) = 21_000
+# up to a fifth of a transaction's gas comes back as refunds (EIP-3529): meter 4/5 of a move
+# so that its weight never exceeds what its sender paid net
+METER_NUM: constant(uint256) = 4
+METER_DEN: constant(uint256) = 5
 DIRECT_PHASE: constant(uint256) = 0
 INIT_PHASE: constant(uint256) = 1
 TERM_PHASE: constant(uint256) = 2
@@ -115,7 +129,9 @@ struct Game:
     # revealed its final accumulator s_K (TERM's hi_value)
     terms: uint256
     top_known: bool
-    # seconds left on each party's chess clock, and when the current turn began
+    # seconds left on each party's chess clock, and when the current turn began; in storage
+    # clock_challenger also holds the challenger's metered gas above CLOCK_BITS (`games` and
+    # `challenger_gas` unpack it)
     clock_solver: uint256
     clock_challenger: uint256
     turn_start: uint256
@@ -189,8 +205,8 @@ event GameResolved:
 
 # --- storage ---------------------------------------------------------------------------------
 
-# every game by id (ids start at 1)
-games: public(HashMap[uint256, Game])
+# every game by id (ids start at 1); read them with `games`, which unpacks clock_challenger
+_games: HashMap[uint256, Game]
 # number of games created
 game_count: public(uint256)
 # the contract that checks element choices and one-step proofs and reports them here
@@ -239,6 +255,7 @@ def create(
     assert 1 <= n_slots and n_slots <= MAX_SLOTS, "game: slot count out of range"
     assert 2 <= arity and arity <= MAX_ARITY, "game: arity out of range"
     assert clock > 0, "game: zero clock"
+    assert clock <= CLOCK_MASK, "game: clock too long"
     gid: uint256 = self.game_count + 1
     self.game_count = gid
     assert self.referee != empty(address), "game: no referee yet"
@@ -259,7 +276,7 @@ def create(
     g.clock_solver = clock
     g.clock_challenger = clock
     g.turn_start = block.timestamp
-    self.games[gid] = g
+    self._games[gid] = g
     self._settle_range(gid)
     log GameCreated(game_id=gid, solver=solver, challenger=challenger, steps=steps)
     return gid
@@ -268,14 +285,33 @@ def create(
 @view
 @external
 def outcome(game_id: uint256) -> uint8:
-    return self.games[game_id].outcome
+    return self._games[game_id].outcome
+
+
+@view
+@external
+def games(game_id: uint256) -> Game:
+    """@notice The game, with `clock_challenger` in seconds (the meter left out)."""
+    g: Game = self._games[game_id]
+    g.clock_challenger = g.clock_challenger & CLOCK_MASK
+    return g
+
+
+@view
+@external
+def challenger_gas(game_id: uint256) -> uint256:
+    """
+    @notice Gas the challenger's own moves metered: 4/5 of (21_000 + execution) per move it
+            sent (pick, choose, pick_data, and its element choice through the referee).
+    """
+    return self._games[game_id].clock_challenger >> CLOCK_BITS
 
 
 @view
 @external
 def interior(game_id: uint256) -> DynArray[uint256, MAX_REVEAL]:
     """@notice The points whose values the solver must reveal next (STEP, NODE, TERM)."""
-    g: Game = self.games[game_id]
+    g: Game = self._games[game_id]
     return self._interior(g.lo, g.hi, g.arity)
 
 
@@ -283,9 +319,9 @@ def interior(game_id: uint256) -> DynArray[uint256, MAX_REVEAL]:
 @external
 def time_left(game_id: uint256) -> (uint256, uint256):
     """@notice Seconds left on (solver, challenger) clocks, counting the running turn."""
-    g: Game = self.games[game_id]
+    g: Game = self._games[game_id]
     s: uint256 = g.clock_solver
-    c: uint256 = g.clock_challenger
+    c: uint256 = g.clock_challenger & CLOCK_MASK
     if g.outcome == PENDING:
         used: uint256 = block.timestamp - g.turn_start
         if g.turn == SOLVER:
@@ -305,11 +341,11 @@ def reveal(game_id: uint256, values: DynArray[bytes32, MAX_ARITY]):
             Entering TERM, the first reveal also carries the final accumulator s_K last.
     """
     self._require_move(game_id, SOLVER)
-    assert self.games[game_id].level == STEP or self.games[game_id].level == NODE or self.games[game_id].level == TERM, "game: nothing to reveal"
-    assert self.games[game_id].reveal_hash == empty(bytes32), "game: already revealed"
-    points: DynArray[uint256, MAX_REVEAL] = self._interior(self.games[game_id].lo, self.games[game_id].hi, self.games[game_id].arity)
+    assert self._games[game_id].level == STEP or self._games[game_id].level == NODE or self._games[game_id].level == TERM, "game: nothing to reveal"
+    assert self._games[game_id].reveal_hash == empty(bytes32), "game: already revealed"
+    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].lo, self._games[game_id].hi, self._games[game_id].arity)
     interior: DynArray[bytes32, MAX_ARITY] = values
-    if self.games[game_id].level == TERM and not self.games[game_id].top_known:
+    if self._games[game_id].level == TERM and not self._games[game_id].top_known:
         assert len(values) == len(points) + 1, "game: wrong number of values"
         top: bytes32 = values[len(points)]
         interior = []
@@ -317,16 +353,16 @@ def reveal(game_id: uint256, values: DynArray[bytes32, MAX_ARITY]):
             if i >= len(points):
                 break
             interior.append(values[i])
-        self.games[game_id].hi_value = top
-        self.games[game_id].top_known = True
+        self._games[game_id].hi_value = top
+        self._games[game_id].top_known = True
     else:
         assert len(values) == len(points), "game: wrong number of values"
-    self.games[game_id].reveal_hash = keccak256(abi_encode(interior))
+    self._games[game_id].reveal_hash = keccak256(abi_encode(interior))
     if len(points) == 0:
         # nothing to pick from: only s_K was revealed on a one-term range
-        self.games[game_id].reveal_hash = empty(bytes32)
+        self._games[game_id].reveal_hash = empty(bytes32)
     self._pass_turn(game_id)
-    log Revealed(game_id=game_id, level=self.games[game_id].level, lo=self.games[game_id].lo, hi=self.games[game_id].hi, values=values)
+    log Revealed(game_id=game_id, level=self._games[game_id].level, lo=self._games[game_id].lo, hi=self._games[game_id].hi, values=values)
     self._settle_range(game_id)
 
 
@@ -336,22 +372,24 @@ def pick(game_id: uint256, values: DynArray[bytes32, MAX_ARITY], j: uint256):
     @notice The challenger agrees with the value at point j (j = 0: the range start) and
             disputes the value at point j + 1 of the revealed list (j = len: the range end).
     """
+    start: uint256 = msg.gas
     self._require_move(game_id, CHALLENGER)
-    assert self.games[game_id].level == STEP or self.games[game_id].level == NODE or self.games[game_id].level == TERM, "game: nothing to pick"
-    assert self.games[game_id].reveal_hash != empty(bytes32), "game: nothing revealed"
-    assert keccak256(abi_encode(values)) == self.games[game_id].reveal_hash, "game: not the revealed values"
-    points: DynArray[uint256, MAX_REVEAL] = self._interior(self.games[game_id].lo, self.games[game_id].hi, self.games[game_id].arity)
+    assert self._games[game_id].level == STEP or self._games[game_id].level == NODE or self._games[game_id].level == TERM, "game: nothing to pick"
+    assert self._games[game_id].reveal_hash != empty(bytes32), "game: nothing revealed"
+    assert keccak256(abi_encode(values)) == self._games[game_id].reveal_hash, "game: not the revealed values"
+    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].lo, self._games[game_id].hi, self._games[game_id].arity)
     assert j <= len(points), "game: pick out of range"
     if j > 0:
-        self.games[game_id].lo = points[j - 1]
-        self.games[game_id].lo_value = values[j - 1]
+        self._games[game_id].lo = points[j - 1]
+        self._games[game_id].lo_value = values[j - 1]
     if j < len(points):
-        self.games[game_id].hi = points[j]
-        self.games[game_id].hi_value = values[j]
-    self.games[game_id].reveal_hash = empty(bytes32)
+        self._games[game_id].hi = points[j]
+        self._games[game_id].hi_value = values[j]
+    self._games[game_id].reveal_hash = empty(bytes32)
     self._pass_turn(game_id)
-    log Picked(game_id=game_id, level=self.games[game_id].level, lo=self.games[game_id].lo, hi=self.games[game_id].hi)
+    log Picked(game_id=game_id, level=self._games[game_id].level, lo=self._games[game_id].lo, hi=self._games[game_id].hi)
     self._settle_range(game_id)
+    self._meter(game_id, start)
 
 
 # --- the disputed node's output ----------------------------------------------------------------
@@ -374,104 +412,108 @@ def reveal_output(
             to the tensor (`header`, `data_root`).
     """
     self._require_move(game_id, SOLVER)
-    assert self.games[game_id].level == OUTPUT, "game: not at the output level"
+    assert self._games[game_id].level == OUTPUT, "game: not at the output level"
     self._require_descriptor(game_id, desc, desc_proof)
     out_slot: uint256 = tensor._out_slot(desc)
-    assert out_slot < self.games[game_id].n_slots, "game: output slot out of range"
-    assert merkle._state_root(self.games[game_id].step, self.games[game_id].node, pre_slots_root) == self.games[game_id].lo_value, "game: pre-state does not match"
-    assert merkle._state_root(self.games[game_id].step, self.games[game_id].node + 1, post_slots_root) == self.games[game_id].hi_value, "game: post-state does not match"
-    assert merkle._fold(old_commitment, out_slot, slot_path, self.games[game_id].n_slots) == pre_slots_root, "game: bad old slot proof"
+    assert out_slot < self._games[game_id].n_slots, "game: output slot out of range"
+    assert merkle._state_root(self._games[game_id].step, self._games[game_id].node, pre_slots_root) == self._games[game_id].lo_value, "game: pre-state does not match"
+    assert merkle._state_root(self._games[game_id].step, self._games[game_id].node + 1, post_slots_root) == self._games[game_id].hi_value, "game: post-state does not match"
+    assert merkle._fold(old_commitment, out_slot, slot_path, self._games[game_id].n_slots) == pre_slots_root, "game: bad old slot proof"
     new_commitment: bytes32 = keccak256(concat(b"\x02", header, data_root))
-    assert merkle._fold(new_commitment, out_slot, slot_path, self.games[game_id].n_slots) == post_slots_root, "game: other slots changed"
-    self.games[game_id].desc_hash = keccak256(desc)
-    self.games[game_id].pre_slots_root = pre_slots_root
-    self.games[game_id].out_header = header
-    self.games[game_id].out_data_root = data_root
-    self.games[game_id].level = CHOOSE
+    assert merkle._fold(new_commitment, out_slot, slot_path, self._games[game_id].n_slots) == post_slots_root, "game: other slots changed"
+    self._games[game_id].desc_hash = keccak256(desc)
+    self._games[game_id].pre_slots_root = pre_slots_root
+    self._games[game_id].out_header = header
+    self._games[game_id].out_data_root = data_root
+    self._games[game_id].level = CHOOSE
     self._pass_turn(game_id)
-    log OutputRevealed(game_id=game_id, step=self.games[game_id].step, node=self.games[game_id].node, header=header, data_root=data_root)
+    log OutputRevealed(game_id=game_id, step=self._games[game_id].step, node=self._games[game_id].node, header=header, data_root=data_root)
 
 
 @external
 def choose(game_id: uint256, dispute_header: bool):
     """@notice The challenger disputes the output's header, or its data."""
+    start: uint256 = msg.gas
     self._require_move(game_id, CHALLENGER)
-    assert self.games[game_id].level == CHOOSE, "game: nothing to choose"
+    assert self._games[game_id].level == CHOOSE, "game: nothing to choose"
     self._pass_turn(game_id)
     if dispute_header:
-        self.games[game_id].level = PROVE_HEADER
-        self.games[game_id].turn = CHALLENGER
+        self._games[game_id].level = PROVE_HEADER
+        self._games[game_id].turn = CHALLENGER
     else:
-        assert tensor._is_canonical_header(self.games[game_id].out_header), "game: header is not canonical, dispute it"
-        self.games[game_id].level = DATA
-        self.games[game_id].cur = self.games[game_id].out_data_root
-        self.games[game_id].height = merkle._depth(tensor._n_chunks(self.games[game_id].out_header))
-        self.games[game_id].index = 0
-        if self.games[game_id].height == 0:
-            self.games[game_id].level = CHUNK_REVEAL
-    log LevelEntered(game_id=game_id, level=self.games[game_id].level, step=self.games[game_id].step, node=self.games[game_id].node)
+        assert tensor._is_canonical_header(self._games[game_id].out_header), "game: header is not canonical, dispute it"
+        self._games[game_id].level = DATA
+        self._games[game_id].cur = self._games[game_id].out_data_root
+        self._games[game_id].height = merkle._depth(tensor._n_chunks(self._games[game_id].out_header))
+        self._games[game_id].index = 0
+        if self._games[game_id].height == 0:
+            self._games[game_id].level = CHUNK_REVEAL
+    log LevelEntered(game_id=game_id, level=self._games[game_id].level, step=self._games[game_id].step, node=self._games[game_id].node)
+    self._meter(game_id, start)
 
 
 @external
 def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
     """@notice The solver reveals the descendants of the disputed data-tree node."""
     self._require_move(game_id, SOLVER)
-    assert self.games[game_id].level == DATA, "game: not descending data"
-    assert self.games[game_id].reveal_hash == empty(bytes32), "game: already revealed"
+    assert self._games[game_id].level == DATA, "game: not descending data"
+    assert self._games[game_id].reveal_hash == empty(bytes32), "game: already revealed"
     m: uint256 = self._descent(game_id)
     assert len(children) == 1 << m, "game: wrong number of children"
-    assert merkle._subtree(children, m) == self.games[game_id].cur, "game: children do not hash to the node"
-    below: uint256 = self.games[game_id].height - m
-    n_chunks: uint256 = tensor._n_chunks(self.games[game_id].out_header)
+    assert merkle._subtree(children, m) == self._games[game_id].cur, "game: children do not hash to the node"
+    below: uint256 = self._games[game_id].height - m
+    n_chunks: uint256 = tensor._n_chunks(self._games[game_id].out_header)
     pad: bytes32 = merkle._zero(below)
-    self.games[game_id].reveal_hash = keccak256(abi_encode(children))
+    self._games[game_id].reveal_hash = keccak256(abi_encode(children))
     self._pass_turn(game_id)
     for i: uint256 in range(MAX_ARITY):
         if i >= len(children):
             break
-        first_leaf: uint256 = ((self.games[game_id].index << m) + i) << below
+        first_leaf: uint256 = ((self._games[game_id].index << m) + i) << below
         if first_leaf >= n_chunks and children[i] != pad:
             self._resolve(game_id, CHALLENGER_WON, "non-canonical data padding")
             break
-    log Revealed(game_id=game_id, level=DATA, lo=self.games[game_id].index, hi=self.games[game_id].height, values=children)
+    log Revealed(game_id=game_id, level=DATA, lo=self._games[game_id].index, hi=self._games[game_id].height, values=children)
 
 
 @external
 def pick_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY], j: uint256):
     """@notice The challenger disputes child j, which must cover at least one real chunk."""
+    start: uint256 = msg.gas
     self._require_move(game_id, CHALLENGER)
-    assert self.games[game_id].level == DATA, "game: not descending data"
-    assert self.games[game_id].reveal_hash != empty(bytes32), "game: nothing revealed"
-    assert keccak256(abi_encode(children)) == self.games[game_id].reveal_hash, "game: not the revealed values"
+    assert self._games[game_id].level == DATA, "game: not descending data"
+    assert self._games[game_id].reveal_hash != empty(bytes32), "game: nothing revealed"
+    assert keccak256(abi_encode(children)) == self._games[game_id].reveal_hash, "game: not the revealed values"
     m: uint256 = self._descent(game_id)
     assert j < len(children), "game: pick out of range"
-    below: uint256 = self.games[game_id].height - m
-    child: uint256 = (self.games[game_id].index << m) + j
-    assert child << below < tensor._n_chunks(self.games[game_id].out_header), "game: child is padding"
-    self.games[game_id].cur = children[j]
-    self.games[game_id].index = child
-    self.games[game_id].height = below
-    self.games[game_id].reveal_hash = empty(bytes32)
+    below: uint256 = self._games[game_id].height - m
+    child: uint256 = (self._games[game_id].index << m) + j
+    assert child << below < tensor._n_chunks(self._games[game_id].out_header), "game: child is padding"
+    self._games[game_id].cur = children[j]
+    self._games[game_id].index = child
+    self._games[game_id].height = below
+    self._games[game_id].reveal_hash = empty(bytes32)
     if below == 0:
-        self.games[game_id].level = CHUNK_REVEAL
+        self._games[game_id].level = CHUNK_REVEAL
     self._pass_turn(game_id)
-    log Picked(game_id=game_id, level=DATA, lo=self.games[game_id].index, hi=self.games[game_id].height)
+    log Picked(game_id=game_id, level=DATA, lo=self._games[game_id].index, hi=self._games[game_id].height)
+    self._meter(game_id, start)
 
 
 @external
 def reveal_chunk(game_id: uint256, chunk: Bytes[CHUNK]):
     """@notice The solver reveals the disputed chunk; its padding must be zero."""
     self._require_move(game_id, SOLVER)
-    assert self.games[game_id].level == CHUNK_REVEAL, "game: no chunk to reveal"
-    assert len(chunk) == CHUNK and keccak256(concat(b"\x00", chunk)) == self.games[game_id].cur, "game: not the chunk"
-    nbytes: uint256 = tensor._size(self.games[game_id].out_header) * tensor._width(tensor._dtype(self.games[game_id].out_header))
-    start: uint256 = self.games[game_id].index * CHUNK
+    assert self._games[game_id].level == CHUNK_REVEAL, "game: no chunk to reveal"
+    assert len(chunk) == CHUNK and keccak256(concat(b"\x00", chunk)) == self._games[game_id].cur, "game: not the chunk"
+    nbytes: uint256 = tensor._size(self._games[game_id].out_header) * tensor._width(tensor._dtype(self._games[game_id].out_header))
+    start: uint256 = self._games[game_id].index * CHUNK
     self._pass_turn(game_id)
-    self.games[game_id].level = ELEMENT
-    log ChunkRevealed(game_id=game_id, index=self.games[game_id].index, chunk=chunk)
+    self._games[game_id].level = ELEMENT
+    log ChunkRevealed(game_id=game_id, index=self._games[game_id].index, chunk=chunk)
     if start + CHUNK > nbytes and not merkle._zero_from(chunk, nbytes - min(nbytes, start)):
         self._resolve(game_id, CHALLENGER_WON, "non-canonical chunk padding")
-    log LevelEntered(game_id=game_id, level=self.games[game_id].level, step=self.games[game_id].step, node=self.games[game_id].node)
+    log LevelEntered(game_id=game_id, level=self._games[game_id].level, step=self._games[game_id].step, node=self._games[game_id].node)
 
 
 # --- one-step proofs (anyone) --------------------------------------------------------------------
@@ -483,26 +525,29 @@ def enter_element(game_id: uint256, sender: address, index: uint256, element: in
     @notice The referee records the challenger's chosen element after checking the chunk and
             the node's input headers; `sender` is the account that sent the choice.
     """
+    start: uint256 = msg.gas
     assert msg.sender == self.referee, "game: only the referee"
     self._require_open(game_id)
-    assert self.games[game_id].level == ELEMENT, "game: no element to pick"
-    assert self.games[game_id].turn == CHALLENGER, "game: not your turn"
-    assert sender == self.games[game_id].challenger, "game: only the challenger"
+    assert self._games[game_id].level == ELEMENT, "game: no element to pick"
+    assert self._games[game_id].turn == CHALLENGER, "game: not your turn"
+    assert sender == self._games[game_id].challenger, "game: only the challenger"
     assert self._clock_ok(game_id), "game: clock expired"
-    self.games[game_id].inputs_hash = inputs_hash
-    self.games[game_id].elem_index = index
-    self.games[game_id].elem_value = element
-    self.games[game_id].terms = terms
+    self._games[game_id].inputs_hash = inputs_hash
+    self._games[game_id].elem_index = index
+    self._games[game_id].elem_value = element
+    self._games[game_id].terms = terms
     self._pass_turn(game_id)
     if terms == 0:
-        self.games[game_id].level = PROVE_ELEMENT
-        self.games[game_id].turn = CHALLENGER
+        self._games[game_id].level = PROVE_ELEMENT
+        self._games[game_id].turn = CHALLENGER
     else:
-        self.games[game_id].level = TERM
-        self.games[game_id].lo = 0
-        self.games[game_id].hi = terms
-        self.games[game_id].top_known = False
+        self._games[game_id].level = TERM
+        self._games[game_id].lo = 0
+        self._games[game_id].hi = terms
+        self._games[game_id].top_known = False
     log ElementChosen(game_id=game_id, index=index, value=element, terms=terms)
+    # the referee checked that `sender` sent this choice, and `sender` is the challenger
+    self._meter(game_id, start)
 
 
 @external
@@ -519,14 +564,14 @@ def decide(game_id: uint256, level: uint8, solver_right: bool, reason: String[64
 @external
 def timeout(game_id: uint256):
     """@notice Anyone ends a game whose mover's clock has run out; the other party wins."""
-    assert self.games[game_id].steps != 0, "game: no such game"
-    assert self.games[game_id].outcome == PENDING, "game: already over"
-    used: uint256 = block.timestamp - self.games[game_id].turn_start
-    if self.games[game_id].turn == SOLVER:
-        assert used > self.games[game_id].clock_solver, "game: clock not expired"
+    assert self._games[game_id].steps != 0, "game: no such game"
+    assert self._games[game_id].outcome == PENDING, "game: already over"
+    used: uint256 = block.timestamp - self._games[game_id].turn_start
+    if self._games[game_id].turn == SOLVER:
+        assert used > self._games[game_id].clock_solver, "game: clock not expired"
         self._resolve(game_id, CHALLENGER_WON, "solver's clock ran out")
     else:
-        assert used > self.games[game_id].clock_challenger, "game: clock not expired"
+        assert used > self._challenger_clock(game_id), "game: clock not expired"
         self._resolve(game_id, SOLVER_WON, "challenger's clock ran out")
 
 
@@ -536,29 +581,35 @@ def timeout(game_id: uint256):
 @internal
 @view
 def _require_open(game_id: uint256):
-    assert self.games[game_id].steps != 0, "game: no such game"
-    assert self.games[game_id].outcome == PENDING, "game: already over"
+    assert self._games[game_id].steps != 0, "game: no such game"
+    assert self._games[game_id].outcome == PENDING, "game: already over"
 
 
 @internal
 @view
 def _clock_ok(game_id: uint256) -> bool:
     """The party to move still has time on its clock."""
-    used: uint256 = block.timestamp - self.games[game_id].turn_start
-    if self.games[game_id].turn == SOLVER:
-        return used <= self.games[game_id].clock_solver
-    return used <= self.games[game_id].clock_challenger
+    used: uint256 = block.timestamp - self._games[game_id].turn_start
+    if self._games[game_id].turn == SOLVER:
+        return used <= self._games[game_id].clock_solver
+    return used <= self._challenger_clock(game_id)
+
+
+@internal
+@view
+def _challenger_clock(game_id: uint256) -> uint256:
+    return self._games[game_id].clock_challenger & CLOCK_MASK
 
 
 @internal
 @view
 def _require_move(game_id: uint256, who: uint8):
     self._require_open(game_id)
-    assert self.games[game_id].turn == who, "game: not your turn"
+    assert self._games[game_id].turn == who, "game: not your turn"
     if who == SOLVER:
-        assert msg.sender == self.games[game_id].solver, "game: only the solver"
+        assert msg.sender == self._games[game_id].solver, "game: only the solver"
     else:
-        assert msg.sender == self.games[game_id].challenger, "game: only the challenger"
+        assert msg.sender == self._games[game_id].challenger, "game: only the challenger"
     assert self._clock_ok(game_id), "game: clock expired"
 
 
@@ -567,59 +618,71 @@ def _require_move(game_id: uint256, who: uint8):
 def _require_proof(game_id: uint256, level: uint8):
     """A one-step proof: anyone may send it while the clock of the party to move runs."""
     self._require_open(game_id)
-    assert self.games[game_id].level == level, "game: not at this proof"
+    assert self._games[game_id].level == level, "game: not at this proof"
     assert self._clock_ok(game_id), "game: clock expired"
 
 
 @internal
 def _pass_turn(game_id: uint256):
     """Charge the mover's clock for its turn and hand the move to the other party."""
-    used: uint256 = block.timestamp - self.games[game_id].turn_start
-    if self.games[game_id].turn == SOLVER:
-        self.games[game_id].clock_solver -= used
-        self.games[game_id].turn = CHALLENGER
+    used: uint256 = block.timestamp - self._games[game_id].turn_start
+    if self._games[game_id].turn == SOLVER:
+        self._games[game_id].clock_solver -= used
+        self._games[game_id].turn = CHALLENGER
     else:
-        self.games[game_id].clock_challenger -= used
-        self.games[game_id].turn = SOLVER
-    self.games[game_id].turn_start = block.timestamp
+        packed: uint256 = self._games[game_id].clock_challenger
+        # checked: a clock shorter than `used` reverts instead of borrowing from the meter
+        left: uint256 = (packed & CLOCK_MASK) - used
+        self._games[game_id].clock_challenger = (packed & ~CLOCK_MASK) | left
+        self._games[game_id].turn = SOLVER
+    self._games[game_id].turn_start = block.timestamp
+
+
+@internal
+def _meter(game_id: uint256, start: uint256):
+    """Adds a challenger move to its meter: 4/5 of (21_000 + the gas used since `start`).
+    Only called after the move checked that the challenger sent it."""
+    # a move uses far less than 2^64 gas, and 2^192 of meter is out of reach
+    used: uint256 = (TX_GAS + start - msg.gas) * METER_NUM // METER_DEN
+    self._games[game_id].clock_challenger += used << CLOCK_BITS
 
 
 @internal
 def _resolve(game_id: uint256, outcome: uint8, reason: String[64]):
-    self.games[game_id].outcome = outcome
-    self.games[game_id].level = OVER
+    self._games[game_id].outcome = outcome
+    self._games[game_id].level = OVER
     log GameResolved(game_id=game_id, outcome=outcome, reason=reason)
 
 
 @internal
 def _settle_range(game_id: uint256):
     """Move down a level when a range has narrowed to a single transition."""
-    level: uint8 = self.games[game_id].level
-    lo: uint256 = self.games[game_id].lo
-    hi: uint256 = self.games[game_id].hi
+    level: uint8 = self._games[game_id].level
+    lo: uint256 = self._games[game_id].lo
+    hi: uint256 = self._games[game_id].hi
     if level == STEP and hi == lo + 1:
         # node positions of step lo: 0 .. N, and N + 1 standing for state(lo + 1, 0)
-        self.games[game_id].step = lo
+        self._games[game_id].step = lo
         level = NODE
         lo = 0
-        hi = self.games[game_id].n_nodes + 1
-        self.games[game_id].level = NODE
-        self.games[game_id].lo = lo
-        self.games[game_id].hi = hi
-        log LevelEntered(game_id=game_id, level=NODE, step=self.games[game_id].step, node=0)
+        hi = self._games[game_id].n_nodes + 1
+        self._games[game_id].level = NODE
+        self._games[game_id].lo = lo
+        self._games[game_id].hi = hi
+        log LevelEntered(game_id=game_id, level=NODE, step=self._games[game_id].step, node=0)
     if level == NODE and hi == lo + 1:
-        self.games[game_id].node = lo
-        if lo == self.games[game_id].n_nodes:
-            self.games[game_id].level = PROVE_BOUNDARY
-            self.games[game_id].turn = CHALLENGER
+        self._games[game_id].node = lo
+        if lo == self._games[game_id].n_nodes:
+            self._games[game_id].level = PROVE_BOUNDARY
+            self._games[game_id].turn = CHALLENGER
         else:
-            self.games[game_id].level = OUTPUT
-            self.games[game_id].turn = SOLVER
-        log LevelEntered(game_id=game_id, level=self.games[game_id].level, step=self.games[game_id].step, node=lo)
-    if level == TERM and hi == lo + 1 and self.games[game_id].top_known:
-        self.games[game_id].level = PROVE_ELEMENT
-        self.games[game_id].turn = CHALLENGER
-        log LevelEntered(game_id=game_id, level=PROVE_ELEMENT, step=self.games[game_id].step, node=self.games[game_id].node)
+            self._games[game_id].level = OUTPUT
+            self._games[game_id].turn = SOLVER
+        log LevelEntered(game_id=game_id, level=self._games[game_id].level, step=self._games[game_id].step, node=lo)
+    if level == TERM and hi == lo + 1 and self._games[game_id].top_known:
+        self._games[game_id].level = PROVE_ELEMENT
+        self._games[game_id].turn = CHALLENGER
+        log LevelEntered(game_id=game_id, level=PROVE_ELEMENT, step=self._games[game_id].step, node=self._games[game_id].node)
 
 
 # --- internal: proofs ----------------------------------------------------------------------------
@@ -629,9 +692,9 @@ def _settle_range(game_id: uint256):
 @view
 def _require_descriptor(game_id: uint256, desc: Bytes[DESC_MAX], proof: DynArray[bytes32, MAX_DEPTH]):
     leaf: bytes32 = keccak256(concat(b"\x00", desc))
-    count: uint256 = self.games[game_id].n_nodes + 1
-    root: bytes32 = merkle._fold(leaf, self.games[game_id].node, proof, count)
-    assert root == self.games[game_id].graph_root, "game: not the node's descriptor"
+    count: uint256 = self._games[game_id].n_nodes + 1
+    root: bytes32 = merkle._fold(leaf, self._games[game_id].node, proof, count)
+    assert root == self._games[game_id].graph_root, "game: not the node's descriptor"
     assert tensor._is_well_formed(desc), "game: malformed descriptor"
 
 
@@ -641,10 +704,10 @@ def _descent(game_id: uint256) -> uint256:
     """Levels one data reveal spans: m = min(floor(log2 k), height)."""
     m: uint256 = 0
     for _: uint256 in range(6):
-        if 2 << m > self.games[game_id].arity:
+        if 2 << m > self._games[game_id].arity:
             break
         m += 1
-    return min(m, self.games[game_id].height)
+    return min(m, self._games[game_id].height)
 
 
 # --- internal: hashing ---------------------------------------------------------------------------

@@ -8,10 +8,11 @@
         challenge is an independent dispute game (section 6), played to its end and settled by
         its own outcome. A challenger whose game says CHALLENGER_WON gets its bond back at
         settlement; the first such settlement rejects the claim and reopens the task, and the
-        solver bond minus its burn is split equally among all the claim's winning challenges
-        once the window has closed and every game is settled. A challenger whose game says
-        SOLVER_WON loses its bond: the burn share is burned and the rest paid to the solver. A
-        claim never revealed in time burns its whole bond. The rules are written out in
+        solver bond minus its burn is split among all the claim's winning challenges, in
+        proportion to the gas each challenger metered (its challenge transaction and its own
+        moves in its game), once the window has closed and every game is settled. A
+        challenger whose game says SOLVER_WON loses its bond: the burn share is burned and the
+        rest paid to the solver. A claim never revealed in time burns its whole bond. The rules are written out in
         docs/SPEC.md section 7.
 @custom:security Trust assumptions and choices:
                  - The token is the bisectml bond token (contracts/Token.vy): no fees, hooks or
@@ -33,11 +34,12 @@
                    copied commitment cannot be revealed by the copier (its bond burns), and the
                    slot is taken at commit, before any root is public.
                  - Nobody picks who is paid: every game ends by its own outcome, a challenge is
-                   refunded only if its game shows it right, and the prize is split equally
-                   among every winning challenge of the window whatever the settlement order, so
-                   a solver that loses to its own sybil first still pays the honest challenger.
-                   Sybil winners dilute the honest share; the cheater still loses the burn plus
-                   the honest share.
+                   refunded only if its game shows it right, and the prize is split among every
+                   winning challenge of the window whatever the settlement order, so a solver
+                   that loses to its own sybil first still pays the honest challenger. The split
+                   is in proportion to metered gas (4/5 of 21_000 + execution per transaction,
+                   never more than the sender paid net of refunds): a sybil whose game is
+                   conceded weighs only its challenge, and weight costs at least its gas.
                  - Time: `MIN_CLOCK` (reveal deadline and each party's game clock) and
                    `MIN_WINDOW` are two days, a day of censorship plus a day for the up to ~31
                    moves of one party under congestion (docs/SPEC.md 7.2).
@@ -102,6 +104,15 @@ MAX_NODES: public(constant(uint256)) = 4_294_967_294
 SPEC_MAX_NODES: constant(uint256) = 4_294_967_295
 SPEC_MAX_SLOTS: constant(uint256) = 65_535
 MAX_STEPS: public(constant(uint256)) = 9_223_372_036_854_775_807
+# a winner's share of the prize is proportional to the gas it metered (docs/SPEC.md 7.5): its
+# challenge transaction here and its own moves in the game (Game.vy `challenger_gas`), each
+# counted as 4/5 of (21_000 + execution), so that no weight costs less than its gas net of refunds
+TX_GAS: constant(uint256) = 21_000
+METER_NUM: constant(uint256) = 4
+METER_DEN: constant(uint256) = 5
+# a game's meter is read at most at 2^64 gas (thousands of times all gas ever used), so a
+# claim's total stays far below 2^128 and the share's products below 2^256
+MAX_GAME_GAS: constant(uint256) = 2**64
 # most challenge ids one `challenges_of` call returns
 PAGE: constant(uint256) = 256
 
@@ -169,6 +180,10 @@ struct Claim:
     collected: uint256
     # CLAIM_COMMITTED, CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED or CLAIM_EXPIRED
     state: uint8
+    # G: the metered gas of the winners settled so far; the prize is split in proportion to it
+    gas: uint256
+    # prize paid to winners so far by `collect`
+    shared: uint256
 
 
 struct Challenge:
@@ -180,6 +195,9 @@ struct Challenge:
     game_id: uint256
     # CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON or CHALLENGE_COLLECTED
     state: uint8
+    # metered gas: the challenge transaction's, plus the game's `challenger_gas` once settled
+    # CHALLENGER_WON; its share of the prize is prize * gas / claim.gas
+    gas: uint256
 
 
 event TaskPosted:
@@ -259,7 +277,8 @@ event ClaimRejected:
     bond: uint256
     # its burned share
     burned: uint256
-    # the rest, split equally among the winning challenges once the window has closed
+    # the rest, split among the winning challenges in proportion to their metered gas once the
+    # window has closed
     prize: uint256
 
 
@@ -267,9 +286,9 @@ event PrizeCollected:
     challenge_id: indexed(uint256)
     claim_id: indexed(uint256)
     challenger: indexed(address)
-    # floor(prize / winners)
+    # floor(prize * challenge.gas / claim.gas)
     share: uint256
-    # prize - winners * share, burned by the last collection (0 before)
+    # prize - the sum of the shares, burned by the last collection (0 before)
     dust_burned: uint256
 
 
@@ -418,6 +437,8 @@ def commit_claim(task_id: uint256, commitment: bytes32) -> uint256:
         winners=0,
         collected=0,
         state=CLAIM_COMMITTED,
+        gas=0,
+        shared=0,
     )
     self.tasks[task_id].claim_id = claim_id
     self.owed += bond
@@ -481,13 +502,14 @@ def challenge(claim_id: uint256) -> uint256:
          prize). The solver's address may not challenge its own claim.
     @return uint256 The challenge id.
     """
+    start: uint256 = msg.gas
     task_id: uint256 = self._require_challengeable(claim_id)
     bond: uint256 = self.tasks[task_id].challenger_bond
 
     challenge_id: uint256 = self.challenge_count + 1
     self.challenge_count = challenge_id
     self.challenges[challenge_id] = Challenge(
-        claim_id=claim_id, challenger=msg.sender, game_id=0, state=CHALLENGE_OPEN
+        claim_id=claim_id, challenger=msg.sender, game_id=0, state=CHALLENGE_OPEN, gas=0
     )
     n: uint256 = self.claims[claim_id].challenges
     self._challenge_at[claim_id][n] = challenge_id
@@ -511,6 +533,8 @@ def challenge(claim_id: uint256) -> uint256:
     )
     self.challenges[challenge_id].game_id = game_id
     log Challenged(challenge_id=challenge_id, claim_id=claim_id, challenger=msg.sender, game_id=game_id)
+    # the challenger's first metered transaction (with Game.create); its game adds its moves
+    self.challenges[challenge_id].gas = (TX_GAS + start - msg.gas) * METER_NUM // METER_DEN
     return challenge_id
 
 
@@ -544,26 +568,28 @@ def settle(challenge_id: uint256):
 @nonreentrant
 def collect(challenge_id: uint256):
     """
-    @notice Pays a winning challenger its equal share `floor(prize / winners)` of the rejected
-            claim's prize, once the claim's window has closed and every challenge of it is
-            settled. Anyone may call it; it pays the challenger, once. The last collection of
-            the claim also burns the rounding dust.
+    @notice Pays a winning challenger its share `floor(prize * gas / G)` of the rejected claim's
+            prize (`gas`: its metered gas, `G`: the sum over the claim's winners), once the
+            claim's window has closed and every challenge of it is settled. Anyone may call
+            it; it pays the challenger, once. The last collection of the claim also burns the
+            rounding dust.
     """
     claim_id: uint256 = self._require_collectable(challenge_id)
     challenger: address = self.challenges[challenge_id].challenger
     prize: uint256 = self._prize(self.claims[claim_id].task_id)
     winners: uint256 = self.claims[claim_id].winners
-    # a collectable challenge is a winner, so winners >= 1
-    share: uint256 = unsafe_div(prize, winners)
+    share: uint256 = self._share(prize, self.challenges[challenge_id].gas, self.claims[claim_id].gas)
+    shared: uint256 = self.claims[claim_id].shared + share
     # collected < winners: each winner collects once
     collected: uint256 = unsafe_add(self.claims[claim_id].collected, 1)
     dust: uint256 = 0
     if collected == winners:
-        # winners * share <= prize
-        dust = unsafe_sub(prize, unsafe_mul(winners, share))
+        # checked: the shares sum to at most prize, as every winner's gas is in G
+        dust = prize - shared
 
     self.challenges[challenge_id].state = CHALLENGE_COLLECTED
     self.claims[claim_id].collected = collected
+    self.claims[claim_id].shared = shared
     self.owed -= share + dust
     self.burned += dust
     log PrizeCollected(challenge_id=challenge_id, claim_id=claim_id, challenger=challenger, share=share, dust_burned=dust)
@@ -683,16 +709,17 @@ def challenge_deadline(claim_id: uint256) -> uint256:
 
 @external
 @view
-def prize_share(claim_id: uint256) -> uint256:
+def prize_share(challenge_id: uint256) -> uint256:
     """
-    @notice Each winning challenger's share of the rejected claim's prize with the winners
-            settled so far, floor(prize / winners) (0: no winner yet). Final once the window
-            has closed and every challenge of the claim is settled.
+    @notice The challenge's share of its rejected claim's prize with the winners settled so
+            far, floor(prize * gas / G) (0 unless its game was won and settled). Final once the
+            window has closed and every challenge of the claim is settled.
     """
-    c: Claim = self.claims[claim_id]
-    if c.winners == 0:
+    ch: Challenge = self.challenges[challenge_id]
+    if ch.state != CHALLENGE_WON and ch.state != CHALLENGE_COLLECTED:
         return 0
-    return self._prize(c.task_id) // c.winners
+    c: Claim = self.claims[ch.claim_id]
+    return self._share(self._prize(c.task_id), ch.gas, c.gas)
 
 
 @external
@@ -787,6 +814,17 @@ def _prize(task_id: uint256) -> uint256:
 
 @internal
 @pure
+def _share(prize: uint256, weight: uint256, total: uint256) -> uint256:
+    # floor(prize * weight / total) without overflow: prize = q * total + r, so the share is
+    # q * weight + floor(r * weight / total), where q * weight <= prize and
+    # r * weight < total^2 < 2^256 (weight <= total < 2^128, see MAX_GAME_GAS); a winner weighs
+    # at least its challenge transaction, so total > 0, but max() keeps a zero from reverting
+    t: uint256 = max(total, 1)
+    return prize // t * weight + prize % t * weight // t
+
+
+@internal
+@pure
 def _program_id(
     graph_root: bytes32,
     n_nodes: uint256,
@@ -817,8 +855,13 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
     claim_id: uint256 = ch.claim_id
     task_id: uint256 = self.claims[claim_id].task_id
     bond: uint256 = self.tasks[task_id].challenger_bond
+    # its share's weight: the challenge transaction's metered gas plus its moves in the game,
+    # read at most at MAX_GAME_GAS so that no game can make the sums overflow
+    metered: uint256 = ch.gas + min(staticcall game.challenger_gas(ch.game_id), MAX_GAME_GAS)
     # bounded by the claim's challenges
     self.claims[claim_id].winners = unsafe_add(self.claims[claim_id].winners, 1)
+    self.claims[claim_id].gas += metered
+    self.challenges[challenge_id].gas = metered
     self.challenges[challenge_id].state = CHALLENGE_WON
     self.owed -= bond
     burn: uint256 = 0
@@ -938,12 +981,13 @@ def _require_revealable(claim_id: uint256, final_root: bytes32, salt: bytes32) -
     state: uint8 = self._require_claim(claim_id)
     assert state != CLAIM_EXPIRED, "tasks: claim expired"
     assert state == CLAIM_COMMITTED, "tasks: claim already revealed"
-    c: Claim = self.claims[claim_id]
-    assert msg.sender == c.solver, "tasks: not the committer"
+    # field by field, not the whole struct: its settlement fields are not needed here
+    task_id: uint256 = self.claims[claim_id].task_id
+    assert msg.sender == self.claims[claim_id].solver, "tasks: not the committer"
     # clock <= MAX_CLOCK, so the sum cannot overflow
-    assert block.timestamp < c.time + self.tasks[c.task_id].clock, "tasks: reveal deadline passed"
-    assert self._commitment(c.task_id, final_root, msg.sender, salt) == c.commitment, "tasks: reveal does not match commitment"
-    return c.task_id
+    assert block.timestamp < self.claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline passed"
+    assert self._commitment(task_id, final_root, msg.sender, salt) == self.claims[claim_id].commitment, "tasks: reveal does not match commitment"
+    return task_id
 
 
 @internal

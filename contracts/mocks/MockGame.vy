@@ -2,7 +2,8 @@
 """
 @title Test double of the dispute game
 @notice Implements `IGame` for the task registry's tests: `create` records the game and
-        answers `PENDING`; the test decides each outcome with `set_outcome`.
+        answers `PENDING`; the test decides each outcome with `set_outcome` and the
+        challenger's metered gas with `set_challenger_gas`.
 @custom:security Test only. Anyone may set an outcome; never deploy this next to real funds.
 """
 
@@ -50,6 +51,11 @@ event OutcomeSet:
     outcome: uint8
 
 
+event ChallengerGasSet:
+    game_id: indexed(uint256)
+    metered: uint256
+
+
 # deployer, the only address that may point the mock at a task registry
 admin: immutable(address)
 # the task registry allowed to create games (set once)
@@ -60,6 +66,8 @@ game_count: public(uint256)
 games: public(HashMap[uint256, Game])
 # game id => PENDING, SOLVER_WON or CHALLENGER_WON
 outcome: public(HashMap[uint256, uint8])
+# game id => the gas the challenger's moves metered (Game.vy's `challenger_gas`)
+challenger_gas: public(HashMap[uint256, uint256])
 
 
 @deploy
@@ -120,3 +128,13 @@ def set_outcome(game_id: uint256, outcome: uint8):
     assert outcome <= CHALLENGER_WON, "game: bad outcome"
     self.outcome[game_id] = outcome
     log OutcomeSet(game_id=game_id, outcome=outcome)
+
+
+@external
+def set_challenger_gas(game_id: uint256, metered: uint256):
+    """
+    @notice Sets the challenger's metered gas of a game, as the test wants.
+    """
+    assert game_id != 0 and game_id <= self.game_count, "game: unknown game"
+    self.challenger_gas[game_id] = metered
+    log ChallengerGasSet(game_id=game_id, metered=metered)

@@ -236,7 +236,8 @@ def test_market__user_disputes_a_cheating_claim_by_hand_and_is_paid(market, toy_
 def test_market__silent_cheater__games_end_by_the_clock(market, toy_file, tmp_path) -> None:
     """Two challengers dispute a made-up root that nobody defends. The solver's clock runs
     out in both games; `dispute play` ends one game by the clock, `settle` ends the other.
-    Whoever settles first, both showed the claim wrong, so both share the prize equally."""
+    Whoever settles first, both showed the claim wrong, so both share the prize, in proportion to
+    the gas each metered (its challenge transaction: neither had a move to make)."""
     court, accounts, users, anvil = market["court"], market["accounts"], market["users"], market["anvil"]
     claim_id = _claim(market, "cheater", b"\x66" * 32)
     start = {who: _balance(court, accounts[who]) for who in ("challenger", "rival")}
@@ -263,8 +264,12 @@ def test_market__silent_cheater__games_end_by_the_clock(market, toy_file, tmp_pa
     assert second["result"] == "won" and not second["claim_rejected"] and int(second["paid_to_challenger"]) == CHALLENGER_BOND
 
     burn = -(-SOLVER_BOND // 2)
-    share = (SOLVER_BOND - burn) // 2
-    for who, chid in (("rival", rival["challenge_id"]), ("challenger", opened["challenge_id"])):
+    ids = (("rival", rival["challenge_id"]), ("challenger", opened["challenge_id"]))
+    weights = {chid: court.tasks.functions.challenges(chid).call()[4] for _, chid in ids}
+    assert court.tasks.functions.claims(claim_id).call()[10] == sum(weights.values())
+    assert all(w > 0 for w in weights.values())
+    for who, chid in ids:
+        share = (SOLVER_BOND - burn) * weights[chid] // sum(weights.values())
         assert int(users[who].json("collect", str(chid))["share"]) == share
         assert _balance(court, accounts[who]) == start[who] + share
     assert court.tasks.functions.owed().call() == REWARD == _balance(court, court.tasks.address)
@@ -357,7 +362,7 @@ def test_market__unrevealed_claim__cannot_be_disputed__expires_from_the_command_
     assert refused.exit_code == 2 and "not revealed yet" in refused.stderr
     early = _invoke(market, "poster", "claim", "expire", str(claim_id))
     assert early.exit_code == 2 and "may still be revealed" in early.stderr and len(early.stderr.strip().splitlines()) == 1
-    assert court.tasks.functions.claims(claim_id).call()[-1] == 1  # still committed
+    assert court.tasks.functions.claims(claim_id).call()[9] == 1  # still committed
 
     anvil.advance(WINDOW)
     expired = users["poster"].json("claim", "expire", str(claim_id))

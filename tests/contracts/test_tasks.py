@@ -921,7 +921,9 @@ def test_settle__after_rejection__second_win_joins_winners(tasks, token, mock_ga
     assert token.balanceOf(challengers[1]) == before + CHALLENGER_BOND
     assert token.totalSupply() == supply
     assert tasks.claims(claim_id).winners == 2
-    assert tasks.prize_share(claim_id) == prize_of(SOLVER_BOND) // 2
+    g0, g1 = tasks.challenges(first).gas, tasks.challenges(late).gas
+    assert tasks.claims(claim_id).gas == g0 + g1
+    assert tasks.prize_share(late) == prize_of(SOLVER_BOND) * g1 // (g0 + g1)
     _assert_solvent(tasks, token)
 
 
@@ -1080,14 +1082,28 @@ def _rejected_with_winners(tasks, mock_game, claim_id, winners, losers=()):
     return won, lost
 
 
-def test_collect__pays_equal_share_and_burns_dust(tasks, token, mock_game, poster, solver, challengers, stranger):
-    """The prize is split equally; rounding dust is burned by the last collection, so the
-    contract ends holding exactly what it owes (nothing)."""
+def test_collect__pays_gas_proportional_share_and_burns_dust(tasks, token, mock_game, poster, solver, challengers, stranger):
+    """The prize is split in proportion to each winner's metered gas (its challenge transaction
+    plus its game's meter); rounding dust is burned by the last collection, so the contract ends
+    holding exactly what it owes (nothing)."""
     tid = tasks.post_task(*task_args(solver_bond=101), sender=poster)  # burn 51, prize 50
     cid = _claim(tasks, tid, solver)
-    won, _ = _rejected_with_winners(tasks, mock_game, cid, challengers[:3])
+    won = [_challenge(tasks, cid, w) for w in challengers[:3]]
+    in_game = [1_000_000, 3_000_000, 9_000_000]  # games of different lengths
+    tx = [tasks.challenges(ch).gas for ch in won]  # each challenge transaction, metered
+    assert all(16_800 <= g < 1_000_000 for g in tx)
+    for ch, g in zip(won, in_game):
+        mock_game.set_challenger_gas(tasks.challenges(ch).game_id, g)
+        _decide(tasks, mock_game, ch, CHALLENGER_WON)
+        tasks.settle(ch)
+        _assert_solvent(tasks, token)
+    weights = [a + b for a, b in zip(tx, in_game)]
+    assert [tasks.challenges(ch).gas for ch in won] == weights
+    assert tasks.claims(cid).gas == sum(weights)
+    shares = [50 * w // sum(weights) for w in weights]
+    assert shares[0] < shares[1] < shares[2] and sum(shares) < 50  # not an equal split
     _past_window(tasks, cid)
-    assert tasks.prize_share(cid) == 16
+    assert [tasks.prize_share(ch) for ch in won] == shares
     supply = token.totalSupply()
     for k, ch in enumerate(won):
         who = challengers[k]
@@ -1095,13 +1111,35 @@ def test_collect__pays_equal_share_and_burns_dust(tasks, token, mock_game, poste
         assert tasks.collectable(ch)
         tasks.collect(ch, sender=stranger)  # permissionless; pays the challenger
         (ev,) = events(tasks, "PrizeCollected")
-        assert (ev.challenge_id, ev.claim_id, ev.challenger, ev.share) == (ch, cid, who, 16)
-        assert ev.dust_burned == (2 if k == 2 else 0)
-        assert token.balanceOf(who) == before + 16
+        assert (ev.challenge_id, ev.claim_id, ev.challenger, ev.share) == (ch, cid, who, shares[k])
+        assert ev.dust_burned == (50 - sum(shares) if k == 2 else 0)
+        assert token.balanceOf(who) == before + shares[k]
         assert tasks.challenges(ch).state == CHALLENGE_COLLECTED
+        assert tasks.claims(cid).shared == sum(shares[: k + 1])
         _assert_solvent(tasks, token)
-    assert token.totalSupply() == supply - 2
+    assert token.totalSupply() == supply - (50 - sum(shares))
     assert tasks.claims(cid).collected == 3
+    assert tasks.owed() == REWARD
+
+
+def test_collect__absurd_game_meter__capped_and_still_pays(tasks, token, mock_game, claim_id, challengers):
+    """A game's meter is read at most at 2^64 gas: two games claiming 2^255 gas cannot overflow
+    the claim's total and lock the prize; each pays in proportion to its capped weight."""
+    won = [_challenge(tasks, claim_id, w) for w in challengers[:2]]
+    for ch in won:
+        mock_game.set_challenger_gas(tasks.challenges(ch).game_id, 2**255)
+        _decide(tasks, mock_game, ch, CHALLENGER_WON)
+        tasks.settle(ch)
+    weights = [tasks.challenges(ch).gas for ch in won]
+    assert weights[0] - 2**64 == tasks.claims(claim_id).gas - weights[1] - 2**64 > 0
+    assert 0 < weights[1] - 2**64 < 10**6
+    _past_window(tasks, claim_id)
+    prize = prize_of(SOLVER_BOND)
+    for ch, w in zip(won, weights):
+        before = token.balanceOf(tasks.challenges(ch).challenger)
+        tasks.collect(ch)
+        assert token.balanceOf(tasks.challenges(ch).challenger) == before + prize * w // sum(weights)
+        _assert_solvent(tasks, token)
     assert tasks.owed() == REWARD
 
 
@@ -1300,8 +1338,9 @@ def test_scenario__cheater_self_challenges__honest_watchtower_still_paid(
 ):
     """A cheater cannot pick which challenger is paid: its sybil challenges at once and loses on
     purpose, settling first; the honest watchtower that challenges a day later, still within the
-    window, gets its bond back and an equal share. The cheater loses at least the burn plus the
-    honest share; the sybil gets nothing beyond its own share."""
+    window, plays its game and gets its bond back and a share in proportion to its metered gas,
+    far above the sybil's, whose conceded game metered only its challenge transaction. The
+    cheater loses at least the burn plus the honest share."""
     cheater, sybil, tower = funded[1], funded[2], funded[3]
     before = {a: token.balanceOf(a) for a in (cheater, sybil, tower)}
     cid = _claim(tasks, task_id, cheater, keccak(b"a wrong root"))
@@ -1313,6 +1352,7 @@ def test_scenario__cheater_self_challenges__honest_watchtower_still_paid(
         assert tasks.claims(cid).state == CLAIM_REJECTED
     boa.env.time_travel(seconds=86_400)
     hon = tasks.challenge(cid, sender=tower)  # the rejected claim is still challengeable
+    mock_game.set_challenger_gas(tasks.challenges(hon).game_id, 1_300_000)  # a whole game's moves
     _decide(tasks, mock_game, hon, CHALLENGER_WON)
     tasks.settle(hon)
     if not sybil_settles_first:
@@ -1321,11 +1361,14 @@ def test_scenario__cheater_self_challenges__honest_watchtower_still_paid(
     tasks.collect(syb)
     tasks.collect(hon)
 
-    share = prize_of(SOLVER_BOND) // 2
+    g_syb, g_hon = tasks.challenges(syb).gas, tasks.challenges(hon).gas
+    share = prize_of(SOLVER_BOND) * g_hon // (g_syb + g_hon)
+    syb_share = prize_of(SOLVER_BOND) * g_syb // (g_syb + g_hon)
+    assert share > 4 * syb_share  # the mock's create is cheap: its sybil weighs ~0.3M gas
     assert token.balanceOf(tower) == before[tower] + share
-    assert token.balanceOf(sybil) == before[sybil] + share
+    assert token.balanceOf(sybil) == before[sybil] + syb_share
     team_loss = before[cheater] + before[sybil] - token.balanceOf(cheater) - token.balanceOf(sybil)
-    assert team_loss == SOLVER_BOND - share
+    assert team_loss == SOLVER_BOND - syb_share
     assert team_loss >= burn_of(SOLVER_BOND) + share
     assert tasks.owed() == REWARD
     _assert_solvent(tasks, token)

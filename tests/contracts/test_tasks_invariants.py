@@ -83,6 +83,10 @@ class Claim:
     collected: int = 0
     # the rejected claim's prize not yet paid out (or burned as dust)
     prize_left: int = 0
+    # G: the metered gas of its winners settled so far; the prize is split in proportion to it
+    gas: int = 0
+    # the prize paid to its winners so far
+    shared: int = 0
 
 
 @dataclass
@@ -90,6 +94,10 @@ class Challenge:
     claim_id: int
     challenger: str
     game_id: int
+    # the challenge transaction's metered gas (read from the chain: the model cannot price gas)
+    tx_gas: int = 0
+    # what its game's meter says (set on the mock with the outcome)
+    game_gas: int = 0
     outcome: int = PENDING
     state: int = CHALLENGE_OPEN
 
@@ -146,6 +154,10 @@ class TasksMachine(RuleBasedStateMachine):
 
     def closed(self, c: Claim) -> bool:
         return self.now() >= self.window_end(c) and not c.unsettled
+
+    def weight(self, ch: Challenge) -> int:
+        """A winner's metered gas: its challenge transaction plus its game's meter, capped."""
+        return ch.tx_gas + min(ch.game_gas, 2**64)
 
     def prize(self, c: Claim) -> int:
         b = self.task_of(c).solver_bond
@@ -340,23 +352,28 @@ class TasksMachine(RuleBasedStateMachine):
             return
         chid = self.tasks.challenge(cid, sender=who)
         assert chid == len(self.model_challenges) + 1
-        game_id = self.tasks.challenges(chid).game_id
-        self.model_challenges[chid] = Challenge(cid, who, game_id)
+        game_id, tx_gas = self.tasks.challenges(chid).game_id, self.tasks.challenges(chid).gas
+        # 4/5 of at least the intrinsic 21_000, and far below a block
+        assert 16_800 < tx_gas < 2_000_000
+        self.model_challenges[chid] = Challenge(cid, who, game_id, tx_gas)
         c.challenge_ids.append(chid)
         c.unsettled += 1
         self.pay(who, -self.task_of(c).challenger_bond)
 
     @precondition(lambda self: self.model_challenges)
-    @rule(i=ids, challenger_wins=st.booleans())
-    def decide_game(self, i, challenger_wins):
+    @rule(i=ids, challenger_wins=st.booleans(), game_gas=st.sampled_from([0, 0, 1, 40_000, 1_300_000, 2**64 + 5]))
+    def decide_game(self, i, challenger_wins, game_gas):
         """A sound game: an honest claim always wins; a wrong one loses to an honest challenger,
-        and the cheater decides its sybils' games either way."""
+        and the cheater decides its sybils' games either way. The game's meter says anything from
+        a conceded game (0) to an absurd value past the cap."""
         ch = self.model_challenges[self.pick(self.model_challenges, ("good", i[1]), lambda ch: ch.outcome == PENDING)]
         if ch.outcome != PENDING:
             return
         honest_claim = self.model_claims[ch.claim_id].honest
         ch.outcome = CHALLENGER_WON if (not honest_claim and challenger_wins) else SOLVER_WON
+        ch.game_gas = game_gas
         self.game.set_outcome(ch.game_id, ch.outcome)
+        self.game.set_challenger_gas(ch.game_id, game_gas)
 
     @precondition(lambda self: self.model_challenges)
     @rule(i=ids, caller=st.integers(0, 5))
@@ -430,6 +447,7 @@ class TasksMachine(RuleBasedStateMachine):
         if ch.outcome == CHALLENGER_WON:
             ch.state = CHALLENGE_WON
             c.winners += 1
+            c.gas += self.weight(ch)
             self.pay(ch.challenger, t.challenger_bond)
             if c.state == CLAIM_LIVE:
                 c.state = CLAIM_REJECTED
@@ -466,15 +484,17 @@ class TasksMachine(RuleBasedStateMachine):
             with boa.reverts(reason):
                 self.tasks.collect(chid, sender=caller)
             return
+        assert self.tasks.prize_share(chid) == self.prize(c) * self.weight(ch) // c.gas
         self.tasks.collect(chid, sender=caller)
-        share = self.prize(c) // c.winners
+        share = self.prize(c) * self.weight(ch) // c.gas
         ch.state = CHALLENGE_COLLECTED
         c.collected += 1
         c.prize_left -= share
+        c.shared += share
         self.pay(ch.challenger, share)
         if c.collected == c.winners:
             # the rounding dust is burned: nobody gets what it did not win
-            assert c.prize_left == self.prize(c) - c.winners * share < c.winners
+            assert 0 <= c.prize_left < c.winners
             self.burned += c.prize_left
             c.prize_left = 0
 
@@ -563,9 +583,10 @@ class TasksMachine(RuleBasedStateMachine):
             assert self.tasks.challenges(chid).state == ch.state
         for cid, c in self.model_claims.items():
             on_chain = self.tasks.claims(cid)
-            assert (on_chain.state, on_chain.unsettled, on_chain.winners, on_chain.collected) == (
-                c.state, c.unsettled, c.winners, c.collected,
+            assert (on_chain.state, on_chain.unsettled, on_chain.winners, on_chain.collected, on_chain.gas) == (
+                c.state, c.unsettled, c.winners, c.collected, c.gas,
             )
+            assert on_chain.shared == c.shared
             assert on_chain.challenges == len(c.challenge_ids)
             assert on_chain.time == c.time
         for tid, t in self.model_tasks.items():

@@ -272,6 +272,8 @@ def show_claim(session: Session, claim_id: int) -> dict[str, Any]:
                 "game_id": ch["game_id"],
                 "settleable": bool(court.tasks.functions.settleable(cid).call()),
                 "collectable": bool(court.tasks.functions.collectable(cid).call()),
+                "metered_gas": ch["gas"],
+                "prize_share": str(court.tasks.functions.prize_share(cid).call()),
                 "game": g,
             }
         )
@@ -292,7 +294,7 @@ def show_claim(session: Session, claim_id: int) -> dict[str, Any]:
         "challenger_bond": str(t["challenger_bond"]),
         "unsettled": c["unsettled"],
         "winners": c["winners"],
-        "prize_share": str(court.tasks.functions.prize_share(claim_id).call()),
+        "metered_gas": c["gas"],
         "finalizable": bool(court.tasks.functions.finalizable(claim_id).call()),
         "challenges": challenges,
     }

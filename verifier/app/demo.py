@@ -182,7 +182,7 @@ class Demo:
         chain.w3.testing.timeTravel(chain.w3.eth.get_block("latest")["timestamp"] + WINDOW + 1)
         chain.w3.testing.mine()
         honest.send(tasks.functions.finalize(good_claim), "finalize")
-        share = tasks.functions.prize_share(bad_claim).call()
+        share = tasks.functions.prize_share(challenge_id).call()
         tower.send(tasks.functions.collect(challenge_id), "collect")
         self.say(f"both windows over: the watchtower, the only challenger to show the cheat, collects {share / TOKEN:,.0f} BOND")
         weights = honest_trace.final_state()

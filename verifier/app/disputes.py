@@ -378,7 +378,8 @@ def finalize(session: Session, claim_id: int) -> dict[str, Any]:
 
 
 def collect(session: Session, challenge_id: int) -> dict[str, Any]:
-    """Pay a winning challenger its equal share of the rejected claim's prize (SPEC 7.5)."""
+    """Pay a winning challenger its share of the rejected claim's prize, in proportion to its
+    metered gas (SPEC 7.5)."""
     court, chain = session.court, session.chain
     ch = challenge_record(court, challenge_id)
     if ch["state"] != CHALLENGE_WON:

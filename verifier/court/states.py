@@ -22,8 +22,9 @@ TASK_FIELDS = (
 )  # fmt: skip
 CLAIM_FIELDS = (
     "task_id", "solver", "commitment", "final_root", "time", "challenges", "unsettled", "winners", "collected", "state",
+    "gas", "shared",
 )  # fmt: skip
-CHALLENGE_FIELDS = ("claim_id", "challenger", "game_id", "state")
+CHALLENGE_FIELDS = ("claim_id", "challenger", "game_id", "state", "gas")
 
 _SALT_DOMAIN = b"bisectml claim salt"
 

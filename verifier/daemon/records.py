@@ -69,6 +69,8 @@ class ClaimRec:
     winners: int
     collected: int
     state: int
+    gas: int = 0  # the winners' metered gas so far (the prize is split in proportion to it)
+    shared: int = 0  # the prize paid out so far
 
 
 @dataclass
@@ -79,6 +81,7 @@ class ChallengeRec:
     challenger: str
     game_id: int
     state: int
+    gas: int = 0  # metered gas: the challenge tx, plus the game's meter once won
 
 
 def _record(cls: type, values: Any) -> Any:
