@@ -68,9 +68,7 @@ struct Attestation:
 
 
 struct ClaimTally:
-    # attestations committed to the claim
-    attested: uint256
-    # of those, revealed and valid; they share the task's fee if the claim is finalized
+    # attestations of the claim revealed and valid; they share the task's fee if it is finalized
     valid: uint256
     # of those, collected
     collected: uint256
@@ -176,12 +174,10 @@ def attest(claim_id: uint256, commitment: bytes32):
     """
     c: Tasks.Claim = self._claim(claim_id)
     assert c.state == CLAIM_LIVE, "attest: claim not live"
-    assert block.timestamp < self._window_end(c), "attest: challenge window closed"
+    assert block.timestamp < self._window_end(claim_id), "attest: challenge window closed"
     assert msg.sender != c.solver, "attest: solver cannot attest own claim"
     assert self.attestations[claim_id][msg.sender].state == ATTEST_NONE, "attest: already attested"
     self.attestations[claim_id][msg.sender] = Attestation(commitment=commitment, state=ATTEST_COMMITTED)
-    # bounded by the calls ever made
-    self.tallies[claim_id].attested = unsafe_add(self.tallies[claim_id].attested, 1)
     log Attested(claim_id=claim_id, task_id=c.task_id, verifier=msg.sender, commitment=commitment)
 
 
@@ -198,7 +194,7 @@ def reveal_attestation(claim_id: uint256, slots_root: bytes32, salt: bytes32):
     assert a.state == ATTEST_COMMITTED, "attest: already revealed"
     c: Tasks.Claim = self._claim(claim_id)
     assert c.state != CLAIM_REJECTED, "attest: claim rejected"
-    closes: uint256 = self._window_end(c)
+    closes: uint256 = self._window_end(claim_id)
     assert block.timestamp >= closes, "attest: challenge window open"
     assert block.timestamp < closes + REVEAL_PERIOD, "attest: reveal period over"
     assert self._commitment(claim_id, slots_root, msg.sender, salt) == a.commitment, "attest: reveal does not match commitment"
@@ -208,7 +204,7 @@ def reveal_attestation(claim_id: uint256, slots_root: bytes32, salt: bytes32):
     assert merkle._state_root(steps, 0, slots_root) == c.final_root, "attest: slots root does not match claim"
 
     self.attestations[claim_id][msg.sender].state = ATTEST_REVEALED
-    # valid <= attested
+    # bounded by the attestations ever made
     valid: uint256 = unsafe_add(self.tallies[claim_id].valid, 1)
     self.tallies[claim_id].valid = valid
     log AttestationRevealed(claim_id=claim_id, task_id=c.task_id, verifier=msg.sender, slots_root=slots_root, valid=valid)
@@ -227,7 +223,7 @@ def collect_fee(claim_id: uint256, verifier: address):
     assert state == ATTEST_REVEALED, "attest: attestation not revealed"
     c: Tasks.Claim = self._claim(claim_id)
     assert c.state == CLAIM_FINALIZED, "attest: claim not finalized"
-    assert block.timestamp >= self._window_end(c) + REVEAL_PERIOD, "attest: reveal period open"
+    assert block.timestamp >= self._window_end(claim_id) + REVEAL_PERIOD, "attest: reveal period open"
 
     fee: uint256 = self.fees[c.task_id]
     tally: ClaimTally = self.tallies[claim_id]
@@ -303,7 +299,7 @@ def reveal_period(claim_id: uint256) -> (uint256, uint256):
     c: Tasks.Claim = staticcall tasks.claims(claim_id)
     if c.state != CLAIM_LIVE and c.state != CLAIM_REJECTED and c.state != CLAIM_FINALIZED:
         return 0, 0
-    closes: uint256 = self._window_end(c)
+    closes: uint256 = self._window_end(claim_id)
     return closes, closes + REVEAL_PERIOD
 
 
@@ -317,7 +313,7 @@ def collectable(claim_id: uint256, verifier: address) -> bool:
     return (
         self.attestations[claim_id][verifier].state == ATTEST_REVEALED
         and c.state == CLAIM_FINALIZED
-        and block.timestamp >= self._window_end(c) + REVEAL_PERIOD
+        and block.timestamp >= self._window_end(claim_id) + REVEAL_PERIOD
     )
 
 
@@ -331,9 +327,10 @@ def _claim(claim_id: uint256) -> Tasks.Claim:
 
 @internal
 @view
-def _window_end(c: Tasks.Claim) -> uint256:
-    # the claim's challenge deadline: attestations close, reveals open
-    return c.time + (staticcall tasks.tasks(c.task_id)).window
+def _window_end(claim_id: uint256) -> uint256:
+    # the revealed claim's challenge deadline (reveal time + window): attestations close,
+    # reveals open. Tasks' view reads one word of the task, not its whole record.
+    return staticcall tasks.challenge_deadline(claim_id)
 
 
 @internal

@@ -243,7 +243,7 @@ def test_attest__records_and_logs(att, claim_id, task_id, verifiers):
     (ev,) = events(att, "Attested")
     assert (ev.claim_id, ev.task_id, ev.verifier, ev.commitment) == (claim_id, task_id, v, c)
     assert att.attestations(claim_id, v) == (c, ATTEST_COMMITTED)
-    assert att.tallies(claim_id) == (1, 0, 0)
+    assert att.tallies(claim_id) == (0, 0)
 
 
 def test_attest__no_such_claim__reverts(att, verifiers):
@@ -294,7 +294,7 @@ def test_reveal__valid_counts(att, tasks, claim_id, task_id, verifiers):
     (ev,) = events(att, "AttestationRevealed")
     assert (ev.claim_id, ev.task_id, ev.verifier, ev.slots_root, ev.valid) == (claim_id, task_id, v, SLOTS, 1)
     assert att.attestations(claim_id, v)[1] == ATTEST_REVEALED
-    assert att.tallies(claim_id) == (1, 1, 0)
+    assert att.tallies(claim_id) == (1, 0)
 
 
 def test_reveal__no_attestation__reverts(att, tasks, claim_id, verifiers):
@@ -309,7 +309,7 @@ def test_reveal__twice__reverts(att, tasks, claim_id, verifiers):
     reveal(att, claim_id, verifiers[0])
     with boa.reverts("attest: already revealed"):
         att.reveal_attestation(claim_id, SLOTS, salt_of(verifiers[0]), sender=verifiers[0])
-    assert att.tallies(claim_id)[1] == 1
+    assert att.tallies(claim_id)[0] == 1
 
 
 def test_reveal__window_edges(att, tasks, claim_id, verifiers):
@@ -349,7 +349,7 @@ def test_reveal__wrong_slots_root__reverts(att, tasks, claim_id, verifiers):
     travel_to(window_end(tasks, claim_id))
     with boa.reverts("attest: slots root does not match claim"):
         att.reveal_attestation(claim_id, guess, salt_of(lazy), sender=lazy)
-    assert att.tallies(claim_id)[1] == 0
+    assert att.tallies(claim_id)[0] == 0
 
 
 def test_reveal__final_root_itself__reverts(att, tasks, claim_id, verifiers):
@@ -411,7 +411,7 @@ def test_collect__pays_each_valid_attestation_once_permissionless(att, token, ta
     assert [e.dust_burned for e in evs] == [0, 0, FEE + 2 - 3 * share] and FEE + 2 - 3 * share > 0
     assert burned - token.totalSupply() == FEE + 2 - 3 * share == att.burned()
     assert att.owed() == 0 and token.balanceOf(att) == 0
-    assert att.attestations(cid, a)[1] == ATTEST_COLLECTED and att.tallies(cid) == (3, 3, 3)
+    assert att.attestations(cid, a)[1] == ATTEST_COLLECTED and att.tallies(cid) == (3, 3)
 
 
 def test_collect__twice__reverts(att, tasks, task_id, solver, verifiers):
