@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             "reveal_period_s": REVEAL_PERIOD, "window_s": WINDOW,
             "sybil_cost": "a sybil pays the same three transactions as an honest attester",
             "excluded": "the off-chain cost of re-executing the program; funding a sybil's ether",
-        },  # fmt: skip
+        },
         "gas": calls,
         "attestation_gas": c_gas,
         "attestation_cost_bond": round(c, 6),

@@ -238,8 +238,8 @@ class Watchtower(GameDaemon):
         wrong = bytes(c.final_root) != root or (self.cheat is not None and self.cheat.lies_about_root)
         if not wrong:
             self.log.once(f"ok:{cid}", "claim_ok", claim=cid, task=c.task_id, final_root=root)
-            self.attest(v, cid, program)
-            self.close("claim", cid, "correct")
+            if self.attest(v, cid, program):
+                self.close("claim", cid, "correct")
             return
         self.log.once(
             f"wrong:{cid}", "wrong_claim", level="alert", claim=cid, task=c.task_id, solver=c.solver,
@@ -262,20 +262,25 @@ class Watchtower(GameDaemon):
 
     # -- verification fees (SPEC 7.10) ------------------------------------------------------------
 
-    def attest(self, v: View, cid: int, program: Program) -> None:
+    def attest(self, v: View, cid: int, program: Program) -> bool:
         """Commit to our final slot table root of a claim we found right, if its task pays a fee.
-        A failure leaves the claim open, so the next tick tries again (the key is sent once)."""
+        False while the task has no fee: the claim stays watched until its window closes, so a
+        fee funded later is earned too. A failure raises and the next tick tries again (the key
+        is sent once)."""
         if self.attester is None or self.cheat is not None:
-            return
+            return True
         c = v.claim(cid)
+        if c.state != CLAIM_LIVE:
+            return True
         fee = self.attester.fee(c.task_id)
-        if fee == 0 or c.state != CLAIM_LIVE:
-            return
+        if fee == 0:
+            return False
         slots = final_slots_root(self.traces.get(program))
         receipt = self.sender.send(f"attest:{cid}", self.attester.attest_fn(cid, slots), claim=cid)
         if receipt is not None:
             self.found("attest", cid)
             self.log("attested", claim=cid, task=c.task_id, fee=fee)
+        return True
 
     def tend_attestation(self, v: View, cid: int, budget: list[float]) -> None:
         """Our attestation of `cid`: reveal it once the window has closed, collect the share once

@@ -119,7 +119,7 @@ token: public(immutable(IERC20))
 # the task registry whose claims are attested
 tasks: public(immutable(Tasks.__interface__))
 
-# task id => fee funded and neither paid nor refunded (fixed once the task is done)
+# task id => fee funded, not refunded; fixed once the task is done, then shared as collected
 fees: public(HashMap[uint256, uint256])
 # task id => funder => its part of the fee, until refunded
 contributions: public(HashMap[uint256, HashMap[address, uint256]])
