@@ -15,7 +15,12 @@ Every tick, re-derived from the chain:
    bond before its window closes, whether it is live or already rejected (a rejected claim's
    prize is shared by every winning challenge of its window);
 3. as a public service, expire committed claims never revealed by their reveal deadline (the
-   solver's bond is burned and the task reopens).
+   solver's bond is burned and the task reopens);
+4. verification fees (docs/SPEC.md 7.10): a claim found right, on a task with a fee, is attested
+   at once (a commitment to our final slot table root, salt derived from the key); once its
+   window has closed the attestation is revealed, and once the reveal period is over and the
+   claim finalized (by us if nobody has) our share of the fee is collected. Found again from
+   `Attested` events after a restart, so no fee is forgotten.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ import time
 from web3.logs import DISCARD
 
 from solvers.daemon import GameDaemon
+from verifier.commit.commitments import state_root
+from verifier.court.attest import (
+    ATTEST_COLLECTED,
+    ATTEST_COMMITTED,
+    ATTEST_NONE,
+    ATTEST_REVEALED,
+    Attester,
+    final_slots_root,
+)
 from verifier.court.game import GameState, Outcome, Player, Role
 from verifier.court.play import whose_move
 from verifier.court.states import (
@@ -34,10 +48,18 @@ from verifier.court.states import (
     CHALLENGE_STATES,
     CHALLENGE_WON,
     CLAIM_COMMITTED,
+    CLAIM_FINALIZED,
     CLAIM_LIVE,
     CLAIM_REJECTED,
 )
-from verifier.daemon.records import GAME_MAX_ARITY, GAME_MAX_SLOTS, View
+from verifier.daemon.records import (
+    GAME_MAX_ARITY,
+    GAME_MAX_SLOTS,
+    ClaimRec,
+    DaemonError,
+    View,
+)
+from verifier.engine.program import Program
 
 # alert when a claim's window closes within this many seconds and it is still unverified
 URGENT = 3_600
@@ -49,17 +71,24 @@ class Watchtower(GameDaemon):
     def setup(self) -> None:
         super().setup()
         self.challenged: set[int] = set()  # claim ids we have challenged
-        self.watch("claim", "challenge", "commit")
+        self.watch("claim", "challenge", "commit", "attest")
+        # verification fees, where the deployment has them (an older one does not)
+        self.attester = Attester.available(self.chain, self.court.deployment)
 
     # -- discovery -----------------------------------------------------------------------------------
 
     def discover(self) -> None:
         tasks = self.court.tasks
-        revealed, mine, committed = self.scan(
+        queries = [
             (tasks.events.ClaimRevealed(), None),
             (tasks.events.Challenged(), {"challenger": self.me}),
             (tasks.events.ClaimCommitted(), None),
-        )
+        ]
+        if self.attester is not None:
+            queries.append((self.attester.contract.events.Attested(), {"verifier": self.me}))
+        revealed, mine, committed, *attested = self.scan(*queries)
+        for log in attested[0] if attested else []:
+            self.found("attest", int(log["args"]["claim_id"]))
         for log in revealed:
             self.found("claim", int(log["args"]["claim_id"]))
         for log in mine:
@@ -84,6 +113,8 @@ class Watchtower(GameDaemon):
             self.isolate("claim", cid, self.verify_claim, v, cid, budget)
         for cid in sorted(self.open_items["commit"]):
             self.isolate("commit", cid, self.expire_if_due, v, cid)
+        for cid in sorted(self.open_items["attest"]):
+            self.isolate("attest", cid, self.tend_attestation, v, cid, budget)
         return self.traces.unfinished
 
     # -- our challenges ------------------------------------------------------------------------------
@@ -206,8 +237,9 @@ class Watchtower(GameDaemon):
             return
         wrong = bytes(c.final_root) != root or (self.cheat is not None and self.cheat.lies_about_root)
         if not wrong:
-            self.log("claim_ok", claim=cid, task=c.task_id, final_root=root)
-            self.close("claim", cid, "correct")
+            self.log.once(f"ok:{cid}", "claim_ok", claim=cid, task=c.task_id, final_root=root)
+            if self.attest(v, cid, program):
+                self.close("claim", cid, "correct")
             return
         self.log.once(
             f"wrong:{cid}", "wrong_claim", level="alert", claim=cid, task=c.task_id, solver=c.solver,
@@ -227,6 +259,88 @@ class Watchtower(GameDaemon):
                 self.challenged.add(cid)
                 self.log("challenged", claim=cid, challenge=chid, game=int(ev["args"]["game_id"]), bond=t.challenger_bond)
             self.close("claim", cid, "challenged")
+
+    # -- verification fees (SPEC 7.10) ------------------------------------------------------------
+
+    def attest(self, v: View, cid: int, program: Program) -> bool:
+        """Commit to our final slot table root of a claim we found right, if its task pays a fee.
+        False while the task has no fee: the claim stays watched until its window closes, so a
+        fee funded later is earned too. A failure raises and the next tick tries again (the key
+        is sent once)."""
+        if self.attester is None or self.cheat is not None:
+            return True
+        c = v.claim(cid)
+        if c.state != CLAIM_LIVE:
+            return True
+        fee = self.attester.fee(c.task_id)
+        if fee == 0:
+            return False
+        slots = final_slots_root(self.traces.get(program))
+        receipt = self.sender.send(f"attest:{cid}", self.attester.attest_fn(cid, slots), claim=cid)
+        if receipt is not None:
+            self.found("attest", cid)
+            self.log("attested", claim=cid, task=c.task_id, fee=fee)
+        return True
+
+    def tend_attestation(self, v: View, cid: int, budget: list[float]) -> None:
+        """Our attestation of `cid`: reveal it once the window has closed, collect the share once
+        the reveal period is over and the claim is finalized (finalizing it if nobody has)."""
+        att = self.attester
+        assert att is not None
+        state = att.state(cid)
+        c = v.claim(cid)
+        if state == ATTEST_NONE:
+            return  # not mined yet (a reorg): seen again once it is
+        if state == ATTEST_COLLECTED:
+            self.close("attest", cid, "collected")
+            return
+        if c.state == CLAIM_REJECTED:
+            self.log("attestation_unpaid", claim=cid, why="claim rejected")
+            self.close("attest", cid, "claim rejected")
+            return
+        opens, closes = att.reveal_period(cid)
+        if v.now < opens:
+            return
+        if state == ATTEST_COMMITTED:
+            if v.now >= closes:
+                self.log.alert("attestation_not_revealed", claim=cid, reveal_closed=closes)
+                self.close("attest", cid, "reveal period missed")
+                return
+            slots = self._slots_root(v, c, budget)
+            if slots is None:
+                return
+            self.sender.send(f"attest-reveal:{cid}", att.reveal_fn(cid, slots), claim=cid)
+            return
+        if state != ATTEST_REVEALED or v.now < closes:
+            return
+        tasks = self.court.tasks.functions
+        if c.state == CLAIM_LIVE and tasks.finalizable(cid).call():
+            self.sender.send(f"finalize:{cid}", tasks.finalize(cid), claim=cid, why="attested")
+            return
+        if c.state != CLAIM_FINALIZED:
+            return  # a game of the claim is still running
+        receipt = self.sender.send(f"attest-collect:{cid}", att.collect_fn(cid), claim=cid)
+        if receipt is not None:
+            for ev in att.contract.events.FeeCollected().process_receipt(receipt, errors=DISCARD):
+                a = ev["args"]
+                self.log("fee_collected", claim=cid, task=c.task_id, share=int(a["share"]), dust_burned=int(a["dust_burned"]))
+            self.close("attest", cid, "collected")
+
+    def _slots_root(self, v: View, c: ClaimRec, budget: list[float]) -> bytes | None:
+        """Our final slot table root of the claim's program (recomputed after a restart)."""
+        t = v.task(c.task_id)
+        program = self.registry.for_task(t)
+        if program is None:
+            return None
+        started = time.perf_counter()
+        root = self.traces.advance(program, budget[0])
+        budget[0] -= time.perf_counter() - started
+        if root is None:
+            return None
+        slots = final_slots_root(self.traces.get(program))
+        if state_root(t.steps, 0, slots) != bytes(c.final_root):
+            raise DaemonError(f"our final state no longer matches claim {c.final_root.hex()}; the trace directory is corrupt, delete it.")
+        return slots
 
     # -- a public service ------------------------------------------------------------------------------
 

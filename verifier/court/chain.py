@@ -32,6 +32,7 @@ SUITE = (
     "Game",
     "Referee",
     "Tasks",
+    "Attestations",
     "Market",
 )
 DEPLOYMENTS = home() / "deployments.json"
@@ -275,7 +276,8 @@ class Deployment:
 
 
 def deploy_suite(chain: Chain) -> Deployment:
-    """Deploy the token, the one-step contracts, the game, the referee, the task registry and the market."""
+    """Deploy the token, the one-step contracts, the game, the referee, the task registry, its
+    verification fees (Attestations) and the market."""
     first = int(chain.w3.eth.block_number) + 1  # every contract is created in this block or later
     token = chain.deploy("Token")
     fams = [chain.deploy(n) for n in ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")]
@@ -283,10 +285,12 @@ def deploy_suite(chain: Chain) -> Deployment:
     referee = chain.deploy("Referee", game.address, *[f.address for f in fams])
     chain.send(game.functions.set_referee(referee.address), "bind the referee")
     tasks = chain.deploy("Tasks", token.address, game.address)
+    attestations = chain.deploy("Attestations", tasks.address)
     market = chain.deploy("Market", token.address, tasks.address)
     names = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
     addresses = {"Token": token.address, **{n: f.address for n, f in zip(names, fams)}}
-    addresses |= {"Game": game.address, "Referee": referee.address, "Tasks": tasks.address, "Market": market.address}
+    addresses |= {"Game": game.address, "Referee": referee.address, "Tasks": tasks.address}
+    addresses |= {"Attestations": attestations.address, "Market": market.address}
     return Deployment(chain.chain_id, addresses, first)
 
 
