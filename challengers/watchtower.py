@@ -270,8 +270,8 @@ class Watchtower(GameDaemon):
         if self.attester is None or self.cheat is not None:
             return True
         c = v.claim(cid)
-        if c.state != CLAIM_LIVE:
-            return True
+        if c.state != CLAIM_LIVE or c.challenges:
+            return True  # a challenged claim takes no attestations (SPEC 7.10)
         fee = self.attester.fee(c.task_id)
         if fee == 0:
             return False

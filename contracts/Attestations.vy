@@ -168,14 +168,17 @@ def fund(task_id: uint256, amount: uint256):
 def attest(claim_id: uint256, commitment: bytes32):
     """
     @notice Commits the caller to the final slot table root it computed for the claim: while
-            the claim is live and its challenge window open, once per verifier, not from the
-            claim's solver address. Compute `commitment` with
+            the claim is live, unchallenged and inside its challenge window, once per
+            verifier, not from the claim's solver address. Compute `commitment` with
             `attestation_commitment(claim_id, slots_root, msg.sender, salt)`.
     """
     c: Tasks.Claim = self._claim(claim_id)
     assert c.state == CLAIM_LIVE, "attest: claim not live"
     assert block.timestamp < self._window_end(claim_id), "attest: challenge window closed"
     assert msg.sender != c.solver, "attest: solver cannot attest own claim"
+    # a game can make the solver open slots_root in a proof: only attestations made before any
+    # game exists prove a re-execution
+    assert c.challenges == 0, "attest: claim already challenged"
     assert self.attestations[claim_id][msg.sender].state == ATTEST_NONE, "attest: already attested"
     self.attestations[claim_id][msg.sender] = Attestation(commitment=commitment, state=ATTEST_COMMITTED)
     log Attested(claim_id=claim_id, task_id=c.task_id, verifier=msg.sender, commitment=commitment)

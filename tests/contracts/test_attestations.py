@@ -277,6 +277,16 @@ def test_attest__by_the_solver__reverts(att, claim_id, solver):
         att.attest(claim_id, att_commitment(claim_id, SLOTS, solver, salt_of(solver)), sender=solver)
 
 
+def test_attest__after_the_first_challenge__reverts(att, tasks, claim_id, verifiers):
+    """A game can open slots_root (the solver's last-boundary proof) inside the window: from
+    the first challenge on, a commitment no longer proves a re-execution. Earlier ones stand."""
+    attest(att, claim_id, verifiers[0])
+    tasks.challenge(claim_id, sender=verifiers[1])
+    with boa.reverts("attest: claim already challenged"):
+        att.attest(claim_id, att_commitment(claim_id, SLOTS, verifiers[2], salt_of(verifiers[2])), sender=verifiers[2])
+    assert att.attestations(claim_id, verifiers[0]).state == 1
+
+
 def test_attest__twice__reverts(att, claim_id, verifiers):
     attest(att, claim_id, verifiers[0])
     with boa.reverts("attest: already attested"):
