@@ -69,8 +69,19 @@ def _main(
     show_version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)
     ] = False,
+    threads: Annotated[
+        str | None,
+        typer.Option("--threads", help="Threads for the engine's kernels (default: $BISECTML_THREADS, else 1).", show_default=False),
+    ] = None,
 ) -> None:
     """bisectml: an ML marketplace whose computations are verified by a bisection game."""
+    from verifier.core.errors import BisectmlError
+    from verifier.engine.threads import set_threads, thread_count
+
+    try:
+        set_threads(thread_count(threads))
+    except BisectmlError as e:
+        fail(str(e))
 
 
 def _register_daemons() -> None:

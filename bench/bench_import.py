@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--report", type=Path, default=None)
     args = ap.parse_args(argv)
+    from verifier.engine.threads import set_threads
+
+    set_threads(1)  # the same single thread as the onnxruntime baseline below
 
     results = []
     for name, model, (x_train, x_test, _, y_test) in _models():

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=MLP_TRAIN_PATH, help="integer training program (default: bundled)")
     ap.add_argument("--steps", type=int, default=None, help="steps to run (default: the program's)")
-    ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra_op_num_threads (0 = ORT default)")
+    ap.add_argument("--threads", type=int, default=1, help="threads for both sides: the engine's BLAS and onnxruntime's intra-op pool")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side; the best is compared")
     ap.add_argument("--checkpoint-every", type=int, default=100, help="Trace checkpoint interval")
     ap.add_argument(
@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=0.10, help="tolerated relative excess over the goal with --check")
     ap.add_argument("--no-accuracy", action="store_true", help="skip the test-accuracy printout")
     args = ap.parse_args(argv)
+    from verifier.engine.threads import blas_threads, set_threads
+
+    set_threads(max(1, args.threads))
 
     import onnxruntime as ort
 
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ort options  intra_op_num_threads={so.intra_op_num_threads} "
           f"inter_op_num_threads={so.inter_op_num_threads} execution_mode={so.execution_mode.name} "
           f"graph_optimization_level={so.graph_optimization_level.name} provider=CPUExecutionProvider")
+    print(f"threads      engine BLAS {blas_threads()}, onnxruntime {so.intra_op_num_threads} (--threads {args.threads})")
     print(f"engine       fast kernels registered: {', '.join(sorted(FAST)) or 'none'}"
           f"{'' if all(fast_verdicts.values()) else f' (self-test verdicts {fast_verdicts})'}")
     print(f"compiled     {'one float64 function per step (verifier.engine.compiled)' if compiled else 'no: ' + program.compile_note}")
