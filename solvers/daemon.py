@@ -65,6 +65,7 @@ class GameDaemon(Daemon):
 
 class Solver(GameDaemon):
     name = "solver"
+    bond_needed = "claim"
 
     def setup(self) -> None:
         super().setup()

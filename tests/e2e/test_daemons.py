@@ -33,6 +33,8 @@ from verifier.court.states import (
 )
 from verifier.daemon.registry import resolve_program_path
 
+UNFUNDED = 9  # an anvil account with ether that the suite gives no BOND
+
 
 def test_honest_claim__finalizes_and_pays(suite, fleet, toys) -> None:
     p = toys(0)
@@ -212,6 +214,10 @@ def test_refusals__one_line_exit_2_nothing_changed(suite, toys, tmp_path) -> Non
             ["challenger", "watch", *base, "--data-dir", str(tmp_path / "g"), "--observe", "--address", "0x12"],
             None, "not an account address",
         ),
+        "no bond": (  # ether for gas but no BOND: a solver can lock no claim bond
+            ["solver", "run", *base, "--data-dir", str(tmp_path / "h"), "--key-file", str(suite.key_file(UNFUNDED))],
+            None, "holds no BOND",
+        ),
     }  # fmt: skip
     nonces = {i: suite.nonce(suite.address(i)) for i in (1, 2)}
     procs = {name: _run_cli(args, env) for name, (args, env, _) in cases.items()}
@@ -221,6 +227,6 @@ def test_refusals__one_line_exit_2_nothing_changed(suite, toys, tmp_path) -> Non
         assert proc.returncode == 2, f"{name}: exit {proc.returncode}: {err}"
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and want in lines[0], f"{name}: {err!r}"
-    for d in "abcdefg":
+    for d in "abcdefgh":
         assert not (tmp_path / d).exists()  # nothing created
     assert {i: suite.nonce(suite.address(i)) for i in (1, 2)} == nonces  # nothing sent

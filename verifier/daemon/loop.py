@@ -96,6 +96,8 @@ class Daemon:
     """The tick loop; subclasses implement `tick`."""
 
     name = "daemon"
+    # what this daemon cannot do without BOND (it refuses to start with none), or "" if nothing
+    bond_needed = ""
 
     def __init__(self, cfg: Config, stream: TextIO | None = None) -> None:
         self.cfg = cfg
@@ -130,6 +132,11 @@ class Daemon:
             raise DaemonError(str(e)) from None
         if not w3.eth.get_code(deployment.addresses["Tasks"]):
             raise DaemonError(f"no Tasks contract at {deployment.addresses['Tasks']} on this chain; redeploy or fix --deployment.")
+        if not cfg.observe and self.bond_needed and self.token_balance() == 0:
+            raise DaemonError(
+                f"the wallet {self.me} holds no BOND, and every {self.bond_needed} locks a bond; fund it "
+                "(bisectml token transfer, or deploy --fund on a dev chain), or run with --observe."
+            )
         self.registry = Registry(cfg.programs, self.log, self._market_programs(deployment))
 
     def _market_programs(self, deployment: Deployment) -> Callable[[TaskRec], Program | None] | None:
