@@ -516,6 +516,8 @@ event Joined:
     round_id: indexed(uint256)
     dataset_id: indexed(uint256)
     slot: uint256
+    # the stake it reserved (its stake at risk in the round)
+    stake: uint256
 
 
 event Committed:
@@ -886,7 +888,7 @@ def join_round(round_id: uint256, dataset_id: uint256, amount: uint256):
     self._reserve(round_id, DATASET, dataset_id, amount)
     self._round_datasets[round_id].append(dataset_id)
     self.dataset_entries[round_id][dataset_id] = DatasetEntry(slot=n, reserved=True, active=False, at_risk=amount)
-    log Joined(round_id=round_id, dataset_id=dataset_id, slot=n)
+    log Joined(round_id=round_id, dataset_id=dataset_id, slot=n, stake=amount)
 
 
 @external

@@ -974,9 +974,10 @@ def test_commit__model_slots_full__reverts(w, market, people):
 def test_join_round__takes_the_next_slot(w, market, people):
     d, _ = w.populate()
     rid = w.open(join=False)
-    w.join(rid, d[1])
+    w.join(rid, d[1], amount=20 * E18)
     (ev,) = events(market, "Joined")
-    assert (ev.round_id, ev.dataset_id, ev.slot) == (rid, d[1], 0)
+    assert (ev.round_id, ev.dataset_id, ev.slot, ev.stake) == (rid, d[1], 0, 20 * E18)
+    assert market.dataset_entries(rid, d[1]).at_risk == market.datasets(d[1]).reserved == 20 * E18
     w.join(rid, d[0])
     assert list(market.round_datasets(rid)) == [d[1], d[0]]
     de = market.dataset_entries(rid, d[0])

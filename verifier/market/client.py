@@ -250,7 +250,7 @@ class MarketClient:
             amount = self.free_stake("dataset", dataset_id)
         receipt = self._send(self.market.functions.join_round(round_id, dataset_id, amount), "join round")
         ev = self._event("Joined", receipt)
-        return {"round_id": round_id, "dataset_id": dataset_id, "slot": int(ev["slot"]), "at_risk": amount,
+        return {"round_id": round_id, "dataset_id": dataset_id, "slot": int(ev["slot"]), "stake": int(ev["stake"]),
                 "gas": receipt["gasUsed"]}  # fmt: skip
 
     def free_stake(self, kind: str, id_: int) -> int:
