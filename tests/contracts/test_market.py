@@ -489,6 +489,40 @@ def test_reasons__every_code_names_exactly_one_reason():
     assert 'concat("market: ", slice(REASONS' in src
 
 
+def test_token_call_failed__reverts(tasks_deployer, mock_game_deployer, market_deployer):
+    """A token that reports failure by returning False (Token.vy reverts instead) stops every
+    pull, push and approve of the market: nothing is recorded as paid that did not move."""
+    token = boa.load_partial(str(CONTRACTS / "mocks" / "FalseToken.vy")).deploy()
+    tasks = tasks_deployer.deploy(token, mock_game_deployer.deploy())
+    market = market_deployer.deploy(token, tasks)
+    g = boa.env.generate_address
+    p = SimpleNamespace(sponsor=g("ft sponsor"), providers=[g("ft provider")], modelers=[g("ft modeler")],
+                        solver=g("ft solver"), stranger=g("ft stranger"))
+    for a in (p.sponsor, *p.providers, *p.modelers):
+        token.mint(a, FUNDS)
+        token.approve(market, MAX_UINT, sender=a)
+    w = World(market, token, tasks, p)
+    d = [w.publish(p.providers[0], 10 * E18)]
+    m = [w.register(p.modelers[0], d, 10 * E18)]
+    rid = w.open()
+    w.commit(rid, m[0])
+    w.to(rid, "commit")
+    w.reveal(rid, m[0])
+    w.to(rid, "reveal")
+    token.set_failing(True)
+    with boa.reverts("market: token call failed"):  # _pull
+        market.add_dataset_stake(d[0], 1, sender=p.providers[0])
+    with boa.reverts("market: token call failed"):  # approve of a task's reward
+        w.post(rid, METAMODEL)
+    market.add_model_stake(m[0], 0, sender=p.modelers[0])  # nothing to move, nothing called
+    token.set_failing(False)
+    market.add_model_stake(m[0], 1, sender=p.modelers[0])
+    token.set_failing(True)
+    with boa.reverts("market: token call failed"):  # _push
+        market.withdraw_model_stake(m[0], 1, sender=p.modelers[0])
+    assert token.balanceOf(market) == market.owed()
+
+
 def test_size__under_the_eip170_limit(market):
     assert len(boa.env.get_code(market.address)) <= 24_576
 
