@@ -2,6 +2,9 @@
 
 For every `assert` of a contract it makes two mutants, the statement deleted (`pass` in its
 place) and its condition inverted (`assert not (cond), ..`); a `raise` gets the deletion only.
+A check written as a call, `self._check(cond, E_CODE)` (Market.vy keeps its reasons in one
+REASONS string to stay under the code size limit), is a check too: deleted, or its `cond`
+inverted; its reason is the slice of REASONS that E_CODE names.
 Each mutant is written into a temporary copy of contracts/, compiled (a mutant that does not
 compile is reported and skipped), and the contract's mapped test files run against it with
 `pytest -x -q`, the tests reading the copy through BISECTML_CONTRACTS_DIR
@@ -50,7 +53,11 @@ MAPPING: dict[str, list[str]] = {
     "Game.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_raw_reverts.py", f"{TESTS}/test_game_rules.py"],
     "Referee.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_raw_reverts.py", f"{TESTS}/test_game_rules.py"],
     "Tasks.vy": [f"{TESTS}/test_tasks.py", f"{TESTS}/test_tasks_invariants.py"],
-    "Market.vy": [f"{TESTS}/test_market.py", f"{TESTS}/test_market_invariants.py", f"{TESTS}/test_game_market.py"],
+    # test_reasons__ reads the source (every E_ code used somewhere), so it would kill every deleted
+    # check by its text alone; the mutants must die of behaviour
+    "Market.vy": [f"{TESTS}/test_market.py", f"{TESTS}/test_market_attacks.py", f"{TESTS}/test_game_market.py",
+                  f"{TESTS}/test_market_invariants.py",
+                  f"--deselect={TESTS}/test_market.py::test_reasons__every_code_names_exactly_one_reason"],
 }
 DEFAULT_CONTRACTS = ["Game.vy", "Referee.vy", "Tasks.vy", "Market.vy"]
 
@@ -86,15 +93,19 @@ def mutants_of(contract: str, source: str) -> list[tuple[Mutant, str]]:
 
     module = vy_ast.parse_to_ast(source)
     lines = source.splitlines(keepends=True)
-    nodes = sorted(module.get_descendants((vy_ast.Assert, vy_ast.Raise)), key=lambda n: (n.lineno, n.col_offset))
+    checks = {id(c.get_ancestor()): c for c in _check_calls(module)}
+    reasons = _coded_reasons(source)
+    found = [*module.get_descendants((vy_ast.Assert, vy_ast.Raise)), *(c.get_ancestor() for c in checks.values())]
+    nodes = sorted(found, key=lambda n: (n.lineno, n.col_offset))
     seen: dict[str, int] = {}
     out: list[tuple[Mutant, str]] = []
     for node in nodes:
         first, last = node.lineno, node.end_lineno
         text = _segment(lines, first, node.col_offset, last, node.end_col_offset)
         flat = " ".join(text.split())
-        reason = _reason(flat)
-        key = f"{type(node).__name__.lower()} {reason}"
+        call = checks.get(id(node))
+        reason = reasons.get(call.args[1].id, call.args[1].id) if call is not None else _reason(flat)
+        key = f"{'check' if call is not None else type(node).__name__.lower()} {reason}"
         seen[key] = seen.get(key, 0) + 1
         tag = f'{contract}:{{kind}}:"{reason}"' + (f"#{seen[key]}" if seen[key] > 1 else "")
         indent = lines[first - 1][: node.col_offset]
@@ -103,14 +114,39 @@ def mutants_of(contract: str, source: str) -> list[tuple[Mutant, str]]:
         # deleted: `pass`, keeping the line count so reported lines stay those of the original
         deleted = before + indent + "pass" + "\n" * (last - first) + tail + after
         out.append((Mutant(contract, first, last, "delete", flat, tag.format(kind="delete")), deleted))
-        if isinstance(node, vy_ast.Assert):
-            t = node.test
+        if isinstance(node, vy_ast.Assert) or call is not None:
+            t = node.test if call is None else call.args[0]
             head = "".join(lines[: t.lineno - 1]) + lines[t.lineno - 1][: t.col_offset]
             cond = _segment(lines, t.lineno, t.col_offset, t.end_lineno, t.end_col_offset)
             rest = lines[t.end_lineno - 1][t.end_col_offset :] + "".join(lines[t.end_lineno :])
             inverted = head + "not (" + cond + ")" + rest
             out.append((Mutant(contract, first, last, "invert", flat, tag.format(kind="invert")), inverted))
     return out
+
+
+def _check_calls(module) -> list:  # noqa: ANN001 - a vyper Module node
+    """The `self._check(cond, E_CODE)` calls that stand as statements of their own."""
+    import vyper.ast as vy_ast
+
+    return [
+        n for n in module.get_descendants(vy_ast.Call)
+        if isinstance(n.func, vy_ast.Attribute) and n.func.attr == "_check" and isinstance(n.func.value, vy_ast.Name)
+        and n.func.value.id == "self" and isinstance(n.get_ancestor(), vy_ast.Expr) and len(n.args) == 2
+        and isinstance(n.args[1], vy_ast.Name)
+    ]  # fmt: skip
+
+
+def _coded_reasons(source: str) -> dict[str, str]:
+    """E_CODE -> its revert reason, for a contract that keeps its reasons in one REASONS string
+    (`E_X: constant(uint256) = offset << 8 | length`, reverting with `<prefix>: <slice>`)."""
+    block = re.search(r"REASONS: constant\(String\[\d+\]\) = \(\n((?:\s+\".*\"\n)+)\s*\)", source)
+    prefix = re.search(r'concat\("([^"]*)", slice\(REASONS', source)
+    if not block:
+        return {}
+    table = "".join(re.findall(r'"(.*)"', block.group(1)))
+    codes = re.findall(r"^(E_\w+): constant\(uint256\) = (\d+) << 8 \| (\d+)$", source, re.M)
+    head = prefix.group(1) if prefix else ""
+    return {name: head + table[int(off) : int(off) + int(n)] for name, off, n in codes}
 
 
 def _segment(lines: list[str], l0: int, c0: int, l1: int, c1: int) -> str:
@@ -331,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         names = {f.name for f in fields(Mutant)}
         earlier = [Mutant(**{k: v for k, v in d.items() if k in names}) for d in json.loads(args.merge.read_text())["mutants"]]
         results = [r for r in earlier if r.id not in fresh] + results
-        not_run = [i for i in json.loads(args.merge.read_text()).get("not_run", []) if i not in fresh]
+        earlier_not_run = [i for i in json.loads(args.merge.read_text()).get("not_run", []) if i not in fresh]
+        # what this run left out stays listed too (a --budget run in parts)
+        not_run = earlier_not_run + [i for i in not_run if i not in earlier_not_run]
     unexplained = [r for r in results if r.status == SURVIVED and r.id not in allow]
     errors = [r for r in results if r.status == ERROR]
     summary = {}

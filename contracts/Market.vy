@@ -51,8 +51,11 @@
                    A void never waits for a running task. Every stake is released untouched.
                  - The sponsor never receives slashed stake: slashes pay gains, and what they
                    leave is burned; the sponsor gets back at most its pool.
-                 - Stakes at risk cannot be withdrawn. A loss is capped by the current stake, so
-                   a stake at risk in several rounds at once loses at most what is left.
+                 - A round reserves the stake it puts at risk (`commit`, `join_round`: an amount
+                   of the free stake the owner chooses) until it is settled or void: the same
+                   tokens never back two rounds, a round's gain is paid on its own reservation
+                   only, its loss (at most cap_bps of it) never reaches stake another round
+                   reserved, and withdrawals take only the free stake.
                  - `settle` and `void_round` exclude each other: results are recorded only
                    before `result_deadline`, and a round with both results recorded cannot be
                    voided, so a sponsor cannot void a round whose results went against it.
@@ -155,10 +158,12 @@ MAX_NODES: constant(uint256) = 4_294_967_294
 MAX_STEPS: constant(uint256) = 9_223_372_036_854_775_807
 # a task reward worth a solver's while: at least 1 token; the budget pays all three tasks
 MIN_REWARD: constant(uint256) = 10**18
-# bonds any honest solver and watchtower can post: solver bond at most 1_000 tokens, challenger
-# bond at most 100 tokens and at most the solver bond
-MAX_SOLVER_BOND: constant(uint256) = 10**21
-MAX_CHALLENGER_BOND: constant(uint256) = 10**20
+# bonds (SPEC 8.1, priced at 1 token = 0.001 ETH and 100 gwei): a lost challenge pays the
+# solver at least the ~1.05 M gas of defending a whole game (challenger bond >= 250 tokens);
+# any honest watchtower (<= 1_000) and solver (<= 10_000, at least the challenger bond) can post
+MIN_CHALLENGER_BOND: constant(uint256) = 250 * 10**18
+MAX_CHALLENGER_BOND: constant(uint256) = 10**21
+MAX_SOLVER_BOND: constant(uint256) = 10**22
 
 # int64 range (values recorded as int64 tensors)
 INT64_MIN: constant(int256) = -(2**63)
@@ -171,7 +176,7 @@ DT_INT64: constant(uint256) = 7
 # the string is REASONS[code >> 8 : (code >> 8) + (code & 255)]: one shared revert keeps
 # the contract under the 24_576-byte limit (an inline `assert ..., "reason"` costs ~130
 # bytes each). tests/contracts/test_market.py checks every code against this table.
-REASONS: constant(String[1792]) = (
+REASONS: constant(String[1783]) = (
     "no such round"
     "round already settled"
     "round is void"
@@ -179,8 +184,7 @@ REASONS: constant(String[1792]) = (
     "not the dataset owner"
     "no such model"
     "not the model owner"
-    "stake at risk"
-    "amount exceeds the stake"
+    "amount exceeds the free stake"
     "token call failed"
     "a dataset is named twice"
     "models outside 1..16"
@@ -198,7 +202,7 @@ REASONS: constant(String[1792]) = (
     "program outside Tasks.vy's limits"
     "program slots past its slot table"
     "commit deadline passed"
-    "model has no stake"
+    "no stake reserved"
     "stake below the round's minimum"
     "model already committed"
     "model slots full"
@@ -249,68 +253,67 @@ E_NO_DATASET: constant(uint256) = 47 << 8 | 15
 E_NOT_DATASET_OWNER: constant(uint256) = 62 << 8 | 21
 E_NO_MODEL: constant(uint256) = 83 << 8 | 13
 E_NOT_MODEL_OWNER: constant(uint256) = 96 << 8 | 19
-E_AT_RISK: constant(uint256) = 115 << 8 | 13
-E_ABOVE_STAKE: constant(uint256) = 128 << 8 | 24
-E_TOKEN: constant(uint256) = 152 << 8 | 17
-E_NAMED_TWICE: constant(uint256) = 169 << 8 | 24
-E_MODELS: constant(uint256) = 193 << 8 | 20
-E_DATASETS: constant(uint256) = 213 << 8 | 21
-E_ROWS: constant(uint256) = 234 << 8 | 20
-E_FEATURES: constant(uint256) = 254 << 8 | 23
-E_DATASET_ROWS: constant(uint256) = 277 << 8 | 28
-E_K: constant(uint256) = 305 << 8 | 15
-E_POINTS: constant(uint256) = 320 << 8 | 34
-E_K_POINTS: constant(uint256) = 354 << 8 | 31
-E_COMMIT_NOT_FUTURE: constant(uint256) = 385 << 8 | 33
-E_FACTOR: constant(uint256) = 418 << 8 | 26
-E_BPS: constant(uint256) = 444 << 8 | 36
-E_TERMS: constant(uint256) = 480 << 8 | 38
-E_PROGRAM: constant(uint256) = 518 << 8 | 33
-E_LAYOUT: constant(uint256) = 551 << 8 | 33
-E_COMMIT_DEADLINE: constant(uint256) = 584 << 8 | 22
-E_NO_STAKE: constant(uint256) = 606 << 8 | 18
-E_MIN_STAKE: constant(uint256) = 624 << 8 | 31
-E_COMMITTED: constant(uint256) = 655 << 8 | 23
-E_MODELS_FULL: constant(uint256) = 678 << 8 | 16
-E_DATASETS_FULL: constant(uint256) = 694 << 8 | 18
-E_DATASET_SHAPE: constant(uint256) = 712 << 8 | 32
-E_NOT_COMMITTED: constant(uint256) = 744 << 8 | 19
-E_REVEALED: constant(uint256) = 763 << 8 | 22
-E_BEFORE_COMMIT_DEADLINE: constant(uint256) = 785 << 8 | 27
-E_REVEAL_DEADLINE: constant(uint256) = 812 << 8 | 22
-E_PREDICTIONS_LENGTH: constant(uint256) = 834 << 8 | 27
-E_PREDICTIONS: constant(uint256) = 861 << 8 | 39
-E_RELEASE_REVEALED: constant(uint256) = 900 << 8 | 36
-E_RELEASED: constant(uint256) = 936 << 8 | 22
-E_BEFORE_REVEAL_DEADLINE: constant(uint256) = 958 << 8 | 27
-E_LABELS_REVEALED: constant(uint256) = 985 << 8 | 23
-E_LABELS_DEADLINE: constant(uint256) = 1008 << 8 | 22
-E_LABELS_LENGTH: constant(uint256) = 1030 << 8 | 22
-E_LABELS: constant(uint256) = 1052 << 8 | 34
-E_KIND: constant(uint256) = 1086 << 8 | 21
-E_RESULT_DEADLINE: constant(uint256) = 1107 << 8 | 22
-E_NO_LABELS: constant(uint256) = 1129 << 8 | 19
-E_RUNNING: constant(uint256) = 1148 << 8 | 29
-E_TASK_DONE: constant(uint256) = 1177 << 8 | 25
-E_TEMPLATE: constant(uint256) = 1202 << 8 | 36
-E_RECORDED: constant(uint256) = 1238 << 8 | 23
-E_NO_TASK: constant(uint256) = 1261 << 8 | 20
-E_NOT_DONE: constant(uint256) = 1281 << 8 | 37
-E_FINAL_STATE: constant(uint256) = 1318 << 8 | 35
-E_PROOF_LENGTH: constant(uint256) = 1353 << 8 | 18
-E_PROOF: constant(uint256) = 1371 << 8 | 35
-E_RECORD_KIND: constant(uint256) = 1406 << 8 | 40
-E_VALUES_LENGTH: constant(uint256) = 1446 << 8 | 35
-E_INT64: constant(uint256) = 1481 << 8 | 19
-E_NOT_RECORDED: constant(uint256) = 1500 << 8 | 20
-E_BEFORE_LABELS_DEADLINE: constant(uint256) = 1520 << 8 | 27
-E_RESULTS_RECORDED: constant(uint256) = 1547 << 8 | 34
-E_BEFORE_RESULT_DEADLINE: constant(uint256) = 1581 << 8 | 27
-E_PHASES: constant(uint256) = 1608 << 8 | 37
-E_RESULT_PHASE: constant(uint256) = 1645 << 8 | 38
-E_BONDS: constant(uint256) = 1683 << 8 | 35
-E_REWARD: constant(uint256) = 1718 << 8 | 46
-E_JOINED: constant(uint256) = 1764 << 8 | 28
+E_FREE: constant(uint256) = 115 << 8 | 29
+E_TOKEN: constant(uint256) = 144 << 8 | 17
+E_NAMED_TWICE: constant(uint256) = 161 << 8 | 24
+E_MODELS: constant(uint256) = 185 << 8 | 20
+E_DATASETS: constant(uint256) = 205 << 8 | 21
+E_ROWS: constant(uint256) = 226 << 8 | 20
+E_FEATURES: constant(uint256) = 246 << 8 | 23
+E_DATASET_ROWS: constant(uint256) = 269 << 8 | 28
+E_K: constant(uint256) = 297 << 8 | 15
+E_POINTS: constant(uint256) = 312 << 8 | 34
+E_K_POINTS: constant(uint256) = 346 << 8 | 31
+E_COMMIT_NOT_FUTURE: constant(uint256) = 377 << 8 | 33
+E_FACTOR: constant(uint256) = 410 << 8 | 26
+E_BPS: constant(uint256) = 436 << 8 | 36
+E_TERMS: constant(uint256) = 472 << 8 | 38
+E_PROGRAM: constant(uint256) = 510 << 8 | 33
+E_LAYOUT: constant(uint256) = 543 << 8 | 33
+E_COMMIT_DEADLINE: constant(uint256) = 576 << 8 | 22
+E_NO_STAKE: constant(uint256) = 598 << 8 | 17
+E_MIN_STAKE: constant(uint256) = 615 << 8 | 31
+E_COMMITTED: constant(uint256) = 646 << 8 | 23
+E_MODELS_FULL: constant(uint256) = 669 << 8 | 16
+E_DATASETS_FULL: constant(uint256) = 685 << 8 | 18
+E_DATASET_SHAPE: constant(uint256) = 703 << 8 | 32
+E_NOT_COMMITTED: constant(uint256) = 735 << 8 | 19
+E_REVEALED: constant(uint256) = 754 << 8 | 22
+E_BEFORE_COMMIT_DEADLINE: constant(uint256) = 776 << 8 | 27
+E_REVEAL_DEADLINE: constant(uint256) = 803 << 8 | 22
+E_PREDICTIONS_LENGTH: constant(uint256) = 825 << 8 | 27
+E_PREDICTIONS: constant(uint256) = 852 << 8 | 39
+E_RELEASE_REVEALED: constant(uint256) = 891 << 8 | 36
+E_RELEASED: constant(uint256) = 927 << 8 | 22
+E_BEFORE_REVEAL_DEADLINE: constant(uint256) = 949 << 8 | 27
+E_LABELS_REVEALED: constant(uint256) = 976 << 8 | 23
+E_LABELS_DEADLINE: constant(uint256) = 999 << 8 | 22
+E_LABELS_LENGTH: constant(uint256) = 1021 << 8 | 22
+E_LABELS: constant(uint256) = 1043 << 8 | 34
+E_KIND: constant(uint256) = 1077 << 8 | 21
+E_RESULT_DEADLINE: constant(uint256) = 1098 << 8 | 22
+E_NO_LABELS: constant(uint256) = 1120 << 8 | 19
+E_RUNNING: constant(uint256) = 1139 << 8 | 29
+E_TASK_DONE: constant(uint256) = 1168 << 8 | 25
+E_TEMPLATE: constant(uint256) = 1193 << 8 | 36
+E_RECORDED: constant(uint256) = 1229 << 8 | 23
+E_NO_TASK: constant(uint256) = 1252 << 8 | 20
+E_NOT_DONE: constant(uint256) = 1272 << 8 | 37
+E_FINAL_STATE: constant(uint256) = 1309 << 8 | 35
+E_PROOF_LENGTH: constant(uint256) = 1344 << 8 | 18
+E_PROOF: constant(uint256) = 1362 << 8 | 35
+E_RECORD_KIND: constant(uint256) = 1397 << 8 | 40
+E_VALUES_LENGTH: constant(uint256) = 1437 << 8 | 35
+E_INT64: constant(uint256) = 1472 << 8 | 19
+E_NOT_RECORDED: constant(uint256) = 1491 << 8 | 20
+E_BEFORE_LABELS_DEADLINE: constant(uint256) = 1511 << 8 | 27
+E_RESULTS_RECORDED: constant(uint256) = 1538 << 8 | 34
+E_BEFORE_RESULT_DEADLINE: constant(uint256) = 1572 << 8 | 27
+E_PHASES: constant(uint256) = 1599 << 8 | 37
+E_RESULT_PHASE: constant(uint256) = 1636 << 8 | 38
+E_BONDS: constant(uint256) = 1674 << 8 | 35
+E_REWARD: constant(uint256) = 1709 << 8 | 46
+E_JOINED: constant(uint256) = 1755 << 8 | 28
 
 
 struct Shape:
@@ -350,7 +353,7 @@ struct Economics:
     data_slash_bps: uint256
     # share of all slashed stake that is burned (the rest joins the pool)
     burn_bps: uint256
-    # a model needs at least this stake to commit to the round (token base units)
+    # a commit or join reserves at least this stake (token base units)
     min_stake: uint256
 
 
@@ -401,8 +404,8 @@ struct Dataset:
     n_features: uint256
     # staked tokens
     stake: uint256
-    # number of rounds holding the stake at risk; withdrawals need 0
-    locks: uint256
+    # part of the stake reserved by rounds not yet settled or void; only the rest is free
+    reserved: uint256
 
 
 struct Model:
@@ -412,8 +415,8 @@ struct Model:
     datasets: DynArray[uint256, MODEL_DATASETS]
     # staked tokens
     stake: uint256
-    # number of rounds holding the stake at risk; withdrawals need 0
-    locks: uint256
+    # part of the stake reserved by rounds not yet settled or void; only the rest is free
+    reserved: uint256
 
 
 struct Round:
@@ -454,11 +457,11 @@ struct ModelEntry:
     slot: uint256
     # keccak256(u256(round_id) || u256(model_id) || predictions || salt)
     commitment: bytes32
-    # the model's stake when it committed
+    # the stake it reserved when it committed: its stake at risk, weight and gain base
     stake: uint256
     # ENTRY_COMMITTED or ENTRY_REVEALED (0: not in the round)
     state: uint8
-    # whether the round holds the model's stake (until release, settle or void)
+    # whether the round still holds the reservation (until release, settle or void)
     locked: bool
 
 
@@ -469,7 +472,7 @@ struct DatasetEntry:
     reserved: bool
     # whether a model naming it revealed (it is then in the mask: valued, and slashed if negative)
     active: bool
-    # the dataset's stake when it joined, locked until the round is settled or void
+    # the stake it reserved when it joined, held until the round is settled or void
     at_risk: uint256
 
 
@@ -513,6 +516,8 @@ event Joined:
     round_id: indexed(uint256)
     dataset_id: indexed(uint256)
     slot: uint256
+    # the stake it reserved (its stake at risk in the round)
+    stake: uint256
 
 
 event Committed:
@@ -662,7 +667,7 @@ def publish_dataset(
     dataset_id: uint256 = self.dataset_count + 1
     self.dataset_count = dataset_id
     self.datasets[dataset_id] = Dataset(
-        owner=msg.sender, features=features, labels=labels, rows=rows, n_features=n_features, stake=stake, locks=0
+        owner=msg.sender, features=features, labels=labels, rows=rows, n_features=n_features, stake=stake, reserved=0
     )
     self.owed += stake
     log DatasetPublished(
@@ -683,8 +688,8 @@ def publish_dataset(
 @nonreentrant
 def add_dataset_stake(dataset_id: uint256, amount: uint256):
     """
-    @notice Adds `amount` to the dataset's stake (owner only). It is at risk only in rounds
-            the dataset joins afterwards (a round's `at_risk` is fixed when it joins).
+    @notice Adds `amount` to the dataset's free stake (owner only). It is at risk only in
+            rounds that reserve it afterwards (`join_round`).
     """
     self._move_stake(DATASET, dataset_id, amount, True)
 
@@ -693,8 +698,8 @@ def add_dataset_stake(dataset_id: uint256, amount: uint256):
 @nonreentrant
 def withdraw_dataset_stake(dataset_id: uint256, amount: uint256):
     """
-    @notice Withdraws `amount` of the dataset's stake to its owner (owner only), while no
-            round holds it at risk.
+    @notice Withdraws `amount` of the dataset's free stake (what no round reserved) to its
+            owner (owner only).
     """
     self._move_stake(DATASET, dataset_id, amount, False)
 
@@ -713,7 +718,7 @@ def register_model(cid: String[CID_MAX], datasets: DynArray[uint256, MODEL_DATAS
             self._check(datasets[j] != datasets[i], E_NAMED_TWICE)
     model_id: uint256 = self.model_count + 1
     self.model_count = model_id
-    self.models[model_id] = Model(owner=msg.sender, datasets=datasets, stake=stake, locks=0)
+    self.models[model_id] = Model(owner=msg.sender, datasets=datasets, stake=stake, reserved=0)
     self.owed += stake
     log ModelRegistered(model_id=model_id, owner=msg.sender, cid=cid, datasets=datasets)
     self._pull(stake)
@@ -724,8 +729,8 @@ def register_model(cid: String[CID_MAX], datasets: DynArray[uint256, MODEL_DATAS
 @nonreentrant
 def add_model_stake(model_id: uint256, amount: uint256):
     """
-    @notice Adds `amount` to the model's stake (owner only). It is at risk only in rounds the
-            model commits to afterwards.
+    @notice Adds `amount` to the model's free stake (owner only). It is at risk only in
+            rounds that reserve it afterwards (`commit`).
     """
     self._move_stake(MODEL, model_id, amount, True)
 
@@ -734,8 +739,8 @@ def add_model_stake(model_id: uint256, amount: uint256):
 @nonreentrant
 def withdraw_model_stake(model_id: uint256, amount: uint256):
     """
-    @notice Withdraws `amount` of the model's stake to its owner (owner only), while no round
-            holds it at risk.
+    @notice Withdraws `amount` of the model's free stake (what no round reserved) to its
+            owner (owner only).
     """
     self._move_stake(MODEL, model_id, amount, False)
 
@@ -807,7 +812,7 @@ def open_round(
     # result deadline (each term is at most seven days, so the sum cannot overflow)
     self._check(result_phase >= terms.duration + terms.window + 2 * terms.clock, E_RESULT_PHASE)
     self._check(
-        terms.challenger_bond > 0
+        terms.challenger_bond >= MIN_CHALLENGER_BOND
         and terms.challenger_bond <= MAX_CHALLENGER_BOND
         and terms.challenger_bond <= terms.solver_bond
         and terms.solver_bond <= MAX_SOLVER_BOND,
@@ -859,13 +864,14 @@ def open_round(
 
 @external
 @nonreentrant
-def join_round(round_id: uint256, dataset_id: uint256):
+def join_round(round_id: uint256, dataset_id: uint256, amount: uint256):
     """
     @notice Puts the dataset in the round (dataset owner, before the commit deadline): it
-            takes the next dataset slot, and its current stake is locked as its stake at risk
-            until the round is settled or void. It is valued (and may be slashed, at the
-            round's `data_slash_bps`) only if a model naming it reveals; a dataset that did not
-            join is never at risk in the round, whatever models name it.
+            takes the next dataset slot and reserves `amount` of its free stake (at least the
+            round's `min_stake`) as its stake at risk until the round is settled or void. It
+            is valued (and may be slashed, at the round's `data_slash_bps`) only if a model
+            naming it reveals; a dataset that did not join is never at risk in the round,
+            whatever models name it.
     """
     self._require_open_round(round_id)
     self._check(block.timestamp < self.rounds[round_id].schedule.commit_deadline, E_COMMIT_DEADLINE)
@@ -876,46 +882,39 @@ def join_round(round_id: uint256, dataset_id: uint256):
         self.datasets[dataset_id].rows == shape.dataset_rows and self.datasets[dataset_id].n_features == shape.features,
         E_DATASET_SHAPE,
     )
-    # the floor keeps dust datasets from filling the round's dataset slots
-    self._check(self.datasets[dataset_id].stake >= self.rounds[round_id].economics.min_stake, E_MIN_STAKE)
     n: uint256 = len(self._round_datasets[round_id])
     self._check(n < shape.datasets, E_DATASETS_FULL)
+    # at risk from the moment the dataset can earn, until the round is settled or void
+    self._reserve(round_id, DATASET, dataset_id, amount)
     self._round_datasets[round_id].append(dataset_id)
-    # the stake is at risk from the moment the dataset can earn: it is locked now, until the
-    # round is settled or void
-    self.dataset_entries[round_id][dataset_id] = DatasetEntry(
-        slot=n, reserved=True, active=False, at_risk=self.datasets[dataset_id].stake
-    )
-    self.datasets[dataset_id].locks += 1
-    log Joined(round_id=round_id, dataset_id=dataset_id, slot=n)
+    self.dataset_entries[round_id][dataset_id] = DatasetEntry(slot=n, reserved=True, active=False, at_risk=amount)
+    log Joined(round_id=round_id, dataset_id=dataset_id, slot=n, stake=amount)
 
 
 @external
 @nonreentrant
-def commit(round_id: uint256, model_id: uint256, commitment: bytes32):
+def commit(round_id: uint256, model_id: uint256, commitment: bytes32, amount: uint256):
     """
     @notice Commits the model's predictions (model owner, before the commit deadline): the
-            model takes the next model slot and its current stake is locked as its stake at
-            risk. Of the datasets it names, only those whose owners joined the round
+            model takes the next model slot and reserves `amount` of its free stake (at least
+            the round's `min_stake`) as its stake at risk: its weight, and the base of its
+            gain or loss. Of the datasets it names, only those whose owners joined the round
             (`join_round`) take part in it.
     @param commitment keccak256(u256(round_id) || u256(model_id) || predictions || salt).
+    @param amount The stake to reserve; the rest stays free for other rounds or withdrawal.
     """
     self._require_open_round(round_id)
     self._check(block.timestamp < self.rounds[round_id].schedule.commit_deadline, E_COMMIT_DEADLINE)
     self._require_owner(MODEL, model_id)
-    stake: uint256 = self.models[model_id].stake
-    self._check(stake > 0, E_NO_STAKE)
-    # a floor on stake keeps dust sybils from filling the round's model and dataset slots
-    self._check(stake >= self.rounds[round_id].economics.min_stake, E_MIN_STAKE)
     self._check(self.model_entries[round_id][model_id].state == 0, E_COMMITTED)
     slot: uint256 = len(self._round_models[round_id])
     self._check(slot < self.rounds[round_id].shape.models, E_MODELS_FULL)
+    self._reserve(round_id, MODEL, model_id, amount)
     self._round_models[round_id].append(model_id)
     self.model_entries[round_id][model_id] = ModelEntry(
-        slot=slot, commitment=commitment, stake=stake, state=ENTRY_COMMITTED, locked=True
+        slot=slot, commitment=commitment, stake=amount, state=ENTRY_COMMITTED, locked=True
     )
-    self.models[model_id].locks += 1
-    log Committed(round_id=round_id, model_id=model_id, slot=slot, stake=stake)
+    log Committed(round_id=round_id, model_id=model_id, slot=slot, stake=amount)
 
 
 @external
@@ -954,8 +953,8 @@ def reveal(round_id: uint256, model_id: uint256, predictions: Bytes[CHUNK], salt
 @nonreentrant
 def release(round_id: uint256, model_id: uint256):
     """
-    @notice Unlocks the stake of a model that committed but did not reveal (anyone, from the
-            reveal deadline on): an unrevealed model has nothing at risk.
+    @notice Frees the stake reserved by a model that committed but did not reveal (anyone,
+            from the reveal deadline on): an unrevealed model has nothing at risk.
     """
     self._require_round(round_id)
     entry: ModelEntry = self.model_entries[round_id][model_id]
@@ -964,7 +963,7 @@ def release(round_id: uint256, model_id: uint256):
     self._check(entry.locked, E_RELEASED)
     self._check(block.timestamp >= self.rounds[round_id].schedule.reveal_deadline, E_BEFORE_REVEAL_DEADLINE)
     self.model_entries[round_id][model_id].locked = False
-    self.models[model_id].locks -= 1
+    self.models[model_id].reserved -= entry.stake
     log Released(round_id=round_id, model_id=model_id)
 
 
@@ -1143,7 +1142,7 @@ def settle(round_id: uint256):
     """
     @notice Settles the round once its scores and values are recorded (anyone, once): slashes
             losses, pays gains, passes the data share on, burns, refunds the sponsor and
-            unlocks every stake of the round (SPEC 8.5).
+            frees every stake the round reserved (SPEC 8.5).
     """
     self._require_open_round(round_id)
     self._check(self.rounds[round_id].recorded & RECORDED_SCORES_AND_VALUES == RECORDED_SCORES_AND_VALUES, E_NOT_RECORDED)
@@ -1157,6 +1156,10 @@ def settle(round_id: uint256):
     gains: uint256[MAX_MODELS] = empty(uint256[MAX_MODELS])
     total_gain: uint256 = 0
     total_loss: uint256 = 0
+    self.rounds[round_id].state = ROUND_SETTLED
+    # a loss is at most cap_bps (<= BPS) of what this round reserved, so once the reservation
+    # is freed it comes out of that part of the stake and never out of another round's
+    self._unlock_all(round_id)
 
     # losses leave the stakes at once; gains wait until the pool is known
     for i: uint256 in range(len(model_ids), bound=MAX_MODELS):
@@ -1182,8 +1185,6 @@ def settle(round_id: uint256):
     budget: uint256 = self.rounds[round_id].budget
     # everything the round held leaves now: gains, refund, burn
     self.owed -= pool + budget + total_loss
-    self.rounds[round_id].state = ROUND_SETTLED
-    self._unlock_all(round_id)
 
     paid: uint256 = 0
     dpay: uint256[MAX_DATASETS] = empty(uint256[MAX_DATASETS])
@@ -1242,7 +1243,7 @@ def void_round(round_id: uint256):
             evenly among the revealed models (the sponsor gets it back only if none revealed),
             and the unspent budget goes back to the sponsor. Tasks still running do not hold
             the round: reclaimable ones are reclaimed, and the reward of one reclaimed later
-            goes to the sponsor (`sync`). Every stake of the round is unlocked untouched.
+            goes to the sponsor (`sync`). Every stake the round reserved is freed untouched.
     """
     self._require_open_round(round_id)
     withheld: bool = not self.rounds[round_id].labels_revealed
@@ -1435,25 +1436,20 @@ def _sync(round_id: uint256):
 
 
 @internal
-def _slash(round_id: uint256, kind: uint8, id: uint256, amount: uint256) -> uint256:
-    # takes min(amount, stake) from a model's or dataset's stake; returns what it took
+def _slash(round_id: uint256, kind: uint8, id: uint256, loss: uint256) -> uint256:
+    # takes `loss`, at most what the round reserved (so at most the stake), from the stake
+    if loss == 0:
+        return 0
     stake: uint256 = 0
     owner: address = empty(address)
     if kind == MODEL:
-        stake = self.models[id].stake
+        stake = self.models[id].stake - loss
+        self.models[id].stake = stake
         owner = self.models[id].owner
     else:
-        stake = self.datasets[id].stake
-        owner = self.datasets[id].owner
-    loss: uint256 = min(amount, stake)
-    if loss == 0:
-        return 0
-    # loss <= stake
-    stake = unsafe_sub(stake, loss)
-    if kind == MODEL:
-        self.models[id].stake = stake
-    else:
+        stake = self.datasets[id].stake - loss
         self.datasets[id].stake = stake
+        owner = self.datasets[id].owner
     log Paid(round_id=round_id, account=owner, kind=kind, id=id, amount=-convert(loss, int256))
     log StakeChanged(kind=kind, id=id, stake=stake)
     return loss
@@ -1473,19 +1469,19 @@ def _move_stake(kind: uint8, id: uint256, amount: uint256, add: bool):
     # the owner adds to or withdraws from a dataset's or model's stake
     self._require_owner(kind, id)
     stake: uint256 = 0
-    locks: uint256 = 0
+    reserved: uint256 = 0
     if kind == MODEL:
         stake = self.models[id].stake
-        locks = self.models[id].locks
+        reserved = self.models[id].reserved
     else:
         stake = self.datasets[id].stake
-        locks = self.datasets[id].locks
+        reserved = self.datasets[id].reserved
     if add:
         stake += amount
         self.owed += amount
     else:
-        self._check(locks == 0, E_AT_RISK)
-        self._check(amount <= stake, E_ABOVE_STAKE)
+        # only the free stake: what rounds reserved stays until they end
+        self._check(amount <= stake - reserved, E_FREE)
         # checked just above
         stake = unsafe_sub(stake, amount)
         self.owed -= amount
@@ -1502,14 +1498,36 @@ def _move_stake(kind: uint8, id: uint256, amount: uint256, add: bool):
 
 @internal
 def _unlock_all(round_id: uint256):
-    # releases every stake the round still holds
+    # frees every reservation the round still holds
     for m: uint256 in self._round_models[round_id]:
         if self.model_entries[round_id][m].locked:
             self.model_entries[round_id][m].locked = False
-            self.models[m].locks -= 1
-    # every dataset of the round joined it and is locked
+            self.models[m].reserved -= self.model_entries[round_id][m].stake
+    # every dataset of the round joined it and holds its reservation until now
     for d: uint256 in self._round_datasets[round_id]:
-        self.datasets[d].locks -= 1
+        self.datasets[d].reserved -= self.dataset_entries[round_id][d].at_risk
+
+
+@internal
+def _reserve(round_id: uint256, kind: uint8, id: uint256, amount: uint256):
+    # reserves `amount` of the free stake for the round: the same tokens never back two
+    # rounds, so no round pays gains on stake another round holds at risk
+    stake: uint256 = 0
+    reserved: uint256 = 0
+    if kind == MODEL:
+        stake = self.models[id].stake
+        reserved = self.models[id].reserved
+    else:
+        stake = self.datasets[id].stake
+        reserved = self.datasets[id].reserved
+    self._check(amount <= stake - reserved, E_FREE)
+    # nothing at risk earns nothing; the floor keeps dust sybils out of the round's slots
+    self._check(amount > 0, E_NO_STAKE)
+    self._check(amount >= self.rounds[round_id].economics.min_stake, E_MIN_STAKE)
+    if kind == MODEL:
+        self.models[id].reserved = reserved + amount
+    else:
+        self.datasets[id].reserved = reserved + amount
 
 
 @internal

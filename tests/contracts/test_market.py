@@ -45,7 +45,7 @@ METAMODEL, SCORES, VALUES = 0, 1, 2
 SHAPE = (3, 2, 8, 4, 16, 5)
 ECONOMICS = econ.Economics(factor_bps=10_000, cap_bps=2_000, data_share_bps=1_000, data_slash_bps=500, burn_bps=5_000)
 #: reward, window, clock, solver_bond, challenger_bond, arity, duration
-TERMS = (10 * E18, 2 * DAY, 2 * DAY, 5 * E18, 2 * E18, 4, 3 * DAY)
+TERMS = (10 * E18, 2 * DAY, 2 * DAY, 500 * E18, econ.MIN_CHALLENGER_BOND, 4, 3 * DAY)
 POOL = 1_000 * E18
 BUDGET = 100 * E18
 #: program layout: data slots start at DATA_BASE; the result is slot OUT_SLOT; EXTRA state slots
@@ -196,25 +196,32 @@ class World:
                     self.join(rid, did)
         return rid
 
-    def join(self, rid: int, did: int, who=None):
-        stake = self.market.datasets(did).stake
-        self.market.join_round(rid, did, sender=who or self.datasets[did][0])
+    def free(self, kind: str, id_: int) -> int:
+        """The stake no round reserved."""
+        s = self.market.models(id_) if kind == "model" else self.market.datasets(id_)
+        return s.stake - s.reserved
+
+    def join(self, rid: int, did: int, who=None, amount=None):
+        """Joins the round reserving `amount` (all the free stake when None)."""
+        amount = self.free("dataset", did) if amount is None else amount
+        self.market.join_round(rid, did, amount, sender=who or self.datasets[did][0])
         self.rounds[rid].datasets.append(did)
-        self.rounds[rid].at_risk[did] = stake
+        self.rounds[rid].at_risk[did] = amount
 
     def preds(self, rid: int, mid: int) -> bytes:
         n = self.rounds[rid].shape[2]
         return i8([((mid * 37 + r * 11) % 201) - 100 for r in range(n)])
 
-    def commit(self, rid: int, mid: int, preds=None, salt=None, who=None):
+    def commit(self, rid: int, mid: int, preds=None, salt=None, who=None, amount=None):
+        """Commits reserving `amount` (all the free stake when None)."""
         r = self.rounds[rid]
         preds = self.preds(rid, mid) if preds is None else preds
         salt = salt or word("salt", rid, mid)
         c = econ.prediction_commitment(rid, mid, preds, salt)
-        stake = self.market.models(mid).stake
-        self.market.commit(rid, mid, c, sender=who or self.models[mid][0])
+        amount = self.free("model", mid) if amount is None else amount
+        self.market.commit(rid, mid, c, amount, sender=who or self.models[mid][0])
         r.models.append(mid)
-        r.stake[mid] = stake
+        r.stake[mid] = amount
         r.preds[mid], r.salts[mid] = preds, salt
 
     def reveal(self, rid: int, mid: int, who=None):
@@ -482,6 +489,40 @@ def test_reasons__every_code_names_exactly_one_reason():
     assert 'concat("market: ", slice(REASONS' in src
 
 
+def test_token_call_failed__reverts(tasks_deployer, mock_game_deployer, market_deployer):
+    """A token that reports failure by returning False (Token.vy reverts instead) stops every
+    pull, push and approve of the market: nothing is recorded as paid that did not move."""
+    token = boa.load_partial(str(CONTRACTS / "mocks" / "FalseToken.vy")).deploy()
+    tasks = tasks_deployer.deploy(token, mock_game_deployer.deploy())
+    market = market_deployer.deploy(token, tasks)
+    g = boa.env.generate_address
+    p = SimpleNamespace(sponsor=g("ft sponsor"), providers=[g("ft provider")], modelers=[g("ft modeler")],
+                        solver=g("ft solver"), stranger=g("ft stranger"))
+    for a in (p.sponsor, *p.providers, *p.modelers):
+        token.mint(a, FUNDS)
+        token.approve(market, MAX_UINT, sender=a)
+    w = World(market, token, tasks, p)
+    d = [w.publish(p.providers[0], 10 * E18)]
+    m = [w.register(p.modelers[0], d, 10 * E18)]
+    rid = w.open()
+    w.commit(rid, m[0])
+    w.to(rid, "commit")
+    w.reveal(rid, m[0])
+    w.to(rid, "reveal")
+    token.set_failing(True)
+    with boa.reverts("market: token call failed"):  # _pull
+        market.add_dataset_stake(d[0], 1, sender=p.providers[0])
+    with boa.reverts("market: token call failed"):  # approve of a task's reward
+        w.post(rid, METAMODEL)
+    market.add_model_stake(m[0], 0, sender=p.modelers[0])  # nothing to move, nothing called
+    token.set_failing(False)
+    market.add_model_stake(m[0], 1, sender=p.modelers[0])
+    token.set_failing(True)
+    with boa.reverts("market: token call failed"):  # _push
+        market.withdraw_model_stake(m[0], 1, sender=p.modelers[0])
+    assert token.balanceOf(market) == market.owed()
+
+
 def test_size__under_the_eip170_limit(market):
     assert len(boa.env.get_code(market.address)) <= 24_576
 
@@ -523,7 +564,7 @@ def test_publish_dataset__stores_logs_and_pulls_stake(w, market, token, people):
     assert (ev.dataset_id, ev.owner, ev.cid, ev.features, ev.labels) == (1, who, "bafy-cid", word("f"), word("l"))
     assert (ev.rows, ev.n_features, ev.stake) == (16, 4, 7 * E18)
     d = market.datasets(1)
-    assert (d.owner, d.features, d.labels, d.rows, d.n_features, d.stake, d.locks) == (
+    assert (d.owner, d.features, d.labels, d.rows, d.n_features, d.stake, d.reserved) == (
         who, word("f"), word("l"), 16, 4, 7 * E18, 0,
     )
     assert token.balanceOf(who) == before - 7 * E18
@@ -582,23 +623,27 @@ def test_dataset_stake__no_such_dataset__reverts(market, people):
 
 def test_withdraw_dataset_stake__above_stake__reverts(w, market, people):
     did = w.publish(people.providers[0], stake=10)
-    with boa.reverts("market: amount exceeds the stake"):
+    with boa.reverts("market: amount exceeds the free stake"):
         market.withdraw_dataset_stake(did, 11, sender=people.providers[0])
 
 
-def test_withdraw_dataset_stake__at_risk_once_joined__reverts(w, market, people):
+def test_withdraw_dataset_stake__reserved_once_joined__reverts(w, market, people):
     owner = people.providers[0]
     d, _ = w.populate()
     # free until the dataset joins a round
     market.withdraw_dataset_stake(d[0], 1, sender=owner)
     market.add_dataset_stake(d[0], 1, sender=owner)
     rid = w.open()
-    assert market.datasets(d[0]).locks == 1
-    with boa.reverts("market: stake at risk"):
+    assert market.datasets(d[0]).reserved == 100 * E18
+    with boa.reverts("market: amount exceeds the free stake"):
         market.withdraw_dataset_stake(d[0], 1, sender=owner)
-    # adding is always allowed, and is not at risk in a round joined before
-    market.add_dataset_stake(d[0], 1, sender=owner)
+    # adding is always allowed, is free, and is not at risk in a round joined before
+    market.add_dataset_stake(d[0], 3, sender=owner)
     assert market.dataset_entries(rid, d[0]).at_risk == 100 * E18
+    with boa.reverts("market: amount exceeds the free stake"):
+        market.withdraw_dataset_stake(d[0], 4, sender=owner)
+    market.withdraw_dataset_stake(d[0], 3, sender=owner)
+    w.assert_solvent()
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -612,7 +657,7 @@ def test_register_model__stores_and_logs(w, market, token, people):
     (ev,) = events(market, "ModelRegistered")
     assert (mid, ev.model_id, ev.owner, ev.cid, list(ev.datasets)) == (1, 1, who, "bafy-m", [d1, d0])
     m = market.models(mid)
-    assert (m.owner, list(m.datasets), m.stake, m.locks) == (who, [d1, d0], 3 * E18, 0)
+    assert (m.owner, list(m.datasets), m.stake, m.reserved) == (who, [d1, d0], 3 * E18, 0)
     assert token.balanceOf(who) == before - 3 * E18
     w.assert_solvent()
 
@@ -655,18 +700,20 @@ def test_model_stake__non_owner_and_missing__revert(w, market, people):
         market.withdraw_model_stake(mid, 1, sender=people.modelers[1])
     with boa.reverts("market: no such model"):
         market.add_model_stake(mid + 1, 1, sender=people.stranger)
-    with boa.reverts("market: amount exceeds the stake"):
+    with boa.reverts("market: amount exceeds the free stake"):
         market.withdraw_model_stake(mid, 11, sender=people.modelers[0])
 
 
-def test_withdraw_model_stake__locked_from_commit_to_release(w, market, people, committed):
+def test_withdraw_model_stake__reserved_from_commit_to_release(w, market, people, committed):
     mid, who = committed.m[2], people.modelers[2]
-    assert market.models(mid).locks == 1
-    with boa.reverts("market: stake at risk"):
+    assert market.models(mid).reserved == 100 * E18
+    with boa.reverts("market: amount exceeds the free stake"):
         market.withdraw_model_stake(mid, 1, sender=who)
     w.to(committed.rid, "reveal")
     market.release(committed.rid, mid, sender=people.stranger)
-    market.withdraw_model_stake(mid, 1, sender=who)
+    assert market.models(mid).reserved == 0
+    market.withdraw_model_stake(mid, 100 * E18, sender=who)
+    w.assert_solvent()
 
 
 # --- open_round ------------------------------------------------------------------------------
@@ -807,19 +854,22 @@ def test_open_round__task_terms_out_of_range__reverts(w, i, value):
 @pytest.mark.parametrize(
     "solver_bond, challenger_bond, ok",
     [
-        (5 * E18, 0, False),
-        (5 * E18, 5 * E18 + 1, False),  # above the solver bond
-        (5 * E18, 5 * E18, True),
+        (500 * E18, 0, False),
+        (500 * E18, econ.MIN_CHALLENGER_BOND - 1, False),  # below the solver's gas of a game
+        (500 * E18, econ.MIN_CHALLENGER_BOND, True),
+        (300 * E18, 300 * E18 + 1, False),  # above the solver bond
+        (300 * E18, 300 * E18, True),
         (econ.MAX_SOLVER_BOND, econ.MAX_CHALLENGER_BOND + 1, False),
         (econ.MAX_SOLVER_BOND, econ.MAX_CHALLENGER_BOND, True),
-        (econ.MAX_SOLVER_BOND + 1, E18, False),
+        (econ.MAX_SOLVER_BOND + 1, econ.MIN_CHALLENGER_BOND, False),
         (0, 0, False),
     ],
 )
 def test_open_round__bonds_bounded__reverts(w, solver_bond, challenger_bond, ok):
     """A sponsor cannot make its tasks unchallengeable (a challenger bond no watchtower can
     post) nor unclaimable (a solver bond no solver can post): both have protocol maxima, and
-    the challenger bond is at most the solver bond."""
+    the challenger bond is at most the solver bond. Nor can it make a swarm cheap: a lost
+    challenge pays the solver at least the gas of a whole game (MIN_CHALLENGER_BOND)."""
     terms = (TERMS[0], TERMS[1], TERMS[2], solver_bond, challenger_bond, TERMS[5], TERMS[6])
     if ok:
         w.open(terms=terms)
@@ -849,7 +899,8 @@ def test_bounds__economics_py_mirrors_market_vy():
     src = MARKET_SOURCE.read_text()
     names = ["MAX_CAP_BPS", "MAX_DATA_SLASH_BPS", "MIN_BURN_BPS", "MAX_FACTOR_BPS", "MAX_COMMIT_PHASE", "MIN_PHASE",
              "MAX_PHASE", "MAX_RESULT_PHASE", "MIN_WINDOW", "MAX_TASK_WINDOW", "MIN_CLOCK", "MAX_TASK_CLOCK",
-             "MIN_TASK_DURATION", "MAX_TASK_DURATION", "MIN_REWARD", "MAX_SOLVER_BOND", "MAX_CHALLENGER_BOND"]
+             "MIN_TASK_DURATION", "MAX_TASK_DURATION", "MIN_REWARD", "MAX_SOLVER_BOND", "MAX_CHALLENGER_BOND",
+             "MIN_CHALLENGER_BOND"]
     for name in names:
         (value,) = re.findall(rf"(?m)^{name}: (?:public\()?constant\(uint256\)\)? = (.+)$", src)
         assert eval(value.replace("_", "")) == getattr(econ, name), name  # noqa: S307
@@ -893,7 +944,7 @@ def test_commit__slots_stake_and_datasets(w, market, people):
     assert (e.slot, e.stake, e.state, e.locked) == (1, 300 * E18, 1, True)
     de = market.dataset_entries(rid, d[1])
     assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 50 * E18)
-    assert market.models(m[0]).locks == 1 and market.datasets(d[0]).locks == 1
+    assert market.models(m[0]).reserved == 300 * E18 and market.datasets(d[0]).reserved == 100 * E18
     assert market.model_entries(rid, m[0]).state == 1
 
 
@@ -911,17 +962,22 @@ def test_commit__reverts(w, market, people):
     d, m = w.populate()
     rid = w.open()
     with boa.reverts("market: no such round"):
-        market.commit(rid + 1, m[0], word("c"), sender=people.modelers[0])
+        market.commit(rid + 1, m[0], word("c"), E18, sender=people.modelers[0])
     with boa.reverts("market: not the model owner"):
-        market.commit(rid, m[0], word("c"), sender=people.modelers[1])
+        market.commit(rid, m[0], word("c"), E18, sender=people.modelers[1])
     with boa.reverts("market: no such model"):
-        market.commit(rid, 99, word("c"), sender=people.modelers[1])
+        market.commit(rid, 99, word("c"), E18, sender=people.modelers[1])
     empty = w.register(people.modelers[3], [], 0)
-    with boa.reverts("market: model has no stake"):
-        market.commit(rid, empty, word("c"), sender=people.modelers[3])
+    with boa.reverts("market: amount exceeds the free stake"):
+        market.commit(rid, empty, word("c"), 1, sender=people.modelers[3])
+    # min_stake is 0 here: only the nothing-at-risk check refuses a zero reservation
+    with boa.reverts("market: no stake reserved"):
+        market.commit(rid, empty, word("c"), 0, sender=people.modelers[3])
+    with boa.reverts("market: amount exceeds the free stake"):
+        market.commit(rid, m[0], word("c"), 300 * E18 + 1, sender=people.modelers[0])
     w.commit(rid, m[0])
     with boa.reverts("market: model already committed"):
-        market.commit(rid, m[0], word("c"), sender=people.modelers[0])
+        market.commit(rid, m[0], word("c"), E18, sender=people.modelers[0])
 
 
 def test_commit__stake_below_the_round_minimum__reverts(w, market, people):
@@ -929,7 +985,7 @@ def test_commit__stake_below_the_round_minimum__reverts(w, market, people):
     dust = w.register(people.modelers[3], [], 1)
     rid = w.open(economics=econ.Economics(**{**vars(ECONOMICS), "min_stake": 2}))
     with boa.reverts("market: stake below the round's minimum"):
-        market.commit(rid, dust, word("c"), sender=people.modelers[3])
+        market.commit(rid, dust, word("c"), 1, sender=people.modelers[3])
     assert market.round_models(rid) == []
     market.add_model_stake(dust, 1, sender=people.modelers[3])  # now exactly the minimum
     w.commit(rid, dust)
@@ -943,7 +999,7 @@ def test_commit__model_slots_full__reverts(w, market, people):
     for mid in m:
         w.commit(rid, mid)
     with boa.reverts("market: model slots full"):
-        market.commit(rid, extra, word("c"), sender=people.modelers[3])
+        market.commit(rid, extra, word("c"), 1, sender=people.modelers[3])
 
 
 # --- join_round ------------------------------------------------------------------------------
@@ -952,16 +1008,17 @@ def test_commit__model_slots_full__reverts(w, market, people):
 def test_join_round__takes_the_next_slot(w, market, people):
     d, _ = w.populate()
     rid = w.open(join=False)
-    w.join(rid, d[1])
+    w.join(rid, d[1], amount=20 * E18)
     (ev,) = events(market, "Joined")
-    assert (ev.round_id, ev.dataset_id, ev.slot) == (rid, d[1], 0)
+    assert (ev.round_id, ev.dataset_id, ev.slot, ev.stake) == (rid, d[1], 0, 20 * E18)
+    assert market.dataset_entries(rid, d[1]).at_risk == market.datasets(d[1]).reserved == 20 * E18
     w.join(rid, d[0])
     assert list(market.round_datasets(rid)) == [d[1], d[0]]
     de = market.dataset_entries(rid, d[0])
     assert (de.slot, de.reserved, de.active, de.at_risk) == (1, True, False, 100 * E18)
-    # the stake is at risk, and locked, from the moment the dataset can earn
-    assert market.datasets(d[0]).locks == 1
-    with boa.reverts("market: stake at risk"):
+    # the stake is at risk, and reserved, from the moment the dataset can earn
+    assert market.datasets(d[0]).reserved == 100 * E18
+    with boa.reverts("market: amount exceeds the free stake"):
         market.withdraw_dataset_stake(d[0], 1, sender=people.providers[0])
 
 
@@ -969,14 +1026,14 @@ def test_join_round__reverts(w, market, people):
     d, _ = w.populate()
     rid = w.open(join=False)
     with boa.reverts("market: no such round"):
-        market.join_round(rid + 1, d[0], sender=people.providers[0])
+        market.join_round(rid + 1, d[0], E18, sender=people.providers[0])
     with boa.reverts("market: not the dataset owner"):
-        market.join_round(rid, d[0], sender=people.stranger)
+        market.join_round(rid, d[0], E18, sender=people.stranger)
     with boa.reverts("market: no such dataset"):
-        market.join_round(rid, 99, sender=people.stranger)
+        market.join_round(rid, 99, E18, sender=people.stranger)
     w.join(rid, d[0])
     with boa.reverts("market: dataset already in the round"):
-        market.join_round(rid, d[0], sender=people.providers[0])
+        market.join_round(rid, d[0], E18, sender=people.providers[0])
 
 
 def test_join_round__time_edges(w, market, people):
@@ -986,7 +1043,7 @@ def test_join_round__time_edges(w, market, people):
     w.join(rid, d[0])
     boa.env.time_travel(seconds=1)
     with boa.reverts("market: commit deadline passed"):
-        market.join_round(rid, d[1], sender=people.providers[1])
+        market.join_round(rid, d[1], E18, sender=people.providers[1])
 
 
 def test_join_round__dataset_slots_full__reverts(w, market, people):
@@ -994,7 +1051,7 @@ def test_join_round__dataset_slots_full__reverts(w, market, people):
     d2 = w.publish(people.providers[2])
     rid = w.open()
     with boa.reverts("market: dataset slots full"):
-        market.join_round(rid, d2, sender=people.providers[2])
+        market.join_round(rid, d2, E18, sender=people.providers[2])
 
 
 def test_join_round__stake_below_the_round_minimum__reverts(w, market, people):
@@ -1003,7 +1060,7 @@ def test_join_round__stake_below_the_round_minimum__reverts(w, market, people):
     dust = w.publish(people.providers[2], stake=1)
     rid = w.open(economics=econ.Economics(**{**vars(ECONOMICS), "min_stake": 2}), join=False)
     with boa.reverts("market: stake below the round's minimum"):
-        market.join_round(rid, dust, sender=people.providers[2])
+        market.join_round(rid, dust, 1, sender=people.providers[2])
     market.add_dataset_stake(dust, 1, sender=people.providers[2])
     w.join(rid, dust)
 
@@ -1013,7 +1070,7 @@ def test_join_round__dataset_of_another_shape__reverts(w, market, people, rows, 
     odd = w.publish(people.providers[2], rows=rows, features=features)
     rid = w.open()
     with boa.reverts("market: dataset shape is not the round's"):
-        market.join_round(rid, odd, sender=people.providers[2])
+        market.join_round(rid, odd, E18, sender=people.providers[2])
 
 
 def test_commit__datasets_not_in_the_round_are_left_out(w, market, people):
@@ -1026,9 +1083,9 @@ def test_commit__datasets_not_in_the_round_are_left_out(w, market, people):
     assert list(market.round_datasets(rid)) == [d[1]]
     w.to(rid, "commit")
     w.reveal(rid, m[1])
-    assert market.datasets(d[0]).locks == 0 and not market.dataset_entries(rid, d[0]).active
-    assert market.datasets(d[1]).locks == 1 and list(market.mask(rid)) == [1, 0]
-    with boa.reverts("market: stake at risk"):
+    assert market.datasets(d[0]).reserved == 0 and not market.dataset_entries(rid, d[0]).active
+    assert market.datasets(d[1]).reserved == 50 * E18 and list(market.mask(rid)) == [1, 0]
+    with boa.reverts("market: amount exceeds the free stake"):
         market.withdraw_dataset_stake(d[1], 1, sender=people.providers[1])
     market.withdraw_dataset_stake(d[0], 1, sender=people.providers[0])
 
@@ -1047,12 +1104,12 @@ def test_reveal__stores_commitment_activates_datasets(w, market, people, committ
     for did, stake in ((d[0], 100 * E18), (d[1], 50 * E18)):
         de = market.dataset_entries(rid, did)
         assert (de.active, de.at_risk) == (True, stake)
-        assert market.datasets(did).locks == 1
+        assert market.datasets(did).reserved == stake
     assert list(market.weights(rid)) == [0, 200_000, 0]
     assert list(market.mask(rid)) == [1, 1]
     assert market.rounds(rid).revealed_stake == 200 * E18
-    w.reveal(rid, m[0])  # d0 already active: its at-risk stays, its lock is not taken twice
-    assert market.datasets(d[0]).locks == 1
+    w.reveal(rid, m[0])  # d0 already active: its at-risk stays, its reservation is not taken twice
+    assert market.datasets(d[0]).reserved == 100 * E18
     assert list(market.weights(rid)) == [300_000, 200_000, 0]
 
 
@@ -1108,7 +1165,7 @@ def test_reveal__copied_commitment_cannot_reveal_the_original(w, market, people)
     rid = w.open()
     w.commit(rid, m[0])
     victim = econ.prediction_commitment(rid, m[0], w.rounds[rid].preds[m[0]], w.rounds[rid].salts[m[0]])
-    market.commit(rid, m[1], victim, sender=people.modelers[1])
+    market.commit(rid, m[1], victim, E18, sender=people.modelers[1])
     w.to(rid, "commit")
     w.reveal(rid, m[0])
     with boa.reverts("market: predictions do not match the commitment"):
@@ -1129,7 +1186,7 @@ def test_release__unlocks_an_unrevealed_model(w, market, people, committed):
     market.release(rid, m[2], sender=people.stranger)
     (ev,) = events(market, "Released")
     assert (ev.round_id, ev.model_id) == (rid, m[2])
-    assert market.models(m[2]).locks == 0 and not market.model_entries(rid, m[2]).locked
+    assert market.models(m[2]).reserved == 0 and not market.model_entries(rid, m[2]).locked
     with boa.reverts("market: stake already released"):
         market.release(rid, m[2], sender=people.stranger)
     with boa.reverts("market: model revealed; its stake is at risk"):
@@ -1263,9 +1320,10 @@ def test_post_task__budget_pays_every_kind_and_its_reposts(w, market, tasks, com
     """The budget holds three rewards (open_round), so every kind can always be posted, and a
     reclaimed task's reward comes back before its kind is posted again."""
     rid = w.open(budget=3 * TERMS[0], join=False)
-    w.commit(rid, committed.m[2])
+    mid = w.register(w.p.modelers[3], [], 10 * E18)  # the committed models' stakes are reserved
+    w.commit(rid, mid)
     w.to(rid, "commit")
-    w.reveal(rid, committed.m[2])
+    w.reveal(rid, mid)
     w.to(rid, "reveal")
     w.reveal_labels(rid)
     first = w.post(rid, METAMODEL)
@@ -1429,9 +1487,10 @@ def _settle_and_check(w, rid, scores, values, economics=ECONOMICS, budget_left=N
     before = w.balances()
     stakes_m = {mid: market.models(mid).stake for mid in r.models}
     stakes_d = {d: market.datasets(d).stake for d in r.datasets}
-    # each stake the round still holds is unlocked once
-    locks_m = {mid: market.models(mid).locks - market.model_entries(rid, mid).locked for mid in r.models}
-    locks_d = {d: market.datasets(d).locks - 1 for d in r.datasets}
+    # each reservation the round still holds is freed once
+    locks_m = {mid: market.models(mid).reserved - market.model_entries(rid, mid).locked * r.stake[mid]
+               for mid in r.models}
+    locks_d = {d: market.datasets(d).reserved - r.at_risk[d] for d in r.datasets}
     supply, burned = token.totalSupply(), market.burned()
 
     market.settle(rid, sender=w.p.stranger)
@@ -1447,7 +1506,7 @@ def _settle_and_check(w, rid, scores, values, economics=ECONOMICS, budget_left=N
         if amount > 0:
             want[owner] += amount
         assert market.models(mid).stake == stakes_m[mid] + min(amount, 0)
-        assert market.models(mid).locks == locks_m[mid]
+        assert market.models(mid).reserved == locks_m[mid]
         if amount:
             want_events.append((owner, MODEL, mid, amount))
     for slot, d in enumerate(r.datasets):
@@ -1456,7 +1515,7 @@ def _settle_and_check(w, rid, scores, values, economics=ECONOMICS, budget_left=N
         if amount > 0:
             want[owner] += amount
         assert market.datasets(d).stake == stakes_d[d] + min(amount, 0)
-        assert market.datasets(d).locks == locks_d[d]
+        assert market.datasets(d).reserved == locks_d[d]
         if amount:
             want_events.append((owner, DATASET, d, amount))
     want[w.p.sponsor] += expected.refund
@@ -1525,24 +1584,19 @@ def test_settle__zero_pool_losses_fund_gains(w, market, people):
     assert s.slashed == 20 * E18 and s.burned == 10 * E18 and s.paid == 10 * E18
 
 
-def test_settle__loss_is_capped_by_the_current_stake(w, market, people):
-    """A model at risk in five rounds at once (each may take MAX_CAP_BPS = 25% of its stake at
-    risk) loses at most what its stake still holds."""
-    e = econ.Economics(10_000, econ.MAX_CAP_BPS, 0, 0, 5_000)
-    mid = w.register(people.modelers[0], [], 10 * E18)
-    rounds = [w.open(economics=e) for _ in range(5)]
-    for rid in rounds:
-        w.commit(rid, mid)
+def _ready_many(w, rounds, scores, values):
+    """Every round of `rounds` (opened together, commits made) revealed, labelled, and its
+    scores and values recorded; the tasks are claimed within their claim periods and
+    finalized together."""
     w.to(rounds[0], "commit")
     for rid in rounds:
-        w.reveal(rid, mid)
-    scores, values = [-10_000, 0, 0], [0, 0]
+        for mid in w.rounds[rid].models:
+            w.reveal(rid, mid)
     w.to(rounds[0], "reveal")
     for rid in rounds:
         w.reveal_labels(rid)
         w.post(rid, SCORES)
         w.post(rid, VALUES)
-    # every round's tasks are claimed within their claim period, then finalized together
     proofs, claims = {}, []
     for rid in rounds:
         proofs[rid] = {}
@@ -1552,16 +1606,91 @@ def test_settle__loss_is_capped_by_the_current_stake(w, market, people):
             proofs[rid][kind] = (root, proof)
     boa.env.time_travel(seconds=TERMS[1])
     for cid in claims:
-        w.tasks.finalize(cid, sender=people.stranger)
+        w.tasks.finalize(cid, sender=w.p.stranger)
     for rid in rounds:
         w.record(rid, SCORES, scores, proofs[rid])
         w.record(rid, VALUES, values, proofs[rid])
-    for k, rid in enumerate(rounds[:4]):
-        _settle_and_check(w, rid, scores, values, e)
-        assert market.models(mid).stake == 10 * E18 - (k + 1) * 25 * 10**17
-    assert market.models(mid).locks == 1  # still held by the last round
-    s = _settle_and_check(w, rounds[4], scores, values, e)
-    assert s.slashed == 0 and market.models(mid).locks == 0
+
+
+def test_commit__a_stake_backs_one_round_at_a_time(w, market, people):
+    """Tokens reserved by one round cannot be reserved by another: a model whose whole stake
+    backs round A cannot commit to round B until it adds stake or A ends."""
+    mid = w.register(people.modelers[0], [], 10 * E18)
+    did = w.publish(people.providers[0], stake=10 * E18)
+    a, b = w.open(join=False), w.open(join=False)
+    w.commit(a, mid)
+    w.join(a, did)
+    with boa.reverts("market: amount exceeds the free stake"):
+        market.commit(b, mid, word("c"), 1, sender=people.modelers[0])
+    with boa.reverts("market: amount exceeds the free stake"):
+        market.join_round(b, did, 1, sender=people.providers[0])
+    market.add_model_stake(mid, 3, sender=people.modelers[0])
+    w.commit(b, mid)
+    assert market.model_entries(b, mid).stake == 3 and market.models(mid).reserved == 10 * E18 + 3
+    w.assert_solvent()
+
+
+def test_settle__gains_of_rounds_sharing_a_stake_add_up_to_one_stake(w, market, people):
+    """Issue 11.11: a stake split across rounds earns in each on its part only, so five rounds
+    at the cap pay 25% of the stake in all, not 25% in each."""
+    e = econ.Economics(10_000, econ.MAX_CAP_BPS, 0, 0, 5_000)
+    mid = w.register(people.modelers[0], [], 10 * E18)
+    rounds = [w.open(economics=e) for _ in range(5)]
+    for rid in rounds:
+        w.commit(rid, mid, amount=2 * E18)
+    assert w.free("model", mid) == 0
+    scores, values = [10_000, 0, 0], [0, 0]
+    _ready_many(w, rounds, scores, values)
+    paid = 0
+    for rid in rounds:
+        paid += _settle_and_check(w, rid, scores, values, e).paid
+    assert paid == 10 * E18 * econ.MAX_CAP_BPS // econ.BPS
+    assert market.models(mid).reserved == 0 and market.models(mid).stake == 10 * E18
+
+
+def test_settle__a_loss_never_takes_stake_another_round_reserved(w, market, people):
+    """A round's loss comes out of its own reservation: round A's maximal loss leaves the
+    stake round B reserved whole, B then loses its full share of it, and only the free stake
+    can be withdrawn meanwhile."""
+    e = econ.Economics(10_000, econ.MAX_CAP_BPS, 0, 0, 5_000)
+    who = people.modelers[0]
+    mid = w.register(who, [], 10 * E18)
+    a, b = w.open(economics=e), w.open(economics=e)
+    w.commit(a, mid, amount=4 * E18)
+    w.commit(b, mid, amount=6 * E18)
+    scores, values = [-10_000, 0, 0], [0, 0]
+    _ready_many(w, [a, b], scores, values)
+    s = _settle_and_check(w, a, scores, values, e)
+    assert s.slashed == E18  # 25% of A's 4, nothing of B's 6
+    m = market.models(mid)
+    assert (m.stake, m.reserved) == (9 * E18, 6 * E18)
+    with boa.reverts("market: amount exceeds the free stake"):
+        market.withdraw_model_stake(mid, 3 * E18 + 1, sender=who)
+    s = _settle_and_check(w, b, scores, values, e)
+    assert s.slashed == 15 * E18 // 10  # 25% of B's 6, uncapped by A's loss
+    m = market.models(mid)
+    assert (m.stake, m.reserved) == (75 * E18 // 10, 0)
+    market.withdraw_model_stake(mid, 75 * E18 // 10, sender=who)
+    w.assert_solvent()
+
+
+def test_settle__dataset_loss_is_its_own_reservation(w, market, people):
+    """A dataset in two rounds loses, in each, data_slash_bps of what that round reserved."""
+    e = econ.Economics(10_000, econ.MAX_CAP_BPS, 0, econ.MAX_DATA_SLASH_BPS, 5_000)
+    who = people.providers[0]
+    did = w.publish(who, stake=10 * E18)
+    mid = w.register(people.modelers[0], [did], 10 * E18)
+    a, b = w.open(economics=e, join=False), w.open(economics=e, join=False)
+    w.join(a, did, amount=3 * E18)
+    w.join(b, did, amount=7 * E18)
+    w.commit(a, mid, amount=5 * E18)
+    w.commit(b, mid, amount=5 * E18)
+    scores, values = [0, 0, 0], [-1, 0]
+    _ready_many(w, [a, b], scores, values)
+    assert _settle_and_check(w, a, scores, values, e).slashed == 3 * E18 // 10
+    assert (market.datasets(did).stake, market.datasets(did).reserved) == (97 * E18 // 10, 7 * E18)
+    assert _settle_and_check(w, b, scores, values, e).slashed == 7 * E18 // 10
+    assert (market.datasets(did).stake, market.datasets(did).reserved) == (9 * E18, 0)
 
 
 def test_settle__reclaims_an_idle_task_first(w, market, tasks, people, revealed):
@@ -1603,7 +1732,7 @@ economics_st = st.builds(
 )
 @given(
     stakes=st.lists(model_stakes, min_size=3, max_size=3),
-    data_stakes=st.lists(st.integers(0, 10**24), min_size=2, max_size=2),
+    data_stakes=st.lists(st.integers(1, 10**24), min_size=2, max_size=2),  # a round reserves > 0
     reveals=st.lists(st.booleans(), min_size=3, max_size=3),
     scores=st.lists(st.one_of(st.integers(-20_000, 20_000), st.integers(-(2**63), 2**63 - 1)), min_size=3, max_size=3),
     values=st.lists(st.one_of(st.integers(-(10**6), 10**6), st.just(0)), min_size=2, max_size=2),
@@ -1615,7 +1744,7 @@ economics_st = st.builds(
     scores=[20_000, 20_000, -5], values=[-1, 0], economics=ECONOMICS, pool=1,
 )
 @example(
-    stakes=[E18, E18, E18], data_stakes=[E18, 0], reveals=[True, True, False],
+    stakes=[E18, E18, E18], data_stakes=[E18, 1], reveals=[True, True, False],
     scores=[100, 300, 0], values=[0, 5], economics=econ.Economics(10_000, 2_500, 10_000, 1_000, 5_000), pool=E18,
 )
 def test_settle__matches_economics(market, token, tasks, people, stakes, data_stakes, reveals, scores, values,
@@ -1684,9 +1813,9 @@ def test_void_round__labels_withheld_splits_the_pool_evenly(w, market, token, pe
     pay, refund = _void_and_check(w, rid, "labels not revealed")
     assert pay == [POOL // 2, POOL // 2, 0] and refund == BUDGET
     for mid in m:
-        assert market.models(mid).locks == 0
+        assert market.models(mid).reserved == 0
     for d in committed.d:
-        assert market.datasets(d).locks == 0
+        assert market.datasets(d).reserved == 0
     assert market.owed() == (300 + 200 + 100 + 100 + 50) * E18
     with boa.reverts("market: round is void"):
         market.void_round(rid, sender=people.stranger)
@@ -1785,9 +1914,10 @@ def test_gas__happy_path(w, market, tasks, people):
     for mid in m:
         preds, salt = w.preds(rid, mid), word("salt", rid, mid)
         c = econ.prediction_commitment(rid, mid, preds, salt)
-        gas[f"commit m{mid}"] = _gas(market.commit, rid, mid, c, sender=w.models[mid][0])
+        stake = market.models(mid).stake
+        gas[f"commit m{mid}"] = _gas(market.commit, rid, mid, c, stake, sender=w.models[mid][0])
         r.models.append(mid)
-        r.stake[mid] = market.models(mid).stake
+        r.stake[mid] = stake
         r.preds[mid], r.salts[mid] = preds, salt
     r.datasets = list(market.round_datasets(rid))
     w.to(rid, "commit")

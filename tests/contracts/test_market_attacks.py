@@ -70,10 +70,10 @@ def test_dataset_stake__never_at_risk_without_its_owners_opt_in(w, market, peopl
     w.commit(rid, mid)
     w.to(rid, "commit")
     w.reveal(rid, mid, who=attacker)
-    assert market.datasets(victim).locks == 0
+    assert market.datasets(victim).reserved == 0
     _settle_round(w, rid, [0, 0, 0], [-10**6, 0])
     assert market.datasets(victim).stake == 1_000 * E18
-    assert market.datasets(victim).locks == 0
+    assert market.datasets(victim).reserved == 0
 
 
 @pytest.mark.parametrize(
@@ -131,16 +131,17 @@ def test_sponsor__refund_is_the_same_whoever_is_slashed(w, token, people, attack
 
 
 TERMS_RANGE = "market: task terms outside the market's ranges"
+BONDS = (500 * E18, econ.MIN_CHALLENGER_BOND)
 
 
 @pytest.mark.parametrize(
     "terms, reason",
     [
-        ((0, 2 * DAY, 2 * DAY, 5 * E18, 2 * E18, 4, 3 * DAY), "market: reward below 1 token or budget below 3 rewards"),
-        ((10 * E18, 2 * DAY, 2 * DAY, 5 * E18, 2 * E18, 4, 2**64), TERMS_RANGE),  # claims taken for 2^64 s
-        ((10 * E18, 30 * DAY, 2 * DAY, 5 * E18, 2 * E18, 4, 3 * DAY), TERMS_RANGE),  # a month-long window
-        ((10 * E18, 2 * DAY, 30 * DAY, 5 * E18, 2 * E18, 4, 3 * DAY), TERMS_RANGE),  # a month-long chess clock
-        ((10 * E18, 2 * DAY, 2 * DAY, 10**30, 2 * E18, 4, 3 * DAY), "market: bonds outside the protocol's bounds"),
+        ((0, 2 * DAY, 2 * DAY, *BONDS, 4, 3 * DAY), "market: reward below 1 token or budget below 3 rewards"),
+        ((10 * E18, 2 * DAY, 2 * DAY, *BONDS, 4, 2**64), TERMS_RANGE),  # claims taken for 2^64 s
+        ((10 * E18, 30 * DAY, 2 * DAY, *BONDS, 4, 3 * DAY), TERMS_RANGE),  # a month-long window
+        ((10 * E18, 2 * DAY, 30 * DAY, *BONDS, 4, 3 * DAY), TERMS_RANGE),  # a month-long chess clock
+        ((10 * E18, 2 * DAY, 2 * DAY, 10**30, BONDS[1], 4, 3 * DAY), "market: bonds outside the protocol's bounds"),
     ],
 )
 def test_open_round__terms_that_freeze_stakes__revert(w, attacker, terms, reason):
@@ -197,9 +198,9 @@ def test_round__closes_within_a_bounded_time_whatever_its_tasks_do(w, market, ta
     assert tasks.tasks(market.task_of(rid, METAMODEL)).state == TASK_OPEN
     market.void_round(rid, sender=people.stranger)
     for mid in m:
-        assert market.models(mid).locks == 0
+        assert market.models(mid).reserved == 0
     for did in d:
-        assert market.datasets(did).locks == 0
+        assert market.datasets(did).reserved == 0
     w.assert_solvent()
 
 

@@ -10,7 +10,8 @@ others may revert, but only with a `market: ` or `tasks: ` reason.
 After every step:
 - the market's balance is `owed()` plus the rewards of its reclaimed, not yet synced tasks;
 - `owed()` is the stakes plus the pool and budget of every round neither settled nor void;
-- a stake is locked exactly while a round holds it, and a locked stake cannot be withdrawn;
+- a stake's `reserved` is exactly the sum of what its open rounds reserved (until release or
+  close), never more than the stake, and only the rest can be withdrawn;
 - a round settles or voids at most once;
 - an honest participant (revealed with a score >= 0, or a dataset valued >= 0) never loses
   stake, and nobody loses stake in a void round;
@@ -105,16 +106,16 @@ class MarketMachine(RuleBasedStateMachine):
         tid = self.market.task_of(rid, kind)
         return self.tasks.tasks(tid).state if tid else 0
 
-    def locks(self, kind: str, id_: int) -> int:
-        """Rounds holding the stake, from the shadow."""
+    def reserved(self, kind: str, id_: int) -> int:
+        """What the open rounds hold of the stake, from the shadow."""
         n = 0
         for rid, r in self.w.rounds.items():
             if self.state[rid] != OPEN:
                 continue
             if kind == "model":
-                n += id_ in r.models and id_ not in self.released[rid]
+                n += r.stake[id_] if id_ in r.models and id_ not in self.released[rid] else 0
             else:
-                n += id_ in r.datasets
+                n += r.at_risk.get(id_, 0)
         return n
 
     # --- the population and rounds ---------------------------------------------------------
@@ -170,14 +171,17 @@ class MarketMachine(RuleBasedStateMachine):
         commit_dl, reveal_dl, labels_dl, result_dl = r.schedule
         now = self.now()
         if now < commit_dl:
-            if pick >= 5:  # a dataset's owner opts it in
-                reverts_with_prefix(self.w.join, rid, 1 + pick % len(self.w.datasets))
+            if pick >= 5:  # a dataset's owner opts it in, reserving all or half its free stake
+                did = 1 + pick % len(self.w.datasets)
+                free = self.w.free("dataset", did)
+                reverts_with_prefix(self.w.join, rid, did, amount=free if pick % 2 else free // 2)
                 return True
             mid = 1 + pick % len(self.w.models)
             if pick == 0 or mid in r.models:
                 self._travel_to(commit_dl)
             else:
-                reverts_with_prefix(self.w.commit, rid, mid)
+                free = self.w.free("model", mid)
+                reverts_with_prefix(self.w.commit, rid, mid, amount=free if pick % 2 else free // 2)
             return True
         if now < reveal_dl:
             pending = [m for m in r.models if m not in r.revealed]
@@ -240,7 +244,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     @rule(kind=st.sampled_from(["model", "dataset"]), j=st.integers(0, 3), whole=st.booleans(), add=st.booleans())
     def move_stake(self, kind, j, whole, add):
-        """Owners add or withdraw; a locked stake never moves out."""
+        """Owners add or withdraw; a reserved stake never moves out."""
         table = self.w.models if kind == "model" else self.w.datasets
         id_ = 1 + j % len(table)
         owner = table[id_][0]
@@ -253,11 +257,8 @@ class MarketMachine(RuleBasedStateMachine):
             self.stakes[kind, id_] += E18
             return
         fn = self.market.withdraw_model_stake if kind == "model" else self.market.withdraw_dataset_stake
-        if self.locks(kind, id_):
-            with boa.reverts("market: stake at risk"):
-                fn(id_, amount, sender=owner)
-        elif amount > stake:
-            with boa.reverts("market: amount exceeds the stake"):
+        if amount > stake - self.reserved(kind, id_):
+            with boa.reverts("market: amount exceeds the free stake"):
                 fn(id_, amount, sender=owner)
         else:
             fn(id_, amount, sender=owner)
@@ -423,13 +424,13 @@ class MarketMachine(RuleBasedStateMachine):
         assert self.market.owed() == total
 
     @invariant()
-    def locks_match_the_rounds(self):
-        """A stake is locked exactly while an open round holds it (commit..release/close for a
-        model, join..close for a dataset)."""
+    def reservations_match_the_rounds(self):
+        """A stake is reserved exactly by what its open rounds hold (commit..release/close for a
+        model, join..close for a dataset), and covers it: no token backs two rounds."""
         for m in self.w.models:
-            assert self.market.models(m).locks == self.locks("model", m)
+            assert self.market.models(m).reserved == self.reserved("model", m) <= self.market.models(m).stake
         for d in self.w.datasets:
-            assert self.market.datasets(d).locks == self.locks("dataset", d)
+            assert self.market.datasets(d).reserved == self.reserved("dataset", d) <= self.market.datasets(d).stake
 
     @invariant()
     def no_stake_taken_without_opt_in(self):

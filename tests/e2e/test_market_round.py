@@ -67,8 +67,8 @@ def test_full_round_with_daemons(suite, fleet, tmp_path):
     schedule = {"commit_deadline": now + DAY, "reveal_deadline": now + 2 * DAY, "labels_deadline": now + 3 * DAY,
                 "result_deadline": now + 30 * DAY}  # fmt: skip
     economics_ = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "burn_bps": 5_000}
-    terms = {"reward": 5 * TOKEN, "window": WINDOW, "clock": CLOCK, "solver_bond": 20 * TOKEN,
-             "challenger_bond": 10 * TOKEN, "arity": 8, "duration": 7 * DAY}  # fmt: skip
+    terms = {"reward": 5 * TOKEN, "window": WINDOW, "clock": CLOCK, "solver_bond": 500 * TOKEN,
+             "challenger_bond": 250 * TOKEN, "arity": 8, "duration": 7 * DAY}  # fmt: skip
     pool = 120 * TOKEN
     rid = sponsor.open_round(shape, schedule, economics_, terms, data.features, data.labels, pool, 6 * 5 * TOKEN)["round_id"]
     _holds_what_it_owes(sponsor)
@@ -83,7 +83,7 @@ def test_full_round_with_daemons(suite, fleet, tmp_path):
         m.commit(rid, mid, p)
     with pytest.raises(ChainError, match="market: "):
         modelers[0].reveal(rid, models[0])  # before the commit deadline
-    with pytest.raises(ChainError, match="stake at risk"):
+    with pytest.raises(ChainError, match="amount exceeds the free stake"):
         modelers[0].withdraw_model(models[0], TOKEN)
     suite.anvil.advance(DAY)
     for m, mid in zip(modelers, models):

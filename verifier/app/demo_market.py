@@ -25,6 +25,7 @@ from verifier.market.client import (
     RoundPrograms,
 )
 from verifier.market.content import ContentStore
+from verifier.market.economics import MIN_CHALLENGER_BOND
 
 TOKEN = 10**18
 DAY = 86_400
@@ -32,8 +33,10 @@ DATA_STAKE = 100 * TOKEN
 MODEL_STAKE = 200 * TOKEN
 POOL = 120 * TOKEN
 TASK_REWARD = 5 * TOKEN
-SOLVER_BOND = 20 * TOKEN
-CHALLENGER_BOND = 10 * TOKEN
+# the market's least challenger bond (SPEC 8.1: a lost challenge pays the solver's gas), and a
+# solver bond above it
+CHALLENGER_BOND = MIN_CHALLENGER_BOND
+SOLVER_BOND = 2 * CHALLENGER_BOND
 WINDOW = CLOCK = 2 * DAY  # the protocol's minimums (SPEC 7.2)
 
 
@@ -82,6 +85,11 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
     for p in people.values():
         minter.chain.send(token.functions.mint(p.address, 1_000 * TOKEN), "mint")
         p.before = token.functions.balanceOf(p.address).call()
+    # the court's actors post the round's bonds (the honest solver three at once); the mint is
+    # not a gain, so it counts in their starting balance
+    for actor in (honest, cheater, tower):
+        minter.chain.send(token.functions.mint(actor.address, 3 * SOLVER_BOND), "mint")
+        actor.before += 3 * SOLVER_BOND
 
     def gas(p: Participant, receipt_or_result: Any) -> None:
         """A receipt's gasUsed, or the "gas" a MarketClient result reports."""

@@ -117,15 +117,18 @@ def data_show(
 def data_join(
     round_id: Annotated[int, typer.Argument(min=1)],
     dataset_id: Annotated[int, typer.Argument(min=1)],
+    stake: Annotated[str | None, typer.Option("--stake", help="BOND of the free stake to reserve (default: all of it).")] = None,
     rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
 ) -> None:
-    """Put your dataset in a round (owner only, before its commit deadline): its stake is at risk
-    there, and earns there, until the round is settled or void. No round takes it otherwise.
+    """Put your dataset in a round (owner only, before its commit deadline), reserving part of
+    its free stake: that part is at risk there, and earns there, until the round is settled or
+    void, and no other round or withdrawal can take it meanwhile.
 
-    Example: bisectml data join 3 1
+    Example: bisectml data join 3 1 --stake 50
     """
     with chain_errors():
-        r = _client(rpc_url, key_file, "data join", None).join_round(round_id, dataset_id)
+        amount = None if stake is None else _amount(stake, "--stake")
+        r = _client(rpc_url, key_file, "data join", None).join_round(round_id, dataset_id, amount)
     _done(r, as_json, f"[green]joined[/green] round {round_id} with dataset {dataset_id} (slot {r['slot']})")
 
 
@@ -149,7 +152,7 @@ def _stake_verbs(app: typer.Typer, verb: str, noun: str) -> None:
         say(f"withdrew {amount} BOND from {noun} {item_id}")
 
     stake.__doc__ = f"Add stake to your {noun}."
-    withdraw.__doc__ = f"Withdraw stake from your {noun} (refused while a round has it at risk)."
+    withdraw.__doc__ = f"Withdraw free stake from your {noun} (what no round has reserved)."
     app.command("stake")(stake)
     app.command("withdraw")(withdraw)
 
@@ -179,11 +182,18 @@ def model_register(
 def model_commit(
     round_id: Annotated[int, typer.Argument(min=1)], model_id: Annotated[int, typer.Argument(min=1)],
     predictions: Annotated[Path, typer.Argument(help=".npy or text: one integer in -100..100 per round row.")],
+    stake: Annotated[str | None, typer.Option("--stake", help="BOND of the free stake to reserve (default: all of it).")] = None,
     rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
 ) -> None:
-    """Commit predictions for a round (saved locally with their salt until you reveal)."""
+    """Commit predictions for a round (saved locally with their salt until you reveal),
+    reserving part of the model's free stake as its stake at risk there: its weight and the
+    base of its gain or loss. Split a stake across rounds by reserving part in each.
+
+    Example: bisectml model commit 3 2 preds.npy --stake 100
+    """
     with chain_errors():
-        r = _client(rpc_url, key_file, "model commit", None).commit(round_id, model_id, _ints(predictions, "predictions"))
+        amount = None if stake is None else _amount(stake, "--stake")
+        r = _client(rpc_url, key_file, "model commit", None).commit(round_id, model_id, _ints(predictions, "predictions"), amount)
     r["commitment"] = "0x" + r["commitment"].hex()
     _done(r, as_json, f"[green]committed[/green] model {model_id} in round {round_id} (slot {r['slot']}); reveal after the commit deadline")
 
@@ -247,7 +257,7 @@ def round_open(
     Every rate, phase and task term has a protocol bound (docs/SPEC.md 8.1); terms outside them
     are refused before anything is sent.
 
-    Example: bisectml round open X.npy y.npy --pool 100 --budget 30 --task-reward 10 --solver-bond 20 --challenger-bond 10
+    Example: bisectml round open X.npy y.npy --pool 100 --budget 30 --task-reward 10 --solver-bond 500 --challenger-bond 250
     """
     from onnx_models.market import Shape
     from verifier.market.client import MarketError
@@ -403,10 +413,10 @@ def data_list(rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson 
 
     from verifier.app.session import format_amount
 
-    t = Table("id", "owner", "rows x features", "stake", "at risk", "cid", box=None)
+    t = Table("id", "owner", "rows x features", "stake", "reserved", "cid", box=None)
     for r in rows:
         t.add_row(str(r["dataset_id"]), r["owner"], f"{r['rows']} x {r['n_features']}", format_amount(r["stake"]),
-                  "yes" if r["locks"] else "no", r["cid"])  # fmt: skip
+                  format_amount(r["reserved"]), r["cid"])  # fmt: skip
     say(t if rows else "no datasets yet; publish one with `bisectml data publish`")
 
 
@@ -422,9 +432,9 @@ def model_list(rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson
 
     from verifier.app.session import format_amount
 
-    t = Table("id", "owner", "datasets", "stake", "at risk", box=None)
+    t = Table("id", "owner", "datasets", "stake", "reserved", box=None)
     for r in rows:
-        t.add_row(str(r["model_id"]), r["owner"], str(list(r["datasets"])), format_amount(r["stake"]), "yes" if r["locks"] else "no")
+        t.add_row(str(r["model_id"]), r["owner"], str(list(r["datasets"])), format_amount(r["stake"]), format_amount(r["reserved"]))
     say(t if rows else "no models yet; register one with `bisectml model register`")
 
 
@@ -480,8 +490,8 @@ EXAMPLES = {
     ("model", "commit"): "bisectml model commit 3 1 predictions.npy",
     ("model", "reveal"): "bisectml model reveal 3 1",
     ("model", "release"): "bisectml model release 3 1",
-    ("round", "open"): "bisectml round open X.npy y.npy --pool 100 --budget 30 --task-reward 10 --solver-bond 20 "
-    "--challenger-bond 10 --models 4 --datasets 4 --dataset-rows 64",
+    ("round", "open"): "bisectml round open X.npy y.npy --pool 100 --budget 30 --task-reward 10 --solver-bond 500 "
+    "--challenger-bond 250 --models 4 --datasets 4 --dataset-rows 64",
     ("round", "show"): "bisectml round show 3",
     ("round", "list"): "bisectml round list",
     ("round", "reveal-labels"): "bisectml round reveal-labels 3",

@@ -242,12 +242,22 @@ class MarketClient:
     def withdraw_model(self, model_id: int, amount: int) -> Any:
         return self._send(self.market.functions.withdraw_model_stake(model_id, amount), "withdraw model stake")
 
-    def join_round(self, round_id: int, dataset_id: int) -> dict[str, Any]:
-        """The dataset's owner puts it in the round (SPEC 8.1): its stake is at risk there, and
-        earns there, from now until the round is settled or void; no round takes it otherwise."""
-        receipt = self._send(self.market.functions.join_round(round_id, dataset_id), "join round")
+    def join_round(self, round_id: int, dataset_id: int, amount: int | None = None) -> dict[str, Any]:
+        """The dataset's owner puts it in the round (SPEC 8.5): `amount` of its free stake (all
+        of it when None) is reserved there, at risk and earning, until the round is settled or
+        void; no other round can use those tokens meanwhile."""
+        if amount is None:
+            amount = self.free_stake("dataset", dataset_id)
+        receipt = self._send(self.market.functions.join_round(round_id, dataset_id, amount), "join round")
         ev = self._event("Joined", receipt)
-        return {"round_id": round_id, "dataset_id": dataset_id, "slot": int(ev["slot"]), "gas": receipt["gasUsed"]}
+        return {"round_id": round_id, "dataset_id": dataset_id, "slot": int(ev["slot"]), "stake": int(ev["stake"]),
+                "gas": receipt["gasUsed"]}  # fmt: skip
+
+    def free_stake(self, kind: str, id_: int) -> int:
+        """The stake of a dataset or model that no round reserved: what a round can reserve and
+        what can be withdrawn."""
+        s = self._dataset_state(id_) if kind == "dataset" else _struct(self.market.functions.models(id_).call(), self.market, "models")
+        return int(s["stake"]) - int(s["reserved"])
 
     # -- rounds: the sponsor -----------------------------------------------------------------------
 
@@ -311,16 +321,20 @@ class MarketClient:
 
     # -- rounds: modelers ------------------------------------------------------------------------
 
-    def commit(self, round_id: int, model_id: int, predictions: np.ndarray) -> dict[str, Any]:
-        """Commit predictions; they and the salt are saved before the commitment is sent."""
+    def commit(self, round_id: int, model_id: int, predictions: np.ndarray, amount: int | None = None) -> dict[str, Any]:
+        """Commit predictions, reserving `amount` of the model's free stake (all of it when None)
+        as its stake at risk in the round (SPEC 8.5); the predictions and salt are saved before
+        the commitment is sent."""
         r = self.round(round_id)
+        if amount is None:
+            amount = self.free_stake("model", model_id)
         data = int8_bytes(predictions, "predictions")
         if len(data) != r.shape.rows:
             raise MarketError(f"{len(data)} predictions for a round of {r.shape.rows} rows; predict every row.")
         self.verify_round(r)
         salt = _secrets.token_bytes(32)
         c = prediction_commitment(round_id, model_id, data, salt)
-        fn = self.market.functions.commit(round_id, model_id, c)
+        fn = self.market.functions.commit(round_id, model_id, c, amount)
         self.chain.call(fn)  # a refused commit must not overwrite the secret of an earlier one
         self.secrets.save(model_secret(round_id, model_id), {"predictions": data.hex(), "salt": salt.hex()})
         receipt = self._send(fn, "commit predictions")

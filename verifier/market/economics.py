@@ -41,8 +41,9 @@ MAX_TASK_CLOCK = 604_800
 MIN_TASK_DURATION = 86_400
 MAX_TASK_DURATION = 604_800
 MIN_REWARD = 10**18
-MAX_SOLVER_BOND = 10**21
-MAX_CHALLENGER_BOND = 10**20
+MIN_CHALLENGER_BOND = 250 * 10**18
+MAX_CHALLENGER_BOND = 10**21
+MAX_SOLVER_BOND = 10**22
 
 __all__ = [
     "BPS",
@@ -59,6 +60,7 @@ __all__ = [
     "MAX_TASK_WINDOW",
     "MAX_WEIGHT",
     "MIN_BURN_BPS",
+    "MIN_CHALLENGER_BOND",
     "MIN_CLOCK",
     "MIN_PHASE",
     "MIN_REWARD",
@@ -91,7 +93,7 @@ class Economics:
     data_share_bps: int
     data_slash_bps: int
     burn_bps: int
-    min_stake: int = 0  # a model needs at least this stake to commit (no part in the payouts)
+    min_stake: int = 0  # a commit or join reserves at least this stake (no part in the payouts)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class ModelEntry:
 
     `datasets` are the slots (indices into the round's dataset list) of the datasets the
     model names; `score` is its recorded contribution score (ignored unless `revealed`).
+    `stake_at_risk` is what the round reserved; `current_stake` (the model's whole stake)
+    bounds nothing: a loss is at most `cap_bps` of the reservation, which the stake covers.
     """
 
     stake_at_risk: int
@@ -188,12 +192,12 @@ def payouts(
         if r > 0:
             gains[i] = m.stake_at_risk * r // BPS
         elif r < 0:
-            loss = min(m.stake_at_risk * -r // BPS, m.current_stake)
+            loss = m.stake_at_risk * -r // BPS  # <= the reservation (cap_bps <= BPS)
             model_pay[i] = -loss
             slashed += loss
     for d, ds in enumerate(datasets):
         if ds.active and ds.value < 0:
-            loss = min(ds.at_risk * e.data_slash_bps // BPS, ds.current_stake)
+            loss = ds.at_risk * e.data_slash_bps // BPS
             data_pay[d] = -loss
             slashed += loss
 
@@ -274,7 +278,9 @@ def round_bounds_error(
         return "market: task terms outside the market's ranges"
     if result - labels < duration + window + 2 * clock:
         return "market: result phase shorter than a task needs"
-    if not (0 < challenger_bond <= MAX_CHALLENGER_BOND and challenger_bond <= solver_bond <= MAX_SOLVER_BOND):
+    if not (
+        MIN_CHALLENGER_BOND <= challenger_bond <= MAX_CHALLENGER_BOND and challenger_bond <= solver_bond <= MAX_SOLVER_BOND
+    ):
         return "market: bonds outside the protocol's bounds"
     if not (reward >= MIN_REWARD and 3 * reward <= budget):
         return "market: reward below 1 token or budget below 3 rewards"
