@@ -43,7 +43,7 @@ started with). With `--check` also 1 when a goal is missed, except the zero-chea
 income goal, which this script reports for Tasks.vy alone and leaves to bench/bench_attest.py.
 
     python bench/bench_incentives.py [--tasks 840] [--seed 1] [--gwei 100] [--bond-eth 0.001]
-        [--solver-bond 1000] [--challenger-bond 100] [--reward 200] [--arity 4]
+        [--solver-bond 1000] [--challenger-bond 250] [--reward 200] [--arity 4]
         [--swarm-k 3] [--miss-p 0.1] [--sybils 1] [--check] [--no-sweep]
 """
 
@@ -1112,10 +1112,10 @@ def main(argv=None) -> int:
         "--bond-eth", type=float, default=0.001, help="price of 1 BOND in ETH"
     )
     ap.add_argument(
-        "--solver-bond", type=int, default=1000, help="BOND (Market.vy's cap)"
+        "--solver-bond", type=int, default=1000, help="BOND (within Market.vy's bounds: 250 ..= 10,000)"
     )
     ap.add_argument(
-        "--challenger-bond", type=int, default=100, help="BOND (Market.vy's cap)"
+        "--challenger-bond", type=int, default=250, help="BOND (Market.vy's minimum, MIN_CHALLENGER_BOND)"
     )
     ap.add_argument("--reward", type=int, default=200, help="BOND")
     ap.add_argument(
@@ -1391,8 +1391,8 @@ def print_table(r: dict, args):
             )
         )
     print(
-        f"goals missed: {r['goals_failed'] or 'none'} (the zero-cheater watchtower income goal is open, not "
-        f"counted); written to {os.path.relpath(args.out, ROOT)}"
+        f"goals missed: {r['goals_failed'] or 'none'} (the zero-cheater watchtower income is bench_attest's); "
+        f"written to {os.path.relpath(args.out, ROOT)}"
     )
 
 

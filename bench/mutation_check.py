@@ -50,16 +50,18 @@ ENV = "BISECTML_CONTRACTS_DIR"
 #: the fast, relevant test files per contract, the quickest killers first (pytest -x stops at the
 #: first failure, so a mutant that breaks honest play dies in the first file)
 MAPPING: dict[str, list[str]] = {
-    "Game.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_raw_reverts.py", f"{TESTS}/test_game_rules.py"],
+    "Game.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_raw_reverts.py", f"{TESTS}/test_game_rules.py",
+                f"{TESTS}/test_tasks_metered_gas.py"],
     "Referee.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_raw_reverts.py", f"{TESTS}/test_game_rules.py"],
-    "Tasks.vy": [f"{TESTS}/test_tasks.py", f"{TESTS}/test_tasks_invariants.py"],
+    "Tasks.vy": [f"{TESTS}/test_tasks.py", f"{TESTS}/test_tasks_invariants.py", f"{TESTS}/test_tasks_metered_gas.py"],
+    "Attestations.vy": [f"{TESTS}/test_attestations.py", f"{TESTS}/test_attestations_invariants.py"],
     # test_reasons__ reads the source (every E_ code used somewhere), so it would kill every deleted
     # check by its text alone; the mutants must die of behaviour
     "Market.vy": [f"{TESTS}/test_market.py", f"{TESTS}/test_market_attacks.py", f"{TESTS}/test_game_market.py",
                   f"{TESTS}/test_market_invariants.py",
                   f"--deselect={TESTS}/test_market.py::test_reasons__every_code_names_exactly_one_reason"],
 }
-DEFAULT_CONTRACTS = ["Game.vy", "Referee.vy", "Tasks.vy", "Market.vy"]
+DEFAULT_CONTRACTS = ["Game.vy", "Referee.vy", "Tasks.vy", "Market.vy", "Attestations.vy"]
 
 KILLED, SURVIVED, TIMEOUT, NOT_COMPILABLE, ERROR = "killed", "survived", "timeout", "not-compilable", "error"
 
