@@ -965,18 +965,7 @@ def sweep(args, game: dict) -> dict:
     out["gas_inflating_sybil"] = inflation_sweep(args, game)
     out["swarm_full_cb_for_10_to_1"] = swarm_threshold(args, game)
     for cb in args.sweep_cb:
-        a2 = argparse.Namespace(**{**vars(args), "swarm_mode": "full", "miss_p": 0.0})
-        r = run(
-            a2,
-            2,
-            max(args.solver_bond, cb) * E18,
-            cb * E18,
-            game,
-            args.seed + 200 + cb,
-            [ep_swarm],
-        )
-        sm = summarize(r, a2)
-        x = sm["attacks"]["sybil swarm (full play)"]
+        r, x = _full_swarm(args, game, cb, args.seed + 200 + cb)
         out["challenger_bond_swarm_full"].append(
             {
                 "challenger_bond": cb,
@@ -1069,22 +1058,20 @@ def inflation_sweep(args, game: dict) -> dict:
     }
 
 
+def _full_swarm(args, game: dict, cb: int, seed: int) -> tuple[dict, dict]:
+    """A full-play swarm against a solver that misses no clock, at challenger bond `cb`: the
+    run and its attack summary."""
+    a2 = argparse.Namespace(**{**vars(args), "swarm_mode": "full", "miss_p": 0.0})
+    r = run(a2, 2, max(args.solver_bond, cb) * E18, cb * E18, game, seed, [ep_swarm])
+    return r, summarize(r, a2)["attacks"]["sybil swarm (full play)"]
+
+
 def swarm_threshold(args, game: dict) -> dict:
     """The smallest challenger bond (whole BOND) at which a full-play swarm against an honest
     solver that misses no clock costs the attacker 10 times what it costs the solver."""
 
     def ratio_at(cb: int) -> float:
-        a2 = argparse.Namespace(**{**vars(args), "swarm_mode": "full", "miss_p": 0.0})
-        r = run(
-            a2,
-            2,
-            max(args.solver_bond, cb) * E18,
-            cb * E18,
-            game,
-            args.seed + 500,
-            [ep_swarm],
-        )
-        x = summarize(r, a2)["attacks"]["sybil swarm (full play)"]
+        x = _full_swarm(args, game, cb, args.seed + 500)[1]
         return float("inf") if x["ratio"] is None else x["ratio"]
 
     lo, hi = 1, 2_000
