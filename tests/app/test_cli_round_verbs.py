@@ -92,13 +92,13 @@ def test_a_round_from_the_command_line(world):
     u["bob"].json("model", "commit", rid, str(bob["model_id"]), str(root / "p2.npy"))
     # a second commit is refused and leaves the first one's secret alone (the reveal below works)
     assert "market: " in _error(u["alice"].run("model", "commit", rid, str(alice["model_id"]), str(root / "p1.npy")))
-    assert "stake at risk" in _error(u["alice"].run("model", "withdraw", str(alice["model_id"]), "1"))
+    assert "exceeds the free stake" in _error(u["alice"].run("model", "withdraw", str(alice["model_id"]), "1"))
     assert "market: " in _error(u["alice"].run("model", "reveal", rid, str(alice["model_id"])))  # too early
     world["anvil"].advance(DAY)
     u["alice"].run("model", "reveal", rid, str(alice["model_id"])).check_returncode()
     u["bob"].run("model", "reveal", rid, str(bob["model_id"])).check_returncode()
     assert "market: " in _error(u["bob"].run("model", "reveal", rid, str(bob["model_id"])))  # twice
-    assert "stake at risk" in _error(u["noise"].run("data", "withdraw", str(noise["dataset_id"]), "1"))
+    assert "exceeds the free stake" in _error(u["noise"].run("data", "withdraw", str(noise["dataset_id"]), "1"))
     assert "market: " in _error(u["sponsor"].run("round", "post", rid, "scores"))  # labels not revealed
     assert "unknown program kind" in _error(u["sponsor"].run("round", "post", rid, "everything"))
     world["anvil"].advance(DAY)

@@ -50,9 +50,9 @@ def salt_of(who: str) -> bytes:
 
 @pytest.fixture(scope="session")
 def att_deployer():
-    from conftest import load_partial
+    from _court import CONTRACTS  # conftest is ambiguous when several test folders share a process
 
-    return load_partial("Attestations.vy")
+    return boa.load_partial(str(CONTRACTS / "Attestations.vy"))
 
 
 @pytest.fixture(scope="session")

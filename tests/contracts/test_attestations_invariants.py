@@ -366,10 +366,10 @@ class AttestMachine(RuleBasedStateMachine):
 
 
 def test_attestations_state_machine(tasks, token, mock_game, funded, deployer):
-    from conftest import load_partial
+    from _court import CONTRACTS  # conftest is ambiguous when several test folders share a process
 
     with boa.env.prank(deployer):
-        att = load_partial("Attestations.vy").deploy(tasks.address)
+        att = boa.load_partial(str(CONTRACTS / "Attestations.vy")).deploy(tasks.address)
     for a in funded:
         token.approve(att, MAX_UINT, sender=a)
     AttestMachine.tasks, AttestMachine.token, AttestMachine.game, AttestMachine.att = tasks, token, mock_game, att
