@@ -86,3 +86,19 @@ def funded(token, tasks, accounts, deployer):
         with boa.env.prank(a):
             token.approve(tasks, MAX_UINT)
     return accounts
+
+
+@pytest.fixture(scope="module")
+def court():
+    """The whole suite (token, one-step contracts, game, referee, registry), one per test module."""
+    from _court import Court
+
+    return Court.deploy()
+
+
+@pytest.fixture(scope="module")
+def oracle(court):
+    """Asks the deployed one-step contracts, as players do."""
+    from _court import BoaOracle
+
+    return BoaOracle(court)

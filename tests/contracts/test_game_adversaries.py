@@ -20,7 +20,7 @@ from collections.abc import Callable
 import boa
 import numpy as np
 import pytest
-from _court import BoaOracle, Court, Match
+from _court import Match
 from eth_abi import encode as abi_encode
 from onnx import TensorProto, helper
 from test_game_rules import (
@@ -114,14 +114,6 @@ def run(program: Program, cls: type[Trace] = Trace) -> Trace:
 # -- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def court() -> Court:
-    return Court.deploy()
-
-
-@pytest.fixture(scope="module")
-def oracle(court) -> BoaOracle:
-    return BoaOracle(court)
 
 
 @pytest.fixture(scope="module")

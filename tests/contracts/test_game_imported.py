@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "onnx_models"))
 
-from _court import BoaOracle, Court
+from _court import BoaOracle
 from _imported import convnet, exported, image_split, quantized, split
 from test_game_rules import WrongElement, new_match, play
 
@@ -47,10 +47,6 @@ def _program(which: str, cls=None, **attrs):  # noqa: ANN001, ANN202
 def _largest_node(p) -> int:
     return max(range(p.n_nodes), key=lambda n: int(np.prod(p.graph.slots[p.graph.nodes[n].output].type.shape)))
 
-
-@pytest.fixture(scope="module")
-def court() -> Court:
-    return Court.deploy()
 
 
 @pytest.fixture(scope="module", params=MODELS)

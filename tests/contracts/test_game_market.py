@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _court import BoaOracle, Court
+from _court import BoaOracle
 from onnx_models.market import METAMODEL, SCORES, VALUES, Shape, program
 from test_game_rules import WrongElement, new_match, play
 from verifier.court.game import Outcome
@@ -40,10 +40,6 @@ def _program(kind: int, cls=None, **attrs):  # noqa: ANN001, ANN202
             setattr(p, k, v)
     return p
 
-
-@pytest.fixture(scope="module")
-def court() -> Court:
-    return Court.deploy()
 
 
 @pytest.fixture(scope="module")

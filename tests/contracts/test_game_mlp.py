@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from _court import BoaOracle, Court
+from _court import BoaOracle
 from cli import resolve_program
 from test_game_rules import WrongElement, WrongStepCounter, new_match, play
 from verifier.court.game import Outcome
@@ -23,10 +23,6 @@ def mlp(cls=None, **attrs):  # noqa: ANN001, ANN201
             setattr(p, k, v)
     return p
 
-
-@pytest.fixture(scope="module")
-def court() -> Court:
-    return Court.deploy()
 
 
 @pytest.fixture(scope="module")

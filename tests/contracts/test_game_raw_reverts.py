@@ -20,11 +20,9 @@ from test_game_adversaries import (  # noqa: F401 - fixtures
     accumulator,
     advance,
     at,
-    court,
     honest_acc,
     honest_wide,
     new_match,
-    oracle,
     run,
     stall_and_time_out,
     wide,
@@ -107,6 +105,27 @@ def test_solver_moves_at_the_wrong_level__revert(court, oracle, honest_acc) -> N
     assert play(m, "challenger") == Outcome.CHALLENGER_WON
 
 
+def _reveal_other_slot_output(court, oracle, honest_acc, t: int, n: int, sibling_path_of: str, reason: str) -> None:  # noqa: ANN001
+    """Against a cheater whose node (t, n) also changed W, the solver reveals the honest output
+    with the old slot's sibling path taken from the pre-state or the post-state (where W
+    differs too); the game refuses with `reason`, and the cheater loses on time."""
+    p = honest_acc.program
+    other = run(accumulator(TouchesOtherSlot, target=(t, n)), OtherSlotTrace)
+    m = new_match(court, oracle, other, honest_acc, other.final_root)
+    s = advance(m, at(Level.OUTPUT, Role.SOLVER))
+    out_slot, w_slot = p.graph.nodes[n].output, p.state_slots[1]
+    pre = honest_acc.slot_table_at(t, n)
+    post = honest_acc.slot_table_at(t, n + 1)
+    post.set(w_slot, commit.commit(honest_acc.state_at_step(t)[1] + 1).root)
+    assert commit.state_root(t, n + 1, post.root) == s.hi_value
+    out = honest_acc.commit(honest_acc.step_detail(t).outputs[n])
+    path = {"pre": pre, "post": post}[sibling_path_of].open(out_slot).proof
+    with boa.env.prank(m.solver_addr), boa.reverts(reason):
+        court.game.reveal_output(m.gid, p.descriptors[n], list(honest_acc.open_node(n).proof), pre.root, post.root,
+                                 pre[out_slot], out.header, out.data_root, list(path))
+    assert stall_and_time_out(m) == Outcome.CHALLENGER_WON
+
+
 def test_reveal_output__other_post_state_descriptor_or_old_slot__revert(court, oracle, honest_acc) -> None:
     """Guards reveal_output's `post-state does not match` (the cheater shows the honest output,
     not the one its own state(t, n+1) holds), `not the node's descriptor`, and `bad old slot
@@ -125,19 +144,7 @@ def test_reveal_output__other_post_state_descriptor_or_old_slot__revert(court, o
             court.game.reveal_output(m.gid, p.descriptors[n - 1], *args[1:])
     assert stall_and_time_out(m) == Outcome.CHALLENGER_WON
 
-    other = run(accumulator(TouchesOtherSlot, target=(t, n)), OtherSlotTrace)
-    m = new_match(court, oracle, other, honest_acc, other.final_root)
-    s = advance(m, at(Level.OUTPUT, Role.SOLVER))
-    out_slot, w_slot = p.graph.nodes[n].output, p.state_slots[1]
-    pre = honest_acc.slot_table_at(t, n)
-    post = honest_acc.slot_table_at(t, n + 1)
-    post.set(w_slot, commit.commit(honest_acc.state_at_step(t)[1] + 1).root)
-    assert commit.state_root(t, n + 1, post.root) == s.hi_value
-    out = honest_acc.commit(honest_acc.step_detail(t).outputs[n])
-    with boa.env.prank(m.solver_addr), boa.reverts("game: bad old slot proof"):
-        court.game.reveal_output(m.gid, p.descriptors[n], list(honest_acc.open_node(n).proof), pre.root, post.root,
-                                 pre[out_slot], out.header, out.data_root, list(post.open(out_slot).proof))
-    assert stall_and_time_out(m) == Outcome.CHALLENGER_WON
+    _reveal_other_slot_output(court, oracle, honest_acc, t, n, "post", "game: bad old slot proof")
 
 
 # -- the challenger out of place --------------------------------------------------------------------
@@ -329,21 +336,7 @@ def test_reveal_output__another_slot_changed__reverts(court, oracle, honest_acc)
     its post-state is not the pre-state with only the output slot replaced. With the pre-state's
     own sibling path the new commitment folds to the honest post-state, not to the cheater's;
     without the check the honest output is accepted and the challenger has nothing to dispute."""
-    t, n = 2, 3
-    p = honest_acc.program
-    other = run(accumulator(TouchesOtherSlot, target=(t, n)), OtherSlotTrace)
-    m = new_match(court, oracle, other, honest_acc, other.final_root)
-    s = advance(m, at(Level.OUTPUT, Role.SOLVER))
-    out_slot, w_slot = p.graph.nodes[n].output, p.state_slots[1]
-    pre = honest_acc.slot_table_at(t, n)
-    post = honest_acc.slot_table_at(t, n + 1)
-    post.set(w_slot, commit.commit(honest_acc.state_at_step(t)[1] + 1).root)
-    assert commit.state_root(t, n + 1, post.root) == s.hi_value
-    out = honest_acc.commit(honest_acc.step_detail(t).outputs[n])
-    with boa.env.prank(m.solver_addr), boa.reverts("game: other slots changed"):
-        court.game.reveal_output(m.gid, p.descriptors[n], list(honest_acc.open_node(n).proof), pre.root, post.root,
-                                 pre[out_slot], out.header, out.data_root, list(pre.open(out_slot).proof))
-    assert stall_and_time_out(m) == Outcome.CHALLENGER_WON
+    _reveal_other_slot_output(court, oracle, honest_acc, 2, 3, "pre", "game: other slots changed")
 
 
 class _BadHeaderTrace(Trace):

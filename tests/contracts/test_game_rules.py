@@ -14,7 +14,7 @@ import boa
 import numpy as np
 import pytest
 
-from _court import BoaOracle, Court, Match
+from _court import Match
 from onnx_models.toy import accumulator_program
 from solvers.cheats import WrongStepCounter
 from verifier.commit import commitments as commit
@@ -29,14 +29,6 @@ ARITY = 4
 CLOCK = 3_600
 
 
-@pytest.fixture(scope="module")
-def court() -> Court:
-    return Court.deploy()
-
-
-@pytest.fixture(scope="module")
-def oracle(court) -> BoaOracle:
-    return BoaOracle(court)
 
 
 @pytest.fixture(scope="module")

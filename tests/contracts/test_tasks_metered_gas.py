@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import boa
 import pytest
-from _court import CONTRACTS, BoaOracle, Court, Match, tx_gas
+from _court import CONTRACTS, BoaOracle, Match, tx_gas
 from test_game_rules import ARITY, STEPS, WrongElement, cheat_program
 
 from onnx_models.toy import accumulator_program
@@ -31,10 +31,6 @@ def burn_of(b: int) -> int:
 
 PRIZE = SOLVER_BOND - burn_of(SOLVER_BOND)
 
-
-@pytest.fixture(scope="module")
-def court() -> Court:
-    return Court.deploy()
 
 
 @pytest.fixture(scope="module")
