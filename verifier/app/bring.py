@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import onnx
 
 from verifier.core.errors import BisectmlError, ProgramError
+from verifier.core.paths import write_atomic
 
 LABEL_COLUMNS = ("label", "y", "target")
 
@@ -64,14 +64,7 @@ def _numeric(row: list[str]) -> bool:
 
 def _write_atomic(model: onnx.ModelProto, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".bisectml-", suffix=".onnx", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, model.SerializeToString())
 
 
 def import_model(

@@ -21,6 +21,7 @@ import numpy as np
 
 from verifier.commit import commitments as commit
 from verifier.core.errors import TraceError
+from verifier.core.paths import write_atomic
 from verifier.engine.program import Program, step_slot_table
 
 TRACE_VERSION = 3
@@ -137,7 +138,7 @@ class Trace:
                     f"{self.dir} holds a trace of {old.get('steps')} steps, not {self.program.steps}; use another directory."
                 )
             return int(old["checkpoint_every"])
-        _atomic_write(self._meta_path, json.dumps(meta, indent=1).encode())
+        write_atomic(self._meta_path, json.dumps(meta, indent=1).encode())
         return checkpoint_every
 
     def _checkpoint_steps(self) -> list[int]:
@@ -374,15 +375,6 @@ class Trace:
     def _check_slot(self, slot: int) -> None:
         if not 0 <= slot < self.program.n_slots:
             raise TraceError(f"slot {slot} is outside 0..{self.program.n_slots - 1}; ask for a slot of this program.")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 __all__ = ["DEFAULT_CHECKPOINT_EVERY", "ElementProof", "StepDetail", "Trace", "step_slot_table"]
