@@ -493,38 +493,26 @@ def key_new(
 
     Example: bisectml key new --out me.json
     """
-    import os
     import secrets
 
-    from eth_account import Account
-
     from verifier.court.keys import (
-        PASSWORD_ENV,
-        PASSWORD_FILE_ENV,
         KeyFileError,
+        password_from_env,
         write_keystore,
+        write_raw_key,
     )
 
     key = "0x" + secrets.token_bytes(32).hex()
     try:
         if raw:
-            try:
-                fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                fail(f"{out_file} exists; choose another path (a key file is never overwritten).")
-            with os.fdopen(fd, "w") as f:
-                f.write(key + "\n")
-            address = Account.from_key(key).address
+            address = write_raw_key(out_file, key)
         else:
-            if PASSWORD_ENV in os.environ:
-                password = os.environ[PASSWORD_ENV]
-            elif PASSWORD_FILE_ENV in os.environ:
-                password = Path(os.environ[PASSWORD_FILE_ENV]).read_text().rstrip("\r\n")
-            else:
+            password = password_from_env()
+            if password is None:
                 password = typer.prompt("password for the new keystore", hide_input=True, confirmation_prompt=True)
             address = write_keystore(out_file, key, password)
-    except (KeyFileError, OSError) as e:
-        fail(str(e) if isinstance(e, KeyFileError) else f"cannot write {out_file}: {e.strerror}; check the path.")
+    except KeyFileError as e:
+        fail(str(e))
     if as_json:
         emit({"address": address, "file": str(out_file), "encrypted": not raw})
         return
@@ -591,8 +579,8 @@ def deploy(
     with chain_errors():
         amount = parse_amount(mint, "--mint") if mint is not None else 0
         session = cli_session(rpc_url, key_file, "deploy", embedded_ok=True, need_deployment=False)
-        if fund and session.chain.chain_id not in commands.DEV_CHAIN_IDS:
-            tokens.fund(session, fund, 0)  # refuses, before anything is deployed
+        if fund:  # refused before anything is deployed
+            commands.require_dev_chain(session.chain.chain_id, "--fund", "fund accounts with your own tooling")
         with err.status("deploying the contracts…", spinner="dots") if not as_json else nullcontext():
             result = commands.deploy(session, mint=amount)
         if fund:

@@ -71,7 +71,6 @@ def test_fund_then_balance_transfer_approve(anvil, tmp_path) -> None:
 def test_fund__refused_off_development_chains_before_deploying(anvil, tmp_path, monkeypatch) -> None:
     """The faucet mints: on a chain that is not a dev chain it must refuse, and deploy nothing."""
     monkeypatch.setattr("verifier.app.commands.DEV_CHAIN_IDS", frozenset())
-    monkeypatch.setattr("verifier.app.tokens.DEV_CHAIN_IDS", frozenset())
     deployer = _key(tmp_path, anvil.keys[6], "deployer.key")
     who = Account.from_key(anvil.keys[6]).address
     nonce = anvil.rpc("eth_getTransactionCount", [who, "latest"])

@@ -49,14 +49,19 @@ DEV_CHAIN_IDS = frozenset({31337, 1337, 131277322940537})
 # -- deploy -----------------------------------------------------------------------------------
 
 
+def require_dev_chain(chain_id: int, option: str, otherwise: str) -> None:
+    """Refuse `option` (minting, a faucet) on any chain but a development one."""
+    if chain_id not in DEV_CHAIN_IDS:
+        raise CommandError(
+            f"{option} is for development chains (chain ids {sorted(DEV_CHAIN_IDS)}), and this is chain {chain_id}; {otherwise}."
+        )
+
+
 def deploy(session: Session, mint: int = 0) -> dict[str, Any]:
     """Deploy the suite, record it for the chain (not for the embedded chain), and mint."""
     chain = session.chain
-    if mint and chain.chain_id not in DEV_CHAIN_IDS:
-        raise CommandError(
-            f"--mint is for development chains (chain ids {sorted(DEV_CHAIN_IDS)}), and this is chain "
-            f"{chain.chain_id}; mint with the token owner's own tooling."
-        )
+    if mint:
+        require_dev_chain(chain.chain_id, "--mint", "mint with the token owner's own tooling")
     replaced = None
     if not session.embedded:
         try:

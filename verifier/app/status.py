@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from verifier.app.commands import (
+    challenge_ids,
     challenge_record,
     claim_record,
     game_view,
@@ -64,7 +65,7 @@ def account_status(session: Session, address: str | None = None) -> dict[str, An
         games.append(game_view(court, ch["game_id"], now, me))
     # games defending my claims
     for c in claims:
-        for chid in court.tasks.functions.challenges_of(c["claim_id"], 0, 256).call():
+        for chid in challenge_ids(court, c["claim_id"], c["challenges"]):
             games.append(game_view(court, challenge_record(court, chid)["game_id"], now, me))
     token = court.token
     contracts = {a.lower() for n, a in session.deployment.addresses.items() if n in ("Tasks", "Market", "Attestations")}

@@ -39,7 +39,9 @@ def exposed_to_others(path: Path) -> bool:
     return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
 
 
-def _password(path: Path, prompt: Callable[[str], str] | None) -> str:
+def password_from_env() -> str | None:
+    """The keystore password from BISECTML_KEY_PASSWORD or the file BISECTML_KEY_PASSWORD_FILE
+    names; None if neither is set."""
     if PASSWORD_ENV in os.environ:
         return os.environ[PASSWORD_ENV]
     if PASSWORD_FILE_ENV in os.environ:
@@ -48,6 +50,13 @@ def _password(path: Path, prompt: Callable[[str], str] | None) -> str:
             return file.read_text().rstrip("\r\n")
         except OSError as e:
             raise KeyFileError(f"cannot read the password file {file}: {e.strerror}; check {PASSWORD_FILE_ENV}.") from None
+    return None
+
+
+def _password(path: Path, prompt: Callable[[str], str] | None) -> str:
+    password = password_from_env()
+    if password is not None:
+        return password
     if prompt is not None:
         return prompt(f"password for {path}: ")
     if sys.stdin is not None and sys.stdin.isatty():
@@ -85,23 +94,35 @@ def read_key_file(path: str | os.PathLike[str], prompt: Callable[[str], str] | N
         raise KeyFileError(f"the password does not open {p}; check {PASSWORD_ENV} or the password you typed.") from None
 
 
-def write_keystore(path: str | os.PathLike[str], private_key: str | bytes, password: str) -> str:
-    """Encrypt a key into a new keystore file (mode 0600, never over an existing file); its address."""
-    from eth_account import Account
-
-    p = Path(path)
-    if not password:
-        raise KeyFileError("an empty password does not protect a keystore; choose one.")
-    keystore = Account.encrypt(private_key, password)
+def _create_private(p: Path) -> int:
+    """A new file only its owner can read (mode 0600), never over an existing one."""
     try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise KeyFileError(f"{p} exists; choose another path (a key file is never overwritten).") from None
     except OSError as e:
         raise KeyFileError(f"cannot create {p}: {e.strerror}; check the path.") from None
-    with os.fdopen(fd, "w") as f:
+
+
+def write_keystore(path: str | os.PathLike[str], private_key: str | bytes, password: str) -> str:
+    """Encrypt a key into a new keystore file (mode 0600, never over an existing file); its address."""
+    from eth_account import Account
+
+    if not password:
+        raise KeyFileError("an empty password does not protect a keystore; choose one.")
+    keystore = Account.encrypt(private_key, password)
+    with os.fdopen(_create_private(Path(path)), "w") as f:
         json.dump(keystore, f)
     return Account.from_key(private_key).address
 
 
-__all__ = ["KEY_ENV", "PASSWORD_ENV", "PASSWORD_FILE_ENV", "KeyFileError", "read_key_file", "write_keystore"]
+def write_raw_key(path: str | os.PathLike[str], private_key: str) -> str:
+    """Write a key as hex into a new file (mode 0600, never over an existing file); its address."""
+    from eth_account import Account
+
+    with os.fdopen(_create_private(Path(path)), "w") as f:
+        f.write(private_key + "\n")
+    return Account.from_key(private_key).address
+
+
+__all__ = ["KEY_ENV", "PASSWORD_ENV", "PASSWORD_FILE_ENV", "KeyFileError", "password_from_env", "read_key_file", "write_keystore", "write_raw_key"]
