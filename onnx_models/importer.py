@@ -86,11 +86,19 @@ def _float_session(model: onnx.ModelProto, names: Sequence[str]) -> Any:
     return ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def run_float(model: onnx.ModelProto, x: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+def float_runs(model: onnx.ModelProto, names: Sequence[str], *row_sets: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """The float model's tensors `names` on each set of rows, from one onnxruntime session."""
     sess = _float_session(model, names)
-    feed = {model.graph.input[0].name: np.asarray(x, dtype=np.float32)}
-    outs = sess.run(list(names), feed)
-    return {n: np.asarray(v) for n, v in zip(names, outs)}
+    runs = []
+    for rows in row_sets:
+        outs = sess.run(list(names), {model.graph.input[0].name: np.asarray(rows, dtype=np.float32)})
+        runs.append({n: np.asarray(v) for n, v in zip(names, outs)})
+    return runs
+
+
+def run_float(model: onnx.ModelProto, x: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The float model's tensors `names` on rows `x` (onnxruntime, one thread)."""
+    return float_runs(model, names, x)[0]
 
 
 def _tensor_outputs(model: onnx.ModelProto) -> list[str]:
@@ -207,8 +215,9 @@ def import_model(source: Any, calibration: np.ndarray, *, batch: int = 32, max_e
                 "export the model without it or open an issue naming the op."
             )
     names = [n for n in _tensor_outputs(model) if n not in consts]
-    calib = run_float(model, x, names) | {input_name: x}
-    one = run_float(model, x[:1], names) | {input_name: x[:1]}
+    # a one-row run beside the calibration run tells which dims are the batch
+    calib, one = float_runs(model, names, x, x[:1])
+    calib, one = calib | {input_name: x}, one | {input_name: x[:1]}
     shapes: dict[str, tuple[int, ...]] = {}
     for n in [*names, input_name]:
         full, single = calib[n].shape, one[n].shape
