@@ -9,6 +9,7 @@ result: the committed path is integer-exact whatever the summation order (docs/S
 from __future__ import annotations
 
 import os
+import sys
 
 from verifier.core.errors import BisectmlError
 
@@ -42,9 +43,10 @@ def set_threads(n: int) -> int:
     global _limits
     for var in _POOL_ENV:
         os.environ[var] = str(n)
-    from threadpoolctl import threadpool_limits
+    if "numpy" in sys.modules:  # a pool may be loaded already; otherwise the variables do it (and start-up skips the scan)
+        from threadpoolctl import threadpool_limits
 
-    _limits = threadpool_limits(limits=n)
+        _limits = threadpool_limits(limits=n)
     return n
 
 
