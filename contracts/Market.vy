@@ -42,15 +42,18 @@
                    censorship, and `open_round` makes the result phase at least a task's claim
                    period plus its window plus both chess clocks.
                  - Every rate, phase and task term a sponsor chooses has a protocol bound
-                   (MAX_CAP_BPS, MAX_DATA_SLASH_BPS, MIN_BURN_BPS, the phase and term bounds),
+                   (MAX_CAP_BPS, MAX_DATA_SLASH_BPS, BONUS_CAP_DIVISOR, the phase and term bounds),
                    so a round closes within MAX_COMMIT_PHASE + 2 MAX_PHASE + MAX_RESULT_PHASE
                    of its opening, and its tasks stay claimable and challengeable.
                  - Once a model revealed, the pool is the participants': a void (labels
                    withheld, or results not recorded by `result_deadline`) splits it evenly
                    among the revealed models, and refunds the sponsor only the unspent budget.
                    A void never waits for a running task. Every stake is released untouched.
-                 - The sponsor never receives slashed stake: slashes pay gains, and what they
-                   leave is burned; the sponsor gets back at most its pool.
+                 - The sponsor never receives slashed stake: every slash is burned, and gains
+                   come out of the pool, which a model's reservation is sized to fit (commit).
+                 - A model's payout rests on its own score against the labels; the
+                   contribution part is a bonus, never negative and at most cap_bps / 4, so
+                   another participant, even one who knows the labels, cannot lower it.
                  - A round reserves the stake it puts at risk (`commit`, `join_round`: an amount
                    of the free stake the owner chooses) until it is settled or void: the same
                    tokens never back two rounds, a round's gain is paid on its own reservation
@@ -133,8 +136,9 @@ TASK_RECLAIMED: constant(uint8) = 3
 MAX_CAP_BPS: constant(uint256) = 2_500
 # largest slash of a dataset in one round, bps of its stake at risk
 MAX_DATA_SLASH_BPS: constant(uint256) = 1_000
-# least share of slashed stake burned at once (the rest pays gains; what they leave is burned)
-MIN_BURN_BPS: constant(uint256) = 5_000
+# the contribution bonus is at most a quarter of the cap: payouts rest on each model's own
+# score, which nobody else's predictions change (SPEC 8.5)
+BONUS_CAP_DIVISOR: constant(uint256) = 4
 # commit phase (now .. commit deadline) at most thirty days
 MAX_COMMIT_PHASE: constant(uint256) = 2_592_000
 # reveal and labels phases each one to seven days (MIN_PHASE: like Tasks.vy's MIN_WINDOW,
@@ -176,7 +180,7 @@ DT_INT64: constant(uint256) = 7
 # the string is REASONS[code >> 8 : (code >> 8) + (code & 255)]: one shared revert keeps
 # the contract under the 24_576-byte limit (an inline `assert ..., "reason"` costs ~130
 # bytes each). tests/contracts/test_market.py checks every code against this table.
-REASONS: constant(String[1783]) = (
+REASONS: constant(String[1815]) = (
     "no such round"
     "round already settled"
     "round is void"
@@ -234,7 +238,7 @@ REASONS: constant(String[1783]) = (
     "wrong proof length"
     "proof does not open the result slot"
     "kind is not 1 or 2; use record_metamodel"
-    "values are not M scores or D values"
+    "values are not 2M scores or D values"
     "value outside int64"
     "results not recorded"
     "labels deadline not reached"
@@ -245,6 +249,7 @@ REASONS: constant(String[1783]) = (
     "bonds outside the protocol's bounds"
     "reward below 1 token or budget below 3 rewards"
     "dataset already in the round"
+    "stake above the round's maximum"
 )
 E_NO_ROUND: constant(uint256) = 0 << 8 | 13
 E_SETTLED: constant(uint256) = 13 << 8 | 21
@@ -303,17 +308,18 @@ E_FINAL_STATE: constant(uint256) = 1309 << 8 | 35
 E_PROOF_LENGTH: constant(uint256) = 1344 << 8 | 18
 E_PROOF: constant(uint256) = 1362 << 8 | 35
 E_RECORD_KIND: constant(uint256) = 1397 << 8 | 40
-E_VALUES_LENGTH: constant(uint256) = 1437 << 8 | 35
-E_INT64: constant(uint256) = 1472 << 8 | 19
-E_NOT_RECORDED: constant(uint256) = 1491 << 8 | 20
-E_BEFORE_LABELS_DEADLINE: constant(uint256) = 1511 << 8 | 27
-E_RESULTS_RECORDED: constant(uint256) = 1538 << 8 | 34
-E_BEFORE_RESULT_DEADLINE: constant(uint256) = 1572 << 8 | 27
-E_PHASES: constant(uint256) = 1599 << 8 | 37
-E_RESULT_PHASE: constant(uint256) = 1636 << 8 | 38
-E_BONDS: constant(uint256) = 1674 << 8 | 35
-E_REWARD: constant(uint256) = 1709 << 8 | 46
-E_JOINED: constant(uint256) = 1755 << 8 | 28
+E_VALUES_LENGTH: constant(uint256) = 1437 << 8 | 36
+E_INT64: constant(uint256) = 1473 << 8 | 19
+E_NOT_RECORDED: constant(uint256) = 1492 << 8 | 20
+E_BEFORE_LABELS_DEADLINE: constant(uint256) = 1512 << 8 | 27
+E_RESULTS_RECORDED: constant(uint256) = 1539 << 8 | 34
+E_BEFORE_RESULT_DEADLINE: constant(uint256) = 1573 << 8 | 27
+E_PHASES: constant(uint256) = 1600 << 8 | 37
+E_RESULT_PHASE: constant(uint256) = 1637 << 8 | 38
+E_BONDS: constant(uint256) = 1675 << 8 | 35
+E_REWARD: constant(uint256) = 1710 << 8 | 46
+E_JOINED: constant(uint256) = 1756 << 8 | 28
+E_MAX_STAKE: constant(uint256) = 1784 << 8 | 31
 
 
 struct Shape:
@@ -351,8 +357,8 @@ struct Economics:
     data_share_bps: uint256
     # share of a dataset's stake at risk slashed when its value is negative
     data_slash_bps: uint256
-    # share of all slashed stake that is burned (the rest joins the pool)
-    burn_bps: uint256
+    # largest contribution bonus, bps of the stake at risk (at most cap_bps / 4)
+    bonus_bps: uint256
     # a commit or join reserves at least this stake (token base units)
     min_stake: uint256
 
@@ -442,8 +448,9 @@ struct Round:
     pool: uint256
     # compute budget not spent on tasks (rewards in Tasks.vy not included)
     budget: uint256
-    # sum of the stakes at risk of the revealed models
-    revealed_stake: uint256
+    # the most a model may reserve: at full return (cap_bps + bonus_bps) every model slot's
+    # gain fits its share of the pool, so gains never need scaling down (SPEC 8.5)
+    max_stake: uint256
     # the metamodel's tensor commitment, int64 [n], once recorded
     metamodel: bytes32
     # bit k set once the result of kind k is recorded
@@ -625,8 +632,8 @@ prediction_commitment: public(HashMap[uint256, HashMap[uint256, bytes32]])
 task_of: public(HashMap[uint256, HashMap[uint256, uint256]])
 # round id => kind => the latest task's reward while it may still return (0 once accounted)
 task_reward: public(HashMap[uint256, HashMap[uint256, uint256]])
-# round id => recorded scores, int64 [M]
-_scores: HashMap[uint256, DynArray[int256, MAX_MODELS]]
+# round id => recorded scores, int64 [2M]: the models' own scores, then their leave-one-out scores
+_scores: HashMap[uint256, DynArray[int256, 2 * MAX_MODELS]]
 # round id => recorded data values, int64 [D]
 _values: HashMap[uint256, DynArray[int256, MAX_DATASETS]]
 # stakes + pool and unspent budget of every open round
@@ -791,8 +798,7 @@ def open_round(
         economics.cap_bps <= MAX_CAP_BPS
         and economics.data_share_bps <= BPS
         and economics.data_slash_bps <= MAX_DATA_SLASH_BPS
-        and economics.burn_bps >= MIN_BURN_BPS
-        and economics.burn_bps <= BPS,
+        and economics.bonus_bps * BONUS_CAP_DIVISOR <= economics.cap_bps,
         E_BPS,
     )
     # within Tasks.vy's ranges, so that no program's task can be refused, and short enough
@@ -842,7 +848,9 @@ def open_round(
         labels_revealed=False,
         pool=pool,
         budget=budget,
-        revealed_stake=0,
+        # cap + bonus <= 3_125 and models <= 16 (checked above), so the rate cannot overflow;
+        # the 1 keeps the divisor positive (a round with no return) and only rounds down
+        max_stake=pool * BPS // unsafe_add(unsafe_mul(unsafe_add(economics.cap_bps, economics.bonus_bps), shape.models), 1),
         metamodel=empty(bytes32),
         recorded=0,
         state=ROUND_OPEN,
@@ -910,6 +918,9 @@ def commit(round_id: uint256, model_id: uint256, commitment: bytes32, amount: ui
     slot: uint256 = len(self._round_models[round_id])
     self._check(slot < self.rounds[round_id].shape.models, E_MODELS_FULL)
     self._reserve(round_id, MODEL, model_id, amount)
+    # gains are never scaled down, so a large stake cannot dilute what other models' own
+    # predictions earn
+    self._check(amount <= self.rounds[round_id].max_stake, E_MAX_STAKE)
     self._round_models[round_id].append(model_id)
     self.model_entries[round_id][model_id] = ModelEntry(
         slot=slot, commitment=commitment, stake=amount, state=ENTRY_COMMITTED, locked=True
@@ -941,7 +952,6 @@ def reveal(round_id: uint256, model_id: uint256, predictions: Bytes[CHUNK], salt
 
     self.model_entries[round_id][model_id].state = ENTRY_REVEALED
     self.prediction_commitment[round_id][entry.slot] = self._int8_commitment(predictions, n)
-    self.rounds[round_id].revealed_stake += entry.stake
     for d: uint256 in self.models[model_id].datasets:
         # only datasets whose owners joined the round take part
         if self.dataset_entries[round_id][d].reserved:
@@ -1102,10 +1112,10 @@ def record(
     kind: uint256,
     slots_root: bytes32,
     proof: DynArray[bytes32, MAX_PROOF],
-    values: DynArray[int256, MAX_MODELS],
+    values: DynArray[int256, 2 * MAX_MODELS],
 ):
     """
-    @notice Records the scores (kind 1, M values) or the data values (kind 2, D values) from
+    @notice Records the scores (kind 1, 2M values: own scores, then leave-one-out scores) or the data values (kind 2, D values) from
             the finalized claim of the kind's task (anyone, once per kind, before the result
             deadline): `proof` opens the final table's result slot to the commitment of
             `values` as an int64 tensor (SPEC 8.4).
@@ -1114,11 +1124,11 @@ def record(
     self._check(kind == KIND_SCORES or kind == KIND_VALUES, E_RECORD_KIND)
     self._check(self.rounds[round_id].recorded & (1 << kind) == 0, E_RECORDED)
     self._check(block.timestamp < self.rounds[round_id].schedule.result_deadline, E_RESULT_DEADLINE)
-    length: uint256 = self.rounds[round_id].shape.models
+    length: uint256 = 2 * self.rounds[round_id].shape.models
     if kind == KIND_VALUES:
         length = self.rounds[round_id].shape.datasets
     self._check(len(values) == length, E_VALUES_LENGTH)
-    elements: DynArray[uint256, MAX_MODELS] = []
+    elements: DynArray[uint256, 2 * MAX_MODELS] = []
     for v: int256 in values:
         self._check(v >= INT64_MIN and v <= INT64_MAX, E_INT64)
         # two's complement in 64 bits
@@ -1150,27 +1160,32 @@ def settle(round_id: uint256):
 
     econ: Economics = self.rounds[round_id].economics
     model_ids: DynArray[uint256, MAX_MODELS] = self._round_models[round_id]
-    scores: DynArray[int256, MAX_MODELS] = self._scores[round_id]
+    scores: DynArray[int256, 2 * MAX_MODELS] = self._scores[round_id]
     values: DynArray[int256, MAX_DATASETS] = self._values[round_id]
+    # slot i's own score is scores[i], its leave-one-out score scores[M + i]
+    loo: uint256 = self.rounds[round_id].shape.models
     cap: int256 = convert(econ.cap_bps, int256)
+    factor: int256 = convert(econ.factor_bps, int256)
     gains: uint256[MAX_MODELS] = empty(uint256[MAX_MODELS])
-    total_gain: uint256 = 0
     total_loss: uint256 = 0
     self.rounds[round_id].state = ROUND_SETTLED
     # a loss is at most cap_bps (<= BPS) of what this round reserved, so once the reservation
     # is freed it comes out of that part of the stake and never out of another round's
     self._unlock_all(round_id)
 
-    # losses leave the stakes at once; gains wait until the pool is known
+    # losses leave the stakes at once; gains are paid once the data shares are known
     for i: uint256 in range(len(model_ids), bound=MAX_MODELS):
         entry: ModelEntry = self.model_entries[round_id][model_ids[i]]
         if entry.state != ENTRY_REVEALED:
             continue
-        # |score| < 2^63 and factor <= 10^6, so no overflow; signed // truncates toward zero
-        r: int256 = min(max(scores[i] * convert(econ.factor_bps, int256) // 10_000, -cap), cap)
+        # the own score's return plus a contribution bonus that is never negative, so nobody
+        # else's predictions can lower what a model's own predictions earn. |score| < 2^63 and
+        # factor <= 10^6, so no overflow; signed // truncates toward zero
+        r: int256 = min(max(scores[i] * factor // 10_000, -cap), cap) + min(
+            max(scores[loo + i] * factor // 10_000, 0), convert(econ.bonus_bps, int256)
+        )
         if r > 0:
             gains[i] = entry.stake * convert(r, uint256) // BPS
-            total_gain += gains[i]
         elif r < 0:
             total_loss += self._slash(round_id, MODEL, model_ids[i], entry.stake * convert(-r, uint256) // BPS)
     for d: uint256 in self._round_datasets[round_id]:
@@ -1178,10 +1193,7 @@ def settle(round_id: uint256):
         if entry.active and values[entry.slot] < 0:
             total_loss += self._slash(round_id, DATASET, d, entry.at_risk * econ.data_slash_bps // BPS)
 
-    burn: uint256 = total_loss * econ.burn_bps // BPS
     pool: uint256 = self.rounds[round_id].pool
-    # burn_bps <= BPS, so burn <= total_loss
-    avail: uint256 = pool + unsafe_sub(total_loss, burn)
     budget: uint256 = self.rounds[round_id].budget
     # everything the round held leaves now: gains, refund, burn
     self.owed -= pool + budget + total_loss
@@ -1192,8 +1204,6 @@ def settle(round_id: uint256):
         g: uint256 = gains[i]
         if g == 0:
             continue
-        if total_gain > avail:
-            g = g * avail // total_gain
         paid += g
         share: uint256 = g * econ.data_share_bps // BPS
         # the model's positively valued datasets in the round (those that joined it are
@@ -1216,21 +1226,15 @@ def settle(round_id: uint256):
     for d: uint256 in self._round_datasets[round_id]:
         slot: uint256 = self.dataset_entries[round_id][d].slot
         self._pay(round_id, self.datasets[d].owner, DATASET, d, dpay[slot])
-    # paid <= avail: scaled gains are floored, and unscaled ones sum to at most avail. Gains
-    # come out of the pool first and out of slashed stake only beyond it, so the sponsor's
-    # refund never grows with a slash; slashed stake that gains leave is burned
-    left: uint256 = unsafe_sub(avail, paid)
-    refund: uint256 = 0
-    if pool > paid:
-        refund = unsafe_sub(pool, paid)
-    # refund <= left, since avail >= pool
-    burn += unsafe_sub(left, refund)
-    self.burned += burn
+    # every reservation is at most the round's maximum (commit), so the gains fit the pool;
+    # every slash is burned, so the sponsor's refund is the same whoever is slashed
+    refund: uint256 = pool - paid
+    self.burned += total_loss
     refund += budget
     self._pay(round_id, self.rounds[round_id].sponsor, SPONSOR, round_id, refund)
-    log Settled(round_id=round_id, paid=paid, slashed=total_loss, burned=burn, refunded=refund)
-    if burn != 0:
-        extcall IBurnable(token.address).burn(burn)
+    log Settled(round_id=round_id, paid=paid, slashed=total_loss, burned=total_loss, refunded=refund)
+    if total_loss != 0:
+        extcall IBurnable(token.address).burn(total_loss)
 
 
 @external
@@ -1322,9 +1326,10 @@ def mask(round_id: uint256) -> DynArray[uint256, MAX_DATASETS]:
 
 @external
 @view
-def scores(round_id: uint256) -> DynArray[int256, MAX_MODELS]:
+def scores(round_id: uint256) -> DynArray[int256, 2 * MAX_MODELS]:
     """
-    @notice The recorded contribution scores, M values (empty until recorded).
+    @notice The recorded scores, 2M values: the models' own scores, then their leave-one-out
+            scores (empty until recorded).
     """
     return self._scores[round_id]
 
@@ -1540,11 +1545,11 @@ def _int8_commitment(data: Bytes[CHUNK], n: uint256) -> bytes32:
 
 @internal
 @pure
-def _int64_commitment(elements: DynArray[uint256, MAX_MODELS]) -> bytes32:
+def _int64_commitment(elements: DynArray[uint256, 2 * MAX_MODELS]) -> bytes32:
     # int64 [len(elements)], each element given as its 64-bit two's complement pattern; at
-    # most 16 elements, 128 bytes of one chunk (SPEC 1.3)
+    # most 32 elements, 256 bytes of one chunk (SPEC 1.3)
     words: uint256[CHUNK // 32] = empty(uint256[CHUNK // 32])
-    for i: uint256 in range(len(elements), bound=MAX_MODELS):
+    for i: uint256 in range(len(elements), bound=2 * MAX_MODELS):
         words[i // 4] |= elements[i] << (64 * (3 - i % 4))
     return self._vector_commitment(DT_INT64, len(elements), keccak256(concat(b"\x00", abi_encode(words))))
 

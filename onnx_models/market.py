@@ -6,7 +6,7 @@ initial slot table of the program with every model and dataset absent) and fill 
 from `data_base` with the round's commitments.
 
 - `metamodel_program`  kind 0, T = 1: m[r] = trunc(sum_i w_i P[i, r] / W)
-- `scores_program`     kind 1, T = 1: leave-one-out score of each model, basis points
+- `scores_program`     kind 1, T = 1: each model's own score and leave-one-out score, basis points
 - `values_program`     kind 2, T = n: exact KNN-Shapley value of each dataset, 10^6 scale
 
 `metamodel_ref`, `scores_ref` and `values_ref` compute the same results in plain numpy/Python,
@@ -297,10 +297,17 @@ def metamodel_step(shape: Shape) -> onnx.ModelProto:
 
 
 def scores_step(shape: Shape) -> onnx.ModelProto:
-    """score'_i = trunc(100 sum_r (P[i, r] - m_-i[r]) Y[r] / sum_r |Y[r]|)."""
+    """score' = own ++ loo: own_i = trunc(100 sum_r P[i, r] Y[r] / sum_r |Y[r]|) and
+    loo_i = trunc(100 sum_r (P[i, r] - m_-i[r]) Y[r] / sum_r |Y[r]|), int64 [2M]."""
     b = _Builder()
     P = _clipped_predictions(b, shape)
     Y = _clipped_labels(b, "y", "Y")
+    scale = b.const("score_scale", _i64(SCORE_SCALE))
+    absY = b.op("Abs", [Y], "Y_abs")
+    scored = b.op("ReduceSum", [absY], "Y_abs_sum", keepdims=0)  # scalar: sum_r |Y[r]|
+    own_q = b.op("MatMul", [P, Y], "P_Y")  # [M]: sum_r P[i, r] Y[r]
+    own_scaled = b.op("Mul", [own_q, scale], "P_Y_100")
+    own_score = b.op("Div", [own_scaled, scored], "own_score")
     total = b.op("MatMul", ["w", P], "wP_sum")  # [n]
     W = b.op("ReduceSum", ["w"], "W", keepdims=0)  # scalar
     w_col = b.op("Reshape", ["w", b.const("shape_m1", _i64([shape.models, 1]))], "w_col")  # [M, 1]
@@ -310,17 +317,16 @@ def scores_step(shape: Shape) -> onnx.ModelProto:
     m_others = b.op("Div", [others, W_others], "m_others")  # [M, n]: m_-i[r]
     edge = b.op("Sub", [P, m_others], "edge")  # [M, n]
     q = b.op("MatMul", [edge, Y], "edge_Y")  # [M]: sum_r (P - m_-i) Y
-    scaled = b.op("Mul", [q, b.const("score_scale", _i64(SCORE_SCALE))], "edge_Y_100")
-    absY = b.op("Abs", [Y], "Y_abs")
-    scored = b.op("ReduceSum", [absY], "Y_abs_sum", keepdims=0)  # scalar: sum_r |Y[r]|
-    b.op("Div", [scaled, scored], "score_next")
+    scaled = b.op("Mul", [q, scale], "edge_Y_100")
+    loo_score = b.op("Div", [scaled, scored], "loo_score")
+    b.op("Concat", [own_score, loo_score], "score_next", axis=0)
     inputs = [
-        _vi("score", _I64, [shape.models]),
+        _vi("score", _I64, [2 * shape.models]),
         _vi("w", _I64, [shape.models]),
         _vi("y", _I8, [shape.rows]),
         *_prediction_inputs(shape),
     ]
-    return b.model(inputs, [_vi("score_next", _I64, [shape.models])], "market_scores")
+    return b.model(inputs, [_vi("score_next", _I64, [2 * shape.models])], "market_scores")
 
 
 def values_step(shape: Shape) -> onnx.ModelProto:
@@ -403,12 +409,13 @@ def metamodel_program(shape: Shape, weights: Any = None, predictions: Any = None
 
 
 def scores_program(shape: Shape, weights: Any = None, labels: Any = None, predictions: Any = None) -> onnx.ModelProto:
-    """Kind 1 (T = 1). Data: w, y int8 [n], p0..p{M-1}. Result: state score, int64 [M]."""
+    """Kind 1 (T = 1). Data: w, y int8 [n], p0..p{M-1}. Result: state score, int64 [2M]: the
+    models' own scores, then their leave-one-out scores."""
     shape.check()
     return make_program(
         scores_step(shape),
         steps=1,
-        state={"score": np.zeros(shape.models, np.int64)},
+        state={"score": np.zeros(2 * shape.models, np.int64)},
         data=scores_data(shape, weights, labels, predictions),
     )
 
@@ -531,7 +538,8 @@ def metamodel_ref(weights: Any, predictions: Any) -> np.ndarray:
 
 
 def scores_ref(weights: Any, labels: Any, predictions: Any) -> np.ndarray:
-    """score_i = trunc(100 sum_r (P[i, r] - m_-i[r]) Y[r] / sum_r |Y[r]|), int64 [M]."""
+    """own ++ loo, int64 [2M]: own_i = trunc(100 sum_r P[i, r] Y[r] / sum_r |Y[r]|),
+    loo_i = trunc(100 sum_r (P[i, r] - m_-i[r]) Y[r] / sum_r |Y[r]|)."""
     w = [int(v) for v in np.asarray(weights).reshape(-1)]
     M = len(w)
     Y = [_clip(int(v), -1, 1) for v in np.asarray(labels).reshape(-1)]
@@ -540,12 +548,13 @@ def scores_ref(weights: Any, labels: Any, predictions: Any) -> np.ndarray:
     W = sum(w)
     total = [sum(w[j] * P[j][r] for j in range(M)) for r in range(n)]
     scored = sum(abs(v) for v in Y)
-    out = []
+    own = [_trunc_div(SCORE_SCALE * sum(P[i][r] * Y[r] for r in range(n)), scored) for i in range(M)]
+    loo = []
     for i in range(M):
         m_others = [_trunc_div(total[r] - w[i] * P[i][r], W - w[i]) for r in range(n)]
         edge = sum((P[i][r] - m_others[r]) * Y[r] for r in range(n))
-        out.append(_trunc_div(SCORE_SCALE * edge, scored))
-    return np.array(out, dtype=np.int64)
+        loo.append(_trunc_div(SCORE_SCALE * edge, scored))
+    return np.array(own + loo, dtype=np.int64)
 
 
 def others_metamodel_ref(weights: Any, predictions: Any, i: int) -> np.ndarray:

@@ -68,7 +68,7 @@ def test_a_round_from_the_command_line(world):
     alice = u["alice"].json("model", "register", "--dataset", str(clean["dataset_id"]), "--stake", "200")
     bob = u["bob"].json("model", "register", "--dataset", str(noise["dataset_id"]), "--stake", "100")
     r = u["sponsor"].json(
-        "round", "open", str(root / "X.npy"), str(root / "y.npy"), "--pool", "100", "--budget", "30",
+        "round", "open", str(root / "X.npy"), str(root / "y.npy"), "--pool", "300", "--budget", "30",
         "--task-reward", "10", "--solver-bond", "500", "--challenger-bond", "250", "--models", "4", "--datasets", "4",
         "--dataset-rows", str(data.shape.dataset_rows), "--k", str(data.shape.k),
     )  # fmt: skip
@@ -140,7 +140,7 @@ def test_a_round_with_foreign_programs_is_flagged_and_refused(world):
         now = client.now()
         sched = {"commit_deadline": now + DAY, "reveal_deadline": now + 2 * DAY, "labels_deadline": now + 3 * DAY,
                  "result_deadline": now + 30 * DAY}  # fmt: skip
-        econ = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "burn_bps": 5_000}
+        econ = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "bonus_bps": 500}
         terms = {"reward": TOKEN, "window": 2 * DAY, "clock": 2 * DAY, "solver_bond": 250 * TOKEN, "challenger_bond": 250 * TOKEN,
                  "arity": 8, "duration": 7 * DAY}  # fmt: skip
         rid = client.open_round(data.shape, sched, econ, terms, data.features, data.labels, TOKEN, 3 * TOKEN)["round_id"]

@@ -29,9 +29,12 @@ def test_demo__cheater_slashed_honest_paid_books_balance() -> None:
     assert s["escrow"] == 0
     assert s["burned"] == burn + m_burn
     assert sum(s[a] for a in ("poster", "honest", "cheater", "watchtower")) == -burn - m_burn + 3 * market.TASK_REWARD
-    # payouts: the worse model and the noise dataset are slashed, the clean dataset paid
-    assert m["modeler A"] > 0 > m["modeler C"]
-    assert m["scores"][0] > 0 > m["scores"][2] and m["values"][0] > 0 > m["values"][1]
+    # payouts rest on each model's own score: the model on noise data earns less than A and no
+    # contribution bonus (it makes the others' metamodel worse); the noise dataset is slashed,
+    # the clean one paid
+    assert m["modeler A"] > m["modeler C"] and m["modeler A"] > 0
+    assert m["scores"][0] > m["scores"][2] and m["contributions"][0] > 0 > m["contributions"][2]
+    assert m["values"][0] > 0 > m["values"][1]
     assert m["clean data"] > 0 > m["noise data"]
     people = ("clean data", "noise data", "modeler A", "modeler B", "modeler C", "sponsor")
     assert sum(m[p] for p in people) == -m["burned"] - 3 * market.TASK_REWARD

@@ -11,6 +11,7 @@ void refunding the sponsor after the reveals, void waiting for running tasks).
 from __future__ import annotations
 
 import boa
+import numpy as np
 import pytest
 from test_market import (  # noqa: F401  (market .. w are fixtures)
     DAY,
@@ -38,7 +39,8 @@ from test_market import (  # noqa: F401  (market .. w are fixtures)
 
 #: the harshest rates the protocol lets a sponsor choose
 HARSH = econ.Economics(factor_bps=1_000_000, cap_bps=econ.MAX_CAP_BPS, data_share_bps=0,
-                       data_slash_bps=econ.MAX_DATA_SLASH_BPS, burn_bps=econ.MIN_BURN_BPS)
+                       data_slash_bps=econ.MAX_DATA_SLASH_BPS,
+                       bonus_bps=econ.MAX_CAP_BPS // econ.BONUS_CAP_DIVISOR)
 
 
 @pytest.fixture
@@ -78,20 +80,20 @@ def test_dataset_stake__never_at_risk_without_its_owners_opt_in(w, market, peopl
 
 @pytest.mark.parametrize(
     "field_, value",
-    [("data_slash_bps", 10_000), ("burn_bps", 0), ("cap_bps", 10_000), ("data_slash_bps", econ.MAX_DATA_SLASH_BPS + 1),
-     ("burn_bps", econ.MIN_BURN_BPS - 1), ("cap_bps", econ.MAX_CAP_BPS + 1)],
+    [("data_slash_bps", 10_000), ("bonus_bps", 10_000), ("cap_bps", 10_000), ("data_slash_bps", econ.MAX_DATA_SLASH_BPS + 1),
+     ("bonus_bps", ECONOMICS.cap_bps // econ.BONUS_CAP_DIVISOR + 1), ("cap_bps", econ.MAX_CAP_BPS + 1)],
 )
 def test_rates__bounded_by_the_protocol_not_the_sponsor(w, attacker, field_, value):
-    """Slash and burn rates are protocol bounds: a sponsor cannot slash a whole dataset, burn
-    nothing, or put a model's whole stake at stake in one round."""
+    """Slash and bonus rates are protocol bounds: a sponsor cannot slash a whole dataset, make
+    the contribution bonus outweigh the own score, or put a model's whole stake at stake in
+    one round."""
     with boa.reverts("market: a rate outside the protocol's bounds"):
         w.open(economics=econ.Economics(**{**vars(ECONOMICS), field_: value}), sponsor=attacker)
 
 
 def test_sponsor__never_receives_slashed_stake(w, market, token, people, attacker):
-    """Slashed stake never flows to the party who chose the round's inputs: with no gains to
-    pay, what the slashes leave after the burn is burned too, and the sponsor gets back its
-    pool and unspent budget, not a token more."""
+    """Slashed stake never flows to the party who chose the round's inputs: every slash is
+    burned, and the sponsor gets back its pool and unspent budget, not a token more."""
     mid = w.register(people.modelers[0], [], 400 * E18)
     rid = w.open(economics=HARSH, sponsor=attacker, pool=POOL)
     w.commit(rid, mid)
@@ -101,7 +103,7 @@ def test_sponsor__never_receives_slashed_stake(w, market, token, people, attacke
     settled = _settle_round(w, rid, [-20_000, 0, 0], [0, 0])
     got = token.balanceOf(attacker) - before
     assert got == POOL + w.rounds[rid].budget - 2 * TERMS[0]
-    # the model lost the cap (25%); half of it burned at once, the half no gain used burned too
+    # the model lost the cap (25%), all of it burned
     lost = 100 * E18
     assert market.models(mid).stake == 300 * E18
     assert supply - token.totalSupply() == lost
@@ -260,3 +262,79 @@ def test_open_round__unchallengeable_tasks__revert(w, attacker, challenger_bond)
     terms = (TERMS[0], TERMS[1], TERMS[2], solver_bond, challenger_bond, TERMS[5], TERMS[6])
     with boa.reverts("market: bonds outside the protocol's bounds"):
         w.open(terms=terms, sponsor=attacker)
+
+
+def _scores_by_the_program(w, rid) -> list[int]:
+    """The round's 2M scores as the real scores program (onnx_models/market.py) computes them
+    from the revealed predictions, the stakes' weights and the labels."""
+    from onnx_models.market import SCORES as KIND_SCORES
+    from onnx_models.market import Shape, program
+    from verifier.engine.program import load_program
+
+    r = w.rounds[rid]
+    shape = Shape(*r.shape)
+    weights = np.array(list(w.market.weights(rid)), np.int64)
+    preds = [np.frombuffer(r.preds[mid], np.int8) for mid in r.models]
+    labels = np.frombuffer(r.labels, np.int8)
+    (out,) = load_program(program(KIND_SCORES, shape, weights=weights, labels=labels, predictions=preds)).run().values()
+    return [int(v) for v in out]
+
+
+def test_sponsor_who_knows_the_labels__cannot_lower_an_honest_models_payout(w, market, token, people, attacker):
+    """Issue 11.7: no participant who knows the outcome in advance can lower another model's
+    payout below what that model's own predictions earn against it. The sponsor commits a
+    model that predicts its own labels perfectly, with the largest stake the round allows;
+    before this rule payouts were leave-one-out scores only, the honest model's turned
+    negative against the perfect metamodel and it was slashed, the pool flowing to the
+    sponsor's model. Now the honest model is paid its own score's return; only its bonus
+    (never negative) is gone."""
+    honest = w.register(people.modelers[0], [], 100 * E18)
+    perfect = market.register_model("bafy-oracle", [], 10**6 * E18, sender=attacker)
+    w.models[perfect] = (attacker, [])
+    rid = w.open(economics=HARSH, sponsor=attacker)
+    labels = np.frombuffer(w.rounds[rid].labels, np.int8).astype(np.int64)
+    # the honest model: modest confidence, the sign right on all rows but one
+    mine = 40 * np.where(labels >= 0, 1, -1)
+    mine[3] = -mine[3]
+    oracle = 100 * labels  # the sponsor's: its own labels
+    mine, oracle = mine.astype(np.int8).tobytes(), oracle.astype(np.int8).tobytes()
+    w.commit(rid, honest, preds=mine)
+    with boa.reverts("market: stake above the round's maximum"):
+        market.commit(rid, perfect, word("c"), market.rounds(rid).max_stake + 1, sender=attacker)
+    w.commit(rid, perfect, preds=oracle, who=attacker)
+    w.to(rid, "commit")
+    w.reveal(rid, honest)
+    w.reveal(rid, perfect, who=attacker)
+    scores = _scores_by_the_program(w, rid)
+    own, loo = scores[0], scores[3]
+    assert own > 0 > loo  # the attack works against a leave-one-out payout ...
+    before = token.balanceOf(people.modelers[0])
+    stake = market.model_entries(rid, honest).stake
+    settled = _settle_round(w, rid, scores, [0, 0])
+    earned = token.balanceOf(people.modelers[0]) - before
+    own_return = min(max(own * HARSH.factor_bps // econ.BPS, -HARSH.cap_bps), HARSH.cap_bps)
+    # ... but the honest model earns exactly its own score's return, unscaled
+    assert earned == stake * own_return // econ.BPS > 0
+    assert market.models(honest).stake == 100 * E18
+    assert settled.slashed == 0 and settled.paid <= w.rounds[rid].pool
+
+
+@pytest.mark.parametrize("pool", [10**15, 7 * E18, POOL])
+def test_void__pays_every_revealed_model_at_least_its_best_settlement(w, market, token, people, attacker, pool):
+    """A sponsor who withholds the labels cannot pay a model less than settlement could have:
+    every reservation is at most max_stake, so the largest gain (cap plus bonus) is at most
+    pool / M, and a void splits the pool among at most M revealed models."""
+    mids = [w.register(people.modelers[i], [], 10**6 * E18) for i in range(3)]
+    rid = w.open(economics=HARSH, sponsor=attacker, pool=pool)
+    for mid in mids:
+        w.commit(rid, mid)
+    w.to(rid, "commit")
+    for mid in mids:
+        w.reveal(rid, mid)
+    best = market.rounds(rid).max_stake * (HARSH.cap_bps + HARSH.bonus_bps) // econ.BPS
+    assert best > 0
+    w.to(rid, "labels")
+    before = [token.balanceOf(people.modelers[i]) for i in range(3)]
+    market.void_round(rid, sender=attacker)
+    for i in range(3):
+        assert token.balanceOf(people.modelers[i]) - before[i] >= best

@@ -57,9 +57,10 @@ economics_st = st.builds(
     cap_bps=st.sampled_from([0, 2_000, econ.MAX_CAP_BPS]),
     data_share_bps=st.sampled_from([0, 1_000, 10_000]),
     data_slash_bps=st.sampled_from([0, 500, econ.MAX_DATA_SLASH_BPS]),
-    burn_bps=st.sampled_from([econ.MIN_BURN_BPS, 7_500, 10_000]),
-)
-scores_st = st.lists(st.integers(-20_000, 20_000), min_size=3, max_size=3)
+    bonus_bps=st.sampled_from([0, 500, econ.MAX_CAP_BPS // econ.BONUS_CAP_DIVISOR]),
+).filter(lambda e: e.bonus_bps * econ.BONUS_CAP_DIVISOR <= e.cap_bps)
+# own scores of the 3 model slots, then their leave-one-out scores
+scores_st = st.lists(st.integers(-20_000, 20_000), min_size=6, max_size=6)
 values_st = st.lists(st.integers(-1_000, 1_000), min_size=2, max_size=2)
 
 

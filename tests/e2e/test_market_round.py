@@ -66,10 +66,10 @@ def test_full_round_with_daemons(suite, fleet, tmp_path):
     now = suite.now()
     schedule = {"commit_deadline": now + DAY, "reveal_deadline": now + 2 * DAY, "labels_deadline": now + 3 * DAY,
                 "result_deadline": now + 30 * DAY}  # fmt: skip
-    economics_ = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "burn_bps": 5_000}
+    economics_ = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "bonus_bps": 500}
     terms = {"reward": 5 * TOKEN, "window": WINDOW, "clock": CLOCK, "solver_bond": 500 * TOKEN,
              "challenger_bond": 250 * TOKEN, "arity": 8, "duration": 7 * DAY}  # fmt: skip
-    pool = 120 * TOKEN
+    pool = 300 * TOKEN  # at 25% + 5% return every 200-BOND model of the 4 slots fits it
     rid = sponsor.open_round(shape, schedule, economics_, terms, data.features, data.labels, pool, 6 * 5 * TOKEN)["round_id"]
     _holds_what_it_owes(sponsor)
     # each provider puts its dataset in the round: no round takes a stake without its owner
@@ -130,11 +130,16 @@ def test_full_round_with_daemons(suite, fleet, tmp_path):
     with pytest.raises(ChainError, match="already settled"):
         sponsor.settle(rid)
 
-    # the noise model (C) is slashed; the noise dataset earns less than the clean one
-    assert scores[2] < 0 < scores[0]
+    # the model on noise data (C) predicts worse than A and adds nothing to the others'
+    # metamodel: it earns its own score's return only, below A's with its bonus; the noise
+    # dataset earns less than the clean one
+    m_slots = len(scores) // 2
+    assert scores[2] < scores[0] and scores[m_slots + 2] < 0 < scores[m_slots]
     stakes_after = [int(sponsor.model(i)["stake"]) for i in models]
-    assert stakes_after[2] < stakes_before[2]
     paid = {(int(p["kind"]), int(p["id"])): int(p["amount"]) for p in result["payments"]}
+    assert paid[(1, models[0])] > paid.get((1, models[2]), 0)
+    # only losses come out of stakes
+    assert [b + min(paid.get((1, i), 0), 0) for b, i in zip(stakes_before, models)] == stakes_after
     want = {k: v for k, v in expected.items() if v}
     assert {k: v for k, v in paid.items() if k[0] != 2} == want  # exactly SPEC 8.5 (verifier.market.economics)
     assert paid.get((0, ds[0]), 0) > paid.get((0, ds[1]), 0)
@@ -156,11 +161,13 @@ def _expected_settlement(m: MarketClient, rid: int, scores: list[int], values: l
     slot_of = {d: int(e[0]) for d, e in zip(ds_ids, d_entries)}
     model_ids = [int(i) for i in f.round_models(rid).call()]
     models = []
+    m_slots = len(scores) // 2  # own scores, then leave-one-out scores
     for i, mid in enumerate(model_ids):
         e = f.model_entries(rid, mid).call()  # slot, commitment, stake, state, locked
         info = m.model(mid)
         models.append(economics.ModelEntry(int(e[2]), int(info["stake"]), scores[i], int(e[3]) == 2,
-                                           tuple(slot_of[int(d)] for d in info["datasets"] if int(d) in slot_of)))  # fmt: skip
+                                           tuple(slot_of[int(d)] for d in info["datasets"] if int(d) in slot_of),
+                                           contribution=scores[m_slots + i]))  # fmt: skip
     s = economics.payouts(models, datasets, economics.Economics(**econ), pool)
     out = {(1, mid): v for mid, v in zip(model_ids, s.model_payouts)}
     out |= {(0, d): s.dataset_payouts[slot_of[d]] for d in ds_ids}

@@ -406,28 +406,33 @@ def test_demo_scores_and_values(demo):
     assert np.array_equal(m, metamodel_ref(w, preds))
     s = run(program(SCORES, shape, weights=w, labels=demo.labels, predictions=preds))
     assert np.array_equal(s, scores_ref(w, demo.labels, preds))
-    assert s[3] == 0
-    assert s[0] > 0 and s[0] > s[2] and s[1] > s[2]
-    # slot 3 submits noise: it scores below 0
+    own, loo = s[:4], s[4:]
+    assert loo[3] == 0 and own[3] > 0  # a copy adds nothing, though its own predictions are good
+    assert loo[0] > 0 and loo[0] > loo[2] and loo[1] > loo[2]
+    assert own[0] > own[2] and own[1] > own[2]
+    # slot 3 submits noise: it scores below 0 on both counts
     noisy = [good, decent, worse, noise_predictions(shape.rows, 1)]
     s = run(program(SCORES, shape, weights=w, labels=demo.labels, predictions=noisy))
     assert np.array_equal(s, scores_ref(w, demo.labels, noisy))
-    assert s[3] < 0
+    assert s[7] < 0
 
 
 def _settle(scores, values, model_datasets):  # noqa: ANN001, ANN202
     from verifier.market.economics import DatasetEntry, Economics, ModelEntry, payouts
 
     stake = 100 * 10**18
-    econ = Economics(factor_bps=10_000, cap_bps=2_500, data_share_bps=2_000, data_slash_bps=1_000, burn_bps=5_000)
-    models = [ModelEntry(stake, stake, int(sc), True, tuple(ds)) for sc, ds in zip(scores, model_datasets)]
+    econ = Economics(factor_bps=10_000, cap_bps=2_500, data_share_bps=2_000, data_slash_bps=1_000, bonus_bps=500)
+    m = len(scores) // 2
+    models = [ModelEntry(stake, stake, int(scores[i]), True, tuple(ds), contribution=int(scores[m + i]))
+              for i, ds in enumerate(model_datasets)]  # fmt: skip
     datasets = [DatasetEntry(stake, stake, int(v), True) for v in values]
     return payouts(models, datasets, econ, pool=1_000 * 10**18)
 
 
-def test_copying_the_metamodel_earns_nothing_and_noise_is_slashed(demo):
-    """Through the programs and the payout rule: a copy of the others' metamodel is paid 0, a
-    noise model is slashed, and the noise dataset is slashed while the clean one is paid."""
+def test_copying_the_metamodel_earns_no_bonus_nor_does_noise(demo):
+    """Through the programs and the payout rule: a copy of the others' metamodel earns what its
+    own predictions earn and no contribution bonus; a noise model gets no bonus and an own
+    score near 0; the noise dataset is slashed while the clean one is paid."""
     shape = demo.shape
     w = demo.weights()
     w[3] = weight_of(50 * 10**18)
@@ -435,14 +440,14 @@ def test_copying_the_metamodel_earns_nothing_and_noise_is_slashed(demo):
     values = run(program(VALUES, shape, **demo.data(VALUES)))[:2]
     for seed in range(4):
         copy = others_metamodel_ref(w, [good, decent, worse, None], 3).astype(np.int8)
-        for fourth, expect in ((copy, "zero"), (noise_predictions(shape.rows, seed), "slashed")):
+        for fourth, expect in ((copy, "copy"), (noise_predictions(shape.rows, seed), "slashed")):
             preds = [good, decent, worse, fourth]
             s = run(program(SCORES, shape, weights=w, labels=demo.labels, predictions=preds))
             paid = _settle(s, values, [(0,), (0,), (1,), (0,)])
-            if expect == "zero":
-                assert s[3] == 0 and paid.model_payouts[3] == 0
-            else:
-                assert s[3] < 0 and paid.model_payouts[3] < 0
+            if expect == "copy":
+                assert s[7] == 0 and paid.returns_bps[3] == min(s[3], 2_500) > 0
+            else:  # noise: no bonus, and an own score near 0, far below the skilled models'
+                assert s[7] < 0 and paid.returns_bps[3] == min(s[3], 2_500) and abs(s[3]) < s[0] // 4
             assert paid.dataset_payouts[0] > 0 > paid.dataset_payouts[1]
 
 

@@ -34,7 +34,8 @@ def test_metamodel():
 
 def test_scores():
     w = np.array([weight_of(s) for s in STAKES], np.int64)
-    assert run(1, weights=w, labels=Y, predictions=[P_A, P_B]).tolist() == [9_333, -9_333]
+    # own scores, then leave-one-out scores
+    assert run(1, weights=w, labels=Y, predictions=[P_A, P_B]).tolist() == [6_000, -3_333, 9_333, -9_333]
 
 
 def test_data_value():
@@ -43,15 +44,24 @@ def test_data_value():
 
 
 def test_payouts():
-    from verifier.market.economics import DatasetEntry, Economics, ModelEntry, payouts
+    from verifier.market.economics import (
+        DatasetEntry,
+        Economics,
+        ModelEntry,
+        max_model_stake,
+        payouts,
+    )
 
-    econ = Economics(factor_bps=10_000, cap_bps=2_500, data_share_bps=2_000, data_slash_bps=1_000, burn_bps=5_000)
-    models = [ModelEntry(STAKES[0], STAKES[0], 9_333, True, (0,)), ModelEntry(STAKES[1], STAKES[1], -9_333, True, (0,))]
+    econ = Economics(factor_bps=10_000, cap_bps=2_500, data_share_bps=2_000, data_slash_bps=1_000, bonus_bps=500)
+    pool = 240 * TOKEN
+    assert max_model_stake(pool, SHAPE.models, econ) == pool * 10_000 // 6_001 >= STAKES[0]
+    models = [ModelEntry(STAKES[0], STAKES[0], 6_000, True, (0,), contribution=9_333),
+              ModelEntry(STAKES[1], STAKES[1], -3_333, True, (0,), contribution=-9_333)]  # fmt: skip
     datasets = [DatasetEntry(50 * TOKEN, 50 * TOKEN, 3_000_000, True)]
-    s = payouts(models, datasets, econ, pool=100 * TOKEN)
-    assert s.model_payouts == [60 * TOKEN, -25 * TOKEN]
-    assert s.dataset_payouts == [15 * TOKEN]
-    # gains come out of the pool first: the sponsor gets back 100 - 75, and the slashed 25 is
-    # burned whole (12.5 at once, 12.5 that no gain needed), so no slash refunds the sponsor
+    s = payouts(models, datasets, econ, pool=pool)
+    assert s.returns_bps == [2_500 + 500, -2_500]
+    assert s.model_payouts == [72 * TOKEN, -25 * TOKEN]
+    assert s.dataset_payouts == [18 * TOKEN]
+    # gains come out of the pool: the sponsor gets back 240 - 90, and the slashed 25 is burned
     assert s.burned == 25 * TOKEN
-    assert s.refund == 25 * TOKEN
+    assert s.refund == 150 * TOKEN

@@ -31,7 +31,7 @@ TOKEN = 10**18
 DAY = 86_400
 DATA_STAKE = 100 * TOKEN
 MODEL_STAKE = 200 * TOKEN
-POOL = 120 * TOKEN
+POOL = 300 * TOKEN  # every 200-BOND model fits: 4 slots at 30% need 240
 TASK_REWARD = 5 * TOKEN
 # the market's least challenger bond (SPEC 8.1: a lost challenge pays the solver's gas), and a
 # solver bond above it
@@ -114,7 +114,7 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
     now = chain.w3.eth.get_block("latest")["timestamp"]
     schedule = {"commit_deadline": now + DAY, "reveal_deadline": now + 2 * DAY, "labels_deadline": now + 3 * DAY,
                 "result_deadline": now + 30 * DAY}  # fmt: skip
-    economics = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "burn_bps": 5_000,
+    economics = {"factor_bps": 10_000, "cap_bps": 2_500, "data_share_bps": 2_000, "data_slash_bps": 1_000, "bonus_bps": 500,
                  "min_stake": 10 * TOKEN}
     terms = {"reward": TASK_REWARD, "window": WINDOW, "clock": CLOCK, "solver_bond": SOLVER_BOND,
              "challenger_bond": CHALLENGER_BOND, "arity": 8, "duration": 7 * DAY}  # fmt: skip
@@ -189,23 +189,27 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
     for kind in task_ids:
         gas(sponsor, sponsor.client.record(rid, kind, rp))
     market = sponsor.client.market.functions
-    scores = [int(v) for v in market.scores(rid).call()]
+    recorded = [int(v) for v in market.scores(rid).call()]
+    scores, contributions = recorded[: shape.models], recorded[shape.models :]
     values = [int(v) for v in market.values(rid).call()]
-    say(f"results recorded from the finalized claims: scores {scores[:3]} bps, data values {values[:2]}")
+    say(f"results recorded from the finalized claims: own scores {scores[:3]} bps, contributions to the others' "
+        f"metamodel {contributions[:3]} bps, data values {values[:2]}")  # fmt: skip
     result = sponsor.client.settle(rid)
     gas(sponsor, result)
 
     table = Table(title=f"round {rid}: payouts and slashes (BOND)")
     for col in ("who", "role", "score / value", "change", "gas"):
         table.add_column(col, justify="left" if col in ("who", "role") else "right")
-    summary: dict[str, Any] = {"round_id": rid, "scores": scores[:3], "values": values[:2], "outcome": outcome}
+    summary: dict[str, Any] = {"round_id": rid, "scores": scores[:3], "contributions": contributions[:3],
+                               "values": values[:2], "outcome": outcome}  # fmt: skip
     for who, p in people.items():
         after = token.functions.balanceOf(p.address).call()
         stake = _stake(p, sponsor.client)
         change = after + stake - p.before
         metric = ""
         if who in modelers:
-            metric = f"{scores[modelers.index(who)]:+d} bps"
+            i = modelers.index(who)
+            metric = f"{scores[i]:+d} bps, adds {contributions[i]:+d}"
         elif who in ("clean data", "noise data"):
             metric = f"{values[('clean data', 'noise data').index(who)]:+,d}"
         table.add_row(who, p.role, metric, f"{change / TOKEN:+,.2f}", f"{p.gas:,}")
@@ -214,7 +218,7 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
     summary["burned"] = burned
     summary["market_balance"] = token.functions.balanceOf(sponsor.client.market.address).call()
     summary["market_owed"] = int(market.owed().call())
-    table.add_row("(burned)", "slashed stake no gain took", "", f"{burned / TOKEN:,.2f}", "")
+    table.add_row("(burned)", "slashed stake", "", f"{burned / TOKEN:,.2f}", "")
     demo.console.print(table)
     return summary
 

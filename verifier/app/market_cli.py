@@ -244,7 +244,7 @@ def round_open(
     cap_bps: Annotated[int, typer.Option("--cap-bps", help="Largest gain or loss, in bps of stake (at most 2_500).")] = 2_500,
     data_share_bps: Annotated[int, typer.Option("--data-share-bps", help="Share of a model's gain paid to its datasets.")] = 2_000,
     data_slash_bps: Annotated[int, typer.Option("--data-slash-bps", help="Slash of a dataset with negative value, bps of stake (at most 1_000).")] = 1_000,
-    burn_bps: Annotated[int, typer.Option("--burn-bps", help="Share of slashed stake burned at once, 5_000..10_000 (what gains leave is burned too).")] = 5_000,
+    bonus_bps: Annotated[int, typer.Option("--bonus-bps", help="Largest contribution bonus, in bps of stake (at most a quarter of --cap-bps).")] = 500,
     min_stake: Annotated[str, typer.Option("--min-stake", help="Least stake a model needs to commit (keeps dust sybils out).")] = "1",
     window: Annotated[str, typer.Option("--window", help="Each task's challenge window, 2d..7d.")] = "2d",
     clock: Annotated[str, typer.Option("--clock", help="Each task's chess clock per game, 2d..7d.")] = "2d",
@@ -276,7 +276,7 @@ def round_open(
         schedule = {"commit_deadline": c, "reveal_deadline": r_, "labels_deadline": lab,
                     "result_deadline": lab + _duration(results_for, "--results-for")}  # fmt: skip
         economics = {"factor_bps": factor_bps, "cap_bps": cap_bps, "data_share_bps": data_share_bps,
-                     "data_slash_bps": data_slash_bps, "burn_bps": burn_bps,
+                     "data_slash_bps": data_slash_bps, "bonus_bps": bonus_bps,
                      "min_stake": _amount(min_stake, "--min-stake")}  # fmt: skip
         terms = {"reward": _amount(task_reward, "--task-reward"), "window": _duration(window, "--window"),
                  "clock": _duration(clock, "--clock"), "solver_bond": _amount(solver_bond, "--solver-bond"),

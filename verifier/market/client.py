@@ -131,6 +131,7 @@ class RoundView:
     labels_hash: bytes
     pool: int
     budget: int
+    max_stake: int  # the most a model may reserve in the round (SPEC 8.5)
     state: int
     labels_revealed: bool
     raw: dict[str, Any]
@@ -322,12 +323,12 @@ class MarketClient:
     # -- rounds: modelers ------------------------------------------------------------------------
 
     def commit(self, round_id: int, model_id: int, predictions: np.ndarray, amount: int | None = None) -> dict[str, Any]:
-        """Commit predictions, reserving `amount` of the model's free stake (all of it when None)
-        as its stake at risk in the round (SPEC 8.5); the predictions and salt are saved before
-        the commitment is sent."""
+        """Commit predictions, reserving `amount` of the model's free stake (when None, all of it
+        up to the round's `max_stake`) as its stake at risk in the round (SPEC 8.5); the
+        predictions and salt are saved before the commitment is sent."""
         r = self.round(round_id)
         if amount is None:
-            amount = self.free_stake("model", model_id)
+            amount = min(self.free_stake("model", model_id), r.max_stake)
         data = int8_bytes(predictions, "predictions")
         if len(data) != r.shape.rows:
             raise MarketError(f"{len(data)} predictions for a round of {r.shape.rows} rows; predict every row.")
@@ -522,7 +523,7 @@ class RoundPrograms:
 
 SHAPE_FIELDS = ("models", "datasets", "rows", "features", "dataset_rows", "k")
 SCHEDULE_FIELDS = ("commit_deadline", "reveal_deadline", "labels_deadline", "result_deadline")
-ECONOMICS_FIELDS = ("factor_bps", "cap_bps", "data_share_bps", "data_slash_bps", "burn_bps", "min_stake")
+ECONOMICS_FIELDS = ("factor_bps", "cap_bps", "data_share_bps", "data_slash_bps", "bonus_bps", "min_stake")
 TERMS_FIELDS = ("reward", "window", "clock", "solver_bond", "challenger_bond", "arity", "duration")
 REF_FIELDS = ("graph_root", "n_nodes", "n_slots", "steps", "data_base", "out_slot", "template")
 
@@ -592,6 +593,7 @@ def read_round(market: Any, round_id: int, deployment: Deployment) -> RoundView:
         labels_hash=bytes(raw["labels_hash"]),
         pool=int(raw["pool"]),
         budget=int(raw["budget"]),
+        max_stake=int(raw["max_stake"]),
         state=int(raw["state"]),
         labels_revealed=bool(raw.get("labels_revealed", False)),
         raw=raw,

@@ -5,11 +5,11 @@ commitments of reveals (8.6), integer for integer like contracts/Market.vy.
 The tests cross-check the contract against these functions, and the CLI uses them to preview
 a round's payouts before anyone pays gas to settle it:
 
-    >>> s = payouts([ModelEntry(10**18, 10**18, 500, True, (0,))],
+    >>> s = payouts([ModelEntry(10**18, 10**18, 500, True, (0,), contribution=100)],
     ...             [DatasetEntry(10**18, 10**18, 7, True)],
-    ...             Economics(10_000, 2_000, 1_000, 500, 5_000), pool=10**17)
+    ...             Economics(10_000, 2_000, 1_000, 500, 500), pool=10**18)
     >>> s.model_payouts, s.dataset_payouts, s.refund
-    ([45000000000000000], [5000000000000000], 50000000000000000)
+    ([54000000000000000], [6000000000000000], 940000000000000000)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ CHUNK = 2048
 # Protocol bounds of a round (SPEC 8.1; Market.vy's constants of the same names)
 MAX_CAP_BPS = 2_500
 MAX_DATA_SLASH_BPS = 1_000
-MIN_BURN_BPS = 5_000
+BONUS_CAP_DIVISOR = 4  # bonus_bps <= cap_bps / 4: the contribution part stays the smaller one
 MAX_FACTOR_BPS = 1_000_000
 MAX_COMMIT_PHASE = 2_592_000
 MIN_PHASE = 86_400
@@ -46,6 +46,7 @@ MAX_CHALLENGER_BOND = 10**21
 MAX_SOLVER_BOND = 10**22
 
 __all__ = [
+    "BONUS_CAP_DIVISOR",
     "BPS",
     "MAX_CAP_BPS",
     "MAX_CHALLENGER_BOND",
@@ -59,7 +60,6 @@ __all__ = [
     "MAX_TASK_DURATION",
     "MAX_TASK_WINDOW",
     "MAX_WEIGHT",
-    "MIN_BURN_BPS",
     "MIN_CHALLENGER_BOND",
     "MIN_CLOCK",
     "MIN_PHASE",
@@ -73,6 +73,7 @@ __all__ = [
     "Settlement",
     "labels_commitment",
     "mask",
+    "max_model_stake",
     "payouts",
     "prediction_commitment",
     "round_bounds_error",
@@ -92,7 +93,7 @@ class Economics:
     cap_bps: int
     data_share_bps: int
     data_slash_bps: int
-    burn_bps: int
+    bonus_bps: int  # largest contribution bonus, in basis points of the stake (<= cap_bps / 4)
     min_stake: int = 0  # a commit or join reserves at least this stake (no part in the payouts)
 
 
@@ -101,7 +102,8 @@ class ModelEntry:
     """One model slot of a round at settlement.
 
     `datasets` are the slots (indices into the round's dataset list) of the datasets the
-    model names; `score` is its recorded contribution score (ignored unless `revealed`).
+    model names; `score` is its recorded own score and `contribution` its leave-one-out score
+    (both ignored unless `revealed`).
     `stake_at_risk` is what the round reserved; `current_stake` (the model's whole stake)
     bounds nothing: a loss is at most `cap_bps` of the reservation, which the stake covers.
     """
@@ -111,6 +113,7 @@ class ModelEntry:
     score: int
     revealed: bool
     datasets: tuple[int, ...] = ()
+    contribution: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,7 @@ class DatasetEntry:
 class Settlement:
     """What `settle` moves. Payouts are signed: positive is paid to the owner, negative is
     slashed from the stake. `refund` is what the sponsor gets back (pool left plus budget):
-    never more than its pool plus budget, since slashed stake that gains leave is burned
-    (`burned` counts both burns)."""
+    never more than its pool plus budget, since every slash is burned."""
 
     model_payouts: list[int]
     dataset_payouts: list[int]
@@ -137,7 +139,7 @@ class Settlement:
     burned: int
     refund: int
     returns_bps: list[int] = field(default_factory=list)
-    """r_i of each model slot (0 for one that did not reveal)."""
+    """r_i + b_i of each model slot (0 for one that did not reveal)."""
 
 
 def trunc_div(a: int, b: int) -> int:
@@ -179,19 +181,17 @@ def payouts(
 ) -> Settlement:
     """Gains, losses, data shares, burn and refund of one round, exactly as SPEC 8.5 says."""
     e = economics
-    gains = [0] * len(models)
     returns = [0] * len(models)
     model_pay = [0] * len(models)
     data_pay = [0] * len(datasets)
-    slashed = 0
+    slashed = paid = 0
     for i, m in enumerate(models):
         if not m.revealed:
             continue
-        r = max(-e.cap_bps, min(e.cap_bps, trunc_div(m.score * e.factor_bps, BPS)))
-        returns[i] = r
-        if r > 0:
-            gains[i] = m.stake_at_risk * r // BPS
-        elif r < 0:
+        own = max(-e.cap_bps, min(e.cap_bps, trunc_div(m.score * e.factor_bps, BPS)))
+        bonus = max(0, min(e.bonus_bps, trunc_div(m.contribution * e.factor_bps, BPS)))
+        returns[i] = r = own + bonus
+        if r < 0:
             loss = m.stake_at_risk * -r // BPS  # <= the reservation (cap_bps <= BPS)
             model_pay[i] = -loss
             slashed += loss
@@ -200,17 +200,11 @@ def payouts(
             loss = ds.at_risk * e.data_slash_bps // BPS
             data_pay[d] = -loss
             slashed += loss
-
-    burned = slashed * e.burn_bps // BPS
-    avail = pool + slashed - burned
-    total_gain = sum(gains)
-    paid = 0
     for i, m in enumerate(models):
-        g = gains[i]
-        if g == 0:
+        if returns[i] <= 0:
             continue
-        if total_gain > avail:
-            g = g * avail // total_gain
+        # never scaled: a reservation is at most max_model_stake, so the gains fit the pool
+        g = m.stake_at_risk * returns[i] // BPS
         paid += g
         share = g * e.data_share_bps // BPS
         positive = [d for d in m.datasets if datasets[d].active and datasets[d].value > 0]
@@ -222,10 +216,17 @@ def payouts(
                 data_pay[d] += part
                 passed += part
         model_pay[i] = g - passed
-    left = avail - paid
-    refund = max(0, pool - paid)  # gains come out of the pool first: a slash never refunds the sponsor
-    burned += left - refund
-    return Settlement(model_pay, data_pay, paid, slashed, burned, refund + budget, returns)
+    if paid > pool:
+        raise ValueError(f"gains {paid} exceed the pool {pool}: a reservation above max_model_stake")
+    # every slash is burned, so the sponsor's refund is the same whoever is slashed
+    return Settlement(model_pay, data_pay, paid, slashed, slashed, pool - paid + budget, returns)
+
+
+def max_model_stake(pool: int, models: int, economics: Economics) -> int:
+    """The most a model may reserve in a round (Market.vy's `max_stake`, SPEC 8.5): at full
+    return every model slot's gain fits its share of the pool."""
+    # the + 1 keeps the divisor positive for a round with no return, and only rounds down
+    return pool * BPS // ((economics.cap_bps + economics.bonus_bps) * models + 1)
 
 
 def void_payouts(models: Sequence[ModelEntry], pool: int, budget: int = 0) -> tuple[list[int], int]:
@@ -268,7 +269,7 @@ def round_bounds_error(
         return "market: factor above 1_000_000 bps"
     if not (
         e.cap_bps <= MAX_CAP_BPS and e.data_share_bps <= BPS and e.data_slash_bps <= MAX_DATA_SLASH_BPS
-        and MIN_BURN_BPS <= e.burn_bps <= BPS
+        and e.bonus_bps * BONUS_CAP_DIVISOR <= e.cap_bps
     ):  # fmt: skip
         return "market: a rate outside the protocol's bounds"
     if not (
