@@ -79,6 +79,10 @@ interface IBurnable:
     def burn(amount: uint256): nonpayable
 
 
+interface IAvailability:
+    def available(commitment: bytes32) -> bool: view
+
+
 # limits of a round (docs/SPEC.md section 8.1)
 MAX_MODELS: public(constant(uint256)) = 16
 MAX_DATASETS: public(constant(uint256)) = 8
@@ -180,7 +184,7 @@ DT_INT64: constant(uint256) = 7
 # the string is REASONS[code >> 8 : (code >> 8) + (code & 255)]: one shared revert keeps
 # the contract under the 24_576-byte limit (an inline `assert ..., "reason"` costs ~130
 # bytes each). tests/contracts/test_market.py checks every code against this table.
-REASONS: constant(String[1815]) = (
+REASONS: constant(String[1852]) = (
     "no such round"
     "round already settled"
     "round is void"
@@ -250,6 +254,7 @@ REASONS: constant(String[1815]) = (
     "reward below 1 token or budget below 3 rewards"
     "dataset already in the round"
     "stake above the round's maximum"
+    "data not published on Availability.vy"
 )
 E_NO_ROUND: constant(uint256) = 0 << 8 | 13
 E_SETTLED: constant(uint256) = 13 << 8 | 21
@@ -320,6 +325,7 @@ E_BONDS: constant(uint256) = 1675 << 8 | 35
 E_REWARD: constant(uint256) = 1710 << 8 | 46
 E_JOINED: constant(uint256) = 1756 << 8 | 28
 E_MAX_STAKE: constant(uint256) = 1784 << 8 | 31
+E_UNAVAILABLE: constant(uint256) = 1815 << 8 | 37
 
 
 struct Shape:
@@ -603,6 +609,8 @@ event Voided:
 token: public(immutable(IERC20))
 # the task registry that runs the round's programs
 tasks: public(immutable(Tasks.__interface__))
+# where datasets' and round features' bytes are published on-chain (contracts/Availability.vy)
+availability: immutable(IAvailability)
 
 # number of datasets published; ids run from 1
 dataset_count: public(uint256)
@@ -643,16 +651,19 @@ burned: public(uint256)
 
 
 @deploy
-def __init__(token_: IERC20, tasks_: address):
+def __init__(token_: IERC20, tasks_: address, availability_: IAvailability):
     """
     @param token_ The stake token (contracts/Token.vy).
     @param tasks_ The task registry (contracts/Tasks.vy) over the same token.
+    @param availability_ The data-availability registry (contracts/Availability.vy).
     """
     assert token_.address != empty(address), "market: token is the zero address"
     assert tasks_ != empty(address), "market: tasks is the zero address"
+    assert availability_.address != empty(address), "market: availability is the zero address"
     assert (staticcall Tasks.__interface__(tasks_).token()).address == token_.address, "market: tasks uses another token"
     token = token_
     tasks = Tasks.__interface__(tasks_)
+    availability = availability_
 
 
 # --- datasets and models ----------------------------------------------------------------------
@@ -665,10 +676,14 @@ def publish_dataset(
 ) -> uint256:
     """
     @notice Publishes a dataset (its tensors' commitments and content id) and pulls `stake`.
+            Both tensors' bytes must be on Availability.vy first (SPEC 8.10).
     @param features Tensor commitment of the features, int8 [rows, n_features].
     @param labels Tensor commitment of the labels, int8 [rows], each -1 or 1.
     @return uint256 The dataset id.
     """
+    # no program may take an input a verifier cannot fetch: the bytes are in the chain's history
+    self._require_available(features)
+    self._require_available(labels)
     self._check(rows >= 1 and rows <= MAX_POINTS, E_DATASET_ROWS)
     self._check(n_features >= 1 and n_features <= MAX_FEATURES, E_FEATURES)
     dataset_id: uint256 = self.dataset_count + 1
@@ -777,6 +792,7 @@ def open_round(
     @return uint256 The round id.
     """
     self._require_shape(shape)
+    self._require_available(features)
     self._check(schedule.commit_deadline > block.timestamp, E_COMMIT_NOT_FUTURE)
     # every phase bounded; a deadline not after the one before it wraps its phase around to
     # above 2^255 (or leaves it 0), which the bounds refuse
@@ -1307,25 +1323,6 @@ def round_datasets(round_id: uint256) -> DynArray[uint256, MAX_DATASETS]:
 
 @external
 @view
-def weights(round_id: uint256) -> DynArray[uint256, MAX_MODELS]:
-    """
-    @notice The round's weights w, M values (SPEC 8.1): min(stake // WEIGHT_UNIT, MAX_WEIGHT)
-            for a revealed model, 0 for every other slot.
-    """
-    return self._weights(round_id)
-
-
-@external
-@view
-def mask(round_id: uint256) -> DynArray[uint256, MAX_DATASETS]:
-    """
-    @notice The round's dataset mask a, D values: 1 for an active dataset slot, else 0.
-    """
-    return self._mask(round_id)
-
-
-@external
-@view
 def scores(round_id: uint256) -> DynArray[int256, 2 * MAX_MODELS]:
     """
     @notice The recorded scores, 2M values: the models' own scores, then their leave-one-out
@@ -1533,6 +1530,12 @@ def _reserve(round_id: uint256, kind: uint8, id: uint256, amount: uint256):
         self.models[id].reserved = reserved + amount
     else:
         self.datasets[id].reserved = reserved + amount
+
+
+@internal
+@view
+def _require_available(commitment: bytes32):
+    self._check(staticcall availability.available(commitment), E_UNAVAILABLE)
 
 
 @internal

@@ -158,3 +158,29 @@ class Match:
             self.send(who, move)
         raise AssertionError("the game did not end")
 
+
+
+class Refused(Exception):
+    """A raw call reverted; the message is its revert reason."""
+
+
+def publish_raw(availability, header: bytes, data: bytes, sender=None):  # noqa: ANN001, ANN201
+    """Availability.publish(header) with `data` as the raw calldata after it (SPEC 8.10): the
+    computation (its output is the commitment), or Refused with the revert reason."""
+    from eth.exceptions import Revert
+    from eth_abi import decode as abi_decode
+    from eth_utils import function_signature_to_4byte_selector
+
+    calldata = function_signature_to_4byte_selector("publish(bytes32)") + header + data
+    try:
+        return boa.env.raw_call(availability.address, data=calldata, sender=sender)
+    except Revert as e:
+        out = bytes(e.args[0])
+        raise Refused(abi_decode(["string"], out[4:])[0] if out[:4] == bytes.fromhex("08c379a0") else out.hex()) from None
+
+
+def publish_tensor(availability, array, sender=None) -> bytes:  # noqa: ANN001
+    """Publishes `array`'s bytes on Availability.vy; its commitment."""
+    from verifier.market.availability import payload
+
+    return bytes(publish_raw(availability, *payload(array), sender=sender).output)

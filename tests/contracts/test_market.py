@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import boa
 import numpy as np
 import pytest
-from _court import CONTRACTS, tx_gas
+from _court import CONTRACTS, publish_tensor, tx_gas
 from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -139,8 +139,8 @@ class RoundShadow:
 class World:
     """A test's view of the market: the contracts, the actors and a shadow of each round."""
 
-    def __init__(self, market, token, tasks, people):
-        self.market, self.token, self.tasks = market, token, tasks
+    def __init__(self, market, token, tasks, people, availability):
+        self.market, self.token, self.tasks, self.availability = market, token, tasks, availability
         self.p = people
         self.rounds: dict[int, RoundShadow] = {}
         self.datasets: dict[int, tuple] = {}  # id -> (owner, features, labels)
@@ -152,10 +152,16 @@ class World:
         who = who or self.p.providers[0]
         r = SHAPE[4] if rows is None else rows
         f = SHAPE[3] if features is None else features
-        fc, lc = word("X_d", len(self.datasets)), word("L_d", len(self.datasets))
+        rng = np.random.default_rng(len(self.datasets))
+        fc = self.publish_bytes(rng.integers(-128, 128, (r, f)).astype(np.int8))
+        lc = self.publish_bytes(rng.choice(np.array([-1, 1], np.int8), r))
         did = self.market.publish_dataset(f"bafy-data-{len(self.datasets)}", fc, lc, r, f, stake, sender=who)
         self.datasets[did] = (who, fc, lc)
         return did
+
+    def publish_bytes(self, array) -> bytes:
+        """Publishes the tensor's bytes on Availability.vy (SPEC 8.10); its commitment."""
+        return publish_tensor(self.availability, array, sender=self.p.stranger)
 
     def register(self, who=None, datasets=(), stake=100 * E18) -> int:
         who = who or self.p.modelers[0]
@@ -182,7 +188,7 @@ class World:
         n = shape[2]
         labels = i8(labels) if labels is not None else i8([(-1, 1, 0, 1)[r % 4] for r in range(n)])
         salt = word("labels salt", len(self.rounds))
-        features = word("X", len(self.rounds))
+        features = self.publish_bytes(np.full((n, shape[3]), len(self.rounds) % 128, np.int8))
         rid = self.market.open_round(
             shape, schedule, tuple(vars(economics).values()), terms, [p.ref() for p in programs], features,
             "bafy-round-features", econ.labels_commitment(labels, salt), pool, budget,
@@ -380,15 +386,16 @@ def market_deployer():
 
 @pytest.fixture(scope="session")
 def suite(token_deployer, mock_game_deployer, tasks_deployer, market_deployer, deployer):
-    """A token, mock game, task registry and market of the market tests' own, so that their
-    minting never shows in the token of contracts/Tasks.vy's tests."""
+    """A token, mock game, task registry, data-availability registry and market of the market
+    tests' own, so that their minting never shows in the token of contracts/Tasks.vy's tests."""
     with boa.env.prank(deployer):
         token = token_deployer.deploy()
         game = mock_game_deployer.deploy()
         tasks = tasks_deployer.deploy(token, game)
         game.set_tasks(tasks)
-        market = market_deployer.deploy(token, tasks)
-    return SimpleNamespace(token=token, game=game, tasks=tasks, market=market)
+        availability = boa.load_partial(str(CONTRACTS / "Availability.vy")).deploy()
+        market = market_deployer.deploy(token, tasks, availability)
+    return SimpleNamespace(token=token, game=game, tasks=tasks, availability=availability, market=market)
 
 
 @pytest.fixture(scope="session")
@@ -424,9 +431,14 @@ def people(token, tasks, market, deployer):
     return p
 
 
+@pytest.fixture(scope="session")
+def availability(suite):
+    return suite.availability
+
+
 @pytest.fixture
-def w(market, token, tasks, people) -> World:
-    return World(market, token, tasks, people)
+def w(market, token, tasks, people, availability) -> World:
+    return World(market, token, tasks, people, availability)
 
 
 @pytest.fixture
@@ -460,20 +472,25 @@ def test_init__wiring(market, token, tasks):
     assert (market.WEIGHT_UNIT(), market.MAX_WEIGHT(), market.BPS()) == (10**15, 2**40 - 1, 10_000)
 
 
-def test_init__zero_token__reverts(market_deployer, tasks):
+def test_init__zero_token__reverts(market_deployer, tasks, availability):
     with boa.reverts("market: token is the zero address"):
-        market_deployer.deploy("0x" + "00" * 20, tasks)
+        market_deployer.deploy("0x" + "00" * 20, tasks, availability)
 
 
-def test_init__zero_tasks__reverts(market_deployer, token):
+def test_init__zero_tasks__reverts(market_deployer, token, availability):
     with boa.reverts("market: tasks is the zero address"):
-        market_deployer.deploy(token, "0x" + "00" * 20)
+        market_deployer.deploy(token, "0x" + "00" * 20, availability)
 
 
-def test_init__tasks_of_another_token__reverts(market_deployer, tasks, deployer):
+def test_init__zero_availability__reverts(market_deployer, token, tasks):
+    with boa.reverts("market: availability is the zero address"):
+        market_deployer.deploy(token, tasks, "0x" + "00" * 20)
+
+
+def test_init__tasks_of_another_token__reverts(market_deployer, tasks, availability, deployer):
     other = boa.load_partial(str(ROOT / "contracts" / "Token.vy")).deploy()
     with boa.reverts("market: tasks uses another token"):
-        market_deployer.deploy(other, tasks)
+        market_deployer.deploy(other, tasks, availability)
 
 
 def _reason_table() -> tuple[str, dict[str, int]]:
@@ -507,19 +524,19 @@ def test_reasons__every_code_names_exactly_one_reason():
     assert 'concat("market: ", slice(REASONS' in src
 
 
-def test_token_call_failed__reverts(tasks_deployer, mock_game_deployer, market_deployer):
+def test_token_call_failed__reverts(tasks_deployer, mock_game_deployer, market_deployer, availability):
     """A token that reports failure by returning False (Token.vy reverts instead) stops every
     pull, push and approve of the market: nothing is recorded as paid that did not move."""
     token = boa.load_partial(str(CONTRACTS / "mocks" / "FalseToken.vy")).deploy()
     tasks = tasks_deployer.deploy(token, mock_game_deployer.deploy())
-    market = market_deployer.deploy(token, tasks)
+    market = market_deployer.deploy(token, tasks, availability)
     g = boa.env.generate_address
     p = SimpleNamespace(sponsor=g("ft sponsor"), providers=[g("ft provider")], modelers=[g("ft modeler")],
                         solver=g("ft solver"), stranger=g("ft stranger"))
     for a in (p.sponsor, *p.providers, *p.modelers):
         token.mint(a, FUNDS)
         token.approve(market, MAX_UINT, sender=a)
-    w = World(market, token, tasks, p)
+    w = World(market, token, tasks, p, availability)
     d = [w.publish(p.providers[0], 10 * E18)]
     m = [w.register(p.modelers[0], d, 10 * E18)]
     rid = w.open()
@@ -573,17 +590,23 @@ def test_trunc_div__toward_zero(a, b, q):
 # --- datasets --------------------------------------------------------------------------------
 
 
+def _published(w, rows=16, features=4):
+    """Commitments of a dataset's features and labels, their bytes published on-chain."""
+    return (w.publish_bytes(np.ones((rows, features), np.int8)), w.publish_bytes(np.ones(rows, np.int8)))
+
+
 def test_publish_dataset__stores_logs_and_pulls_stake(w, market, token, people):
     who = people.providers[0]
     before = token.balanceOf(who)
-    did = market.publish_dataset("bafy-cid", word("f"), word("l"), 16, 4, 7 * E18, sender=who)
+    fc, lc = _published(w)
+    did = market.publish_dataset("bafy-cid", fc, lc, 16, 4, 7 * E18, sender=who)
     (ev,) = events(market, "DatasetPublished")
     assert did == 1 and market.dataset_count() == 1
-    assert (ev.dataset_id, ev.owner, ev.cid, ev.features, ev.labels) == (1, who, "bafy-cid", word("f"), word("l"))
+    assert (ev.dataset_id, ev.owner, ev.cid, ev.features, ev.labels) == (1, who, "bafy-cid", fc, lc)
     assert (ev.rows, ev.n_features, ev.stake) == (16, 4, 7 * E18)
     d = market.datasets(1)
     assert (d.owner, d.features, d.labels, d.rows, d.n_features, d.stake, d.reserved) == (
-        who, word("f"), word("l"), 16, 4, 7 * E18, 0,
+        who, fc, lc, 16, 4, 7 * E18, 0,
     )
     assert token.balanceOf(who) == before - 7 * E18
     assert market.owed() == 7 * E18
@@ -599,14 +622,37 @@ def test_publish_dataset__stores_logs_and_pulls_stake(w, market, token, people):
         (16, 257, "market: features outside 1..256"),
     ],
 )
-def test_publish_dataset__bad_shape__reverts(market, people, rows, features, reason):
+def test_publish_dataset__bad_shape__reverts(w, market, people, rows, features, reason):
+    fc, lc = _published(w)
     with boa.reverts(reason):
-        market.publish_dataset("c", word("f"), word("l"), rows, features, 0, sender=people.providers[0])
+        market.publish_dataset("c", fc, lc, rows, features, 0, sender=people.providers[0])
 
 
-def test_publish_dataset__edges_accepted(market, people):
-    market.publish_dataset("c", word("f"), word("l"), 1, 1, 0, sender=people.providers[0])
-    market.publish_dataset("c", word("f"), word("l"), 1024, 256, 0, sender=people.providers[0])
+def test_publish_dataset__edges_accepted(w, market, people):
+    market.publish_dataset("c", *_published(w, 1, 1), 1, 1, 0, sender=people.providers[0])
+    market.publish_dataset("c", *_published(w, 1024, 256), 1024, 256, 0, sender=people.providers[0])
+
+
+@pytest.mark.parametrize("missing", ["features", "labels", "both"])
+def test_publish_dataset__data_not_on_chain__reverts(w, market, people, missing):
+    """Issue 11.13: no program may take an input a verifier cannot fetch. A dataset whose
+    features or labels were never published on Availability.vy (only their commitments are
+    known) is refused, so a withholding provider cannot make the data-values task
+    undisputable and finalize values of its own."""
+    fc, lc = _published(w)
+    fc = word("withheld X") if missing in ("features", "both") else fc
+    lc = word("withheld L") if missing in ("labels", "both") else lc
+    with boa.reverts("market: data not published on Availability.vy"):
+        market.publish_dataset("c", fc, lc, 16, 4, 0, sender=people.providers[0])
+
+
+def test_open_round__features_not_on_chain__reverts(w, market, people):
+    """Issue 11.13: a round's features, like a dataset, must be on-chain before the round opens."""
+    now = boa.env.timestamp
+    args = (SHAPE, (now + DAY, now + 2 * DAY, now + 3 * DAY, now + 13 * DAY), tuple(vars(ECONOMICS).values()), TERMS,
+            [p.ref() for p in programs_for(SHAPE)])  # fmt: skip
+    with boa.reverts("market: data not published on Availability.vy"):
+        market.open_round(*args, word("withheld X"), "bafy", word("labels"), POOL, BUDGET, sender=people.sponsor)
 
 
 def test_dataset_stake__add_and_withdraw(w, market, token, people):
@@ -753,7 +799,6 @@ def test_open_round__stores_logs_and_pulls(w, market, token, people):
         assert tuple(market.round_program(rid, kind)) == r.programs[kind].ref()
     assert token.balanceOf(people.sponsor) == before - POOL - BUDGET
     assert market.owed() == POOL + BUDGET
-    assert list(market.weights(rid)) == [0, 0, 0] and list(market.mask(rid)) == [0, 0]
     w.assert_solvent()
 
 
@@ -1102,7 +1147,7 @@ def test_commit__datasets_not_in_the_round_are_left_out(w, market, people):
     w.to(rid, "commit")
     w.reveal(rid, m[1])
     assert market.datasets(d[0]).reserved == 0 and not market.dataset_entries(rid, d[0]).active
-    assert market.datasets(d[1]).reserved == 50 * E18 and list(market.mask(rid)) == [1, 0]
+    assert market.datasets(d[1]).reserved == 50 * E18 and market.dataset_entries(rid, d[1]).active
     with boa.reverts("market: amount exceeds the free stake"):
         market.withdraw_dataset_stake(d[1], 1, sender=people.providers[1])
     market.withdraw_dataset_stake(d[0], 1, sender=people.providers[0])
@@ -1123,11 +1168,22 @@ def test_reveal__stores_commitment_activates_datasets(w, market, people, committ
         de = market.dataset_entries(rid, did)
         assert (de.active, de.at_risk) == (True, stake)
         assert market.datasets(did).reserved == stake
-    assert list(market.weights(rid)) == [0, 200_000, 0]
-    assert list(market.mask(rid)) == [1, 1]
     w.reveal(rid, m[0])  # d0 already active: its at-risk stays, its reservation is not taken twice
     assert market.datasets(d[0]).reserved == 100 * E18
-    assert list(market.weights(rid)) == [300_000, 200_000, 0]
+    # what post_task commits: the revealed models' weights and the active datasets' mask
+    w.to(rid, "reveal")
+    w.reveal_labels(rid)
+    assert _posts_vector(w, rid, METAMODEL, [300_000, 200_000, 0])
+    assert _posts_vector(w, rid, VALUES, [1, 1])
+
+
+def _posts_vector(w, rid: int, kind: int, expected: list[int]) -> bool:
+    """Whether the task the market posts for `kind` commits `expected` as its weights (kinds 0,
+    1) or mask (kind 2), the other data slots as the shadow has them."""
+    tid = w.post(rid, kind)
+    table = w.table(rid, kind)
+    table[DATA_BASE] = commit_i64(expected)
+    return w.tasks.tasks(tid).dataset_root == merkle_root(table[DATA_BASE : DATA_BASE + data_count(kind, SHAPE)])
 
 
 def test_reveal__weights_are_capped(w, market, people):
@@ -1137,7 +1193,8 @@ def test_reveal__weights_are_capped(w, market, people):
     w.commit(rid, mid)
     w.to(rid, "commit")
     w.reveal(rid, mid)
-    assert list(market.weights(rid)) == [2**40 - 1, 0, 0]
+    w.to(rid, "reveal")
+    assert _posts_vector(w, rid, METAMODEL, [2**40 - 1, 0, 0])
 
 
 def test_reveal__time_edges(w, market, committed):
@@ -1788,9 +1845,9 @@ economics_st = st.builds(
     stakes=[E18, E18, E18], data_stakes=[E18, 1], reveals=[True, True, False],
     scores=[100, 300, 0, 0, 50, 0], values=[0, 5], economics=econ.Economics(10_000, 2_500, 10_000, 1_000, 625), pool=E18,
 )
-def test_settle__matches_economics(market, token, tasks, people, stakes, data_stakes, reveals, scores, values,
-                                   economics, pool):
-    w = World(market, token, tasks, people)
+def test_settle__matches_economics(market, token, tasks, people, availability, stakes, data_stakes, reveals, scores,
+                                   values, economics, pool):
+    w = World(market, token, tasks, people, availability)
     d, m = w.populate(stakes, data_stakes)
     rid = w.open(economics=economics, pool=pool)
     if market.rounds(rid).max_stake == 0:  # a pool too small to pay any gain takes no stake

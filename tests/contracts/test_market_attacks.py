@@ -25,6 +25,7 @@ from test_market import (  # noqa: F401  (market .. w are fixtures)
     TERMS,
     VALUES,
     World,
+    availability,
     econ,
     events,
     market,
@@ -273,7 +274,8 @@ def _scores_by_the_program(w, rid) -> list[int]:
 
     r = w.rounds[rid]
     shape = Shape(*r.shape)
-    weights = np.array(list(w.market.weights(rid)), np.int64)
+    weights = np.zeros(shape.models, np.int64)
+    weights[: len(r.models)] = [econ.weight(r.stake[mid]) for mid in r.models]  # every model revealed
     preds = [np.frombuffer(r.preds[mid], np.int8) for mid in r.models]
     labels = np.frombuffer(r.labels, np.int8)
     (out,) = load_program(program(KIND_SCORES, shape, weights=weights, labels=labels, predictions=preds)).run().values()

@@ -37,6 +37,7 @@ from test_market import (  # noqa: F401  (market .. token are fixtures)
     TERMS,
     VALUES,
     World,
+    availability,
     _settle_and_check,
     commit_i64,
     econ,
@@ -77,13 +78,13 @@ def reverts_with_prefix(fn, *args, **kw) -> bool:
 
 class MarketMachine(RuleBasedStateMachine):
     # set by the test function from the session fixtures
-    market = token = tasks = people = None
+    market = token = tasks = people = availability = None
 
     def __init__(self):
         super().__init__()
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
-        self.w = World(self.market, self.token, self.tasks, self.people)
+        self.w = World(self.market, self.token, self.tasks, self.people, self.availability)
         self.state: dict[int, int] = {}
         self.released: dict[int, set[int]] = {}
         self.results: dict[int, dict[int, list[int]]] = {}
@@ -459,9 +460,10 @@ class MarketMachine(RuleBasedStateMachine):
         self._anchor.__exit__(None, None, None)
 
 
-def test_market_state_machine(market, token, tasks, people):
+def test_market_state_machine(market, token, tasks, people, availability):
     MarketMachine.market, MarketMachine.token, MarketMachine.tasks = market, token, tasks
     MarketMachine.people = people
+    MarketMachine.availability = availability
     run_state_machine_as_test(
         MarketMachine,
         settings=settings(

@@ -304,7 +304,7 @@ def round_summary(client: Any, round_id: int) -> dict[str, Any]:
         "pool": str(r.pool), "budget": str(r.budget), "features_cid": r.features_cid, "programs": verified,
         "models": [int(v) for v in m.round_models(round_id).call()],
         "datasets": [int(v) for v in m.round_datasets(round_id).call()],
-        "weights": [int(v) for v in m.weights(round_id).call()],
+        "weights": client.round_weights(round_id),
         "scores": [int(v) for v in m.scores(round_id).call()],
         "values": [int(v) for v in m.values(round_id).call()],
         "tasks": tasks,

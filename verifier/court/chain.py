@@ -33,6 +33,7 @@ SUITE = (
     "Referee",
     "Tasks",
     "Attestations",
+    "Availability",
     "Market",
 )
 DEPLOYMENTS = home() / "deployments.json"
@@ -188,6 +189,11 @@ class Chain:
         """Dry-run `fn` (eth_call), then send it; raises ChainError with the revert reason."""
         return self._send(fn, what or fn.fn_name)
 
+    def send_raw(self, to: str, data: bytes, what: str) -> Any:
+        """Send calldata built by hand (a call whose arguments are not all ABI-encoded), with the
+        same dry run, gas estimate and errors as `send`."""
+        return self._send(_RawCall(self.w3, to, data), what)
+
     def call(self, fn: Any) -> Any:
         try:
             return fn.call({"from": self.account})
@@ -215,6 +221,27 @@ class Chain:
         if receipt["status"] != 1:
             raise ChainError(f"{what} reverted on-chain in block {receipt['blockNumber']}; the state moved, re-derive and retry.")
         return receipt
+
+
+class _RawCall:
+    """Hand-built calldata with the part of a web3 ContractFunction's interface `_send` uses."""
+
+    def __init__(self, w3: Any, to: str, data: bytes) -> None:
+        self.w3, self.fields = w3, {"to": to, "data": data}
+
+    def call(self, tx: dict[str, Any]) -> Any:
+        return self.w3.eth.call({**tx, **self.fields})
+
+    def estimate_gas(self, tx: dict[str, Any]) -> int:
+        return self.w3.eth.estimate_gas({**tx, **self.fields})
+
+    def transact(self, tx: dict[str, Any]) -> Any:
+        return self.w3.eth.send_transaction({**tx, **self.fields})
+
+    def build_transaction(self, tx: dict[str, Any]) -> dict[str, Any]:
+        from web3._utils.transactions import fill_transaction_defaults
+
+        return fill_transaction_defaults(self.w3, {**tx, **self.fields})
 
 
 def revert_reason(e: BaseException) -> str:
@@ -277,7 +304,7 @@ class Deployment:
 
 def deploy_suite(chain: Chain) -> Deployment:
     """Deploy the token, the one-step contracts, the game, the referee, the task registry, its
-    verification fees (Attestations) and the market."""
+    verification fees (Attestations), the data-availability registry and the market."""
     first = int(chain.w3.eth.block_number) + 1  # every contract is created in this block or later
     token = chain.deploy("Token")
     fams = [chain.deploy(n) for n in ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")]
@@ -286,11 +313,12 @@ def deploy_suite(chain: Chain) -> Deployment:
     chain.send(game.functions.set_referee(referee.address), "bind the referee")
     tasks = chain.deploy("Tasks", token.address, game.address)
     attestations = chain.deploy("Attestations", tasks.address)
-    market = chain.deploy("Market", token.address, tasks.address)
+    availability = chain.deploy("Availability")
+    market = chain.deploy("Market", token.address, tasks.address, availability.address)
     names = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
     addresses = {"Token": token.address, **{n: f.address for n, f in zip(names, fams)}}
     addresses |= {"Game": game.address, "Referee": referee.address, "Tasks": tasks.address}
-    addresses |= {"Attestations": attestations.address, "Market": market.address}
+    addresses |= {"Attestations": attestations.address, "Availability": availability.address, "Market": market.address}
     return Deployment(chain.chain_id, addresses, first)
 
 

@@ -7,9 +7,10 @@ reveal, a sponsor's labels and salt between opening a round and revealing them) 
 between the two never loses a stake.
 
 `RoundPrograms` rebuilds the program behind any task the market posted, from the chain (weights,
-mask, revealed predictions and labels) and the content store (round features, datasets), and
-checks it against the task's program id: this is how a solver or a watchtower serves market
-tasks without being handed program files.
+mask, revealed predictions and labels) and the content store (round features, datasets; read
+back from their on-chain publications, SPEC 8.10, when the store lacks them), and checks it
+against the task's program id: this is how a solver or a watchtower serves market tasks
+without being handed program files.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from verifier.commit import commitments as commit
 from verifier.core.errors import BisectmlError
 from verifier.court.chain import Chain, ChainError, Deployment
 from verifier.engine.program import Program, load_program, step_slot_table
+from verifier.market import availability
 from verifier.market.content import (
     ContentStore,
     as_int8,
@@ -36,15 +38,20 @@ from verifier.market.content import (
     encode_features,
 )
 from verifier.market.economics import (
+    DatasetEntry,
     Economics,
+    ModelEntry,
     labels_commitment,
     prediction_commitment,
     round_bounds_error,
 )
+from verifier.market.economics import mask as mask_vector
+from verifier.market.economics import weights as weight_vector
 
 KINDS = ("metamodel", "scores", "values")
 METAMODEL, SCORES, VALUES = 0, 1, 2
 ROUND_STATES = {0: "none", 1: "open", 2: "settled", 3: "void"}
+ENTRY_REVEALED = 2  # Market.vy's ModelEntry.state of a revealed model
 
 
 class MarketError(BisectmlError, ValueError):
@@ -147,6 +154,7 @@ class MarketClient:
         self.deployment = deployment
         c = deployment.contracts(chain)
         self.market, self.token, self.tasks = c["Market"], c["Token"], c["Tasks"]
+        self.availability = c.get("Availability")
         self.store = store or ContentStore()
         self.secrets = Secrets(chain.chain_id, self.market.address)
 
@@ -187,7 +195,7 @@ class MarketClient:
         if not np.isin(y, (-1, 1)).all():
             raise MarketError("dataset labels must be -1 or 1 (SPEC 8.1); relabel the dataset.")
         cid = self.store.put(data)
-        fc, lc = commit.commit_tensor(x), commit.commit_tensor(y)
+        fc, lc = self._publish_bytes(x), self._publish_bytes(y)
         self._approve(stake)
         receipt = self._send(
             self.market.functions.publish_dataset(cid, fc, lc, x.shape[0], x.shape[1], stake), "publish dataset"
@@ -205,10 +213,31 @@ class MarketClient:
     def _dataset_state(self, dataset_id: int) -> dict[str, Any]:
         return _struct(self.market.functions.datasets(dataset_id).call(), self.market, "datasets")
 
+    def _publish_bytes(self, array: np.ndarray) -> bytes:
+        """Publishes `array`'s bytes on Availability.vy unless they are there already (the market
+        takes only data a verifier can fetch from the chain, SPEC 8.10); its commitment."""
+        c = commit.commit_tensor(array)
+        if self.availability is None:
+            raise MarketError("this deployment has no Availability contract; run `bisectml deploy` again.")
+        if not self.availability.functions.available(c).call():
+            availability.publish(self.chain, self.availability, array)
+        return c
+
+    def _from_chain(self, cid: str, *commitments: bytes) -> list[np.ndarray]:
+        """The tensors behind `commitments`, read from their publications on-chain, when the
+        content store lacks `cid` (none otherwise)."""
+        if self.store.has(cid) or self.availability is None:
+            return []
+        return [availability.fetch_tensor(self.chain.w3, self.availability, c, self.deployment.block) for c in commitments]
+
     def dataset_arrays(self, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """The dataset's tensors from the content store, checked against its on-chain commitments."""
+        """The dataset's tensors from the content store (or the chain, when the store lacks
+        them), checked against its on-chain commitments."""
         d = self.dataset(dataset_id)
-        x, y = decode_dataset(self.store.get(d["cid"]))
+        fetched = self._from_chain(d["cid"], bytes(d["features"]), bytes(d["labels"]))
+        if fetched:
+            self.store.put(encode_dataset(*fetched))  # under its own id, which a liar's cid is not
+        x, y = fetched or decode_dataset(self.store.get(d["cid"]))
         if commit.commit_tensor(x) != bytes(d["features"]) or commit.commit_tensor(y) != bytes(d["labels"]):
             raise MarketError(f"dataset {dataset_id}'s file {d['cid']} does not match its on-chain commitments; it is unusable.")
         return x, y
@@ -291,6 +320,7 @@ class MarketClient:
         if len(label_bytes) != shape.rows:
             raise MarketError(f"{len(label_bytes)} labels for a round of {shape.rows} rows.")
         cid = self.store.put(fdata)
+        self._publish_bytes(x)
         salt = _secrets.token_bytes(32)
         refs = [programs.program_ref(k, shape) for k in range(3)]
         args = (
@@ -419,6 +449,20 @@ class MarketClient:
     def sync(self, round_id: int) -> Any:
         return self._send(self.market.functions.sync(round_id), "sync round")
 
+    def round_weights(self, round_id: int) -> list[int]:
+        """The weight vector w of SPEC 8.1 (the market computes the same when it posts a task)."""
+        f = self.market.functions
+        models = [ModelEntry(int(e[2]), 0, 0, int(e[3]) == ENTRY_REVEALED)
+                  for e in (f.model_entries(round_id, int(mid)).call() for mid in f.round_models(round_id).call())]  # fmt: skip
+        return weight_vector(models, self.round(round_id).shape.models)
+
+    def round_mask(self, round_id: int) -> list[int]:
+        """The dataset mask a of SPEC 8.1."""
+        f = self.market.functions
+        datasets = [DatasetEntry(0, 0, 0, bool(f.dataset_entries(round_id, int(d)).call()[2]))
+                    for d in f.round_datasets(round_id).call()]  # fmt: skip
+        return mask_vector(datasets, self.round(round_id).shape.datasets)
+
     def revealed_predictions(self, round_id: int) -> dict[int, np.ndarray]:
         """Model slot -> revealed predictions, from the Revealed events."""
         out = {}
@@ -462,14 +506,14 @@ class RoundPrograms:
         round_id, s = r.round_id, r.shape
         m = c.market.functions
         if kind == METAMODEL or kind == SCORES:
-            weights = np.array(m.weights(round_id).call(), dtype=np.int64)
+            weights = np.array(c.round_weights(round_id), dtype=np.int64)
             revealed = c.revealed_predictions(round_id)
             preds = [revealed.get(i, np.zeros(s.rows, np.int8)) for i in range(s.models)]
             data: dict[str, Any] = {"weights": weights, "predictions": preds}
             if kind == SCORES:
                 data["labels"] = self._labels(round_id)
             return data
-        mask = np.array(m.mask(round_id).call(), dtype=np.int64)
+        mask = np.array(c.round_mask(round_id), dtype=np.int64)
         ids = list(m.round_datasets(round_id).call())
         datasets: list[Any] = []
         for d in range(s.datasets):
@@ -477,7 +521,10 @@ class RoundPrograms:
                 datasets.append(c.dataset_arrays(int(ids[d])))
             else:
                 datasets.append(None)
-        features = decode_features(c.store.get(r.features_cid))
+        fetched = c._from_chain(r.features_cid, bytes(r.features))
+        if fetched:
+            c.store.put(encode_features(fetched[0]))
+        features = fetched[0] if fetched else decode_features(c.store.get(r.features_cid))
         if commit.commit_tensor(features) != bytes(r.features):
             raise MarketError(f"round {round_id}'s features file {r.features_cid} does not match its commitment.")
         return {"mask": mask, "labels": self._labels(round_id), "features": features, "datasets": datasets}

@@ -1,0 +1,129 @@
+"""contracts/Availability.vy: tensors whose bytes are in the chain's history (docs/SPEC.md 8.10).
+
+The contract computes the commitment of the bytes it is sent; these tests hold it to SPEC 1.3
+(the Python commitments, which an independent implementation reproduced) for every dtype and
+for tensors of one chunk and of many, refuse every malformed publication, and read a
+publication back from a real chain's calldata with `verifier.market.availability`.
+"""
+
+from __future__ import annotations
+
+import boa
+import numpy as np
+import pytest
+from _court import CONTRACTS, Refused, publish_raw
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from verifier.commit.commitments import CHUNK, commit_tensor
+from verifier.market.availability import (
+    AvailabilityError,
+    decode,
+    fetch_tensor,
+    payload,
+    publish,
+)
+
+HEADER_INT8_4 = bytes([3, 1, 0, 0, 0, 4]) + bytes(26)
+
+
+@pytest.fixture(scope="module")
+def availability():
+    return boa.load_partial(str(CONTRACTS / "Availability.vy")).deploy()
+
+
+ARRAYS = [
+    np.arange(-4, 4, dtype=np.int8).reshape(2, 4),
+    np.array(7, np.int64),  # rank 0
+    np.zeros((0, 5), np.int8),  # no elements: one zero chunk
+    np.arange(3000, dtype=np.int64).astype(np.int8),  # int8 over two chunks
+    np.arange(-300, 300, dtype=np.int64).reshape(20, 30) * 10**12,  # int64, 4800 bytes: three chunks
+    np.arange(512, dtype=np.int32) - 256,  # int32, exactly one full chunk
+    np.array([True, False, True]),
+    np.full((1024, 256), -1, np.int8),  # the largest dataset: 128 chunks
+]
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
+def test_publish__commitment_is_spec_1_3s(availability, array):
+    header, data = payload(array)
+    assert len(data) % CHUNK == 0
+    computation = publish_raw(availability, header, data)
+    c = bytes(computation.output)
+    (ev,) = [e for e in availability.get_logs(computation) if type(e).__name__ == "Published"]
+    assert c == commit_tensor(array)
+    assert availability.available(c)
+    assert (ev.commitment, ev.header, ev.size) == (c, header, array.size * array.dtype.itemsize)
+    assert np.array_equal(decode(header, data), array)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    dtype=st.sampled_from([np.int8, np.int32, np.int64]),
+    shape=st.lists(st.integers(0, 40), min_size=0, max_size=3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_publish__any_tensor(availability, dtype, shape, seed):
+    info = np.iinfo(dtype)
+    array = np.random.default_rng(seed).integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    assert bytes(publish_raw(availability, *payload(array)).output) == commit_tensor(array)
+
+
+def test_publish__unpublished_is_unavailable(availability):
+    assert not availability.available(commit_tensor(np.array([1, 2, 3, 99], np.int8)))
+
+
+@pytest.mark.parametrize(
+    "header, data, reason",
+    [
+        (bytes([5]) + HEADER_INT8_4[1:], bytes(CHUNK), "availability: not a canonical header"),  # dtype 5
+        (HEADER_INT8_4[:-1] + b"\x01", bytes(CHUNK), "availability: not a canonical header"),  # trailing byte
+        (HEADER_INT8_4, bytes(CHUNK - 1), "availability: data is not the header's whole chunks"),
+        (HEADER_INT8_4, bytes(2 * CHUNK), "availability: data is not the header's whole chunks"),
+        (HEADER_INT8_4, b"", "availability: data is not the header's whole chunks"),
+        (HEADER_INT8_4, bytes(4) + b"\x01" + bytes(CHUNK - 5), "availability: padding is not zero"),
+        (HEADER_INT8_4, bytes(CHUNK - 1) + b"\x01", "availability: padding is not zero"),
+    ],
+)
+def test_publish__malformed__reverts(availability, header, data, reason):
+    """Only a canonical tensor encoding is made available: its header, whole chunks, zero padding."""
+    with pytest.raises(Refused, match=reason):
+        publish_raw(availability, header, data)
+
+
+def test_fetch_tensor__reads_the_publication_back_from_a_real_chain():
+    """On the in-process chain: a dataset published through the client is read back from its
+    transaction's calldata, checked against the commitment; an unpublished commitment is one
+    clear error."""
+    from verifier.court.chain import Chain, deploy_suite
+
+    chain = Chain.embedded()
+    deployment = deploy_suite(chain)
+    contract = deployment.contracts(chain)["Availability"]
+    array = np.arange(5000, dtype=np.int64).reshape(50, 100).astype(np.int8)
+    assert publish(chain, contract, array) == commit_tensor(array)
+    got = fetch_tensor(chain.w3, contract, commit_tensor(array), deployment.block)
+    assert got.dtype == np.int8 and np.array_equal(got, array)
+    with pytest.raises(AvailabilityError, match="never published"):
+        fetch_tensor(chain.w3, contract, commit_tensor(array[:1]), deployment.block)
+
+
+def test_market_client__rebuilds_a_dataset_it_never_received_from_the_chain(tmp_path):
+    """Issue 11.13: a verifier who cannot get a dataset's file from anyone rebuilds it from the
+    chain: a client with an empty content store reads the dataset's tensors from their
+    publications (checked against the market's commitments) and keeps the file under its id."""
+    from verifier.court.chain import Chain, deploy_suite
+    from verifier.market.client import MarketClient
+    from verifier.market.content import ContentStore
+
+    chain = Chain.embedded()
+    deployment = deploy_suite(chain)
+    provider = MarketClient(chain, deployment, ContentStore(tmp_path / "provider"))
+    x = np.arange(64 * 8, dtype=np.int64).reshape(64, 8).astype(np.int8)
+    y = np.where(np.arange(64) % 3 == 0, 1, -1).astype(np.int8)
+    published = provider.publish_dataset(x, y, 0)
+    verifier = MarketClient(chain, deployment, ContentStore(tmp_path / "verifier"))
+    assert not verifier.store.has(published["cid"])
+    gx, gy = verifier.dataset_arrays(published["dataset_id"])
+    assert np.array_equal(gx, x) and np.array_equal(gy, y)
+    assert verifier.store.has(published["cid"])
