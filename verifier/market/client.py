@@ -30,6 +30,7 @@ from verifier.engine.program import Program, load_program, step_slot_table
 from verifier.market.content import (
     ContentStore,
     as_int8,
+    content_store,
     decode_dataset,
     decode_features,
     encode_dataset,
@@ -146,7 +147,7 @@ class MarketClient:
         self.deployment = deployment
         c = deployment.contracts(chain)
         self.market, self.token, self.tasks = c["Market"], c["Token"], c["Tasks"]
-        self.store = store or ContentStore()
+        self.store = store or content_store()  # the local directory, or IPFS when BISECTML_IPFS_* is set
         self.secrets = Secrets(chain.chain_id, self.market.address)
 
     def as_account(self, chain: Chain) -> MarketClient:
