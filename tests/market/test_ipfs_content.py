@@ -238,3 +238,12 @@ def test_data_publish_over_ipfs_is_fetched_by_another_participant(anvil, ipfs, t
     )  # fmt: skip
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "must be an http(s) URL" in lines[0], res.stderr
+
+    # the daemons take the same options: a bad gateway refuses the start, before the data dir
+    res = subprocess.run(
+        [sys.executable, "-m", "cli", "solver", "run", "--rpc-url", anvil.url, "--deployment", str(home / "deployments.json"),
+         "--key-file", str(key), "--data-dir", str(tmp_path / "solver"), "--ipfs-gateway", "localhost:8080", "--max-ticks", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2 and "--ipfs-gateway / BISECTML_IPFS_GATEWAY must be an http(s) URL" in res.stderr, res.stderr
+    assert not (tmp_path / "solver").exists()
