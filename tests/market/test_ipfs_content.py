@@ -84,6 +84,14 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
 # -- a real node -------------------------------------------------------------------------------
 
 
+def test_the_node_is_the_pinned_js_ipfs():
+    from tests.conftest import IPFS_VERSION
+
+    pinned = json.loads((ROOT / ".ci" / "package.json").read_text())["dependencies"]["ipfs"]
+    installed = json.loads((ROOT / ".ci" / "node_modules" / "ipfs" / "package.json").read_text())["version"]
+    assert pinned == installed == IPFS_VERSION
+
+
 def test_published_through_the_api_is_fetched_through_the_gateway(ipfs, tmp_path):
     data = _dataset(1)
     assert len(data) > 256 * 1024
