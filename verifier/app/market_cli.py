@@ -28,14 +28,16 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSO
 
 
 def _client(
-    rpc_url: str | None, key_file: Path | None, command: str, content: tuple[Path | None, str | None, str | None],
+    rpc_url: str | None, key_file: Path | None, command: str, content: tuple[Path | None, str | None, str | None] | None,
     need_key: bool = True,
 ) -> Any:
-    """The market client; `content` is (--content-dir, --ipfs-api, --ipfs-gateway)."""
+    """The market client; `content` is (--content-dir, --ipfs-api, --ipfs-gateway), None for the
+    commands that read no content (they keep the local store and ignore the IPFS settings)."""
     from verifier.market.client import MarketClient
-    from verifier.market.content import content_store
+    from verifier.market.content import ContentStore, content_store
 
-    store = content_store(*content)  # a bad IPFS URL is refused before the chain is touched
+    # a bad IPFS URL is refused before the chain is touched
+    store = content_store(*content) if content is not None else ContentStore()
     session = cli_session(rpc_url, key_file, command, need_key=need_key)
     return MarketClient(session.chain, session.deployment, store)
 
