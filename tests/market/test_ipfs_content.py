@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 
 from verifier.court import devnet
-from verifier.market.content import ContentError, ContentStore, cid_of, content_store, decode_dataset, encode_dataset
+from verifier.market.content import (
+    ContentError,
+    ContentStore,
+    cid_of,
+    content_store,
+    decode_dataset,
+    encode_dataset,
+)
 from verifier.market.ipfs import RAW_BLOCK, IpfsContentStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +66,7 @@ def http_server(answer: Answer) -> Iterator[tuple[str, list[tuple[str, str, dict
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = _reply  # noqa: N815 - http.server's names
+        do_GET = do_POST = _reply
 
         def log_message(self, *args: object) -> None:  # keep the test output clean
             pass
@@ -73,6 +80,12 @@ def http_server(answer: Answer) -> Iterator[tuple[str, list[tuple[str, str, dict
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def _bisectml(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`bisectml ARGS` as a separate process, with this checkout's code."""
+    cmd = [sys.executable, "-m", "cli", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def _one_line(e: pytest.ExceptionInfo) -> str:
@@ -158,18 +171,16 @@ def test_a_gateway_serving_wrong_bytes_is_refused_and_nothing_is_kept(tmp_path):
 
 def test_a_gateway_without_the_content_says_so(tmp_path):
     cid = cid_of(b"x")
-    with http_server(lambda method, path, headers: (404, b"not found")) as (url, _):
-        with pytest.raises(ContentError) as e:
-            IpfsContentStore(tmp_path, gateway=url).get(cid)
+    with http_server(lambda method, path, headers: (404, b"not found")) as (url, _), pytest.raises(ContentError) as e:
+        IpfsContentStore(tmp_path, gateway=url).get(cid)
     assert f"does not have {cid} (HTTP 404)" in _one_line(e)
 
 
 def test_a_node_that_names_the_file_otherwise_is_refused(tmp_path):
     other = cid_of(b"something else")
     answer = json.dumps({"Name": "f", "Hash": other, "Size": "1"}).encode()
-    with http_server(lambda method, path, headers: (200, answer)) as (url, seen):
-        with pytest.raises(ContentError) as e:
-            IpfsContentStore(tmp_path, api=url).put(b"data")
+    with http_server(lambda method, path, headers: (200, answer)) as (url, seen), pytest.raises(ContentError) as e:
+        IpfsContentStore(tmp_path, api=url).put(b"data")
     assert f"named the file {other}, not {cid_of(b'data')}" in _one_line(e)
     method, path, _ = seen[0]
     assert method == "POST" and path.startswith("/api/v0/add?") and "raw-leaves=true" in path and "pin=true" in path
@@ -223,11 +234,8 @@ def test_data_publish_over_ipfs_is_fetched_by_another_participant(anvil, ipfs, t
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("BISECTML_")}
     env |= {"BISECTML_HOME": str(home), "BISECTML_RPC_URL": anvil.url}
-    res = subprocess.run(
-        [sys.executable, "-m", "cli", "data", "publish", str(tmp_path / "data.npz"), "--stake", "10",
-         "--ipfs-api", ipfs.api, "--key-file", str(key), "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    res = _bisectml(env, "data", "publish", str(tmp_path / "data.npz"), "--stake", "10", "--ipfs-api", ipfs.api,
+                    "--key-file", str(key), "--json")  # fmt: skip
     assert res.returncode == 0, res.stderr
     published = json.loads(res.stdout)
     assert published["cid"] == cid_of(encode_dataset(x, y))
@@ -239,19 +247,14 @@ def test_data_publish_over_ipfs_is_fetched_by_another_participant(anvil, ipfs, t
     assert np.array_equal(fx, x) and np.array_equal(fy, y)
 
     # a bad --ipfs-api is refused in one line before anything is sent
-    res = subprocess.run(
-        [sys.executable, "-m", "cli", "data", "publish", str(tmp_path / "data.npz"), "--stake", "10",
-         "--ipfs-api", "localhost:5001", "--key-file", str(key)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    res = _bisectml(env, "data", "publish", str(tmp_path / "data.npz"), "--stake", "10", "--ipfs-api", "localhost:5001",
+                    "--key-file", str(key))  # fmt: skip
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "must be an http(s) URL" in lines[0], res.stderr
 
     # the daemons take the same options: a bad gateway refuses the start, before the data dir
-    res = subprocess.run(
-        [sys.executable, "-m", "cli", "solver", "run", "--rpc-url", anvil.url, "--deployment", str(home / "deployments.json"),
-         "--key-file", str(key), "--data-dir", str(tmp_path / "solver"), "--ipfs-gateway", "localhost:8080", "--max-ticks", "1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    res = _bisectml(env, "solver", "run", "--rpc-url", anvil.url, "--deployment", str(home / "deployments.json"),
+                    "--key-file", str(key), "--data-dir", str(tmp_path / "solver"), "--ipfs-gateway", "localhost:8080",
+                    "--max-ticks", "1")  # fmt: skip
     assert res.returncode == 2 and "--ipfs-gateway / BISECTML_IPFS_GATEWAY must be an http(s) URL" in res.stderr, res.stderr
     assert not (tmp_path / "solver").exists()

@@ -39,7 +39,8 @@ def _base_url(url: str, option: str, env: str) -> str:
 
 class IpfsContentStore(ContentStore):
     """Files named by content id, published to an IPFS node and fetched from a gateway; the local
-    directory caches what was fetched, so each file crosses the network once."""
+    directory caches what was fetched, so each file crosses the network once. `has` says whether
+    a file is cached here; `get` fetches what is not."""
 
     def __init__(
         self, root: Path | None = None, api: str | None = None, gateway: str | None = None, timeout: float = TIMEOUT
