@@ -37,6 +37,17 @@ ContentDir = Annotated[
     Path | None,
     typer.Option("--content-dir", help="Datasets and round features by content id (default: $BISECTML_HOME/content)."),
 ]
+IpfsApi = Annotated[
+    str | None,
+    typer.Option("--ipfs-api", envvar="BISECTML_IPFS_API", help="IPFS node RPC API to fetch content from, e.g. http://127.0.0.1:5001."),
+]
+IpfsGateway = Annotated[
+    str | None,
+    typer.Option(
+        "--ipfs-gateway", envvar="BISECTML_IPFS_GATEWAY",
+        help="IPFS trustless gateway to fetch content from (checked against its CID), e.g. http://127.0.0.1:8080.",
+    ),
+]
 NoMarket = Annotated[bool, typer.Option("--no-market", help="Do not serve the market's tasks.")]
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Store, traces and logs live here; one daemon per directory.")]
 DeploymentFile = Annotated[
@@ -81,7 +92,7 @@ MaxFeeGwei = Annotated[
 
 def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,  # noqa: ANN001, ANN201
            proof_grace, max_ticks, content_dir=None, no_market=False, bump_after=60.0, max_fee_gwei=None,
-           address=None, metrics=None):  # fmt: skip
+           address=None, metrics=None, ipfs_api=None, ipfs_gateway=None):  # fmt: skip
     from verifier.daemon.loop import Config
 
     return Config(
@@ -89,7 +100,7 @@ def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_
         deployment=deployment, observe=observe, poll=poll, min_reward=min_reward, cheat=cheat,
         trace_budget=trace_budget, proof_grace=proof_grace, max_ticks=max_ticks,
         market=not no_market, content_dir=content_dir, bump_after=bump_after, max_fee_gwei=max_fee_gwei,
-        address=address, metrics=metrics,
+        address=address, metrics=metrics, ipfs_api=ipfs_api, ipfs_gateway=ipfs_gateway,
     )  # fmt: skip
 
 
@@ -119,12 +130,14 @@ def add_daemon_commands(
         max_fee_gwei: MaxFeeGwei = None,
         address: WatchAddress = None,
         metrics: MetricsAt = None,
+        ipfs_api: IpfsApi = None,
+        ipfs_gateway: IpfsGateway = None,
     ) -> None:
         from verifier.daemon.loop import main
 
         cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
                      proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei, address,
-                     metrics)  # fmt: skip
+                     metrics, ipfs_api, ipfs_gateway)  # fmt: skip
         raise typer.Exit(main(load(), cfg))
 
     def stop(data_dir: DataDir = default_dir) -> None:

@@ -21,16 +21,25 @@ round_app = typer.Typer(help="Rounds: open one, follow it, post its programs, re
 
 RpcUrl = Annotated[str | None, typer.Option("--rpc-url", envvar="BISECTML_RPC_URL", help="JSON-RPC endpoint of the chain.")]
 KeyFile = Annotated[Path | None, typer.Option("--key-file", help="File holding the signing key in hex (or set BISECTML_PRIVATE_KEY).")]
-ContentDir = Annotated[Path | None, typer.Option("--content-dir", help="Content store (default: $BISECTML_HOME/content).")]
+ContentDir = Annotated[Path | None, typer.Option("--content-dir", help="Content store, the IPFS cache with --ipfs-* (default: $BISECTML_HOME/content).")]
+IpfsApi = Annotated[str | None, typer.Option("--ipfs-api", envvar="BISECTML_IPFS_API", help="IPFS node RPC API to publish (add and pin) content on, e.g. http://127.0.0.1:5001.")]
+IpfsGateway = Annotated[str | None, typer.Option("--ipfs-gateway", envvar="BISECTML_IPFS_GATEWAY", help="IPFS trustless gateway to fetch content from (checked against its CID), e.g. http://127.0.0.1:8080.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def _client(rpc_url: str | None, key_file: Path | None, command: str, content_dir: Path | None, need_key: bool = True) -> Any:
+def _client(
+    rpc_url: str | None, key_file: Path | None, command: str, content: tuple[Path | None, str | None, str | None] | None,
+    need_key: bool = True,
+) -> Any:
+    """The market client; `content` is (--content-dir, --ipfs-api, --ipfs-gateway), None for the
+    commands that read no content (they keep the local store and ignore the IPFS settings)."""
     from verifier.market.client import MarketClient
-    from verifier.market.content import ContentStore
+    from verifier.market.content import ContentStore, content_store
 
+    # a bad IPFS URL is refused before the chain is touched
+    store = content_store(*content) if content is not None else ContentStore()
     session = cli_session(rpc_url, key_file, command, need_key=need_key)
-    return MarketClient(session.chain, session.deployment, ContentStore(content_dir))
+    return MarketClient(session.chain, session.deployment, store)
 
 
 def _done(result: dict[str, Any], as_json: bool, text: str) -> None:
@@ -90,23 +99,25 @@ def _dataset_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def data_publish(
     file: Annotated[Path, typer.Argument(help=".npz with int8 'features' [R, F] and 'labels' [R] (-1/1), or a BMLD file.")],
     stake: Annotated[str, typer.Option("--stake", help="BOND staked on the dataset.")],
-    rpc_url: RpcUrl = None, key_file: KeyFile = None, content_dir: ContentDir = None, as_json: AsJson = False,
+    rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
+    content_dir: ContentDir = None, ipfs_api: IpfsApi = None, ipfs_gateway: IpfsGateway = None,
 ) -> None:
     """Publish a dataset (content id + commitments on-chain) and stake on it."""
     with chain_errors():
         x, y = _dataset_file(file)
-        r = _client(rpc_url, key_file, "data publish", content_dir).publish_dataset(x, y, _amount(stake, "--stake"))
+        r = _client(rpc_url, key_file, "data publish", (content_dir, ipfs_api, ipfs_gateway)).publish_dataset(x, y, _amount(stake, "--stake"))
     _done(r, as_json, f"[green]published[/green] dataset {r['dataset_id']}: {r['rows']} rows x {r['n_features']} features, cid {r['cid']}")
 
 
 @data_app.command("show")
 def data_show(
     dataset_id: Annotated[int, typer.Argument(min=1)],
-    rpc_url: RpcUrl = None, key_file: KeyFile = None, content_dir: ContentDir = None, as_json: AsJson = False,
+    rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
+    content_dir: ContentDir = None, ipfs_api: IpfsApi = None, ipfs_gateway: IpfsGateway = None,
 ) -> None:
     """Show a dataset: owner, content id, commitments, stake and whether it is at risk."""
     with chain_errors():
-        d = _client(rpc_url, key_file, "data show", content_dir, need_key=False).dataset(dataset_id)
+        d = _client(rpc_url, key_file, "data show", (content_dir, ipfs_api, ipfs_gateway), need_key=False).dataset(dataset_id)
     d = _hexed(d)
     if as_json:
         return emit(d)
@@ -169,12 +180,13 @@ def model_register(
     dataset: Annotated[list[int], typer.Option("--dataset", help="A dataset id the model was trained on; repeat.")],
     stake: Annotated[str, typer.Option("--stake", help="BOND staked on the model.")],
     description: Annotated[Path | None, typer.Option("--file", help="The model file, published by content id.")] = None,
-    rpc_url: RpcUrl = None, key_file: KeyFile = None, content_dir: ContentDir = None, as_json: AsJson = False,
+    rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
+    content_dir: ContentDir = None, ipfs_api: IpfsApi = None, ipfs_gateway: IpfsGateway = None,
 ) -> None:
     """Register a model, naming the datasets it trained on, and stake on it."""
     with chain_errors():
         blob = description.read_bytes() if description else b""
-        r = _client(rpc_url, key_file, "model register", content_dir).register_model(list(dataset), _amount(stake, "--stake"), blob)
+        r = _client(rpc_url, key_file, "model register", (content_dir, ipfs_api, ipfs_gateway)).register_model(list(dataset), _amount(stake, "--stake"), blob)
     _done(r, as_json, f"[green]registered[/green] model {r['model_id']} (datasets {r['datasets']}), cid {r['cid']}")
 
 
@@ -250,7 +262,8 @@ def round_open(
     clock: Annotated[str, typer.Option("--clock", help="Each task's chess clock per game, 2d..7d.")] = "2d",
     arity: Annotated[int, typer.Option("--arity")] = 8,
     task_duration: Annotated[str, typer.Option("--task-duration", help="How long each task accepts claims.")] = "7d",
-    rpc_url: RpcUrl = None, key_file: KeyFile = None, content_dir: ContentDir = None, as_json: AsJson = False,
+    rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
+    content_dir: ContentDir = None, ipfs_api: IpfsApi = None, ipfs_gateway: IpfsGateway = None,
 ) -> None:
     """Open a round: publish its features, commit its labels, escrow the pool and the task budget.
 
@@ -267,7 +280,7 @@ def round_open(
         y = _ints(labels, "labels")
         if x.ndim != 2:
             raise MarketError(f"{features} must hold a 2-D array [n, F] of round features.")
-        client = _client(rpc_url, key_file, "round open", content_dir)
+        client = _client(rpc_url, key_file, "round open", (content_dir, ipfs_api, ipfs_gateway))
         shape = Shape(models, datasets, x.shape[0], x.shape[1], dataset_rows, k)
         now = client.now()
         c = now + _duration(commit_in, "--commit-in")
@@ -361,13 +374,14 @@ def round_post(
 def round_record(
     round_id: Annotated[int, typer.Argument(min=1)],
     kind: Annotated[str, typer.Argument(help="metamodel, scores or values.")],
-    rpc_url: RpcUrl = None, key_file: KeyFile = None, content_dir: ContentDir = None, as_json: AsJson = False,
+    rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
+    content_dir: ContentDir = None, ipfs_api: IpfsApi = None, ipfs_gateway: IpfsGateway = None,
 ) -> None:
     """Prove a finalized task's result against its claim and store it on the market (anyone may)."""
     from verifier.market.client import kind_of
 
     with chain_errors():
-        r = _client(rpc_url, key_file, "round record", content_dir).record(round_id, kind_of(kind))
+        r = _client(rpc_url, key_file, "round record", (content_dir, ipfs_api, ipfs_gateway)).record(round_id, kind_of(kind))
     _done(r, as_json, f"[green]recorded[/green] round {round_id}'s {r['kind']}: {r['result']}")
 
 

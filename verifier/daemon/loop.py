@@ -85,7 +85,9 @@ class Config:
     proof_grace: int = 30  # chain seconds an honest solver waits before sending a proof itself
     max_ticks: int = 0  # stop after this many ticks (0: run until signalled); for tests
     market: bool = True  # also serve the market's tasks (their programs are rebuilt from the chain)
-    content_dir: Path | None = None  # where datasets and round features are found (default $BISECTML_HOME/content)
+    content_dir: Path | None = None  # where datasets and round features are found or cached (default $BISECTML_HOME/content)
+    ipfs_api: str | None = None  # IPFS node RPC API to fetch content from (None: BISECTML_IPFS_API, if set)
+    ipfs_gateway: str | None = None  # IPFS trustless gateway to fetch content from (None: BISECTML_IPFS_GATEWAY)
     bump_after: float = 60.0  # seconds a transaction may stay pending before it is re-sent with higher fees
     max_fee_gwei: float | None = None  # never bid more per gas than this (None: no cap)
     address: str | None = None  # with observe and no key: the account to watch as
@@ -144,9 +146,13 @@ class Daemon:
         if "Market" not in deployment.addresses or not self.cfg.market:
             return None
         from verifier.market.client import MarketClient, RoundPrograms
-        from verifier.market.content import ContentStore
+        from verifier.market.content import ContentError, content_store
 
-        rp = RoundPrograms(MarketClient(self.chain, deployment, ContentStore(self.cfg.content_dir)))
+        try:
+            store = content_store(self.cfg.content_dir, self.cfg.ipfs_api, self.cfg.ipfs_gateway)
+        except ContentError as e:  # a malformed IPFS URL refuses the start, like a bad key
+            raise DaemonError(str(e)) from None
+        rp = RoundPrograms(MarketClient(self.chain, deployment, store))
         return rp.for_task
 
     def acquire(self) -> bool:

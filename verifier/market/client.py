@@ -30,8 +30,10 @@ from verifier.court.chain import Chain, ChainError, Deployment
 from verifier.engine.program import Program, load_program, step_slot_table
 from verifier.market import availability
 from verifier.market.content import (
+    ContentError,
     ContentStore,
     as_int8,
+    content_store,
     decode_dataset,
     decode_features,
     encode_dataset,
@@ -155,7 +157,7 @@ class MarketClient:
         c = deployment.contracts(chain)
         self.market, self.token, self.tasks = c["Market"], c["Token"], c["Tasks"]
         self.availability = c.get("Availability")
-        self.store = store or ContentStore()
+        self.store = store or content_store()  # the local directory, or IPFS when BISECTML_IPFS_* is set
         self.secrets = Secrets(chain.chain_id, self.market.address)
 
     def as_account(self, chain: Chain) -> MarketClient:
@@ -223,21 +225,27 @@ class MarketClient:
             availability.publish(self.chain, self.availability, array)
         return c
 
-    def _from_chain(self, cid: str, *commitments: bytes) -> list[np.ndarray]:
-        """The tensors behind `commitments`, read from their publications on-chain, when the
-        content store lacks `cid` (none otherwise)."""
-        if self.store.has(cid) or self.availability is None:
-            return []
-        return [availability.fetch_tensor(self.chain.w3, self.availability, c, self.deployment.block) for c in commitments]
+    def _content(self, cid: str, commitments: tuple[bytes, ...], decode: Any, encode: Any) -> tuple[np.ndarray, ...]:
+        """The tensors of a content file: from the content store (the local directory or IPFS),
+        or, when nobody serves the file, read from their publications on-chain (SPEC 8.10) and
+        then kept in the store under their own content id."""
+        try:
+            out = decode(self.store.get(cid))
+            return out if isinstance(out, tuple) else (out,)
+        except ContentError:
+            if self.availability is None:
+                raise
+        arrays = tuple(
+            availability.fetch_tensor(self.chain.w3, self.availability, c, self.deployment.block) for c in commitments
+        )
+        self.store.put(encode(*arrays))  # under its own id, which a liar's cid is not
+        return arrays
 
     def dataset_arrays(self, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
         """The dataset's tensors from the content store (or the chain, when the store lacks
         them), checked against its on-chain commitments."""
         d = self.dataset(dataset_id)
-        fetched = self._from_chain(d["cid"], bytes(d["features"]), bytes(d["labels"]))
-        if fetched:
-            self.store.put(encode_dataset(*fetched))  # under its own id, which a liar's cid is not
-        x, y = fetched or decode_dataset(self.store.get(d["cid"]))
+        x, y = self._content(d["cid"], (bytes(d["features"]), bytes(d["labels"])), decode_dataset, encode_dataset)
         if commit.commit_tensor(x) != bytes(d["features"]) or commit.commit_tensor(y) != bytes(d["labels"]):
             raise MarketError(f"dataset {dataset_id}'s file {d['cid']} does not match its on-chain commitments; it is unusable.")
         return x, y
@@ -521,10 +529,7 @@ class RoundPrograms:
                 datasets.append(c.dataset_arrays(int(ids[d])))
             else:
                 datasets.append(None)
-        fetched = c._from_chain(r.features_cid, bytes(r.features))
-        if fetched:
-            c.store.put(encode_features(fetched[0]))
-        features = fetched[0] if fetched else decode_features(c.store.get(r.features_cid))
+        (features,) = c._content(r.features_cid, (bytes(r.features),), decode_features, encode_features)
         if commit.commit_tensor(features) != bytes(r.features):
             raise MarketError(f"round {round_id}'s features file {r.features_cid} does not match its commitment.")
         return {"mask": mask, "labels": self._labels(round_id), "features": features, "datasets": datasets}

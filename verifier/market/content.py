@@ -2,9 +2,11 @@
 
 A dataset or a round's features are published off-chain under their content id, with their
 tensor commitments on-chain (docs/SPEC.md 8.1). The id is the one `ipfs add --cid-version 1
---raw-leaves` gives a file of at most 256 KiB, so the files can be pinned on IPFS as they are;
-bisectml itself keeps them in a local directory (`$BISECTML_HOME/content`) that any process
-on the machine can read, and checks every file it reads against its id.
+--raw-leaves` gives a file of at most 256 KiB (larger files are added as one raw block), so
+the files can be pinned on IPFS as they are. By default bisectml keeps them in a local directory
+(`$BISECTML_HOME/content`) that any process on the machine can read; with an IPFS node or
+gateway configured (`content_store`, `verifier.market.ipfs`) it publishes and fetches them over
+IPFS and keeps that directory as its cache. Every file read is checked against its id.
 
 File layouts (big-endian, elements as in SPEC 1.1):
 - dataset:        b"BMLD" || u32(R) || u32(F) || features int8 [R, F] || labels int8 [R]
@@ -71,8 +73,8 @@ class ContentStore:
             data = path.read_bytes()
         except OSError:
             raise ContentError(
-                f"content {cid} is not in {self.root}; fetch it (e.g. `ipfs get {cid}`) into that directory "
-                "or pass --content-dir."
+                f"content {cid} is not in {self.root}; fetch it over IPFS (--ipfs-gateway or BISECTML_IPFS_GATEWAY), "
+                "put it in that directory (e.g. `ipfs get`), or pass --content-dir."
             ) from None
         if cid_of(data) != cid:
             raise ContentError(f"{path} does not hash to its content id; delete it and fetch {cid} again.")
@@ -80,6 +82,19 @@ class ContentStore:
 
     def has(self, cid: str) -> bool:
         return (self.root / cid).is_file()
+
+
+def content_store(
+    content_dir: Path | None = None, ipfs_api: str | None = None, ipfs_gateway: str | None = None
+) -> ContentStore:
+    """The store a command or daemon uses: IPFS when an API or gateway is given (or set in
+    BISECTML_IPFS_API / BISECTML_IPFS_GATEWAY), caching in `content_dir`; else the local directory."""
+    from verifier.market.ipfs import IpfsContentStore, ipfs_settings
+
+    api, gateway = ipfs_settings(ipfs_api, ipfs_gateway)
+    if api or gateway:
+        return IpfsContentStore(content_dir, api=api, gateway=gateway)
+    return ContentStore(content_dir)
 
 
 def as_int8(a: np.ndarray, what: str) -> np.ndarray:
@@ -130,6 +145,7 @@ __all__ = [
     "ContentError",
     "ContentStore",
     "cid_of",
+    "content_store",
     "decode_dataset",
     "decode_features",
     "encode_dataset",
