@@ -63,7 +63,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import time
 from collections import defaultdict
@@ -73,14 +72,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import boa  # noqa: E402
-import numpy as np  # noqa: E402
+import boa
+import numpy as np
 
-from onnx_models import market as mk  # noqa: E402
-from verifier.commit.commitments import commit_tensor, state_root  # noqa: E402
-from verifier.commit.merkle import keccak, merkle_proof, merkle_root  # noqa: E402
-from verifier.core.dtypes import DType  # noqa: E402
-from verifier.market import economics as econ  # noqa: E402
+from onnx_models import market as mk
+from verifier.commit.commitments import commit_tensor, state_root
+from verifier.commit.merkle import keccak, merkle_proof, merkle_root
+from verifier.core.dtypes import DType
+from verifier.market import economics as econ
 
 E18 = 10**18
 BPS = 10_000
@@ -205,7 +204,7 @@ class Sim:
         self.refs = [mk.program_ref(k, self.shape) for k in mk.KINDS]
         g = boa.env.generate_address
         self.deployer = g("deployer")
-        load = lambda rel: boa.load_partial(str(ROOT / "contracts" / rel))  # noqa: E731
+        load = lambda rel: boa.load_partial(str(ROOT / "contracts" / rel))
         with boa.env.prank(self.deployer):
             self.token = load("Token.vy").deploy()
             game = load("mocks/MockGame.vy").deploy()
@@ -468,7 +467,6 @@ def run(args) -> dict:
     sim = Sim(args.seed, args.rows)
     sim.populate()
     rounds, prev = [], None
-    at_risk = defaultdict(lambda: defaultdict(int))  # round index -> agent name -> BOND at risk
     for i in range(args.rounds):
         kind = CYCLE[i % len(CYCLE)]
         X = sim.features(args.rows)
@@ -489,6 +487,14 @@ def run(args) -> dict:
 def mean(xs):
     xs = list(xs)
     return sum(xs) / len(xs) if xs else 0.0
+
+
+def stderr(xs):
+    xs = list(xs)
+    if len(xs) < 2:
+        return 0.0
+    m = mean(xs)
+    return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs)) ** 0.5
 
 
 def summarize(args, res) -> dict:
@@ -534,6 +540,7 @@ def summarize(args, res) -> dict:
     honest_models = {"checked": 0, "slashed": 0}
     honest_datasets = {"checked": 0, "slashed": 0}
     zero_skill_returns, zero_own, zero_bonus = [], [], []
+    by_skill = defaultdict(list)  # skill -> (own score, payout, stake) per settled round
     for r in rounds:
         if r["kind"] == "void":
             continue
@@ -556,6 +563,8 @@ def summarize(args, res) -> dict:
                 if gross < 0:
                     honest_models["slashed"] += 1
                     violations.append(f"round {r['round']}: skilled model {s['mid']} with own score {own} slashed")
+            if s["agent"].kind == "skilled modeler":
+                by_skill[s["agent"].skill].append((own, gross, s["stake"]))
             if s["agent"].kind == "zero-skill modeler":
                 zero_skill_returns.append(BPS * gross / s["stake"])
                 zero_own.append(own)
@@ -674,11 +683,23 @@ def summarize(args, res) -> dict:
     zero = {
         "model_rounds": len(zero_skill_returns),
         "mean_return_bps": round(mean(zero_skill_returns), 2),
+        "mean_return_bps_stderr": round(stderr(zero_skill_returns), 2),
+        "model_rounds_with_bonus": sum(1 for b in zero_bonus if b > 0),
         "mean_own_score_bps": round(mean(zero_own), 2),
         "mean_bonus_bps": round(mean(zero_bonus), 2),
         "bonus_cap_bps": BONUS_BPS,
         "note": "return = payout / stake at risk over settled rounds; own score near 0 in expectation, "
         "the bonus is paid when a model beats the others' metamodel",
+    }
+    skilled = {
+        str(k): {
+            "model_rounds": len(v),
+            "mean_own_score_bps": round(mean(o for o, _, _ in v), 1),
+            "mean_payout_bond": round(bond(mean(g for _, g, _ in v)), 3),
+            "mean_return_bps": round(mean(BPS * g / st for _, g, st in v), 1),
+            "rounds_slashed": sum(1 for _, g, _ in v if g < 0),
+        }
+        for k, v in sorted(by_skill.items())
     }
     if violations:
         raise Invariant("; ".join(violations[:5]))
@@ -708,6 +729,7 @@ def summarize(args, res) -> dict:
         "per_agent_type": per_type,
         "own_score_floor": floors,
         "perfect_knowledge_sponsor": attack_summary,
+        "skilled_by_skill": skilled,
         "zero_skill": zero,
         "void": void_summary,
         "goals_failed": goal_fail,
@@ -740,9 +762,13 @@ def print_table(rep: dict, out: str):
           f"{a['skilled_payout_without_sponsor_models_mean_bond']} (bonus lost "
           f"{a['skilled_bonus_lost_to_sponsor_models_mean_bond']}); below own floor: "
           f"{a['skilled_below_own_floor_with_sponsor_models']}")
+    print("skilled modelers by estimate noise (settled rounds): " + ", ".join(
+        f"{k}: own {v['mean_own_score_bps']} bps, return {v['mean_return_bps']} bps, slashed {v['rounds_slashed']}"
+        for k, v in rep["skilled_by_skill"].items()))
     z = rep["zero_skill"]
-    print(f"zero-skill modelers: mean return {z['mean_return_bps']} bps of stake (own score {z['mean_own_score_bps']}"
-          f" bps, bonus {z['mean_bonus_bps']} bps, cap {z['bonus_cap_bps']}) over {z['model_rounds']} model rounds")
+    print(f"zero-skill modelers: mean return {z['mean_return_bps']} +- {z['mean_return_bps_stderr']} bps of stake "
+          f"(own score {z['mean_own_score_bps']} bps, bonus {z['mean_bonus_bps']} bps in "
+          f"{z['model_rounds_with_bonus']} of {z['model_rounds']} model rounds, cap {z['bonus_cap_bps']})")
     v = rep["void"]
     print(f"void, {v['rounds']} rounds: {v['models']} revealed models paid {v['void_payout_mean_bond']} BOND mean "
           f"(min {v['void_payout_min_bond']}), settlement would pay {v['settlement_payout_mean_bond']}, best "
@@ -765,7 +791,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "rounds_report.json"))
     args = ap.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
-    random.seed(args.seed)
     try:
         res = run(args)
         rep = summarize(args, res)
