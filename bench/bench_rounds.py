@@ -26,7 +26,8 @@ fresh rows; its sponsor commits their labels at `open_round`. Agents:
   labels perfectly with the largest stake allowed (the round's `max_stake`) and fills every
   slot left with sybil models doing the same (each its own address, each at `max_stake`); and a
   withholding one that sees the revealed predictions and never reveals its labels (the round is
-  voided at the labels deadline);
+  voided at the labels deadline), in every other of its rounds after filling the slots left with
+  its own sybil models, so that the void's even split pays them too;
 - a solver that claims each program's task. Permissionless calls are made by a stranger.
 
 Every perfect-knowledge round is played twice on chain: as it is, then as a control round with
@@ -45,7 +46,8 @@ Printed and written to bench/rounds_report.json:
   compute budget (goal: <= 0: its models take back at most the pool it paid);
 - the zero-skill modelers' mean return (own score about 0, the bonus a small positive part);
 - each void round's payout per revealed model against the settlement its labels would have
-  paid and against the largest settlement possible for its stake (goal: void >= both);
+  paid and against the largest settlement possible for its stake (goal: void >= both), and the
+  withholding sponsor's net, its sybils included (goal: <= 0);
 - funds held vs owed: Market.vy's token balance == `owed()` (and Tasks.vy's == its `owed()`)
   after every transaction.
 
@@ -108,7 +110,7 @@ ZERO_SKILL = 3
 LABEL_NOISE = 0.8  # outcome = sign(z + LABEL_NOISE * std(z) * N(0, 1))
 UNSCORED = 0.05  # share of rows with label 0
 # round kinds, in this order, repeated
-CYCLE = ("honest", "attack", "void", "honest", "honest")
+CYCLE = ("honest", "attack", "void", "void-sybils", "honest", "honest")
 
 
 class Invariant(Exception):
@@ -311,9 +313,11 @@ class Sim:
         self.register(self.add_agent("copier", "copier"), [])
         self.register(self.add_agent("non-revealer", "non-revealer"), [h[2]])
         self.honest_sponsor = self.add_agent("honest sponsor", "honest sponsor")
-        self.withholder = self.add_agent("withholding sponsor", "withholding sponsor")
         n_honest = len(SKILLS) + ZERO_SKILL + 2
         n_sponsor = MODELS - n_honest
+        self.withholder = self.add_agent("withholding sponsor", "withholding sponsor", n_addrs=n_sponsor)
+        for addr in self.withholder.addrs:  # its sybils, for the rounds it fills the slots left
+            self.register(self.withholder, [], addr=addr)
         self.attacker = self.add_agent("perfect-knowledge sponsor", "perfect-knowledge sponsor", n_addrs=n_sponsor)
         for addr in self.attacker.addrs:  # its own model, then its sybils, each from its own address
             self.register(self.attacker, [], addr=addr)
@@ -336,14 +340,16 @@ class Sim:
             return np.clip(np.rint(X.astype(np.float64) @ coef), -100, 100).astype(np.int8)
         if agent.kind == "non-revealer":
             return self.rng.integers(-100, 101, size=len(X)).astype(np.int8)
-        if agent.kind == "perfect-knowledge sponsor":
+        if agent.kind in ("perfect-knowledge sponsor", "withholding sponsor"):
             return (100 * y.astype(np.int64)).astype(np.int8)
         raise AssertionError(agent.kind)
 
     def play(self, kind: str, X: np.ndarray, y: np.ndarray, preds: dict | None, prev) -> dict:
-        """One round of `kind` ("honest", "attack", "control", "void") on rows X with labels y.
+        """One round of `kind` ("honest", "attack", "control", "void", "void-sybils") on rows X with
+        labels y.
         `preds` (model id -> predictions) replays a round's honest predictions (the control)."""
         sponsor = {"honest": self.honest_sponsor, "control": self.honest_sponsor, "void": self.withholder,
+                   "void-sybils": self.withholder,
                    "attack": self.attacker}[kind]
         before = {a.name: self.wealth(a) for a in self.agents}
         now = boa.env.timestamp
@@ -369,6 +375,8 @@ class Sim:
         order = [a for a in self.agents if a.kind in ("skilled modeler", "zero-skill modeler", "copier", "non-revealer")]
         if kind == "attack":
             order.append(self.attacker)
+        if kind == "void-sybils":
+            order.append(self.withholder)
         for a in order:
             for j, mid in enumerate(a.models):
                 p = preds_of[mid] if mid in preds_of else self.predictions(a, X, y, prev)
@@ -407,7 +415,7 @@ class Sim:
         expected = settle_expected(slots, dsets, scores, values, POOL)
         out = {"round": rid, "kind": kind, "slots": slots, "dsets": dsets, "scores": scores, "values": values,
                "expected": expected, "max_stake": max_stake, "preds": preds_of, "meta": meta, "sponsor": sponsor}
-        if kind == "void":
+        if kind.startswith("void"):
             # the sponsor has seen the predictions and keeps its labels
             boa.env.time_travel(seconds=schedule[2] - boa.env.timestamp)
             _, logs = self.tx(self.market, "void_round", rid, sender=self.stranger, logs=True)
@@ -513,7 +521,7 @@ def summarize(args, res) -> dict:
         risk[r["sponsor"].name] += POOL + BUDGET
         for name, net in r["net"].items():
             a = by_name[name]
-            if name not in risk and not (a.kind == "solver" and r["kind"] != "void"):
+            if name not in risk and not (a.kind == "solver" and not r["kind"].startswith("void")):
                 if net != 0:
                     raise Invariant(f"round {r['round']}: {name} took no part and its wealth moved by {net}")
                 continue
@@ -542,7 +550,7 @@ def summarize(args, res) -> dict:
     zero_skill_returns, zero_own, zero_bonus = [], [], []
     by_skill = defaultdict(list)  # skill -> (own score, payout, stake) per settled round
     for r in rounds:
-        if r["kind"] == "void":
+        if r["kind"].startswith("void"):
             continue
         for i, s in enumerate(r["slots"]):
             if not s["revealed"]:
@@ -596,8 +604,8 @@ def summarize(args, res) -> dict:
                 "own_score": r["scores"][i],
                 "loo_with": r["scores"][MODELS + i],
                 "loo_without": c["scores"][MODELS + ci],
-                "stake_with": bond(s["stake"]),
-                "stake_without": bond(cs["stake"]),
+                "stake_with_bond": round(bond(s["stake"]), 3),
+                "stake_without_bond": round(bond(cs["stake"]), 3),
                 "payout_with_bond": round(bond(r["expected"]["gross"].get(s["mid"], 0)), 3),
                 "payout_without_bond": round(bond(c["expected"]["gross"].get(s["mid"], 0)), 3),
                 "own_floor_bond": round(bond(own_floor(s["stake"], r["scores"][i])), 3),
@@ -649,7 +657,7 @@ def summarize(args, res) -> dict:
     # void rounds: each revealed model's share against what settling could have paid it
     voids = []
     for r in rounds:
-        if r["kind"] != "void":
+        if not r["kind"].startswith("void"):
             continue
         for i, s in enumerate(r["slots"]):
             if not s["revealed"]:
@@ -657,7 +665,8 @@ def summarize(args, res) -> dict:
             part = r["paid"].get((MODEL, s["mid"]), 0)
             best = s["stake"] * (CAP_BPS + BONUS_BPS) // BPS
             labels_would = r["expected"]["gross"].get(s["mid"], 0)
-            voids.append({"round": r["round"], "model": s["mid"], "kind": s["agent"].kind, "void": part,
+            voids.append({"round": r["round"], "round_kind": r["kind"], "model": s["mid"], "kind": s["agent"].kind,
+                          "void": part,
                           "settlement": labels_would, "best": best})
         n_rev = sum(1 for s in r["slots"] if s["revealed"])
         if sum(r["paid"].get((MODEL, s["mid"]), 0) for s in r["slots"]) != (POOL if n_rev else 0):
@@ -673,7 +682,20 @@ def summarize(args, res) -> dict:
         "models_void_below_best": sum(1 for v in voids if v["void"] < v["best"]),
         "withholding_sponsor_net_mean_bond": round(
             bond(mean(r["net"][sim.withholder.name] for r in rounds if r["kind"] == "void")), 3),
+        "withholding_sponsor_with_sybils_net_mean_bond": round(
+            bond(mean(r["net"][sim.withholder.name] for r in rounds if r["kind"] == "void-sybils")), 3),
+        "withholding_sponsor_with_sybils_net_max_bond": round(
+            bond(max((r["net"][sim.withholder.name] for r in rounds if r["kind"] == "void-sybils"), default=0)), 3),
+        "others_void_payout_with_sybils_mean_bond": round(bond(mean(
+            v["void"] for v in voids if v["round_kind"] == "void-sybils" and v["kind"] != "withholding sponsor")), 3),
+        "note": "void-sybils: the withholding sponsor also fills the slots left with its own models, "
+        "then withholds its labels; the even split gives each of them one share of its own pool",
     }
+    void_summary["goal_withholder_gains_nothing"] = (
+        "pass" if void_summary["withholding_sponsor_with_sybils_net_max_bond"] <= 0
+        and all(r["net"][sim.withholder.name] <= 0 for r in rounds if r["kind"].startswith("void")) else "FAIL")
+    if void_summary["goal_withholder_gains_nothing"] == "FAIL":
+        goal_fail.append("the withholding sponsor gains nothing beyond its pool back")
     void_summary["goal_void_at_least_best"] = (
         "pass" if void_summary["models_void_below_best"] == 0 and void_summary["models_void_below_settlement"] == 0
         else "FAIL")
@@ -775,6 +797,10 @@ def print_table(rep: dict, out: str):
           f"{v['best_settlement_max_bond']}; below settlement {v['models_void_below_settlement']}, below best "
           f"{v['models_void_below_best']}: {v['goal_void_at_least_best']}; withholding sponsor net "
           f"{v['withholding_sponsor_net_mean_bond']} BOND per round")
+    print(f"  with sybils in the slots left: withholding sponsor net {v['withholding_sponsor_with_sybils_net_mean_bond']}"
+          f" BOND mean, {v['withholding_sponsor_with_sybils_net_max_bond']} max (goal <= 0: "
+          f"{v['goal_withholder_gains_nothing']}); the other revealed models got "
+          f"{v['others_void_payout_with_sybils_mean_bond']} BOND each")
     h = rep["honest_parties_never_lose_stake"]
     print(f"honest parties slashed: skilled models with own > 0 {h['skilled_models_positive_own']['slashed']}/"
           f"{h['skilled_models_positive_own']['checked']}, datasets with value >= 0 "

@@ -22,10 +22,11 @@ def _bench():
 
 def test_bench_rounds__three_rounds__invariants_and_goals(tmp_path):
     out = tmp_path / "rounds.json"
-    # one honest round, one perfect-knowledge round (with its control) and one void round
-    assert _bench().main(["--rounds", "3", "--rows", "64", "--seed", "3", "--check", "--out", str(out)]) == 0
+    # one honest round, one perfect-knowledge round (with its control), a void round, and a void
+    # round whose sponsor filled the slots left with its own models
+    assert _bench().main(["--rounds", "4", "--rows", "64", "--seed", "3", "--check", "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
-    assert rep["rounds"] == {"honest": 1, "attack": 1, "control": 1, "void": 1}
+    assert rep["rounds"] == {"honest": 1, "attack": 1, "control": 1, "void": 1, "void-sybils": 1}
     assert rep["funds_held_vs_owed"]["checked_after_every_transaction"] and rep["funds_held_vs_owed"]["unequal"] == 0
     assert rep["settlements_match_spec_8_5"] is True
     assert rep["goals_failed"] == []
@@ -39,6 +40,7 @@ def test_bench_rounds__three_rounds__invariants_and_goals(tmp_path):
     void = rep["void"]
     assert void["models"] > 0 and void["goal_void_at_least_best"] == "pass"
     assert void["models_void_below_best"] == void["models_void_below_settlement"] == 0
+    assert void["goal_withholder_gains_nothing"] == "pass" and void["withholding_sponsor_with_sybils_net_max_bond"] <= 0
     assert {"mean_return_bps", "mean_bonus_bps"} <= set(rep["zero_skill"])
     honest = rep["honest_parties_never_lose_stake"]
     assert honest["skilled_models_positive_own"]["slashed"] == honest["datasets_non_negative_value"]["slashed"] == 0
