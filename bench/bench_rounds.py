@@ -73,9 +73,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+#: where the .vy sources are read from (a mutated copy when BISECTML_CONTRACTS_DIR is set, as in
+#: tests/contracts/conftest.py)
+CONTRACTS = Path(os.environ.get("BISECTML_CONTRACTS_DIR") or ROOT / "contracts")
 
 import boa
 import numpy as np
+
+if os.environ.get("BISECTML_CONTRACTS_DIR"):
+    boa.interpret.set_search_paths([str(CONTRACTS.parent)])
 
 from onnx_models import market as mk
 from verifier.commit.commitments import commit_tensor, state_root
@@ -206,7 +212,7 @@ class Sim:
         self.refs = [mk.program_ref(k, self.shape) for k in mk.KINDS]
         g = boa.env.generate_address
         self.deployer = g("deployer")
-        load = lambda rel: boa.load_partial(str(ROOT / "contracts" / rel))
+        load = lambda rel: boa.load_partial(str(CONTRACTS / rel))
         with boa.env.prank(self.deployer):
             self.token = load("Token.vy").deploy()
             game = load("mocks/MockGame.vy").deploy()

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -48,3 +51,22 @@ def test_bench_rounds__three_rounds__invariants_and_goals(tmp_path):
                  "inverted-label provider", "honest sponsor", "perfect-knowledge sponsor", "withholding sponsor"):
         assert {"total_net_bond", "mean_net_bond_per_round", "net_per_bond_at_risk"} <= set(rep["per_agent_type"][kind])
     assert rep["per_agent_type"]["non-revealer"]["total_net_bond"] == 0
+
+
+def test_bench_rounds__negative_bonus_mutant__exits_1(tmp_path):
+    """A Market.vy whose contribution bonus can be negative (the clip at 0 deleted): the bench's
+    own computation of SPEC 8.5 disagrees with the contract's payments and it exits 1."""
+    contracts = tmp_path / "contracts"
+    shutil.copytree(ROOT / "contracts", contracts)
+    src = (contracts / "Market.vy").read_text()
+    clipped = "max(scores[loo + i] * factor // 10_000, 0)"
+    assert src.count(clipped) == 1
+    (contracts / "Market.vy").write_text(src.replace(clipped, "scores[loo + i] * factor // 10_000"))
+    env = {**os.environ, "BISECTML_CONTRACTS_DIR": str(contracts), "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_rounds.py"), "--rounds", "1", "--rows", "64",
+         "--out", str(tmp_path / "rounds.json")],
+        check=False, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "INVARIANT BROKEN" in run.stdout and "SPEC 8.5 says" in run.stdout
