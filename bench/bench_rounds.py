@@ -717,7 +717,8 @@ def summarize(args, res) -> dict:
         "mean_bonus_bps": round(mean(zero_bonus), 2),
         "bonus_cap_bps": BONUS_BPS,
         "note": "return = payout / stake at risk over settled rounds; own score near 0 in expectation, "
-        "the bonus is paid when a model beats the others' metamodel",
+        "the bonus is paid only when a model beats the others' metamodel, which the skilled models make "
+        "far better than chance here, so random predictions never earn it",
     }
     skilled = {
         str(k): {
