@@ -218,7 +218,8 @@ class Sim:
             game = load("mocks/MockGame.vy").deploy()
             self.tasks = load("Tasks.vy").deploy(self.token, game)
             game.set_tasks(self.tasks)
-            self.market = load("Market.vy").deploy(self.token, self.tasks)
+            self.availability = load("Availability.vy").deploy()
+            self.market = load("Market.vy").deploy(self.token, self.tasks, self.availability)
         self.txs = 0
         self.solver, self.stranger = g("solver"), g("stranger")
         self.beta = self.rng.normal(size=FEATURES)
@@ -249,6 +250,21 @@ class Sim:
         if held_t != owed_t:
             raise Invariant(f"after {fn}: Tasks holds {held_t} but owes {owed_t}")
         return (out, events) if logs else out
+
+    def on_chain(self, array: np.ndarray, sender) -> bytes:
+        """Publishes the tensor's bytes on Availability.vy (SPEC 8.10), as the market requires
+        of datasets and round features; its commitment."""
+        from eth_utils import function_signature_to_4byte_selector
+
+        from verifier.market.availability import payload
+
+        header, data = payload(array)
+        calldata = function_signature_to_4byte_selector("publish(bytes32)") + header + data
+        out = bytes(boa.env.raw_call(self.availability.address, data=calldata, sender=sender).output)
+        self.txs += 1
+        if out != commit_tensor(array):
+            raise Invariant("Availability.vy committed other bytes than it was sent")
+        return out
 
     # -- the world --------------------------------------------------------------------------------
 
@@ -288,7 +304,8 @@ class Sim:
         L_d = self.outcome(X_d, noise=0.3)
         if inverted:
             L_d = (-L_d).astype(np.int8)
-        did = self.tx(self.market, "publish_dataset", f"bafy-{agent.name}", commit_tensor(X_d), commit_tensor(L_d),
+        did = self.tx(self.market, "publish_dataset", f"bafy-{agent.name}", self.on_chain(X_d, agent.addrs[0]),
+                      self.on_chain(L_d, agent.addrs[0]),
                       DATASET_ROWS, FEATURES, DATASET_STAKE, sender=agent.addrs[0])
         self.dataset_rows[did] = (X_d, L_d)
         agent.datasets.append(did)
@@ -364,7 +381,8 @@ class Sim:
         economics = (FACTOR_BPS, CAP_BPS, DATA_SHARE_BPS, DATA_SLASH_BPS, BONUS_BPS, MIN_STAKE)
         refs = [(r.graph_root, r.n_nodes, r.n_slots, r.steps, r.data_base, r.out_slot, r.template) for r in self.refs]
         rid = self.tx(self.market, "open_round", (MODELS, DATASETS, self.rows, FEATURES, DATASET_ROWS, K), schedule, economics, TERMS, refs,
-                      commit_tensor(X), "bafy-round-features", econ.labels_commitment(i8(y), salt), POOL, BUDGET,
+                      self.on_chain(X, sponsor.addrs[0]), "bafy-round-features", econ.labels_commitment(i8(y), salt),
+                      POOL, BUDGET,
                       sender=sponsor.addrs[0])
         max_stake = self.market.rounds(rid).max_stake
         # datasets join, in publication order
