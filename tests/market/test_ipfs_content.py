@@ -23,11 +23,10 @@ from verifier.market.content import (
     ContentError,
     ContentStore,
     cid_of,
-    content_store,
     decode_dataset,
     encode_dataset,
 )
-from verifier.market.ipfs import RAW_BLOCK, IpfsContentStore
+from verifier.market.ipfs import RAW_BLOCK, IpfsContentStore, content_store
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = 10**18

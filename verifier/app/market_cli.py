@@ -34,7 +34,8 @@ def _client(
     """The market client; `content` is (--content-dir, --ipfs-api, --ipfs-gateway), None for the
     commands that read no content (they keep the local store and ignore the IPFS settings)."""
     from verifier.market.client import MarketClient
-    from verifier.market.content import ContentStore, content_store
+    from verifier.market.content import ContentStore
+    from verifier.market.ipfs import content_store
 
     # a bad IPFS URL is refused before the chain is touched
     store = content_store(*content) if content is not None else ContentStore()

@@ -146,7 +146,8 @@ class Daemon:
         if "Market" not in deployment.addresses or not self.cfg.market:
             return None
         from verifier.market.client import MarketClient, RoundPrograms
-        from verifier.market.content import ContentError, content_store
+        from verifier.market.content import ContentError
+        from verifier.market.ipfs import content_store
 
         try:
             store = content_store(self.cfg.content_dir, self.cfg.ipfs_api, self.cfg.ipfs_gateway)

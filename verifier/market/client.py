@@ -33,7 +33,6 @@ from verifier.market.content import (
     ContentError,
     ContentStore,
     as_int8,
-    content_store,
     decode_dataset,
     decode_features,
     encode_dataset,
@@ -49,6 +48,7 @@ from verifier.market.economics import (
 )
 from verifier.market.economics import mask as mask_vector
 from verifier.market.economics import weights as weight_vector
+from verifier.market.ipfs import content_store
 
 KINDS = ("metamodel", "scores", "values")
 METAMODEL, SCORES, VALUES = 0, 1, 2

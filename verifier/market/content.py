@@ -84,19 +84,6 @@ class ContentStore:
         return (self.root / cid).is_file()
 
 
-def content_store(
-    content_dir: Path | None = None, ipfs_api: str | None = None, ipfs_gateway: str | None = None
-) -> ContentStore:
-    """The store a command or daemon uses: IPFS when an API or gateway is given (or set in
-    BISECTML_IPFS_API / BISECTML_IPFS_GATEWAY), caching in `content_dir`; else the local directory."""
-    from verifier.market.ipfs import IpfsContentStore, ipfs_settings
-
-    api, gateway = ipfs_settings(ipfs_api, ipfs_gateway)
-    if api or gateway:
-        return IpfsContentStore(content_dir, api=api, gateway=gateway)
-    return ContentStore(content_dir)
-
-
 def as_int8(a: np.ndarray, what: str) -> np.ndarray:
     """`a` as a contiguous int8 array, refusing anything that is not integers in -128..127."""
     arr = np.asarray(a)
@@ -145,7 +132,6 @@ __all__ = [
     "ContentError",
     "ContentStore",
     "cid_of",
-    "content_store",
     "decode_dataset",
     "decode_features",
     "encode_dataset",

@@ -163,4 +163,21 @@ def ipfs_settings(api: str | None = None, gateway: str | None = None) -> tuple[s
     return api or os.environ.get(API_ENV) or None, gateway or os.environ.get(GATEWAY_ENV) or None
 
 
-__all__ = ["API_ENV", "GATEWAY_ENV", "IpfsContentStore", "ipfs_settings"]
+def content_store(
+    content_dir: Path | None = None, ipfs_api: str | None = None, ipfs_gateway: str | None = None
+) -> ContentStore:
+    """The store a command or daemon uses: IPFS when an API or gateway is given (or set in
+    BISECTML_IPFS_API / BISECTML_IPFS_GATEWAY), caching in `content_dir`; else the local directory."""
+    api, gateway = ipfs_settings(ipfs_api, ipfs_gateway)
+    if api or gateway:
+        return IpfsContentStore(content_dir, api=api, gateway=gateway)
+    return ContentStore(content_dir)
+
+
+__all__ = [
+    "API_ENV",
+    "GATEWAY_ENV",
+    "IpfsContentStore",
+    "content_store",
+    "ipfs_settings",
+]
