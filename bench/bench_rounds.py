@@ -88,6 +88,7 @@ from verifier.commit.commitments import commit_tensor, state_root
 from verifier.commit.merkle import keccak, merkle_proof, merkle_root
 from verifier.core.dtypes import DType
 from verifier.market import economics as econ
+from verifier.market.economics import trunc_div
 
 E18 = 10**18
 BPS = 10_000
@@ -133,13 +134,6 @@ def i8(values) -> bytes:
 
 def word(*parts) -> bytes:
     return keccak(*[p if isinstance(p, bytes) else str(p).encode() for p in parts])
-
-
-def trunc_div(a: int, b: int) -> int:
-    if b == 0:
-        return 0
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b > 0) else -q
 
 
 def clip(v: int, lo: int, hi: int) -> int:
