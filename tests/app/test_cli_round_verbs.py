@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -75,6 +76,11 @@ def test_a_round_from_the_command_line(world):
     rid = str(r["round_id"])
     shown = u["bob"].json("round", "show", rid)
     assert shown["programs"] == "canonical programs" and shown["state"] == "open"
+    # for people: deadlines as UTC times with what is left, amounts in BOND, not wei and Unix times
+    text = u["bob"].run("round", "show", rid).stdout
+    commit_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(shown["schedule"]["commit_deadline"]))
+    assert f"{commit_at}, in " in text and "300 BOND" in text and "2,500 bps" in text
+    assert str(shown["schedule"]["commit_deadline"]) not in text and shown["pool"] not in text
     # a dataset is only ever at risk in rounds its owner put it in: a stranger cannot join it
     assert "market: " in _error(u["bob"].run("data", "join", rid, str(clean["dataset_id"])))
     for who, ds in (("clean", clean), ("noise", noise)):

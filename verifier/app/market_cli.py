@@ -315,7 +315,8 @@ def round_summary(client: Any, round_id: int) -> dict[str, Any]:
         "round_id": round_id, "sponsor": r.sponsor, "state": ROUND_STATES.get(r.state, str(r.state)),
         "shape": {f: getattr(r.shape, f) for f in ("models", "datasets", "rows", "features", "dataset_rows", "k")},
         "schedule": r.schedule, "economics": r.economics, "terms": {k: str(v) for k, v in r.terms.items()},
-        "pool": str(r.pool), "budget": str(r.budget), "features_cid": r.features_cid, "programs": verified,
+        "pool": str(r.pool), "budget": str(r.budget), "max_stake": str(r.max_stake), "features_cid": r.features_cid,
+        "programs": verified,
         "models": [int(v) for v in m.round_models(round_id).call()],
         "datasets": [int(v) for v in m.round_datasets(round_id).call()],
         "weights": client.round_weights(round_id),
@@ -333,10 +334,36 @@ def round_show(
     """Show a round: shape, schedule, economics, models, datasets, tasks, results; and whether its
     programs are the canonical ones for its shape (never stake in a round where they are not)."""
     with chain_errors():
-        s = round_summary(_client(rpc_url, key_file, "round show", None, need_key=False), round_id)
+        client = _client(rpc_url, key_file, "round show", None, need_key=False)
+        s = round_summary(client, round_id)
+        now = client.now()  # the chain's clock: deadlines are the chain's, not this machine's
     if as_json:
         return emit(s)
-    say(kv_table(f"round {round_id}", list(s.items())))
+    say(kv_table(f"round {round_id}", _readable(s, now)))
+
+
+def _readable(s: dict[str, Any], now: int) -> list[tuple[str, object]]:
+    """`round show`'s rows for people: deadlines as UTC times with what is left, token amounts
+    in BOND, rates in bps (`--json` keeps base units and Unix times)."""
+    from verifier.app.console import amount_text, due_in
+    from verifier.app.session import format_duration
+
+    rows: list[tuple[str, object]] = []
+    for k, v in s.items():
+        if k == "schedule":
+            rows += [(name.replace("_", " "), due_in(int(t) - now, int(t))) for name, t in v.items()]
+        elif k == "economics":
+            rows += [(name.replace("_", " "), amount_text(b) if name == "min_stake" else f"{int(b):,} bps")
+                     for name, b in v.items()]  # fmt: skip
+        elif k == "terms":
+            rows += [(f"task {name}", amount_text(t) if name in ("reward", "solver_bond", "challenger_bond")
+                      else format_duration(int(t)) if name in ("window", "clock", "duration") else t)
+                     for name, t in v.items()]  # fmt: skip
+        elif k in ("pool", "budget", "max_stake"):
+            rows.append((k.replace("_", " "), amount_text(v)))
+        else:
+            rows.append((k, ", ".join(f"{a} {b}" for a, b in v.items()) if isinstance(v, dict) else v))
+    return rows
 
 
 def _simple(verb: str, method: str, help_: str) -> None:
