@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sys
 import time
 from contextlib import nullcontext
@@ -96,6 +97,28 @@ def _register_daemons() -> None:
 
 
 _register_daemons()
+
+COMPLETE_VAR = "_BISECTML_COMPLETE"
+if COMPLETE_VAR in os.environ:
+    # a shell asking for completions: typer's shell classes are registered only then, since
+    # registering them at every start (typer's add_completion) costs about a second
+    from typer._completion_classes import completion_init
+
+    completion_init()
+
+
+@app.command("completion")
+def completion(shell: Annotated[str, typer.Argument(help="bash, zsh, fish or powershell.")]) -> None:
+    """Print the shell completion script for SHELL.
+
+    Example: eval "$(bisectml completion bash)"   (or add that line to ~/.bashrc)
+    """
+    from typer._completion_shared import get_completion_script
+
+    if shell not in ("bash", "zsh", "fish", "powershell"):
+        fail(f"no completion for the shell '{shell}'; use bash, zsh, fish or powershell.")
+    print(get_completion_script(prog_name="bisectml", complete_var=COMPLETE_VAR, shell=shell))
+
 
 def resolve_program(name_or_path: str) -> Path:
     """A path to an .onnx file, or the name of a program bundled in onnx_models."""
