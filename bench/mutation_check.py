@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     only = _parse_only(args.only)
 
     plan: list[tuple[Mutant, str, list[str]]] = []
+    current: set[str] = set()  # every mutant id the named contracts have now, selected or not
     for name in args.contracts:
         path = CONTRACTS / name
         if not path.is_file():
@@ -292,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no test files mapped to {name}; pass --tests.", file=sys.stderr)
             return 2
         for m, src in mutants_of(name, path.read_text()):
+            current.add(m.id)
             if _selected(m, only) and (args.kind is None or m.kind == args.kind):
                 plan.append((m, src, tests))
     # deletions first: a surviving deletion is a check no test needs, the finding that matters most
@@ -368,8 +370,11 @@ def main(argv: list[str] | None = None) -> int:
         fresh = {r.id for r in results}
         names = {f.name for f in fields(Mutant)}
         earlier = [Mutant(**{k: v for k, v in d.items() if k in names}) for d in json.loads(args.merge.read_text())["mutants"]]
-        results = [r for r in earlier if r.id not in fresh] + results
-        earlier_not_run = [i for i in json.loads(args.merge.read_text()).get("not_run", []) if i not in fresh]
+        # an earlier result of a check the named contracts no longer have (removed, or its
+        # reason reworded) is dropped, not carried
+        gone = {r.id for r in earlier if r.contract in args.contracts and r.id not in current}
+        results = [r for r in earlier if r.id not in fresh and r.id not in gone] + results
+        earlier_not_run = [i for i in json.loads(args.merge.read_text()).get("not_run", []) if i not in fresh and i not in gone]
         # what this run left out stays listed too (a --budget run in parts)
         not_run = earlier_not_run + [i for i in not_run if i not in earlier_not_run]
     unexplained = [r for r in results if r.status == SURVIVED and r.id not in allow]
