@@ -133,6 +133,7 @@ def play_on_boa(honest_p, honest: Trace, cheat: Trace, claim: bytes, steps: int,
     tasks = _deployer("Tasks").deploy(token.address, court.game.address)
 
     def send(by: str, fn, *args):  # noqa: ANN001, ANN202
+        boa.env.time_travel(seconds=1)  # a second between transactions, as between moves
         with boa.env.prank(who[by]) if by != "deployer" else nullcontext():
             ret = fn(*args)
         data = fn.prepare_calldata(*args)
@@ -254,9 +255,17 @@ def replay_on_anvil(honest_p, played: Played, who: dict[str, str]) -> list[int]:
         c = {name: deployer.contract(name, d.addresses[name]) for name in ("Token", "Tasks")}
         gas: list[int] = []
 
+        def next_second() -> None:
+            # a second passes before every transaction, as on titanoboa: on a chain blocks are
+            # seconds apart, and a transaction in the same second as the last would find words
+            # that hold a timestamp (the clocks) unchanged, 2,800 gas less a word
+            ts = int(deployer.w3.eth.get_block("latest")["timestamp"])
+            devnet.rpc(url, "evm_setNextBlockTimestamp", [ts + 1])
+
         def send(by: str, name: str, fn: str, *args):  # noqa: ANN202
             f = getattr(signer[by].contract(name, d.addresses[name]).functions, fn)(*args)
             ret = f.call({"from": signer[by].account})  # the value the transaction will return
+            next_second()
             gas.append(int(signer[by].send(f, fn)["gasUsed"]))
             return ret
 
@@ -274,11 +283,7 @@ def replay_on_anvil(honest_p, played: Played, who: dict[str, str]) -> list[int]:
         assert gid == played.gid, (gid, played.gid)
         assert played.match is not None
         for by, move in played.match.moves:
-            # a second passes before every move, as on titanoboa (`play`): on a chain blocks are
-            # seconds apart, and a move in the same second as the last would find both clocks'
-            # words unchanged (2,800 gas less a word)
-            ts = int(deployer.w3.eth.get_block("latest")["timestamp"])
-            devnet.rpc(url, "evm_setNextBlockTimestamp", [ts + 1])
+            next_second()
             gas.append(int(ChainCourt(signer[by], d).send(gid, move)["gasUsed"]))
         game = ChainCourt(deployer, d).state(gid)
         assert game.outcome == Outcome.CHALLENGER_WON, game.outcome
