@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,12 +85,57 @@ class BoaOracle:
         return self.court.family(desc).finalize(desc, headers, acc)
 
 
-def tx_gas(execution: int, calldata: bytes) -> int:
-    """A transaction's gas on a Prague chain: intrinsic + calldata (EIP-2028) + execution,
-    or the EIP-7623 calldata floor if that is higher."""
+def tx_gas(execution: int, calldata: bytes, refund: int = 0) -> int:
+    """A transaction's gas on a Prague chain: intrinsic + calldata (EIP-2028) + execution, less
+    the storage refund (at most a fifth of that sum, EIP-3529), or the EIP-7623 calldata floor
+    if that is higher."""
     zeros = calldata.count(0)
     tokens = zeros + 4 * (len(calldata) - zeros)
-    return max(21_000 + 4 * tokens + execution, 21_000 + 10 * tokens)
+    used = 21_000 + 4 * tokens + execution
+    return max(used - min(max(refund, 0), used // 5), 21_000 + 10 * tokens)
+
+
+def computation_gas(computation, calldata: bytes) -> int:  # noqa: ANN001
+    """tx_gas of a top-level titanoboa computation, refund included (what a receipt says)."""
+    return tx_gas(computation.get_gas_used(), calldata, 0 if computation.is_error else computation.get_gas_refund())
+
+
+@contextmanager
+def cold_transactions(env=None):  # noqa: ANN001, ANN201
+    """Every top-level call and deployment on `env` (default boa.env) runs as its own
+    transaction, as on a chain: titanoboa otherwise keeps one EIP-2929 access list and one set
+    of EIP-2200 original values for the whole session, so a slot or an account read by an
+    earlier call (a view call included) is warm, and a slot written earlier is dirty. Before each
+    call this locks the state (the original values become the current ones), empties the access
+    list and the transient storage, and marks the sender and the callee warm, as py-evm's
+    transaction executor does (precompiles are always warm; COINBASE is marked by the
+    computation, EIP-3651). Not for use inside boa.env.anchor(): locking flattens the journal."""
+    env = env or boa.env
+    evm = env.evm
+
+    def begin(sender, to) -> None:  # noqa: ANN001
+        state = evm.vm.state
+        state.lock_changes()  # also empties the access list (py-evm AccountDB.lock_changes)
+        if hasattr(state, "clear_transient_storage"):
+            state.clear_transient_storage()
+        state.mark_address_warm(sender.canonical_address)
+        state.mark_address_warm(to.canonical_address)
+
+    execute_code, deploy_code = evm.execute_code, evm.deploy_code
+
+    def cold_execute(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+        begin(kw["sender"], kw["to"])
+        return execute_code(*args, **kw)
+
+    def cold_deploy(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+        begin(kw["sender"], kw["target_address"])
+        return deploy_code(*args, **kw)
+
+    evm.execute_code, evm.deploy_code = cold_execute, cold_deploy
+    try:
+        yield
+    finally:
+        del evm.execute_code, evm.deploy_code  # the class's methods again
 
 
 # A strategy turns (state, honest move) into the move actually sent (or None to stall).
@@ -116,6 +162,7 @@ class Match:
     gas: dict[str, int] = field(default_factory=lambda: {"solver": 0, "challenger": 0})
     max_gas: int = 0
     log: list[tuple[str, str, int, int]] = field(default_factory=list)
+    moves: list[tuple[str, Move]] = field(default_factory=list)  # (who, move) as sent, to replay
     _revealed: list | None = None
 
     def send(self, who: str, move: Move) -> None:
@@ -125,7 +172,8 @@ class Match:
         with boa.env.prank(addr):
             getattr(target, move.function)(self.gid, *move.args)
         data = getattr(target, move.function).prepare_calldata(self.gid, *move.args)
-        used = tx_gas(target._computation.get_gas_used(), data)
+        used = computation_gas(target._computation, data)
+        self.moves.append((who, move))
         self.gas[who] += used
         self.max_gas = max(self.max_gas, used)
         self.sent[who].append(move.function)
