@@ -147,45 +147,23 @@ def own_floor(stake: int, own: int) -> int:
 
 
 def settle_expected(slots: list[dict], dsets: list[dict], scores: list[int], values: list[int], pool: int) -> dict:
-    """SPEC 8.5, written out here independently of the contract and of verifier/market/economics.py.
-    `slots`: per model slot {mid, stake, revealed, datasets (ids)}; `dsets`: per dataset slot
-    {did, at_risk, active}. Returns per model id the gross payout (gain, or minus the slash),
-    the payment to the owner, per dataset id its payment (minus its slash), paid, burned, refund."""
-    m = MODELS
+    """SPEC 8.5 through verifier/market/economics.py's `payouts` (the contract tests hold it equal
+    to Market.vy), keyed by id. `slots`: per model slot {mid, stake, revealed, datasets (ids)};
+    `dsets`: per dataset slot {did, at_risk, active}. Returns per revealed model id the gross
+    payout (gain, or minus the slash), per model id the payment to the owner, per dataset id its
+    payment (minus its slash), paid, burned, and the pool's refund."""
     slot_of = {d["did"]: j for j, d in enumerate(dsets)}
-    gross, to_model, to_data = {}, {}, defaultdict(int)
-    paid = burned = 0
-    for i, s in enumerate(slots):
-        if not s["revealed"]:
-            continue
-        r = clip(trunc_div(scores[i] * FACTOR_BPS, BPS), -CAP_BPS, CAP_BPS) + clip(
-            trunc_div(scores[m + i] * FACTOR_BPS, BPS), 0, BONUS_BPS
-        )
-        if r < 0:
-            loss = s["stake"] * -r // BPS
-            gross[s["mid"]] = to_model[s["mid"]] = -loss
-            burned += loss
-            continue
-        g = s["stake"] * r // BPS
-        gross[s["mid"]] = g
-        paid += g
-        share = g * DATA_SHARE_BPS // BPS
-        pos = [d for d in s["datasets"] if d in slot_of and dsets[slot_of[d]]["active"] and values[slot_of[d]] > 0]
-        v_sum = sum(values[slot_of[d]] for d in pos)
-        passed = 0
-        if v_sum:
-            for d in pos:
-                part = share * values[slot_of[d]] // v_sum
-                to_data[d] += part
-                passed += part
-        to_model[s["mid"]] = g - passed
-    for j, d in enumerate(dsets):
-        if d["active"] and values[j] < 0:
-            loss = d["at_risk"] * DATA_SLASH_BPS // BPS
-            to_data[d["did"]] -= loss
-            burned += loss
-    return {"gross": gross, "to_model": to_model, "to_data": dict(to_data), "paid": paid, "burned": burned,
-            "refund_pool": pool - paid}
+    models = [econ.ModelEntry(s["stake"], s["stake"], scores[i], s["revealed"],
+                              tuple(slot_of[d] for d in s["datasets"] if d in slot_of), contribution=scores[MODELS + i])
+              for i, s in enumerate(slots)]  # fmt: skip
+    datasets = [econ.DatasetEntry(d["at_risk"], d["at_risk"], values[j], d["active"]) for j, d in enumerate(dsets)]
+    e = econ.Economics(FACTOR_BPS, CAP_BPS, DATA_SHARE_BPS, DATA_SLASH_BPS, BONUS_BPS, MIN_STAKE)
+    settled = econ.payouts(models, datasets, e, pool)
+    gross = {s["mid"]: s["stake"] * r // BPS if r >= 0 else -(s["stake"] * -r // BPS)
+             for s, r in zip(slots, settled.returns_bps) if s["revealed"]}  # fmt: skip
+    return {"gross": gross, "to_model": {s["mid"]: v for s, v in zip(slots, settled.model_payouts)},
+            "to_data": {d["did"]: v for d, v in zip(dsets, settled.dataset_payouts)}, "paid": settled.paid,
+            "burned": settled.burned, "refund_pool": settled.refund}  # fmt: skip
 
 
 @dataclass
@@ -248,13 +226,9 @@ class Sim:
     def on_chain(self, array: np.ndarray, sender) -> bytes:
         """Publishes the tensor's bytes on Availability.vy (SPEC 8.10), as the market requires
         of datasets and round features; its commitment."""
-        from eth_utils import function_signature_to_4byte_selector
+        from verifier.market.availability import calldata, payload
 
-        from verifier.market.availability import payload
-
-        header, data = payload(array)
-        calldata = function_signature_to_4byte_selector("publish(bytes32)") + header + data
-        out = bytes(boa.env.raw_call(self.availability.address, data=calldata, sender=sender).output)
+        out = bytes(boa.env.raw_call(self.availability.address, data=calldata(*payload(array)), sender=sender).output)
         self.txs += 1
         if out != commit_tensor(array):
             raise Invariant("Availability.vy committed other bytes than it was sent")

@@ -217,11 +217,11 @@ def publish_raw(availability, header: bytes, data: bytes, sender=None):  # noqa:
     computation (its output is the commitment), or Refused with the revert reason."""
     from eth.exceptions import Revert
     from eth_abi import decode as abi_decode
-    from eth_utils import function_signature_to_4byte_selector
 
-    calldata = function_signature_to_4byte_selector("publish(bytes32)") + header + data
+    from verifier.market.availability import calldata
+
     try:
-        return boa.env.raw_call(availability.address, data=calldata, sender=sender)
+        return boa.env.raw_call(availability.address, data=calldata(header, data), sender=sender)
     except Revert as e:
         out = bytes(e.args[0])
         raise Refused(abi_decode(["string"], out[4:])[0] if out[:4] == bytes.fromhex("08c379a0") else out.hex()) from None

@@ -319,7 +319,7 @@ def round_summary(client: Any, round_id: int) -> dict[str, Any]:
         "programs": verified,
         "models": [int(v) for v in m.round_models(round_id).call()],
         "datasets": [int(v) for v in m.round_datasets(round_id).call()],
-        "weights": client.round_weights(round_id),
+        "weights": client.round_weights(r),
         "scores": [int(v) for v in m.scores(round_id).call()],
         "values": [int(v) for v in m.values(round_id).call()],
         "tasks": tasks,

@@ -15,8 +15,12 @@ import numpy as np
 
 from verifier.commit import commitments as commit
 from verifier.commit.commitments import TensorType
+from verifier.commit.merkle import keccak
 from verifier.core.dtypes import DType
 from verifier.core.errors import BisectmlError
+
+# the 4-byte selector of `publish(bytes32)`, the first bytes of every publication's input
+PUBLISH_SELECTOR = keccak(b"publish(bytes32)")[:4]
 
 
 class AvailabilityError(BisectmlError, ValueError):
@@ -30,17 +34,15 @@ def payload(array: np.ndarray) -> tuple[bytes, bytes]:
     return commit.tensor_header(ttype), b"".join(commit.chunks(array))
 
 
-def calldata(availability: Any, array: np.ndarray) -> bytes:
-    """The input of an `Availability.publish` transaction for `array`: the ABI call with the
-    header, then the data as raw calldata (SPEC 8.10)."""
-    header, data = payload(array)
-    return bytes.fromhex(availability.encode_abi("publish", [header])[2:]) + data
+def calldata(header: bytes, data: bytes) -> bytes:
+    """The input of an `Availability.publish` transaction: the ABI call with the header word,
+    then the data as raw calldata (SPEC 8.10)."""
+    return PUBLISH_SELECTOR + header + data
 
 
-def publish(chain: Any, availability: Any, array: np.ndarray) -> bytes:
-    """Publishes `array` through `chain` (a verifier.court.chain.Chain); its commitment."""
-    chain.send_raw(availability.address, calldata(availability, array), "publish data on-chain")
-    return commit.commit_tensor(array)
+def publish(chain: Any, availability: Any, array: np.ndarray) -> Any:
+    """Publishes `array` through `chain` (a verifier.court.chain.Chain); the receipt."""
+    return chain.send_raw(availability.address, calldata(*payload(array)), "publish data on-chain")
 
 
 def decode(header: bytes, data: bytes) -> np.ndarray:
@@ -61,13 +63,13 @@ def fetch_tensor(w3: Any, availability: Any, commitment: bytes, from_block: int 
         )
     tx = w3.eth.get_transaction(logs[0]["transactionHash"])
     data = bytes(tx["input"])
-    if tx["to"] != availability.address or data[:4] != bytes.fromhex(availability.encode_abi("publish", [b"\0" * 32])[2:10]):
+    if tx["to"] != availability.address or data[:4] != PUBLISH_SELECTOR:
         # a publication made through another contract: its bytes are not this transaction's input
         raise AvailabilityError(
             f"commitment 0x{commitment.hex()} was published by a contract call; fetch it by its content id instead."
         )
     try:
-        array = decode(data[4:36], data[36:])
+        array = decode(data[4:36], data[36:])  # the inverse of `calldata`
     except (ValueError, BisectmlError):
         array = None
     if array is None or commit.commit_tensor(array) != commitment:
@@ -75,4 +77,4 @@ def fetch_tensor(w3: Any, availability: Any, commitment: bytes, from_block: int 
     return array
 
 
-__all__ = ["AvailabilityError", "calldata", "decode", "fetch_tensor", "payload", "publish"]
+__all__ = ["PUBLISH_SELECTOR", "AvailabilityError", "calldata", "decode", "fetch_tensor", "payload", "publish"]

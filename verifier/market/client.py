@@ -457,19 +457,19 @@ class MarketClient:
     def sync(self, round_id: int) -> Any:
         return self._send(self.market.functions.sync(round_id), "sync round")
 
-    def round_weights(self, round_id: int) -> list[int]:
+    def round_weights(self, r: RoundView) -> list[int]:
         """The weight vector w of SPEC 8.1 (the market computes the same when it posts a task)."""
         f = self.market.functions
         models = [ModelEntry(int(e[2]), 0, 0, int(e[3]) == ENTRY_REVEALED)
-                  for e in (f.model_entries(round_id, int(mid)).call() for mid in f.round_models(round_id).call())]  # fmt: skip
-        return weight_vector(models, self.round(round_id).shape.models)
+                  for e in (f.model_entries(r.round_id, int(mid)).call() for mid in f.round_models(r.round_id).call())]  # fmt: skip
+        return weight_vector(models, r.shape.models)
 
-    def round_mask(self, round_id: int) -> list[int]:
+    def round_mask(self, r: RoundView) -> list[int]:
         """The dataset mask a of SPEC 8.1."""
         f = self.market.functions
-        datasets = [DatasetEntry(0, 0, 0, bool(f.dataset_entries(round_id, int(d)).call()[2]))
-                    for d in f.round_datasets(round_id).call()]  # fmt: skip
-        return mask_vector(datasets, self.round(round_id).shape.datasets)
+        datasets = [DatasetEntry(0, 0, 0, bool(f.dataset_entries(r.round_id, int(d)).call()[2]))
+                    for d in f.round_datasets(r.round_id).call()]  # fmt: skip
+        return mask_vector(datasets, r.shape.datasets)
 
     def revealed_predictions(self, round_id: int) -> dict[int, np.ndarray]:
         """Model slot -> revealed predictions, from the Revealed events."""
@@ -514,14 +514,14 @@ class RoundPrograms:
         round_id, s = r.round_id, r.shape
         m = c.market.functions
         if kind == METAMODEL or kind == SCORES:
-            weights = np.array(c.round_weights(round_id), dtype=np.int64)
+            weights = np.array(c.round_weights(r), dtype=np.int64)
             revealed = c.revealed_predictions(round_id)
             preds = [revealed.get(i, np.zeros(s.rows, np.int8)) for i in range(s.models)]
             data: dict[str, Any] = {"weights": weights, "predictions": preds}
             if kind == SCORES:
                 data["labels"] = self._labels(round_id)
             return data
-        mask = np.array(c.round_mask(round_id), dtype=np.int64)
+        mask = np.array(c.round_mask(r), dtype=np.int64)
         ids = list(m.round_datasets(round_id).call())
         datasets: list[Any] = []
         for d in range(s.datasets):
