@@ -328,7 +328,7 @@ class MarketClient:
         if len(label_bytes) != shape.rows:
             raise MarketError(f"{len(label_bytes)} labels for a round of {shape.rows} rows.")
         cid = self.store.put(fdata)
-        self._publish_bytes(x)
+        features_commitment = self._publish_bytes(x)
         salt = _secrets.token_bytes(32)
         refs = [programs.program_ref(k, shape) for k in range(3)]
         args = (
@@ -337,7 +337,7 @@ class MarketClient:
             economics_t,
             terms_t,
             [_ref_tuple(r) for r in refs],
-            commit.commit_tensor(x),
+            features_commitment,
             cid,
             labels_commitment(label_bytes, salt),
             pool,
