@@ -664,3 +664,34 @@ def test_conv_integer__random__matches_naive_oracle(
     assert isinstance(pads, list)
     expect = oracle_conv(x, w, zx, zw, attrs["group"], pads[:n], pads[n:], attrs["strides"], attrs["dilations"])  # type: ignore[arg-type]
     eq(y, expect, I32)
+
+
+@pytest.mark.parametrize(("xs", "ws", "group", "pads", "strides", "dilations"), CONV_CASES)
+@pytest.mark.parametrize("im2col_bytes", [0, 32 << 20], ids=["per-tap", "im2col"])
+@pytest.mark.parametrize("acc_dtype", [np.int64, np.float64])
+def test_conv_accumulate__per_tap_and_im2col__match_naive_oracle(
+    monkeypatch: pytest.MonkeyPatch,
+    xs: tuple[int, ...],
+    ws: tuple[int, ...],
+    group: int,
+    pads: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilations: tuple[int, ...],
+    im2col_bytes: int,
+    acc_dtype: type[np.generic],
+) -> None:
+    """Both ways conv_accumulate sums (one matmul per kernel tap, or one im2col matmul) give the
+    exact integer result, at the extreme values and zero points that overflow int8."""
+    from verifier.engine.ops import linalg
+
+    monkeypatch.setattr(linalg, "IM2COL_BYTES", im2col_bytes)
+    rng = np.random.default_rng(len(xs) * 7 + group)
+    x = rng.integers(-128, 127, size=xs, dtype=np.int8, endpoint=True)
+    x.flat[0] = -128
+    w = rng.integers(-128, 127, size=ws, dtype=np.int8, endpoint=True)
+    n = len(xs) - 2
+    attrs = (n, group, *ws[2:], *pads, *strides, *dilations)
+    acc = linalg.conv_accumulate(x, w, 127, -128, attrs, acc_dtype)
+    expect = oracle_conv(x, w, 127, -128, group, pads[:n], pads[n:], strides, dilations)
+    assert acc.dtype == acc_dtype
+    assert np.array_equal(acc.reshape(expect.shape).astype(np.int64), expect.astype(np.int64))

@@ -15,6 +15,7 @@ matmul is plain C loops, no BLAS).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +26,8 @@ from verifier.core.errors import ShapeError
 from ._base import CanonContext, Canonical, Op, register
 
 _MATMUL_DTYPES = (DType.INT32, DType.INT64)
+# Largest im2col patch matrix conv_accumulate builds; larger convs loop over kernel positions.
+IM2COL_BYTES = 32 << 20
 _AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
 
@@ -440,8 +443,27 @@ def conv_accumulate(
     if acc.size == 0 or cg == 0:
         return acc.reshape(group * mg, nb, p).transpose(1, 0, 2).reshape(nb, m, p)
     # Subtract the zero point first, then pad with zeros: padding contributes (zx - zx) * w = 0.
-    xs = np.pad(x.astype(acc_dtype) - zx, [(0, 0), (0, 0), *zip(pb, pe, strict=True)])
+    xs = np.zeros((*x.shape[:2], *(d + b + e for d, b, e in zip(x.shape[2:], pb, pe, strict=True))), dtype=acc_dtype)
+    inner = tuple(slice(b, b + d) for d, b in zip(x.shape[2:], pb, strict=True))
+    np.subtract(x, zx, out=xs[(slice(None), slice(None), *inner)], dtype=acc_dtype, casting="unsafe")
     ws = (w.astype(acc_dtype) - zw).reshape(group, mg, cg, *kernel)
+    taps = math.prod(kernel)
+    if cg * taps * nb * p * acc.itemsize <= IM2COL_BYTES:
+        # One matmul over all kernel positions (im2col): far fewer numpy calls for small convs.
+        # Integer sums are exact in any order under the same bound, so the result is identical.
+        spans = tuple((k - 1) * dl + 1 for k, dl in zip(kernel, dilations, strict=True))
+        axes = tuple(range(2, 2 + len(kernel)))
+        win = np.lib.stride_tricks.sliding_window_view(xs, spans, axis=axes)
+        # (N, C, pos..., span...) -> strided output positions, dilated kernel taps
+        win = win[(slice(None), slice(None), *(slice(None, (o - 1) * s + 1, s) for o, s in zip(out, strides, strict=True)),
+                   *(slice(None, None, dl) for dl in dilations))]
+        n_sp = len(kernel)
+        # -> (G, C/G, kernel..., N, out...) -> (G, C/G * taps, N * P), matching ws's (C/G, kernel...) order
+        win = win.reshape(nb, group, cg, *out, *kernel)
+        order = (1, 2, *range(3 + n_sp, 3 + 2 * n_sp), 0, *range(3, 3 + n_sp))
+        patches = np.ascontiguousarray(win.transpose(order)).reshape(group, cg * taps, nb * p)
+        acc = np.matmul(ws.reshape(group, mg, cg * taps), patches)
+        return acc.reshape(group * mg, nb, p).transpose(1, 0, 2).reshape(nb, m, p)
     for j in itertools.product(*(range(k) for k in kernel)):
         sl = tuple(
             slice(ji * dl, ji * dl + (o - 1) * s + 1, s)
