@@ -156,3 +156,44 @@ def test_trace__out_of_range_requests__refused(trace, program) -> None:
         trace.open_element(0, program.n_nodes + 1, 0, 0)
     with pytest.raises(TraceError):
         trace.open_slot(0, 0, program.n_slots)
+
+
+# -- checkpoints within a disk budget -------------------------------------------------------------
+
+
+def test_checkpoints__default_spacing__fits_the_disk_budget_and_still_opens_every_step(tmp_path) -> None:
+    """A budget of a few checkpoints widens the spacing; the files on disk stay within it and
+    every step root still matches a densely checkpointed trace."""
+    from verifier.engine.trace import checkpoint_bytes
+
+    program = load_program(accumulator_program(steps=1000))
+    per = checkpoint_bytes(program)
+    budget = 7 * per
+    tr = Trace(program, tmp_path / "budget", disk_budget=budget)
+    tr.run()
+    files = list((tmp_path / "budget").glob("ckpt-*.bin"))
+    assert tr.checkpoint_every == -(-1000 // 7) > 100
+    assert sum(f.stat().st_size for f in files) <= budget and all(f.stat().st_size == per for f in files)
+    with Trace(program, checkpoint_every=1) as dense:
+        dense.run()
+        assert [tr.step_root(t) for t in range(0, 1001, 97)] == [dense.step_root(t) for t in range(0, 1001, 97)]
+
+
+def test_checkpoints__default_spacing__is_dense_when_the_budget_allows_and_bounded_in_files() -> None:
+    from verifier.engine import trace as tracing
+
+    program = load_program(accumulator_program(steps=STEPS))
+    assert tracing.checkpoint_interval(program) == tracing.DEFAULT_CHECKPOINT_EVERY
+    assert tracing.checkpoint_interval(program, every=3) == 3
+    long = load_program(accumulator_program(steps=10 * tracing.MAX_CHECKPOINTS * tracing.DEFAULT_CHECKPOINT_EVERY))
+    every = tracing.checkpoint_interval(long)
+    assert -(-long.steps // every) <= tracing.MAX_CHECKPOINTS < -(-long.steps // (every - 1))
+
+
+def test_checkpoints__budget_below_one_checkpoint__refused_saying_what_to_raise(tmp_path) -> None:
+    from verifier.engine.trace import checkpoint_bytes
+
+    program = load_program(accumulator_program(steps=STEPS))
+    with pytest.raises(TraceError, match="raise --disk-budget to at least"):
+        Trace(program, tmp_path / "t", disk_budget=checkpoint_bytes(program) - 1)
+    assert not (tmp_path / "t").exists()

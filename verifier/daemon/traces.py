@@ -11,12 +11,14 @@ from verifier.core.errors import TraceError
 from verifier.daemon.records import JsonLog
 from verifier.daemon.registry import Transform
 from verifier.engine.program import Program
-from verifier.engine.trace import DEFAULT_CHECKPOINT_EVERY, Trace
+from verifier.engine.trace import DEFAULT_CHECKPOINT_EVERY, Trace, checkpoint_interval
 
 
-def checkpoint_interval(steps: int) -> int:
-    """About 64 checkpoints a trace: a node-level query recomputes at most T/64 steps."""
-    return max(1, min(DEFAULT_CHECKPOINT_EVERY, math.ceil(steps / 64)))
+def daemon_interval(program: Program) -> int:
+    """At least 64 checkpoints a trace where the disk budget allows (a node-level query then
+    recomputes at most T/64 steps), and never more than the budget holds."""
+    dense = max(1, min(DEFAULT_CHECKPOINT_EVERY, math.ceil(program.steps / 64)))
+    return checkpoint_interval(program, every=dense)
 
 
 class Traces:
@@ -37,7 +39,7 @@ class Traces:
             if self.transform is not None:
                 program = self.transform(program)
             name = pid.hex() + (f"-{self.tag}" if self.tag else "")
-            every = checkpoint_interval(program.steps)
+            every = daemon_interval(program)
             try:
                 tr = Trace(program, self.root / name, checkpoint_every=every)
             except TraceError as e:  # e.g. an older trace format: a trace is derived data, start over

@@ -25,10 +25,35 @@ from verifier.core.paths import write_atomic
 from verifier.engine.program import Program, step_slot_table
 
 TRACE_VERSION = 3
-DEFAULT_CHECKPOINT_EVERY = 100
+DEFAULT_CHECKPOINT_EVERY = 100  # the densest spacing by default: 1% of steps committed twice
+DEFAULT_DISK_BUDGET = 1 << 30  # bytes of checkpoints one trace may keep (1 GiB)
+MAX_CHECKPOINTS = 1024  # checkpoint files one trace may keep, whatever its budget
 ROOT_CACHE = 4096  # recomputed step roots kept in memory
 
 Progress = Callable[[int, int], None]
+
+
+def checkpoint_bytes(program: Program) -> int:
+    """Size of one checkpoint file: the state root, then every state tensor's elements."""
+    return 32 + sum(program.graph.slots[s].type.nbytes for s in program.state_slots)
+
+
+def checkpoint_interval(
+    program: Program, disk_budget: int = DEFAULT_DISK_BUDGET, every: int = DEFAULT_CHECKPOINT_EVERY
+) -> int:
+    """Steps between checkpoints: `every`, widened until the trace's checkpoints fit in
+    `disk_budget` bytes and number at most MAX_CHECKPOINTS. An opening of any step recomputes at
+    most this many steps, so disk buys speed in disputes and never the other way round."""
+    if every < 1:
+        raise TraceError("checkpoint_every must be at least 1; pass a positive interval.")
+    per = checkpoint_bytes(program)
+    count = min(MAX_CHECKPOINTS, disk_budget // per)
+    if count < 1:
+        raise TraceError(
+            f"one checkpoint of this program's state is {per:,} bytes, more than the disk budget of "
+            f"{disk_budget:,}; raise --disk-budget to at least {per:,}."
+        )
+    return max(every, -(-program.steps // count))
 
 
 @dataclass
@@ -73,6 +98,8 @@ class Trace:
     The main run executes every step but commits only at checkpoints (every
     `checkpoint_every` steps, and the last step): the claim needs only the final root, and a
     dispute asks for a handful of step roots, each recomputed from the nearest checkpoint.
+    Without an explicit spacing, `checkpoint_interval` keeps the checkpoints within
+    `disk_budget` bytes.
     """
 
     # How node outputs are committed; a test double may override it to model a cheater.
@@ -82,9 +109,12 @@ class Trace:
         self,
         program: Program,
         directory: str | os.PathLike[str] | None = None,
-        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        checkpoint_every: int | None = None,
         fast: bool = True,
+        disk_budget: int = DEFAULT_DISK_BUDGET,
     ) -> None:
+        if checkpoint_every is None:
+            checkpoint_every = checkpoint_interval(program, disk_budget)
         if checkpoint_every < 1:
             raise TraceError("checkpoint_every must be at least 1; pass a positive interval.")
         self.program = program
