@@ -105,7 +105,8 @@ def test_accumulator__bounds_follow_every_step() -> None:
 
 
 def test_accumulator__too_long_to_bound__not_compiled_and_still_runs() -> None:
-    p = load_program(accumulator_program(steps=10**6))
+    # its increments grow with t: after 10^9 steps the sum passes 2^53
+    p = load_program(accumulator_program(steps=10**9))
     assert p.compiled is None and "settle" in p.compile_note
     init = p.initial_state()
     assert same(p.advance(0, 20, init), node_by_node(p, 0, 20, init))
@@ -376,3 +377,61 @@ def test_cross_check__first_run_then_every_so_many_steps(monkeypatch: pytest.Mon
     # The first run is checked, then one run each time 250 more steps have gone unchecked.
     assert checked == [99, 399, 699, 999]
     assert same(state, list(load_program(MLP, steps=1000).run(fast=False).values()))
+
+
+# -- bounds past the iterated steps: accumulators, extrapolated by their increment -------------
+
+
+def _sum_of_steps_program(steps: int) -> onnx.ModelProto:
+    """s' = s + t over more steps than the iteration covers."""
+    model = make_model(
+        [helper.make_node("Add", ["s", "t"], ["s_next"], name="add_t")],
+        [helper.make_tensor_value_info("s", TensorProto.INT64, [2]), helper.make_tensor_value_info("t", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("s_next", TensorProto.INT64, [2])],
+    )
+    return make_program(model, steps=steps, state={"s": np.array([0, -5], np.int64)}, step_input="t")
+
+
+def test_accumulator__past_the_iterated_steps__compiled_with_a_bound_that_holds_the_true_values() -> None:
+    """Past the iterated steps the compiled run is exact and its bound holds the true values."""
+    p = load_program(_sum_of_steps_program(1000))
+    assert p.compiled is not None, p.compile_note
+    init = p.initial_state()
+    final = p.compiled.run(0, p.steps, init)
+    assert same(final, node_by_node(p, 0, p.steps, init))
+    assert final[0].tolist() == [499_500, 499_495]
+    lo, hi = p.compiled.entry[-1][0]
+    assert lo <= -5 and hi >= 499_500
+
+
+def test_accumulator__chain_of_adds_over_a_million_steps__compiled() -> None:
+    p = load_program(accumulator_program(steps=10**6))
+    assert p.compiled is not None, p.compile_note
+    init = p.initial_state()
+    assert same(p.advance(0, 300, init), node_by_node(p, 0, 300, init))
+
+
+def test_increment_that_grows_with_the_state__not_extrapolated() -> None:
+    """s' = s + s / 2^20 grows by ~2 a step when the iteration stops, but by ~5 later: the bound
+    must come from the increment over the whole bound, and here no such bound settles."""
+    model = make_model(
+        [helper.make_node("Div", ["s", "scale"], ["x"], name="share"), helper.make_node("Add", ["s", "x"], ["s_next"], name="add")],
+        [helper.make_tensor_value_info("s", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("s_next", TensorProto.INT64, [1])],
+        [numpy_helper.from_array(np.array(1 << 20, np.int64), "scale")],
+    )
+    p = load_program(make_program(model, steps=10**6, state={"s": np.array([1 << 21], np.int64)}))
+    assert p.compiled is None and "settle" in p.compile_note
+    short = load_program(make_program(model, steps=200, state={"s": np.array([1 << 21], np.int64)}))
+    assert short.compiled is not None, short.compile_note
+
+
+def test_values_program__1024_rows__compiled_and_equal_to_the_reference() -> None:
+    from onnx_models.market import Shape
+    from onnx_models.market_data import N_FEATURES
+
+    r = demo_round(shape=Shape(models=4, datasets=4, rows=1024, features=N_FEATURES, dataset_rows=64, k=5))
+    p = load_program(program(VALUES, r.shape, **r.data(VALUES)))
+    assert p.compiled is not None, p.compile_note
+    init = p.initial_state()
+    assert same(p.compiled.run(0, p.steps, init), node_by_node(p, 0, p.steps, init))  # type: ignore[arg-type]

@@ -891,6 +891,11 @@ def _state_bounds(program: Program, analysis: _Analysis) -> tuple[list[list[Inte
         entry.append(state)
     if len(entry) > p.steps:  # all T steps iterated: entry[t] bounds the state at step t
         return entry, hull
+    extrapolated = _extrapolate(program, analysis, entry)
+    if extrapolated is not None:
+        bound, b = extrapolated
+        entry.append(bound)
+        return entry, _hull(hull, b)
     # Widen what still grows to its dtype's range, and require that to be closed.
     widened = [s if s == e else _dtype_range(g.slots[slot].type.dtype) for s, e, slot in zip(state, entry[-2], p.state_slots)]
     try:
@@ -901,6 +906,78 @@ def _state_bounds(program: Program, analysis: _Analysis) -> tuple[list[list[Inte
         raise NotCompilable(f"the state's bounds do not settle within {MAX_ITERATIONS} steps")
     entry.append(widened)
     return entry, _hull(hull, b)
+
+
+ADD_CHAIN_DEPTH = 8  # how many Adds deep an accumulator's next value is searched
+
+
+def _accumulators(program: Program) -> dict[int, list[int]]:
+    """State index -> slots of its increments, for every state whose next value is the state
+    plus other values through Adds: s' = (s + x_1) + (x_2 + ...), s itself appearing once."""
+    producer = {node.output: node for node in program.graph.nodes}
+
+    def increments(slot: int, s: int, depth: int) -> list[int] | None:
+        if slot == s:
+            return []
+        node = producer.get(slot)
+        if depth == 0 or node is None or node.op.name != "Add" or len(node.inputs) != 2 or None in node.inputs:
+            return None
+        a, b = node.inputs
+        for via, other in ((a, b), (b, a)):
+            found = increments(via, s, depth - 1)  # type: ignore[arg-type]
+            if found is not None:
+                return [*found, other]  # type: ignore[list-item]
+        return None
+
+    out: dict[int, list[int]] = {}
+    for i, (s, nxt) in enumerate(zip(program.state_slots, program.next_slots)):
+        terms = increments(nxt, s, ADD_CHAIN_DEPTH)
+        if terms:
+            out[i] = terms
+    return out
+
+
+def _extrapolate(
+    program: Program, analysis: _Analysis, entry: list[list[Interval]]
+) -> tuple[list[Interval], list[Interval | None]] | None:
+    """One bound W for every step after the iterated ones, when only accumulators still grow.
+
+    An accumulator's next value is s + x (x a sum of increments). If x stays inside [dlo, dhi] whenever the state is in
+    W, then by induction s_t lies in [lo + (t - K) * min(dlo, 0), hi + (t - K) * max(dhi, 0)]
+    for t >= K, inside W up to T; every other state must be closed under W. The interval rules
+    contain every output for inputs inside their intervals, so propagating W once bounds x over
+    all those steps. A guessed increment that propagation exceeds is widened and tried again."""
+    state, previous = entry[-1], entry[-2]  # S_K bounds every step up to K = len(entry) - 1
+    acc = _accumulators(program)
+    growing = [i for i, (s, e) in enumerate(zip(state, previous)) if s != e]
+    if not growing or any(i not in acc for i in growing):
+        return None
+    left = program.steps - (len(entry) - 1)
+    delta = {i: (state[i][0] - previous[i][0], state[i][1] - previous[i][1]) for i in growing}
+    for _ in range(8):
+        bound = list(state)
+        for i, (dlo, dhi) in delta.items():
+            bound[i] = (state[i][0] + left * min(dlo, 0), state[i][1] + left * max(dhi, 0))
+        try:
+            b = analysis.propagate(bound)
+        except NotCompilable:
+            return None
+        wider = False
+        for i, (s, nxt) in enumerate(zip(program.state_slots, program.next_slots)):
+            out = b[nxt]
+            assert out is not None
+            if i in delta:
+                xs = [b[x] for x in acc[i]]
+                x = (sum(v[0] for v in xs), sum(v[1] for v in xs))  # type: ignore[index]
+                dlo, dhi = delta[i]
+                if x[0] < dlo or x[1] > dhi:
+                    delta[i] = (min(dlo, x[0]), max(dhi, x[1]))
+                    wider = True
+            elif not (bound[i][0] <= out[0] and out[1] <= bound[i][1]):
+                return None
+        if not wider:
+            return bound, b
+    return None
 
 
 def _generate(program: Program, kernels: list[Kernel], carrier: dict[int, np.ndarray]) -> Callable[..., tuple]:
