@@ -223,7 +223,7 @@ def test_market__user_disputes_a_cheating_claim_by_hand_and_is_paid(market, toy_
     owed = court.tasks.functions.owed().call()
     assert owed == REWARD and _balance(court, court.tasks.address) == owed
     twice = _invoke(market, "challenger", "collect", str(challenge_id))
-    assert twice.exit_code == 2 and "collected" in twice.stderr
+    assert twice.exit_code == 2 and "already collected; nothing is left" in twice.stderr
 
     again = _invoke(market, "challenger", "settle", str(challenge_id))
     assert again.exit_code == 2 and again.stderr.startswith("error: ") and "already settled" in again.stderr

@@ -84,3 +84,11 @@ def test_version() -> None:
 
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.stdout.strip() == f"bisectml {version('bisectml')}"
+
+
+def test_balance__maximum_allowance__shown_as_unlimited() -> None:
+    """The daemons approve 2^256 - 1 once; a 78-digit BOND figure would read as a balance."""
+    from verifier.app.tokens import describe
+
+    rows = dict(describe({"address": "0x0", "bond": "0", "ether": "0", "allowances": {"Tasks": str(2**256 - 1), "Market": str(5 * UNIT)}}))
+    assert rows["Tasks may pull"] == "unlimited" and rows["Market may pull"] == "5 BOND"

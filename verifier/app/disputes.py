@@ -39,6 +39,8 @@ from verifier.court.chain import ChainError
 from verifier.court.game import GameState, Level, Outcome, Role
 from verifier.court.play import Court, GamePlayer, whose_move
 from verifier.court.states import (
+    CHALLENGE_COLLECTED,
+    CHALLENGE_LOST,
     CHALLENGE_OPEN,
     CHALLENGE_STATES,
     CHALLENGE_WON,
@@ -382,6 +384,10 @@ def collect(session: Session, challenge_id: int) -> dict[str, Any]:
     metered gas (SPEC 7.5)."""
     court, chain = session.court, session.chain
     ch = challenge_record(court, challenge_id)
+    if ch["state"] == CHALLENGE_COLLECTED:
+        raise CommandError(f"challenge {challenge_id}'s share was already collected; nothing is left to collect.")
+    if ch["state"] == CHALLENGE_LOST:
+        raise CommandError(f"challenge {challenge_id} lost its game (its bond was slashed); it has no share to collect.")
     if ch["state"] != CHALLENGE_WON:
         raise CommandError(
             f"challenge {challenge_id} is {CHALLENGE_STATES.get(ch['state'])}: only a settled, won challenge collects a share; "

@@ -86,5 +86,10 @@ def fund(session: Session, addresses: list[str], amount: int) -> list[dict[str, 
 
 def describe(b: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("address", b["address"]), ("BOND", format_amount(int(b["bond"]))), ("ether", f"{int(b['ether']) / 10**18:g} ETH")]
-    rows += [(f"{k} may pull", format_amount(int(v))) for k, v in b["allowances"].items()]
+    rows += [(f"{k} may pull", _allowance(int(v))) for k, v in b["allowances"].items()]
     return rows
+
+
+def _allowance(v: int) -> str:
+    # the daemons approve the maximum once; ERC-20s treat it as never decreasing
+    return "unlimited" if v == 2**256 - 1 else format_amount(v)
