@@ -469,7 +469,8 @@ def token_transfer(
         result = tokens.transfer(session, to, value)
     if as_json:
         return emit(result)
-    say(f"[green]sent[/green] {amount_text(value)} to {result['to']}; you hold {amount_text(result['balance'])}")
+    sent = "already sent" if result["resumed"] else "sent"
+    say(f"[green]{sent}[/green] {amount_text(value)} to {result['to']}; you hold {amount_text(result['balance'])}")
 
 
 @token_app.command("approve")
@@ -664,7 +665,8 @@ def task_post(
         note_embedded(session)
     if as_json:
         return emit(result)
-    say(f"[green]posted[/green] task {result['task_id']} (reward {amount_text(result['reward'])}, {result['steps']} steps)")
+    posted = "already posted" if result["resumed"] else "posted"
+    say(f"[green]{posted}[/green] task {result['task_id']} (reward {amount_text(result['reward'])}, {result['steps']} steps)")
     say(f"  program id  {result['program_id']}")
     say(f"  deadline    {due_in(result['deadline_in'], result['deadline'])}")
     if not result["embedded"]:

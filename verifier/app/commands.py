@@ -176,30 +176,38 @@ def post_task(
             f"--deadline {format_duration(deadline_in)} leaves no time to claim and sit out the {format_duration(window)} "
             "challenge window; give a deadline longer than the window."
         )
-    require_funds(court, chain.account, reward, "the reward")
-    approve(court, reward)
-    deadline = session.now() + deadline_in
-    args = program_task_args(program)
-    receipt = chain.send(
-        court.tasks.functions.post_task(
-            args["graph_root"], args["n_nodes"], args["n_slots"], args["initial_root"], args["dataset_root"],
-            args["steps"], reward, window, clock, solver_bond, challenger_bond, arity, deadline,
-        ),
-        "post_task",
-    )  # fmt: skip
+    # the deadline differs between runs: the journal knows an interrupted post by its program
+    journal_key = f"post_task:{hex32(program.id)}"
+    receipt = chain.resume(key=journal_key)
+    resumed = receipt is not None
+    if not resumed:
+        require_funds(court, chain.account, reward, "the reward")
+        approve(court, reward)
+        deadline = session.now() + deadline_in
+        args = program_task_args(program)
+        receipt = chain.send(
+            court.tasks.functions.post_task(
+                args["graph_root"], args["n_nodes"], args["n_slots"], args["initial_root"], args["dataset_root"],
+                args["steps"], reward, window, clock, solver_bond, challenger_bond, arity, deadline,
+            ),
+            "post_task",
+            key=journal_key,
+        )  # fmt: skip
     ev = event_logs(court.tasks.events.TaskPosted, receipt)[0]["args"]
     if bytes(ev["program_id"]) != program.id:
         raise ChainError(
             "the contract computed another program id than this program's; the contracts and the engine disagree, report it."
         )
+    t = task_record(court, ev["task_id"])
     return {
         "task_id": ev["task_id"],
+        "resumed": resumed,
         "program_id": hex32(program.id),
         "program": str(program_path),
         "steps": program.steps,
         "reward": str(reward),
-        "deadline": deadline,
-        "deadline_in": deadline_in,
+        "deadline": t["deadline"],
+        "deadline_in": max(0, t["deadline"] - session.now()),
         "embedded": session.embedded,
         "tasks": court.tasks.address,
         "tx": hex32(receipt["transactionHash"]),

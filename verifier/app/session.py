@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -139,12 +140,23 @@ def open_session(
         return Session(Chain.embedded(), embedded=True)
     if need_key or key_file is not None or os.environ.get(KEY_ENV):
         chain = Chain.connect(rpc_url, key_file=key_file)
+        chain.journal = _journal(chain)
     else:
         chain = _read_only(rpc_url)
     session = Session(chain)
     if need_deployment:
         session.deployment = load_deployment(chain)
     return session
+
+
+def _journal(chain: Chain) -> Any:
+    """What this account's commands sent on this chain: an interrupted one resumes, not repeats."""
+    from verifier.app.journal import SendJournal, journal_path
+
+    def note(message: str) -> None:
+        print(f"note: {message}", file=sys.stderr)
+
+    return SendJournal(chain.w3, chain.account, journal_path(chain.chain_id, chain.account), note)
 
 
 def _read_only(rpc_url: str) -> Chain:

@@ -113,6 +113,8 @@ class Chain:
     account: str
     key: Any = None  # eth_account LocalAccount; None when the node holds the key (embedded chain)
     artifacts: dict[str, Any] = field(default_factory=load_artifacts, repr=False)
+    # a one-shot command's record of what it sent (verifier.app.journal), when it keeps one
+    journal: Any = field(default=None, repr=False)
 
     @classmethod
     def embedded(cls) -> Chain:
@@ -185,9 +187,19 @@ class Chain:
         receipt = self._send(factory.constructor(*args), f"deploy {name}")
         return self.contract(name, receipt["contractAddress"])
 
-    def send(self, fn: Any, what: str | None = None) -> Any:
-        """Dry-run `fn` (eth_call), then send it; raises ChainError with the revert reason."""
-        return self._send(fn, what or fn.fn_name)
+    def send(self, fn: Any, what: str | None = None, key: str | None = None) -> Any:
+        """Dry-run `fn` (eth_call), then send it; raises ChainError with the revert reason.
+        `key` names the action for the journal when its calldata differs between runs."""
+        return self._send(fn, what or fn.fn_name, key)
+
+    def resume(self, fn: Any = None, key: str | None = None) -> Any:
+        """The receipt of this account's interrupted send of `fn` (or under `key`), waiting for
+        it if it is still pending; None when there is none to resume or it reverted. A command
+        asks before checking funds that the interrupted send may already have spent."""
+        if self.journal is None or self.key is None:
+            return None
+        target, data = _call_target(fn) if fn is not None else ("", "")
+        return self.journal.adopt(key, target, data)
 
     def send_raw(self, to: str, data: bytes, what: str) -> Any:
         """Send calldata built by hand (a call whose arguments are not all ABI-encoded), with the
@@ -200,7 +212,13 @@ class Chain:
         except Exception as e:  # noqa: BLE001
             raise ChainError(f"{fn.fn_name}: {revert_reason(e)}") from None
 
-    def _send(self, fn: Any, what: str) -> Any:
+    def _send(self, fn: Any, what: str, key: str | None = None) -> Any:
+        journal = self.journal if self.key is not None else None
+        if journal is not None:
+            target, data = _call_target(fn)
+            earlier = journal.adopt(key, target, data)
+            if earlier is not None:
+                return earlier
         tx = {"from": self.account}
         try:
             if hasattr(fn, "call"):
@@ -208,6 +226,7 @@ class Chain:
             tx["gas"] = int(fn.estimate_gas(tx) * 1.2) + 10_000
         except Exception as e:  # noqa: BLE001
             raise ChainError(f"{what} would revert: {revert_reason(e)}") from None
+        row = None
         if self.key is None:
             tx_hash = fn.transact(tx)
         else:
@@ -215,12 +234,36 @@ class Chain:
             tx["chainId"] = self.chain_id
             built = fn.build_transaction(tx)
             signed = self.key.sign_transaction(built)
+            if journal is not None:  # on disk before the broadcast: a re-run finds it
+                row = journal.record(
+                    key, what, str(built.get("to") or ""), _hex(built.get("data", b"")), int(tx["nonce"]),
+                    _hex(signed.hash), _hex(signed.raw_transaction),
+                )  # fmt: skip
+                failpoint(f"recorded:{what}")  # tests: interrupted before the broadcast
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            if row is not None:
+                journal.broadcast(row)
         failpoint(f"sent:{what}")  # tests: interrupted between broadcast and mining
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if row is not None:
+            journal.mined(row, receipt)
         if receipt["status"] != 1:
             raise ChainError(f"{what} reverted on-chain in block {receipt['blockNumber']}; the state moved, re-derive and retry.")
         return receipt
+
+
+def _hex(b: Any) -> str:
+    return b if isinstance(b, str) else "0x" + bytes(b).hex()
+
+
+def _call_target(fn: Any) -> tuple[str, str]:
+    """The contract and calldata a send goes to (both empty for a deployment)."""
+    if isinstance(fn, _RawCall):
+        return str(fn.fields["to"]), _hex(fn.fields["data"])
+    try:
+        return str(fn.address), _hex(fn._encode_transaction_data())
+    except AttributeError:
+        return "", ""
 
 
 class _RawCall:
