@@ -20,8 +20,10 @@ def make_model(nodes, inputs, outputs, initializers=(), opset=OPSET) -> onnx.Mod
     return helper.make_model(graph, opset_imports=opset, ir_version=9)
 
 
-def accumulator_step(rows: int = 5, width: int = 3) -> onnx.ModelProto:
-    """acc' = acc + W @ x[t mod rows] + t: a tiny program with batch selection by step."""
+def accumulator_step(rows: int = 5, width: int = 3, inner: int | None = None) -> onnx.ModelProto:
+    """acc' = acc + W @ x[t mod rows] + t: a tiny program with batch selection by step; W is
+    width x inner (square by default), so `inner` sets the length of each MatMul element's sum."""
+    inner = width if inner is None else inner
     i64 = TensorProto.INT64
     nodes = [
         helper.make_node("Mod", ["t", "n_rows"], ["idx"], name="pick"),
@@ -33,24 +35,27 @@ def accumulator_step(rows: int = 5, width: int = 3) -> onnx.ModelProto:
     inputs = [
         helper.make_tensor_value_info("t", i64, []),
         helper.make_tensor_value_info("acc", i64, [width]),
-        helper.make_tensor_value_info("w", i64, [width, width]),
-        helper.make_tensor_value_info("x", i64, [rows, width]),
+        helper.make_tensor_value_info("w", i64, [width, inner]),
+        helper.make_tensor_value_info("x", i64, [rows, inner]),
     ]
     outputs = [
         helper.make_tensor_value_info("acc_next", i64, [width]),
-        helper.make_tensor_value_info("w", i64, [width, width]),
+        helper.make_tensor_value_info("w", i64, [width, inner]),
     ]
     consts = [numpy_helper.from_array(np.array(rows, dtype=np.int64), "n_rows")]
     return make_model(nodes, inputs, outputs, consts)
 
 
-def accumulator_program(steps: int = 12, rows: int = 5, width: int = 3, seed: int = 0) -> onnx.ModelProto:
+def accumulator_program(
+    steps: int = 12, rows: int = 5, width: int = 3, seed: int = 0, inner: int | None = None
+) -> onnx.ModelProto:
+    inner = width if inner is None else inner
     rng = np.random.default_rng(seed)
     return make_program(
-        accumulator_step(rows, width),
+        accumulator_step(rows, width, inner),
         steps=steps,
-        state={"acc": np.zeros(width, np.int64), "w": rng.integers(-9, 10, (width, width)).astype(np.int64)},
-        data={"x": rng.integers(-100, 100, (rows, width)).astype(np.int64)},
+        state={"acc": np.zeros(width, np.int64), "w": rng.integers(-9, 10, (width, inner)).astype(np.int64)},
+        data={"x": rng.integers(-100, 100, (rows, inner)).astype(np.int64)},
         step_input="t",
     )
 

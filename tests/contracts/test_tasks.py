@@ -208,7 +208,7 @@ def test_mock_game__create_by_non_tasks__reverts(mock_game, stranger):
         mock_game.create(stranger, stranger, GRAPH, GRAPH, GRAPH, 1, 1, 1, 2, 1, sender=stranger)
 
 
-def test_mock_game__set_tasks_twice__reverts(mock_game, deployer, stranger):
+def test_mock_game__set_tasks_twice__reverts(tasks, mock_game, deployer, stranger):  # tasks: the first set_tasks
     with boa.reverts("game: tasks already set"):
         mock_game.set_tasks(stranger, sender=deployer)
 

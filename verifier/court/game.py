@@ -2,9 +2,10 @@
 
 Everything here is chain-agnostic: `GameState` mirrors the contract's struct, and a `Player`
 turns a state into the next `Move` (which contract, which function, which arguments). The
-daemons and the CLI send those moves with web3; tests send them with titanoboa. The one-step
-contracts are the arbiter of term sequences, so partial results of a reduction are computed
-through a `OneStepOracle` (their view functions), never by a second implementation.
+daemons and the CLI send those moves with web3; tests send them with titanoboa. Partial results
+of a reduction are computed by verifier.court.terms from the player's own arrays, a mirror of the
+one-step contracts' term sequences that tests/court/test_terms.py checks against their view
+functions (`OneStepOracle`); the contracts stay the arbiter of the one term a game ends on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from verifier.commit import commitments as commit
 from verifier.commit.commitments import CHUNK, EMPTY
 from verifier.core.errors import BisectmlError
+from verifier.court import terms
 from verifier.engine.graph import ABSENT
 from verifier.engine.trace import Trace
 
@@ -241,21 +243,39 @@ class Player:
         raise GameError("the one-step's needs did not settle; the contracts are inconsistent.")
 
     def partial_sums(self, s: GameState) -> list[int]:
-        """s_0 .. s_K of the disputed element, as the one-step contract computes them."""
+        """s_0 .. s_K of the disputed element, as the one-step contract computes them: from this
+        trace's arrays (verifier.court.terms), asking the contract term by term only for an op
+        that module does not cover."""
         key = (s.step, s.node, s.elem_index)
         if key not in self._terms_cache:
-            desc = self.program.descriptors[s.node]
-            headers = self.inputs(s).headers
-            K = self.oracle.terms(desc, headers)
-            vals, _ = self._open(s, INIT, 0)
-            acc = self.oracle.compute(desc, headers, s.elem_index, INIT, 0, 0, vals)
-            sums = [acc]
-            for k in range(K):
-                vals, _ = self._open(s, TERM, k)
-                acc = self.oracle.compute(desc, headers, s.elem_index, TERM, k, acc, vals)
-                sums.append(acc)
+            node = self.program.graph.nodes[s.node]
+            if terms.covers(node.op.code):
+                values = self.trace._values_at(s.step, s.node)
+                ins = [None if slot is None else values[slot] for slot in node.inputs]
+                sums = terms.partial_sums(node.op.code, node.attrs, ins, s.elem_index)
+            else:
+                sums = self.oracle_sums(s)
+            if len(sums) != s.terms + 1:
+                raise GameError(
+                    f"this trace has {len(sums) - 1} terms for the disputed element, the game {s.terms}; "
+                    "the program and the contracts disagree, report it."
+                )
             self._terms_cache = {key: sums}
         return self._terms_cache[key]
+
+    def oracle_sums(self, s: GameState) -> list[int]:
+        """s_0 .. s_K through the one-step contract, one call per term (the reference)."""
+        desc = self.program.descriptors[s.node]
+        headers = self.inputs(s).headers
+        K = self.oracle.terms(desc, headers)
+        vals, _ = self._open(s, INIT, 0)
+        acc = self.oracle.compute(desc, headers, s.elem_index, INIT, 0, 0, vals)
+        sums = [acc]
+        for k in range(K):
+            vals, _ = self._open(s, TERM, k)
+            acc = self.oracle.compute(desc, headers, s.elem_index, TERM, k, acc, vals)
+            sums.append(acc)
+        return sums
 
     # -- the solver -----------------------------------------------------------------------------
 
