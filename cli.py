@@ -290,7 +290,13 @@ def trace(
         Path | None, typer.Option("--dir", help="Persist the trace here; re-running resumes it.")
     ] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Override the program's step count.")] = None,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Steps between checkpoints.")] = 100,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option("--checkpoint-every", help="Steps between checkpoints (default: 100, widened to fit --disk-budget)."),
+    ] = None,
+    disk_budget: Annotated[
+        str, typer.Option("--disk-budget", help="Most disk the checkpoints may take: bytes, or 500M, 2G.")
+    ] = "1G",
     node_roots: Annotated[
         int | None, typer.Option("--node-roots", help="Also print the node-level roots of this step.")
     ] = None,
@@ -301,15 +307,17 @@ def trace(
 
     Example: bisectml trace mlp_train --dir ./trace --json
     """
+    from verifier.app.session import parse_size
     from verifier.core.errors import BisectmlError
     from verifier.engine.program import load_program
     from verifier.engine.trace import Trace
 
     path = resolve_program(program)
     try:
+        budget = parse_size(disk_budget, "--disk-budget")
         prog = load_program(path, steps=steps)
         started = time.perf_counter()
-        tr = Trace(prog, directory, checkpoint_every=checkpoint_every, fast=not reference)
+        tr = Trace(prog, directory, checkpoint_every=checkpoint_every, fast=not reference, disk_budget=budget)
         resumed_from = tr.steps_done
         with _progress("tracing", not as_json and sys.stderr.isatty()) as bar:
             task = bar.add_task("steps", total=prog.steps, completed=resumed_from)
@@ -328,6 +336,7 @@ def trace(
         "nodes": prog.n_nodes,
         "slots": prog.n_slots,
         "resumed_from": resumed_from,
+        "checkpoint_every": tr.checkpoint_every,
         "seconds": round(elapsed, 3),
         # how the steps ran (the roots are the same either way)
         "engine": "reference" if reference else "compiled" if prog.compiled else f"node by node ({prog.compile_note})",

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from cli import app, resolve_program
 from verifier.engine.program import load_program
-from verifier.engine.trace import Trace
+from verifier.engine.trace import Trace, checkpoint_bytes
 
 runner = CliRunner()
 
@@ -27,6 +27,26 @@ def test_trace__json_roots_match_the_library(tmp_path) -> None:
     again = runner.invoke(app, ["trace", "mlp_train", "--steps", "12", "--json", "--dir", str(tmp_path / "t")])
     assert json.loads(again.stdout)["resumed_from"] == 12
     assert json.loads(again.stdout)["final_root"] == out["final_root"]
+
+
+def test_trace__disk_budget_widens_the_checkpoint_spacing(tmp_path) -> None:
+    p = load_program(resolve_program("mlp_train"), steps=300)
+    three = 3 * checkpoint_bytes(p)  # room for three checkpoints: one every 100 steps fits
+    args = ["trace", "mlp_train", "--steps", "300", "--json"]
+    assert json.loads(runner.invoke(app, [*args, "--disk-budget", str(three)]).stdout)["checkpoint_every"] == 100
+    tight = runner.invoke(app, [*args, "--disk-budget", str(three - 1), "--dir", str(tmp_path / "t")])
+    assert tight.exit_code == 0, tight.output
+    assert json.loads(tight.stdout)["checkpoint_every"] == 150
+    assert sorted(f.name for f in (tmp_path / "t").glob("ckpt-*")) == ["ckpt-000000000150.bin", "ckpt-000000000300.bin"]
+    # an explicit spacing wins over the budget
+    assert json.loads(runner.invoke(app, [*args, "--checkpoint-every", "7"]).stdout)["checkpoint_every"] == 7
+
+
+def test_trace__disk_budget_too_small_or_malformed__one_line_error(tmp_path) -> None:
+    for budget, says in (("100", "raise --disk-budget to at least"), ("lots", "not a positive size"), ("0", "not a positive size")):
+        res = runner.invoke(app, ["trace", "mlp_train", "--steps", "3", "--disk-budget", budget, "--dir", str(tmp_path / budget)])
+        assert res.exit_code != 0 and says in res.output and len(res.output.strip().splitlines()) == 1, res.output
+        assert not (tmp_path / budget).exists()
 
 
 def test_trace__node_roots(tmp_path) -> None:

@@ -64,6 +64,18 @@ def parse_duration(text: str, what: str = "duration") -> int:
     return int(m.group(1)) * _SECONDS[(m.group(2) or "s").lower()]
 
 
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """'1073741824', '500M', '2G' or '1GiB' as bytes (K, M, G, T are powers of 1,024)."""
+    m = _SIZE.match(text)
+    if not m or int(m.group(1)) == 0:
+        raise CommandError(f"{what} '{text}' is not a positive size; give bytes like 1073741824 or 500M, 2G.")
+    unit = (m.group(2) or "b")[0].lower()
+    return int(m.group(1)) << {"b": 0, "k": 10, "m": 20, "g": 30, "t": 40}[unit]
+
+
 def format_amount(value: int) -> str:
     whole, frac = divmod(int(value), UNIT)
     text = f"{whole:,}" + (f".{frac:018d}".rstrip("0") if frac else "")
