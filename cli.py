@@ -283,6 +283,77 @@ def infer(
     out.print(f"  program_id {result['program_id']}")
 
 
+build_app = typer.Typer(
+    help="Training programs from a model description, and the trained model back as float ONNX.\n\n"
+    "Example: bisectml build train model.json --data train.npz --out train.onnx",
+    no_args_is_help=True,
+)
+app.add_typer(build_app, name="build")
+
+
+@build_app.command("train")
+def build_train(
+    description: Annotated[Path, typer.Argument(help="The model description, JSON (layers, loss, optimizer, schedule).")],
+    data: Annotated[Path, typer.Option("--data", help="The training rows with labels: .npz (X, y), .npy or .csv.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the training program.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Build a fixed-point training program (forward, backward, SGD update, batch selection).
+
+    The description, e.g. {"layers": [{"type": "linear", "out": 32}, {"type": "relu"},
+    {"type": "linear", "out": 10}], "loss": "softmax_cross_entropy", "optimizer": {"type":
+    "sgd", "lr": 0.5, "momentum": 0.5}, "schedule": {"epochs": 10, "batch": 32}}; layers are
+    linear, relu, leaky_relu and flatten; losses softmax_cross_entropy and mse.
+
+    Example: bisectml build train model.json --data train.npz --out train.onnx
+    """
+    from verifier.app.build import build_train as build
+    from verifier.core.errors import BisectmlError
+
+    try:
+        result = build(str(description), str(data), str(out_file))
+    except BisectmlError as e:
+        fail(str(e))
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(f"[green]ok[/green] wrote {result['out']}: {result['steps']} steps of {result['batch']} rows over {result['rows']} rows")
+    out.print(f"  layers     {' -> '.join(result['layers'])}, loss {result['loss']}")
+    out.print(f"  program_id {result['program_id']}")
+
+
+@build_app.command("export")
+def build_export(
+    program: Annotated[Path, typer.Argument(help="A training program written by `bisectml build train`.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the trained float32 model.")],
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="The program's trace directory (resumed, or kept here).")
+    ] = None,
+    held_out: Annotated[
+        Path | None, typer.Option("--held-out", help="Rows with labels to measure the trained model on.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Run a training program's trace and write the trained weights as a float32 ONNX model.
+
+    Example: bisectml build export train.onnx --held-out test.npz --out trained.onnx
+    """
+    from verifier.app.build import export_trained
+    from verifier.core.errors import BisectmlError
+
+    try:
+        result = export_trained(str(program), str(out_file), str(directory) if directory else None, str(held_out) if held_out else None)
+    except BisectmlError as e:
+        fail(str(e))
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(f"[green]ok[/green] wrote {result['out']}: trained in {result['steps']} steps, final root {result['final_root']}")
+    if result["held_out"]:
+        metric = ", ".join(f"{k} {v:.2f}" for k, v in result["held_out"].items() if k != "rows")
+        out.print(f"  held out   {result['held_out']['rows']} rows: {metric}")
+
+
 @app.command()
 def trace(
     program: Annotated[str, typer.Argument(help="A program .onnx file or a bundled program name (e.g. mlp_train).")],
