@@ -16,7 +16,7 @@ warm and dirty for a whole session. Each arity gets its own deployment (token, t
 a fresh chain would. Transaction gas = intrinsic + calldata (EIP-2028) + execution, less the
 storage refund (at most 1/5, EIP-3529), or EIP-7623's calldata floor if higher.
 
-Goals: no transaction above 1,000,000 gas; the honest challenger below 2,000,000 in total; the
+Goals: no transaction above 300,000 gas; the honest challenger below 1,200,000 in total; the
 count within 3% of anvil's receipts in total. The table is written to bench/gas_snapshot.json;
 `--check` exits non-zero if a goal is missed or the counts disagree.
 
@@ -54,8 +54,8 @@ from verifier.court.game import (
 from verifier.engine.program import load_program  # noqa: E402
 from verifier.engine.trace import Trace  # noqa: E402
 
-TX_LIMIT = 1_000_000
-CHALLENGER_LIMIT = 2_000_000
+TX_LIMIT = 300_000  # the gas issue's goals; MISSED until the challenge and the proofs get cheaper
+CHALLENGER_LIMIT = 1_200_000
 AGREEMENT = 0.03  # the count vs anvil's receipts, in total
 DISPUTED_NODE = 26  # gW1 = xT @ dh: a 64-term reduction into the largest output
 FUNDS = 10**24
@@ -366,6 +366,10 @@ def one_steps(court: Court) -> list[dict]:
 #: the snapshot before each transaction was counted cold (commit f89d9be: titanoboa warm across
 #: calls, one deployment for all arities), 10,000 steps: arity -> (challenger gas, largest tx)
 WARM_SNAPSHOT = {4: (1_746_348, 606_721), 8: (1_597_399, 560_421), 16: (1_574_745, 560_421)}
+#: counted cold, before the game's and the challenge's storage was packed (a game created as ~33
+#: words, one word per field): arity -> (challenger gas, solver gas, largest tx)
+UNPACKED_SNAPSHOT = {4: (2_616_846, 1_598_445, 684_896), 8: (2_387_604, 1_302_983, 684_896),
+                     16: (2_278_798, 1_194_327, 684_896)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,6 +420,14 @@ def main(argv: list[str] | None = None) -> int:
                 before, tx = WARM_SNAPSHOT[g["arity"]]
                 print(f"{g['arity']:>3} {before:>18,} {g['challenger_gas']:>11,} "
                       f"{g['challenger_gas'] / before - 1:>+8.1%} {tx:>14,} {g['max_tx_gas']:>9,}")
+        print("\nagainst the cold count before packed storage (a game created as ~33 words):")
+        print(f"{'k':>3} {'challenger before':>18} {'now':>11} {'ratio':>6} {'solver before':>14} {'now':>11} {'ratio':>6} "
+              f"{'max tx before':>14} {'now':>9}")
+        for g in games:
+            if g["arity"] in UNPACKED_SNAPSHOT:
+                ch, so, tx = UNPACKED_SNAPSHOT[g["arity"]]
+                print(f"{g['arity']:>3} {ch:>18,} {g['challenger_gas']:>11,} {g['challenger_gas'] / ch:>6.2f} {so:>14,} "
+                      f"{g['solver_gas']:>11,} {g['solver_gas'] / so:>6.2f} {tx:>14,} {g['max_tx_gas']:>9,}")
 
     print("\ndeciding one-step per node of the training step (demo shapes)")
     print(f"{'node':>4} {'op':<14} {'output':<18} {'proof':<15} {'gas':>9} {'game max tx':>12}")

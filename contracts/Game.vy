@@ -137,6 +137,41 @@ struct Game:
     turn_start: uint256
 
 
+# What each one-step proof of the referee reads: a narrow view costs a cold read per field it
+# holds, where `games` pays for all 27 (SPEC 6.1).
+struct OutputView:
+    level: uint8
+    n_slots: uint256
+    pre_slots_root: bytes32
+    desc_hash: bytes32
+    out_header: bytes32
+    cur: bytes32
+    index: uint256
+
+
+struct TermView:
+    level: uint8
+    desc_hash: bytes32
+    inputs_hash: bytes32
+    elem_index: uint256
+    elem_value: int256
+    terms: uint256
+    lo: uint256
+    hi: uint256
+    lo_value: bytes32
+    hi_value: bytes32
+
+
+struct BoundaryView:
+    level: uint8
+    n_nodes: uint256
+    n_slots: uint256
+    graph_root: bytes32
+    step: uint256
+    lo_value: bytes32
+    hi_value: bytes32
+
+
 # --- events ----------------------------------------------------------------------------------
 
 
@@ -205,8 +240,61 @@ event GameResolved:
 
 # --- storage ---------------------------------------------------------------------------------
 
-# every game by id (ids start at 1); read them with `games`, which unpacks clock_challenger
-_games: HashMap[uint256, Game]
+# A game's storage packs the fields every move reads into three words, so that creating a game
+# writes 7 words and a move rewrites its turn, both clocks and the meter in one (SPEC 6.1):
+#   head:  solver | arity << 160 | n_slots << 168 | n_nodes << 184     (set once)
+#   party: challenger | steps << 160                                   (set once)
+#   state: level | turn << 4 | outcome << 6 | top_known << 8 | revealed << 9
+#          | turn_start << 16 | clock_solver << 80 | clock_challenger << 144 | meter << 208
+# Widths: arity <= 32, n_slots <= 512, n_nodes < 2^32, steps < 2^63, clocks < 2^64 (create
+# checks each); a timestamp fits 64 bits; the meter fits 48 bits, as a game has at most a few
+# hundred metered moves of less than one block's gas each.
+struct Stored:
+    head: uint256
+    party: uint256
+    state: uint256
+    graph_root: bytes32
+    lo: uint256
+    hi: uint256
+    lo_value: bytes32
+    hi_value: bytes32
+    # the last reveal's hash; current only while `revealed` is set (left in place afterwards,
+    # so that the next reveal rewrites a word instead of creating one)
+    reveal_hash: bytes32
+    step: uint256
+    node: uint256
+    desc_hash: bytes32
+    pre_slots_root: bytes32
+    out_header: bytes32
+    out_data_root: bytes32
+    cur: bytes32
+    height: uint256
+    index: uint256
+    inputs_hash: bytes32
+    elem_index: uint256
+    elem_value: int256
+    terms: uint256
+
+
+# the `state` word, unpacked in memory for one call
+struct State:
+    level: uint8
+    turn: uint8
+    outcome: uint8
+    top_known: bool
+    revealed: bool
+    turn_start: uint256
+    clock_solver: uint256
+    clock_challenger: uint256
+    meter: uint256
+
+
+ADDRESS_MASK: constant(uint256) = 2**160 - 1
+METER_SHIFT: constant(uint256) = 208
+
+
+# every game by id (ids start at 1); read them with `games`
+_games: HashMap[uint256, Stored]
 # number of games created
 game_count: public(uint256)
 # the contract that checks element choices and one-step proofs and reports them here
@@ -259,25 +347,18 @@ def create(
     gid: uint256 = self.game_count + 1
     self.game_count = gid
     assert self.referee != empty(address), "game: no referee yet"
-    g: Game = empty(Game)
-    g.solver = solver
-    g.challenger = challenger
-    g.graph_root = graph_root
-    g.steps = steps
-    g.n_nodes = n_nodes
-    g.n_slots = n_slots
-    g.arity = arity
-    g.level = STEP
-    g.turn = SOLVER
-    g.lo = 0
-    g.hi = steps
-    g.lo_value = initial_root
-    g.hi_value = final_root
-    g.clock_solver = clock
-    g.clock_challenger = clock
-    g.turn_start = block.timestamp
-    self._games[gid] = g
-    self._settle_range(gid)
+    self._games[gid].head = convert(solver, uint256) | arity << 160 | n_slots << 168 | n_nodes << 184
+    self._games[gid].party = convert(challenger, uint256) | steps << 160
+    self._games[gid].graph_root = graph_root
+    self._games[gid].hi = steps
+    self._games[gid].lo_value = initial_root
+    self._games[gid].hi_value = final_root
+    s: State = State(
+        level=STEP, turn=SOLVER, outcome=PENDING, top_known=False, revealed=False,
+        turn_start=block.timestamp, clock_solver=clock, clock_challenger=clock, meter=0,
+    )
+    s = self._settle_range(gid, s)
+    self._save(gid, s)
     log GameCreated(game_id=gid, solver=solver, challenger=challenger, steps=steps)
     return gid
 
@@ -285,16 +366,63 @@ def create(
 @view
 @external
 def outcome(game_id: uint256) -> uint8:
-    return self._games[game_id].outcome
+    return self._load(game_id).outcome
 
 
 @view
 @external
 def games(game_id: uint256) -> Game:
-    """@notice The game, with `clock_challenger` in seconds (the meter left out)."""
-    g: Game = self._games[game_id]
-    g.clock_challenger = g.clock_challenger & CLOCK_MASK
-    return g
+    """@notice The game (`reveal_hash` empty unless a reveal awaits its pick)."""
+    g: Stored = self._games[game_id]
+    s: State = self._load(game_id)
+    reveal_hash: bytes32 = empty(bytes32)
+    if s.revealed:
+        reveal_hash = g.reveal_hash
+    return Game(
+        solver=self._solver(game_id), challenger=self._challenger(game_id), graph_root=g.graph_root,
+        steps=g.party >> 160, n_nodes=g.head >> 184, n_slots=(g.head >> 168) & 65535,
+        arity=(g.head >> 160) & 255, level=s.level, turn=s.turn, outcome=s.outcome, lo=g.lo, hi=g.hi,
+        lo_value=g.lo_value, hi_value=g.hi_value, reveal_hash=reveal_hash, step=g.step, node=g.node,
+        desc_hash=g.desc_hash, pre_slots_root=g.pre_slots_root, out_header=g.out_header,
+        out_data_root=g.out_data_root, cur=g.cur, height=g.height, index=g.index,
+        inputs_hash=g.inputs_hash, elem_index=g.elem_index, elem_value=g.elem_value, terms=g.terms,
+        top_known=s.top_known, clock_solver=s.clock_solver, clock_challenger=s.clock_challenger,
+        turn_start=s.turn_start,
+    )
+
+
+@view
+@external
+def output_view(game_id: uint256) -> OutputView:
+    """@notice What the referee's `pick_element` and `prove_header` read."""
+    return OutputView(
+        level=self._load(game_id).level, n_slots=self._n_slots(game_id),
+        pre_slots_root=self._games[game_id].pre_slots_root, desc_hash=self._games[game_id].desc_hash,
+        out_header=self._games[game_id].out_header, cur=self._games[game_id].cur, index=self._games[game_id].index,
+    )
+
+
+@view
+@external
+def term_view(game_id: uint256) -> TermView:
+    """@notice What the referee's `prove_element` reads."""
+    return TermView(
+        level=self._load(game_id).level, desc_hash=self._games[game_id].desc_hash,
+        inputs_hash=self._games[game_id].inputs_hash, elem_index=self._games[game_id].elem_index,
+        elem_value=self._games[game_id].elem_value, terms=self._games[game_id].terms, lo=self._games[game_id].lo,
+        hi=self._games[game_id].hi, lo_value=self._games[game_id].lo_value, hi_value=self._games[game_id].hi_value,
+    )
+
+
+@view
+@external
+def boundary_view(game_id: uint256) -> BoundaryView:
+    """@notice What the referee's `prove_boundary` reads."""
+    return BoundaryView(
+        level=self._load(game_id).level, n_nodes=self._n_nodes(game_id), n_slots=self._n_slots(game_id),
+        graph_root=self._games[game_id].graph_root, step=self._games[game_id].step,
+        lo_value=self._games[game_id].lo_value, hi_value=self._games[game_id].hi_value,
+    )
 
 
 @view
@@ -304,24 +432,23 @@ def challenger_gas(game_id: uint256) -> uint256:
     @notice Gas the challenger's own moves metered: 4/5 of (21_000 + execution) per move it
             sent (pick, choose, pick_data, and its element choice through the referee).
     """
-    return self._games[game_id].clock_challenger >> CLOCK_BITS
+    return self._load(game_id).meter
 
 
 @view
 @external
 def interior(game_id: uint256) -> DynArray[uint256, MAX_REVEAL]:
     """@notice The points whose values the solver must reveal next (STEP, NODE, TERM)."""
-    g: Game = self._games[game_id]
-    return self._interior(g.lo, g.hi, g.arity)
+    return self._interior(self._games[game_id].lo, self._games[game_id].hi, self._arity(game_id))
 
 
 @view
 @external
 def time_left(game_id: uint256) -> (uint256, uint256):
     """@notice Seconds left on (solver, challenger) clocks, counting the running turn."""
-    g: Game = self._games[game_id]
+    g: State = self._load(game_id)
     s: uint256 = g.clock_solver
-    c: uint256 = g.clock_challenger & CLOCK_MASK
+    c: uint256 = g.clock_challenger
     if g.outcome == PENDING:
         used: uint256 = block.timestamp - g.turn_start
         if g.turn == SOLVER:
@@ -340,12 +467,12 @@ def reveal(game_id: uint256, values: DynArray[bytes32, MAX_ARITY]):
     @notice The solver reveals its values at the interior points of the disputed range.
             Entering TERM, the first reveal also carries the final accumulator s_K last.
     """
-    self._require_move(game_id, SOLVER)
-    assert self._games[game_id].level == STEP or self._games[game_id].level == NODE or self._games[game_id].level == TERM, "game: nothing to reveal"
-    assert self._games[game_id].reveal_hash == empty(bytes32), "game: already revealed"
-    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].lo, self._games[game_id].hi, self._games[game_id].arity)
+    s: State = self._require_move(game_id, SOLVER)
+    assert s.level == STEP or s.level == NODE or s.level == TERM, "game: nothing to reveal"
+    assert not s.revealed, "game: already revealed"
+    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].lo, self._games[game_id].hi, self._arity(game_id))
     interior: DynArray[bytes32, MAX_ARITY] = values
-    if self._games[game_id].level == TERM and not self._games[game_id].top_known:
+    if s.level == TERM and not s.top_known:
         assert len(values) == len(points) + 1, "game: wrong number of values"
         top: bytes32 = values[len(points)]
         interior = []
@@ -354,16 +481,17 @@ def reveal(game_id: uint256, values: DynArray[bytes32, MAX_ARITY]):
                 break
             interior.append(values[i])
         self._games[game_id].hi_value = top
-        self._games[game_id].top_known = True
+        s.top_known = True
     else:
         assert len(values) == len(points), "game: wrong number of values"
-    self._games[game_id].reveal_hash = keccak256(abi_encode(interior))
-    if len(points) == 0:
-        # nothing to pick from: only s_K was revealed on a one-term range
-        self._games[game_id].reveal_hash = empty(bytes32)
-    self._pass_turn(game_id)
-    log Revealed(game_id=game_id, level=self._games[game_id].level, lo=self._games[game_id].lo, hi=self._games[game_id].hi, values=values)
-    self._settle_range(game_id)
+    # nothing to pick from when only s_K was revealed on a one-term range
+    s.revealed = len(points) != 0
+    if s.revealed:
+        self._games[game_id].reveal_hash = keccak256(abi_encode(interior))
+    s = self._pass_turn(s)
+    log Revealed(game_id=game_id, level=s.level, lo=self._games[game_id].lo, hi=self._games[game_id].hi, values=values)
+    s = self._settle_range(game_id, s)
+    self._save(game_id, s)
 
 
 @external
@@ -373,11 +501,11 @@ def pick(game_id: uint256, values: DynArray[bytes32, MAX_ARITY], j: uint256):
             disputes the value at point j + 1 of the revealed list (j = len: the range end).
     """
     start: uint256 = msg.gas
-    self._require_move(game_id, CHALLENGER)
-    assert self._games[game_id].level == STEP or self._games[game_id].level == NODE or self._games[game_id].level == TERM, "game: nothing to pick"
-    assert self._games[game_id].reveal_hash != empty(bytes32), "game: nothing revealed"
+    s: State = self._require_move(game_id, CHALLENGER)
+    assert s.level == STEP or s.level == NODE or s.level == TERM, "game: nothing to pick"
+    assert s.revealed, "game: nothing revealed"
     assert keccak256(abi_encode(values)) == self._games[game_id].reveal_hash, "game: not the revealed values"
-    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].lo, self._games[game_id].hi, self._games[game_id].arity)
+    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].lo, self._games[game_id].hi, self._arity(game_id))
     assert j <= len(points), "game: pick out of range"
     if j > 0:
         self._games[game_id].lo = points[j - 1]
@@ -385,11 +513,11 @@ def pick(game_id: uint256, values: DynArray[bytes32, MAX_ARITY], j: uint256):
     if j < len(points):
         self._games[game_id].hi = points[j]
         self._games[game_id].hi_value = values[j]
-    self._games[game_id].reveal_hash = empty(bytes32)
-    self._pass_turn(game_id)
-    log Picked(game_id=game_id, level=self._games[game_id].level, lo=self._games[game_id].lo, hi=self._games[game_id].hi)
-    self._settle_range(game_id)
-    self._meter(game_id, start)
+    s.revealed = False
+    s = self._pass_turn(s)
+    log Picked(game_id=game_id, level=s.level, lo=self._games[game_id].lo, hi=self._games[game_id].hi)
+    s = self._settle_range(game_id, s)
+    self._save_metered(game_id, s, start)
 
 
 # --- the disputed node's output ----------------------------------------------------------------
@@ -411,22 +539,24 @@ def reveal_output(
     @notice The solver shows that node n changed only its output slot, from `old_commitment`
             to the tensor (`header`, `data_root`).
     """
-    self._require_move(game_id, SOLVER)
-    assert self._games[game_id].level == OUTPUT, "game: not at the output level"
+    s: State = self._require_move(game_id, SOLVER)
+    assert s.level == OUTPUT, "game: not at the output level"
     self._require_descriptor(game_id, desc, desc_proof)
     out_slot: uint256 = tensor._out_slot(desc)
-    assert out_slot < self._games[game_id].n_slots, "game: output slot out of range"
+    n_slots: uint256 = self._n_slots(game_id)
+    assert out_slot < n_slots, "game: output slot out of range"
     assert merkle._state_root(self._games[game_id].step, self._games[game_id].node, pre_slots_root) == self._games[game_id].lo_value, "game: pre-state does not match"
     assert merkle._state_root(self._games[game_id].step, self._games[game_id].node + 1, post_slots_root) == self._games[game_id].hi_value, "game: post-state does not match"
-    assert merkle._fold(old_commitment, out_slot, slot_path, self._games[game_id].n_slots) == pre_slots_root, "game: bad old slot proof"
+    assert merkle._fold(old_commitment, out_slot, slot_path, n_slots) == pre_slots_root, "game: bad old slot proof"
     new_commitment: bytes32 = keccak256(concat(b"\x02", header, data_root))
-    assert merkle._fold(new_commitment, out_slot, slot_path, self._games[game_id].n_slots) == post_slots_root, "game: other slots changed"
+    assert merkle._fold(new_commitment, out_slot, slot_path, n_slots) == post_slots_root, "game: other slots changed"
     self._games[game_id].desc_hash = keccak256(desc)
     self._games[game_id].pre_slots_root = pre_slots_root
     self._games[game_id].out_header = header
     self._games[game_id].out_data_root = data_root
-    self._games[game_id].level = CHOOSE
-    self._pass_turn(game_id)
+    s.level = CHOOSE
+    s = self._pass_turn(s)
+    self._save(game_id, s)
     log OutputRevealed(game_id=game_id, step=self._games[game_id].step, node=self._games[game_id].node, header=header, data_root=data_root)
 
 
@@ -434,30 +564,32 @@ def reveal_output(
 def choose(game_id: uint256, dispute_header: bool):
     """@notice The challenger disputes the output's header, or its data."""
     start: uint256 = msg.gas
-    self._require_move(game_id, CHALLENGER)
-    assert self._games[game_id].level == CHOOSE, "game: nothing to choose"
-    self._pass_turn(game_id)
+    s: State = self._require_move(game_id, CHALLENGER)
+    assert s.level == CHOOSE, "game: nothing to choose"
+    s = self._pass_turn(s)
     if dispute_header:
-        self._games[game_id].level = PROVE_HEADER
-        self._games[game_id].turn = CHALLENGER
+        s.level = PROVE_HEADER
+        s.turn = CHALLENGER
     else:
-        assert tensor._is_canonical_header(self._games[game_id].out_header), "game: header is not canonical, dispute it"
-        self._games[game_id].level = DATA
+        header: bytes32 = self._games[game_id].out_header
+        assert tensor._is_canonical_header(header), "game: header is not canonical, dispute it"
+        s.level = DATA
         self._games[game_id].cur = self._games[game_id].out_data_root
-        self._games[game_id].height = merkle._depth(tensor._n_chunks(self._games[game_id].out_header))
+        height: uint256 = merkle._depth(tensor._n_chunks(header))
+        self._games[game_id].height = height
         self._games[game_id].index = 0
-        if self._games[game_id].height == 0:
-            self._games[game_id].level = CHUNK_REVEAL
-    log LevelEntered(game_id=game_id, level=self._games[game_id].level, step=self._games[game_id].step, node=self._games[game_id].node)
-    self._meter(game_id, start)
+        if height == 0:
+            s.level = CHUNK_REVEAL
+    log LevelEntered(game_id=game_id, level=s.level, step=self._games[game_id].step, node=self._games[game_id].node)
+    self._save_metered(game_id, s, start)
 
 
 @external
 def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
     """@notice The solver reveals the descendants of the disputed data-tree node."""
-    self._require_move(game_id, SOLVER)
-    assert self._games[game_id].level == DATA, "game: not descending data"
-    assert self._games[game_id].reveal_hash == empty(bytes32), "game: already revealed"
+    s: State = self._require_move(game_id, SOLVER)
+    assert s.level == DATA, "game: not descending data"
+    assert not s.revealed, "game: already revealed"
     m: uint256 = self._descent(game_id)
     assert len(children) == 1 << m, "game: wrong number of children"
     assert merkle._subtree(children, m) == self._games[game_id].cur, "game: children do not hash to the node"
@@ -465,14 +597,16 @@ def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
     n_chunks: uint256 = tensor._n_chunks(self._games[game_id].out_header)
     pad: bytes32 = merkle._zero(below)
     self._games[game_id].reveal_hash = keccak256(abi_encode(children))
-    self._pass_turn(game_id)
+    s.revealed = True
+    s = self._pass_turn(s)
     for i: uint256 in range(MAX_ARITY):
         if i >= len(children):
             break
         first_leaf: uint256 = ((self._games[game_id].index << m) + i) << below
         if first_leaf >= n_chunks and children[i] != pad:
-            self._resolve(game_id, CHALLENGER_WON, "non-canonical data padding")
+            s = self._resolve(game_id, s, CHALLENGER_WON, "non-canonical data padding")
             break
+    self._save(game_id, s)
     log Revealed(game_id=game_id, level=DATA, lo=self._games[game_id].index, hi=self._games[game_id].height, values=children)
 
 
@@ -480,9 +614,9 @@ def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
 def pick_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY], j: uint256):
     """@notice The challenger disputes child j, which must cover at least one real chunk."""
     start: uint256 = msg.gas
-    self._require_move(game_id, CHALLENGER)
-    assert self._games[game_id].level == DATA, "game: not descending data"
-    assert self._games[game_id].reveal_hash != empty(bytes32), "game: nothing revealed"
+    s: State = self._require_move(game_id, CHALLENGER)
+    assert s.level == DATA, "game: not descending data"
+    assert s.revealed, "game: nothing revealed"
     assert keccak256(abi_encode(children)) == self._games[game_id].reveal_hash, "game: not the revealed values"
     m: uint256 = self._descent(game_id)
     assert j < len(children), "game: pick out of range"
@@ -492,28 +626,31 @@ def pick_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY], j: uint2
     self._games[game_id].cur = children[j]
     self._games[game_id].index = child
     self._games[game_id].height = below
-    self._games[game_id].reveal_hash = empty(bytes32)
+    s.revealed = False
     if below == 0:
-        self._games[game_id].level = CHUNK_REVEAL
-    self._pass_turn(game_id)
-    log Picked(game_id=game_id, level=DATA, lo=self._games[game_id].index, hi=self._games[game_id].height)
-    self._meter(game_id, start)
+        s.level = CHUNK_REVEAL
+    s = self._pass_turn(s)
+    log Picked(game_id=game_id, level=DATA, lo=child, hi=below)
+    self._save_metered(game_id, s, start)
 
 
 @external
 def reveal_chunk(game_id: uint256, chunk: Bytes[CHUNK]):
     """@notice The solver reveals the disputed chunk; its padding must be zero."""
-    self._require_move(game_id, SOLVER)
-    assert self._games[game_id].level == CHUNK_REVEAL, "game: no chunk to reveal"
+    s: State = self._require_move(game_id, SOLVER)
+    assert s.level == CHUNK_REVEAL, "game: no chunk to reveal"
     assert len(chunk) == CHUNK and keccak256(concat(b"\x00", chunk)) == self._games[game_id].cur, "game: not the chunk"
-    nbytes: uint256 = tensor._size(self._games[game_id].out_header) * tensor._width(tensor._dtype(self._games[game_id].out_header))
-    start: uint256 = self._games[game_id].index * CHUNK
-    self._pass_turn(game_id)
-    self._games[game_id].level = ELEMENT
-    log ChunkRevealed(game_id=game_id, index=self._games[game_id].index, chunk=chunk)
+    header: bytes32 = self._games[game_id].out_header
+    nbytes: uint256 = tensor._size(header) * tensor._width(tensor._dtype(header))
+    index: uint256 = self._games[game_id].index
+    start: uint256 = index * CHUNK
+    s = self._pass_turn(s)
+    s.level = ELEMENT
+    log ChunkRevealed(game_id=game_id, index=index, chunk=chunk)
     if start + CHUNK > nbytes and not merkle._zero_from(chunk, nbytes - min(nbytes, start)):
-        self._resolve(game_id, CHALLENGER_WON, "non-canonical chunk padding")
-    log LevelEntered(game_id=game_id, level=self._games[game_id].level, step=self._games[game_id].step, node=self._games[game_id].node)
+        s = self._resolve(game_id, s, CHALLENGER_WON, "non-canonical chunk padding")
+    self._save(game_id, s)
+    log LevelEntered(game_id=game_id, level=s.level, step=self._games[game_id].step, node=self._games[game_id].node)
 
 
 # --- one-step proofs (anyone) --------------------------------------------------------------------
@@ -527,52 +664,127 @@ def enter_element(game_id: uint256, sender: address, index: uint256, element: in
     """
     start: uint256 = msg.gas
     assert msg.sender == self.referee, "game: only the referee"
-    self._require_open(game_id)
-    assert self._games[game_id].level == ELEMENT, "game: no element to pick"
-    assert self._games[game_id].turn == CHALLENGER, "game: not your turn"
-    assert sender == self._games[game_id].challenger, "game: only the challenger"
-    assert self._clock_ok(game_id), "game: clock expired"
+    s: State = self._require_open(game_id)
+    assert s.level == ELEMENT, "game: no element to pick"
+    assert s.turn == CHALLENGER, "game: not your turn"
+    assert sender == self._challenger(game_id), "game: only the challenger"
+    assert self._clock_ok(s), "game: clock expired"
     self._games[game_id].inputs_hash = inputs_hash
     self._games[game_id].elem_index = index
     self._games[game_id].elem_value = element
     self._games[game_id].terms = terms
-    self._pass_turn(game_id)
+    s = self._pass_turn(s)
     if terms == 0:
-        self._games[game_id].level = PROVE_ELEMENT
-        self._games[game_id].turn = CHALLENGER
+        s.level = PROVE_ELEMENT
+        s.turn = CHALLENGER
     else:
-        self._games[game_id].level = TERM
+        s.level = TERM
         self._games[game_id].lo = 0
         self._games[game_id].hi = terms
-        self._games[game_id].top_known = False
+        s.top_known = False
     log ElementChosen(game_id=game_id, index=index, value=element, terms=terms)
     # the referee checked that `sender` sent this choice, and `sender` is the challenger
-    self._meter(game_id, start)
+    self._save_metered(game_id, s, start)
 
 
 @external
 def decide(game_id: uint256, level: uint8, solver_right: bool, reason: String[64]):
     """@notice The referee reports the verdict of a one-step proof at `level`."""
     assert msg.sender == self.referee, "game: only the referee"
-    self._require_proof(game_id, level)
+    s: State = self._require_proof(game_id, level)
     if solver_right:
-        self._resolve(game_id, SOLVER_WON, reason)
+        s = self._resolve(game_id, s, SOLVER_WON, reason)
     else:
-        self._resolve(game_id, CHALLENGER_WON, reason)
+        s = self._resolve(game_id, s, CHALLENGER_WON, reason)
+    self._save(game_id, s)
 
 
 @external
 def timeout(game_id: uint256):
     """@notice Anyone ends a game whose mover's clock has run out; the other party wins."""
-    assert self._games[game_id].steps != 0, "game: no such game"
-    assert self._games[game_id].outcome == PENDING, "game: already over"
-    used: uint256 = block.timestamp - self._games[game_id].turn_start
-    if self._games[game_id].turn == SOLVER:
-        assert used > self._games[game_id].clock_solver, "game: clock not expired"
-        self._resolve(game_id, CHALLENGER_WON, "solver's clock ran out")
+    assert self._games[game_id].party != 0, "game: no such game"
+    s: State = self._load(game_id)
+    assert s.outcome == PENDING, "game: already over"
+    used: uint256 = block.timestamp - s.turn_start
+    if s.turn == SOLVER:
+        assert used > s.clock_solver, "game: clock not expired"
+        s = self._resolve(game_id, s, CHALLENGER_WON, "solver's clock ran out")
     else:
-        assert used > self._challenger_clock(game_id), "game: clock not expired"
-        self._resolve(game_id, SOLVER_WON, "challenger's clock ran out")
+        assert used > s.clock_challenger, "game: clock not expired"
+        s = self._resolve(game_id, s, SOLVER_WON, "challenger's clock ran out")
+    self._save(game_id, s)
+
+
+# --- internal: storage -----------------------------------------------------------------------------
+
+
+@internal
+@view
+def _load(game_id: uint256) -> State:
+    w: uint256 = self._games[game_id].state
+    return State(
+        level=convert(w & 15, uint8),
+        turn=convert((w >> 4) & 3, uint8),
+        outcome=convert((w >> 6) & 3, uint8),
+        top_known=(w >> 8) & 1 == 1,
+        revealed=(w >> 9) & 1 == 1,
+        turn_start=(w >> 16) & CLOCK_MASK,
+        clock_solver=(w >> 80) & CLOCK_MASK,
+        clock_challenger=(w >> 144) & CLOCK_MASK,
+        meter=w >> METER_SHIFT,
+    )
+
+
+@internal
+def _save(game_id: uint256, s: State):
+    w: uint256 = convert(s.level, uint256) | convert(s.turn, uint256) << 4 | convert(s.outcome, uint256) << 6
+    if s.top_known:
+        w |= 1 << 8
+    if s.revealed:
+        w |= 1 << 9
+    w |= s.turn_start << 16 | s.clock_solver << 80 | s.clock_challenger << 144 | s.meter << METER_SHIFT
+    self._games[game_id].state = w
+
+
+@internal
+def _save_metered(game_id: uint256, s: State, start: uint256):
+    """Saves a challenger move with the move added to its meter: 4/5 of (21_000 + the gas used
+    since `start`, up to this write). Only called after the move checked that the challenger
+    sent it."""
+    m: State = s
+    # a move uses far less than 2^64 gas, and a game's meter stays far below 2^48
+    m.meter += (TX_GAS + start - msg.gas) * METER_NUM // METER_DEN
+    self._save(game_id, m)
+
+
+@internal
+@view
+def _solver(game_id: uint256) -> address:
+    return convert(self._games[game_id].head & ADDRESS_MASK, address)
+
+
+@internal
+@view
+def _challenger(game_id: uint256) -> address:
+    return convert(self._games[game_id].party & ADDRESS_MASK, address)
+
+
+@internal
+@view
+def _arity(game_id: uint256) -> uint256:
+    return (self._games[game_id].head >> 160) & 255
+
+
+@internal
+@view
+def _n_slots(game_id: uint256) -> uint256:
+    return (self._games[game_id].head >> 168) & 65535
+
+
+@internal
+@view
+def _n_nodes(game_id: uint256) -> uint256:
+    return self._games[game_id].head >> 184
 
 
 # --- internal: turns and resolution ----------------------------------------------------------------
@@ -580,84 +792,76 @@ def timeout(game_id: uint256):
 
 @internal
 @view
-def _require_open(game_id: uint256):
-    assert self._games[game_id].steps != 0, "game: no such game"
-    assert self._games[game_id].outcome == PENDING, "game: already over"
+def _require_open(game_id: uint256) -> State:
+    assert self._games[game_id].party != 0, "game: no such game"
+    s: State = self._load(game_id)
+    assert s.outcome == PENDING, "game: already over"
+    return s
 
 
 @internal
 @view
-def _clock_ok(game_id: uint256) -> bool:
+def _clock_ok(s: State) -> bool:
     """The party to move still has time on its clock."""
-    used: uint256 = block.timestamp - self._games[game_id].turn_start
-    if self._games[game_id].turn == SOLVER:
-        return used <= self._games[game_id].clock_solver
-    return used <= self._challenger_clock(game_id)
+    used: uint256 = block.timestamp - s.turn_start
+    if s.turn == SOLVER:
+        return used <= s.clock_solver
+    return used <= s.clock_challenger
 
 
 @internal
 @view
-def _challenger_clock(game_id: uint256) -> uint256:
-    return self._games[game_id].clock_challenger & CLOCK_MASK
-
-
-@internal
-@view
-def _require_move(game_id: uint256, who: uint8):
-    self._require_open(game_id)
-    assert self._games[game_id].turn == who, "game: not your turn"
+def _require_move(game_id: uint256, who: uint8) -> State:
+    s: State = self._require_open(game_id)
+    assert s.turn == who, "game: not your turn"
     if who == SOLVER:
-        assert msg.sender == self._games[game_id].solver, "game: only the solver"
+        assert msg.sender == self._solver(game_id), "game: only the solver"
     else:
-        assert msg.sender == self._games[game_id].challenger, "game: only the challenger"
-    assert self._clock_ok(game_id), "game: clock expired"
+        assert msg.sender == self._challenger(game_id), "game: only the challenger"
+    assert self._clock_ok(s), "game: clock expired"
+    return s
 
 
 @internal
 @view
-def _require_proof(game_id: uint256, level: uint8):
+def _require_proof(game_id: uint256, level: uint8) -> State:
     """A one-step proof: anyone may send it while the clock of the party to move runs."""
-    self._require_open(game_id)
-    assert self._games[game_id].level == level, "game: not at this proof"
-    assert self._clock_ok(game_id), "game: clock expired"
+    s: State = self._require_open(game_id)
+    assert s.level == level, "game: not at this proof"
+    assert self._clock_ok(s), "game: clock expired"
+    return s
 
 
 @internal
-def _pass_turn(game_id: uint256):
+@view
+def _pass_turn(s: State) -> State:
     """Charge the mover's clock for its turn and hand the move to the other party."""
-    used: uint256 = block.timestamp - self._games[game_id].turn_start
-    if self._games[game_id].turn == SOLVER:
-        self._games[game_id].clock_solver -= used
-        self._games[game_id].turn = CHALLENGER
+    t: State = s
+    used: uint256 = block.timestamp - t.turn_start
+    if t.turn == SOLVER:
+        t.clock_solver -= used
+        t.turn = CHALLENGER
     else:
-        packed: uint256 = self._games[game_id].clock_challenger
-        # checked: a clock shorter than `used` reverts instead of borrowing from the meter
-        left: uint256 = (packed & CLOCK_MASK) - used
-        self._games[game_id].clock_challenger = (packed & ~CLOCK_MASK) | left
-        self._games[game_id].turn = SOLVER
-    self._games[game_id].turn_start = block.timestamp
+        t.clock_challenger -= used
+        t.turn = SOLVER
+    t.turn_start = block.timestamp
+    return t
 
 
 @internal
-def _meter(game_id: uint256, start: uint256):
-    """Adds a challenger move to its meter: 4/5 of (21_000 + the gas used since `start`).
-    Only called after the move checked that the challenger sent it."""
-    # a move uses far less than 2^64 gas, and 2^192 of meter is out of reach
-    used: uint256 = (TX_GAS + start - msg.gas) * METER_NUM // METER_DEN
-    self._games[game_id].clock_challenger += used << CLOCK_BITS
-
-
-@internal
-def _resolve(game_id: uint256, outcome: uint8, reason: String[64]):
-    self._games[game_id].outcome = outcome
-    self._games[game_id].level = OVER
+def _resolve(game_id: uint256, s: State, outcome: uint8, reason: String[64]) -> State:
+    t: State = s
+    t.outcome = outcome
+    t.level = OVER
     log GameResolved(game_id=game_id, outcome=outcome, reason=reason)
+    return t
 
 
 @internal
-def _settle_range(game_id: uint256):
+def _settle_range(game_id: uint256, s: State) -> State:
     """Move down a level when a range has narrowed to a single transition."""
-    level: uint8 = self._games[game_id].level
+    t: State = s
+    level: uint8 = t.level
     lo: uint256 = self._games[game_id].lo
     hi: uint256 = self._games[game_id].hi
     if level == STEP and hi == lo + 1:
@@ -665,24 +869,25 @@ def _settle_range(game_id: uint256):
         self._games[game_id].step = lo
         level = NODE
         lo = 0
-        hi = self._games[game_id].n_nodes + 1
-        self._games[game_id].level = NODE
+        hi = self._n_nodes(game_id) + 1
+        t.level = NODE
         self._games[game_id].lo = lo
         self._games[game_id].hi = hi
         log LevelEntered(game_id=game_id, level=NODE, step=self._games[game_id].step, node=0)
     if level == NODE and hi == lo + 1:
         self._games[game_id].node = lo
-        if lo == self._games[game_id].n_nodes:
-            self._games[game_id].level = PROVE_BOUNDARY
-            self._games[game_id].turn = CHALLENGER
+        if lo == self._n_nodes(game_id):
+            t.level = PROVE_BOUNDARY
+            t.turn = CHALLENGER
         else:
-            self._games[game_id].level = OUTPUT
-            self._games[game_id].turn = SOLVER
-        log LevelEntered(game_id=game_id, level=self._games[game_id].level, step=self._games[game_id].step, node=lo)
-    if level == TERM and hi == lo + 1 and self._games[game_id].top_known:
-        self._games[game_id].level = PROVE_ELEMENT
-        self._games[game_id].turn = CHALLENGER
+            t.level = OUTPUT
+            t.turn = SOLVER
+        log LevelEntered(game_id=game_id, level=t.level, step=self._games[game_id].step, node=lo)
+    if level == TERM and hi == lo + 1 and t.top_known:
+        t.level = PROVE_ELEMENT
+        t.turn = CHALLENGER
         log LevelEntered(game_id=game_id, level=PROVE_ELEMENT, step=self._games[game_id].step, node=self._games[game_id].node)
+    return t
 
 
 # --- internal: proofs ----------------------------------------------------------------------------
@@ -692,7 +897,7 @@ def _settle_range(game_id: uint256):
 @view
 def _require_descriptor(game_id: uint256, desc: Bytes[DESC_MAX], proof: DynArray[bytes32, MAX_DEPTH]):
     leaf: bytes32 = keccak256(concat(b"\x00", desc))
-    count: uint256 = self._games[game_id].n_nodes + 1
+    count: uint256 = self._n_nodes(game_id) + 1
     root: bytes32 = merkle._fold(leaf, self._games[game_id].node, proof, count)
     assert root == self._games[game_id].graph_root, "game: not the node's descriptor"
     assert tensor._is_well_formed(desc), "game: malformed descriptor"
@@ -703,8 +908,9 @@ def _require_descriptor(game_id: uint256, desc: Bytes[DESC_MAX], proof: DynArray
 def _descent(game_id: uint256) -> uint256:
     """Levels one data reveal spans: m = min(floor(log2 k), height)."""
     m: uint256 = 0
+    arity: uint256 = self._arity(game_id)
     for _: uint256 in range(6):
-        if 2 << m > self._games[game_id].arity:
+        if 2 << m > arity:
             break
         m += 1
     return min(m, self._games[game_id].height)

@@ -73,7 +73,7 @@ def pick_element(
     @notice The challenger disputes element i of the revealed chunk, and proves the node's
             input headers against the pre-state so the game knows the reduction length.
     """
-    g: Game.Game = staticcall self.game.games(game_id)
+    g: Game.OutputView = staticcall self.game.output_view(game_id)
     assert g.level == ELEMENT, "referee: no element to pick"
     assert keccak256(concat(b"\x00", chunk)) == g.cur, "referee: not the chunk"
     dtype: uint256 = tensor._dtype(g.out_header)
@@ -82,7 +82,7 @@ def pick_element(
     e: uint256 = g.index * (CHUNK // w) + i
     assert e < tensor._size(g.out_header), "referee: element past the tensor"
     assert keccak256(desc) == g.desc_hash, "referee: not the node's descriptor"
-    self._require_inputs(g, desc, headers, data_roots, paths)
+    self._require_inputs(g.n_slots, g.pre_slots_root, desc, headers, data_roots, paths)
     terms: uint256 = staticcall IOneStep(self._family(tensor._op(desc))).terms(desc, headers)
     value: int256 = tensor._read_element(chunk, i * w, dtype)
     extcall self.game.enter_element(game_id, msg.sender, e, value, keccak256(abi_encode(headers, data_roots)), terms)
@@ -97,10 +97,10 @@ def prove_header(
     paths: DynArray[DynArray[bytes32, MAX_DEPTH], IN_MAX],
 ):
     """@notice Decide a disputed output header from the proven input headers."""
-    g: Game.Game = staticcall self.game.games(game_id)
+    g: Game.OutputView = staticcall self.game.output_view(game_id)
     assert g.level == PROVE_HEADER, "referee: not at this proof"
     assert keccak256(desc) == g.desc_hash, "referee: not the node's descriptor"
-    self._require_inputs(g, desc, headers, data_roots, paths)
+    self._require_inputs(g.n_slots, g.pre_slots_root, desc, headers, data_roots, paths)
     expected: bytes32 = staticcall IOneStep(self._family(tensor._op(desc))).output_header(desc, headers)
     if expected == g.out_header:
         extcall self.game.decide(game_id, PROVE_HEADER, True, "header is correct")
@@ -122,7 +122,7 @@ def prove_element(
             from input elements opened against the pre-state. `init_openings` serve s_0 when
             the disputed term is the first.
     """
-    g: Game.Game = staticcall self.game.games(game_id)
+    g: Game.TermView = staticcall self.game.term_view(game_id)
     assert g.level == PROVE_ELEMENT, "referee: not at this proof"
     assert keccak256(desc) == g.desc_hash, "referee: not the node's descriptor"
     assert keccak256(abi_encode(headers, data_roots)) == g.inputs_hash, "referee: not the proven inputs"
@@ -157,7 +157,7 @@ def prove_boundary(
     slots: DynArray[bytes32, MAX_SLOTS],
 ):
     """@notice Decide a disputed step boundary from the whole pre-state slot table."""
-    g: Game.Game = staticcall self.game.games(game_id)
+    g: Game.BoundaryView = staticcall self.game.boundary_view(game_id)
     assert g.level == PROVE_BOUNDARY, "referee: not at this proof"
     leaf: bytes32 = keccak256(concat(b"\x00", boundary))
     assert merkle._fold(leaf, g.n_nodes, boundary_proof, g.n_nodes + 1) == g.graph_root, "referee: not the boundary descriptor"
@@ -193,7 +193,8 @@ def prove_boundary(
 @internal
 @view
 def _require_inputs(
-    g: Game.Game,
+    n_slots: uint256,
+    pre_slots_root: bytes32,
     desc: Bytes[DESC_MAX],
     headers: DynArray[bytes32, IN_MAX],
     data_roots: DynArray[bytes32, IN_MAX],
@@ -209,9 +210,9 @@ def _require_inputs(
         if slot == tensor.ABSENT:
             assert headers[p] == empty(bytes32) and data_roots[p] == empty(bytes32), "referee: absent input has a value"
             continue
-        assert slot < g.n_slots, "referee: input slot out of range"
+        assert slot < n_slots, "referee: input slot out of range"
         c: bytes32 = keccak256(concat(b"\x02", headers[p], data_roots[p]))
-        assert merkle._fold(c, slot, paths[p], g.n_slots) == g.pre_slots_root, "referee: bad input slot proof"
+        assert merkle._fold(c, slot, paths[p], n_slots) == pre_slots_root, "referee: bad input slot proof"
 
 
 @internal

@@ -113,6 +113,8 @@ METER_DEN: constant(uint256) = 5
 # a game's meter is read at most at 2^64 gas (thousands of times all gas ever used), so a
 # claim's total stays far below 2^128 and the share's products below 2^256
 MAX_GAME_GAS: constant(uint256) = 2**64
+# the low half of a claim's `counts` word (challenges opened; the high half: unsettled)
+COUNT_MASK: constant(uint256) = 2**128 - 1
 # most challenge ids one `challenges_of` call returns
 PAGE: constant(uint256) = 256
 
@@ -183,6 +185,23 @@ struct Claim:
     # G: the metered gas of the winners settled so far; the prize is split in proportion to it
     gas: uint256
     # prize paid to winners so far by `collect`
+    shared: uint256
+
+
+# a claim in storage: its two challenge counters share one word, so that the first challenge of
+# a claim creates one word, not two
+struct StoredClaim:
+    task_id: uint256
+    solver: address
+    commitment: bytes32
+    final_root: bytes32
+    time: uint256
+    # challenges opened | those not yet settled << 128 (both bounded by the calls ever made)
+    counts: uint256
+    winners: uint256
+    collected: uint256
+    state: uint8
+    gas: uint256
     shared: uint256
 
 
@@ -319,10 +338,15 @@ claim_count: public(uint256)
 challenge_count: public(uint256)
 # task id => task
 tasks: public(HashMap[uint256, Task])
-# claim id => claim
-claims: public(HashMap[uint256, Claim])
-# challenge id => challenge
-challenges: public(HashMap[uint256, Challenge])
+# claim id => claim (read them with `claims`)
+_claims: HashMap[uint256, StoredClaim]
+# challenge id => challenge, in two words (read them with `challenges`): the first written
+# once by `challenge`, the second by it and by a won settlement
+#   party: challenger | state << 160 | claim_id << 168
+#   game:  game_id | gas << 64
+# (claim and game ids are counters, far below 2^88 and 2^64; the metered gas is below 2^66)
+_challenge_party: HashMap[uint256, uint256]
+_challenge_game: HashMap[uint256, uint256]
 # claim id => i => id of the claim's i-th challenge
 _challenge_at: HashMap[uint256, HashMap[uint256, uint256]]
 # what the contract owes: escrowed rewards + bonds of committed, revealed claims and of open
@@ -426,20 +450,12 @@ def commit_claim(task_id: uint256, commitment: bytes32) -> uint256:
 
     claim_id: uint256 = self.claim_count + 1
     self.claim_count = claim_id
-    self.claims[claim_id] = Claim(
-        task_id=task_id,
-        solver=msg.sender,
-        commitment=commitment,
-        final_root=empty(bytes32),
-        time=block.timestamp,
-        challenges=0,
-        unsettled=0,
-        winners=0,
-        collected=0,
-        state=CLAIM_COMMITTED,
-        gas=0,
-        shared=0,
-    )
+    # a new claim's other fields are zero already
+    self._claims[claim_id].task_id = task_id
+    self._claims[claim_id].solver = msg.sender
+    self._claims[claim_id].commitment = commitment
+    self._claims[claim_id].time = block.timestamp
+    self._claims[claim_id].state = CLAIM_COMMITTED
     self.tasks[task_id].claim_id = claim_id
     self.owed += bond
     log ClaimCommitted(
@@ -461,9 +477,9 @@ def reveal_claim(claim_id: uint256, final_root: bytes32, salt: bytes32):
             `block.timestamp < commit time + clock`. The challenge window opens now.
     """
     task_id: uint256 = self._require_revealable(claim_id, final_root, salt)
-    self.claims[claim_id].final_root = final_root
-    self.claims[claim_id].time = block.timestamp
-    self.claims[claim_id].state = CLAIM_LIVE
+    self._claims[claim_id].final_root = final_root
+    self._claims[claim_id].time = block.timestamp
+    self._claims[claim_id].state = CLAIM_LIVE
     log ClaimRevealed(
         claim_id=claim_id,
         task_id=task_id,
@@ -483,11 +499,11 @@ def expire_claim(claim_id: uint256):
     task_id: uint256 = self._require_expirable(claim_id)
     bond: uint256 = self.tasks[task_id].solver_bond
 
-    self.claims[claim_id].state = CLAIM_EXPIRED
+    self._claims[claim_id].state = CLAIM_EXPIRED
     self.tasks[task_id].claim_id = 0
     self.owed -= bond
     self.burned += bond
-    log ClaimExpired(claim_id=claim_id, task_id=task_id, solver=self.claims[claim_id].solver, burned=bond)
+    log ClaimExpired(claim_id=claim_id, task_id=task_id, solver=self._claims[claim_id].solver, burned=bond)
     self._burn(bond)
 
 
@@ -508,22 +524,19 @@ def challenge(claim_id: uint256) -> uint256:
 
     challenge_id: uint256 = self.challenge_count + 1
     self.challenge_count = challenge_id
-    self.challenges[challenge_id] = Challenge(
-        claim_id=claim_id, challenger=msg.sender, game_id=0, state=CHALLENGE_OPEN, gas=0
-    )
-    n: uint256 = self.claims[claim_id].challenges
-    self._challenge_at[claim_id][n] = challenge_id
+    self._challenge_party[challenge_id] = convert(msg.sender, uint256) | convert(CHALLENGE_OPEN, uint256) << 160 | claim_id << 168
+    counts: uint256 = self._claims[claim_id].counts
+    self._challenge_at[claim_id][counts & COUNT_MASK] = challenge_id
     # both counters are bounded by challenge_count, itself bounded by the calls ever made
-    self.claims[claim_id].challenges = unsafe_add(n, 1)
-    self.claims[claim_id].unsettled = unsafe_add(self.claims[claim_id].unsettled, 1)
+    self._claims[claim_id].counts = unsafe_add(counts, 1 | 1 << 128)
     self.owed += bond
     self._pull(msg.sender, bond)
 
     game_id: uint256 = extcall game.create(
-        self.claims[claim_id].solver,
+        self._claims[claim_id].solver,
         msg.sender,
         self.tasks[task_id].initial_root,
-        self.claims[claim_id].final_root,
+        self._claims[claim_id].final_root,
         self.tasks[task_id].graph_root,
         self.tasks[task_id].steps,
         self.tasks[task_id].n_nodes,
@@ -531,10 +544,10 @@ def challenge(claim_id: uint256) -> uint256:
         self.tasks[task_id].arity,
         self.tasks[task_id].clock,
     )
-    self.challenges[challenge_id].game_id = game_id
     log Challenged(challenge_id=challenge_id, claim_id=claim_id, challenger=msg.sender, game_id=game_id)
     # the challenger's first metered transaction (with Game.create); its game adds its moves
-    self.challenges[challenge_id].gas = (TX_GAS + start - msg.gas) * METER_NUM // METER_DEN
+    gas: uint256 = (TX_GAS + start - msg.gas) * METER_NUM // METER_DEN
+    self._challenge_game[challenge_id] = game_id | gas << 64
     return challenge_id
 
 
@@ -557,7 +570,7 @@ def settle(challenge_id: uint256):
     assert outcome != PENDING, "tasks: game not over"
     assert outcome <= CHALLENGER_WON, "tasks: unknown game outcome"
     # every open challenge is counted in unsettled, so it is at least 1 here
-    self.claims[ch.claim_id].unsettled = unsafe_sub(self.claims[ch.claim_id].unsettled, 1)
+    self._claims[ch.claim_id].counts = unsafe_sub(self._claims[ch.claim_id].counts, 1 << 128)
     if outcome == CHALLENGER_WON:
         self._settle_challenger_won(challenge_id, ch)
     else:
@@ -575,21 +588,22 @@ def collect(challenge_id: uint256):
             rounding dust.
     """
     claim_id: uint256 = self._require_collectable(challenge_id)
-    challenger: address = self.challenges[challenge_id].challenger
-    prize: uint256 = self._prize(self.claims[claim_id].task_id)
-    winners: uint256 = self.claims[claim_id].winners
-    share: uint256 = self._share(prize, self.challenges[challenge_id].gas, self.claims[claim_id].gas)
-    shared: uint256 = self.claims[claim_id].shared + share
+    ch: Challenge = self._challenge(challenge_id)
+    challenger: address = ch.challenger
+    prize: uint256 = self._prize(self._claims[claim_id].task_id)
+    winners: uint256 = self._claims[claim_id].winners
+    share: uint256 = self._share(prize, ch.gas, self._claims[claim_id].gas)
+    shared: uint256 = self._claims[claim_id].shared + share
     # collected < winners: each winner collects once
-    collected: uint256 = unsafe_add(self.claims[claim_id].collected, 1)
+    collected: uint256 = unsafe_add(self._claims[claim_id].collected, 1)
     dust: uint256 = 0
     if collected == winners:
         # checked: the shares sum to at most prize, as every winner's gas is in G
         dust = prize - shared
 
-    self.challenges[challenge_id].state = CHALLENGE_COLLECTED
-    self.claims[claim_id].collected = collected
-    self.claims[claim_id].shared = shared
+    self._set_challenge_state(challenge_id, CHALLENGE_COLLECTED)
+    self._claims[claim_id].collected = collected
+    self._claims[claim_id].shared = shared
     self.owed -= share + dust
     self.burned += dust
     log PrizeCollected(challenge_id=challenge_id, claim_id=claim_id, challenger=challenger, share=share, dust_burned=dust)
@@ -606,11 +620,11 @@ def finalize(claim_id: uint256):
             back, and closes the task. Anyone may call it, once.
     """
     task_id: uint256 = self._require_finalizable(claim_id)
-    solver: address = self.claims[claim_id].solver
+    solver: address = self._claims[claim_id].solver
     reward: uint256 = self.tasks[task_id].reward
     bond: uint256 = self.tasks[task_id].solver_bond
 
-    self.claims[claim_id].state = CLAIM_FINALIZED
+    self._claims[claim_id].state = CLAIM_FINALIZED
     self.tasks[task_id].state = TASK_DONE
     self.owed -= reward + bond
     log ClaimFinalized(claim_id=claim_id, task_id=task_id, solver=solver, reward=reward, bond=bond)
@@ -665,6 +679,20 @@ def program_id(
 
 @external
 @view
+def claims(claim_id: uint256) -> Claim:
+    """@notice The claim (all zero if there is no such claim)."""
+    return self._claim(claim_id)
+
+
+@external
+@view
+def challenges(challenge_id: uint256) -> Challenge:
+    """@notice The challenge (all zero if there is no such challenge)."""
+    return self._challenge(challenge_id)
+
+
+@external
+@view
 def challenges_of(claim_id: uint256, start: uint256, count: uint256) -> DynArray[uint256, PAGE]:
     """
     @notice Ids of the claim's challenges `start .. start + count - 1` in the order they were
@@ -672,7 +700,7 @@ def challenges_of(claim_id: uint256, start: uint256, count: uint256) -> DynArray
             `claims(claim_id).challenges` of them.
     """
     assert count <= PAGE, "tasks: page too large"
-    n: uint256 = self.claims[claim_id].challenges
+    n: uint256 = self._claims[claim_id].counts & COUNT_MASK
     out: DynArray[uint256, PAGE] = []
     for i: uint256 in range(PAGE):
         if i >= count or start + i >= n:
@@ -688,7 +716,7 @@ def reveal_deadline(claim_id: uint256) -> uint256:
     @notice First second at which a committed claim can no longer be revealed and can be
             expired (0: no such claim, or no longer committed).
     """
-    c: Claim = self.claims[claim_id]
+    c: Claim = self._claim(claim_id)
     if c.state != CLAIM_COMMITTED:
         return 0
     return c.time + self.tasks[c.task_id].clock
@@ -701,7 +729,7 @@ def challenge_deadline(claim_id: uint256) -> uint256:
     @notice First second at which a revealed claim can no longer be challenged (0: no such
             claim, or not revealed).
     """
-    c: Claim = self.claims[claim_id]
+    c: Claim = self._claim(claim_id)
     if c.state == 0 or c.state == CLAIM_COMMITTED or c.state == CLAIM_EXPIRED:
         return 0
     return c.time + self.tasks[c.task_id].window
@@ -715,10 +743,10 @@ def prize_share(challenge_id: uint256) -> uint256:
             far, floor(prize * gas / G) (0 unless its game was won and settled). Final once the
             window has closed and every challenge of the claim is settled.
     """
-    ch: Challenge = self.challenges[challenge_id]
+    ch: Challenge = self._challenge(challenge_id)
     if ch.state != CHALLENGE_WON and ch.state != CHALLENGE_COLLECTED:
         return 0
-    c: Claim = self.claims[ch.claim_id]
+    c: Claim = self._claim(ch.claim_id)
     return self._share(self._prize(c.task_id), ch.gas, c.gas)
 
 
@@ -741,7 +769,7 @@ def expirable(claim_id: uint256) -> bool:
     """
     @notice Whether `expire_claim(claim_id)` would pass its checks now.
     """
-    c: Claim = self.claims[claim_id]
+    c: Claim = self._claim(claim_id)
     return c.state == CLAIM_COMMITTED and block.timestamp >= c.time + self.tasks[c.task_id].clock
 
 
@@ -751,7 +779,7 @@ def settleable(challenge_id: uint256) -> bool:
     """
     @notice Whether `settle(challenge_id)` would pass its checks now.
     """
-    ch: Challenge = self.challenges[challenge_id]
+    ch: Challenge = self._challenge(challenge_id)
     if ch.state != CHALLENGE_OPEN:
         return False
     outcome: uint8 = staticcall game.outcome(ch.game_id)
@@ -764,8 +792,8 @@ def collectable(challenge_id: uint256) -> bool:
     """
     @notice Whether `collect(challenge_id)` would pass its checks now.
     """
-    ch: Challenge = self.challenges[challenge_id]
-    c: Claim = self.claims[ch.claim_id]
+    ch: Challenge = self._challenge(challenge_id)
+    c: Claim = self._claim(ch.claim_id)
     return (
         ch.state == CHALLENGE_WON
         and block.timestamp >= c.time + self.tasks[c.task_id].window
@@ -779,7 +807,7 @@ def finalizable(claim_id: uint256) -> bool:
     """
     @notice Whether `finalize(claim_id)` would pass its checks now.
     """
-    c: Claim = self.claims[claim_id]
+    c: Claim = self._claim(claim_id)
     return (
         c.state == CLAIM_LIVE
         and block.timestamp >= c.time + self.tasks[c.task_id].window
@@ -853,22 +881,22 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
     # the challenger's bond is refunded and it joins the winners; the first win rejects the
     # claim, burns the solver bond's burn share and reopens the task (the prize stays owed)
     claim_id: uint256 = ch.claim_id
-    task_id: uint256 = self.claims[claim_id].task_id
+    task_id: uint256 = self._claims[claim_id].task_id
     bond: uint256 = self.tasks[task_id].challenger_bond
     # its share's weight: the challenge transaction's metered gas plus its moves in the game,
     # read at most at MAX_GAME_GAS so that no game can make the sums overflow
     metered: uint256 = ch.gas + min(staticcall game.challenger_gas(ch.game_id), MAX_GAME_GAS)
     # bounded by the claim's challenges
-    self.claims[claim_id].winners = unsafe_add(self.claims[claim_id].winners, 1)
-    self.claims[claim_id].gas += metered
-    self.challenges[challenge_id].gas = metered
-    self.challenges[challenge_id].state = CHALLENGE_WON
+    self._claims[claim_id].winners = unsafe_add(self._claims[claim_id].winners, 1)
+    self._claims[claim_id].gas += metered
+    self._challenge_game[challenge_id] = ch.game_id | metered << 64
+    self._set_challenge_state(challenge_id, CHALLENGE_WON)
     self.owed -= bond
     burn: uint256 = 0
-    if self.claims[claim_id].state == CLAIM_LIVE:
+    if self._claims[claim_id].state == CLAIM_LIVE:
         slashed: uint256 = self.tasks[task_id].solver_bond
         burn = self._burn_share(slashed)
-        self.claims[claim_id].state = CLAIM_REJECTED
+        self._claims[claim_id].state = CLAIM_REJECTED
         self.tasks[task_id].claim_id = 0
         self.owed -= burn
         self.burned += burn
@@ -891,13 +919,13 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
 @internal
 def _settle_solver_won(challenge_id: uint256, ch: Challenge):
     # the challenger's bond is slashed: the burn share burned, the rest paid to the solver now
-    slashed: uint256 = self.tasks[self.claims[ch.claim_id].task_id].challenger_bond
+    slashed: uint256 = self.tasks[self._claims[ch.claim_id].task_id].challenger_bond
     burn: uint256 = self._burn_share(slashed)
     # _burn_share(x) <= x
     prize: uint256 = unsafe_sub(slashed, burn)
-    solver: address = self.claims[ch.claim_id].solver
+    solver: address = self._claims[ch.claim_id].solver
 
-    self.challenges[challenge_id].state = CHALLENGE_LOST
+    self._set_challenge_state(challenge_id, CHALLENGE_LOST)
     self.owed -= slashed
     self.burned += burn
     log ChallengeSettled(
@@ -969,7 +997,7 @@ def _require_reclaimable(task_id: uint256):
 @view
 def _require_claim(claim_id: uint256) -> uint8:
     # returns the claim's state
-    state: uint8 = self.claims[claim_id].state
+    state: uint8 = self._claims[claim_id].state
     assert state != 0, "tasks: no such claim"
     return state
 
@@ -982,11 +1010,11 @@ def _require_revealable(claim_id: uint256, final_root: bytes32, salt: bytes32) -
     assert state != CLAIM_EXPIRED, "tasks: claim expired"
     assert state == CLAIM_COMMITTED, "tasks: claim already revealed"
     # field by field, not the whole struct: its settlement fields are not needed here
-    task_id: uint256 = self.claims[claim_id].task_id
-    assert msg.sender == self.claims[claim_id].solver, "tasks: not the committer"
+    task_id: uint256 = self._claims[claim_id].task_id
+    assert msg.sender == self._claims[claim_id].solver, "tasks: not the committer"
     # clock <= MAX_CLOCK, so the sum cannot overflow
-    assert block.timestamp < self.claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline passed"
-    assert self._commitment(task_id, final_root, msg.sender, salt) == self.claims[claim_id].commitment, "tasks: reveal does not match commitment"
+    assert block.timestamp < self._claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline passed"
+    assert self._commitment(task_id, final_root, msg.sender, salt) == self._claims[claim_id].commitment, "tasks: reveal does not match commitment"
     return task_id
 
 
@@ -997,8 +1025,8 @@ def _require_expirable(claim_id: uint256) -> uint256:
     state: uint8 = self._require_claim(claim_id)
     assert state != CLAIM_EXPIRED, "tasks: claim expired"
     assert state == CLAIM_COMMITTED, "tasks: claim already revealed"
-    task_id: uint256 = self.claims[claim_id].task_id
-    assert block.timestamp >= self.claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline not reached"
+    task_id: uint256 = self._claims[claim_id].task_id
+    assert block.timestamp >= self._claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline not reached"
     return task_id
 
 
@@ -1015,11 +1043,11 @@ def _require_revealed(claim_id: uint256):
 def _require_challengeable(claim_id: uint256) -> uint256:
     # returns the claim's task id; a rejected claim stays challengeable within its window
     self._require_revealed(claim_id)
-    assert self.claims[claim_id].state != CLAIM_FINALIZED, "tasks: claim finalized"
-    task_id: uint256 = self.claims[claim_id].task_id
+    assert self._claims[claim_id].state != CLAIM_FINALIZED, "tasks: claim finalized"
+    task_id: uint256 = self._claims[claim_id].task_id
     # window <= MAX_WINDOW, so the sum cannot overflow
-    assert block.timestamp < self.claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window closed"
-    assert msg.sender != self.claims[claim_id].solver, "tasks: solver cannot challenge own claim"
+    assert block.timestamp < self._claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window closed"
+    assert msg.sender != self._claims[claim_id].solver, "tasks: solver cannot challenge own claim"
     return task_id
 
 
@@ -1027,9 +1055,9 @@ def _require_challengeable(claim_id: uint256) -> uint256:
 @view
 def _require_closed(claim_id: uint256) -> uint256:
     # returns the claim's task id: its window has closed and every challenge is settled
-    task_id: uint256 = self.claims[claim_id].task_id
-    assert block.timestamp >= self.claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window open"
-    assert self.claims[claim_id].unsettled == 0, "tasks: challenges unsettled"
+    task_id: uint256 = self._claims[claim_id].task_id
+    assert block.timestamp >= self._claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window open"
+    assert self._claims[claim_id].counts >> 128 == 0, "tasks: challenges unsettled"
     return task_id
 
 
@@ -1038,7 +1066,7 @@ def _require_closed(claim_id: uint256) -> uint256:
 def _require_finalizable(claim_id: uint256) -> uint256:
     # returns the claim's task id
     self._require_revealed(claim_id)
-    state: uint8 = self.claims[claim_id].state
+    state: uint8 = self._claims[claim_id].state
     assert state != CLAIM_REJECTED, "tasks: claim rejected"
     assert state != CLAIM_FINALIZED, "tasks: claim finalized"
     return self._require_closed(claim_id)
@@ -1052,7 +1080,7 @@ def _require_collectable(challenge_id: uint256) -> uint256:
     assert state != CHALLENGE_OPEN, "tasks: challenge not settled"
     assert state != CHALLENGE_LOST, "tasks: challenge lost"
     assert state != CHALLENGE_COLLECTED, "tasks: prize already collected"
-    claim_id: uint256 = self.challenges[challenge_id].claim_id
+    claim_id: uint256 = self._challenge_party[challenge_id] >> 168
     self._require_closed(claim_id)
     return claim_id
 
@@ -1060,9 +1088,40 @@ def _require_collectable(challenge_id: uint256) -> uint256:
 @internal
 @view
 def _require_challenge(challenge_id: uint256) -> Challenge:
-    ch: Challenge = self.challenges[challenge_id]
+    ch: Challenge = self._challenge(challenge_id)
     assert ch.state != 0, "tasks: no such challenge"
     return ch
+
+
+@internal
+@view
+def _claim(claim_id: uint256) -> Claim:
+    c: StoredClaim = self._claims[claim_id]
+    return Claim(
+        task_id=c.task_id, solver=c.solver, commitment=c.commitment, final_root=c.final_root, time=c.time,
+        challenges=c.counts & COUNT_MASK, unsettled=c.counts >> 128, winners=c.winners, collected=c.collected,
+        state=c.state, gas=c.gas, shared=c.shared,
+    )
+
+
+@internal
+@view
+def _challenge(challenge_id: uint256) -> Challenge:
+    party: uint256 = self._challenge_party[challenge_id]
+    g: uint256 = self._challenge_game[challenge_id]
+    return Challenge(
+        claim_id=party >> 168,
+        challenger=convert(party & (2**160 - 1), address),
+        game_id=g & (2**64 - 1),
+        state=convert((party >> 160) & 255, uint8),
+        gas=g >> 64,
+    )
+
+
+@internal
+def _set_challenge_state(challenge_id: uint256, state: uint8):
+    party: uint256 = self._challenge_party[challenge_id]
+    self._challenge_party[challenge_id] = (party & ~(255 << 160)) | convert(state, uint256) << 160
 
 
 @internal
