@@ -303,7 +303,9 @@ def build_train(
     The description, e.g. {"layers": [{"type": "linear", "out": 32}, {"type": "relu"},
     {"type": "linear", "out": 10}], "loss": "softmax_cross_entropy", "optimizer": {"type":
     "sgd", "lr": 0.5, "momentum": 0.5}, "schedule": {"epochs": 10, "batch": 32}}; layers are
-    linear, relu, leaky_relu and flatten; losses softmax_cross_entropy and mse.
+    conv2d (out_channels, kernel, stride, padding), maxpool2d and avgpool2d (kernel, stride) on
+    rows shaped (H, W) or (C, H, W), then flatten, linear, relu and leaky_relu; losses
+    softmax_cross_entropy and mse.
 
     Example: bisectml build train model.json --data train.npz --out train.onnx
     """

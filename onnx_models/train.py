@@ -1,7 +1,13 @@
-"""Training programs from a model description (docs/SPEC.md 10): an MLP of Linear, ReLU,
-LeakyReLU and Flatten layers, MSE or softmax cross-entropy, SGD with momentum and weight decay,
-lowered to one fixed-point integer step graph (forward, backward, update, batch selection) that
-the bundled digits MLP (onnx_models.mlp) is one instance of.
+"""Training programs from a model description (docs/SPEC.md 10): a network of Conv2d, MaxPool2d,
+AvgPool2d, Flatten, Linear, ReLU and LeakyReLU layers, MSE or softmax cross-entropy, SGD with
+momentum and weight decay, lowered to one fixed-point integer step graph (forward, backward,
+update, batch selection).
+
+A convolution is a Gather of its patches (im2col, out-of-image taps reading an appended zero)
+and a MatMul; its input gradient is the transpose, a Gather of every patch entry that read an
+input position followed by a ReduceSum. Pools Gather their windows and reduce them (ReduceMax
+and ArgMax, first maximum, for max; ReduceSum and Div for mean). Spatial activations are held
+flat per row, positions-major and channels-minor after a convolution or pool.
 
 Every product of two fixed-point numbers is brought back to F fractional bits by a Div by a
 power of two (truncation toward zero, the profile's Div); the SGD step lr/B * g is one Div by
@@ -40,8 +46,11 @@ DEFAULT_INPUT_FRAC_BITS = 8
 META = "bisectml.train."
 
 STEP_INPUT = "t"
-LAYERS = ("linear", "relu", "leaky_relu", "flatten")
-LATER = ("conv2d", "maxpool2d", "avgpool2d", "conv", "maxpool", "avgpool", "batchnorm")
+LAYERS = ("linear", "relu", "leaky_relu", "flatten", "conv2d", "maxpool2d", "avgpool2d")
+PARAM_LAYERS = ("linear", "conv2d")
+SPATIAL = ("conv2d", "maxpool2d", "avgpool2d")
+LATER = ("batchnorm", "batchnorm2d", "dropout")
+ALIASES = {"conv": "conv2d", "maxpool": "maxpool2d", "avgpool": "avgpool2d", "dense": "linear"}
 LOSSES = ("softmax_cross_entropy", "mse")
 
 
@@ -52,8 +61,11 @@ class TrainRefused(ProgramError):
 @dataclass(frozen=True)
 class Layer:
     kind: str
-    out: int = 0  # linear: output width
+    out: int = 0  # linear: output width; conv2d: output channels
     alpha_q: int = 0  # leaky_relu: slope * 2^SLOPE_BITS
+    kernel: int = 0  # conv2d, maxpool2d, avgpool2d: square kernel side
+    stride: int = 1
+    padding: int = 0  # conv2d: zeros on every side
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,8 @@ class TrainSpec:
 
     @property
     def linears(self) -> list[int]:
-        return [i for i, la in enumerate(self.layers) if la.kind == "linear"]
+        """Indices of the layers with parameters (linear and conv2d), W1/b1 first."""
+        return [i for i, la in enumerate(self.layers) if la.kind in PARAM_LAYERS]
 
     def to_json(self) -> dict[str, object]:
         layers: list[dict[str, object]] = []
@@ -85,6 +98,12 @@ class TrainSpec:
             d: dict[str, object] = {"type": la.kind}
             if la.kind == "linear":
                 d["out"] = la.out
+            if la.kind == "conv2d":
+                d["out_channels"] = la.out
+            if la.kind in SPATIAL:
+                d |= {"kernel": la.kernel, "stride": la.stride}
+            if la.kind == "conv2d":
+                d["padding"] = la.padding
             if la.kind == "leaky_relu":
                 d["alpha"] = la.alpha_q / 2**SLOPE_BITS
             layers.append(d)
@@ -136,12 +155,23 @@ def parse_spec(d: object) -> TrainSpec:
     layers = []
     for i, la in enumerate(raw):
         kind = str(la.get("type", "")).lower() if isinstance(la, dict) else ""
+        kind = ALIASES.get(kind, kind)
         if kind in LATER:
-            raise TrainRefused(f"layer {i} ({kind}) is not supported yet; this pass builds Linear, ReLU, LeakyReLU and Flatten.")
+            raise TrainRefused(f"layer {i} ({kind}) is not supported yet; supported: {', '.join(LAYERS)}.")
         if kind not in LAYERS:
             raise TrainRefused(f"layer {i} has type {kind or la!r}; supported: {', '.join(LAYERS)}.")
         if kind == "linear":
             layers.append(Layer("linear", out=_int(la, "out", 0, 1, 4096, f"layer {i}: ")))
+        elif kind == "conv2d":
+            if "out" in la and "out_channels" not in la:
+                la = {**la, "out_channels": la["out"]}
+            k = _int(la, "kernel", 3, 1, 15, f"layer {i}: ")
+            layers.append(Layer("conv2d", out=_int(la, "out_channels", 0, 1, 512, f"layer {i}: "), kernel=k,
+                                stride=_int(la, "stride", 1, 1, 15, f"layer {i}: "),
+                                padding=_int(la, "padding", 0, 0, k - 1, f"layer {i}: ")))
+        elif kind in ("maxpool2d", "avgpool2d"):
+            k = _int(la, "kernel", 2, 1, 15, f"layer {i}: ")
+            layers.append(Layer(kind, kernel=k, stride=_int(la, "stride", k, 1, 15, f"layer {i}: ")))
         elif kind == "leaky_relu":
             alpha = la.get("alpha", 0.01)
             if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
@@ -205,16 +235,20 @@ def _with(spec: TrainSpec, **kw: object) -> TrainSpec:
 
 def _check_layers(spec: TrainSpec) -> None:
     layers = spec.layers
-    if not spec.linears:
+    if not any(la.kind == "linear" for la in layers):
         raise TrainRefused("the model needs at least one linear layer.")
     if layers[-1].kind != "linear":
         raise TrainRefused(f"the last layer must be linear (the loss reads its output), got {layers[-1].kind}.")
     prev = None
+    flat = False  # a linear or flatten layer was seen: activations are flat from here on
     for i, la in enumerate(layers):
-        if la.kind == "flatten" and any(p.kind != "flatten" for p in layers[:i]):
+        if la.kind in SPATIAL and flat:
+            raise TrainRefused(f"layer {i}: {la.kind} after a flatten or linear layer; put convolutions and pools first.")
+        if la.kind == "flatten" and flat:
             raise TrainRefused(f"layer {i}: flatten only before the first linear layer (activations are already flat).")
-        if la.kind in ("relu", "leaky_relu") and prev != "linear":
-            raise TrainRefused(f"layer {i}: {la.kind} must follow a linear layer.")
+        if la.kind in ("relu", "leaky_relu") and prev not in ("linear", "conv2d", "maxpool2d", "avgpool2d"):
+            raise TrainRefused(f"layer {i}: {la.kind} must follow a linear, conv2d or pool layer.")
+        flat = flat or la.kind in ("flatten", "linear")
         prev = la.kind
 
 
@@ -283,8 +317,9 @@ def prepare_data(spec: TrainSpec, x: np.ndarray, y: np.ndarray | None) -> TrainD
         raise TrainRefused("features and labels must be numeric.")
     if not np.isfinite(x.astype(np.float64)).all() or not np.isfinite(y.astype(np.float64)).all():
         raise TrainRefused("the dataset holds NaN or infinite values; drop or impute those rows first.")
-    if x.ndim > 2 and spec.layers[0].kind != "flatten":
-        raise TrainRefused(f"rows have shape {list(x.shape[1:])}; start the layers with {{\"type\": \"flatten\"}}.")
+    if x.ndim > 2 and spec.layers[0].kind not in ("flatten", *SPATIAL):
+        raise TrainRefused(f"rows have shape {list(x.shape[1:])}; start the layers with {{\"type\": \"flatten\"}} or a conv2d.")
+    geometry(spec, x.shape[1:])  # refuses rows a convolution or pool cannot read
     out = spec.layers[-1].out
     xf = x.astype(np.float64)
     mean = std = None
@@ -317,33 +352,145 @@ def prepare_data(spec: TrainSpec, x: np.ndarray, y: np.ndarray | None) -> TrainD
     return TrainData(xq, yq.astype(np.int64), spec.input_frac_bits, out, mean, std, ym, ys)
 
 
+# ---- geometry --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Geo:
+    """The activation a layer receives, per row: flat (`c` features, h = w = 0) or spatial with
+    its flat layout, "chw" (the input rows) or "hwc" (after a convolution or pool)."""
+
+    c: int
+    h: int = 0
+    w: int = 0
+    layout: str = "chw"
+
+    @property
+    def spatial(self) -> bool:
+        return self.h > 0
+
+    @property
+    def size(self) -> int:
+        return self.c * self.h * self.w if self.spatial else self.c
+
+    def index(self, c: int, h: int, w: int) -> int:
+        if self.layout == "chw":
+            return (c * self.h + h) * self.w + w
+        return (h * self.w + w) * self.c + c
+
+
+def geometry(spec: TrainSpec, row_shape: Sequence[int]) -> list[Geo]:
+    """The input of every layer, then the output of the last: refuses shapes that do not fit."""
+    shape = tuple(int(v) for v in row_shape)
+    if any(la.kind in SPATIAL for la in spec.layers):
+        if len(shape) not in (2, 3):
+            raise TrainRefused(f"{spec.layers[0].kind} needs rows shaped (H, W) or (C, H, W), got {list(shape)}; "
+                               "save the features with their image shape.")
+        g = Geo(1, *shape) if len(shape) == 2 else Geo(*shape)
+    else:
+        g = Geo(int(np.prod(shape)))
+    out = [g]
+    for i, la in enumerate(spec.layers):
+        if la.kind in SPATIAL:
+            pad = la.padding if la.kind == "conv2d" else 0
+            oh = (g.h + 2 * pad - la.kernel) // la.stride + 1
+            ow = (g.w + 2 * pad - la.kernel) // la.stride + 1
+            if oh < 1 or ow < 1:
+                raise TrainRefused(f"layer {i} ({la.kind}, kernel {la.kernel}) does not fit its {g.h}x{g.w} input; "
+                                   "use a smaller kernel or more padding.")
+            g = Geo(la.out if la.kind == "conv2d" else g.c, oh, ow, "hwc")
+        elif la.kind == "flatten":
+            g = Geo(g.size)
+        elif la.kind == "linear":
+            g = Geo(la.out)
+        out.append(g)
+    return out
+
+
+def conv_indices(g: Geo, la: Layer) -> tuple[np.ndarray, np.ndarray, Geo]:
+    """im2col: for each output position (oh, ow) and tap (kh, kw, c), the input element it reads
+    (g.size: the appended zero, for taps outside the image); and for each input element, every
+    patch entry that read it (padded with the patch array's length, the zero of the gradient)."""
+    k, s, pad = la.kernel, la.stride, la.padding
+    oh, ow = (g.h + 2 * pad - k) // s + 1, (g.w + 2 * pad - k) // s + 1
+    idx = np.full((oh, ow, k, k, g.c), g.size, np.int64)
+    for y in range(oh):
+        for x in range(ow):
+            for kh in range(k):
+                for kw in range(k):
+                    ih, iw = y * s + kh - pad, x * s + kw - pad
+                    if 0 <= ih < g.h and 0 <= iw < g.w:
+                        idx[y, x, kh, kw] = [g.index(c, ih, iw) for c in range(g.c)]
+    idx = idx.reshape(-1)
+    return idx, _inverse(idx, g.size), Geo(la.out, oh, ow, "hwc")
+
+
+def pool_indices(g: Geo, la: Layer) -> tuple[np.ndarray, np.ndarray, Geo]:
+    """Each output (position, channel)'s window of kernel^2 input elements, and the inverse."""
+    k, s = la.kernel, la.stride
+    oh, ow = (g.h - k) // s + 1, (g.w - k) // s + 1
+    idx = np.zeros((oh, ow, g.c, k * k), np.int64)
+    for y in range(oh):
+        for x in range(ow):
+            for c in range(g.c):
+                idx[y, x, c] = [g.index(c, y * s + kh, x * s + kw) for kh in range(k) for kw in range(k)]
+    idx = idx.reshape(oh * ow * g.c, k * k)
+    return idx, _inverse(idx.reshape(-1), g.size), Geo(g.c, oh, ow, "hwc")
+
+
+def _inverse(idx: np.ndarray, n_in: int) -> np.ndarray:
+    """(n_in, M): the positions of `idx` holding each input element, padded with len(idx)."""
+    lists: list[list[int]] = [[] for _ in range(n_in)]
+    for q, j in enumerate(idx.tolist()):
+        if j < n_in:
+            lists[j].append(q)
+    m = max(1, max(len(v) for v in lists))
+    inv = np.full((n_in, m), len(idx), np.int64)
+    for j, v in enumerate(lists):
+        inv[j, : len(v)] = v
+    return inv
+
+
 # ---- bounds ----------------------------------------------------------------------------------
 
 
-def bounds(spec: TrainSpec, x_bound: int, x_frac_bits: int, features: int, train: bool = True) -> dict[str, int]:
+def bounds(spec: TrainSpec, x_bound: int, x_frac_bits: int, row_shape: Sequence[int], train: bool = True) -> dict[str, int]:
     """Worst-case |value| (and |partial sum|: a MatMul's bound is max|a| * max|b| * K) of every
     kind of tensor of the step, whatever the data and training do, as ints."""
     f = spec.frac_bits
     c = 1 << (f + WEIGHT_CLIP_LOG2)
     one = 1 << f
+    geo = geometry(spec, row_shape)
     out: dict[str, int] = {}
-    a, p, k = x_bound, x_frac_bits, features
-    acts: list[tuple[int, int, int, int]] = []  # (input bound, input frac bits, fan_in, fan_out)
-    slope = {i: la.alpha_q for i, la in enumerate(spec.layers)}
+    a, p = x_bound, x_frac_bits
+    # per parameter layer: (input bound, fan_in, fan_out, positions per row, taps per input element)
+    params: list[tuple[int, int, int, int, int]] = []
+    back: list[tuple[str, int]] = []  # the parameterless layers' gradient factors, in order
     li = 0
     for i, la in enumerate(spec.layers):
-        if la.kind != "linear":
-            continue
-        li += 1
-        acts.append((a, p, k, la.out))
-        mm = k * a * c
-        out[f"input @ W{li}"] = mm
-        a = mm // (1 << p) + c
-        out[f"a{li}"] = a
-        nxt = spec.layers[i + 1] if i + 1 < len(spec.layers) else None
-        if nxt is not None and nxt.kind == "leaky_relu":
-            out[f"a{li} * slope"] = a * slope[i + 1]
-        p, k = f, la.out
+        g, g_out = geo[i], geo[i + 1]
+        if la.kind in PARAM_LAYERS:
+            li += 1
+            if la.kind == "conv2d":
+                fan_in, positions = la.kernel * la.kernel * g.c, g_out.h * g_out.w
+                taps = conv_indices(g, la)[1].shape[1]
+            else:
+                fan_in, positions, taps = g.size, 1, 1
+            params.append((a, fan_in, la.out, positions, taps))
+            back.append(("param", li))
+            mm = fan_in * a * c
+            out[f"input @ W{li}"] = mm
+            a = mm // (1 << p) + c
+            out[f"a{li}"] = a
+            p = f
+        elif la.kind == "leaky_relu":
+            out[f"a{li} * slope"] = a * la.alpha_q
+            back.append(("leaky", la.alpha_q))
+        elif la.kind == "avgpool2d":
+            out[f"pool{i} sum"] = la.kernel * la.kernel * a
+            back.append(("pool", pool_indices(g, la)[1].shape[1]))
+        elif la.kind == "maxpool2d":
+            back.append(("pool", pool_indices(g, la)[1].shape[1]))
     z = a
     if not train:
         return out
@@ -356,26 +503,30 @@ def bounds(spec: TrainSpec, x_bound: int, x_frac_bits: int, features: int, train
         out["z - max z"] = 2 * z
         d = one
     b = spec.batch
-    lin = [la for la in spec.layers if la.kind == "linear"]
-    for j in range(len(acts) - 1, -1, -1):
-        a_in, _, fan_in, fan_out = acts[j]
-        out[f"gW{j + 1}"] = b * a_in * d
-        out[f"gb{j + 1}"] = b * d
-        if j > 0:
+    for kind, v in reversed(back):
+        if kind == "leaky":
+            out[f"d * slope ({v})"] = d * v
+        elif kind == "pool":
+            d *= v  # an input element's gradient sums the windows that hold it
+        else:
+            a_in, fan_in, fan_out, positions, taps = params[v - 1]
+            out[f"gW{v}"] = b * positions * a_in * d
+            out[f"gb{v}"] = b * positions * d
+            if v == 1:
+                break
             dp = fan_out * d * c
-            out[f"d @ W{j + 1}^T"] = dp
-            d = dp // one
-            out[f"d{j} * slope"] = d * max(slope.values())
-    del lin
+            out[f"d @ W{v}^T"] = dp
+            d = dp // one * taps
+            out[f"d{v - 1}"] = d
     out["update"] = 4 * c + c * (spec.momentum_q + spec.weight_decay_q)
     return out
 
 
-def check_bounds(spec: TrainSpec, x_bound: int, x_frac_bits: int, features: int, train: bool = True) -> None:
-    bs = bounds(spec, x_bound, x_frac_bits, features, train)
+def check_bounds(spec: TrainSpec, x_bound: int, x_frac_bits: int, row_shape: Sequence[int], train: bool = True) -> None:
+    bs = bounds(spec, x_bound, x_frac_bits, row_shape, train)
     name, m = max(bs.items(), key=lambda kv: kv[1])
     if m >= 1 << FLOAT64_EXACT_LOG2:
-        widths = [la.out for la in spec.layers if la.kind == "linear"]
+        widths = [la.out for la in spec.layers if la.kind in PARAM_LAYERS]
         raise TrainRefused(
             f"{name} could reach 2^{m.bit_length() - 1} or more, past the 2^53 exact bound (frac_bits {spec.frac_bits}, "
             f"batch {spec.batch}, widths {widths}, |x| <= {x_bound}); lower frac_bits, the batch or the layer widths."
@@ -398,26 +549,28 @@ def param_names(spec: TrainSpec) -> list[str]:
     return [n for i in range(1, len(spec.linears) + 1) for n in (f"W{i}", f"b{i}")]
 
 
-def init_weights(spec: TrainSpec, features: int) -> dict[str, np.ndarray]:
+def init_weights(spec: TrainSpec, row_shape: Sequence[int]) -> dict[str, np.ndarray]:
     """Deterministic fixed-point initial weights: He-uniform before an activation, Glorot-uniform
-    otherwise (the output layer), zero biases; drawn in layer order from PCG64(seed)."""
+    otherwise (the output layer), zero biases; drawn in layer order from PCG64(seed). A
+    convolution's W is (kernel * kernel * C_in, C_out), rows in (kh, kw, c) order."""
     rng = np.random.PCG64(spec.seed)
     one2 = 1 << (2 * spec.frac_bits)
+    geo = geometry(spec, row_shape)
     params: dict[str, np.ndarray] = {}
-    fan_in = features
     li = 0
     for i, la in enumerate(spec.layers):
-        if la.kind != "linear":
+        if la.kind not in PARAM_LAYERS:
             continue
         li += 1
+        kk = la.kernel * la.kernel if la.kind == "conv2d" else 1
+        fan_in = kk * geo[i].c if la.kind == "conv2d" else geo[i].size
         nxt = spec.layers[i + 1].kind if i + 1 < len(spec.layers) else None
         if nxt in ("relu", "leaky_relu"):
             lim = isqrt(6 * one2 // fan_in)  # sqrt(6 / fan_in) * 2^F
         else:
-            lim = isqrt(6 * one2 // (fan_in + la.out))  # sqrt(6 / (fan_in + fan_out)) * 2^F
+            lim = isqrt(6 * one2 // (fan_in + kk * la.out))  # sqrt(6 / (fan_in + fan_out)) * 2^F
         params[f"W{li}"] = _uniform_ints(rng, (fan_in, la.out), lim)
         params[f"b{li}"] = np.zeros(la.out, np.int64)
-        fan_in = la.out
     return params
 
 
@@ -471,53 +624,168 @@ def _act_name(i: int) -> str:
 
 
 @dataclass
+class _Stage:
+    """One layer as the forward emitted it, with what its backward reads."""
+
+    kind: str
+    inp: str  # the layer's input value
+    li: int = 0  # parameter layers: the index of W/b
+    base: str = ""  # linear: name base of the input's transpose
+    patches: str = ""  # conv2d: the (B * positions, taps) patch matrix
+    inv: str = ""  # conv2d, pools: the inverse index constant
+    win: str = ""  # maxpool2d: the (B, N, k * k) windows
+    rows: str = ""  # conv2d, pools: the reshape constants' name stem
+    active: str = ""  # activations: Greater(input, 0), where the forward made it
+    alpha: int = 0
+
+
+@dataclass
 class _Fwd:
     z: str
-    inputs: list[tuple[str, str]]  # per linear: (input value, its name base for xT / hT)
-    pre: list[str]  # per linear: pre-activation
-    act: list[str | None]  # per linear: the activation that follows it (relu, leaky_relu, None)
-    active: dict[int, str]  # per linear: Greater(a, 0), where the forward already made it
+    stages: list[_Stage]
 
 
-def forward(b: GraphBuilder, spec: TrainSpec, x: str, fixed: bool, x_frac_bits: int, row_shape: Sequence[int], p: str = "") -> _Fwd:
-    """x (B, row...) -> logits/values z, emitting the layers in order."""
+def forward(
+    b: GraphBuilder, spec: TrainSpec, x: str, fixed: bool, x_frac_bits: int, row_shape: Sequence[int], batch: int,
+    p: str = "",
+) -> _Fwd:
+    """x (B, row...) -> logits/values z, emitting the layers in order. Spatial layers create
+    their index constants (and the (B, 1) zero column they pad with) here."""
+    geo = geometry(spec, row_shape)
+    dt = np.int64 if fixed else np.float32
     cur, base, first = x, "x", True
-    fw = _Fwd("", [], [], [], {})
+    fw = _Fwd("", [])
+    if len(row_shape) > 1:
+        cur = b.node("Reshape", [cur, f"{p}c_flat"], f"{p}x_flat")
+    zcol = ""
     li = 0
     for i, la in enumerate(spec.layers):
+        g = geo[i]
         if la.kind == "flatten":
-            if len(row_shape) > 1 and cur == x:
-                cur = b.node("Reshape", [cur, f"{p}c_flat"], f"{p}x_flat")
             continue
-        if la.kind == "linear":
+        if la.kind in SPATIAL and not zcol:
+            zcol = b.init(f"{p}c_zcol", np.zeros((batch, 1), dt))
+            b.init(f"{p}c_axis2", np.array([2], np.int64))
+        if la.kind in PARAM_LAYERS:
             li += 1
-            fw.inputs.append((cur, base))
-            mm = b.node("MatMul", [cur, f"W{li}"], f"{p}{base}W{li}")
-            if fixed:
-                scale = f"{p}c_pix_scale" if first else f"{p}c_one"
-                mm = b.node("Div", [mm, scale], f"{mm}_rescaled")
+            st = _Stage(la.kind, cur, li=li, base=base)
+            scale = f"{p}c_pix_scale" if first else f"{p}c_one"
             last = li == len(spec.linears)
-            a = b.node("Add", [mm, f"b{li}"], f"{p}z" if last else f"{p}a{li}")
-            fw.pre.append(a)
-            fw.act.append(None)
-            cur, first = a, False
-            base = "" if last else _act_name(li)
+            if la.kind == "linear":
+                mm = b.node("MatMul", [cur, f"W{li}"], f"{p}{base}W{li}")
+                if fixed:
+                    mm = b.node("Div", [mm, scale], f"{mm}_rescaled")
+                cur = b.node("Add", [mm, f"b{li}"], f"{p}z" if last else f"{p}a{li}")
+                base = "" if last else _act_name(li)
+            else:
+                idx, inv, g_out = conv_indices(g, la)
+                positions, taps = g_out.h * g_out.w, la.kernel * la.kernel * g.c
+                st.rows = f"{p}c_conv{li}"
+                b.init(f"{st.rows}_idx", idx)
+                st.inv = b.init(f"{st.rows}_inv", inv)
+                b.init(f"{st.rows}_patch_shape", np.array([batch * positions, taps], np.int64))
+                b.init(f"{st.rows}_out_shape", np.array([batch, positions * la.out], np.int64))
+                b.init(f"{st.rows}_grad_shape", np.array([batch * positions, la.out], np.int64))
+                b.init(f"{st.rows}_dpatch_shape", np.array([batch, positions * taps], np.int64))
+                padded = b.node("Concat", [cur, zcol], f"{p}conv{li}_in", axis=1)
+                cols = b.node("Gather", [padded, f"{st.rows}_idx"], f"{p}conv{li}_cols", axis=1)
+                st.patches = b.node("Reshape", [cols, f"{st.rows}_patch_shape"], f"{p}conv{li}_patches")
+                mm = b.node("MatMul", [st.patches, f"W{li}"], f"{p}conv{li}_mm")
+                if fixed:
+                    mm = b.node("Div", [mm, scale], f"{mm}_rescaled")
+                pre = b.node("Add", [mm, f"b{li}"], f"{p}conv{li}_biased")
+                cur = b.node("Reshape", [pre, f"{st.rows}_out_shape"], f"{p}c{li}")
+                base = f"c{li}"
+            fw.stages.append(st)
+            first = False
             continue
-        # an activation after linear li
-        fw.act[-1] = la.kind
-        name = f"{p}{_act_name(li)}"
+        if la.kind in ("maxpool2d", "avgpool2d"):
+            idx, inv, g_out = pool_indices(g, la)
+            kk = la.kernel * la.kernel
+            st = _Stage(la.kind, cur, rows=f"{p}c_pool{i}")
+            b.init(f"{st.rows}_idx", idx)
+            st.inv = b.init(f"{st.rows}_inv", inv)
+            b.init(f"{st.rows}_col_shape", np.array([batch, idx.shape[0], 1], np.int64))
+            b.init(f"{st.rows}_flat_shape", np.array([batch, idx.size], np.int64))
+            win = b.node("Gather", [cur, f"{st.rows}_idx"], f"{p}pool{i}_win", axis=1)
+            if la.kind == "maxpool2d":
+                st.win = win
+                b.init(f"{st.rows}_taps", np.arange(kk, dtype=np.int64))
+                cur = b.node("ReduceMax", [win, f"{p}c_axis2"], f"{p}pool{i}", keepdims=0)
+            else:
+                b.init(f"{st.rows}_ones", np.ones(kk, dt))
+                b.init(f"{st.rows}_kk", np.array(kk, dt))
+                tot = b.node("ReduceSum", [win, f"{p}c_axis2"], f"{p}pool{i}_sum", keepdims=0)
+                cur = b.node("Div", [tot, f"{st.rows}_kk"], f"{p}pool{i}")
+            fw.stages.append(st)
+            base = f"pool{i}"
+            continue
+        # an activation
+        name = f"{p}{_act_name(li)}" if spec.layers[i - 1].kind == "linear" else f"{p}{base}_act"
+        st = _Stage(la.kind, cur, alpha=la.alpha_q)
         if la.kind == "relu":
-            cur = b.node("Relu", [cur], name)
+            out = b.node("Relu", [cur], name)
         else:
-            act = b.node("Greater", [cur, f"{p}c_zero"], f"{p}active" if li == 1 else f"{p}active{li}")
-            fw.active[li] = act
+            st.active = b.node("Greater", [cur, f"{p}c_zero"], f"{p}active" if name == f"{p}h" else f"{name}_active")
             leak = b.node("Mul", [cur, f"{p}c_alpha"], f"{name}_leak")
             if fixed:
                 leak = b.node("Div", [leak, f"{p}c_alpha_den"], f"{leak}_rescaled")
-            cur = b.node("Where", [act, cur, leak], name)
-        base = _act_name(li)
+            out = b.node("Where", [st.active, cur, leak], name)
+        fw.stages.append(st)
+        cur, base = out, name.removeprefix(p)
     fw.z = cur
     return fw
+
+
+def backward(b: GraphBuilder, fw: _Fwd, dz: str, fixed: bool) -> dict[str, tuple[str, str]]:
+    """The gradients of every W/b from dz, walking the stages back to the first parameter layer:
+    name -> (gradient value, its update step constant)."""
+    grads: dict[str, tuple[str, str]] = {}
+    d = dz
+    for st in reversed(fw.stages):
+        if st.kind in ("relu", "leaky_relu"):
+            act = st.active or b.node("Greater", [st.inp, "c_zero"], f"{st.inp}_active")
+            if st.kind == "relu":
+                d = b.node("Where", [act, d, "c_zero"], f"d_{st.inp}")
+            else:
+                leak = b.node("Mul", [d, "c_alpha"], f"{d}_leak")
+                if fixed:
+                    leak = b.node("Div", [leak, "c_alpha_den"], f"{leak}_rescaled")
+                d = b.node("Where", [act, d, leak], f"d_{st.inp}")
+            continue
+        if st.kind in ("maxpool2d", "avgpool2d"):
+            col = b.node("Reshape", [d, f"{st.rows}_col_shape"], f"{d}_col")
+            if st.kind == "maxpool2d":
+                first_max = b.node("ArgMax", [st.win], f"{st.win}_argmax", axis=2, keepdims=1)
+                hot = b.node("Equal", [first_max, f"{st.rows}_taps"], f"{st.win}_hot")
+                dwin = b.node("Where", [hot, col, "c_zero"], f"{d}_win")
+            else:
+                share = b.node("Div", [col, f"{st.rows}_kk"], f"{d}_share")
+                dwin = b.node("Mul", [share, f"{st.rows}_ones"], f"{d}_win")
+            d = _scatter(b, dwin, st, f"{st.rows}_flat_shape", f"d_{st.inp}")
+            continue
+        # a convolution is a linear layer on its patch matrix, applied at every position
+        li, conv = st.li, st.kind == "conv2d"
+        rows = b.node("Reshape", [d, f"{st.rows}_grad_shape"], f"{d}_rows") if conv else d
+        inp_t = b.node("Transpose", [st.patches if conv else st.inp], f"{st.patches}T" if conv else f"{st.base}T", perm=[1, 0])
+        grads[f"W{li}"] = (b.node("MatMul", [inp_t, rows], f"gW{li}"), f"c_step_w{li}")
+        grads[f"b{li}"] = (b.node("ReduceSum", [rows, "c_axis0"], f"gb{li}", keepdims=0), "c_step_b")
+        if li == 1:
+            break
+        wt = b.node("Transpose", [f"W{li}"], f"W{li}T", perm=[1, 0])
+        dp = b.node("MatMul", [rows, wt], f"{d}_patches" if conv else f"{d}W{li}T")
+        if fixed:
+            dp = b.node("Div", [dp, "c_one"], f"{dp}_rescaled")
+        d = _scatter(b, dp, st, f"{st.rows}_dpatch_shape", f"d_{st.inp}") if conv else dp
+    return grads
+
+
+def _scatter(b: GraphBuilder, spread: str, st: _Stage, flat_shape: str, out: str) -> str:
+    """Sum every gathered entry's gradient back onto the input element it was read from."""
+    flat = b.node("Reshape", [spread, flat_shape], f"{spread}_flat")
+    padded = b.node("Concat", [flat, "c_zcol"], f"{spread}_padded", axis=1)
+    per_input = b.node("Gather", [padded, st.inv], f"{spread}_per_input", axis=1)
+    return b.node("ReduceSum", [per_input, "c_axis2"], out, keepdims=0)
 
 
 def build_train_graph(
@@ -532,9 +800,10 @@ def build_train_graph(
     """The step graph (integer, or its float32 twin) of `spec` on `data`, as a program."""
     if spec.steps < 1:
         raise TrainRefused("schedule steps must be positive.")
-    check_bounds(spec, data.x_bound, data.x_frac_bits, data.features)
+    row_shape = data.x.shape[1:]
+    check_bounds(spec, data.x_bound, data.x_frac_bits, row_shape)
     f = spec.frac_bits
-    params = init_weights(spec, data.features)
+    params = init_weights(spec, row_shape)
     names = param_names(spec)
     classify = spec.task == "classification"
     if fixed:
@@ -644,7 +913,7 @@ def build_train_graph(
     else:
         target = yb
 
-    fw = forward(b, spec, xb, fixed, data.x_frac_bits, row_shape)
+    fw = forward(b, spec, xb, fixed, data.x_frac_bits, row_shape, spec.batch)
     z = fw.z
 
     # Loss gradient with respect to z.
@@ -660,7 +929,10 @@ def build_train_graph(
             e = b.node("Gather", ["c_exp_table", ix], "exp", axis=0)
             tot = b.node("ReduceSum", [e, "c_axis1"], "exp_sum", keepdims=1)  # >= 2^F (the max's entry)
             num = b.node("Mul", [e, "c_one"], "exp_scaled")
-            prob = b.node("Div", [num, tot], "prob")
+            # 0 <= e <= sum(e), so prob is in [0, 2^F] already; the Clip only tells the engine's
+            # interval analysis, which does not relate a quotient's terms, so that the step compiles
+            ratio = b.node("Div", [num, tot], "prob_raw")
+            prob = b.node("Clip", [ratio, "c_zero", "c_one"], "prob")
         else:
             gap = b.node("Sub", [z, zmax], "z_gap")
             e = b.node("Exp", [gap], "exp")
@@ -668,36 +940,7 @@ def build_train_graph(
             prob = b.node("Div", [e, tot], "prob")
         dz = b.node("Sub", [prob, target], "dz")
 
-    # Backward.
-    grads: dict[str, tuple[str, str]] = {}
-    d = dz
-    dname = "dz"
-    for li in range(n_lin, 0, -1):
-        inp, base = fw.inputs[li - 1]
-        inp_t = b.node("Transpose", [inp], f"{base}T", perm=[1, 0])
-        grads[f"W{li}"] = (b.node("MatMul", [inp_t, d], f"gW{li}"), f"c_step_w{li}")
-        grads[f"b{li}"] = (b.node("ReduceSum", [d, "c_axis0"], f"gb{li}", keepdims=0), "c_step_b")
-        if li == 1:
-            break
-        wt = b.node("Transpose", [f"W{li}"], f"W{li}T", perm=[1, 0])
-        dp = b.node("MatMul", [d, wt], f"{dname}W{li}T")
-        if fixed:
-            dp = b.node("Div", [dp, "c_one"], f"{dp}_rescaled")
-        kind = fw.act[li - 2]
-        dname = f"d{_act_name(li - 1)}"
-        if kind is None:
-            d = b.node("Identity", [dp], dname)
-            continue
-        act = fw.active.get(li - 1) or b.node(
-            "Greater", [fw.pre[li - 2], "c_zero"], "active" if li - 1 == 1 else f"active{li - 1}"
-        )
-        if kind == "relu":
-            d = b.node("Where", [act, dp, "c_zero"], dname)
-        else:
-            leak = b.node("Mul", [dp, "c_alpha"], f"{dname}_leak")
-            if fixed:
-                leak = b.node("Div", [leak, "c_alpha_den"], f"{leak}_rescaled")
-            d = b.node("Where", [act, dp, leak], dname)
+    grads = backward(b, fw, dz, fixed)
 
     # SGD update (momentum, weight decay) with clipping.
     nxt: dict[str, str] = {}
@@ -823,7 +1066,7 @@ def build_eval_graph(info: ProgramInfo, params: Mapping[str, np.ndarray], x: np.
     if any(np.abs(v).max(initial=0) > c for v in w.values()):
         raise TrainRefused(f"parameters exceed the training clip 2^{spec.frac_bits + WEIGHT_CLIP_LOG2}; pass the program's own final state.")
     feats = int(np.prod(info.row_shape))
-    check_bounds(spec, int(np.abs(xq.astype(np.int64)).max(initial=0)), info.x_frac_bits, feats, train=False)
+    check_bounds(spec, int(np.abs(xq.astype(np.int64)).max(initial=0)), info.x_frac_bits, info.row_shape, train=False)
     classify = spec.task == "classification"
     n = xq.shape[0]
     out0 = np.zeros((n, 1 if classify else spec.layers[-1].out), np.int64)
@@ -842,13 +1085,13 @@ def build_eval_graph(info: ProgramInfo, params: Mapping[str, np.ndarray], x: np.
         b.init("c_alpha", np.array(alphas[0], np.int64))
         b.init("c_alpha_den", np.array(1 << SLOPE_BITS, np.int64))
     xi = b.node("Cast", ["X"], "x", to=TensorProto.INT64)
-    z = forward(b, spec, xi, True, info.x_frac_bits, info.row_shape).z
+    z = forward(b, spec, xi, True, info.x_frac_bits, info.row_shape, n).z
     if classify:
         z = b.node("ArgMax", [z], "pred", axis=1, keepdims=1)
     res = b.node("Add", ["out", z], "out_next")
     meta = {"bisectml.steps": "1", "bisectml.state": "out", "bisectml.data": ",".join(names + ["X"]), META + "kind": "eval-fixed"}
     inputs = [("out", out0)] + [(k, w[k]) for k in names] + [("X", xq)]
-    doc = f"bisectml: fixed-point forward of a trained MLP over {n} rows. Built by onnx_models.train."
+    doc = f"bisectml: fixed-point forward of a trained network over {n} rows. Built by onnx_models.train."
     return make_model(b, "train_eval", inputs, [(res, out0)], meta, doc)
 
 
@@ -868,19 +1111,43 @@ def export_float_model(info: ProgramInfo, params: Mapping[str, np.ndarray]) -> o
         b.init("x_lo", np.array(-INPUT_CLIP, np.float32))
         b.init("x_hi", np.array(INPUT_CLIP, np.float32))
         cur = b.node("Clip", [cur, "x_lo", "x_hi"], "x_clipped")
+    geo = geometry(spec, info.row_shape)
+    if geo[0].spatial and len(info.row_shape) == 2:
+        b.init("image_shape", np.array([-1, 1, *info.row_shape], np.int64))
+        cur = b.node("Reshape", [cur, "image_shape"], "image")
     li = 0
-    for la in spec.layers:
-        if la.kind == "flatten":
-            cur = b.node("Flatten", [cur], "flat", axis=1)
-        elif la.kind == "linear":
+    flattened: Geo | None = None  # the spatial activation the next linear reads flat
+    for i, la in enumerate(spec.layers):
+        g = geo[i]
+        w = np.asarray(params.get(f"W{li + 1}", np.zeros(0)), np.float64) * s
+        if la.kind == "flatten" or la.kind == "linear" and g.spatial:
+            cur = b.node("Flatten", [cur], f"flat{i}", axis=1)
+            flattened = g if g.spatial else flattened
+        if la.kind == "linear":
             li += 1
-            b.init(f"W{li}", (np.asarray(params[f"W{li}"], np.float64) * s).astype(np.float32))
+            if flattened is not None and flattened.layout == "hwc":
+                # the program holds (h, w, c) order, ONNX's Flatten of NCHW gives (c, h, w)
+                f_ = flattened
+                w = w[[f_.index(c, y, x) for c in range(f_.c) for y in range(f_.h) for x in range(f_.w)]]
+            flattened = None
+            b.init(f"W{li}", w.astype(np.float32))
             b.init(f"b{li}", (np.asarray(params[f"b{li}"], np.float64) * s).astype(np.float32))
             cur = b.node("Gemm", [cur, f"W{li}", f"b{li}"], f"linear{li}")
+        elif la.kind == "conv2d":
+            li += 1
+            k = la.kernel
+            b.init(f"W{li}", w.reshape(k, k, g.c, la.out).transpose(3, 2, 0, 1).astype(np.float32))
+            b.init(f"b{li}", (np.asarray(params[f"b{li}"], np.float64) * s).astype(np.float32))
+            cur = b.node("Conv", [cur, f"W{li}", f"b{li}"], f"conv{li}", kernel_shape=[k, k],
+                         strides=[la.stride] * 2, pads=[la.padding] * 4)
+        elif la.kind == "maxpool2d":
+            cur = b.node("MaxPool", [cur], f"maxpool{i}", kernel_shape=[la.kernel] * 2, strides=[la.stride] * 2)
+        elif la.kind == "avgpool2d":
+            cur = b.node("AveragePool", [cur], f"avgpool{i}", kernel_shape=[la.kernel] * 2, strides=[la.stride] * 2)
         elif la.kind == "relu":
-            cur = b.node("Relu", [cur], f"relu{li}")
-        else:
-            cur = b.node("LeakyRelu", [cur], f"leaky_relu{li}", alpha=la.alpha_q / 2**SLOPE_BITS)
+            cur = b.node("Relu", [cur], f"relu{i}")
+        elif la.kind == "leaky_relu":
+            cur = b.node("LeakyRelu", [cur], f"leaky_relu{i}", alpha=la.alpha_q / 2**SLOPE_BITS)
     n_out = spec.layers[-1].out
     if spec.task == "classification":
         probs = b.node("Softmax", [cur], "probabilities", axis=1)

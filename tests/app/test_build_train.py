@@ -26,6 +26,17 @@ MLP = {
 }
 
 
+CNN = {
+    "layers": [
+        {"type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1}, {"type": "relu"},
+        {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"}, {"type": "linear", "out": 10},
+    ],
+    "loss": "softmax_cross_entropy",
+    "optimizer": {"type": "sgd", "lr": 0.25, "momentum": 0.5},
+    "schedule": {"epochs": 10, "batch": 32},
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):  # noqa: ANN201
     d = tmp_path_factory.mktemp("digits")
@@ -33,7 +44,10 @@ def digits(tmp_path_factory):  # noqa: ANN201
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
     np.savez(d / "train.npz", X=xtr, y=ytr)
     np.savez(d / "test.npz", X=xte, y=yte)
+    np.savez(d / "train_images.npz", X=xtr.reshape(-1, 8, 8), y=ytr)
+    np.savez(d / "test_images.npz", X=xte.reshape(-1, 8, 8), y=yte)
     (d / "mlp.json").write_text(json.dumps(MLP))
+    (d / "cnn.json").write_text(json.dumps(CNN))
     return d, (xtr, ytr, xte, yte)
 
 
@@ -65,6 +79,28 @@ def test_digits_mlp__trained_in_integers__matches_float32_within_1_5_points(digi
     assert float(np.mean(again == yte) * 100) == integer
 
 
+def test_digits_convnet__trained_in_integers__reaches_97_within_1_5_points_of_float32(digits) -> None:
+    """Conv 3x3 (8 channels), ReLU, 2x2 max pool, linear on the 8x8 digit images, 10 epochs."""
+    d, (xtr, ytr, xte, yte) = digits
+    built = _ok(runner.invoke(app, ["build", "train", str(d / "cnn.json"), "--data", str(d / "train_images.npz"),
+                                    "--out", str(d / "cnn_train.onnx"), "--json"]))  # fmt: skip
+    assert built["layers"] == ["conv2d(8)", "relu", "maxpool2d", "flatten", "linear(10)"]
+    exported = _ok(runner.invoke(app, ["build", "export", str(d / "cnn_train.onnx"), "--held-out",
+                                       str(d / "test_images.npz"), "--out", str(d / "cnn.onnx"), "--json"]))  # fmt: skip
+    integer = exported["held_out"]["accuracy"]
+    spec = train.parse_spec(CNN)
+    state = run_program_onnxruntime(train.build_program(spec, xtr.reshape(-1, 8, 8), ytr, fixed=False))
+    info = train.program_info(onnx.load(d / "cnn_train.onnx"))
+    twin = train.export_float_model(info, {k: np.asarray(v, np.float64) * 2**spec.frac_bits for k, v in state.items()})
+    import onnxruntime as ort
+
+    label = ort.InferenceSession(twin.SerializeToString()).run(["label"], {"x": xte.reshape(-1, 8, 8).astype(np.float32)})[0]
+    float32 = float(np.mean(label == yte) * 100)
+    assert integer >= 97.0 and integer >= float32 - 1.5, (integer, float32)
+    graph = onnx.load(d / "cnn.onnx").graph
+    assert [n.op_type for n in graph.node if n.op_type in ("Conv", "MaxPool", "Gemm")] == ["Conv", "MaxPool", "Gemm"]
+
+
 def test_same_description_and_rows__same_program(digits, tmp_path) -> None:
     d, _ = digits
     ids = [
@@ -93,7 +129,8 @@ def test_regression_with_mse__beats_predicting_the_mean(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("change", "says"),
     [
-        ({"layers": [{"type": "conv2d"}]}, "not supported yet"),
+        ({"layers": [{"type": "batchnorm"}]}, "not supported yet"),
+        ({"layers": [{"type": "conv2d", "out_channels": 4}, {"type": "linear", "out": 10}]}, "rows shaped (H, W)"),
         ({"layers": [{"type": "attention"}]}, "supported: linear"),
         ({"schedule": {"steps": 10, "batch": 24}}, "power of two"),
         ({"optimizer": {"lr": 0.3}}, "power of two"),

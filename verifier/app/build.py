@@ -50,7 +50,7 @@ def build_train(spec_path: str, data: str, out: str) -> dict[str, Any]:
         "rows": int(len(x)),
         "steps": program.steps,
         "batch": spec.batch,
-        "layers": [la.kind if la.kind != "linear" else f"linear({la.out})" for la in spec.layers],
+        "layers": [f"{la.kind}({la.out})" if la.kind in ("linear", "conv2d") else la.kind for la in spec.layers],
         "loss": spec.loss,
         "program_id": "0x" + program.id.hex(),
     }

@@ -1,0 +1,123 @@
+"""The training builder's convolution and pooling layers (docs/SPEC.md 10): the gradients its
+step graph computes are the derivatives of the network onnxruntime runs with its own Conv,
+MaxPool and AveragePool (central differences of the exported float model's loss); the integer
+forward of a trained program predicts what the exported float model predicts; descriptions and
+rows a layer cannot take are refused with one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from sklearn.datasets import load_digits
+
+from onnx_models import train
+from onnx_models.runtime import run_program_onnxruntime
+from verifier.engine.program import load_program
+from verifier.engine.trace import Trace
+
+CE = {"loss": "softmax_cross_entropy", "optimizer": {"type": "sgd", "lr": 0.25}, "schedule": {"steps": 1, "batch": 8}}
+NETS = {
+    "conv-relu-maxpool": [
+        {"type": "conv2d", "out_channels": 3, "kernel": 3, "padding": 1}, {"type": "relu"},
+        {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"}, {"type": "linear", "out": 4},
+    ],
+    "two convs, strides, leaky, avgpool": [
+        {"type": "conv2d", "out_channels": 3, "kernel": 3, "stride": 2, "padding": 1}, {"type": "leaky_relu", "alpha": 0.1},
+        {"type": "conv2d", "out_channels": 2, "kernel": 2}, {"type": "relu"},
+        {"type": "avgpool2d", "kernel": 2, "stride": 1}, {"type": "linear", "out": 5}, {"type": "relu"},
+        {"type": "linear", "out": 4},
+    ],
+}  # fmt: skip
+
+
+def _rows(n: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, *shape)), rng.integers(0, classes, n)
+
+
+def _ce_loss(model, x: np.ndarray, y: np.ndarray) -> float:  # noqa: ANN001
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    p = sess.run(["probabilities"], {"x": x.astype(np.float32)})[0].astype(np.float64)
+    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_step_gradients__are_the_derivatives_of_the_exported_network(net) -> None:
+    """One float32 SGD step from the initial weights gives every gradient g = (W - W') / lr;
+    each sampled entry matches the central difference of the mean cross-entropy of the exported
+    model (onnxruntime's Conv and pools) on the step's batch. A wrong patch index, a gradient
+    scattered to the wrong input or a window routed to the wrong tap fails it."""
+    shape = (2, 7, 6) if net.startswith("two") else (6, 6)
+    x, y = _rows(40, shape, 4, seed=1)
+    spec = train.parse_spec({**CE, "layers": NETS[net], "frac_bits": 12 if net.startswith("two") else 16})
+    twin = train.build_program(spec, x, y, fixed=False)
+    after = run_program_onnxruntime(twin)
+    info = train.program_info(train.build_program(spec, x, y))
+    one = 2.0**spec.frac_bits
+    w0 = {k: v.astype(np.float64) / one for k, v in train.init_weights(spec, info.row_shape).items()}
+    batch = (x[: spec.batch], y[: spec.batch])  # step 0 reads rows 0 .. B-1
+    # the exported model standardizes raw rows as the program did, without its 2^-8 rounding
+    xq = train.quantize_features(batch[0], spec, info.x_mean, info.x_std).astype(np.float64) / 2**spec.input_frac_bits
+    plain = train.ProgramInfo(spec, info.row_shape, info.x_frac_bits, None, None, None, None)
+
+    def loss(params: dict[str, np.ndarray]) -> float:
+        return _ce_loss(train.export_float_model(plain, {k: v * one for k, v in params.items()}), xq, batch[1])
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for name, w in w0.items():
+        g = (w - after[name].astype(np.float64)) / 0.25
+        for flat in rng.choice(w.size, size=min(6, w.size), replace=False):
+            eps = 1e-3
+            hi, lo = {k: v.copy() for k, v in w0.items()}, {k: v.copy() for k, v in w0.items()}
+            hi[name].flat[flat] += eps
+            lo[name].flat[flat] -= eps
+            numeric = (loss(hi) - loss(lo)) / (2 * eps)
+            assert g.flat[flat] == pytest.approx(numeric, rel=0.05, abs=2e-3), (name, int(flat))
+            checked += 1
+    assert checked >= 4 * len(spec.linears)
+
+
+def test_trained_convnet__integer_forward_predicts_what_the_exported_model_predicts() -> None:
+    """After a few integer training steps on digit images, the integer eval program's classes
+    equal the float export's on held-out rows (the layouts of both agree: NCHW Conv and Flatten
+    in the export, positions-major in the program)."""
+    x, y = load_digits(return_X_y=True)
+    x = x.reshape(-1, 8, 8)
+    spec = train.parse_spec({**CE, "layers": NETS["conv-relu-maxpool"][:-1] + [{"type": "linear", "out": 10}],
+                             "schedule": {"steps": 60, "batch": 32}})  # fmt: skip
+    program = train.build_program(spec, x[:1200], y[:1200])
+    with Trace(load_program(program)) as tr:
+        tr.run()
+        state = tr.final_state()
+    info = train.program_info(program)
+    params = {k: state[k] for k in train.param_names(spec)}
+    exported = train.export_float_model(info, params)
+    label = ort.InferenceSession(exported.SerializeToString()).run(["label"], {"x": x[1200:].astype(np.float32)})[0]
+    with Trace(load_program(train.build_eval_graph(info, params, x[1200:]))) as ev:
+        ev.run()
+        pred = ev.final_state()["out"].reshape(-1)
+    assert np.mean(label == y[1200:]) > 0.8
+    assert np.mean(pred == label) >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("layers", "shape", "says"),
+    [
+        ([{"type": "conv2d", "out_channels": 2}, {"type": "linear", "out": 3}], (16,), "rows shaped (H, W) or (C, H, W)"),
+        ([{"type": "linear", "out": 4}, {"type": "conv2d", "out_channels": 2}, {"type": "linear", "out": 3}], (4, 4),
+         "put convolutions and pools first"),
+        ([{"type": "conv2d", "out_channels": 2, "kernel": 5}, {"type": "linear", "out": 3}], (4, 4), "does not fit"),
+        ([{"type": "maxpool2d", "kernel": 3}, {"type": "relu"}, {"type": "maxpool2d", "kernel": 3},
+          {"type": "linear", "out": 3}], (5, 5), "does not fit"),
+        ([{"type": "conv2d", "out_channels": 2, "kernel": 3, "padding": 3}, {"type": "linear", "out": 3}], (5, 5),
+         "padding must be an integer in 0..2"),
+        ([{"type": "batchnorm"}, {"type": "linear", "out": 3}], (5, 5), "not supported yet"),
+    ],
+)  # fmt: skip
+def test_layers_that_cannot_take_the_rows__refused_with_one_line(layers, shape, says) -> None:
+    x, y = _rows(16, shape, 3, seed=2)
+    with pytest.raises(train.TrainRefused) as e:
+        train.build_program(train.parse_spec({**CE, "layers": layers}), x, y)
+    assert says in str(e.value) and "\n" not in str(e.value)
