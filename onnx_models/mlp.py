@@ -1,6 +1,9 @@
 """A one-hidden-layer MLP trained on digits, as a bisectml program (docs/SPEC.md, section 3).
 
-`build_training_program` emits the *integer* step graph; `build_float_training_graph` emits
+It is one instance of the model-description builder (onnx_models.train, SPEC section 10): the
+description `linear(H), relu, linear(10)`, MSE, SGD without momentum, pixels held with 4
+fractional bits and not standardized; this module keeps the demo's defaults, its bounds and its
+metadata (`mlp.*`). `build_training_program` emits the *integer* step graph; `build_float_training_graph` emits
 its float32 twin (same network, loss, initial weights, batches and schedule; no rescaling),
 which is the accuracy baseline and the onnxruntime speed baseline. `build_eval_program` counts
 correct test predictions of trained fixed-point weights, as a 1-step integer program.
@@ -45,11 +48,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from math import isqrt
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 from .digits import (
     N_CLASSES,
@@ -146,29 +148,14 @@ def _check_bound(hidden: int, batch: int, frac_bits: int, rows: int | None = Non
 # ---- initial weights -----------------------------------------------------------------------
 
 
-def _uniform_ints(rng: np.random.PCG64, shape: tuple[int, ...], limit: int) -> np.ndarray:
-    """Integers uniform in [-limit, limit] from raw PCG64 output (the bit stream is version-stable;
-    Generator's distribution methods are not promised to be)."""
-    n = int(np.prod(shape))
-    raw = rng.random_raw(n) if n else np.zeros(0, np.uint64)
-    vals = (raw % np.uint64(2 * limit + 1)).astype(np.int64) - limit
-    return vals.reshape(shape)
-
-
 def init_params(
     hidden: int = DEFAULT_HIDDEN, frac_bits: int = DEFAULT_FRAC_BITS, seed: int = DEFAULT_SEED
 ) -> dict[str, np.ndarray]:
-    """Deterministic fixed-point initial weights (int64): He-uniform W1, Glorot-uniform W2, zero biases."""
-    rng = np.random.PCG64(seed)
-    one2 = 1 << (2 * frac_bits)
-    lim1 = isqrt(6 * one2 // N_FEATURES)  # sqrt(6 / fan_in) * 2^F
-    lim2 = isqrt(6 * one2 // (hidden + N_CLASSES))  # sqrt(6 / (fan_in + fan_out)) * 2^F
-    return {
-        "W1": _uniform_ints(rng, (N_FEATURES, hidden), lim1),
-        "b1": np.zeros(hidden, np.int64),
-        "W2": _uniform_ints(rng, (hidden, N_CLASSES), lim2),
-        "b2": np.zeros(N_CLASSES, np.int64),
-    }
+    """Deterministic fixed-point initial weights (int64): He-uniform W1, Glorot-uniform W2, zero
+    biases, drawn as the model-description builder draws them (onnx_models.train.init_weights)."""
+    from . import train
+
+    return train.init_weights(_spec(hidden, frac_bits, MLPConfig(hidden=hidden, frac_bits=frac_bits, seed=seed)), (N_FEATURES,))
 
 
 def params_to_float(params: Mapping[str, np.ndarray], frac_bits: int) -> dict[str, np.ndarray]:
@@ -180,165 +167,27 @@ def params_to_float(params: Mapping[str, np.ndarray], frac_bits: int) -> dict[st
 # ---- graph construction --------------------------------------------------------------------
 
 
-class _Builder:
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self._names: set[str] = set()
+def _spec(hidden: int, frac_bits: int, cfg: MLPConfig | None = None):  # noqa: ANN202 - train.TrainSpec
+    """The model description this program is an instance of (onnx_models.train)."""
+    from . import train
 
-    def _fresh(self, name: str) -> str:
-        if name in self._names:
-            raise ValueError(f"duplicate value name {name}")
-        self._names.add(name)
-        return name
-
-    def init(self, name: str, value: np.ndarray) -> str:
-        self.inits.append(numpy_helper.from_array(np.array(value, order="C", copy=True), self._fresh(name)))
-        return name
-
-    def node(self, op: str, inputs: list[str], out: str, **attrs: object) -> str:
-        self.nodes.append(helper.make_node(op, inputs, [self._fresh(out)], name=out, **attrs))
-        return out
-
-
-def _vi(name: str, arr: np.ndarray) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape)
-
-
-def _model(
-    b: _Builder,
-    graph_name: str,
-    inputs: list[tuple[str, np.ndarray]],
-    outputs: list[tuple[str, np.ndarray]],
-    metadata: dict[str, str],
-    doc: str,
-) -> onnx.ModelProto:
-    g = helper.make_graph(
-        b.nodes,
-        graph_name,
-        [_vi(n, a) for n, a in inputs],
-        [_vi(n, a) for n, a in outputs],
-        initializer=b.inits,
-    )
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER, doc_string=doc)
-    m.ir_version = IR_VERSION
-    helper.set_model_props(m, metadata)
-    return m
-
-
-def _forward(b: _Builder, x: str, fixed: bool, frac_bits: int, p: str = "") -> tuple[str, str]:
-    """x (B,64) -> (a1, z). `p` prefixes value names."""
-    a1 = b.node("MatMul", [x, "W1"], f"{p}xW1")
-    if fixed:
-        a1 = b.node("Div", [a1, f"{p}c_pix_scale"], f"{p}xW1_rescaled")
-    a1 = b.node("Add", [a1, "b1"], f"{p}a1")
-    h = b.node("Relu", [a1], f"{p}h")
-    z = b.node("MatMul", [h, "W2"], f"{p}hW2")
-    if fixed:
-        z = b.node("Div", [z, f"{p}c_one"], f"{p}hW2_rescaled")
-    z = b.node("Add", [z, "b2"], f"{p}z")
-    return a1, z
+    c = cfg or MLPConfig(hidden=hidden, frac_bits=frac_bits)
+    return train.TrainSpec(
+        layers=(train.Layer("linear", out=c.hidden), train.Layer("relu"), train.Layer("linear", out=N_CLASSES)),
+        loss="mse", batch=c.batch, steps=c.steps, frac_bits=c.frac_bits, lr_shift=c.lr_shift, seed=c.seed,
+        input_frac_bits=PIXEL_FRAC_BITS, normalize=False,
+    )  # fmt: skip
 
 
 def _build_train(cfg: MLPConfig, fixed: bool, split: DigitsSplit) -> onnx.ModelProto:
+    """The step graph, as the model-description builder (onnx_models.train) emits it for a
+    64-H-10 ReLU MLP with MSE on one-hot targets and pixels held with 4 fractional bits."""
+    from . import train
+
     _check_bound(cfg.hidden, cfg.batch, cfg.frac_bits)
-    f = cfg.frac_bits
-    params = init_params(cfg.hidden, f, cfg.seed)
-    if fixed:
-        state = params
-        x_data = split.x_train  # int8 0..16; Cast to int64 after the Gather
-        dt = np.int64
-        one, zero = np.int64(1 << f), np.int64(0)
-        wclip = np.int64(1 << (f + WEIGHT_CLIP_LOG2))
-        eclip = np.int64(1 << (f + ERR_CLIP_LOG2))
-    else:
-        state = params_to_float(params, f)
-        x_data = pixels_as_float(split.x_train)
-        dt = np.float32
-        one, zero = np.float32(1.0), np.float32(0.0)
-        wclip = np.float32(2.0**WEIGHT_CLIP_LOG2)
-        eclip = np.float32(2.0**ERR_CLIP_LOG2)
-    y_data = split.y_train.astype(np.int64).reshape(-1, 1)
-    n_train = split.n_train
-    t0 = np.array(0, np.int64)
-
-    b = _Builder()
-    # Inputs with their initial values (SPEC 3.1: every graph input has an initializer).
-    b.init(STEP_INPUT, t0)
-    for k in STATE_NAMES:
-        b.init(k, state[k])
-    b.init("X", x_data)
-    b.init("Y", y_data)
-    # Constants.
-    b.init("c_batch", np.array(cfg.batch, np.int64))
-    b.init("c_arange", np.arange(cfg.batch, dtype=np.int64))
-    b.init("c_ntrain", np.array(n_train, np.int64))
-    b.init("c_classes", np.arange(N_CLASSES, dtype=np.int64))
-    b.init("c_one", np.array(one, dt))
-    b.init("c_zero", np.array(zero, dt))
-    b.init("c_eclip_lo", np.array(-eclip, dt))
-    b.init("c_eclip_hi", np.array(eclip, dt))
-    b.init("c_wclip_lo", np.array(-wclip, dt))
-    b.init("c_wclip_hi", np.array(wclip, dt))
-    b.init("c_axis0", np.array([0], np.int64))
-    # SGD step: lr/B * g. Fixed point: Div by 2^(lr_shift + log2 B + extra fractional bits of g).
-    s = cfg.lr_shift + cfg.log2_batch
-    if fixed:
-        b.init("c_pix_scale", np.array(1 << PIXEL_FRAC_BITS, np.int64))
-        b.init("c_step_w1", np.array(1 << (s + PIXEL_FRAC_BITS), np.int64))  # gW1: F+4 frac bits
-        b.init("c_step_w2", np.array(1 << (s + f), np.int64))  # gW2: 2F frac bits
-        b.init("c_step_b", np.array(1 << s, np.int64))  # gb1, gb2: F frac bits
-    else:
-        b.init("c_lr", np.array(2.0**-s, np.float32))
-
-    # Batch selection inside the graph.
-    tb = b.node("Mul", [STEP_INPUT, "c_batch"], "tB")
-    pos = b.node("Add", [tb, "c_arange"], "batch_pos")
-    idx = b.node("Mod", [pos, "c_ntrain"], "batch_idx")
-    xb = b.node("Gather", ["X", idx], "xb_raw" if fixed else "xb", axis=0)
-    if fixed:
-        xb = b.node("Cast", [xb], "xb", to=TensorProto.INT64)
-    yb = b.node("Gather", ["Y", idx], "yb", axis=0)
-    hot = b.node("Equal", [yb, "c_classes"], "y_hot")
-    target = b.node("Where", [hot, "c_one", "c_zero"], "target")
-
-    a1, z = _forward(b, xb, fixed, f)
-    h = "h"
-
-    # Backward (MSE on one-hot targets).
-    err = b.node("Sub", [z, target], "err")
-    dz = b.node("Clip", [err, "c_eclip_lo", "c_eclip_hi"], "dz")
-    ht = b.node("Transpose", [h], "hT", perm=[1, 0])
-    gw2 = b.node("MatMul", [ht, dz], "gW2")
-    gb2 = b.node("ReduceSum", [dz, "c_axis0"], "gb2", keepdims=0)
-    w2t = b.node("Transpose", ["W2"], "W2T", perm=[1, 0])
-    dh = b.node("MatMul", [dz, w2t], "dzW2T")
-    if fixed:
-        dh = b.node("Div", [dh, "c_one"], "dzW2T_rescaled")
-    active = b.node("Greater", [a1, "c_zero"], "active")
-    dh = b.node("Where", [active, dh, "c_zero"], "dh")
-    xt = b.node("Transpose", [xb], "xT", perm=[1, 0])
-    gw1 = b.node("MatMul", [xt, dh], "gW1")
-    gb1 = b.node("ReduceSum", [dh, "c_axis0"], "gb1", keepdims=0)
-
-    # SGD update with clipping.
-    grads = {"W1": (gw1, "c_step_w1"), "b1": (gb1, "c_step_b"), "W2": (gw2, "c_step_w2"), "b2": (gb2, "c_step_b")}
-    outputs = []
-    for k in STATE_NAMES:
-        g, step = grads[k]
-        if fixed:
-            u = b.node("Div", [g, step], f"{k}_update")
-        else:
-            u = b.node("Mul", [g, "c_lr"], f"{k}_update")
-        nk = b.node("Sub", [k, u], f"{k}_sgd")
-        nk = b.node("Clip", [nk, "c_wclip_lo", "c_wclip_hi"], f"{k}_next")
-        outputs.append((nk, state[k]))
-
+    spec = _spec(cfg.hidden, cfg.frac_bits, cfg)
+    data = train.TrainData(split.x_train, split.y_train.astype(np.int64).reshape(-1, 1), PIXEL_FRAC_BITS, N_CLASSES)
     meta = {
-        "bisectml.steps": str(cfg.steps),
-        "bisectml.step_input": STEP_INPUT,
-        "bisectml.state": ",".join(STATE_NAMES),
-        "bisectml.data": ",".join(DATA_NAMES),
         "mlp.kind": "train-fixed" if fixed else "train-float32",
         "mlp.hidden": str(cfg.hidden),
         "mlp.batch": str(cfg.batch),
@@ -346,7 +195,6 @@ def _build_train(cfg: MLPConfig, fixed: bool, split: DigitsSplit) -> onnx.ModelP
         "mlp.lr_shift": str(cfg.lr_shift),
         "mlp.seed": str(cfg.seed),
     }
-    inputs = [(STEP_INPUT, t0)] + [(k, state[k]) for k in STATE_NAMES] + [("X", x_data), ("Y", y_data)]
     kind = "integer fixed-point" if fixed else "float32 twin of the integer"
     doc = (
         f"bisectml: {kind} SGD training step of a 64-{cfg.hidden}-10 ReLU MLP on scikit-learn digits "
@@ -354,7 +202,7 @@ def _build_train(cfg: MLPConfig, fixed: bool, split: DigitsSplit) -> onnx.ModelP
         f"{cfg.frac_bits} fractional bits). Built by onnx_models.mlp."
     )
     name = "mlp_train" if fixed else "mlp_train_float32"
-    return _model(b, name, inputs, outputs, meta, doc)
+    return train.build_train_graph(spec, data, fixed, graph_name=name, metadata=meta, doc=doc)
 
 
 def build_training_program(
@@ -414,8 +262,10 @@ def build_eval_program(
 
     x_test = split.x_test
     y_test = split.y_test.astype(np.int64).reshape(-1, 1)
+    from . import train
+
     correct0 = np.array(0, np.int64)
-    b = _Builder()
+    b = train.GraphBuilder()
     b.init("correct", correct0)
     for k in STATE_NAMES:
         b.init(k, w[k])
@@ -425,7 +275,7 @@ def build_eval_program(
     b.init("c_one", np.array(1 << frac_bits, np.int64))
     b.init("c_axes01", np.array([0, 1], np.int64))
     x = b.node("Cast", ["X"], "x", to=TensorProto.INT64)
-    _, z = _forward(b, x, True, frac_bits)
+    z = train.forward(b, _spec(hidden, frac_bits), x, True, PIXEL_FRAC_BITS, (N_FEATURES,), split.n_test).z
     pred = b.node("ArgMax", [z], "pred", axis=1, keepdims=1)
     ok = b.node("Equal", [pred, "Y"], "is_correct")
     ok = b.node("Cast", [ok], "is_correct_int", to=TensorProto.INT64)
@@ -445,7 +295,7 @@ def build_eval_program(
         f"bisectml: number of correct predictions of a fixed-point 64-{hidden}-10 ReLU MLP on the "
         f"{split.n_test} digits test images. Built by onnx_models.mlp."
     )
-    return _model(b, "mlp_eval", inputs, [(out, correct0)], meta, doc)
+    return train.make_model(b, "mlp_eval", inputs, [(out, correct0)], meta, doc)
 
 
 def float_correct(params: Mapping[str, np.ndarray], split: DigitsSplit | None = None) -> int:

@@ -722,7 +722,8 @@ def forward(
             continue
         # an activation
         name = f"{p}{_act_name(li)}" if spec.layers[i - 1].kind == "linear" else f"{p}{base}_act"
-        st = _Stage(la.kind, cur, alpha=la.alpha_q)
+        after_linear = spec.layers[i - 1].kind == "linear"
+        st = _Stage(la.kind, cur, li=li if after_linear else 0, alpha=la.alpha_q)
         if la.kind == "relu":
             out = b.node("Relu", [cur], name)
         else:
@@ -744,14 +745,17 @@ def backward(b: GraphBuilder, fw: _Fwd, dz: str, fixed: bool) -> dict[str, tuple
     d = dz
     for st in reversed(fw.stages):
         if st.kind in ("relu", "leaky_relu"):
-            act = st.active or b.node("Greater", [st.inp, "c_zero"], f"{st.inp}_active")
+            # after linear layer i: the bundled digits program's names (active, dh)
+            mask = ("active" if st.li == 1 else f"active{st.li}") if st.li else f"{st.inp}_active"
+            dname = f"d{_act_name(st.li)}" if st.li else f"d_{st.inp}"
+            act = st.active or b.node("Greater", [st.inp, "c_zero"], mask)
             if st.kind == "relu":
-                d = b.node("Where", [act, d, "c_zero"], f"d_{st.inp}")
+                d = b.node("Where", [act, d, "c_zero"], dname)
             else:
-                leak = b.node("Mul", [d, "c_alpha"], f"{d}_leak")
+                leak = b.node("Mul", [d, "c_alpha"], f"{dname}_leak")
                 if fixed:
                     leak = b.node("Div", [leak, "c_alpha_den"], f"{leak}_rescaled")
-                d = b.node("Where", [act, d, leak], f"d_{st.inp}")
+                d = b.node("Where", [act, d, leak], dname)
             continue
         if st.kind in ("maxpool2d", "avgpool2d"):
             col = b.node("Reshape", [d, f"{st.rows}_col_shape"], f"{d}_col")
