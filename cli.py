@@ -322,6 +322,9 @@ def build_train(
     out.print(f"[green]ok[/green] wrote {result['out']}: {result['steps']} steps of {result['batch']} rows over {result['rows']} rows")
     out.print(f"  layers     {' -> '.join(result['layers'])}, loss {result['loss']}")
     out.print(f"  program_id {result['program_id']}")
+    if not result["compiled"]:
+        out.print(f"  [yellow]slow[/yellow]     the engine runs each step node by node: {result['compile_note']}; "
+                  "lower frac_bits or the widths to compile it")
 
 
 @build_app.command("export")

@@ -14,7 +14,8 @@ power of two (truncation toward zero, the profile's Div); the SGD step lr/B * g 
 2^(lr_shift + log2 B + extra fractional bits of g). `float_twin=True` emits the same network in
 float32 (same initial weights, batches, loss, schedule, no rescaling): the accuracy baseline.
 Worst-case bounds of every tensor are computed before anything is emitted and a configuration
-that could reach 2^53 is refused.
+that could reach 2^63 (wrap int64) is refused; below 2^53 the engine can prove its float64
+kernels exact and compile the step, above it runs the exact integer kernels where it cannot.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ PRODUCER = "bisectml.onnx_models"
 
 WEIGHT_CLIP_LOG2 = 3  # |parameter| <= 8 (and |velocity| <= 8)
 ERR_CLIP_LOG2 = 2  # MSE: |z - target| clipped to 4
-FLOAT64_EXACT_LOG2 = 53
+INT64_LOG2 = 63  # a bound at or past 2^63 could wrap int64 and change the arithmetic
 SLOPE_BITS = 16  # LeakyReLU slope, momentum and weight decay are integers over 2^16
 EXP_BITS = 8  # softmax: exp looked up at steps of 2^-8 ...
 EXP_RANGE = 16  # ... over [-16, 0] (exp(-16) * 2^F rounds to 0 for F <= 20)
@@ -525,10 +526,10 @@ def bounds(spec: TrainSpec, x_bound: int, x_frac_bits: int, row_shape: Sequence[
 def check_bounds(spec: TrainSpec, x_bound: int, x_frac_bits: int, row_shape: Sequence[int], train: bool = True) -> None:
     bs = bounds(spec, x_bound, x_frac_bits, row_shape, train)
     name, m = max(bs.items(), key=lambda kv: kv[1])
-    if m >= 1 << FLOAT64_EXACT_LOG2:
+    if m >= 1 << INT64_LOG2:
         widths = [la.out for la in spec.layers if la.kind in PARAM_LAYERS]
         raise TrainRefused(
-            f"{name} could reach 2^{m.bit_length() - 1} or more, past the 2^53 exact bound (frac_bits {spec.frac_bits}, "
+            f"{name} could reach 2^{m.bit_length() - 1} or more and wrap int64 (frac_bits {spec.frac_bits}, "
             f"batch {spec.batch}, widths {widths}, |x| <= {x_bound}); lower frac_bits, the batch or the layer widths."
         )
 

@@ -61,6 +61,7 @@ def test_digits_mlp__trained_in_integers__matches_float32_within_1_5_points(digi
     built = _ok(runner.invoke(app, ["build", "train", str(d / "mlp.json"), "--data", str(d / "train.npz"),
                                     "--out", str(d / "train.onnx"), "--json"]))  # fmt: skip
     assert built["steps"] == -(-10 * len(xtr) // 32) and built["layers"] == ["linear(32)", "relu", "linear(10)"]
+    assert built["compiled"] and built["compile_note"] is None  # the step is proven exact in float64
     exported = _ok(runner.invoke(app, ["build", "export", str(d / "train.onnx"), "--held-out", str(d / "test.npz"),
                                        "--out", str(d / "trained.onnx"), "--json"]))  # fmt: skip
     integer = exported["held_out"]["accuracy"]
@@ -85,6 +86,7 @@ def test_digits_convnet__trained_in_integers__reaches_97_within_1_5_points_of_fl
     built = _ok(runner.invoke(app, ["build", "train", str(d / "cnn.json"), "--data", str(d / "train_images.npz"),
                                     "--out", str(d / "cnn_train.onnx"), "--json"]))  # fmt: skip
     assert built["layers"] == ["conv2d(8)", "relu", "maxpool2d", "flatten", "linear(10)"]
+    assert built["compiled"], built["compile_note"]
     exported = _ok(runner.invoke(app, ["build", "export", str(d / "cnn_train.onnx"), "--held-out",
                                        str(d / "test_images.npz"), "--out", str(d / "cnn.onnx"), "--json"]))  # fmt: skip
     integer = exported["held_out"]["accuracy"]

@@ -50,7 +50,7 @@ def test_step_gradients__are_the_derivatives_of_the_exported_network(net) -> Non
     scattered to the wrong input or a window routed to the wrong tap fails it."""
     shape = (2, 7, 6) if net.startswith("two") else (6, 6)
     x, y = _rows(40, shape, 4, seed=1)
-    spec = train.parse_spec({**CE, "layers": NETS[net], "frac_bits": 12 if net.startswith("two") else 16})
+    spec = train.parse_spec({**CE, "layers": NETS[net], "frac_bits": 16})
     twin = train.build_program(spec, x, y, fixed=False)
     after = run_program_onnxruntime(twin)
     info = train.program_info(train.build_program(spec, x, y))
@@ -121,3 +121,25 @@ def test_layers_that_cannot_take_the_rows__refused_with_one_line(layers, shape, 
     with pytest.raises(train.TrainRefused) as e:
         train.build_program(train.parse_spec({**CE, "layers": layers}), x, y)
     assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bounds__past_int64_refused_past_float64_built_and_traced_exactly() -> None:
+    """The builder refuses only what could wrap int64: a 64-4096-3 network at F = 24 could reach
+    2^75; the two-convolution network at F = 16 (worst case past 2^53, below 2^63) is built, and
+    its integer trace reproduces a step computed with Python integers."""
+    x, y = _rows(16, (16,), 3, seed=3)
+    wide = {**CE, "layers": [{"type": "linear", "out": 4096}, {"type": "relu"}, {"type": "linear", "out": 3}], "frac_bits": 24}
+    with pytest.raises(train.TrainRefused) as e:
+        train.build_program(train.parse_spec(wide), x, y)
+    assert "wrap int64" in str(e.value) and "lower frac_bits" in str(e.value)
+    spec = train.parse_spec({**CE, "layers": NETS["two convs, strides, leaky, avgpool"], "frac_bits": 16})
+    xs, ys = _rows(40, (2, 7, 6), 4, seed=1)
+    bs = train.bounds(spec, 2**11, 8, (2, 7, 6))
+    assert 2**53 <= max(bs.values()) < 2**63
+    program = load_program(train.build_program(spec, xs, ys))
+    with Trace(program) as tr:
+        tr.run()
+        fast = tr.final_state()
+    exact = program.run_step(0, program.initial_state(), fast=False)[1]  # the reference kernels
+    for name, v in zip([program.graph.slots[s].name for s in program.state_slots], exact):
+        assert np.array_equal(fast[name], v), name

@@ -53,6 +53,9 @@ def build_train(spec_path: str, data: str, out: str) -> dict[str, Any]:
         "layers": [f"{la.kind}({la.out})" if la.kind in ("linear", "conv2d") else la.kind for la in spec.layers],
         "loss": spec.loss,
         "program_id": "0x" + program.id.hex(),
+        # whether the engine proved the step exact in float64 (fast) or runs it node by node
+        "compiled": program.compiled is not None,
+        "compile_note": program.compile_note or None,
     }
 
 
