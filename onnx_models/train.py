@@ -83,6 +83,7 @@ class TrainSpec:
     seed: int = 0
     input_frac_bits: int = DEFAULT_INPUT_FRAC_BITS
     normalize: bool = True
+    input_shape: tuple[int, ...] = ()  # flat rows are reshaped to this (e.g. (8, 8) for a convnet)
 
     @property
     def log2_batch(self) -> int:
@@ -123,7 +124,7 @@ class TrainSpec:
             "input_frac_bits": self.input_frac_bits,
             "normalize": self.normalize,
             "seed": self.seed,
-        }
+        } | ({"input_shape": list(self.input_shape)} if self.input_shape else {})
 
 
 def _q16(v: float, what: str, lo: float, hi: float) -> int:
@@ -146,7 +147,8 @@ def parse_spec(d: object) -> TrainSpec:
     """The model description (a dict read from JSON) -> TrainSpec, refusing with one line."""
     if not isinstance(d, dict):
         raise TrainRefused("the model description must be a JSON object with 'layers'.")
-    known = {"layers", "loss", "task", "optimizer", "schedule", "frac_bits", "input_frac_bits", "normalize", "seed"}
+    known = {"layers", "loss", "task", "optimizer", "schedule", "frac_bits", "input_frac_bits", "normalize", "seed",
+             "input_shape"}
     extra = sorted(set(d) - known)
     if extra:
         raise TrainRefused(f"unknown key {extra[0]!r} in the model description; known: {', '.join(sorted(known))}.")
@@ -216,6 +218,7 @@ def parse_spec(d: object) -> TrainSpec:
         seed=_int(d, "seed", 0, 0, 2**63 - 1),
         input_frac_bits=_int(d, "input_frac_bits", DEFAULT_INPUT_FRAC_BITS, 0, 24),
         normalize=bool(d.get("normalize", True)),
+        input_shape=_shape(d.get("input_shape")),
     )
     if "steps" in sched and "epochs" in sched:
         raise TrainRefused("schedule takes steps or epochs, not both.")
@@ -226,6 +229,24 @@ def parse_spec(d: object) -> TrainSpec:
         raise TrainRefused("schedule needs steps (or epochs), e.g. {\"steps\": 500, \"batch\": 32}.")
     _check_layers(spec)
     return spec
+
+
+def _shape(v: object) -> tuple[int, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not 1 <= len(v) <= 3 or any(not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= 4096 for d in v):
+        raise TrainRefused(f"input_shape must be a list of 1 to 3 sizes such as [8, 8] or [3, 32, 32], got {v!r}.")
+    return tuple(v)
+
+
+def _shaped(spec: TrainSpec, x: np.ndarray) -> np.ndarray:
+    """Rows in the description's input_shape (flat rows of as many features are reshaped)."""
+    if not spec.input_shape or x.shape[1:] == spec.input_shape:
+        return x
+    if int(np.prod(x.shape[1:])) != int(np.prod(spec.input_shape)):
+        raise TrainRefused(f"rows hold {int(np.prod(x.shape[1:]))} features but input_shape {list(spec.input_shape)} needs "
+                           f"{int(np.prod(spec.input_shape))}; fix input_shape or the rows.")
+    return x.reshape(x.shape[0], *spec.input_shape)
 
 
 def _with(spec: TrainSpec, **kw: object) -> TrainSpec:
@@ -316,6 +337,7 @@ def prepare_data(spec: TrainSpec, x: np.ndarray, y: np.ndarray | None) -> TrainD
         raise TrainRefused(f"{x.shape[0]} feature rows but labels of shape {list(y.shape)}; give one label (row) per row.")
     if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
         raise TrainRefused("features and labels must be numeric.")
+    x = _shaped(spec, x)
     if not np.isfinite(x.astype(np.float64)).all() or not np.isfinite(y.astype(np.float64)).all():
         raise TrainRefused("the dataset holds NaN or infinite values; drop or impute those rows first.")
     if x.ndim > 2 and spec.layers[0].kind not in ("flatten", *SPATIAL):
@@ -1059,7 +1081,7 @@ def build_eval_graph(info: ProgramInfo, params: Mapping[str, np.ndarray], x: np.
     """A 1-step integer program whose final state `out` holds the fixed-point forward of every
     row: (n, 1) predicted classes (ArgMax, ties -> first) or (n, k) values with F fractional bits."""
     spec = info.spec
-    x = np.asarray(x, np.float64)
+    x = _shaped(spec, np.asarray(x, np.float64)) if x.ndim >= 2 else np.asarray(x, np.float64)
     if x.shape[1:] != info.row_shape:
         raise TrainRefused(f"rows have shape {list(x.shape[1:])}; the program was trained on rows of shape {list(info.row_shape)}.")
     if not np.isfinite(x).all():
@@ -1108,6 +1130,10 @@ def export_float_model(info: ProgramInfo, params: Mapping[str, np.ndarray]) -> o
     s = 2.0**-spec.frac_bits
     b = GraphBuilder()
     cur = "x"
+    if spec.input_shape:
+        # the user's rows are flat: shape them as the program did
+        b.init("row_shape", np.array([-1, *info.row_shape], np.int64))
+        cur = b.node("Reshape", [cur, "row_shape"], "x_rows")
     if info.x_mean is not None and info.x_std is not None:
         b.init("x_mean", info.x_mean.astype(np.float32))
         b.init("x_std", info.x_std.astype(np.float32))
@@ -1168,7 +1194,9 @@ def export_float_model(info: ProgramInfo, params: Mapping[str, np.ndarray]) -> o
         else:
             cur = b.node("Identity", [cur], "value")
         outs = [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["N", n_out])]
-    inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *info.row_shape])
+    inp = helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", int(np.prod(info.row_shape))] if spec.input_shape else ["N", *info.row_shape]
+    )
     g = helper.make_graph(b.nodes, "trained", [inp], outs, initializer=b.inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER)
     m.ir_version = IR_VERSION

@@ -103,6 +103,28 @@ def test_digits_convnet__trained_in_integers__reaches_97_within_1_5_points_of_fl
     assert [n.op_type for n in graph.node if n.op_type in ("Conv", "MaxPool", "Gemm")] == ["Conv", "MaxPool", "Gemm"]
 
 
+def test_flat_rows_with_input_shape__same_program_and_a_model_that_takes_flat_rows(digits, tmp_path) -> None:
+    """CSV-style flat rows (64 features) with "input_shape": [8, 8] give the very program the
+    image-shaped rows give, and the exported model takes the flat rows as they are kept."""
+    d, (xtr, ytr, xte, yte) = digits
+    (tmp_path / "flat.json").write_text(json.dumps({**CNN, "input_shape": [8, 8], "schedule": {"steps": 40, "batch": 32}}))
+    (tmp_path / "shaped.json").write_text(json.dumps({**CNN, "schedule": {"steps": 40, "batch": 32}}))
+    flat = _ok(runner.invoke(app, ["build", "train", str(tmp_path / "flat.json"), "--data", str(d / "train.npz"),
+                                   "--out", str(tmp_path / "flat.onnx"), "--json"]))  # fmt: skip
+    shaped = _ok(runner.invoke(app, ["build", "train", str(tmp_path / "shaped.json"), "--data", str(d / "train_images.npz"),
+                                     "--out", str(tmp_path / "shaped.onnx"), "--json"]))  # fmt: skip
+    assert flat["program_id"] == shaped["program_id"]
+    out = _ok(runner.invoke(app, ["build", "export", str(tmp_path / "flat.onnx"), "--held-out", str(d / "test.npz"),
+                                  "--out", str(tmp_path / "flat_model.onnx"), "--json"]))  # fmt: skip
+    model = onnx.load(tmp_path / "flat_model.onnx")
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][1:] == [64]
+    assert out["held_out"]["accuracy"] > 80
+    (tmp_path / "bad.json").write_text(json.dumps({**CNN, "input_shape": [7, 7]}))
+    res = runner.invoke(app, ["build", "train", str(tmp_path / "bad.json"), "--data", str(d / "train.npz"),
+                              "--out", str(tmp_path / "bad.onnx")])  # fmt: skip
+    assert res.exit_code != 0 and "input_shape [7, 7] needs 49" in res.output and not (tmp_path / "bad.onnx").exists()
+
+
 def test_same_description_and_rows__same_program(digits, tmp_path) -> None:
     d, _ = digits
     ids = [

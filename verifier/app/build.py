@@ -94,6 +94,8 @@ def export_trained(program_path: str, out: str, trace_dir: str | None = None, he
         x, y = load_rows(held_out)
         if y is None:
             raise ProgramError(f"'{held_out}' has no labels; save them as y to measure the trained model on it.")
+        if info.spec.input_shape:  # the exported model takes flat rows, as the user keeps them
+            x = np.asarray(x).reshape(len(x), -1)
         report = {"rows": int(len(x)), **_accuracy(exported, info.spec.task, x, y)}
     _write_atomic(exported, Path(out))
     return {
