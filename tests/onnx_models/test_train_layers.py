@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 
 from onnx_models import train
@@ -143,3 +145,57 @@ def test_bounds__past_int64_refused_past_float64_built_and_traced_exactly() -> N
     exact = program.run_step(0, program.initial_state(), fast=False)[1]  # the reference kernels
     for name, v in zip([program.graph.slots[s].name for s in program.state_slots], exact):
         assert np.array_equal(fast[name], v), name
+
+
+def _float_logits(spec: train.TrainSpec, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The builder's own forward (Gather im2col, windows, positions-major layout) in float32,
+    run by onnxruntime."""
+    b = train.GraphBuilder()
+    n = x.shape[0]
+    b.init("c_flat", np.array([n, int(np.prod(x.shape[1:]))], np.int64))
+    b.init("c_zero", np.array(0, np.float32))
+    alphas = [la.alpha_q for la in spec.layers if la.kind == "leaky_relu"]
+    if alphas:
+        b.init("c_alpha", np.array(alphas[0] / 2**train.SLOPE_BITS, np.float32))
+    for k, v in params.items():
+        b.init(k, v.astype(np.float32))
+    z = train.forward(b, spec, "x", False, 0, x.shape[1:], n).z
+    inputs = [("x", x.astype(np.float32))]
+    model = train.make_model(b, "fwd", inputs, [(z, np.zeros((n, spec.layers[-1].out), np.float32))], {}, "")
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x.astype(np.float32)})[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    c=st.integers(1, 3), h=st.integers(3, 9), w=st.integers(3, 9), k=st.integers(1, 4), stride=st.integers(1, 3),
+    pad=st.integers(0, 3), out=st.integers(1, 3), pool=st.sampled_from(["maxpool2d", "avgpool2d", None]),
+    pk=st.integers(1, 3), ps=st.integers(1, 3), act=st.sampled_from(["relu", "leaky_relu"]), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_forward__equals_onnxruntime_conv_and_pools_on_the_exported_model(c, h, w, k, stride, pad, out, pool, pk, ps, act, seed) -> None:
+    """For any geometry (channels, image size, kernel, stride, padding, pool), the builder's
+    forward equals the exported model's: ONNX Conv with the reordered kernel, MaxPool or
+    AveragePool, Flatten of NCHW with the first linear layer's rows permuted."""
+    pad = min(pad, k - 1)
+    layers = [{"type": "conv2d", "out_channels": out, "kernel": k, "stride": stride, "padding": pad}, {"type": act}]
+    if pool:
+        layers.append({"type": pool, "kernel": pk, "stride": ps})
+    layers += [{"type": "flatten"}, {"type": "linear", "out": 3}]
+    spec = train.parse_spec({**CE, "layers": layers})
+    try:
+        geo = train.geometry(spec, (c, h, w))
+    except train.TrainRefused:
+        return  # a kernel that does not fit: refused, nothing to compare
+    rng = np.random.default_rng(seed)
+    params = {}
+    for i, la in enumerate(la for la in spec.layers if la.kind in ("conv2d", "linear")):
+        fan_in = k * k * c if la.kind == "conv2d" else geo[-2].size
+        params[f"W{i + 1}"] = rng.normal(size=(fan_in, la.out)).astype(np.float32)
+        params[f"b{i + 1}"] = rng.normal(size=la.out).astype(np.float32)
+    x = rng.normal(size=(5, c, h, w)).astype(np.float32)
+    ours = _float_logits(spec, params, x)
+    plain = train.ProgramInfo(spec, (c, h, w), 0, None, None, None, None)
+    exported = train.export_float_model(plain, {key: v.astype(np.float64) * 2**spec.frac_bits for key, v in params.items()})
+    probs = ort.InferenceSession(exported.SerializeToString()).run(["probabilities"], {"x": x})[0]
+    e = np.exp(ours - ours.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(axis=1, keepdims=True), probs, rtol=1e-4, atol=1e-5)
