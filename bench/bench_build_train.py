@@ -88,7 +88,7 @@ def one(name: str, epochs: int, repeat: int, threads: int, split: tuple) -> dict
 
     params = {k: state[k] for k in names}
     infer = load_program(train.build_eval_graph(info, params, xte))
-    assert infer.compiled is not None or infer.compile_note
+    infer.compiled  # noqa: B018 - the interval analysis runs here, not in the timed runs
     so = ort.SessionOptions()
     so.intra_op_num_threads = so.inter_op_num_threads = threads
     exported = ort.InferenceSession(train.export_float_model(info, params).SerializeToString(), so,

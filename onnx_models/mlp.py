@@ -53,6 +53,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from . import train
 from .digits import (
     N_CLASSES,
     N_FEATURES,
@@ -153,9 +154,7 @@ def init_params(
 ) -> dict[str, np.ndarray]:
     """Deterministic fixed-point initial weights (int64): He-uniform W1, Glorot-uniform W2, zero
     biases, drawn as the model-description builder draws them (onnx_models.train.init_weights)."""
-    from . import train
-
-    return train.init_weights(_spec(hidden, frac_bits, MLPConfig(hidden=hidden, frac_bits=frac_bits, seed=seed)), (N_FEATURES,))
+    return train.init_weights(_spec(MLPConfig(hidden=hidden, frac_bits=frac_bits, seed=seed)), (N_FEATURES,))
 
 
 def params_to_float(params: Mapping[str, np.ndarray], frac_bits: int) -> dict[str, np.ndarray]:
@@ -167,11 +166,8 @@ def params_to_float(params: Mapping[str, np.ndarray], frac_bits: int) -> dict[st
 # ---- graph construction --------------------------------------------------------------------
 
 
-def _spec(hidden: int, frac_bits: int, cfg: MLPConfig | None = None):  # noqa: ANN202 - train.TrainSpec
+def _spec(c: MLPConfig) -> train.TrainSpec:
     """The model description this program is an instance of (onnx_models.train)."""
-    from . import train
-
-    c = cfg or MLPConfig(hidden=hidden, frac_bits=frac_bits)
     return train.TrainSpec(
         layers=(train.Layer("linear", out=c.hidden), train.Layer("relu"), train.Layer("linear", out=N_CLASSES)),
         loss="mse", batch=c.batch, steps=c.steps, frac_bits=c.frac_bits, lr_shift=c.lr_shift, seed=c.seed,
@@ -182,10 +178,8 @@ def _spec(hidden: int, frac_bits: int, cfg: MLPConfig | None = None):  # noqa: A
 def _build_train(cfg: MLPConfig, fixed: bool, split: DigitsSplit) -> onnx.ModelProto:
     """The step graph, as the model-description builder (onnx_models.train) emits it for a
     64-H-10 ReLU MLP with MSE on one-hot targets and pixels held with 4 fractional bits."""
-    from . import train
-
     _check_bound(cfg.hidden, cfg.batch, cfg.frac_bits)
-    spec = _spec(cfg.hidden, cfg.frac_bits, cfg)
+    spec = _spec(cfg)
     data = train.TrainData(split.x_train, split.y_train.astype(np.int64).reshape(-1, 1), PIXEL_FRAC_BITS, N_CLASSES)
     meta = {
         "mlp.kind": "train-fixed" if fixed else "train-float32",
@@ -262,8 +256,6 @@ def build_eval_program(
 
     x_test = split.x_test
     y_test = split.y_test.astype(np.int64).reshape(-1, 1)
-    from . import train
-
     correct0 = np.array(0, np.int64)
     b = train.GraphBuilder()
     b.init("correct", correct0)
@@ -275,7 +267,7 @@ def build_eval_program(
     b.init("c_one", np.array(1 << frac_bits, np.int64))
     b.init("c_axes01", np.array([0, 1], np.int64))
     x = b.node("Cast", ["X"], "x", to=TensorProto.INT64)
-    z = train.forward(b, _spec(hidden, frac_bits), x, True, PIXEL_FRAC_BITS, (N_FEATURES,), split.n_test).z
+    z = train.forward(b, _spec(MLPConfig(hidden=hidden, frac_bits=frac_bits)), x, True, PIXEL_FRAC_BITS, (N_FEATURES,), split.n_test).z
     pred = b.node("ArgMax", [z], "pred", axis=1, keepdims=1)
     ok = b.node("Equal", [pred, "Y"], "is_correct")
     ok = b.node("Cast", [ok], "is_correct_int", to=TensorProto.INT64)

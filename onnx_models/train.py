@@ -658,7 +658,8 @@ class _Stage:
     inv: str = ""  # conv2d, pools: the inverse index constant
     win: str = ""  # maxpool2d: the (B, N, k * k) windows
     rows: str = ""  # conv2d, pools: the reshape constants' name stem
-    active: str = ""  # activations: Greater(input, 0), where the forward made it
+    mask: str = ""  # activations: the name of Greater(input, 0)
+    active: str = ""  # ... where the forward made it (LeakyReLU)
     alpha: int = 0
 
 
@@ -744,13 +745,15 @@ def forward(
             base = f"pool{i}"
             continue
         # an activation
-        name = f"{p}{_act_name(li)}" if spec.layers[i - 1].kind == "linear" else f"{p}{base}_act"
+        # after linear layer li: the bundled digits program's names (h, active)
         after_linear = spec.layers[i - 1].kind == "linear"
-        st = _Stage(la.kind, cur, li=li if after_linear else 0, alpha=la.alpha_q)
+        name = f"{p}{_act_name(li)}" if after_linear else f"{p}{base}_act"
+        mask = (f"{p}active" if li == 1 else f"{p}active{li}") if after_linear else f"{cur}_active"
+        st = _Stage(la.kind, cur, li=li if after_linear else 0, mask=mask, alpha=la.alpha_q)
         if la.kind == "relu":
             out = b.node("Relu", [cur], name)
         else:
-            st.active = b.node("Greater", [cur, f"{p}c_zero"], f"{p}active" if name == f"{p}h" else f"{name}_active")
+            st.active = b.node("Greater", [cur, f"{p}c_zero"], mask)
             leak = b.node("Mul", [cur, f"{p}c_alpha"], f"{name}_leak")
             if fixed:
                 leak = b.node("Div", [leak, f"{p}c_alpha_den"], f"{leak}_rescaled")
@@ -768,10 +771,9 @@ def backward(b: GraphBuilder, fw: _Fwd, dz: str, fixed: bool) -> dict[str, tuple
     d = dz
     for st in reversed(fw.stages):
         if st.kind in ("relu", "leaky_relu"):
-            # after linear layer i: the bundled digits program's names (active, dh)
-            mask = ("active" if st.li == 1 else f"active{st.li}") if st.li else f"{st.inp}_active"
+            # after linear layer li: the bundled digits program's name (dh)
             dname = f"d{_act_name(st.li)}" if st.li else f"d_{st.inp}"
-            act = st.active or b.node("Greater", [st.inp, "c_zero"], mask)
+            act = st.active or b.node("Greater", [st.inp, "c_zero"], st.mask)
             if st.kind == "relu":
                 d = b.node("Where", [act, d, "c_zero"], dname)
             else:
@@ -857,7 +859,6 @@ def build_train_graph(
             state[vel[k]] = np.zeros_like(state[k])
     state_names = names + list(vel.values())
     t0 = np.array(0, np.int64)
-    row_shape = data.x.shape[1:]
 
     b = GraphBuilder()
     # Inputs with their initial values (SPEC 3.1: every graph input has an initializer).
