@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import boa  # noqa: E402
 import test_game_rules  # noqa: E402
-from _court import BoaOracle, Court, Match, _deployer, cold_transactions, computation_gas  # noqa: E402
+from _court import BoaOracle, Court, Match, _deployer, as_cheat, cold_transactions, computation_gas  # noqa: E402
 from test_game_rules import WrongElement, new_match, play  # noqa: E402
 
 from cli import resolve_program  # noqa: E402
@@ -64,11 +64,7 @@ SALT = bytes(32)
 
 def mlp(steps: int, cls=None, **attrs):  # noqa: ANN001, ANN201
     p = load_program(resolve_program("mlp_train"), steps=steps)
-    if cls is not None:
-        p.__class__ = cls
-        for k, v in attrs.items():
-            setattr(p, k, v)
-    return p
+    return as_cheat(p, cls, **attrs)
 
 
 def traces(steps: int) -> tuple[Any, Trace, Trace, bytes]:

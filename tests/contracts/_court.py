@@ -138,6 +138,16 @@ def cold_transactions(env=None):  # noqa: ANN001, ANN201
         del evm.execute_code, evm.deploy_code  # the class's methods again
 
 
+def as_cheat(program, cls=None, **attrs):  # noqa: ANN001, ANN201
+    """`program` turned into an instance of the cheating subclass `cls` with `attrs` set (the
+    adversaries' programs are the honest one with a step that lies); unchanged without `cls`."""
+    if cls is not None:
+        program.__class__ = cls
+        for k, v in attrs.items():
+            setattr(program, k, v)
+    return program
+
+
 # A strategy turns (state, honest move) into the move actually sent (or None to stall).
 Strategy = Callable[[GameState, Move | None], Move | None]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import boa
 import numpy as np
 import pytest
-from _court import Match
+from _court import Match, as_cheat
 from eth_abi import encode as abi_encode
 from onnx import TensorProto, helper
 from test_game_rules import (
@@ -54,11 +54,7 @@ PROOF_LEVELS = (Level.PROVE_HEADER, Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
 def accumulator(cls: type[Program] | None = None, **attrs: object) -> Program:
     """acc' = acc + W @ x[t mod rows] + t (5 nodes, a step slot); optionally a cheating subclass."""
     p = load_program(accumulator_program(steps=STEPS))
-    if cls is not None:
-        p.__class__ = cls
-        for k, v in attrs.items():
-            setattr(p, k, v)
-    return p
+    return as_cheat(p, cls, **attrs)
 
 
 def wide(cls: type[Program] | None = None, **attrs: object) -> Program:
@@ -70,11 +66,7 @@ def wide(cls: type[Program] | None = None, **attrs: object) -> Program:
         [helper.make_tensor_value_info("acc_next", i64, [WIDE])],
     )
     p = load_program(make_program(step, steps=STEPS, state={"acc": np.arange(WIDE, dtype=np.int64)}, step_input="t"))
-    if cls is not None:
-        p.__class__ = cls
-        for k, v in attrs.items():
-            setattr(p, k, v)
-    return p
+    return as_cheat(p, cls, **attrs)
 
 
 class StaleStepCounter(Program):

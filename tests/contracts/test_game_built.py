@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _court import BoaOracle
+from _court import BoaOracle, as_cheat
 from sklearn.datasets import load_digits
 from test_game_rules import WrongElement, new_match, play
 
@@ -34,11 +34,7 @@ TARGETS = ["conv1_in", "conv1_cols", "pool2", "d_c2_patches_rescaled_per_input",
 def _program(cls=None, **attrs):  # noqa: ANN001, ANN202
     x, y = load_digits(return_X_y=True)
     p = load_program(train.build_program(train.parse_spec(NET), x[:200].reshape(-1, 8, 8), y[:200]))
-    if cls is not None:
-        p.__class__ = cls
-        for k, v in attrs.items():
-            setattr(p, k, v)
-    return p
+    return as_cheat(p, cls, **attrs)
 
 
 def _node(p, target: str) -> int:  # noqa: ANN001

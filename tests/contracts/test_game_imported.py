@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "onnx_models"))
 
-from _court import BoaOracle
+from _court import BoaOracle, as_cheat
 from _imported import convnet, exported, image_split, quantized, split
 from test_game_rules import WrongElement, new_match, play
 
@@ -37,11 +37,7 @@ def _program(which: str, cls=None, **attrs):  # noqa: ANN001, ANN202
         rows = x_test[:12]
     imp = importer.import_model(model, x_train, batch=8 if which == "sklearn_mlp" else 4)
     p = load_program(importer.inference_program(imp, importer.quantize_rows(rows, imp.input_scales)))
-    if cls is not None:
-        p.__class__ = cls
-        for k, v in attrs.items():
-            setattr(p, k, v)
-    return p
+    return as_cheat(p, cls, **attrs)
 
 
 def _largest_node(p) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _court import BoaOracle
+from _court import BoaOracle, as_cheat
 from onnx_models.market import METAMODEL, SCORES, VALUES, Shape, program
 from test_game_rules import WrongElement, new_match, play
 from verifier.court.game import Outcome
@@ -34,11 +34,7 @@ def _data(kind: int) -> dict:
 
 def _program(kind: int, cls=None, **attrs):  # noqa: ANN001, ANN202
     p = load_program(program(kind, SHAPE, **_data(kind)))
-    if cls is not None:
-        p.__class__ = cls
-        for k, v in attrs.items():
-            setattr(p, k, v)
-    return p
+    return as_cheat(p, cls, **attrs)
 
 
 

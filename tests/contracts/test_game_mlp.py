@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from _court import BoaOracle
+from _court import BoaOracle, as_cheat
 from cli import resolve_program
 from test_game_rules import WrongElement, WrongStepCounter, new_match, play
 from verifier.court.game import Outcome
@@ -17,11 +17,7 @@ STEPS = 3
 
 def mlp(cls=None, **attrs):  # noqa: ANN001, ANN201
     p = load_program(resolve_program("mlp_train"), steps=STEPS)
-    if cls is not None:
-        p.__class__ = cls
-        for k, v in attrs.items():
-            setattr(p, k, v)
-    return p
+    return as_cheat(p, cls, **attrs)
 
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import boa
 import numpy as np
 import test_game_rules as rules
-from _court import _deployer
+from _court import _deployer, as_cheat
 from test_game_adversaries import (  # noqa: F401 - fixtures
     STEPS,
     accumulator,
@@ -378,11 +378,7 @@ def clipped(cls=None, **attrs):  # noqa: ANN001, ANN201
         [numpy_helper.from_array(np.array(50, dtype=np.int64), "hi")],
     )
     p = load_program(make_program(step, steps=STEPS, state={"acc": np.array([5, -7, 100], dtype=np.int64)}, step_input="t"))
-    if cls is not None:
-        p.__class__ = cls
-        for k, v in attrs.items():
-            setattr(p, k, v)
-    return p
+    return as_cheat(p, cls, **attrs)
 
 
 def test_pick_element__value_for_an_absent_input__reverts(court, oracle) -> None:

@@ -14,7 +14,7 @@ import boa
 import numpy as np
 import pytest
 
-from _court import Match
+from _court import Match, as_cheat
 from onnx_models.toy import accumulator_program
 from solvers.cheats import WrongStepCounter
 from verifier.commit import commitments as commit
@@ -113,11 +113,7 @@ class OtherSlotTrace(Trace):
 
 
 def cheat_program(cls: type[Program], **attrs: object) -> Program:
-    p = load_program(accumulator_program(steps=STEPS))
-    p.__class__ = cls
-    for k, v in attrs.items():
-        setattr(p, k, v)
-    return p
+    return as_cheat(load_program(accumulator_program(steps=STEPS)), cls, **attrs)
 
 
 class Marked(np.ndarray):
