@@ -27,6 +27,9 @@ from rich.table import Table
 from verifier.app.console import (
     EXIT_LOST,
     AsJson,
+    ContentDir,
+    IpfsApi,
+    IpfsGateway,
     KeyFile,
     OneLineErrors,
     RpcUrl,
@@ -719,23 +722,31 @@ def task_post(
     arity: Annotated[int, typer.Option("--arity", help="Points revealed per bisection move (2..32).")] = 8,
     deadline: Annotated[str, typer.Option("--deadline", help="Claims are accepted for this long from now.")] = "7d",
     steps: Annotated[int | None, typer.Option("--steps", help="Override the program's step count.")] = None,
+    result: Annotated[bool, typer.Option("--result/--no-result", help="Ask for the program's final state (its trained weights) as the result: a claim is paid only once the solver has published it on-chain. --no-result: the final root alone.")] = True,
+    content_dir: ContentDir = None,
+    ipfs_api: IpfsApi = None,
+    ipfs_gateway: IpfsGateway = None,
     rpc_url: RpcUrl = None,
     key_file: KeyFile = None,
     as_json: AsJson = False,
 ) -> None:
     """Post a task: escrow a reward for running a program.
 
-    Approves the reward, posts the program's id and terms, and prints the task id. Without
-    --rpc-url it is a dry run on a throwaway chain (deploys, mints, posts).
+    Approves the reward, publishes the program file under its CID (the local content store, or
+    IPFS with --ipfs-api) for solvers to fetch, posts the program's id, CID and terms, and
+    prints the task id. Without --rpc-url it is a dry run on a throwaway chain (deploys, mints,
+    posts).
 
     Example: bisectml task post train.onnx --reward 100 --solver-bond 50 --challenger-bond 20 --window 2d
     --clock 2d --arity 8 --deadline 7d
     """
     from verifier.app import commands as c
     from verifier.app.session import parse_amount, parse_duration
+    from verifier.market.ipfs import content_store
 
     path = resolve_program(program)
     with chain_errors():
+        store = content_store(content_dir, ipfs_api, ipfs_gateway)  # a bad URL is refused before the chain
         terms = {
             "reward": parse_amount(reward, "--reward"),
             "solver_bond": parse_amount(solver_bond, "--solver-bond"),
@@ -746,16 +757,18 @@ def task_post(
             "arity": arity,
         }
         session = cli_session(rpc_url, key_file, "task post", embedded_ok=True, need_deployment=True)
-        result = c.post_task(session, path, steps=steps, **terms)
+        posted = c.post_task(session, path, steps=steps, result=result, store=store, **terms)
         note_embedded(session)
     if as_json:
-        return emit(result)
-    posted = "already posted" if result["resumed"] else "posted"
-    say(f"[green]{posted}[/green] task {result['task_id']} (reward {amount_text(result['reward'])}, {result['steps']} steps)")
-    say(f"  program id  {result['program_id']}")
-    say(f"  deadline    {due_in(result['deadline_in'], result['deadline'])}")
-    if not result["embedded"]:
-        say(f"follow it with: bisectml task show {result['task_id']}")
+        return emit(posted)
+    verb = "already posted" if posted["resumed"] else "posted"
+    say(f"[green]{verb}[/green] task {posted['task_id']} (reward {amount_text(posted['reward'])}, {posted['steps']} steps)")
+    say(f"  program id  {posted['program_id']}")
+    say(f"  program     {posted['program_cid'] or '-'}")
+    say(f"  result      {'slots ' + ', '.join(map(str, posted['result_slots'])) if posted['result_slots'] else 'the final root only'}")
+    say(f"  deadline    {due_in(posted['deadline_in'], posted['deadline'])}")
+    if not posted["embedded"]:
+        say(f"follow it with: bisectml task show {posted['task_id']}")
 
 
 def _task_rows(t: dict) -> list[tuple[str, object]]:
@@ -774,6 +787,8 @@ def _task_rows(t: dict) -> list[tuple[str, object]]:
         ("arity", t["arity"]),
         ("deadline", due_in(t["deadline_in"], t["deadline"])),
         ("claim", t["claim_id"] if t["claim_id"] else "-"),
+        ("program file", t.get("program_cid") or "-"),
+        ("result", ("slots " + ", ".join(map(str, t["result_slots"]))) if t.get("result_slots") else "the final root only"),
     ]
 
 
@@ -798,6 +813,42 @@ def task_show(
     say(kv_table(f"task {task_id}", _task_rows(result)))
     if result["claim_id"]:
         say(f"its claim: bisectml claim show {result['claim_id']}")
+
+
+@task_app.command("result")
+@reflow
+def task_result(
+    task_id: Annotated[int, typer.Argument(help="The task id.", min=1)],
+    out: Annotated[Path, typer.Option("--out", help="Write the result tensors here, as .npz (named by the program's slots).")],
+    onnx_out: Annotated[Path | None, typer.Option("--onnx", help="Also write the trained network as a float ONNX model (programs of `bisectml build train`).")] = None,
+    program: Annotated[Path | None, typer.Option("--program", help="The task's program file, to name the tensors (default: fetched by the CID the task logged).")] = None,
+    content_dir: ContentDir = None,
+    ipfs_api: IpfsApi = None,
+    ipfs_gateway: IpfsGateway = None,
+    rpc_url: RpcUrl = None,
+    key_file: KeyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Fetch a finalized task's result: the tensors its solver published on-chain, each checked
+    against the claimed final root, written as .npz and, for a training program, as a float ONNX
+    model. Nothing is written unless every check passes.
+
+    Example: bisectml task result 3 --out weights.npz --onnx trained.onnx
+    """
+    from verifier.app import commands as c
+    from verifier.market.ipfs import content_store
+
+    with chain_errors():
+        store = content_store(content_dir, ipfs_api, ipfs_gateway)
+        session = cli_session(rpc_url, key_file, "task result", need_key=False)
+        r = c.task_result(session, task_id, out, onnx_out, store, program)
+    if as_json:
+        return emit(r)
+    say(f"[green]wrote[/green] task {task_id}'s result (claim {r['claim_id']}, final root {r['final_root']}) to {r['out']}")
+    for name, t in r["tensors"].items():
+        say(f"  {name:<24} slot {t['slot']:<4} {t['dtype']} {tuple(t['shape'])}")
+    if r["onnx"]:
+        say(f"  float ONNX model: {r['onnx']}")
 
 
 @task_app.command("list")
@@ -861,6 +912,8 @@ def claim_show(
                 ),
                 ("solver bond", amount_text(result["solver_bond"])),
                 ("challenger bond", amount_text(result["challenger_bond"])),
+                ("result published", (f"slots {', '.join(map(str, result['published_slots'])) or 'none'} of "
+                                      f"{', '.join(map(str, result['result_slots']))}") if result["result_slots"] else "not asked for"),
                 ("unsettled", result["unsettled"]),
                 ("winners", f"{result['winners']} (shares in proportion to metered gas, {result['metered_gas']:,} in all)" if result["winners"] else "0"),
             ],

@@ -74,7 +74,7 @@ class Chain:
         with boa.env.prank(self.owner):
             self.token = load("Token.vy").deploy()
             mock = load("mocks/MockGame.vy").deploy()
-            self.tasks = load("Tasks.vy").deploy(self.token.address, mock.address)
+            self.tasks = load("Tasks.vy").deploy(self.token.address, mock.address, load("Availability.vy").deploy().address)
             mock.set_tasks(self.tasks.address)
             self.att = load("Attestations.vy").deploy(self.tasks.address)
         self.gas: dict[str, list[int]] = {}

@@ -126,7 +126,7 @@ def play_on_boa(honest_p, honest: Trace, cheat: Trace, claim: bytes, steps: int,
     out = Played(k, steps, claim)
     court = Court.deploy()
     token = _deployer("Token").deploy()
-    tasks = _deployer("Tasks").deploy(token.address, court.game.address)
+    tasks = _deployer("Tasks").deploy(token.address, court.game.address, _deployer("Availability").deploy().address)
 
     def send(by: str, fn, *args):  # noqa: ANN001, ANN202
         boa.env.time_travel(seconds=1)  # a second between transactions, as between moves

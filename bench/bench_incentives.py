@@ -135,7 +135,7 @@ class Sim:
             self.token = deployer("Token.vy").deploy()
             self.mock = deployer("mocks/MockGame.vy").deploy()
             self.tasks = deployer("Tasks.vy").deploy(
-                self.token.address, self.mock.address
+                self.token.address, self.mock.address, deployer("Availability.vy").deploy().address
             )
             self.mock.set_tasks(self.tasks.address)
         self.funded: set = set()

@@ -188,9 +188,9 @@ class Sim:
         with boa.env.prank(self.deployer):
             self.token = load("Token.vy").deploy()
             game = load("mocks/MockGame.vy").deploy()
-            self.tasks = load("Tasks.vy").deploy(self.token, game)
-            game.set_tasks(self.tasks)
             self.availability = load("Availability.vy").deploy()
+            self.tasks = load("Tasks.vy").deploy(self.token, game, self.availability)
+            game.set_tasks(self.tasks)
             self.market = load("Market.vy").deploy(self.token, self.tasks, self.availability)
         self.txs = 0
         self.solver, self.stranger = g("solver"), g("stranger")

@@ -53,7 +53,8 @@ MAPPING: dict[str, list[str]] = {
     "Game.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_raw_reverts.py", f"{TESTS}/test_game_rules.py",
                 f"{TESTS}/test_tasks_metered_gas.py"],
     "Referee.vy": [f"{TESTS}/test_game_adversaries.py", f"{TESTS}/test_game_raw_reverts.py", f"{TESTS}/test_game_rules.py"],
-    "Tasks.vy": [f"{TESTS}/test_tasks.py", f"{TESTS}/test_tasks_invariants.py", f"{TESTS}/test_tasks_metered_gas.py"],
+    "Tasks.vy": [f"{TESTS}/test_tasks.py", f"{TESTS}/test_tasks_results.py", f"{TESTS}/test_tasks_invariants.py",
+                 f"{TESTS}/test_tasks_metered_gas.py"],
     "Attestations.vy": [f"{TESTS}/test_attestations.py", f"{TESTS}/test_attestations_invariants.py"],
     # test_reasons__ reads the source (every E_ code used somewhere), so it would kill every deleted
     # check by its text alone; the mutants must die of behaviour

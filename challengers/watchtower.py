@@ -14,7 +14,8 @@ Every tick, re-derived from the chain:
    and resumable), compare our final root with the claim's, and challenge a wrong claim with a
    bond before its window closes, whether it is live or already rejected (a rejected claim's
    prize is shared by every winning challenge of its window);
-3. as a public service, expire committed claims never revealed by their reveal deadline (the
+3. as a public service, expire committed claims never revealed by their reveal deadline, and
+   claims whose result is still withheld when their window has closed (the
    solver's bond is burned and the task reopens);
 4. verification fees (docs/SPEC.md 7.10): a claim found right, on a task with a fee, is attested
    at once (a commitment to our final slot table root, salt derived from the key); once its
@@ -345,13 +346,16 @@ class Watchtower(GameDaemon):
     # -- a public service ------------------------------------------------------------------------------
 
     def expire_if_due(self, v: View, cid: int) -> None:
-        """A committed claim never revealed by its deadline: expire it (its bond burns, the task
-        reopens). Anyone may; nobody is paid for it."""
+        """A claim that forfeits its bond: committed and never revealed by its deadline, or
+        standing with its result withheld once its window has closed and its games are settled
+        (SPEC 7.11). Expire it (its bond burns, the task reopens). Anyone may; nobody is paid."""
         c = v.claim(cid)
-        if c.state != CLAIM_COMMITTED:
+        t = v.task(c.task_id)
+        withheld = c.state == CLAIM_LIVE and v.result_slots(c.task_id) & ~v.published(cid)
+        if c.state != CLAIM_COMMITTED and not withheld:
             self.close("commit", cid, "revealed or expired")
             return
-        if v.now < c.time + v.task(c.task_id).clock:
+        if v.now < c.time + (t.clock if c.state == CLAIM_COMMITTED else t.window) or c.unsettled:
             return
         receipt = self.sender.send(f"expire:{cid}", self.court.tasks.functions.expire_claim(cid), claim=cid)
         if receipt is not None:

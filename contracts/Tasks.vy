@@ -45,14 +45,23 @@
                    moves of one party under congestion (docs/SPEC.md 7.2).
                  - The solver may not challenge its own claim from the solver address; sybil
                    challengers lose their bond in every game the solver wins.
+                 - Results (docs/SPEC.md 7.11): a task may name slots of its final state as its
+                   result; a claim is finalized only once each is published on the
+                   availability registry and proved a slot of its final root, and a claim that
+                   stood with its result withheld past its window is expired (bond burned).
 """
 
 from ethereum.ercs import IERC20
 from contracts import IGame
+from contracts.lib import merkle
 
 
 interface IBurnable:
     def burn(amount: uint256): nonpayable
+
+
+interface IAvailability:
+    def available(commitment: bytes32) -> bool: view
 
 
 # game outcomes, as contracts/IGame.vyi numbers them (interface constants are not importable)
@@ -203,6 +212,7 @@ struct StoredClaim:
     state: uint8
     gas: uint256
     shared: uint256
+    published: uint256
 
 
 struct Challenge:
@@ -228,6 +238,10 @@ event TaskPosted:
     challenger_bond: uint256
     window: uint256
     deadline: uint256
+    # sha2-256 digest of the program's .onnx file (its CIDv1, raw codec), where solvers fetch
+    # it; bytes32(0) if the poster serves it otherwise. Not checked here: a fetched file is
+    # used only if its program id is the task's
+    program_cid: bytes32
 
 
 event ClaimCommitted:
@@ -261,6 +275,14 @@ event Challenged:
     claim_id: indexed(uint256)
     challenger: indexed(address)
     game_id: uint256
+
+
+event ResultPublished:
+    claim_id: indexed(uint256)
+    task_id: indexed(uint256)
+    slot: indexed(uint256)
+    # the slot's tensor commitment in the claimed final state, available on the registry
+    commitment: bytes32
 
 
 event ChallengeSettled:
@@ -329,6 +351,8 @@ event RewardReclaimed:
 token: public(immutable(IERC20))
 # the dispute game that decides every challenge
 game: public(immutable(IGame))
+# where a claim's result tensors are published, their bytes in the chain's history
+availability: public(immutable(IAvailability))
 
 # number of tasks posted; ids run from 1
 task_count: public(uint256)
@@ -338,6 +362,9 @@ claim_count: public(uint256)
 challenge_count: public(uint256)
 # task id => task
 tasks: public(HashMap[uint256, Task])
+# task id => bit i set: slot i of the final state is part of the task's result, which a claim
+# must make available before it is finalized (docs/SPEC.md 7.11); 0: the root alone
+result_slots: public(HashMap[uint256, uint256])
 # claim id => claim (read them with `claims`)
 _claims: HashMap[uint256, StoredClaim]
 # challenge id => challenge, in two words (read them with `challenges`): the first written
@@ -357,15 +384,18 @@ burned: public(uint256)
 
 
 @deploy
-def __init__(token_: IERC20, game_: IGame):
+def __init__(token_: IERC20, game_: IGame, availability_: IAvailability):
     """
     @param token_ The bond token (contracts/Token.vy).
     @param game_ The dispute game; it must let this contract `create` games.
+    @param availability_ The data-availability registry (contracts/Availability.vy).
     """
     assert token_.address != empty(address), "tasks: token is the zero address"
     assert game_.address != empty(address), "tasks: game is the zero address"
+    assert availability_.address != empty(address), "tasks: availability is the zero address"
     token = token_
     game = game_
+    availability = availability_
 
 
 @external
@@ -384,17 +414,24 @@ def post_task(
     challenger_bond: uint256,
     arity: uint256,
     deadline: uint256,
+    result_slots: uint256 = 0,
+    program_cid: bytes32 = empty(bytes32),
 ) -> uint256:
     """
     @notice Posts a task and pulls `reward` from the caller (approve it first).
     @dev The program id is computed here from the program's parts, so every game on the task
          plays the program the poster paid for.
     @param deadline Claims are accepted while `block.timestamp < deadline`.
+    @param result_slots Bit i set: slot i of the final state is the result, to be published
+           before a claim can be finalized (slots below S and 256); 0 for the root alone.
+    @param program_cid The sha2-256 digest of the program file, logged for solvers.
     @return uint256 The task id.
     """
     self._require_program(n_nodes, n_slots, steps, MAX_NODES, MAX_SLOTS)
     self._require_terms(window, clock, arity, solver_bond, challenger_bond)
     assert deadline > block.timestamp, "tasks: deadline not in the future"
+    # n_slots <= MAX_SLOTS; a shift of 256 or more leaves 0
+    assert result_slots >> n_slots == 0, "tasks: result slot outside the program"
 
     pid: bytes32 = self._program_id(graph_root, n_nodes, n_slots, initial_root, dataset_root, steps)
     task_id: uint256 = self.task_count + 1
@@ -418,6 +455,8 @@ def post_task(
         claim_id=0,
         state=TASK_OPEN,
     )
+    if result_slots != 0:
+        self.result_slots[task_id] = result_slots
     self.owed += reward
     log TaskPosted(
         task_id=task_id,
@@ -428,6 +467,7 @@ def post_task(
         challenger_bond=challenger_bond,
         window=window,
         deadline=deadline,
+        program_cid=program_cid,
     )
     self._pull(msg.sender, reward)
     return task_id
@@ -493,8 +533,10 @@ def reveal_claim(claim_id: uint256, final_root: bytes32, salt: bytes32):
 @nonreentrant
 def expire_claim(claim_id: uint256):
     """
-    @notice Ends a claim not revealed by its reveal deadline: its whole solver bond is burned
-            (nobody gains from it) and the task reopens. Anyone may call it, once.
+    @notice Ends a claim not revealed by its reveal deadline, or one that stood but whose
+            result was not published by the close of its window (every challenge settled):
+            its whole solver bond is burned (nobody gains from it) and the task reopens.
+            Anyone may call it, once.
     """
     task_id: uint256 = self._require_expirable(claim_id)
     bond: uint256 = self.tasks[task_id].solver_bond
@@ -505,6 +547,28 @@ def expire_claim(claim_id: uint256):
     self.burned += bond
     log ClaimExpired(claim_id=claim_id, task_id=task_id, solver=self._claims[claim_id].solver, burned=bond)
     self._burn(bond)
+
+
+@external
+@nonreentrant
+def publish_result(claim_id: uint256, slot: uint256, commitment: bytes32, path: DynArray[bytes32, merkle.MAX_DEPTH]):
+    """
+    @notice Records slot `slot` of a revealed claim's final state as available: `commitment`
+            must be published on the availability registry (its bytes in the chain's history)
+            and `path` must prove it slot `slot` of the claimed final root. A claim is
+            finalized only once every result slot of its task is recorded. Anyone may call it.
+    @param path The sibling hashes of the slot table, bottom up (docs/SPEC.md section 2).
+    """
+    state: uint8 = self._require_claim(claim_id)
+    assert state == CLAIM_LIVE, "tasks: claim not live"
+    task_id: uint256 = self._claims[claim_id].task_id
+    assert (self.result_slots[task_id] >> slot) & 1 == 1, "tasks: not a result slot"
+    assert staticcall availability.available(commitment), "tasks: result not on the availability registry"
+    slots_root: bytes32 = merkle._fold(commitment, slot, path, self.tasks[task_id].n_slots)
+    # the final state is (T, 0); steps <= MAX_STEPS fits the state's u64
+    assert merkle._state_root(self.tasks[task_id].steps, 0, slots_root) == self._claims[claim_id].final_root, "tasks: not that slot of the claimed state"
+    self._claims[claim_id].published |= 1 << slot
+    log ResultPublished(claim_id=claim_id, task_id=task_id, slot=slot, commitment=commitment)
 
 
 @external
@@ -615,9 +679,9 @@ def collect(challenge_id: uint256):
 @nonreentrant
 def finalize(claim_id: uint256):
     """
-    @notice Accepts a revealed claim once its window has closed and all its challenges are
-            settled with none won by a challenger: pays the solver the reward and its bond
-            back, and closes the task. Anyone may call it, once.
+    @notice Accepts a revealed claim once its window has closed, all its challenges are
+            settled with none won by a challenger and its result is published: pays the solver
+            the reward and its bond back, and closes the task. Anyone may call it, once.
     """
     task_id: uint256 = self._require_finalizable(claim_id)
     solver: address = self._claims[claim_id].solver
@@ -689,6 +753,13 @@ def claims(claim_id: uint256) -> Claim:
 def challenges(challenge_id: uint256) -> Challenge:
     """@notice The challenge (all zero if there is no such challenge)."""
     return self._challenge(challenge_id)
+
+
+@external
+@view
+def published(claim_id: uint256) -> uint256:
+    """@notice Bit i set: slot i of the claim's final state was shown available (`publish_result`)."""
+    return self._claims[claim_id].published
 
 
 @external
@@ -770,6 +841,8 @@ def expirable(claim_id: uint256) -> bool:
     @notice Whether `expire_claim(claim_id)` would pass its checks now.
     """
     c: Claim = self._claim(claim_id)
+    if c.state == CLAIM_LIVE:
+        return self._is_closed(c) and not self._result_published(self._claims[claim_id].published, c.task_id)
     return c.state == CLAIM_COMMITTED and block.timestamp >= c.time + self.tasks[c.task_id].clock
 
 
@@ -808,11 +881,20 @@ def finalizable(claim_id: uint256) -> bool:
     @notice Whether `finalize(claim_id)` would pass its checks now.
     """
     c: Claim = self._claim(claim_id)
-    return (
-        c.state == CLAIM_LIVE
-        and block.timestamp >= c.time + self.tasks[c.task_id].window
-        and c.unsettled == 0
-    )
+    return c.state == CLAIM_LIVE and self._is_closed(c) and self._result_published(self._claims[claim_id].published, c.task_id)
+
+
+@internal
+@view
+def _is_closed(c: Claim) -> bool:
+    return block.timestamp >= c.time + self.tasks[c.task_id].window and c.unsettled == 0
+
+
+@internal
+@view
+def _result_published(published: uint256, task_id: uint256) -> bool:
+    mask: uint256 = self.result_slots[task_id]
+    return published & mask == mask
 
 
 @external
@@ -1024,7 +1106,12 @@ def _require_expirable(claim_id: uint256) -> uint256:
     # returns the claim's task id
     state: uint8 = self._require_claim(claim_id)
     assert state != CLAIM_EXPIRED, "tasks: claim expired"
-    assert state == CLAIM_COMMITTED, "tasks: claim already revealed"
+    if state == CLAIM_LIVE:
+        # a claim that stood but withheld its result: decided once its window closed
+        task_id: uint256 = self._require_closed(claim_id)
+        assert not self._result_published(self._claims[claim_id].published, task_id), "tasks: claim revealed with its result"
+        return task_id
+    assert state == CLAIM_COMMITTED, "tasks: claim already decided"
     task_id: uint256 = self._claims[claim_id].task_id
     assert block.timestamp >= self._claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline not reached"
     return task_id
@@ -1069,7 +1156,9 @@ def _require_finalizable(claim_id: uint256) -> uint256:
     state: uint8 = self._claims[claim_id].state
     assert state != CLAIM_REJECTED, "tasks: claim rejected"
     assert state != CLAIM_FINALIZED, "tasks: claim finalized"
-    return self._require_closed(claim_id)
+    task_id: uint256 = self._require_closed(claim_id)
+    assert self._result_published(self._claims[claim_id].published, task_id), "tasks: result not published"
+    return task_id
 
 
 @internal

@@ -10,6 +10,7 @@ plays the game from it as an honest player would) or a lie about the final root 
 | `final-output` | only the last node of the last step is wrong: every other root is right |
 | `final-root` | the trace is right; the claimed final root is not (a challenger: disputes every claim) |
 | `silent` | claims a wrong final root and never moves in a game (the clock decides) |
+| `withhold` | claims the right root but never publishes the task's result (SPEC 7.11) |
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from verifier.daemon.records import DaemonError
 from verifier.engine.program import Program
 
-STRATEGIES = ("wrong-element:t,n[,e[,d]]", "wrong-boundary:t", "final-output", "final-root", "silent")
+STRATEGIES = ("wrong-element:t,n[,e[,d]]", "wrong-boundary:t", "final-output", "final-root", "silent", "withhold")
 
 
 class WrongElement(Program):
@@ -77,6 +78,10 @@ class Cheat:
         return self.kind == "silent"
 
     @property
+    def withholds(self) -> bool:
+        return self.kind == "withhold"
+
+    @property
     def lies_about_root(self) -> bool:
         return self.kind in ("final-root", "silent")
 
@@ -120,7 +125,7 @@ def parse_cheat(spec: str | None) -> Cheat | None:
     ok = args is not None and (
         (kind == "wrong-element" and 2 <= len(args) <= 4)
         or (kind == "wrong-boundary" and len(args) == 1 and args[0] >= 1)
-        or (kind in ("final-output", "final-root", "silent") and not args)
+        or (kind in ("final-output", "final-root", "silent", "withhold") and not args)
     )
     if not ok:
         raise DaemonError(f"unknown cheat '{spec}'; use one of: {', '.join(STRATEGIES)}.")

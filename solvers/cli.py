@@ -29,8 +29,8 @@ Programs = Annotated[
     list[str] | None,
     typer.Option(
         "--program",
-        help="A program .onnx file (or bundled name) to serve; repeat for more. The market's tasks are served "
-        "without one (their programs are rebuilt from the chain).",
+        help="A program .onnx file (or bundled name) to serve; repeat for more. Without one, a task's program is "
+        "fetched by the CID its poster logged (--ipfs-gateway), and the market's are rebuilt from the chain.",
     ),
 ]
 ContentDir = Annotated[

@@ -5,7 +5,9 @@ Every tick, re-derived from the chain:
    - committed: reveal the committed root (recomputed from the trace, salt derived from the
      signing key, so a restart between commit and reveal reveals all the same), alerting when
      the reveal deadline is near or past;
-   - live: play our move in each of its games (or end a game on the challenger's clock), settle
+   - live: publish the result slots its task asks for (each tensor's bytes on Availability.vy,
+     its proof on Tasks.vy; SPEC 7.11), play our move in each of its games (or end a game on
+     the challenger's clock), settle
      every game we won (the challenger's bond minus the burn is paid at once), finalize the
      claim once it is finalizable;
    - rejected: keep defending its games to their end (each game won still slashes that
@@ -14,7 +16,8 @@ Every tick, re-derived from the chain:
    - expired or finalized: log (an expiry is an alert) and close;
    a settle, reveal or finalize that fails is simply tried again next tick, so no bond is ever
    forgotten;
-2. each open task whose program we serve and whose terms we accept: compute the trace (a slice
+2. each open task whose program we serve, whose terms we accept and whose result we can
+   publish: compute the trace (a slice
    per tick, checkpointed and resumable), approve the bond, commit to the final root, reveal.
 """
 
@@ -39,6 +42,7 @@ from verifier.court.states import (
 from verifier.daemon.loop import Config, Daemon
 from verifier.daemon.records import View
 from verifier.daemon.traces import Traces
+from verifier.market import results
 
 from .cheats import Cheat, parse_cheat
 
@@ -121,6 +125,8 @@ class Solver(GameDaemon):
                 return
         elif c.state != CLAIM_LIVE:
             return
+        if c.state == CLAIM_LIVE:
+            self.publish_result(v, cid)
         unsettled = [chid for chid in v.challenges_of(cid) if v.challenge(chid).state == CHALLENGE_OPEN]
         if not unsettled:
             if c.state == CLAIM_LIVE and self.court.tasks.functions.finalizable(cid).call():
@@ -169,6 +175,34 @@ class Solver(GameDaemon):
             for ev in self.court.tasks.events.ClaimRevealed().process_receipt(receipt, errors=DISCARD):
                 self.log("revealed", task=c.task_id, claim=cid, final_root=claimed,
                          challenge_deadline=int(ev["args"]["challenge_deadline"]))  # fmt: skip
+
+    def publish_result(self, v: View, cid: int) -> None:
+        """Make our live claim's result available (SPEC 7.11): each result slot's bytes on
+        Availability.vy, then its proof on Tasks.vy. Until every slot is recorded the claim
+        cannot be finalized, and once its window has closed it can be expired, its bond burned."""
+        c = v.claim(cid)
+        missing = v.result_slots(c.task_id) & ~v.published(cid)
+        if not missing or (self.cheat is not None and self.cheat.withholds):
+            return
+        program = self.registry.for_task(v.task(c.task_id))
+        if program is None:
+            self.log.once(f"lost:{cid}", "claim_program_missing", level="alert", claim=cid, task=c.task_id)
+            return
+        if self.traces.advance(program, 3600.0) is None:  # urgent: the bond is at stake
+            return
+        court = self.court
+        try:
+            pending = results.openings(self.traces.get(program), missing)
+        except results.ResultError as e:  # never claimed: consider_task declines such a task
+            self.log.once(f"nores:{cid}", "result_unpublishable", level="alert", claim=cid, why=str(e))
+            return
+        for slot, value, opening in pending:
+            if not court.availability.functions.available(opening.commitment).call():
+                call = results.publication(court.chain.w3, court.availability, value)
+                self.sender.send(f"avail:{cid}:{slot}", call, claim=cid, slot=slot, bytes=int(value.nbytes))
+            receipt = self.sender.send(f"result:{cid}:{slot}", results.record_call(court.tasks, cid, opening), claim=cid, slot=slot)
+            if receipt is not None:
+                self.log("result_published", claim=cid, task=c.task_id, slot=slot, commitment=opening.commitment)
 
     def defend(self, v: View, cid: int, chid: int, gid: int, trace: Any) -> None:
         s = self.court.state(gid)
@@ -226,6 +260,13 @@ class Solver(GameDaemon):
         if root is None:
             return
         claimed = self.claimed_root(root)
+        mask = v.result_slots(tid)
+        if mask:
+            why = results.unpublishable(self.traces.get(program).values_at(program.steps, 0), mask)
+            if why is not None:  # the claim could never be finalized: its bond would burn
+                self.log.once(f"unres:{tid}", "task_declined", task=tid, why=why)
+                self.close("task", tid, "result cannot be published", persist=False)
+                return
         if not self.cfg.observe:
             if self.token_balance() < t.solver_bond:
                 self.log.once(f"poor:{tid}", "cannot_afford_bond", level="alert", task=tid, bond=t.solver_bond)

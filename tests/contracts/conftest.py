@@ -69,10 +69,17 @@ def mock_game(mock_game_deployer, deployer):
 
 
 @pytest.fixture(scope="session")
-def tasks(tasks_deployer, token, mock_game, deployer):
-    """The task registry, wired to the token and the mock game."""
+def availability(deployer):
+    """The data-availability registry where claims publish their results."""
     with boa.env.prank(deployer):
-        registry = tasks_deployer.deploy(token, mock_game)
+        return load_partial("Availability.vy").deploy()
+
+
+@pytest.fixture(scope="session")
+def tasks(tasks_deployer, token, mock_game, availability, deployer):
+    """The task registry, wired to the token, the mock game and the availability registry."""
+    with boa.env.prank(deployer):
+        registry = tasks_deployer.deploy(token, mock_game, availability)
         mock_game.set_tasks(registry)
     return registry
 

@@ -391,9 +391,9 @@ def suite(token_deployer, mock_game_deployer, tasks_deployer, market_deployer, d
     with boa.env.prank(deployer):
         token = token_deployer.deploy()
         game = mock_game_deployer.deploy()
-        tasks = tasks_deployer.deploy(token, game)
-        game.set_tasks(tasks)
         availability = boa.load_partial(str(CONTRACTS / "Availability.vy")).deploy()
+        tasks = tasks_deployer.deploy(token, game, availability)
+        game.set_tasks(tasks)
         market = market_deployer.deploy(token, tasks, availability)
     return SimpleNamespace(token=token, game=game, tasks=tasks, availability=availability, market=market)
 
@@ -528,7 +528,7 @@ def test_token_call_failed__reverts(tasks_deployer, mock_game_deployer, market_d
     """A token that reports failure by returning False (Token.vy reverts instead) stops every
     pull, push and approve of the market: nothing is recorded as paid that did not move."""
     token = boa.load_partial(str(CONTRACTS / "mocks" / "FalseToken.vy")).deploy()
-    tasks = tasks_deployer.deploy(token, mock_game_deployer.deploy())
+    tasks = tasks_deployer.deploy(token, mock_game_deployer.deploy(), availability)
     market = market_deployer.deploy(token, tasks, availability)
     g = boa.env.generate_address
     p = SimpleNamespace(sponsor=g("ft sponsor"), providers=[g("ft provider")], modelers=[g("ft modeler")],

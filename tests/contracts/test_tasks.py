@@ -238,14 +238,19 @@ def test_constants__minimums_cover_censorship_and_moves(tasks):
     assert tasks.MAX_CLOCK() == tasks.MAX_WINDOW() == 2_592_000
 
 
-def test_init__zero_token__reverts(tasks_deployer, mock_game):
+def test_init__zero_token__reverts(tasks_deployer, mock_game, availability):
     with boa.reverts("tasks: token is the zero address"):
-        tasks_deployer.deploy("0x" + "00" * 20, mock_game)
+        tasks_deployer.deploy("0x" + "00" * 20, mock_game, availability)
 
 
-def test_init__zero_game__reverts(tasks_deployer, token):
+def test_init__zero_game__reverts(tasks_deployer, token, availability):
     with boa.reverts("tasks: game is the zero address"):
-        tasks_deployer.deploy(token, "0x" + "00" * 20)
+        tasks_deployer.deploy(token, "0x" + "00" * 20, availability)
+
+
+def test_init__zero_availability__reverts(tasks_deployer, token, mock_game):
+    with boa.reverts("tasks: availability is the zero address"):
+        tasks_deployer.deploy(token, mock_game, "0x" + "00" * 20)
 
 
 # --- program id (docs/SPEC.md 3.4) -------------------------------------------------------------
@@ -380,13 +385,13 @@ def test_limits__within_what_the_game_accepts(tasks):
 
 
 @pytest.fixture(scope="module")
-def real_court(tasks_deployer, token, deployer):
+def real_court(tasks_deployer, token, availability, deployer):
     """Tasks wired to the real contracts/Game.vy (its referee is a stand-in address: only
     `create` runs here)."""
     with boa.env.prank(deployer):
         game = boa.load_partial(str(ROOT / "contracts" / "Game.vy")).deploy()
         game.set_referee(boa.env.generate_address("referee"))
-        return tasks_deployer.deploy(token, game), game
+        return tasks_deployer.deploy(token, game, availability), game
 
 
 @pytest.mark.parametrize(
@@ -646,9 +651,18 @@ def test_expire_claim__twice__reverts(tasks, committed_id):
 
 
 def test_expire_claim__revealed__reverts(tasks, claim_id):
-    boa.env.time_travel(seconds=CLOCK)
+    """A revealed claim of a task without result slots has nothing to withhold: it is never
+    expirable, in its window or after it, nor once finalized."""
     assert not tasks.expirable(claim_id)
-    with boa.reverts("tasks: claim already revealed"):
+    with boa.reverts("tasks: challenge window open"):
+        tasks.expire_claim(claim_id)
+    boa.env.time_travel(seconds=WINDOW)
+    assert not tasks.expirable(claim_id)
+    with boa.reverts("tasks: claim revealed with its result"):
+        tasks.expire_claim(claim_id)
+    tasks.finalize(claim_id)
+    assert not tasks.expirable(claim_id)
+    with boa.reverts("tasks: claim already decided"):
         tasks.expire_claim(claim_id)
 
 
@@ -1424,7 +1438,7 @@ def test_views__unknown_ids(tasks):
 
 
 @pytest.mark.slow
-def test_gas__report(tasks, token, mock_game, token_deployer, mock_game_deployer, tasks_deployer):
+def test_gas__report(tasks, token, mock_game, availability, token_deployer, mock_game_deployer, tasks_deployer):
     """Prints the receipt gas of each external call (seen with -s) and guards against regressions.
 
     Measured as real transactions on py-evm through web3's EthereumTesterProvider, since
@@ -1451,7 +1465,8 @@ def test_gas__report(tasks, token, mock_game, token_deployer, mock_game_deployer
 
     tok = deploy(token_deployer, token.abi)
     game = deploy(mock_game_deployer, mock_game.abi)
-    reg = deploy(tasks_deployer, tasks.abi, tok.address, game.address)
+    avail = deploy(boa.load_partial(str(ROOT / "contracts" / "Availability.vy")), availability.abi)
+    reg = deploy(tasks_deployer, tasks.abi, tok.address, game.address, avail.address)
     send(game.functions.set_tasks(reg.address))
     for a in acct[:5]:
         send(tok.functions.mint(a, 10**30))

@@ -2,7 +2,9 @@
 
 Rules post tasks, commit claims (honest or wrong roots, and copied commitments that bind another
 address and so can never be revealed), reveal them (by the committer, by others, with a wrong
-salt), expire them, challenge (honest challengers, the solver's sybils from other addresses,
+salt), publish their results (the claimed slot, another state's, an unpublished tensor, a
+slot that is not the task's result), expire them (unrevealed, or standing with the result
+withheld), challenge (honest challengers, the solver's sybils from other addresses,
 and the solver itself, which must revert; rejected claims stay challengeable within their
 window), decide games on the mock, settle, collect prize shares, finalize, reclaim and travel
 in time, landing one second either side of every reveal deadline, window and task deadline.
@@ -32,7 +34,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from verifier.commit.commitments import keccak
+import numpy as np
+
+from tests.contracts._court import publish_tensor
+from verifier.commit.commitments import SlotTable, commit_tensor, keccak
 
 PENDING, SOLVER_WON, CHALLENGER_WON = 0, 1, 2
 TASK_OPEN, TASK_DONE, TASK_RECLAIMED = 1, 2, 3
@@ -40,8 +45,24 @@ CLAIM_COMMITTED, CLAIM_LIVE, CLAIM_REJECTED, CLAIM_FINALIZED, CLAIM_EXPIRED = 1,
 CHALLENGE_OPEN, CHALLENGE_LOST, CHALLENGE_WON, CHALLENGE_COLLECTED = 1, 2, 3, 4
 
 MIN_WINDOW, MIN_CLOCK = 172_800, 172_800
-HONEST_ROOT = keccak(b"the program's true final state")
-WRONG_ROOT = keccak(b"a wrong final state")
+# every task here: 20 slots and 50 steps; a task with a result has slot 3 as its result
+N_SLOTS, STEPS, RESULT_SLOT, OTHER_SLOT = 20, 50, 3, 4
+TRUE_RESULT = np.arange(6, dtype=np.int32)
+WRONG_RESULT = TRUE_RESULT[::-1].copy()
+UNPUBLISHED = np.full(6, 7, dtype=np.int32)
+
+
+def final_state(result: np.ndarray) -> SlotTable:
+    """A final slot table with `result` in the result slot (the others a fixed filler)."""
+    table = SlotTable(N_SLOTS)
+    for i in range(N_SLOTS):
+        table.set(i, commit_tensor(result) if i == RESULT_SLOT else keccak(b"slot", bytes([i])))
+    return table
+
+
+HONEST_STATE, WRONG_STATE = final_state(TRUE_RESULT), final_state(WRONG_RESULT)
+HONEST_ROOT = HONEST_STATE.state_root(STEPS, 0)
+WRONG_ROOT = WRONG_STATE.state_root(STEPS, 0)
 
 
 def burn_of(bond: int) -> int:
@@ -64,6 +85,8 @@ class Task:
     deadline: int
     state: int = TASK_OPEN
     claim_id: int = 0
+    # slot RESULT_SLOT of the final state must be published before a claim is finalized
+    with_result: bool = False
 
 
 @dataclass
@@ -87,6 +110,8 @@ class Claim:
     gas: int = 0
     # the prize paid to its winners so far
     shared: int = 0
+    # its result slot was shown available
+    published: bool = False
 
 
 @dataclass
@@ -109,7 +134,7 @@ amounts = st.integers(min_value=1, max_value=501)
 
 class TasksMachine(RuleBasedStateMachine):
     # set by the test function from the session fixtures
-    tasks = token = game = None
+    tasks = token = game = availability = None
     actors: list[str] = []
 
     def __init__(self):
@@ -152,6 +177,14 @@ class TasksMachine(RuleBasedStateMachine):
     def reveal_end(self, c: Claim) -> int:
         return c.time + self.task_of(c).clock
 
+    def result_published(self, c: Claim) -> bool:
+        return c.published or not self.task_of(c).with_result
+
+    def expirable(self, c: Claim) -> bool:
+        if c.state == CLAIM_LIVE:
+            return self.closed(c) and not self.result_published(c)
+        return c.state == CLAIM_COMMITTED and self.now() >= self.reveal_end(c)
+
     def closed(self, c: Claim) -> bool:
         return self.now() >= self.window_end(c) and not c.unsettled
 
@@ -189,7 +222,7 @@ class TasksMachine(RuleBasedStateMachine):
     def start(self, n_tasks, honest, solver_bond, challenger_bond, n_challengers):
         """Every run starts busy: a few tasks, the first one claimed, revealed and challenged."""
         for k in range(n_tasks):
-            self.post_task(k, 1_000, solver_bond, challenger_bond, 0, 0, 1_000_000)
+            self.post_task(k, 1_000, solver_bond, challenger_bond, 0, 0, 1_000_000, k % 2 == 1)
         self.commit(("good", 0), 1, honest, False)
         self.reveal(("good", 0), 0, "none")
         for k in range(n_challengers):
@@ -203,17 +236,18 @@ class TasksMachine(RuleBasedStateMachine):
         window_extra=st.sampled_from([0, 1, 3_600, 86_400]),
         clock_extra=st.sampled_from([0, 1, 86_400]),
         deadline_in=st.sampled_from([1, 86_400, 172_800, 400_000, 1_000_000]),
+        with_result=st.booleans(),
     )
-    def post_task(self, poster, reward, solver_bond, challenger_bond, window_extra, clock_extra, deadline_in):
+    def post_task(self, poster, reward, solver_bond, challenger_bond, window_extra, clock_extra, deadline_in, with_result):
         who = self.actors[poster]
         window, clock = MIN_WINDOW + window_extra, MIN_CLOCK + clock_extra
         deadline = self.now() + deadline_in
         tid = self.tasks.post_task(
-            keccak(b"graph"), 7, 20, keccak(b"init"), keccak(b"data"), 50, reward, window, clock,
-            solver_bond, challenger_bond, 4, deadline, sender=who,
+            keccak(b"graph"), 7, N_SLOTS, keccak(b"init"), keccak(b"data"), STEPS, reward, window, clock,
+            solver_bond, challenger_bond, 4, deadline, (1 << RESULT_SLOT) if with_result else 0, sender=who,
         )
         assert tid == len(self.model_tasks) + 1
-        self.model_tasks[tid] = Task(who, reward, solver_bond, challenger_bond, window, clock, deadline)
+        self.model_tasks[tid] = Task(who, reward, solver_bond, challenger_bond, window, clock, deadline, with_result=with_result)
         self.pay(who, -reward)
 
     @precondition(lambda self: self.model_tasks)
@@ -296,20 +330,28 @@ class TasksMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.model_claims)
     @rule(i=ids, caller=st.integers(0, 5))
     def expire(self, i, caller):
-        cid = self.pick(
-            self.model_claims, i, lambda c: c.state == CLAIM_COMMITTED and self.now() >= self.reveal_end(c)
-        )
+        cid = self.pick(self.model_claims, i, lambda c: self.expirable(c))
         c = self.model_claims.get(cid)
         if c is None:
             reason = "tasks: no such claim"
         elif c.state == CLAIM_EXPIRED:
             reason = "tasks: claim expired"
+        elif c.state == CLAIM_LIVE:
+            if self.now() < self.window_end(c):
+                reason = "tasks: challenge window open"
+            elif c.unsettled:
+                reason = "tasks: challenges unsettled"
+            elif self.result_published(c):
+                reason = "tasks: claim revealed with its result"
+            else:
+                reason = None
         elif c.state != CLAIM_COMMITTED:
-            reason = "tasks: claim already revealed"
+            reason = "tasks: claim already decided"
         elif self.now() < self.reveal_end(c):
             reason = "tasks: reveal deadline not reached"
         else:
             reason = None
+        assert self.tasks.expirable(cid) == (reason is None)
         if reason:
             with boa.reverts(reason):
                 self.tasks.expire_claim(cid, sender=self.actors[caller])
@@ -317,7 +359,40 @@ class TasksMachine(RuleBasedStateMachine):
         self.tasks.expire_claim(cid, sender=self.actors[caller])
         c.state = CLAIM_EXPIRED
         self.task_of(c).claim_id = 0
-        self.burned += self.task_of(c).solver_bond  # nobody gains from an unrevealed claim
+        self.burned += self.task_of(c).solver_bond  # nobody gains from an unrevealed or withheld claim
+
+    @precondition(lambda self: self.model_claims)
+    @rule(i=ids, caller=st.integers(0, 5), kind=st.sampled_from(["own"] * 4 + ["other", "unpublished", "slot"]))
+    def publish(self, i, caller, kind):
+        """Anyone shows a result slot available: the claim's own slot with its proof, the
+        other final state's (a proof that does not reach the claimed root), a tensor never
+        published on the registry, or a slot that is not the task's result."""
+        cid = self.pick(self.model_claims, i, lambda c: c.state == CLAIM_LIVE and self.task_of(c).with_result)
+        c = self.model_claims.get(cid)
+        own = c is None or c.root == HONEST_ROOT
+        table, result = (HONEST_STATE, TRUE_RESULT) if own == (kind != "other") else (WRONG_STATE, WRONG_RESULT)
+        slot = OTHER_SLOT if kind == "slot" else RESULT_SLOT
+        opening = table.open(slot)
+        commitment = commit_tensor(UNPUBLISHED) if kind == "unpublished" else opening.commitment
+        if c is None:
+            reason = "tasks: no such claim"
+        elif c.state != CLAIM_LIVE:
+            reason = "tasks: claim not live"
+        elif kind == "slot" or not self.task_of(c).with_result:
+            reason = "tasks: not a result slot"
+        elif kind == "unpublished":
+            reason = "tasks: result not on the availability registry"
+        elif kind == "other":
+            reason = "tasks: not that slot of the claimed state"
+        else:
+            reason = None
+        args = (cid, slot, commitment, list(opening.proof))
+        if reason:
+            with boa.reverts(reason):
+                self.tasks.publish_result(*args, sender=self.actors[caller])
+            return
+        self.tasks.publish_result(*args, sender=self.actors[caller])
+        c.published = True
 
     @precondition(lambda self: self.model_claims)
     @rule(i=ids, offset=st.sampled_from([1, 2, 3, 4, 5, 0]))
@@ -514,8 +589,11 @@ class TasksMachine(RuleBasedStateMachine):
             reason = "tasks: challenge window open"
         elif c.unsettled:
             reason = "tasks: challenges unsettled"
+        elif not self.result_published(c):
+            reason = "tasks: result not published"
         else:
             reason = None
+        assert self.tasks.finalizable(cid) == (reason is None)
         if reason:
             with boa.reverts(reason):
                 self.tasks.finalize(cid, sender=caller)
@@ -589,6 +667,7 @@ class TasksMachine(RuleBasedStateMachine):
             assert on_chain.shared == c.shared
             assert on_chain.challenges == len(c.challenge_ids)
             assert on_chain.time == c.time
+            assert self.tasks.published(cid) == (1 << RESULT_SLOT if c.published else 0)
         for tid, t in self.model_tasks.items():
             on_chain = self.tasks.tasks(tid)
             assert (on_chain.state, on_chain.claim_id) == (t.state, t.claim_id)
@@ -625,7 +704,7 @@ class TasksMachine(RuleBasedStateMachine):
         )
         boa.env.time_travel(seconds=last - self.now())
         for cid, c in self.model_claims.items():
-            if c.state == CLAIM_COMMITTED:
+            if c.state == CLAIM_COMMITTED or (c.state == CLAIM_LIVE and not self.result_published(c)):
                 self._expire_now(cid)
         for chid, ch in self.model_challenges.items():
             if ch.state == CHALLENGE_WON:
@@ -642,10 +721,12 @@ class TasksMachine(RuleBasedStateMachine):
         assert self.token.balanceOf(self.tasks) == 0
         self.everyone_is_paid_exactly()
         self.supply_falls_by_the_burns()
-        # every honest revealed claim ended finalized with its bond back; every challenge is
-        # settled and every winner paid
+        # every honest revealed claim that published its result ended finalized with its bond
+        # back; every challenge is settled and every winner paid
         assert all(
-            c.state == CLAIM_FINALIZED for c in self.model_claims.values() if c.honest and self.revealed(c)
+            c.state == CLAIM_FINALIZED
+            for c in self.model_claims.values()
+            if c.honest and self.revealed(c) and self.result_published(c)
         )
         assert all(ch.state in (CHALLENGE_LOST, CHALLENGE_COLLECTED) for ch in self.model_challenges.values())
 
@@ -657,8 +738,10 @@ class TasksMachine(RuleBasedStateMachine):
         self.burned += self.task_of(c).solver_bond
 
 
-def test_tasks_state_machine(tasks, token, mock_game, funded):
+def test_tasks_state_machine(tasks, token, mock_game, availability, funded):
     TasksMachine.tasks, TasksMachine.token, TasksMachine.game = tasks, token, mock_game
+    for result in (TRUE_RESULT, WRONG_RESULT):  # either claimed result can be made available
+        publish_tensor(availability, result)
     TasksMachine.actors = list(funded)
     run_state_machine_as_test(
         TasksMachine,

@@ -56,7 +56,8 @@ def cheat() -> Trace:
 def setup(court, program, cheat):  # noqa: ANN001, ANN201
     """Token and Tasks over the real game; a task of the program and the cheater's live claim."""
     token = boa.load_partial(str(CONTRACTS / "Token.vy")).deploy()
-    tasks = boa.load_partial(str(CONTRACTS / "Tasks.vy")).deploy(token.address, court.game.address)
+    availability = boa.load_partial(str(CONTRACTS / "Availability.vy")).deploy()
+    tasks = boa.load_partial(str(CONTRACTS / "Tasks.vy")).deploy(token.address, court.game.address, availability.address)
     names = ("poster", "cheater", "tower", "tower2", "sybil")
     who = {n: boa.env.generate_address(n) for n in names}
     for a in who.values():

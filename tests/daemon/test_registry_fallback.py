@@ -37,3 +37,50 @@ def test_fallback_builds_unknown_programs_and_reports_failures_once() -> None:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     unavailable = [r for r in lines if r["event"] == "program_unavailable"]
     assert len(unavailable) == 1 and unavailable[0]["level"] == "alert" and "fetch it" in unavailable[0]["why"]
+
+
+def test_programs_by_cid__every_cid_logged_is_tried_checked_and_failures_reported_once(tmp_path) -> None:
+    """A program is fetched by the CID its task logged: a CID nobody has is reported once, a
+    later task of the same program naming one that works is found, and a file that is another
+    program than the task's is refused once."""
+    import onnx
+
+    from verifier.court.chain import Chain, deploy_suite
+    from verifier.court.play import Court, program_task_args
+    from verifier.daemon.registry import ProgramsByCid
+    from verifier.market.content import ContentStore, cid_of, digest_of
+
+    chain = Chain.embedded()
+    court = Court(chain, deploy_suite(chain))
+    store = ContentStore(tmp_path)
+    model, other = accumulator_program(steps=3), accumulator_program(steps=3, seed=1)
+    program = load_program(model)
+    good = store.put(model.SerializeToString())
+    wrong = store.put(other.SerializeToString())  # a real program, but not this task's
+    unknown = cid_of(b"bytes nobody published")
+    chain.send(court.token.functions.mint(chain.account, 10**20))
+    chain.send(court.token.functions.approve(court.tasks.address, 10**20))
+    a = program_task_args(program)
+
+    def post(cid: str) -> None:
+        now = chain.w3.eth.get_block("latest")["timestamp"]
+        chain.send(court.tasks.functions.post_task(
+            a["graph_root"], a["n_nodes"], a["n_slots"], a["initial_root"], a["dataset_root"], a["steps"],
+            1, 172_800, 172_800, 1, 1, 4, now + 10**6, 0, digest_of(cid)))  # fmt: skip
+
+    stream = io.StringIO()
+    by_cid = ProgramsByCid(court, store, JsonLog("solver", stream))
+    task = _task(program.id)
+    task.steps = program.steps
+    post(unknown)
+    post(wrong)
+    assert by_cid.for_task(task) is None and by_cid.for_task(task) is None
+    post(good)  # a later task names a CID that works
+    found = by_cid.for_task(task)
+    assert found is not None and found.id == program.id
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["event"], r["cid"]) for r in events if r["event"] != "program_fetched"] == [
+        ("program_unavailable", unknown), ("program_mismatch", wrong),
+    ]  # fmt: skip
+    assert [r["cid"] for r in events if r["event"] == "program_fetched"] == [good]
+    assert onnx.load_from_string(store.get(good)) == model

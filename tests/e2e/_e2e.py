@@ -117,6 +117,7 @@ class Suite:
         arity: int = 4,
         solver_bond: int = SOLVER_BOND,
         challenger_bond: int = CHALLENGER_BOND,
+        result_slots: int = 0,
     ) -> int:
         args = program_task_args(program)
         tasks = self.court.tasks
@@ -125,6 +126,7 @@ class Suite:
             tasks.functions.post_task(
                 args["graph_root"], args["n_nodes"], args["n_slots"], args["initial_root"], args["dataset_root"],
                 args["steps"], reward, window, clock, solver_bond, challenger_bond, arity, self.now() + 30 * 86_400,
+                result_slots,
             ),
             "post_task",
         )  # fmt: skip

@@ -13,8 +13,12 @@ are the chain's block timestamps, never the local clock (a dev chain's clock may
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import onnx
 
 from verifier.app.session import (
     SYMBOL,
@@ -27,6 +31,7 @@ from verifier.app.session import (
     format_duration,
     hex32,
 )
+from verifier.core.errors import BisectmlError
 from verifier.court.chain import ChainError, Deployment, deploy_suite
 from verifier.court.game import GameState, Level, Outcome, Role
 from verifier.court.play import Court, program_task_args, whose_move
@@ -36,9 +41,11 @@ from verifier.court.states import (
     CLAIM_COMMITTED,
     CLAIM_FIELDS,
     CLAIM_STATES,
+    TASK_DONE,
     TASK_FIELDS,
     TASK_STATES,
 )
+from verifier.engine.graph import read_model
 from verifier.engine.program import Program, load_program
 
 # chains on which `deploy --mint` may mint: anvil/hardhat, geth --dev/ganache, the embedded chain
@@ -147,9 +154,20 @@ def post_task(
     arity: int,
     deadline_in: int,
     steps: int | None = None,
+    result: bool = True,
+    store: Any = None,
 ) -> dict[str, Any]:
-    """Approve the reward and post a task for the program; on the embedded chain, deploy first."""
+    """Approve the reward and post a task for the program; on the embedded chain, deploy first.
+
+    The program file is put in the content store (`store`: a verifier.market.content store;
+    the local one by default) and its CID logged with the task, so that solvers fetch it
+    themselves. With `result`, the program's state slots are the task's result (SPEC 7.11):
+    a claim is finalized only once the solver has published them on-chain."""
+    from verifier.market import results
+    from verifier.market.content import ContentStore, cid_of_digest, digest_of
+
     program = load_program(program_path, steps=steps)  # refuses programs the contracts cannot prove
+    result_slots = results.default_result(program) if result else 0
     if reward <= 0:
         raise CommandError("--reward must be positive; nobody claims a task that pays nothing.")
     if session.embedded:
@@ -185,10 +203,12 @@ def post_task(
         approve(court, reward)
         deadline = session.now() + deadline_in
         args = program_task_args(program)
+        cid = (store or ContentStore()).put(Path(program_path).read_bytes())
         receipt = chain.send(
             court.tasks.functions.post_task(
                 args["graph_root"], args["n_nodes"], args["n_slots"], args["initial_root"], args["dataset_root"],
                 args["steps"], reward, window, clock, solver_bond, challenger_bond, arity, deadline,
+                result_slots, digest_of(cid),
             ),
             "post_task",
             key=journal_key,
@@ -204,6 +224,8 @@ def post_task(
         "resumed": resumed,
         "program_id": hex32(program.id),
         "program": str(program_path),
+        "program_cid": cid_of_digest(bytes(ev["program_cid"])) if any(bytes(ev["program_cid"])) else None,
+        "result_slots": results.slots_of(int(court.tasks.functions.result_slots(ev["task_id"]).call())),
         "steps": program.steps,
         "reward": str(reward),
         "deadline": t["deadline"],
@@ -214,9 +236,104 @@ def post_task(
     }
 
 
-def show_task(session: Session, task_id: int) -> dict[str, Any]:
+def task_program(
+    session: Session, task_id: int, store: Any = None, program_path: Path | None = None
+) -> tuple[Program, onnx.ModelProto] | None:
+    """The task's program and its file: from `program_path`, else fetched by the CID its poster
+    logged (each byte checked against the CID); None when neither is at hand. Refused when it
+    is not the program the task pays for."""
+    from verifier.market.content import (
+        ContentError,
+        ContentMissing,
+        ContentStore,
+        cid_of_digest,
+    )
+
     court = session.court
-    return _task_view(court, task_id, task_record(court, task_id), session.now())
+    t = task_record(court, task_id)
+    if program_path is not None:
+        where = str(program_path)
+        model = read_model(program_path)
+    else:
+        logs = court.deployment.logs(court.tasks.events.TaskPosted(), {"task_id": task_id})
+        digest = bytes(logs[0]["args"]["program_cid"]) if logs else bytes(32)
+        if not any(digest):
+            return None
+        where = cid_of_digest(digest)
+        try:
+            data = (store or ContentStore()).get(where)
+        except ContentMissing:
+            return None
+        except ContentError as e:  # wrong bytes for the CID, or a node that fails: nothing is written
+            raise CommandError(str(e)) from None
+        model = read_model(data)
+    program = load_program(model, steps=t["steps"])
+    if program.id != bytes(t["program_id"]):
+        raise CommandError(f"{where} is not task {task_id}'s program (another program id); pass the file the task was posted with.")
+    return program, model
+
+
+def task_result(
+    session: Session, task_id: int, out: Path, onnx_out: Path | None = None, store: Any = None, program_path: Path | None = None
+) -> dict[str, Any]:
+    """The result of a task's finalized claim (SPEC 7.11): each result tensor read from the
+    chain and checked against the commitment Tasks.vy proved to be that slot of the claimed final
+    state, written to `out` as .npz (named by the program's slots when the program is at hand)
+    and, for a training program of `bisectml build train`, as a float ONNX model to `onnx_out`.
+    Nothing is written unless everything checks."""
+    from onnx_models import train
+    from verifier.app.bring import _write_atomic
+    from verifier.core.paths import write_atomic
+    from verifier.market import results
+
+    court = session.court
+    t = task_record(court, task_id)
+    if t["state"] != TASK_DONE:
+        state = _task_view(court, task_id, t, session.now())["status"]
+        raise CommandError(f"task {task_id} is {state}: no claim of it is final yet; its result comes with `bisectml finalize`.")
+    arrays = results.fetch(court, task_id, t["claim_id"])
+    found = task_program(session, task_id, store, program_path)
+    names = {s: found[0].graph.slots[s].name if found else f"slot_{s}" for s in arrays}
+    model = None
+    if onnx_out is not None:
+        if found is None:
+            raise CommandError("--onnx needs the task's program: pass --program FILE, or fetch it by its CID (--ipfs-gateway).")
+        try:
+            info = train.program_info(found[1])
+        except BisectmlError as e:
+            raise CommandError(f"--onnx: {e}") from None
+        by_name = {names[s]: a for s, a in arrays.items()}
+        missing = [n for n in train.param_names(info.spec) if n not in by_name]
+        if missing:
+            raise CommandError(f"--onnx: the result lacks {', '.join(missing)}; the task did not ask for the trained parameters.")
+        model = train.export_float_model(info, {n: by_name[n] for n in train.param_names(info.spec)})
+    buf = io.BytesIO()
+    np.savez(buf, **{names[s]: a for s, a in arrays.items()})
+    write_atomic(out, buf.getvalue())
+    if model is not None and onnx_out is not None:
+        _write_atomic(model, onnx_out)
+    claim = as_record(CLAIM_FIELDS, court.tasks.functions.claims(t["claim_id"]).call())
+    return {
+        "task_id": task_id,
+        "claim_id": t["claim_id"],
+        "final_root": hex32(claim["final_root"]),
+        "out": str(out),
+        "onnx": str(onnx_out) if model is not None else None,
+        "tensors": {names[s]: {"slot": s, "shape": list(a.shape), "dtype": str(a.dtype)} for s, a in arrays.items()},
+    }
+
+
+def show_task(session: Session, task_id: int) -> dict[str, Any]:
+    from verifier.market import results
+    from verifier.market.content import cid_of_digest
+
+    court = session.court
+    view = _task_view(court, task_id, task_record(court, task_id), session.now())
+    logs = court.deployment.logs(court.tasks.events.TaskPosted(), {"task_id": task_id})
+    digest = bytes(logs[0]["args"]["program_cid"]) if logs else bytes(32)
+    view["program_cid"] = cid_of_digest(digest) if any(digest) else None
+    view["result_slots"] = results.slots_of(int(court.tasks.functions.result_slots(task_id).call()))
+    return view
 
 
 def list_tasks(session: Session, open_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
@@ -268,6 +385,8 @@ def challenge_ids(court: Court, claim_id: int, n: int) -> list[int]:
 
 
 def show_claim(session: Session, claim_id: int) -> dict[str, Any]:
+    from verifier.market.results import slots_of
+
     court, now = session.court, session.now()
     c = claim_record(court, claim_id)
     t = task_record(court, c["task_id"])
@@ -309,6 +428,8 @@ def show_claim(session: Session, claim_id: int) -> dict[str, Any]:
         "winners": c["winners"],
         "metered_gas": c["gas"],
         "finalizable": bool(court.tasks.functions.finalizable(claim_id).call()),
+        "result_slots": slots_of(int(court.tasks.functions.result_slots(c["task_id"]).call())),
+        "published_slots": slots_of(int(court.tasks.functions.published(claim_id).call())),
         "challenges": challenges,
     }
 

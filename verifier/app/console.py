@@ -88,6 +88,9 @@ KeyFile = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (amounts as strings of base units).")]
+ContentDir = Annotated[Path | None, typer.Option("--content-dir", help="Content store, the IPFS cache with --ipfs-* (default: $BISECTML_HOME/content).")]
+IpfsApi = Annotated[str | None, typer.Option("--ipfs-api", envvar="BISECTML_IPFS_API", help="IPFS node RPC API to publish (add and pin) content on, e.g. http://127.0.0.1:5001.")]
+IpfsGateway = Annotated[str | None, typer.Option("--ipfs-gateway", envvar="BISECTML_IPFS_GATEWAY", help="IPFS trustless gateway to fetch content from (checked against its CID), e.g. http://127.0.0.1:8080.")]
 
 @contextmanager
 def chain_errors() -> Iterator[None]:

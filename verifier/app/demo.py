@@ -25,6 +25,7 @@ from verifier.court.game import GameState, Level, Move, Outcome, Role
 from verifier.court.play import Court, GamePlayer, play_out, program_task_args
 from verifier.engine.program import Program, load_program
 from verifier.engine.trace import Trace
+from verifier.market import results
 
 TOKEN = 10**18
 REWARD = 100 * TOKEN
@@ -100,10 +101,13 @@ class Demo:
         poster.send(token.functions.approve(tasks.address, REWARD), "approve reward")
         now = chain.w3.eth.get_block("latest")["timestamp"]
         args = program_task_args(program)
+        # the poster wants the trained weights, not only their root: they are the task's result
+        result_slots = results.default_result(program)
         receipt = poster.send(
             tasks.functions.post_task(
                 args["graph_root"], args["n_nodes"], args["n_slots"], args["initial_root"], args["dataset_root"],
                 args["steps"], REWARD, WINDOW, CLOCK, SOLVER_BOND, CHALLENGER_BOND, ARITY, now + 7 * WINDOW,
+                result_slots,
             ),
             "post task",
         )
@@ -178,17 +182,22 @@ class Demo:
         honest_root = honest_trace.run()
         honest.send(token.functions.approve(tasks.address, SOLVER_BOND), "approve bond")
         good_claim = honest.claim(task_id, honest_root)
-        self.say(f"[green]honest solver[/green] claims 0x{honest_root.hex()[:16]}…; the watchtower agrees and stays quiet")
+        for receipt in results.publish(honest.court, honest_trace, good_claim, result_slots):
+            honest.gas += receipt["gasUsed"]
+        self.say(f"[green]honest solver[/green] claims 0x{honest_root.hex()[:16]}… and publishes the trained weights "
+                 f"on-chain ({', '.join(program.state_names)}: the task's result); the watchtower agrees and stays quiet")
         chain.w3.testing.timeTravel(chain.w3.eth.get_block("latest")["timestamp"] + WINDOW + 1)
         chain.w3.testing.mine()
         honest.send(tasks.functions.finalize(good_claim), "finalize")
         share = tasks.functions.prize_share(challenge_id).call()
         tower.send(tasks.functions.collect(challenge_id), "collect")
         self.say(f"both windows over: the watchtower, the only challenger to show the cheat, collects {share / TOKEN:,.0f} BOND")
-        weights = honest_trace.final_state()
+        # the poster reads the result back from the chain, each tensor checked against the claim
+        fetched = results.fetch(poster.court, task_id, good_claim)
+        weights = {program.graph.slots[slot].name: value for slot, value in fetched.items()}
         accuracy = _accuracy(weights)
-        self.say(f"window over, claim {good_claim} finalized: reward and bond paid. The trained model scores "
-                 f"[bold]{accuracy:.1%}[/bold] on the 360 held-out digits.")
+        self.say(f"window over, claim {good_claim} finalized: reward and bond paid. The poster reads the trained "
+                 f"weights back from the chain; the model scores [bold]{accuracy:.1%}[/bold] on the 360 held-out digits.")
 
         if self.market:
             from verifier.app.demo_market import run_round

@@ -13,18 +13,24 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from verifier.app.console import chain_errors, cli_session, emit, kv_table, say
+from verifier.app.console import (
+    AsJson,
+    ContentDir,
+    IpfsApi,
+    IpfsGateway,
+    KeyFile,
+    RpcUrl,
+    chain_errors,
+    cli_session,
+    emit,
+    kv_table,
+    say,
+)
 
 data_app = typer.Typer(help="Data providers: publish datasets and stake on them.\n\nExample: bisectml data publish digits.npz --stake 100", no_args_is_help=True)
 model_app = typer.Typer(help="Modelers: register models, stake, commit and reveal predictions.\n\nExample: bisectml model commit 1 2 predictions.npy", no_args_is_help=True)
 round_app = typer.Typer(help="Rounds: open one, follow it, post its programs, record results, settle.\n\nExample: bisectml round show 1", no_args_is_help=True)
 
-RpcUrl = Annotated[str | None, typer.Option("--rpc-url", envvar="BISECTML_RPC_URL", help="JSON-RPC endpoint of the chain.")]
-KeyFile = Annotated[Path | None, typer.Option("--key-file", help="File holding the signing key in hex (or set BISECTML_PRIVATE_KEY).")]
-ContentDir = Annotated[Path | None, typer.Option("--content-dir", help="Content store, the IPFS cache with --ipfs-* (default: $BISECTML_HOME/content).")]
-IpfsApi = Annotated[str | None, typer.Option("--ipfs-api", envvar="BISECTML_IPFS_API", help="IPFS node RPC API to publish (add and pin) content on, e.g. http://127.0.0.1:5001.")]
-IpfsGateway = Annotated[str | None, typer.Option("--ipfs-gateway", envvar="BISECTML_IPFS_GATEWAY", help="IPFS trustless gateway to fetch content from (checked against its CID), e.g. http://127.0.0.1:8080.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def _client(

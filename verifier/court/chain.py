@@ -204,7 +204,7 @@ class Chain:
     def send_raw(self, to: str, data: bytes, what: str) -> Any:
         """Send calldata built by hand (a call whose arguments are not all ABI-encoded), with the
         same dry run, gas estimate and errors as `send`."""
-        return self._send(_RawCall(self.w3, to, data), what)
+        return self._send(RawCall(self.w3, to, data, what), what)
 
     def call(self, fn: Any) -> Any:
         try:
@@ -258,7 +258,7 @@ def _hex(b: Any) -> str:
 
 def _call_target(fn: Any) -> tuple[str, str]:
     """The contract and calldata a send goes to (both empty for a deployment)."""
-    if isinstance(fn, _RawCall):
+    if isinstance(fn, RawCall):
         return str(fn.fields["to"]), _hex(fn.fields["data"])
     try:
         return str(fn.address), _hex(fn._encode_transaction_data())
@@ -266,11 +266,12 @@ def _call_target(fn: Any) -> tuple[str, str]:
         return "", ""
 
 
-class _RawCall:
-    """Hand-built calldata with the part of a web3 ContractFunction's interface `_send` uses."""
+class RawCall:
+    """Hand-built calldata with the part of a web3 ContractFunction's interface that `_send` and
+    the daemons' sender use."""
 
-    def __init__(self, w3: Any, to: str, data: bytes) -> None:
-        self.w3, self.fields = w3, {"to": to, "data": data}
+    def __init__(self, w3: Any, to: str, data: bytes, fn_name: str = "raw call") -> None:
+        self.w3, self.fields, self.fn_name = w3, {"to": to, "data": "0x" + bytes(data).hex()}, fn_name
 
     def call(self, tx: dict[str, Any]) -> Any:
         return self.w3.eth.call({**tx, **self.fields})
@@ -354,9 +355,9 @@ def deploy_suite(chain: Chain) -> Deployment:
     game = chain.deploy("Game")
     referee = chain.deploy("Referee", game.address, *[f.address for f in fams])
     chain.send(game.functions.set_referee(referee.address), "bind the referee")
-    tasks = chain.deploy("Tasks", token.address, game.address)
-    attestations = chain.deploy("Attestations", tasks.address)
     availability = chain.deploy("Availability")
+    tasks = chain.deploy("Tasks", token.address, game.address, availability.address)
+    attestations = chain.deploy("Attestations", tasks.address)
     market = chain.deploy("Market", token.address, tasks.address, availability.address)
     names = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
     addresses = {"Token": token.address, **{n: f.address for n, f in zip(names, fams)}}

@@ -36,6 +36,7 @@ class Court:
     def __post_init__(self) -> None:
         c = self.deployment.contracts(self.chain)
         self.game, self.referee, self.tasks, self.token = c["Game"], c["Referee"], c["Tasks"], c["Token"]
+        self.availability = c["Availability"]  # where claims publish their results (SPEC 7.11)
         self.oracle = ChainOracle(self.chain, self.deployment)
 
     def as_account(self, chain: Chain) -> Court:

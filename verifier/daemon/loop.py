@@ -48,21 +48,21 @@ from typing import Any, TextIO
 from verifier.court.chain import Chain, ChainError, Deployment
 from verifier.court.game import GameState, Move, Outcome, Player, Role
 from verifier.court.play import PROOF_LEVELS, Court, whose_move
+from verifier.daemon.metrics import Metrics, parse_listen
 from verifier.daemon.records import (
     MAX_UINT,
+    REORG_DEPTH,
     DaemonError,
     JsonLog,
     Reverted,
     TaskRec,
     View,
 )
-from verifier.daemon.metrics import Metrics, parse_listen
-from verifier.daemon.registry import Registry
+from verifier.daemon.registry import ProgramsByCid, Registry
 from verifier.daemon.sender import Backoff, Sender, is_transport_error
 from verifier.daemon.store import Store, move_key
 from verifier.engine.program import Program
 
-REORG_DEPTH = 12  # blocks each event scan re-reads, so a shallow reorg cannot hide an event
 IDLE_TICK = 5.0  # seconds between full ticks while no block arrives and no work is under way
 BALANCE_EVERY = 30.0  # seconds between reads of the account's balances for the metrics
 
@@ -139,13 +139,11 @@ class Daemon:
                 f"the wallet {self.me} holds no BOND, and every {self.bond_needed} locks a bond; fund it "
                 "(bisectml token transfer, or deploy --fund on a dev chain), or run with --observe."
             )
-        self.registry = Registry(cfg.programs, self.log, self._market_programs(deployment))
+        self.registry = Registry(cfg.programs, self.log, self._programs_from_chain(deployment))
 
-    def _market_programs(self, deployment: Deployment) -> Callable[[TaskRec], Program | None] | None:
-        """Serve the market's tasks too, when the deployment has a market (programs built from the chain)."""
-        if "Market" not in deployment.addresses or not self.cfg.market:
-            return None
-        from verifier.market.client import MarketClient, RoundPrograms
+    def _programs_from_chain(self, deployment: Deployment) -> Callable[[TaskRec], Program | None]:
+        """Programs not given with --program: the market's, built from the chain (when the
+        deployment has a market), then any task's, fetched by the CID its poster logged."""
         from verifier.market.content import ContentError
         from verifier.market.ipfs import content_store
 
@@ -153,8 +151,18 @@ class Daemon:
             store = content_store(self.cfg.content_dir, self.cfg.ipfs_api, self.cfg.ipfs_gateway)
         except ContentError as e:  # a malformed IPFS URL refuses the start, like a bad key
             raise DaemonError(str(e)) from None
-        rp = RoundPrograms(MarketClient(self.chain, deployment, store))
-        return rp.for_task
+        by_cid = ProgramsByCid(self.court, store, self.log)
+        if "Market" not in deployment.addresses or not self.cfg.market:
+            return by_cid.for_task
+        from verifier.market.client import MarketClient, RoundPrograms
+
+        market = RoundPrograms(MarketClient(self.chain, deployment, store)).for_task
+
+        def for_task(t: TaskRec) -> Program | None:
+            p = market(t)
+            return p if p is not None else by_cid.for_task(t)
+
+        return for_task
 
     def acquire(self) -> bool:
         """Take the data directory's lock; False if another process holds it."""

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +19,7 @@ from verifier.court.play import Court
 # Game.vy's limits (Tasks.vy accepts more: a task beyond them can never be challenged)
 GAME_MAX_ARITY = 32
 GAME_MAX_SLOTS = 512
+REORG_DEPTH = 12  # blocks each event scan re-reads, so a shallow reorg cannot hide an event
 MAX_UINT = 2**256 - 1
 
 
@@ -101,6 +103,7 @@ class View:
         self._tasks: dict[int, TaskRec] = {}
         self._claims: dict[int, ClaimRec] = {}
         self._challenges: dict[int, ChallengeRec] = {}
+        self._words: dict[tuple[str, int], int] = {}
         self._block: int | None = None
         self._now: int | None = None
 
@@ -130,6 +133,20 @@ class View:
         if task_id not in self._tasks:
             self._tasks[task_id] = _record(TaskRec, self._call(self.court.tasks.functions.tasks(task_id)))
         return self._tasks[task_id]
+
+    def result_slots(self, task_id: int) -> int:
+        """The task's result slots as a mask (SPEC 7.11); 0: the final root alone."""
+        return self._memo("result_slots", task_id, lambda: self.court.tasks.functions.result_slots(task_id))
+
+    def published(self, claim_id: int) -> int:
+        """The result slots the claim has shown available, as a mask."""
+        return self._memo("published", claim_id, lambda: self.court.tasks.functions.published(claim_id))
+
+    def _memo(self, kind: str, ident: int, fn: Any) -> int:
+        key = (kind, ident)
+        if key not in self._words:
+            self._words[key] = int(self._call(fn()))
+        return self._words[key]
 
     def claim(self, claim_id: int) -> ClaimRec:
         if claim_id not in self._claims:

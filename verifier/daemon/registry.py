@@ -1,13 +1,22 @@
 """The programs a daemon serves, matched to tasks by program id (the same step graph,
-initial state and data with another step count counts too)."""
+initial state and data with another step count counts too): those given with --program, and
+those fetched by the CID a task's poster logged."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from verifier.core.errors import BisectmlError
-from verifier.daemon.records import GAME_MAX_SLOTS, DaemonError, JsonLog, TaskRec
+from verifier.daemon.records import (
+    GAME_MAX_SLOTS,
+    REORG_DEPTH,
+    DaemonError,
+    JsonLog,
+    TaskRec,
+)
+from verifier.engine.graph import read_model
 from verifier.engine.program import Program, load_program
 
 # -- programs and traces --------------------------------------------------------------------------
@@ -92,3 +101,49 @@ class Registry:
         if p is not None:
             self._by_id[p.id] = p
         return p
+
+
+class ProgramsByCid:
+    """Programs fetched by the CID their task's poster logged (`TaskPosted.program_cid`, the
+    file's sha2-256): every byte is checked against the CID by the content store, and the
+    program against the task's program id. A program that cannot be fetched, or is not the
+    task's, is reported once (an alert) and tried again each tick."""
+
+    def __init__(self, court: Any, store: Any, log: JsonLog) -> None:
+        self.court, self.store, self.log = court, store, log
+        # program id -> (the CIDs logged for it, the first block not yet searched)
+        self._digests: dict[bytes, tuple[list[bytes], int]] = {}
+
+    def _cids(self, pid: bytes) -> list[bytes]:
+        """Every CID posted for the program so far (a later task may name one that works)."""
+        known, start = self._digests.get(pid, ([], 0))
+        head = int(self.court.chain.w3.eth.block_number)
+        if start <= head:
+            for g in self.court.deployment.logs(self.court.tasks.events.TaskPosted(), {"program_id": pid}, start, head):
+                digest = bytes(g["args"]["program_cid"])
+                if any(digest) and digest not in known:
+                    known.append(digest)
+        self._digests[pid] = (known, max(0, head + 1 - REORG_DEPTH))  # a shallow reorg is read again
+        return known
+
+    def for_task(self, t: TaskRec) -> Program | None:
+        from verifier.market.content import cid_of_digest
+
+        pid = bytes(t.program_id)
+        for digest in self._cids(pid):
+            cid = cid_of_digest(digest)
+            try:
+                p = load_program(read_model(self.store.get(cid)), steps=t.steps)
+            except BisectmlError as e:
+                self.log.once(f"cid:{cid}:{e}", "program_unavailable", level="alert", program_id=pid, cid=cid, why=str(e))
+                continue
+            if p.id != pid:
+                self.log.once(f"cidm:{cid}", "program_mismatch", level="alert", program_id=pid, cid=cid, got=p.id)
+                continue
+            if p.n_slots > GAME_MAX_SLOTS:
+                self.log.once(f"cids:{cid}", "program_unavailable", level="alert", program_id=pid, cid=cid,
+                              why=f"{p.n_slots} slots; games prove at most {GAME_MAX_SLOTS}")  # fmt: skip
+                continue
+            self.log.once(f"cidok:{cid}", "program_fetched", program_id=pid, cid=cid, steps=p.steps)
+            return p
+        return None

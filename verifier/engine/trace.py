@@ -369,6 +369,10 @@ class Trace:
             return self.program.step_values(t, self.state_at_step(t))
         return self.step_detail(t).values_at(self.program, n)
 
+    def values_at(self, t: int, n: int) -> list[np.ndarray | None]:
+        """Every slot's value at position (t, n) (None: empty), e.g. the final state's at (T, 0)."""
+        return self._values_at(t, n)
+
     def slot_table_at(self, t: int, n: int) -> commit.SlotTable:
         values = self._values_at(t, n)
         table = commit.SlotTable(self.program.n_slots)

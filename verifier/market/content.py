@@ -33,10 +33,29 @@ class ContentError(BisectmlError, ValueError):
     """A content id is malformed, its file is missing, or the file does not match it."""
 
 
+class ContentMissing(ContentError):
+    """Nobody asked has the content (as opposed to serving wrong bytes or failing)."""
+
+
 def cid_of(data: bytes) -> str:
     """The CIDv1 (raw, sha2-256, base32) of `data`."""
-    digest = hashlib.sha256(data).digest()
-    return "b" + base64.b32encode(_CID_PREFIX + digest).decode().lower().rstrip("=")
+    return cid_of_digest(hashlib.sha256(data).digest())
+
+
+def cid_of_digest(digest: bytes) -> str:
+    """The CIDv1 of a file from its sha2-256 digest (the word a contract logs for it)."""
+    if len(digest) != 32:
+        raise ContentError(f"a sha2-256 digest is 32 bytes, not {len(digest)}.")
+    return "b" + base64.b32encode(_CID_PREFIX + bytes(digest)).decode().lower().rstrip("=")
+
+
+def digest_of(cid: str) -> bytes:
+    """The sha2-256 digest a CIDv1 (raw, sha2-256) names: the inverse of `cid_of_digest`."""
+    _check_cid(cid)
+    raw = base64.b32decode(cid[1:].upper() + "=" * (-len(cid[1:]) % 8))
+    if raw[:4] != _CID_PREFIX:
+        raise ContentError(f"'{cid}' is not a CIDv1 raw sha2-256 content id; check it.")
+    return raw[4:]
 
 
 def _check_cid(cid: str) -> None:
@@ -72,7 +91,7 @@ class ContentStore:
         try:
             data = path.read_bytes()
         except OSError:
-            raise ContentError(
+            raise ContentMissing(
                 f"content {cid} is not in {self.root}; fetch it over IPFS (--ipfs-gateway or BISECTML_IPFS_GATEWAY), "
                 "put it in that directory (e.g. `ipfs get`), or pass --content-dir."
             ) from None
@@ -130,10 +149,13 @@ def decode_features(data: bytes) -> np.ndarray:
 
 __all__ = [
     "ContentError",
+    "ContentMissing",
     "ContentStore",
     "cid_of",
+    "cid_of_digest",
     "decode_dataset",
     "decode_features",
+    "digest_of",
     "encode_dataset",
     "encode_features",
 ]

@@ -18,7 +18,13 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from verifier.market.content import ContentError, ContentStore, _check_cid, cid_of
+from verifier.market.content import (
+    ContentError,
+    ContentMissing,
+    ContentStore,
+    _check_cid,
+    cid_of,
+)
 
 API_ENV = "BISECTML_IPFS_API"
 GATEWAY_ENV = "BISECTML_IPFS_GATEWAY"
@@ -126,7 +132,7 @@ class IpfsContentStore(ContentStore):
         except urllib.error.HTTPError as e:
             detail = _error_message(e)
             if verb == "fetch" and e.code in (404, 410):
-                raise ContentError(
+                raise ContentMissing(
                     f"{base} does not have {cid} (HTTP {e.code}); publish it with --ipfs-api, or use a gateway that has it."
                 ) from None
             raise ContentError(f"{base} refused to {verb} {cid} (HTTP {e.code}{detail}); check {option}.") from None

@@ -1,0 +1,174 @@
+"""`bisectml task post` with a result, `finalize` and `task result` against anvil (docs/SPEC.md
+7.11): the claim is paid only once its result is on-chain, the result comes back checked and
+named by the program's slots, and every refusal is one line that writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from eth_account import Account
+from typer.testing import CliRunner
+
+from cli import app
+from onnx_models.toy import accumulator_program
+from verifier.app.session import deployments_path
+from verifier.court.chain import Chain, deploy_suite
+from verifier.court.play import Court
+from verifier.engine.program import load_program
+from verifier.engine.trace import Trace
+from verifier.market import results
+from verifier.market.content import ContentStore, cid_of
+
+runner = CliRunner()
+DAYS = 86_400
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BISECTML_HOME", str(tmp_path / "home"))
+    for var in ("BISECTML_RPC_URL", "BISECTML_PRIVATE_KEY", "BISECTML_IPFS_API", "BISECTML_IPFS_GATEWAY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _key_file(tmp_path, key: str, name: str):  # noqa: ANN001, ANN202
+    path = tmp_path / name
+    path.write_text(key)
+    path.chmod(0o600)
+    return path
+
+
+def _run(*args: str) -> dict:
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, (res.stdout, res.stderr)
+    return json.loads(res.stdout)
+
+
+def _refused(args: list[str], want: str) -> None:
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and want in lines[0], res.stderr
+
+
+@pytest.fixture
+def world(anvil, tmp_path):  # noqa: ANN001, ANN201
+    owner = Chain.connect(anvil.url, key=anvil.keys[3])
+    d = deploy_suite(owner)
+    d.save(deployments_path())
+    court = Court(owner, d)
+    solver_key = anvil.keys[4]
+    for who in (owner.account, Account.from_key(solver_key).address):
+        owner.send(court.token.functions.mint(who, 100 * 10**18))
+    model = accumulator_program(steps=6)
+    path = tmp_path / "acc.onnx"
+    onnx.save(model, path)
+    rpc = ["--rpc-url", anvil.url]
+    return {
+        "anvil": anvil, "court": court, "path": path, "rpc": rpc, "program": load_program(path),
+        "poster": [*rpc, "--key-file", str(_key_file(tmp_path, anvil.keys[3], "poster.key"))],
+        "solver": court.as_account(owner.with_key(solver_key)),
+    }  # fmt: skip
+
+
+def _post(w: dict, *extra: str) -> dict:
+    return _run("task", "post", str(w["path"]), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+                "--deadline", "30d", *w["poster"], *extra)  # fmt: skip
+
+
+def _claim(w: dict, task_id: int) -> tuple[int, Trace]:
+    solver = w["solver"]
+    trace = Trace(w["program"])
+    solver.chain.send(solver.token.functions.approve(solver.tasks.address, 6 * 10**18))
+    return solver.claim(task_id, trace.run()), trace
+
+
+def test_task_result__published_finalized_fetched_and_named(world, tmp_path) -> None:
+    w, program = world, world["program"]
+    posted = _post(w)
+    tid = posted["task_id"]
+    assert posted["result_slots"] == program.state_slots
+    assert posted["program_cid"] == cid_of(w["path"].read_bytes())
+    assert ContentStore().has(posted["program_cid"])  # the program is in the poster's content store
+    cid, trace = _claim(w, tid)
+    out = tmp_path / "result.npz"
+    _refused(["task", "result", str(tid), "--out", str(out), *w["rpc"]], "no claim of it is final yet")
+    w["anvil"].advance(2 * DAYS + 1)
+    # the window has closed with no challenge, but the result is not on the chain yet
+    _refused(["finalize", str(cid), *w["poster"]], "result not published")
+    assert not out.exists()
+    assert _run("claim", "show", str(cid), *w["rpc"])["published_slots"] == []
+    receipts = results.publish(w["solver"], trace, cid, sum(1 << s for s in program.state_slots))
+    assert len(receipts) == 2 * len(program.state_slots)  # bytes on Availability.vy, then the proof
+    shown = _run("task", "show", str(tid), *w["rpc"])
+    assert (shown["program_cid"], shown["result_slots"]) == (posted["program_cid"], program.state_slots)
+    assert _run("claim", "show", str(cid), *w["rpc"])["published_slots"] == program.state_slots
+    _run("finalize", str(cid), *w["poster"])
+    got = _run("task", "result", str(tid), "--out", str(out), *w["rpc"])
+    assert got["claim_id"] == cid and got["final_root"] == "0x" + trace.final_root.hex()
+    saved = dict(np.load(out))
+    final = trace.final_state()
+    assert sorted(saved) == sorted(final)
+    for name, value in final.items():
+        assert saved[name].dtype == value.dtype and np.array_equal(saved[name], value)
+    trace.close()
+
+    # refusals, each writing nothing: no float model for a program not built by `build train`,
+    # another program than the task's, a task that asked for no result
+    for args, want in (
+        (["--onnx", str(tmp_path / "m.onnx")], "not written by `bisectml build train`"),
+        (["--program", str(_other(tmp_path))], "is not task"),
+    ):
+        _refused(["task", "result", str(tid), "--out", str(tmp_path / "x.npz"), *w["rpc"], *args], want)
+        assert not (tmp_path / "x.npz").exists() and not (tmp_path / "m.onnx").exists()
+
+
+def _other(tmp_path):  # noqa: ANN001, ANN202
+    path = tmp_path / "other.onnx"
+    onnx.save(accumulator_program(steps=6, seed=1), path)
+    return path
+
+
+def test_task_result__tampered_program_file__refused(world, tmp_path) -> None:
+    """The content store holds other bytes under the program's CID: naming the tensors needs the
+    program, and wrong bytes for a CID are refused in one line, nothing written."""
+    w = world
+    tid = _post(w)["task_id"]
+    cid, trace = _claim(w, tid)
+    results.publish(w["solver"], trace, cid, sum(1 << s for s in w["program"].state_slots))
+    trace.close()
+    w["anvil"].advance(2 * DAYS + 1)
+    _run("finalize", str(cid), *w["poster"])
+    store = ContentStore()
+    program_cid = cid_of(w["path"].read_bytes())
+    (store.root / program_cid).write_bytes(b"not the program")
+    out = tmp_path / "r.npz"
+    _refused(["task", "result", str(tid), "--out", str(out), *w["rpc"]], "does not hash to its content id")
+    assert not out.exists()
+
+
+def test_task_without_result__finalizes_on_the_root_and_has_no_result(world, tmp_path) -> None:
+    w = world
+    posted = _post(w, "--no-result")
+    assert posted["result_slots"] == []
+    cid, trace = _claim(w, posted["task_id"])
+    trace.close()
+    w["anvil"].advance(2 * DAYS + 1)
+    _run("finalize", str(cid), *w["poster"])
+    _refused(["task", "result", str(posted["task_id"]), "--out", str(tmp_path / "r.npz"), *w["rpc"]], "asked for no result slots")
+
+
+def test_task_post__state_too_large_to_publish__refused(anvil, tmp_path) -> None:
+    """A state tensor above what Availability.vy takes cannot be a result: refused before any
+    transaction, with what to do."""
+    owner = Chain.connect(anvil.url, key=anvil.keys[3])
+    deploy_suite(owner).save(deployments_path())
+    big = accumulator_program(steps=2, rows=2, width=300)  # its state w: 300 x 300 int64, 720,000 bytes
+    path = tmp_path / "big.onnx"
+    onnx.save(big, path)
+    nonce = owner.w3.eth.get_transaction_count(owner.account)
+    _refused(["task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+              "--rpc-url", anvil.url, "--key-file", str(_key_file(tmp_path, anvil.keys[3], "k"))], "--no-result")  # fmt: skip
+    assert owner.w3.eth.get_transaction_count(owner.account) == nonce

@@ -1,0 +1,145 @@
+"""A task's result (docs/SPEC.md 7.11): the slots of the final state its poster asked for, made
+available on the chain by the solver and read back, checked, by anyone.
+
+Each result tensor is published on contracts/Availability.vy (its bytes in the transaction's
+calldata, which every full node keeps), then `Tasks.publish_result` proves that the published
+commitment is that slot of the claimed final state. A claim is finalized only once every result
+slot is recorded, so a solver that withholds its result cannot be paid; whoever paid for a
+training task gets the trained tensors, not only a root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from verifier.commit.commitments import SlotOpening
+from verifier.core.errors import BisectmlError
+from verifier.court.chain import RawCall
+from verifier.engine.program import Program
+from verifier.market import availability as av
+
+# Tasks.vy keeps a task's result slots as the bits of one word
+MAX_RESULT_SLOT = 255
+# Availability.vy's largest publication: 256 chunks of 2,048 bytes
+MAX_RESULT_BYTES = 256 * 2048
+
+
+class ResultError(BisectmlError, ValueError):
+    """A result that cannot be published, is not published, or does not match its claim."""
+
+
+def slots_of(mask: int) -> list[int]:
+    """The slot indices of a result mask, in order."""
+    return [i for i in range(MAX_RESULT_SLOT + 1) if mask >> i & 1]
+
+
+def mask_of(slots: Iterable[int]) -> int:
+    mask = 0
+    for s in slots:
+        if not 0 <= s <= MAX_RESULT_SLOT:
+            raise ResultError(f"slot {s} cannot be a result: Tasks.vy marks result slots 0..{MAX_RESULT_SLOT}.")
+        mask |= 1 << s
+    return mask
+
+
+def default_result(program: Program) -> int:
+    """The result a poster asks for by default: the program's state (what a training program
+    trains, an inference program's predictions); the one-line reason when it cannot be."""
+    for slot, name in zip(program.state_slots, program.state_names):
+        value = program.graph.slots[slot].value
+        if slot > MAX_RESULT_SLOT:
+            raise ResultError(
+                f"state '{name}' is slot {slot}; Tasks.vy marks result slots up to {MAX_RESULT_SLOT}. Post with --no-result."
+            )
+        if value is not None and value.nbytes > MAX_RESULT_BYTES:
+            raise ResultError(
+                f"state '{name}' is {value.nbytes:,} bytes; Availability.vy publishes at most {MAX_RESULT_BYTES:,} "
+                "per tensor. Post with --no-result, or keep the result smaller."
+            )
+    return mask_of(program.state_slots)
+
+
+def unpublishable(values: Sequence[np.ndarray | None], mask: int) -> str | None:
+    """Why the final state `values` (one per slot) cannot meet a result `mask`, or None."""
+    for slot in slots_of(mask):
+        if slot >= len(values) or values[slot] is None:
+            return f"result slot {slot} is empty in the final state"
+        if int(values[slot].nbytes) > MAX_RESULT_BYTES:  # type: ignore[union-attr]
+            return f"result slot {slot} holds {values[slot].nbytes:,} bytes, above {MAX_RESULT_BYTES:,}"  # type: ignore[union-attr]
+    return None
+
+
+def openings(trace: Any, mask: int) -> list[tuple[int, np.ndarray, SlotOpening]]:
+    """(slot, value, opening in the final state) of each result slot of a finished trace."""
+    program = trace.program
+    final = trace.values_at(program.steps, 0)
+    why = unpublishable(final, mask)
+    if why is not None:
+        raise ResultError(f"{why}; this claim's result cannot be published.")
+    return [(slot, final[slot], trace.open_slot(program.steps, 0, slot)) for slot in slots_of(mask)]  # type: ignore[misc]
+
+
+def publish(court: Any, trace: Any, claim_id: int, mask: int) -> list[Any]:
+    """Publish the result slots `mask` of our claim `claim_id` from our `trace`, from the court's
+    account: each tensor's bytes on Availability.vy (unless already there), then its proof on
+    Tasks.vy. The receipts. (The daemons send the same calls through their journal.)"""
+    receipts = []
+    for _slot, value, opening in openings(trace, mask):
+        if not court.availability.functions.available(opening.commitment).call():
+            receipts.append(court.chain.send_raw(court.availability.address, av.calldata(*av.payload(value)), "publish result bytes"))
+        receipts.append(court.chain.send(record_call(court.tasks, claim_id, opening), "publish_result"))
+    return receipts
+
+
+def publication(w3: Any, availability: Any, array: np.ndarray) -> RawCall:
+    """The Availability.publish call that puts `array`'s bytes on the chain."""
+    return RawCall(w3, availability.address, av.calldata(*av.payload(array)), "publish")
+
+
+def record_call(tasks: Any, claim_id: int, opening: SlotOpening) -> Any:
+    """The Tasks.publish_result call that records an opened slot of the claim's final state."""
+    return tasks.functions.publish_result(claim_id, opening.index, opening.commitment, list(opening.proof))
+
+
+def fetch(court: Any, task_id: int, claim_id: int) -> dict[int, np.ndarray]:
+    """The result tensors of a claim, slot by slot, each read from the calldata of its
+    publication and checked against the commitment Tasks.vy recorded for that slot."""
+    mask = int(court.tasks.functions.result_slots(task_id).call())
+    if mask == 0:
+        raise ResultError(f"task {task_id} asked for no result slots: it has only its final root.")
+    published = int(court.tasks.functions.published(claim_id).call())
+    missing = [s for s in slots_of(mask) if not published >> s & 1]
+    if missing:
+        raise ResultError(
+            f"claim {claim_id} has not published result slot(s) {', '.join(map(str, missing))}; "
+            "it cannot be finalized until it does."
+        )
+    recorded: dict[int, bytes] = {}
+    for log in court.deployment.logs(court.tasks.events.ResultPublished(), {"claim_id": claim_id}):
+        recorded.setdefault(int(log["args"]["slot"]), bytes(log["args"]["commitment"]))
+    out: dict[int, np.ndarray] = {}
+    for slot in slots_of(mask):
+        if slot not in recorded:
+            raise ResultError(f"no ResultPublished event of claim {claim_id} for slot {slot}; is the node's log index complete?")
+        # checked against the commitment Tasks.vy proved to be this slot of the claimed state
+        out[slot] = av.fetch_tensor(court.chain.w3, court.availability, recorded[slot], court.deployment.block)
+    return out
+
+
+__all__ = [
+    "MAX_RESULT_BYTES",
+    "MAX_RESULT_SLOT",
+    "ResultError",
+    "default_result",
+    "fetch",
+    "mask_of",
+    "openings",
+    "publication",
+    "publish",
+    "record_call",
+    "slots_of",
+    "unpublishable",
+]
