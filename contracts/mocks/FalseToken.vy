@@ -1,9 +1,11 @@
 # pragma version ~=0.4.3
 """
-@title Test-only ERC-20 that can report failure by returning False
+@title Test-only ERC-20 that can report failure by returning False, or take a fee
 @notice Some ERC-20s signal a failed transfer by returning False instead of reverting. While
         `failing` is set, `transfer`, `transferFrom` and `approve` move nothing and return
         False, so tests can check that a contract refuses to go on when a token call fails.
+        With `fee` set, `transferFrom` delivers `fee` less than asked (and burns it), as
+        fee-on-transfer tokens do.
 """
 
 # holder => balance
@@ -14,6 +16,13 @@ allowance: public(HashMap[address, HashMap[address, uint256]])
 totalSupply: public(uint256)
 # while set, transfers and approvals return False and change nothing
 failing: public(bool)
+# burned from every transferFrom: the receiver gets amount - fee
+fee: public(uint256)
+
+
+@external
+def set_fee(fee: uint256):
+    self.fee = fee
 
 
 @external
@@ -48,7 +57,8 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
         return False
     self.allowance[owner][msg.sender] -= amount
     self.balanceOf[owner] -= amount
-    self.balanceOf[to] += amount
+    self.balanceOf[to] += amount - self.fee
+    self.totalSupply -= self.fee
     return True
 
 

@@ -35,6 +35,7 @@ SUITE = (
     "Attestations",
     "Availability",
     "Market",
+    "Pool",
 )
 DEPLOYMENTS = home() / "deployments.json"
 
