@@ -164,7 +164,7 @@ def post_task(
     themselves. With `result`, the program's state slots are the task's result (SPEC 7.11):
     a claim is finalized only once the solver has published them on-chain."""
     from verifier.market import results
-    from verifier.market.content import ContentStore, cid_of_digest, digest_of
+    from verifier.market.content import ContentStore, digest_of
 
     program = load_program(program_path, steps=steps)  # refuses programs the contracts cannot prove
     result_slots = results.default_result(program) if result else 0
@@ -224,7 +224,7 @@ def post_task(
         "resumed": resumed,
         "program_id": hex32(program.id),
         "program": str(program_path),
-        "program_cid": cid_of_digest(bytes(ev["program_cid"])) if any(bytes(ev["program_cid"])) else None,
+        "program_cid": _cid_or_none(bytes(ev["program_cid"])),
         "result_slots": results.slots_of(int(court.tasks.functions.result_slots(ev["task_id"]).call())),
         "steps": program.steps,
         "reward": str(reward),
@@ -246,7 +246,6 @@ def task_program(
         ContentError,
         ContentMissing,
         ContentStore,
-        cid_of_digest,
     )
 
     court = session.court
@@ -255,11 +254,10 @@ def task_program(
         where = str(program_path)
         model = read_model(program_path)
     else:
-        logs = court.deployment.logs(court.tasks.events.TaskPosted(), {"task_id": task_id})
-        digest = bytes(logs[0]["args"]["program_cid"]) if logs else bytes(32)
-        if not any(digest):
+        found = program_cid(court, task_id)
+        if found is None:
             return None
-        where = cid_of_digest(digest)
+        where = found
         try:
             data = (store or ContentStore()).get(where)
         except ContentMissing:
@@ -323,15 +321,24 @@ def task_result(
     }
 
 
+def program_cid(court: Court, task_id: int) -> str | None:
+    """The CID of the program file the task's poster logged (`TaskPosted.program_cid`), or None."""
+    logs = court.deployment.logs(court.tasks.events.TaskPosted(), {"task_id": task_id})
+    return _cid_or_none(bytes(logs[0]["args"]["program_cid"])) if logs else None
+
+
+def _cid_or_none(digest: bytes) -> str | None:
+    from verifier.market.content import cid_of_digest
+
+    return cid_of_digest(digest) if any(digest) else None
+
+
 def show_task(session: Session, task_id: int) -> dict[str, Any]:
     from verifier.market import results
-    from verifier.market.content import cid_of_digest
 
     court = session.court
     view = _task_view(court, task_id, task_record(court, task_id), session.now())
-    logs = court.deployment.logs(court.tasks.events.TaskPosted(), {"task_id": task_id})
-    digest = bytes(logs[0]["args"]["program_cid"]) if logs else bytes(32)
-    view["program_cid"] = cid_of_digest(digest) if any(digest) else None
+    view["program_cid"] = program_cid(court, task_id)
     view["result_slots"] = results.slots_of(int(court.tasks.functions.result_slots(task_id).call()))
     return view
 
