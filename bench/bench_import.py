@@ -5,7 +5,9 @@
 For each model the tests import (scikit-learn MLP and logistic regression on breast cancer and
 digits via skl2onnx, a convnet and a residual convnet on 8x8 digits written as torch.onnx.export
 writes them, and onnxruntime's QDQ, QOperator and dynamic quantizations of the MLPs and the
-residual convnet): the import time, and the float and integer accuracy on the held-out rows.
+residual convnet; where torch is installed, five PyTorch models trained on digits and exported by
+both of torch.onnx.export's exporters): the import time, and the float and integer accuracy on
+the held-out rows.
 
 Then traced inference of the residual convnet: `Trace(program).run()` of the inference program
 over `--rows` held-out rows (every step's state committed) against onnxruntime float32 running
@@ -52,6 +54,17 @@ def _models() -> list[tuple[str, bytes, tuple]]:
         out.append((f"convnet{' residual' if residual else ''} / digits 8x8", convnet(residual), image_split()))
     for fmt in ("qdq", "qoperator", "dynamic"):
         out.append((f"convnet residual / digits 8x8 / {fmt}", quantized(convnet(True), fmt, "images"), image_split()))
+    try:
+        import torch  # noqa: F401 - the torch extra; without it those rows are left out
+    except ImportError:
+        print("torch is not installed: the torch.onnx.export models are left out (pip install -e '.[test,torch]')")
+        return out
+    from _torch import EXPORTERS, MODELS, digits
+    from _torch import exported as torch_exported
+
+    for name in sorted(MODELS):
+        for exporter in EXPORTERS:
+            out.append((f"torch {name} / digits / {exporter}", torch_exported(name, exporter), digits(name)))
     return out
 
 

@@ -28,6 +28,8 @@ INPUT_HEADROOM = 4.0
 INPUT_FLOOR = 256.0
 WEIGHT_MAX = 32_767  # weights are 16-bit, per output column (int8 lost a point on digits)
 TABLE_HALF = 2_048  # Sigmoid/Tanh tables cover [-2048, 2048] input steps
+EXP_STEP_BITS = 8  # Softmax: exp looked up at steps of 2^-8 of max(z) - z ...
+EXP_REACH = 16  # ... over [0, 16] (exp(-16) * ACT_MAX rounds to 0)
 EXACT_LIMIT = 2**53  # every value stays exactly representable in float64 (the fast paths' test)
 MULT_BITS = 15  # requant multipliers have at most 15 significant bits
 ROUNDING = "q_out = clip(trunc((q * M + sign(q * M) * 2^(k-1)) / 2^k), -L, L): half away from zero"
@@ -106,8 +108,9 @@ def max_of(scale: np.ndarray | None) -> float:
 class Builder:
     """Walks the float graph in order and emits the integer graph."""
 
-    def __init__(self, calib: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]):
+    def __init__(self, calib: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], opset: int = OPSET):
         self.e = Emitter()
+        self.opset = opset  # the source model's default-domain opset (attribute defaults differ by it)
         self.env: dict[str, QTensor] = {}
         self.consts: dict[str, np.ndarray] = {}
         self.calib = calib

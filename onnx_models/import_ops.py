@@ -16,6 +16,8 @@ from onnx import TensorProto, helper
 from onnx_models.fixedpoint import (
     ACT_MAX,
     EXACT_LIMIT,
+    EXP_REACH,
+    EXP_STEP_BITS,
     FLOAT_TYPES,
     MULT_BITS,
     TABLE_HALF,
@@ -293,7 +295,29 @@ def _h_softmax(b: Builder, node: onnx.NodeProto) -> None:
         b.put(node.output[0], b.get(node, node.input[0]), track=False)
         b.standins.add(node.output[0])
         return
-    raise b.refuse(node, "Softmax whose result is used as a value", "end the graph at the logits or an ArgMax")
+    if node.op_type != "Softmax":
+        raise b.refuse(node, "QLinearSoftmax whose result is used as a value", "end the graph at the logits or an ArgMax")
+    q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+    if q.scale is None:
+        raise b.refuse(node, "applied to an integer index", "export the model without it")
+    rank = len(q.shape)
+    axis = int(attrs(node).get("axis", -1 if b.opset >= 13 else 1)) % rank
+    if axis != rank - 1 or axis == 0:
+        raise b.refuse(node, "Softmax over an axis other than the last", "export it over the last axis (dim=-1)")
+    # exp(-(max - z)) from a table at steps of 2^-EXP_STEP_BITS over [0, EXP_REACH]; the
+    # probabilities are e * ACT_MAX / sum(e), rounded half up (every term is non-negative)
+    axes = b.e.const(i64([axis]), "axes")
+    top = b.e.op("ReduceMax", [q.name, axes], "softmax_max", keepdims=1)
+    gap = QTensor(b.e.op("Sub", [top, q.name], "softmax_gap"), q.shape, q.scale, 2 * q.bound)
+    steps = EXP_REACH << EXP_STEP_BITS
+    index = b.requant(gap, np.asarray(2.0**-EXP_STEP_BITS), steps, node, lo=0)
+    grid = np.arange(steps + 1, dtype=np.float64) / 2**EXP_STEP_BITS
+    table = round_half_away(np.exp(-grid) * ACT_MAX)
+    e = b.e.op("Gather", [b.e.const(table, "exp_table"), index.name], "softmax_exp", axis=0)
+    total = b.e.op("ReduceSum", [e, axes], "softmax_sum", keepdims=1)  # >= ACT_MAX: the max's own entry
+    twice = b.e.op("Add", [b.e.op("Mul", [e, b.e.const(i64(2 * ACT_MAX))]), total])
+    p = b.e.op("Div", [twice, b.e.op("Mul", [total, b.e.const(i64(2))])], "softmax")
+    b.put(node.output[0], QTensor(p, q.shape, np.asarray(1.0 / ACT_MAX), ACT_MAX))
 
 
 def _only_argmax(b: Builder, name: str) -> bool:
@@ -560,6 +584,46 @@ def _h_global_avgpool(b: Builder, node: onnx.NodeProto) -> None:
     b.put(node.output[0], QTensor(total, tuple(b.shapes[node.output[0]]), np.asarray(q.scale) / count, q.bound * count))
 
 
+def _reduce_axes(b: Builder, node: onnx.NodeProto, rank: int) -> list[int]:
+    """A reduction's axes (an attribute before opset 18, a constant input from it), refusing
+    one over the batch: each row of a step is computed on its own."""
+    a = attrs(node)
+    if len(node.input) > 1 and node.input[1]:
+        given = b.const_of(node.input[1])
+        if given is None:
+            raise b.refuse(node, "the axes are not constant", "make them an initializer")
+        axes = [int(v) for v in np.asarray(given).reshape(-1)]
+    else:
+        axes = [int(v) for v in a.get("axes", [])]
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            raise b.refuse(node, "an empty reduction", "export the model without it")
+        axes = list(range(rank))
+    axes = sorted({ax % rank for ax in axes})
+    if 0 in axes:
+        raise b.refuse(node, "it reduces over the batch dimension", "reduce within each row only")
+    return axes
+
+
+def _h_reduce(b: Builder, node: onnx.NodeProto) -> None:
+    """ReduceSum, ReduceMean and ReduceMax within each row; a mean is the sum at a finer scale
+    (exact, as for GlobalAveragePool)."""
+    q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+    if q.scale is None:
+        raise b.refuse(node, "applied to an integer index", "export the model without it")
+    axes = _reduce_axes(b, node, len(q.shape))
+    keep = int(attrs(node).get("keepdims", 1))
+    count = int(np.prod([q.shape[ax] for ax in axes]))
+    op = "ReduceMax" if node.op_type == "ReduceMax" else "ReduceSum"
+    out = b.e.op(op, [q.name, b.e.const(i64(axes), "axes")], op.lower(), keepdims=keep)
+    shape = tuple(b.shapes[node.output[0]])
+    if node.op_type == "ReduceMax":
+        b.put(node.output[0], QTensor(out, shape, q.scale, q.bound))
+    else:
+        scale = np.asarray(q.scale) / count if node.op_type == "ReduceMean" else q.scale
+        b.put(node.output[0], QTensor(out, shape, scale, q.bound * count))
+
+
 HANDLERS: dict[str, Callable[[Builder, onnx.NodeProto], None]] = {
     "Identity": lambda b, n: _standin(b, n) or _h_alias(b, n),
     "Dropout": _h_alias,
@@ -588,6 +652,9 @@ HANDLERS: dict[str, Callable[[Builder, onnx.NodeProto], None]] = {
     "MaxPool": _h_maxpool,
     "AveragePool": _h_avgpool,
     "GlobalAveragePool": _h_global_avgpool,
+    "ReduceMean": _h_reduce,
+    "ReduceSum": _h_reduce,
+    "ReduceMax": _h_reduce,
     # ai.onnx.ml, as skl2onnx writes scikit-learn pipelines
     "Scaler": _h_scaler,
     "LinearClassifier": _h_linear_classifier,

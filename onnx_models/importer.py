@@ -83,7 +83,15 @@ def _float_session(model: onnx.ModelProto, names: Sequence[str]) -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own pybind types
+        raise ImportRefused(f"onnxruntime cannot run the float model: {_first_line(e)}; fix the export (onnx.checker helps).") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:300]
 
 
 def float_runs(model: onnx.ModelProto, names: Sequence[str], *row_sets: np.ndarray) -> list[dict[str, np.ndarray]]:
@@ -91,7 +99,10 @@ def float_runs(model: onnx.ModelProto, names: Sequence[str], *row_sets: np.ndarr
     sess = _float_session(model, names)
     runs = []
     for rows in row_sets:
-        outs = sess.run(list(names), {model.graph.input[0].name: np.asarray(rows, dtype=np.float32)})
+        try:
+            outs = sess.run(list(names), {model.graph.input[0].name: np.asarray(rows, dtype=np.float32)})
+        except Exception as e:  # noqa: BLE001
+            raise ImportRefused(f"onnxruntime cannot run the float model on these rows: {_first_line(e)}; check the rows' shape.") from None
         runs.append({n: np.asarray(v) for n, v in zip(names, outs)})
     return runs
 
@@ -223,7 +234,8 @@ def import_model(source: Any, calibration: np.ndarray, *, batch: int = 32, max_e
         full, single = calib[n].shape, one[n].shape
         shapes[n] = tuple(batch if (a != b and a == len(x) and b == 1) else a for a, b in zip(full, single))
 
-    b = Builder(calib, shapes)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
+    b = Builder(calib, shapes, opset)
     b.consts = consts
     for node in nodes:
         for i in node.input:
@@ -372,10 +384,35 @@ def evaluate(source: Any, imported: Imported, x: np.ndarray, y: np.ndarray | Non
     iv = (y_int.astype(np.float64) * float(imported.output_scale)).reshape(len(x), -1)  # type: ignore[arg-type]
     err = np.abs(fv - iv)
     f_m = i_m = None
+    if y is not None and _class_labels(y, len(x), fv.shape[1]) is not None:
+        # class scores (logits or probabilities, as torch exports a classifier): the label is
+        # the top score; ties go to the first, as ArgMax's
+        yy = _class_labels(y, len(x), fv.shape[1])
+        f_lab, i_lab = fv.argmax(axis=1), iv.argmax(axis=1)
+        f_m, i_m = float(np.mean(f_lab == yy)) * 100, float(np.mean(i_lab == yy)) * 100
+        agreement = float(np.mean(f_lab == i_lab)) * 100
+        return Report(len(x), "scores", f_m, i_m, "accuracy %", agreement, float(err.max()), float(err.mean()), layers)
     if y is not None:
         yy = np.asarray(y, dtype=np.float64).reshape(len(x), -1)
+        if yy.shape[1] != fv.shape[1]:
+            raise ImportRefused(
+                f"the labels have {yy.shape[1]} value(s) a row and the model outputs {fv.shape[1]}; "
+                "pass one target per output, or class numbers 0..C-1 for a classifier's C scores."
+            )
         f_m, i_m = _r2(yy, fv), _r2(yy, iv)
     return Report(len(x), "value", f_m, i_m, "R^2 x 100", None, float(err.max()), float(err.mean()), layers)
+
+
+def _class_labels(y: np.ndarray, rows: int, columns: int) -> np.ndarray | None:
+    """`y` as class numbers if it is one whole number in 0..columns-1 a row and the model
+    outputs columns >= 2 scores a row; None otherwise (a regression's targets)."""
+    yy = np.asarray(y)
+    if columns < 2 or yy.size != rows:
+        return None
+    flat = yy.reshape(-1).astype(np.float64)
+    if not np.all(flat == np.round(flat)) or flat.min() < 0 or flat.max() >= columns:
+        return None
+    return flat.astype(np.int64)
 
 
 def _r2(y: np.ndarray, p: np.ndarray) -> float:

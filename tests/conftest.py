@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,9 @@ def no_trace_left_behind() -> Iterator[None]:
     from verifier.engine.trace import Trace
 
     gc.collect()
-    owned = {o.dir.name for o in gc.get_objects() if isinstance(o, Trace)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # isinstance on a library's deprecated lazy objects warns
+        owned = {o.dir.name for o in gc.get_objects() if isinstance(o, Trace)}
     left = sorted(p.name for p in Path(tempfile.gettempdir()).glob(TRACE_DIRS) if p.name not in owned)
     assert not left, f"{len(left)} trace directories left in the temporary folder: {left[:5]}"
 

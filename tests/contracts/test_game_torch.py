@@ -1,0 +1,62 @@
+"""The game on models exported by torch.onnx.export itself (tests/onnx_models/_torch.py): the
+residual convnet from the torch.export exporter and the Softmax-output MLP from the TorchScript
+one, imported and run over rows as inference programs. A claim with one wrong element at the
+program's largest node is caught on-chain, and the honest claim survives a wrong challenger."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "onnx_models"))
+
+from _court import BoaOracle, as_cheat
+from _torch import digits, exported
+from test_game_imported import _largest_node
+from test_game_rules import WrongElement, new_match, play
+
+from onnx_models import importer
+from verifier.court.game import Outcome
+from verifier.engine.program import load_program
+from verifier.engine.trace import Trace
+
+MODELS = [("residual", "dynamo"), ("mlp_softmax", "torchscript")]
+
+
+def _program(which: tuple[str, str], cls=None, **attrs):  # noqa: ANN001, ANN202
+    name, exporter = which
+    x_train, x_test, _, _ = digits(name)
+    imp = importer.import_model(exported(name, exporter), x_train, batch=4)
+    p = load_program(importer.inference_program(imp, importer.quantize_rows(x_test[:12], imp.input_scales)))
+    return as_cheat(p, cls, **attrs)
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=["-".join(m) for m in MODELS])
+def honest(request):  # noqa: ANN001, ANN201
+    p = _program(request.param)
+    tr = Trace(p, checkpoint_every=1)
+    tr.run()
+    yield request.param, p, tr
+    tr.close()
+
+
+def test_wrong_element_at_largest_node__caught(court, honest) -> None:  # noqa: ANN001
+    which, prog, honest_trace = honest
+    node = _largest_node(prog)
+    with Trace(_program(which, WrongElement, target=(1, node), element=3, delta=1 << 20), checkpoint_every=1) as cheat:
+        claim = cheat.run()
+        assert claim != honest_trace.final_root
+        m = new_match(court, BoaOracle(court), cheat, honest_trace, claim, prog)
+        assert play(m, "challenger") == Outcome.CHALLENGER_WON
+
+
+def test_honest_claim__survives_wrong_challenger(court, honest) -> None:  # noqa: ANN001
+    which, prog, honest_trace = honest
+    with Trace(
+        _program(which, WrongElement, target=(2, _largest_node(prog)), element=0, delta=1 << 20), checkpoint_every=1
+    ) as wrong:
+        wrong.run()
+        m = new_match(court, BoaOracle(court), honest_trace, wrong, honest_trace.final_root, prog)
+        assert play(m, "solver") == Outcome.SOLVER_WON
