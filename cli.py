@@ -299,6 +299,10 @@ def build_train(
     description: Annotated[Path, typer.Argument(help="The model description, JSON (layers, loss, optimizer, schedule).")],
     data: Annotated[Path, typer.Option("--data", help="The training rows with labels: .npz (X, y), .npy or .csv.")],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the training program.")],
+    torch_model: Annotated[
+        str | None,
+        typer.Option("--torch", help="The layers as a PyTorch nn.Sequential: FILE.py (its `model`) or FILE.py:NAME."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Build a fixed-point training program (forward, backward, SGD update, batch selection).
@@ -310,13 +314,17 @@ def build_train(
     rows shaped (H, W) or (C, H, W), then flatten, linear, relu and leaky_relu; losses
     softmax_cross_entropy and mse.
 
+    With --torch, the layers come from an nn.Sequential of Linear, Conv2d, ReLU, LeakyReLU,
+    MaxPool2d, AvgPool2d and Flatten, and the description holds the rest (its architecture
+    only: the initial weights come from the description's seed).
+
     Example: bisectml build train model.json --data train.npz --out train.onnx
     """
     from verifier.app.build import build_train as build
     from verifier.core.errors import BisectmlError
 
     try:
-        result = build(str(description), str(data), str(out_file))
+        result = build(str(description), str(data), str(out_file), torch_model)
     except BisectmlError as e:
         fail(str(e))
     if as_json:

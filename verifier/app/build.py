@@ -21,27 +21,37 @@ from verifier.app.bring import _write_atomic, load_rows
 from verifier.core.errors import ProgramError
 
 
-def _spec(path: str) -> Any:
-    from onnx_models import train
-
+def _description(path: str) -> Any:
     p = Path(path)
     if not p.is_file():
         raise ProgramError(f"no model description '{p}'; write one as JSON (see `bisectml build train --help`).")
     try:
-        raw = json.loads(p.read_text())
+        return json.loads(p.read_text())
     except (ValueError, OSError) as e:
         raise ProgramError(f"'{p}' is not JSON: {str(e).splitlines()[0]}; fix the model description.") from None
-    return train.parse_spec(raw)
 
 
-def build_train(spec_path: str, data: str, out: str) -> dict[str, Any]:
+def build_train(spec_path: str, data: str, out: str, torch_model: str | None = None) -> dict[str, Any]:
+    """`torch_model` (FILE.py or FILE.py:NAME) gives the layers as a PyTorch nn.Sequential; the
+    description then holds everything else (loss, optimizer, schedule)."""
     from onnx_models import train
     from verifier.engine.program import load_program
 
-    spec = _spec(spec_path)
+    raw = _description(spec_path)
+    module = None
+    if torch_model is not None:
+        from onnx_models import torch_layers
+
+        if not isinstance(raw, dict) or "layers" in raw:
+            raise ProgramError(f"'{spec_path}' has its own layers; give the layers in the description or with --torch, not both.")
+        module = torch_layers.load_sequential(torch_model)
+        raw = {**raw, "layers": torch_layers.layers_of(module)}
+    spec = train.parse_spec(raw)
     x, y = load_rows(data)
     if y is None:
         raise ProgramError(f"'{data}' has no labels; save them as y in the .npz (or a label column in the .csv).")
+    if module is not None:
+        torch_layers.check_rows(module, tuple(spec.input_shape) or tuple(x.shape[1:]))
     model = train.build_program(spec, x, y)
     program = load_program(model)  # refuse here, not at `task post`
     _write_atomic(model, Path(out))
