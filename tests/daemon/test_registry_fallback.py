@@ -84,3 +84,58 @@ def test_programs_by_cid__every_cid_logged_is_tried_checked_and_failures_reporte
     ]  # fmt: skip
     assert [r["cid"] for r in events if r["event"] == "program_fetched"] == [good]
     assert onnx.load_from_string(store.get(good)) == model
+
+
+def test_programs_by_cid__a_dead_cid_backs_off_a_wrong_one_is_never_fetched_again(tmp_path) -> None:
+    """A fetch that failed is not repeated every tick: the CID is asked for again after 15 s,
+    then 30 s, doubling to at most 900 s, and at once when it has arrived meanwhile; bytes
+    that are another program are fetched once, whatever the clock says."""
+    from verifier.court.chain import Chain, deploy_suite
+    from verifier.court.play import Court, program_task_args
+    from verifier.daemon.registry import RETRY_FIRST_S, RETRY_MAX_S, ProgramsByCid
+    from verifier.market.content import ContentStore, cid_of, digest_of
+
+    chain = Chain.embedded()
+    court = Court(chain, deploy_suite(chain))
+    model, other = accumulator_program(steps=3), accumulator_program(steps=3, seed=1)
+    program = load_program(model)
+    fetched: list[str] = []
+
+    class Counting(ContentStore):
+        def get(self, cid: str) -> bytes:
+            fetched.append(cid)
+            return super().get(cid)
+
+    store = Counting(tmp_path)
+    wrong = store.put(other.SerializeToString())
+    late = cid_of(model.SerializeToString())  # posted before anyone has the file
+    chain.send(court.token.functions.mint(chain.account, 10**20))
+    chain.send(court.token.functions.approve(court.tasks.address, 10**20))
+    a = program_task_args(program)
+    for cid in (wrong, late):
+        now = chain.w3.eth.get_block("latest")["timestamp"]
+        chain.send(court.tasks.functions.post_task(
+            a["graph_root"], a["n_nodes"], a["n_slots"], a["initial_root"], a["dataset_root"], a["steps"],
+            1, 172_800, 172_800, 1, 1, 4, now + 10**6, 0, digest_of(cid)))  # fmt: skip
+    clock = [1000.0]
+    by_cid = ProgramsByCid(court, store, JsonLog("solver", io.StringIO()), clock=lambda: clock[0])
+    task = _task(program.id)
+    task.steps = program.steps
+
+    def tick(seconds: float) -> object:
+        clock[0] += seconds
+        return by_cid.for_task(task)
+
+    assert tick(0) is None and fetched == [wrong, late]
+    delays = []
+    for failures in range(1, 9):
+        delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (failures - 1))
+        assert tick(delay - 1) is None and fetched.count(late) == failures  # not yet
+        assert tick(1) is None and fetched.count(late) == failures + 1  # asked again
+        delays.append(delay)
+    assert delays[:3] == [15, 30, 60] and delays[-1] == RETRY_MAX_S == 900
+    assert fetched.count(wrong) == 1
+    store.put(model.SerializeToString())  # it arrives (ipfs get, a gateway) ...
+    assert tick(RETRY_MAX_S - 1) is None  # ... and is read at the next try
+    found = tick(1)
+    assert found is not None and found.id == program.id and fetched.count(wrong) == 1

@@ -4,6 +4,7 @@ those fetched by the CID a task's poster logged."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -103,16 +104,24 @@ class Registry:
         return p
 
 
+RETRY_FIRST_S = 15.0  # a CID nobody serves yet is asked for again after this ...
+RETRY_MAX_S = 900.0  # ... doubling up to this, so a dead CID does not cost every tick a fetch
+
+
 class ProgramsByCid:
     """Programs fetched by the CID their task's poster logged (`TaskPosted.program_cid`, the
     file's sha2-256): every byte is checked against the CID by the content store, and the
     program against the task's program id. A program that cannot be fetched, or is not the
-    task's, is reported once (an alert) and tried again each tick."""
+    task's, is reported once (an alert). A fetch that failed is tried again with a doubling
+    delay; bytes that arrived but are not the task's program are never fetched again for it
+    (content under a CID never changes)."""
 
-    def __init__(self, court: Any, store: Any, log: JsonLog) -> None:
-        self.court, self.store, self.log = court, store, log
+    def __init__(self, court: Any, store: Any, log: JsonLog, clock: Callable[[], float] = time.monotonic) -> None:
+        self.court, self.store, self.log, self.clock = court, store, log, clock
         # program id -> (the CIDs logged for it, the first block not yet searched)
         self._digests: dict[bytes, tuple[list[bytes], int]] = {}
+        self._retry: dict[str, tuple[int, float]] = {}  # CID -> (failed fetches, next try at)
+        self._refused: set[tuple[str, bytes]] = set()  # (CID, program id): not that program
 
     def _cids(self, pid: bytes) -> list[bytes]:
         """Every CID posted for the program so far (a later task may name one that works)."""
@@ -130,17 +139,31 @@ class ProgramsByCid:
         from verifier.market.content import cid_of_digest
 
         pid = bytes(t.program_id)
+        now = self.clock()
         for digest in self._cids(pid):
             cid = cid_of_digest(digest)
+            if (cid, pid) in self._refused or self._retry.get(cid, (0, now))[1] > now:
+                continue
             try:
-                p = load_program(read_model(self.store.get(cid)), steps=t.steps)
+                data = self.store.get(cid)
             except BisectmlError as e:
+                failures = self._retry.get(cid, (0, now))[0] + 1
+                self._retry[cid] = (failures, now + min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (failures - 1)))
+                self.log.once(f"cid:{cid}:{e}", "program_unavailable", level="alert", program_id=pid, cid=cid, why=str(e))
+                continue
+            self._retry.pop(cid, None)
+            try:
+                p = load_program(read_model(data), steps=t.steps)
+            except BisectmlError as e:
+                self._refused.add((cid, pid))
                 self.log.once(f"cid:{cid}:{e}", "program_unavailable", level="alert", program_id=pid, cid=cid, why=str(e))
                 continue
             if p.id != pid:
+                self._refused.add((cid, pid))
                 self.log.once(f"cidm:{cid}", "program_mismatch", level="alert", program_id=pid, cid=cid, got=p.id)
                 continue
             if p.n_slots > GAME_MAX_SLOTS:
+                self._refused.add((cid, pid))
                 self.log.once(f"cids:{cid}", "program_unavailable", level="alert", program_id=pid, cid=cid,
                               why=f"{p.n_slots} slots; games prove at most {GAME_MAX_SLOTS}")  # fmt: skip
                 continue
