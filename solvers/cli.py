@@ -57,6 +57,14 @@ DeploymentFile = Annotated[
 Observe = Annotated[bool, typer.Option("--observe", help="Log and alert what would be sent; send nothing.")]
 Poll = Annotated[float, typer.Option("--poll", min=0.01, help="Seconds between ticks.")]
 MinReward = Annotated[int, typer.Option("--min-reward", min=0, help="Ignore tasks paying less (token base units).")]
+MinChallengerBond = Annotated[
+    int,
+    typer.Option(
+        "--min-challenger-bond", min=0,
+        help="Solver: ignore tasks whose challenger bond is below this (token base units); each challenge the solver "
+        "wins pays it the bond less the burn, which should cover its gas to play a game.",
+    ),
+]  # fmt: skip
 Cheat = Annotated[
     str | None,
     typer.Option(
@@ -92,7 +100,7 @@ MaxFeeGwei = Annotated[
 
 def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,  # noqa: ANN001, ANN201
            proof_grace, max_ticks, content_dir=None, no_market=False, bump_after=60.0, max_fee_gwei=None,
-           address=None, metrics=None, ipfs_api=None, ipfs_gateway=None):  # fmt: skip
+           address=None, metrics=None, ipfs_api=None, ipfs_gateway=None, min_challenger_bond=0):  # fmt: skip
     from verifier.daemon.loop import Config
 
     return Config(
@@ -101,6 +109,7 @@ def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_
         trace_budget=trace_budget, proof_grace=proof_grace, max_ticks=max_ticks,
         market=not no_market, content_dir=content_dir, bump_after=bump_after, max_fee_gwei=max_fee_gwei,
         address=address, metrics=metrics, ipfs_api=ipfs_api, ipfs_gateway=ipfs_gateway,
+        min_challenger_bond=min_challenger_bond,
     )  # fmt: skip
 
 
@@ -120,6 +129,7 @@ def add_daemon_commands(
         observe: Observe = False,
         poll: Poll = 1.0,
         min_reward: MinReward = 0,
+        min_challenger_bond: MinChallengerBond = 0,
         cheat: Cheat = None,
         trace_budget: TraceBudget = 5.0,
         proof_grace: ProofGrace = 30,
@@ -137,7 +147,7 @@ def add_daemon_commands(
 
         cfg = config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_reward, cheat, trace_budget,
                      proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei, address,
-                     metrics, ipfs_api, ipfs_gateway)  # fmt: skip
+                     metrics, ipfs_api, ipfs_gateway, min_challenger_bond)  # fmt: skip
         raise typer.Exit(main(load(), cfg))
 
     def stop(data_dir: DataDir = default_dir) -> None:

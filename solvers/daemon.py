@@ -243,6 +243,11 @@ class Solver(GameDaemon):
             self.log.once(f"low:{tid}", "task_declined", task=tid, reward=t.reward, min_reward=self.cfg.min_reward)
             self.close("task", tid, "reward too low", persist=False)
             return
+        if t.challenger_bond < self.cfg.min_challenger_bond:
+            self.log.once(f"cb:{tid}", "task_declined", task=tid, challenger_bond=t.challenger_bond,
+                          min_challenger_bond=self.cfg.min_challenger_bond)  # fmt: skip
+            self.close("task", tid, "challenger bond too low", persist=False)
+            return
         if t.claim_id != 0:
             return  # a committed or live claim (ours or another's); if it fails the task reopens
         prior = self.court.deployment.logs(self.court.tasks.events.ClaimCommitted(), {"task_id": tid})

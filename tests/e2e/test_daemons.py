@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from _e2e import (
+    CHALLENGER_BOND,
     CLOCK,
     FUNDS,
     PRIZE,
@@ -42,7 +43,10 @@ def test_honest_claim__finalizes_and_pays(suite, fleet, toys) -> None:
     # the same program run for more steps is another program id, served from the same file
     longer = suite.post_task(program(toys(0, steps=16)))
     cheap = suite.post_task(program(p), reward=REWARD - 1)  # below the solver's --min-reward
-    solver = fleet("solver", 1, [p], "solver", extra=["--min-reward", str(REWARD)])
+    # a challenger bond below the solver's --min-challenger-bond: swarms against it would be cheap
+    swarmable = suite.post_task(program(p), challenger_bond=CHALLENGER_BOND - 1)
+    solver = fleet("solver", 1, [p], "solver",
+                   extra=["--min-reward", str(REWARD), "--min-challenger-bond", str(CHALLENGER_BOND)])  # fmt: skip
     tower = fleet("challenger", 2, [p], "tower")
     with running(solver, tower):
         cids = wait_until(
@@ -52,7 +56,8 @@ def test_honest_claim__finalizes_and_pays(suite, fleet, toys) -> None:
         cid = cids[0]
         wait_until("the watchtower to agree", lambda: len(tower.events("claim_ok")) == 2, 60, [solver, tower])
         assert suite.claim(cid).state == LIVE  # the window is open: not finalized yet
-        assert any(r["task"] == cheap for r in solver.events("task_declined"))
+        declined = {r["task"]: r for r in solver.events("task_declined")}
+        assert cheap in declined and declined[swarmable]["min_challenger_bond"] == CHALLENGER_BOND
         # idempotent start: a second daemon on the same data dir leaves at once, exit 0
         again = fleet("challenger", 2, [p], "tower").start()
         assert again.proc is not None and again.proc.wait(timeout=60) == 0
@@ -63,7 +68,7 @@ def test_honest_claim__finalizes_and_pays(suite, fleet, toys) -> None:
         # two-phase: each claim was committed, then revealed by its committer
         assert {r["claim"] for r in solver.events("committed")} == set(cids) == {r["claim"] for r in solver.events("revealed")}
         assert {e.args["claim_id"] for e in suite.events("tasks", "ClaimRevealed", solver=solver.address)} == set(cids)
-        assert suite.task(cheap).claim_id == 0
+        assert suite.task(cheap).claim_id == 0 and suite.task(swarmable).claim_id == 0
         # clean shutdown: SIGTERM, exit 0, a "stopped" line, then `stop` finds nothing running
         assert solver.terminate() == 0 and tower.terminate() == 0
     assert solver.events("stopped") and tower.events("stopped")

@@ -80,6 +80,9 @@ class Config:
     observe: bool = False
     poll: float = 1.0
     min_reward: int = 0
+    # decline tasks whose challenger bond is below this: a small bond makes a swarm of challenges
+    # against the solver cheap (docs/SPEC.md 7.9); the market's tasks already have a floor
+    min_challenger_bond: int = 0
     cheat: str | None = None
     trace_budget: float = 5.0  # seconds of trace computation per tick, after the urgent work
     proof_grace: int = 30  # chain seconds an honest solver waits before sending a proof itself
