@@ -58,13 +58,15 @@ MAPPING: dict[str, list[str]] = {
     "Attestations.vy": [f"{TESTS}/test_attestations.py", f"{TESTS}/test_attestations_invariants.py"],
     # the anvil test deploys the compiled artifacts, not the mutated copy
     "Pool.vy": [f"{TESTS}/test_pool.py", f"--deselect={TESTS}/test_pool.py::test_pool_on_anvil__the_same_contract_trades_and_averages_on_a_node"],
+    # the chain tests deploy the compiled artifacts, not the mutated copy
+    "Availability.vy": [f"{TESTS}/test_availability.py", "-k", "not fetch_tensor and not market_client"],
     # test_reasons__ reads the source (every E_ code used somewhere), so it would kill every deleted
     # check by its text alone; the mutants must die of behaviour
     "Market.vy": [f"{TESTS}/test_market.py", f"{TESTS}/test_market_attacks.py", f"{TESTS}/test_game_market.py",
                   f"{TESTS}/test_market_invariants.py",
                   f"--deselect={TESTS}/test_market.py::test_reasons__every_code_names_exactly_one_reason"],
 }
-DEFAULT_CONTRACTS = ["Game.vy", "Referee.vy", "Tasks.vy", "Market.vy", "Attestations.vy", "Pool.vy"]
+DEFAULT_CONTRACTS = ["Game.vy", "Referee.vy", "Tasks.vy", "Market.vy", "Attestations.vy", "Pool.vy", "Availability.vy"]
 
 KILLED, SURVIVED, TIMEOUT, NOT_COMPILABLE, ERROR = "killed", "survived", "timeout", "not-compilable", "error"
 

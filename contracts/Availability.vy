@@ -22,6 +22,14 @@ CHUNK: constant(uint256) = 2048
 MAX_CHUNKS: constant(uint256) = 256
 # the data follows the selector and the header word in the calldata
 DATA_START: constant(uint256) = 4 + 32
+# A tensor of any size up to 64 MiB can also be published in parts of 32 chunks (64 KiB, under
+# the 128 KiB a node's mempool accepts in one transaction), then assembled: each part is an
+# aligned subtree of the tensor's chunk tree, so its root is a node of that tree (SPEC 8.10).
+PART_CHUNKS: constant(uint256) = 32
+PART_HEIGHT: constant(uint256) = 5
+MAX_PARTS: constant(uint256) = 1024
+# a part's data follows the selector, the header word and the part index
+PART_DATA_START: constant(uint256) = 4 + 64
 
 
 event Published:
@@ -32,8 +40,19 @@ event Published:
     size: uint256
 
 
+event PartPublished:
+    # keccak256(header || index || root): what `assemble` looks up
+    part: indexed(bytes32)
+    publisher: indexed(address)
+    header: bytes32
+    index: uint256
+    root: bytes32
+
+
 # tensor commitment => its bytes were published here
 available: public(HashMap[bytes32, bool])
+# part_key(header, index, root) => those chunks were published here
+parts: public(HashMap[bytes32, bool])
 
 
 @external
@@ -64,3 +83,92 @@ def publish(header: bytes32) -> bytes32:
     self.available[commitment] = True
     log Published(commitment=commitment, publisher=msg.sender, header=header, size=size)
     return commitment
+
+
+@external
+def publish_part(header: bytes32, index: uint256) -> bytes32:
+    """
+    @notice Publishes part `index` of a tensor: the calldata after the header and the index is
+            that part's chunks (32, or what is left in the last part), the last one zero-padded.
+            Records and returns the part's root, the node of the tensor's chunk tree above them.
+    @param header The tensor's canonical header word (SPEC 1.3).
+    @param index The part: chunks 32 * index .. 32 * index + 31.
+    """
+    assert tensor._is_canonical_header(header), "availability: not a canonical header"
+    size: uint256 = tensor._size(header) * tensor._width(tensor._dtype(header))
+    chunks: uint256 = max(1, (size + CHUNK - 1) // CHUNK)
+    assert chunks <= MAX_PARTS * PART_CHUNKS, "availability: tensor too large"
+    n_parts: uint256 = (chunks + PART_CHUNKS - 1) // PART_CHUNKS
+    assert index < n_parts, "availability: part out of range"
+    count: uint256 = min(PART_CHUNKS, chunks - index * PART_CHUNKS)
+    assert len(msg.data) == PART_DATA_START + count * CHUNK, "availability: data is not the part's whole chunks"
+    leaves: DynArray[bytes32, merkle.MAX_SLOTS] = []
+    chunk: Bytes[CHUNK] = b""
+    for j: uint256 in range(PART_CHUNKS):
+        if j == count:
+            break
+        chunk = slice(msg.data, PART_DATA_START + j * CHUNK, CHUNK)
+        leaves.append(keccak256(concat(b"\x00", chunk)))
+    if index == n_parts - 1:
+        assert merkle._zero_from(chunk, size - (chunks - 1) * CHUNK), "availability: padding is not zero"
+    # lift the part's own tree to the height its subtree has in the tensor's tree
+    root: bytes32 = merkle._merkle(leaves)
+    for h: uint256 in range(PART_HEIGHT):
+        if h >= min(PART_HEIGHT, merkle._depth(chunks)):
+            break
+        if h >= merkle._depth(count):
+            root = keccak256(concat(b"\x01", root, merkle._zero(h)))
+    key: bytes32 = self._part_key(header, index, root)
+    self.parts[key] = True
+    log PartPublished(part=key, publisher=msg.sender, header=header, index=index, root=root)
+    return root
+
+
+@external
+def assemble(header: bytes32, roots: DynArray[bytes32, MAX_PARTS]) -> bytes32:
+    """
+    @notice Makes a tensor published in parts available: `roots` are its parts' roots, in order,
+            each published; records and returns the tensor's commitment.
+    @dev No header check of its own: `publish_part` refuses a non-canonical header, so no part of
+         one exists and the first lookup below reverts.
+    """
+    size: uint256 = tensor._size(header) * tensor._width(tensor._dtype(header))
+    chunks: uint256 = max(1, (size + CHUNK - 1) // CHUNK)
+    assert chunks <= MAX_PARTS * PART_CHUNKS, "availability: tensor too large"
+    assert len(roots) == (chunks + PART_CHUNKS - 1) // PART_CHUNKS, "availability: wrong number of parts"
+    for i: uint256 in range(MAX_PARTS):
+        if i == len(roots):
+            break
+        assert self.parts[self._part_key(header, i, roots[i])], "availability: part not published"
+    # the parts are the tree's nodes at height min(5, depth): fold them, padding with Z_5
+    level: DynArray[bytes32, MAX_PARTS] = roots
+    z: bytes32 = merkle._zero(PART_HEIGHT)
+    for _: uint256 in range(11):
+        if len(level) <= 1:
+            break
+        up: DynArray[bytes32, MAX_PARTS] = []
+        for i: uint256 in range(MAX_PARTS // 2):
+            if 2 * i >= len(level):
+                break
+            right: bytes32 = z
+            if 2 * i + 1 < len(level):
+                right = level[2 * i + 1]
+            up.append(keccak256(concat(b"\x01", level[2 * i], right)))
+        level = up
+        z = keccak256(concat(b"\x01", z, z))
+    commitment: bytes32 = keccak256(concat(b"\x02", header, level[0]))
+    self.available[commitment] = True
+    log Published(commitment=commitment, publisher=msg.sender, header=header, size=size)
+    return commitment
+
+
+@pure
+@external
+def part_key(header: bytes32, index: uint256, root: bytes32) -> bytes32:
+    return self._part_key(header, index, root)
+
+
+@pure
+@internal
+def _part_key(header: bytes32, index: uint256, root: bytes32) -> bytes32:
+    return keccak256(concat(header, convert(index, bytes32), root))

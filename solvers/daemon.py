@@ -198,8 +198,10 @@ class Solver(GameDaemon):
             return
         for slot, value, opening in pending:
             if not court.availability.functions.available(opening.commitment).call():
-                call = results.publication(court.chain.w3, court.availability, value)
-                self.sender.send(f"avail:{cid}:{slot}", call, claim=cid, slot=slot, bytes=int(value.nbytes))
+                for key, call in results.publication(court.chain.w3, court.availability, value):
+                    if key == "assemble" and len(results.publication(court.chain.w3, court.availability, value)) > 1:
+                        return  # a part is not on the chain yet: assemble on a later tick
+                    self.sender.send(f"avail:{cid}:{slot}:{key}", call, claim=cid, slot=slot, bytes=int(value.nbytes))
             receipt = self.sender.send(f"result:{cid}:{slot}", results.record_call(court.tasks, cid, opening), claim=cid, slot=slot)
             if receipt is not None:
                 self.log("result_published", claim=cid, task=c.task_id, slot=slot, commitment=opening.commitment)

@@ -160,12 +160,50 @@ def test_task_without_result__finalizes_on_the_root_and_has_no_result(world, tmp
     _refused(["task", "result", str(posted["task_id"]), "--out", str(tmp_path / "r.npz"), *w["rpc"]], "asked for no result slots")
 
 
-def test_task_post__state_too_large_to_publish__refused(anvil, tmp_path) -> None:
-    """A state tensor above what Availability.vy takes cannot be a result: refused before any
-    transaction, with what to do."""
+def test_task_result__above_one_publication__published_in_parts_and_read_back(anvil, tmp_path) -> None:
+    """A 720,000-byte state tensor (above the 512 KiB of one publication, and the 128 KiB a
+    node's mempool takes) is published in 64 KiB parts and assembled; `task result` reads it
+    back from those transactions and it is the claimed slot, byte for byte."""
+    owner = Chain.connect(anvil.url, key=anvil.keys[3])
+    d = deploy_suite(owner)
+    d.save(deployments_path())
+    court = Court(owner, d)
+    solver = court.as_account(owner.with_key(anvil.keys[4]))
+    for who in (owner.account, solver.chain.account):
+        owner.send(court.token.functions.mint(who, 100 * 10**18))
+    big = accumulator_program(steps=2, rows=2, width=300)  # its state w: 300 x 300 int64, 720,000 bytes
+    path = tmp_path / "big.onnx"
+    onnx.save(big, path)
+    program = load_program(path)
+    key = ["--rpc-url", anvil.url, "--key-file", str(_key_file(tmp_path, anvil.keys[3], "k"))]
+    posted = _run("task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+                  "--deadline", "30d", *key)  # fmt: skip
+    tid = posted["task_id"]
+    trace = Trace(program)
+    solver.chain.send(solver.token.functions.approve(solver.tasks.address, 6 * 10**18))
+    cid = solver.claim(tid, trace.run())
+    receipts = results.publish(solver, trace, cid, sum(1 << s for s in program.state_slots))
+    # w: 11 parts and an assembly; acc: one publication; a proof for each slot
+    assert len(receipts) == 11 + 1 + 1 + 2
+    anvil.advance(2 * DAYS + 1)
+    _run("finalize", str(cid), *key)
+    out = tmp_path / "result.npz"
+    got = _run("task", "result", str(tid), "--out", str(out), "--rpc-url", anvil.url)
+    assert got["final_root"] == "0x" + trace.final_root.hex()
+    saved = dict(np.load(out))
+    for name, value in trace.final_state().items():
+        assert np.array_equal(saved[name], value)
+    assert saved["w"].nbytes == 720_000
+    trace.close()
+
+
+def test_task_post__state_too_large_to_publish__refused(anvil, tmp_path, monkeypatch) -> None:
+    """A state tensor above what Availability.vy assembles (64 MiB; lowered here to keep the
+    test small) cannot be a result: refused before any transaction, with what to do."""
+    monkeypatch.setattr(results, "MAX_RESULT_BYTES", 700_000)
     owner = Chain.connect(anvil.url, key=anvil.keys[3])
     deploy_suite(owner).save(deployments_path())
-    big = accumulator_program(steps=2, rows=2, width=300)  # its state w: 300 x 300 int64, 720,000 bytes
+    big = accumulator_program(steps=2, rows=2, width=300)  # its state w: 720,000 bytes
     path = tmp_path / "big.onnx"
     onnx.save(big, path)
     nonce = owner.w3.eth.get_transaction_count(owner.account)

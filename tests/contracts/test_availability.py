@@ -128,3 +128,111 @@ def test_market_client__rebuilds_a_dataset_it_never_received_from_the_chain(tmp_
     gx, gy = verifier.dataset_arrays(published["dataset_id"])
     assert np.array_equal(gx, x) and np.array_equal(gy, y)
     assert verifier.store.has(published["cid"])
+
+
+# -- publication in parts (SPEC 8.10): any tensor up to 64 MiB, 64 KiB a transaction ------------
+
+
+def _raw(availability, calldata: bytes):  # noqa: ANN001, ANN202
+    from eth.exceptions import Revert
+    from eth_abi import decode as abi_decode
+
+    try:
+        return boa.env.raw_call(availability.address, data=calldata)
+    except Revert as e:
+        out = bytes(e.args[0])
+        raise Refused(abi_decode(["string"], out[4:])[0] if out[:4] == bytes.fromhex("08c379a0") else out.hex()) from None
+
+
+PART_ARRAYS = [
+    np.arange(3, dtype=np.int8),  # one chunk: one part, its root the data root
+    np.arange(16 * 256, dtype=np.int64),  # 16 chunks: one part of height 4
+    np.arange(32 * 256, dtype=np.int64),  # exactly one full part
+    np.arange(32 * 256 + 1, dtype=np.int64),  # a second part of one chunk, lifted to height 5
+    (np.arange(70 * 2048) % 251).astype(np.int8),  # 70 chunks: 32 + 32 + 6
+    np.arange(300 * 300, dtype=np.int64).reshape(300, 300) - 45_000,  # 720,000 bytes: 352 chunks, 11 parts
+]
+
+
+@pytest.mark.parametrize("array", PART_ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
+def test_parts__assembled_commitment_is_spec_1_3s(availability, array):
+    """Each part's root is the node of the tensor's chunk tree above its chunks, and assembling
+    the roots gives the tensor's commitment, the same as one `publish` of the whole."""
+    from verifier.market.availability import part_calldata, part_key, part_roots
+
+    header, data = payload(array)
+    roots = part_roots(data)
+    assert len(roots) == -(-len(data) // (32 * CHUNK))
+    for i, root in enumerate(roots):
+        assert bytes(_raw(availability, part_calldata(header, data, i)).output) == root
+        assert availability.parts(part_key(header, i, root)) and availability.part_key(header, i, root) == part_key(header, i, root)
+    assert not availability.available(commit_tensor(array)) or len(roots) == 1
+    assert availability.assemble(header, roots) == commit_tensor(array)
+    assert availability.available(commit_tensor(array))
+
+
+def test_parts__refused_unless_each_part_is_the_tensors_own(availability):
+    """A part outside the tensor, a part of the wrong length, non-zero padding in the last part,
+    the wrong number of roots, a root never published (or published under another index or
+    header), and a header too large are all refused; nothing becomes available."""
+    from verifier.market.availability import part_calldata, part_roots
+
+    array = (np.arange(40 * 2048) % 7).astype(np.int8)  # 40 chunks: parts of 32 and 8
+    header, data = payload(array)
+    roots = part_roots(data)
+    for bad, reason in [
+        (part_calldata(header, data, 2), "availability: part out of range"),
+        (part_calldata(header, data, 0)[:-1], "availability: data is not the part's whole chunks"),
+        (part_calldata(header, data, 1) + bytes(CHUNK), "availability: data is not the part's whole chunks"),
+        (part_calldata(bytes([5]) + header[1:], data, 0), "availability: not a canonical header"),
+    ]:
+        with pytest.raises(Refused, match=reason):
+            _raw(availability, bad)
+    # non-zero padding in the last part: 8,190 int8 elements leave two padding bytes
+    short = (np.arange(32 * 2048 + 8190) % 5).astype(np.int8)
+    sh, sd = payload(short)
+    tampered = part_calldata(sh, sd, 1)[:-1] + b"\x01"
+    with pytest.raises(Refused, match="availability: padding is not zero"):
+        _raw(availability, tampered)
+    _raw(availability, part_calldata(header, data, 0))
+    with boa.reverts("availability: part not published"):
+        availability.assemble(header, roots)  # part 1 is missing
+    _raw(availability, part_calldata(header, data, 1))
+    with boa.reverts("availability: wrong number of parts"):
+        availability.assemble(header, roots[:1])
+    with boa.reverts("availability: wrong number of parts"):
+        availability.assemble(header, [*roots, roots[0]])
+    with boa.reverts("availability: part not published"):
+        availability.assemble(header, roots[::-1])  # each root under its own index only
+    other = bytes([3, 1]) + (40 * 2048 + 1).to_bytes(4, "big") + bytes(26)  # another size, the same two parts
+    with boa.reverts("availability: part not published"):
+        availability.assemble(other, roots)
+    with boa.reverts("availability: part not published"):  # no part of a non-canonical header exists
+        availability.assemble(header[:-1] + b"\x01", roots)
+    huge = bytes([3, 1]) + (2**26 + 1).to_bytes(4, "big") + bytes(26)  # 64 MiB + 1 byte
+    with boa.reverts("availability: tensor too large"):
+        availability.assemble(huge, roots)
+    with pytest.raises(Refused, match="availability: tensor too large"):
+        _raw(availability, part_calldata(huge, data, 0))
+    assert not availability.available(commit_tensor(array))
+    assert availability.assemble(header, roots) == commit_tensor(array)
+
+
+def test_fetch_tensor__reassembles_a_tensor_published_in_parts():
+    """On the in-process chain: a 720,000-byte tensor goes out in 11 transactions of at most
+    64 KiB of data and an assembly; it is read back from those transactions' calldata and
+    checked against its commitment; a part already there is not sent again."""
+    from verifier.court.chain import Chain, deploy_suite
+    from verifier.market.availability import in_parts, publish_in_parts
+
+    chain = Chain.embedded()
+    deployment = deploy_suite(chain)
+    contract = deployment.contracts(chain)["Availability"]
+    array = np.arange(300 * 300, dtype=np.int64).reshape(300, 300) * 7919 - 10**9
+    assert in_parts(array) and not in_parts(array[:10])
+    receipts = publish_in_parts(chain, contract, array)
+    assert len(receipts) == 12 and all(r["status"] == 1 for r in receipts)
+    got = fetch_tensor(chain.w3, contract, commit_tensor(array), deployment.block)
+    assert got.dtype == np.int64 and np.array_equal(got, array)
+    again = publish_in_parts(chain, contract, array)
+    assert len(again) == 1  # every part is there: only the (idempotent) assembly

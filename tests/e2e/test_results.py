@@ -170,3 +170,33 @@ def test_withheld_result__expired_after_the_window_then_paid_to_a_solver_that_pu
     assert suite.claim(second).solver == honest.address
     assert suite.balance(withholder.address) == FUNDS - SOLVER_BOND  # its bond burned, no reward
     assert suite.balance(honest.address) == FUNDS + REWARD
+
+
+def test_result_above_one_publication__the_daemon_publishes_it_in_parts(suite, fleet, tmp_path) -> None:
+    """A 720,000-byte weight tensor: the solver daemon sends it in 11 parts of at most 64 KiB
+    and assembles it before recording the slot; the claim finalizes and the result reads back."""
+    from onnx_models.toy import accumulator_program
+    from verifier.market import results
+
+    path = tmp_path / "wide.onnx"
+    onnx.save(accumulator_program(steps=4, rows=2, width=300, seed=9), path)
+    prog = load_program(path)
+    tid = suite.post_task(prog, result_slots=sum(1 << s for s in prog.state_slots))
+    solver = fleet("solver", 1, [path], "solver")
+    with running(solver):
+        cid = wait_until("the claim", lambda: suite.task(tid).claim_id, 120, [solver])
+        wait_until("the result published", lambda: len(solver.events("result_published")) == len(prog.state_slots),
+                   120, [solver])  # fmt: skip
+        suite.anvil.advance(WINDOW + 1)
+        wait_until("finalization", lambda: suite.claim(cid).state == CLAIM_FINALIZED, 60, [solver])
+    parts = suite.events("availability", "PartPublished")
+    assert len(parts) == 11 and sorted(int(e.args["index"]) for e in parts) == list(range(11))
+    sent = [r for r in solver.intents() if r["key"].startswith(f"avail:{cid}:")]
+    assert len(sent) == 11 + 1 + 1  # the parts and the assembly of w, one publication of acc
+    got = results.fetch(suite.court, tid, cid)
+    with Trace(prog) as tr:
+        tr.run()
+        final = tr.final_state()
+    assert {prog.state_names[prog.state_slots.index(s)]: v.nbytes for s, v in got.items()}["w"] == 720_000
+    for slot, value in got.items():
+        assert np.array_equal(value, final[prog.state_names[prog.state_slots.index(slot)]])

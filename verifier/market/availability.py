@@ -14,13 +14,18 @@ from typing import Any
 import numpy as np
 
 from verifier.commit import commitments as commit
-from verifier.commit.commitments import TensorType
-from verifier.commit.merkle import keccak
+from verifier.commit.commitments import CHUNK, TensorType
+from verifier.commit.merkle import Z, depth, keccak, leaf_hash, node
 from verifier.core.dtypes import DType
 from verifier.core.errors import BisectmlError
 
 # the 4-byte selector of `publish(bytes32)`, the first bytes of every publication's input
 PUBLISH_SELECTOR = keccak(b"publish(bytes32)")[:4]
+PART_SELECTOR = keccak(b"publish_part(bytes32,uint256)")[:4]
+ASSEMBLE_SELECTOR = keccak(b"assemble(bytes32,bytes32[])")[:4]
+PART_CHUNKS = 32  # chunks a part holds: 64 KiB, under the 128 KiB a node's mempool takes
+PART_HEIGHT = 5
+MAX_PARTS = 1024  # 64 MiB a tensor
 
 
 class AvailabilityError(BisectmlError, ValueError):
@@ -45,6 +50,49 @@ def publish(chain: Any, availability: Any, array: np.ndarray) -> Any:
     return chain.send_raw(availability.address, calldata(*payload(array)), "publish data on-chain")
 
 
+def part_calldata(header: bytes, data: bytes, index: int) -> bytes:
+    """The input of `Availability.publish_part`: the header word, the index, then the part's chunks."""
+    part = data[index * PART_CHUNKS * CHUNK : (index + 1) * PART_CHUNKS * CHUNK]
+    return PART_SELECTOR + header + index.to_bytes(32, "big") + part
+
+
+def part_roots(data: bytes) -> list[bytes]:
+    """The roots `publish_part` records for each part of `data` (whole chunks): the nodes of the
+    tensor's chunk tree at height min(5, depth), an unpaired node paired with Z_h on the way."""
+    leaves = [leaf_hash(data[i : i + CHUNK]) for i in range(0, max(len(data), CHUNK), CHUNK)]
+    level, height = leaves, 0
+    while height < min(PART_HEIGHT, depth(len(leaves))):
+        pairs = list(level) + ([Z[height]] if len(level) % 2 else [])
+        level = [node(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
+        height += 1
+    return level
+
+
+def part_key(header: bytes, index: int, root: bytes) -> bytes:
+    return keccak(header + index.to_bytes(32, "big") + root)
+
+
+def in_parts(array: np.ndarray) -> bool:
+    """Whether a tensor is published in parts: anything above one part (64 KiB), so that each
+    transaction stays under what a node's mempool accepts."""
+    return len(payload(array)[1]) > PART_CHUNKS * CHUNK
+
+
+def publish_in_parts(chain: Any, availability: Any, array: np.ndarray) -> list[Any]:
+    """Publishes `array` part by part (skipping parts already there), then assembles it; the
+    receipts."""
+    header, data = payload(array)
+    roots = part_roots(data)
+    if len(roots) > MAX_PARTS:
+        raise AvailabilityError(f"the tensor needs {len(roots)} parts of 64 KiB; Availability.vy takes at most {MAX_PARTS}.")
+    receipts = []
+    for i, root in enumerate(roots):
+        if not availability.functions.parts(part_key(header, i, root)).call():
+            receipts.append(chain.send_raw(availability.address, part_calldata(header, data, i), f"publish part {i}"))
+    receipts.append(chain.send(availability.functions.assemble(header, roots), "assemble"))
+    return receipts
+
+
 def decode(header: bytes, data: bytes) -> np.ndarray:
     """The tensor a publication holds (the inverse of `payload`)."""
     ttype = commit.parse_header(header)
@@ -63,13 +111,18 @@ def fetch_tensor(w3: Any, availability: Any, commitment: bytes, from_block: int 
         )
     tx = w3.eth.get_transaction(logs[0]["transactionHash"])
     data = bytes(tx["input"])
-    if tx["to"] != availability.address or data[:4] != PUBLISH_SELECTOR:
+    if tx["to"] != availability.address or data[:4] not in (PUBLISH_SELECTOR, ASSEMBLE_SELECTOR):
         # a publication made through another contract: its bytes are not this transaction's input
         raise AvailabilityError(
             f"commitment 0x{commitment.hex()} was published by a contract call; fetch it by its content id instead."
         )
+    header, body = data[4:36], data[36:]
+    if data[:4] == ASSEMBLE_SELECTOR:
+        _, args = availability.decode_function_input(data)
+        body = b"".join(_part_bytes(w3, availability, bytes(args["header"]), i, bytes(r), from_block)
+                        for i, r in enumerate(args["roots"]))  # fmt: skip
     try:
-        array = decode(data[4:36], data[36:])  # the inverse of `calldata`
+        array = decode(header, body)  # the inverse of `calldata`
     except (ValueError, BisectmlError):
         array = None
     if array is None or commit.commit_tensor(array) != commitment:
@@ -77,4 +130,24 @@ def fetch_tensor(w3: Any, availability: Any, commitment: bytes, from_block: int 
     return array
 
 
-__all__ = ["PUBLISH_SELECTOR", "AvailabilityError", "calldata", "decode", "fetch_tensor", "payload", "publish"]
+def _part_bytes(w3: Any, availability: Any, header: bytes, index: int, root: bytes, from_block: int) -> bytes:
+    """The chunks of one published part, from the calldata of its `publish_part` transaction
+    (checked as a whole against the commitment by the caller)."""
+    key = part_key(header, index, root)
+    logs = availability.events.PartPublished().get_logs(from_block=from_block, argument_filters={"part": key})
+    for log in logs:
+        tx = w3.eth.get_transaction(log["transactionHash"])
+        data = bytes(tx["input"])
+        if tx["to"] == availability.address and data[:4] == PART_SELECTOR and data[36:68] == index.to_bytes(32, "big"):
+            return data[68:]
+    raise AvailabilityError(f"part {index} of a tensor was not published by a direct call; fetch it by its content id instead.")
+
+
+__all__ = [
+    "ASSEMBLE_SELECTOR",
+    "PART_SELECTOR",
+    "in_parts",
+    "part_calldata",
+    "part_key",
+    "part_roots",
+    "publish_in_parts","PUBLISH_SELECTOR", "AvailabilityError", "calldata", "decode", "fetch_tensor", "payload", "publish"]
