@@ -23,7 +23,6 @@ from verifier.court.game import Outcome
 from verifier.engine.program import load_program
 from verifier.engine.trace import Trace
 
-
 MODELS = ["sklearn_mlp", "convnet", "convnet_qdq"]
 
 
@@ -53,21 +52,30 @@ def honest(request):  # noqa: ANN001, ANN201
     return request.param, p, tr
 
 
-def test_wrong_element_at_largest_node__caught(court, honest) -> None:  # noqa: ANN001
+def wrong_element_caught(court, honest, program) -> None:  # noqa: ANN001
+    """One wrong element at the program's largest node is caught on-chain."""
     which, prog, honest_trace = honest
     node = _largest_node(prog)
-    cheat = Trace(_program(which, WrongElement, target=(1, node), element=3, delta=1 << 20), checkpoint_every=1)
-    claim = cheat.run()
-    assert claim != honest_trace.final_root
-    m = new_match(court, BoaOracle(court), cheat, honest_trace, claim, prog)
-    assert play(m, "challenger") == Outcome.CHALLENGER_WON
+    with Trace(program(which, WrongElement, target=(1, node), element=3, delta=1 << 20), checkpoint_every=1) as cheat:
+        claim = cheat.run()
+        assert claim != honest_trace.final_root
+        m = new_match(court, BoaOracle(court), cheat, honest_trace, claim, prog)
+        assert play(m, "challenger") == Outcome.CHALLENGER_WON
+
+
+def honest_claim_survives(court, honest, program) -> None:  # noqa: ANN001
+    """The honest claim beats a challenger whose trace is wrong at the largest node."""
+    which, prog, honest_trace = honest
+    target = (2, _largest_node(prog))
+    with Trace(program(which, WrongElement, target=target, element=0, delta=1 << 20), checkpoint_every=1) as wrong:
+        wrong.run()
+        m = new_match(court, BoaOracle(court), honest_trace, wrong, honest_trace.final_root, prog)
+        assert play(m, "solver") == Outcome.SOLVER_WON
+
+
+def test_wrong_element_at_largest_node__caught(court, honest) -> None:  # noqa: ANN001
+    wrong_element_caught(court, honest, _program)
 
 
 def test_honest_claim__survives_wrong_challenger(court, honest) -> None:  # noqa: ANN001
-    which, prog, honest_trace = honest
-    wrong = Trace(
-        _program(which, WrongElement, target=(2, _largest_node(prog)), element=0, delta=1 << 20), checkpoint_every=1
-    )
-    wrong.run()
-    m = new_match(court, BoaOracle(court), honest_trace, wrong, honest_trace.final_root, prog)
-    assert play(m, "solver") == Outcome.SOLVER_WON
+    honest_claim_survives(court, honest, _program)

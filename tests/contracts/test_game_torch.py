@@ -12,13 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "onnx_models"))
 
-from _court import BoaOracle, as_cheat
+from _court import as_cheat
 from _torch import digits, exported
-from test_game_imported import _largest_node
-from test_game_rules import WrongElement, new_match, play
+from test_game_imported import honest_claim_survives, wrong_element_caught
 
 from onnx_models import importer
-from verifier.court.game import Outcome
 from verifier.engine.program import load_program
 from verifier.engine.trace import Trace
 
@@ -43,20 +41,8 @@ def honest(request):  # noqa: ANN001, ANN201
 
 
 def test_wrong_element_at_largest_node__caught(court, honest) -> None:  # noqa: ANN001
-    which, prog, honest_trace = honest
-    node = _largest_node(prog)
-    with Trace(_program(which, WrongElement, target=(1, node), element=3, delta=1 << 20), checkpoint_every=1) as cheat:
-        claim = cheat.run()
-        assert claim != honest_trace.final_root
-        m = new_match(court, BoaOracle(court), cheat, honest_trace, claim, prog)
-        assert play(m, "challenger") == Outcome.CHALLENGER_WON
+    wrong_element_caught(court, honest, _program)
 
 
 def test_honest_claim__survives_wrong_challenger(court, honest) -> None:  # noqa: ANN001
-    which, prog, honest_trace = honest
-    with Trace(
-        _program(which, WrongElement, target=(2, _largest_node(prog)), element=0, delta=1 << 20), checkpoint_every=1
-    ) as wrong:
-        wrong.run()
-        m = new_match(court, BoaOracle(court), honest_trace, wrong, honest_trace.final_root, prog)
-        assert play(m, "solver") == Outcome.SOLVER_WON
+    honest_claim_survives(court, honest, _program)
