@@ -264,11 +264,16 @@ def infer(
     model: Annotated[Path, typer.Argument(help="An integer model written by `bisectml import`.")],
     data: Annotated[Path, typer.Option("--data", help="The rows to run it on: .npz (X), .npy or .csv.")],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the program.")],
+    labels: Annotated[
+        bool,
+        typer.Option("--labels/--no-labels", help="Count correct predictions in the state when the data has labels (y)."),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Build a program that runs an imported model over a dataset, one batch per step.
 
-    Its final state holds every row's output; post it with `bisectml task post`.
+    Its final state holds every row's output and, when the data has labels, how many rows the
+    model got right (`correct`): a verified accuracy. Post it with `bisectml task post`.
 
     Example: bisectml infer model.int.onnx --data rows.npz --out infer.onnx
     """
@@ -276,13 +281,14 @@ def infer(
     from verifier.core.errors import BisectmlError
 
     try:
-        result = infer_program(str(model), str(data), str(out_file))
+        result = infer_program(str(model), str(data), str(out_file), labels)
     except BisectmlError as e:
         fail(str(e))
     if as_json:
         print(json.dumps(result))
         return
-    out.print(f"[green]ok[/green] wrote {result['out']}: {result['rows']} rows in {result['steps']} steps")
+    counted = ", correct predictions counted against the labels" if result["labels"] else ""
+    out.print(f"[green]ok[/green] wrote {result['out']}: {result['rows']} rows in {result['steps']} steps{counted}")
     out.print(f"  program_id {result['program_id']}")
 
 
@@ -857,6 +863,9 @@ def task_result(
         say(f"  {name:<24} slot {t['slot']:<4} {t['dtype']} {tuple(t['shape'])}")
     if r["onnx"]:
         say(f"  float ONNX model: {r['onnx']}")
+    if r["accuracy"]:
+        a = r["accuracy"]
+        say(f"  verified accuracy: {a['correct']} of {a['rows']} labelled rows, {100 * a['accuracy']:.2f}%")
 
 
 @task_app.command("list")

@@ -423,9 +423,14 @@ def _r2(y: np.ndarray, p: np.ndarray) -> float:
 # ---------------------------------------------------------------- inference as a program
 
 
-def inference_program(imported: Imported | onnx.ModelProto, rows: np.ndarray) -> onnx.ModelProto:
+def inference_program(
+    imported: Imported | onnx.ModelProto, rows: np.ndarray, labels: np.ndarray | None = None
+) -> onnx.ModelProto:
     """A program whose step t runs batch t of `rows` (int32 [n, F], quantized) through the
-    integer graph and writes its outputs into the state, which ends as every row's output."""
+    integer graph and writes its outputs into the state, which ends as every row's output.
+    With `labels` (a class number per row), the state also counts the rows whose predicted
+    class (the label output, or the top score, first on a tie) is the row's label: `correct`,
+    so that the final state carries a verified accuracy."""
     model = imported.model if isinstance(imported, Imported) else imported
     meta = {p.key: p.value for p in model.metadata_props}
     bsz = int(meta.get(META_PREFIX + "batch", "0")) or model.graph.input[0].type.tensor_type.shape.dim[0].dim_value
@@ -482,15 +487,48 @@ def inference_program(imported: Imported | onnx.ModelProto, rows: np.ndarray) ->
         helper.make_tensor_value_info("rows", TensorProto.INT32, [n_pad, *row_shape]),
     ]
     outputs = [helper.make_tensor_value_info("outputs_next", I64, state_shape)]
+    state = {"outputs": np.zeros(state_shape, dtype=np.int64)}
+    data_slots = {"rows": data}
+    if labels is not None:
+        classes = _labels_of(labels, n, per_row)
+        # padding rows hold -1, which no prediction equals
+        data_slots["labels"] = np.concatenate([classes, np.full(n_pad - n, -1, np.int64)])
+        if per_row and per_row != [1]:
+            predicted = e.op("ArgMax", [out], "predicted", axis=1, keepdims=0)
+        else:
+            predicted = e.op("Reshape", [out, e.const(i64([bsz]), "flat")], "predicted")
+        wanted = e.op("Gather", ["labels", idx], "batch_labels", axis=0)
+        hits = e.op("Cast", [e.op("Equal", [predicted, wanted], "hit")], "hits", to=I64)
+        total = e.op("ReduceSum", [hits, e.const(i64([0]), "axis0")], "batch_correct", keepdims=0)
+        e.nodes.append(helper.make_node("Add", ["correct", total], ["correct_next"], name="correct_next"))
+        inputs += [helper.make_tensor_value_info("correct", I64, []), helper.make_tensor_value_info("labels", I64, [n_pad])]
+        outputs.append(helper.make_tensor_value_info("correct_next", I64, []))
+        state["correct"] = np.zeros((), np.int64)
     graph = helper.make_graph(e.nodes, "inference", inputs, outputs, initializer=e.consts)
     step = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     step.producer_name = PRODUCER
     for p in model.metadata_props:
         step.metadata_props.add(key=p.key, value=p.value)
     step.metadata_props.add(key=META_PREFIX + "rows", value=str(n))
-    return make_program(
-        step, steps=steps, state={"outputs": np.zeros(state_shape, dtype=np.int64)}, data={"rows": data}, step_input="t"
-    )
+    if labels is not None:
+        step.metadata_props.add(key=META_PREFIX + "labels", value="correct")
+    return make_program(step, steps=steps, state=state, data=data_slots, step_input="t")
+
+
+def _labels_of(labels: np.ndarray, n: int, per_row: list[int]) -> np.ndarray:
+    """`labels` as one class number a row, refusing what cannot be compared with the output."""
+    y = np.asarray(labels).reshape(-1)
+    if y.size != n:
+        raise ImportRefused(f"{y.size} labels for {n} rows; give one label a row.")
+    if per_row and per_row != [1] and len(per_row) != 1:
+        raise ImportRefused(f"the model outputs {per_row} a row; labels can be counted only against a label or a score vector.")
+    if not np.issubdtype(y.dtype, np.number) or not np.all(np.asarray(y, np.float64) == np.round(np.asarray(y, np.float64))):
+        raise ImportRefused("the labels are not whole numbers; give class numbers (0..C-1 for a model that outputs C scores).")
+    classes = np.asarray(y, dtype=np.int64)
+    if classes.min() < 0 or (per_row and per_row != [1] and classes.max() >= per_row[0]):
+        top = per_row[0] - 1 if per_row and per_row != [1] else "the largest class"
+        raise ImportRefused(f"labels outside 0..{top}; give class numbers the model can predict.")
+    return classes
 
 
 __all__ = [

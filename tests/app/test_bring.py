@@ -81,3 +81,38 @@ def test_import__refusals_are_one_line(tmp_path: Path) -> None:
         assert res.exit_code != 0 and message in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1
         assert not (tmp_path / "o.onnx").exists()
+
+
+def test_infer__labelled_rows__the_final_state_counts_the_correct_predictions(tmp_path: Path) -> None:
+    """With labels in the data, the program's state also counts the rows it got right, so its
+    final root commits to a verified accuracy; --no-labels leaves the count out; labels it
+    cannot compare are one-line refusals that write nothing."""
+    from onnx_models import importer
+    from verifier.engine.program import load_program
+    from verifier.engine.trace import Trace
+
+    model, train, test = _files(tmp_path)
+    int_model = tmp_path / "m.int.onnx"
+    assert runner.invoke(app, ["import", str(model), "--calibration", str(train), "--out", str(int_model)]).exit_code == 0
+    x_train, x_test, _, y_test = split("breast_cancer")
+    y = y_test[:30].copy()
+    y[:4] = 1 - y[:4]  # four flipped labels: the count is not simply every row
+    np.savez(tmp_path / "labelled.npz", X=x_test[:30], y=y)
+    res = runner.invoke(app, ["infer", str(int_model), "--data", str(tmp_path / "labelled.npz"), "--out", str(tmp_path / "p.onnx"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["labels"] is True
+    program = load_program(tmp_path / "p.onnx")
+    with Trace(program) as trace:
+        trace.run()
+        final = trace.final_state()
+    imp = importer.import_model(model.read_bytes(), x_train)
+    predicted = importer.run_integer(imp, x_test[:30])[imp.model.graph.output[0].name].reshape(-1)
+    assert int(final["correct"]) == int(np.sum(predicted == y)) and np.array_equal(final["outputs"][:30].reshape(-1), predicted)
+    res = runner.invoke(app, ["infer", str(int_model), "--data", str(tmp_path / "labelled.npz"), "--out", str(tmp_path / "q.onnx"), "--no-labels", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["labels"] is False
+    assert "correct" not in load_program(tmp_path / "q.onnx").state_names
+    for bad, message in ((np.full(30, 0.5), "not whole numbers"), (np.full(30, -1), "labels outside")):
+        np.savez(tmp_path / "bad.npz", X=x_test[:30], y=bad)
+        res = runner.invoke(app, ["infer", str(int_model), "--data", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "r.onnx")])
+        assert res.exit_code == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert not (tmp_path / "r.onnx").exists()

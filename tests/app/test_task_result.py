@@ -210,3 +210,48 @@ def test_task_post__state_too_large_to_publish__refused(anvil, tmp_path, monkeyp
     _refused(["task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
               "--rpc-url", anvil.url, "--key-file", str(_key_file(tmp_path, anvil.keys[3], "k"))], "--no-result")  # fmt: skip
     assert owner.w3.eth.get_transaction_count(owner.account) == nonce
+
+
+def test_task_result__inference_with_labels__reports_the_verified_accuracy(anvil, tmp_path) -> None:
+    """An imported classifier run over labelled rows as a task: the result is every row's
+    prediction and the count of correct ones, and `task result` reports that verified accuracy,
+    the same as the integer graph's on those rows."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "onnx_models"))
+    from _imported import exported, split
+
+    from onnx_models import importer
+
+    owner = Chain.connect(anvil.url, key=anvil.keys[3])
+    d = deploy_suite(owner)
+    d.save(deployments_path())
+    court = Court(owner, d)
+    solver = court.as_account(owner.with_key(anvil.keys[4]))
+    for who in (owner.account, solver.chain.account):
+        owner.send(court.token.functions.mint(who, 100 * 10**18))
+    x_train, x_test, _, y_test = split("digits")
+    imp = importer.import_model(exported("digits", "mlp"), x_train, batch=32)
+    rows, labels = x_test[:100], y_test[:100]
+    path = tmp_path / "infer.onnx"
+    onnx.save(importer.inference_program(imp, importer.quantize_rows(rows, imp.input_scales), labels), path)
+    program = load_program(path)
+    key = ["--rpc-url", anvil.url, "--key-file", str(_key_file(tmp_path, anvil.keys[3], "k"))]
+    tid = _run("task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+               "--deadline", "30d", *key)["task_id"]  # fmt: skip
+    trace = Trace(program)
+    solver.chain.send(solver.token.functions.approve(solver.tasks.address, 6 * 10**18))
+    cid = solver.claim(tid, trace.run())
+    results.publish(solver, trace, cid, sum(1 << s for s in program.state_slots))
+    anvil.advance(2 * DAYS + 1)
+    _run("finalize", str(cid), *key)
+    got = _run("task", "result", str(tid), "--out", str(tmp_path / "r.npz"), "--program", str(path), "--rpc-url", anvil.url)
+    predicted = importer.run_integer(imp, rows)[imp.model.graph.output[0].name].reshape(-1)
+    correct = int(np.sum(predicted == labels))
+    assert got["accuracy"] == {"correct": correct, "rows": 100, "accuracy": correct / 100}
+    assert 85 <= correct < 100
+    human = runner.invoke(app, ["task", "result", str(tid), "--out", str(tmp_path / "s.npz"), "--program", str(path),
+                                "--rpc-url", anvil.url])  # fmt: skip
+    assert f"verified accuracy: {correct} of 100 labelled rows" in human.stdout + human.stderr
+    trace.close()

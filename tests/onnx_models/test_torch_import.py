@@ -60,19 +60,25 @@ def test_softmax_output__probabilities_in_fixed_point(tmp_path: Path) -> None:
 
 
 def test_imported_torch_convnet__runs_as_an_inference_program(tmp_path: Path) -> None:
-    """The grouped convnet, exported by torch.export, as a program over 48 rows: its trace's
-    final state holds the integer graph's scores for every row."""
+    """The grouped convnet, exported by torch.export, as a program over 40 labelled rows: its
+    trace's final state holds the integer graph's scores for every row and the number of rows
+    whose top score is the label."""
     model, _, _ = _files(tmp_path, "convnet", "dynamo")
-    x_train, x_test, _, _ = digits("convnet")
+    x_train, x_test, _, y_test = digits("convnet")
     imp = importer.import_model(model.read_bytes(), x_train, batch=16)
-    rows = importer.quantize_rows(x_test[:48], imp.input_scales)
-    program = load_program(importer.inference_program(imp, rows))
+    rows = importer.quantize_rows(x_test[:40], imp.input_scales)
+    program = load_program(importer.inference_program(imp, rows, y_test[:40]))
     assert program.steps == 3
     with Trace(program) as trace:
         trace.run()
         final = trace.final_state()
-    expected = importer.run_integer(imp, x_test[:48])[imp.model.graph.output[0].name]
-    assert np.array_equal(final["outputs"], expected)
+    expected = importer.run_integer(imp, x_test[:40])[imp.model.graph.output[0].name]
+    assert np.array_equal(final["outputs"][:40], expected)
+    assert int(final["correct"]) == int(np.sum(expected.argmax(axis=1) == y_test[:40])) > 30
+    with pytest.raises(importer.ImportRefused, match="labels outside 0..9"):
+        importer.inference_program(imp, rows, np.full(40, 10))
+    with pytest.raises(importer.ImportRefused, match="39 labels for 40 rows"):
+        importer.inference_program(imp, rows, y_test[:39])
 
 
 def _graph(nodes: list, inp: tuple[int, ...], out: tuple[int, ...], inits: list | None = None) -> bytes:

@@ -103,7 +103,8 @@ def _worst(layers: list[dict[str, Any]]) -> str | None:
     return max(layers, key=lambda r: r["relative"])["tensor"] if layers else None
 
 
-def infer_program(model: str, data: str, out: str) -> dict[str, Any]:
+def infer_program(model: str, data: str, out: str, labels: bool = True) -> dict[str, Any]:
+    """`labels`: count correct predictions in the state when the data has labels (y)."""
     from onnx_models import importer
     from verifier.engine.program import load_program
 
@@ -121,15 +122,17 @@ def infer_program(model: str, data: str, out: str) -> dict[str, Any]:
     row_shape = tuple(json.loads(meta.get(importer.META_PREFIX + "input_shape", json.dumps([len(scales)]))))
     if len(row_shape) > 1:
         scales = scales.reshape(())
-    x, _ = load_rows(data)
+    x, y = load_rows(data)
     if x.shape[1:] != row_shape:
         raise ProgramError(f"the data has shape {list(x.shape)}; the model takes rows of shape {list(row_shape)}.")
-    program = importer.inference_program(int_model, importer.quantize_rows(x, scales))
+    counted = y if labels else None
+    program = importer.inference_program(int_model, importer.quantize_rows(x, scales), counted)
     loaded = load_program(program)  # refuse here, not at `task post`
     _write_atomic(program, Path(out))
     return {
         "out": out,
         "rows": len(x),
+        "labels": counted is not None,
         "steps": loaded.steps,
         "program_id": "0x" + loaded.id.hex(),
         "graph_root": "0x" + loaded.graph_root.hex(),

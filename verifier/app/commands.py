@@ -318,7 +318,22 @@ def task_result(
         "out": str(out),
         "onnx": str(onnx_out) if model is not None else None,
         "tensors": {names[s]: {"slot": s, "shape": list(a.shape), "dtype": str(a.dtype)} for s, a in arrays.items()},
+        "accuracy": _verified_accuracy(found[1] if found else None, {names[s]: a for s, a in arrays.items()}),
     }
+
+
+def _verified_accuracy(model: Any, by_name: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """For an inference program of `bisectml infer` with labels: the rows it got right (its
+    verified `correct`) out of the labelled rows (the program's `labels` data, padding -1)."""
+    from onnx import numpy_helper
+
+    if model is None or "correct" not in by_name:
+        return None
+    labels = next((numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "labels"), None)
+    if labels is None:
+        return None
+    rows, correct = int(np.sum(labels >= 0)), int(by_name["correct"])
+    return {"correct": correct, "rows": rows, "accuracy": correct / rows if rows else None}
 
 
 def program_cid(court: Court, task_id: int) -> str | None:
