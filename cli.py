@@ -737,6 +737,7 @@ def task_post(
     deadline: Annotated[str, typer.Option("--deadline", help="Claims are accepted for this long from now.")] = "7d",
     steps: Annotated[int | None, typer.Option("--steps", help="Override the program's step count.")] = None,
     result: Annotated[bool, typer.Option("--result/--no-result", help="Ask for the program's final state (its trained weights) as the result: a claim is paid only once the solver has published it on-chain. --no-result: the final root alone.")] = True,
+    result_state: Annotated[list[str] | None, typer.Option("--result-state", help="Ask only for this state tensor as the result (repeat for more), e.g. correct for an inference program's verified accuracy.")] = None,
     content_dir: ContentDir = None,
     ipfs_api: IpfsApi = None,
     ipfs_gateway: IpfsGateway = None,
@@ -771,7 +772,7 @@ def task_post(
             "arity": arity,
         }
         session = cli_session(rpc_url, key_file, "task post", embedded_ok=True, need_deployment=True)
-        posted = c.post_task(session, path, steps=steps, result=result, store=store, **terms)
+        posted = c.post_task(session, path, steps=steps, result=result, store=store, result_names=result_state, **terms)
         note_embedded(session)
     if as_json:
         return emit(posted)

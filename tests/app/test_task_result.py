@@ -238,12 +238,19 @@ def test_task_result__inference_with_labels__reports_the_verified_accuracy(anvil
     onnx.save(importer.inference_program(imp, importer.quantize_rows(rows, imp.input_scales), labels), path)
     program = load_program(path)
     key = ["--rpc-url", anvil.url, "--key-file", str(_key_file(tmp_path, anvil.keys[3], "k"))]
-    tid = _run("task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
-               "--deadline", "30d", *key)["task_id"]  # fmt: skip
+    terms = ["--reward", "10", "--solver-bond", "6", "--challenger-bond", "4", "--deadline", "30d", *key]
+    for bad, want in ((["--result-state", "accuracy"], "no state named 'accuracy'; its state is outputs, correct"),
+                      (["--result-state", "correct", "--no-result"], "drop one of them")):
+        _refused(["task", "post", str(path), *terms, *bad], want)
+    # only the count is asked for: the 100 predictions stay off the chain
+    posted = _run("task", "post", str(path), *terms, "--result-state", "correct")
+    tid = posted["task_id"]
+    correct_slot = program.state_slots[program.state_names.index("correct")]
+    assert posted["result_slots"] == [correct_slot]
     trace = Trace(program)
     solver.chain.send(solver.token.functions.approve(solver.tasks.address, 6 * 10**18))
     cid = solver.claim(tid, trace.run())
-    results.publish(solver, trace, cid, sum(1 << s for s in program.state_slots))
+    assert len(results.publish(solver, trace, cid, 1 << correct_slot)) == 2
     anvil.advance(2 * DAYS + 1)
     _run("finalize", str(cid), *key)
     got = _run("task", "result", str(tid), "--out", str(tmp_path / "r.npz"), "--program", str(path), "--rpc-url", anvil.url)
@@ -254,4 +261,5 @@ def test_task_result__inference_with_labels__reports_the_verified_accuracy(anvil
     human = runner.invoke(app, ["task", "result", str(tid), "--out", str(tmp_path / "s.npz"), "--program", str(path),
                                 "--rpc-url", anvil.url])  # fmt: skip
     assert f"verified accuracy: {correct} of 100 labelled rows" in human.stdout + human.stderr
+    assert sorted(np.load(tmp_path / "r.npz")) == ["correct"]
     trace.close()

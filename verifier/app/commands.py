@@ -14,6 +14,7 @@ are the chain's block timestamps, never the local clock (a dev chain's clock may
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,7 @@ def post_task(
     steps: int | None = None,
     result: bool = True,
     store: Any = None,
+    result_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Approve the reward and post a task for the program; on the embedded chain, deploy first.
 
@@ -167,7 +169,9 @@ def post_task(
     from verifier.market.content import ContentStore, digest_of
 
     program = load_program(program_path, steps=steps)  # refuses programs the contracts cannot prove
-    result_slots = results.default_result(program) if result else 0
+    if result_names and not result:
+        raise CommandError("--result-state names part of a result, and --no-result asks for none; drop one of them.")
+    result_slots = results.default_result(program, result_names) if result else 0
     if reward <= 0:
         raise CommandError("--reward must be positive; nobody claims a task that pays nothing.")
     if session.embedded:

@@ -45,10 +45,19 @@ def mask_of(slots: Iterable[int]) -> int:
     return mask
 
 
-def default_result(program: Program) -> int:
-    """The result a poster asks for by default: the program's state (what a training program
-    trains, an inference program's predictions); the one-line reason when it cannot be."""
-    for slot, name in zip(program.state_slots, program.state_names):
+def default_result(program: Program, names: Sequence[str] | None = None) -> int:
+    """The result a poster asks for: the program's state (what a training program trains, an
+    inference program's predictions and its count of correct ones), or only the state tensors
+    `names`; the one-line reason when it cannot be."""
+    chosen = list(zip(program.state_slots, program.state_names))
+    if names:
+        unknown = [n for n in names if n not in program.state_names]
+        if unknown:
+            raise ResultError(
+                f"the program has no state named '{unknown[0]}'; its state is {', '.join(program.state_names)}."
+            )
+        chosen = [(slot, name) for slot, name in chosen if name in names]
+    for slot, name in chosen:
         value = program.graph.slots[slot].value
         if slot > MAX_RESULT_SLOT:
             raise ResultError(
@@ -59,7 +68,7 @@ def default_result(program: Program) -> int:
                 f"state '{name}' is {value.nbytes:,} bytes; Availability.vy publishes at most {MAX_RESULT_BYTES:,} "
                 "per tensor. Post with --no-result, or keep the result smaller."
             )
-    return mask_of(program.state_slots)
+    return mask_of(slot for slot, _ in chosen)
 
 
 def unpublishable(values: Sequence[np.ndarray | None], mask: int) -> str | None:
