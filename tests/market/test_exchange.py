@@ -81,3 +81,95 @@ def test_arbitrageur__drives_the_pool_along_the_series_and_its_average_follows()
             assert abs(average - moved) <= moved // 1_000
             exact += 1
     assert exact >= 25  # the trade's block records the observation the next average starts from
+
+
+def poke(chain, pool, token) -> None:  # noqa: ANN001
+    """A dust trade: the block's first call advances the accumulator and records an observation."""
+    chain.send(pool.functions.swap(token.address, 10**9, 0, chain.account))
+
+
+def _pool_along(series: list[int], period: int, during=None):  # noqa: ANN001, ANN202
+    """The real Pool on the in-process chain, moved to each price of `series` at the start of
+    each period (one block a trade, `period` seconds apart): (chain, pool, tokens, arbitrageur,
+    start, the spot price after each move)."""
+    chain = Chain.embedded()
+    t0, t1 = chain.deploy("Token"), chain.deploy("Token")
+    pool = chain.deploy("Pool", t0.address, t1.address)
+    for token in (t0, t1):
+        chain.send(token.functions.mint(chain.account, 10**12 * E18))
+    arb = Arbitrageur(chain, pool, t0, t1)
+    arb.approve()
+    chain.send(pool.functions.add_liquidity(series[0] * 10**6 // E18 * 10**3, 10**9 * E18 // 10**3, 0, chain.account))
+    start = chain.w3.eth.get_block("latest")["timestamp"] + period
+    moved = []
+    for p, price in enumerate(series[1:]):
+        chain.w3.testing.timeTravel(start + p * period)
+        arb.move_to(price)
+        poke(chain, pool, t0)  # an observation at the period's start, whether or not it traded
+        moved.append(int(pool.functions.spot().call()))
+        if during is not None:
+            during(p, chain, pool, (t0, t1), start + p * period)
+    chain.w3.testing.timeTravel(start + len(moved) * period)
+    poke(chain, pool, t0)  # the last period's closing observation
+    return chain, pool, (t0, t1), arb, start, moved
+
+
+def test_period_returns__read_from_the_pools_observations_are_the_prices_returns() -> None:
+    """Each period's average is the price its opening trade set (the accumulator adds the price
+    that held from each block on), so the realized returns the oracle gives are the returns of
+    the moved prices, to within the average's rounding; a period before the oldest observation
+    is one clear error."""
+    from verifier.market.exchange import OracleError, PoolOracle
+
+    period = 600
+    series = synthetic_series(12, seed=5)
+    chain, pool, _, _, start, moved = _pool_along(series, period)
+    oracle = PoolOracle(pool)
+    got = oracle.period_returns(start, period, len(moved) - 1)
+    want = returns_bps(moved)
+    assert len(got) == len(want) == 11
+    assert all(abs(g - w) <= 1 for g, w in zip(got, want)), (got, want)
+    assert got == PoolOracle(pool).period_returns(start, period, len(moved) - 1)  # any reader, the same
+    try:
+        oracle.period_returns(start - 10 * period, period, 2)
+    except OracleError as e:
+        assert "\n" not in str(e) and "oldest kept" in str(e)
+    else:
+        raise AssertionError("a period before the oldest observation was answered")
+
+
+def test_period_returns__a_push_held_one_block_moves_a_return_within_the_stated_bound() -> None:
+    """An attacker pushes the price about 100-fold in the middle of a period, holds it for one
+    12-second block, and trades back: that period's realized return and the next one's move by
+    no more than return_shift_bound (SPEC 11.4), and by a visible amount (the bound is not
+    vacuous)."""
+    from verifier.market.exchange import PoolOracle, return_shift_bound
+
+    period = 3_600
+    series = synthetic_series(4, seed=8)
+    _, pool, _, _, start, _ = _pool_along(series, period)
+    honest = PoolOracle(pool).period_returns(start, period, 3)
+    seen = {}
+
+    def push(p, chain, pool, tokens, opened) -> None:  # noqa: ANN001
+        """In period 2, half an hour in: buy the asset ~100-fold up, hold a block, sell it back."""
+        if p != 2:
+            return
+        f, (u0, u1) = pool.functions, tokens
+        chain.w3.testing.timeTravel(opened + 1_800)
+        seen["fair"] = int(f.spot().call())
+        before = int(u1.functions.balanceOf(chain.account).call())
+        chain.send(f.swap(u0.address, 9 * 10**6 * E18, 0, chain.account))
+        seen["pushed"] = int(f.spot().call())
+        chain.w3.testing.timeTravel(opened + 1_812)
+        chain.send(f.swap(u1.address, int(u1.functions.balanceOf(chain.account).call()) - before, 0, chain.account))
+
+    _, pool2, _, _, start2, _ = _pool_along(series, period, push)
+    fair, pushed = seen["fair"], seen["pushed"]
+    attacked = PoolOracle(pool2).period_returns(start2, period, 3)
+    assert pushed > 90 * fair
+    for p in (1, 2):  # period 2 is the later of return 1 and the earlier of return 2
+        shift = abs(attacked[p] - honest[p])
+        assert shift <= return_shift_bound(pushed, fair, 12, period, max(honest[p], attacked[p])), (p, shift)
+    assert abs(attacked[1] - honest[1]) > return_shift_bound(pushed, fair, 12, period, honest[1]) // 4
+    assert attacked[0] == honest[0]  # periods before the push are untouched

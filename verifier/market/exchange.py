@@ -10,10 +10,13 @@ generator, so a series is the same on every machine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from verifier.core.errors import BisectmlError
 
 E18 = 10**18
 BPS = 10_000
@@ -112,4 +115,86 @@ class Arbitrageur:
         return int(f.spot().call())
 
 
-__all__ = ["Arbitrageur", "returns_bps", "spot", "swap_out", "synthetic_series", "trade_to_price"]
+# -- the realized return of a period, from the pool's own oracle (SPEC 11.4) -----------------------
+
+Q112 = 2**112
+OBSERVATIONS = 2_048  # Pool.vy's ring
+
+
+class OracleError(BisectmlError, ValueError):
+    """The pool's observations do not cover the time asked for."""
+
+
+def observation_at(get: Callable[[int], tuple[int, int]], count: int, t: int) -> tuple[int, int]:
+    """The newest observation `(timestamp, cumulative)` with timestamp <= t, `get(i)` the i-th
+    oldest of `count`: Pool.vy's own rule (`_observation_before`), by bisection."""
+    if count == 0:
+        raise OracleError("the pool has no observations yet; nobody has traded or added liquidity.")
+    if get(0)[0] > t:
+        raise OracleError(
+            f"no observation at or before {t}: the oldest kept is at {get(0)[0]}; ask for a later time."
+        )
+    lo, hi = 0, count - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if get(mid)[0] <= t else (lo, mid - 1)
+    return get(lo)
+
+
+def average(get: Callable[[int], tuple[int, int]], count: int, a: int, b: int) -> tuple[int, int]:
+    """The pool's average price (Q112) from the observation at `a` to the one at `b`, and the
+    seconds it covers: `(c_b - c_a) mod 2^256 // (t_b - t_a)`."""
+    ta, ca = observation_at(get, count, a)
+    tb, cb = observation_at(get, count, b)
+    if tb <= ta:
+        raise OracleError(f"no observation between {a} and {b}: nobody traded in that period; the average is undefined.")
+    return ((cb - ca) % 2**256) // (tb - ta), tb - ta
+
+
+class PoolOracle:
+    """A deployed Pool's observations as the client reads them (web3 contract), snapshotted at
+    construction; each observation is read once, when the bisection needs it."""
+
+    def __init__(self, pool: Any) -> None:
+        f = pool.functions
+        self._f = f
+        self.count = int(f.observation_count().call())
+        newest = int(f.observation_index().call())
+        self._oldest = (newest + OBSERVATIONS + 1 - self.count) % OBSERVATIONS
+        self._cache: dict[int, tuple[int, int]] = {}
+
+    def get(self, i: int) -> tuple[int, int]:
+        if i not in self._cache:
+            t, c = self._f.observations((self._oldest + i) % OBSERVATIONS).call()
+            self._cache[i] = (int(t), int(c))
+        return self._cache[i]
+
+    def period_returns(self, start: int, period: int, n: int) -> list[int]:
+        """The realized returns (basis points, toward zero) of periods 1..n: period p's average
+        against period p-1's, each period `[start + p * period, start + (p + 1) * period]`."""
+        means = [average(self.get, self.count, start + p * period, start + (p + 1) * period)[0] for p in range(n + 1)]
+        return [_toward_zero((b - a) * BPS, a) for a, b in zip(means, means[1:])]
+
+
+def return_shift_bound(pushed: int, fair: int, held: int, covered: int, realized_bps: int) -> int:
+    """How far (basis points) a price pushed from `fair` to `pushed` and held `held` seconds can
+    move a realized return of `realized_bps` whose period's average covers `covered` seconds:
+    the average moves by at most eps = (pushed / fair - 1) * held / covered of itself, and the
+    return by eps * (1 + R) either way (SPEC 11.4); rounded up, plus the one unit of rounding."""
+    num = abs(pushed - fair) * held * (BPS + realized_bps)
+    return -(-num // (fair * covered)) + 1
+
+
+__all__ = [
+    "Arbitrageur",
+    "OracleError",
+    "PoolOracle",
+    "average",
+    "observation_at",
+    "return_shift_bound",
+    "returns_bps",
+    "spot",
+    "swap_out",
+    "synthetic_series",
+    "trade_to_price",
+]
