@@ -21,11 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from verifier.court import devnet
 from verifier.court.devnet import ANVIL_KEYS, ANVIL_VERSION  # noqa: F401 - re-exported to the tests
 
 TRACE_DIRS = "bisectml-trace-*"
+
+
+# Property tests draw the same examples on every run (a seed derived from each test), so the
+# suite passes or fails the same way everywhere; HYPOTHESIS_PROFILE=explore draws new ones.
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

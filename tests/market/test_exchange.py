@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from verifier.court.chain import Chain
 from verifier.market.exchange import (
     E18,
+    MAX_RESERVE,
     PHI_DEN,
     PHI_NUM,
     Arbitrageur,
@@ -54,9 +55,21 @@ def test_trade_to_price__closest_without_passing(r0, r1, move_bps) -> None:
 
     p = after(amount)
     if sell0:
-        assert price <= p <= target and after(amount + 1) > target
+        assert price <= p <= target
     else:
-        assert target <= p <= price and after(amount + 1) < target
+        assert target <= p <= price
+    limit = MAX_RESERVE - (r0 if sell0 else r1)
+    if amount < limit:  # one unit more passes the target (at the limit, nothing the pool takes would)
+        assert after(amount + 1) > target if sell0 else after(amount + 1) < target
+
+
+def test_trade_to_price__unreachable_target__the_largest_trade_the_pool_takes() -> None:
+    """A target of 0 (a price below one unit moved down by any fraction) is never passed: the
+    search stops at the largest trade Pool.swap accepts instead of doubling forever."""
+    r0, r1 = 131_174_203_045, 10**29  # spot price 1 unit
+    assert spot(r0, r1) == 1
+    assert trade_to_price(r0, r1, 0) == (False, MAX_RESERVE - r1)
+    assert trade_to_price(10**18, 10**18, 10**60) == (True, MAX_RESERVE - 10**18)
 
 
 def test_arbitrageur__drives_the_pool_along_the_series_and_its_average_follows() -> None:

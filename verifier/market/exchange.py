@@ -21,6 +21,7 @@ from verifier.core.errors import BisectmlError
 E18 = 10**18
 BPS = 10_000
 FEE_BPS = 30  # Pool.vy's FEE_BPS
+MAX_RESERVE = 2**112 - 1  # Pool.vy's MAX_RESERVE
 # the weak signal: next return = PHI_NUM / PHI_DEN of the last one, plus noise
 PHI_NUM, PHI_DEN = 1, 5
 
@@ -39,7 +40,9 @@ def spot(r0: int, r1: int) -> int:
 def trade_to_price(r0: int, r1: int, target: int) -> tuple[bool, int] | None:
     """The trade (sells token0?, amount in) that brings the pool's spot price as close to `target`
     (token0 per token1, 18 decimals) as a trade can without passing it; None when the price is
-    already there or no trade of at least one unit moves it toward the target."""
+    already there or no trade of at least one unit moves it toward the target. A target no trade
+    the pool accepts can reach (0, or beyond what a reserve below 2^112 allows) gets the largest
+    trade the pool accepts, so the search always ends."""
     price = spot(r0, r1)
     if price == target:
         return None
@@ -54,11 +57,14 @@ def trade_to_price(r0: int, r1: int, target: int) -> tuple[bool, int] | None:
         p = after(amount)
         return p <= target if sell0 else p >= target
 
-    if not short_of_target(1):
+    limit = MAX_RESERVE - r_in  # Pool.swap takes no more: a reserve stays below 2^112
+    if limit < 1 or not short_of_target(1):
         return None
+    if short_of_target(limit):  # no trade the pool takes gets there (a target of 0, say)
+        return sell0, limit
     lo, hi = 1, 1
-    while short_of_target(hi):  # the price moves monotonically with the amount
-        lo, hi = hi, hi * 2
+    while short_of_target(hi):  # the price moves monotonically with the amount; bounded by limit
+        lo, hi = hi, min(hi * 2, limit)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if short_of_target(mid) else (lo, mid)
