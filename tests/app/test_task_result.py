@@ -160,10 +160,9 @@ def test_task_without_result__finalizes_on_the_root_and_has_no_result(world, tmp
     _refused(["task", "result", str(posted["task_id"]), "--out", str(tmp_path / "r.npz"), *w["rpc"]], "asked for no result slots")
 
 
-def test_task_result__above_one_publication__published_in_parts_and_read_back(anvil, tmp_path) -> None:
-    """A 720,000-byte state tensor (above the 512 KiB of one publication, and the 128 KiB a
-    node's mempool takes) is published in 64 KiB parts and assembled; `task result` reads it
-    back from those transactions and it is the claimed slot, byte for byte."""
+def _solver_court(anvil):  # noqa: ANN001, ANN202
+    """A fresh suite on anvil recorded in BISECTML_HOME (the poster is key 3) and the solver's
+    court (key 4), both funded."""
     owner = Chain.connect(anvil.url, key=anvil.keys[3])
     d = deploy_suite(owner)
     d.save(deployments_path())
@@ -171,6 +170,14 @@ def test_task_result__above_one_publication__published_in_parts_and_read_back(an
     solver = court.as_account(owner.with_key(anvil.keys[4]))
     for who in (owner.account, solver.chain.account):
         owner.send(court.token.functions.mint(who, 100 * 10**18))
+    return solver
+
+
+def test_task_result__above_one_publication__published_in_parts_and_read_back(anvil, tmp_path) -> None:
+    """A 720,000-byte state tensor (above the 512 KiB of one publication, and the 128 KiB a
+    node's mempool takes) is published in 64 KiB parts and assembled; `task result` reads it
+    back from those transactions and it is the claimed slot, byte for byte."""
+    solver = _solver_court(anvil)
     big = accumulator_program(steps=2, rows=2, width=300)  # its state w: 300 x 300 int64, 720,000 bytes
     path = tmp_path / "big.onnx"
     onnx.save(big, path)
@@ -224,13 +231,7 @@ def test_task_result__inference_with_labels__reports_the_verified_accuracy(anvil
 
     from onnx_models import importer
 
-    owner = Chain.connect(anvil.url, key=anvil.keys[3])
-    d = deploy_suite(owner)
-    d.save(deployments_path())
-    court = Court(owner, d)
-    solver = court.as_account(owner.with_key(anvil.keys[4]))
-    for who in (owner.account, solver.chain.account):
-        owner.send(court.token.functions.mint(who, 100 * 10**18))
+    solver = _solver_court(anvil)
     x_train, x_test, _, y_test = split("digits")
     imp = importer.import_model(exported("digits", "mlp"), x_train, batch=32)
     rows, labels = x_test[:100], y_test[:100]

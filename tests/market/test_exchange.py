@@ -72,7 +72,9 @@ def test_trade_to_price__unreachable_target__the_largest_trade_the_pool_takes() 
     assert trade_to_price(10**18, 10**18, 10**60) == (True, MAX_RESERVE - 10**18)
 
 
-def test_arbitrageur__drives_the_pool_along_the_series_and_its_average_follows() -> None:
+def _funded_pool(price: int):  # noqa: ANN202
+    """The real Pool on the in-process chain at `price`, and an arbitrageur holding both tokens:
+    (chain, pool, token0, token1, arbitrageur)."""
     chain = Chain.embedded()
     t0, t1 = chain.deploy("Token"), chain.deploy("Token")
     pool = chain.deploy("Pool", t0.address, t1.address)
@@ -80,8 +82,13 @@ def test_arbitrageur__drives_the_pool_along_the_series_and_its_average_follows()
         chain.send(token.functions.mint(chain.account, 10**12 * E18))
     arb = Arbitrageur(chain, pool, t0, t1)
     arb.approve()
+    chain.send(pool.functions.add_liquidity(price * 10**6 // E18 * 10**3, 10**9 * E18 // 10**3, 0, chain.account))
+    return chain, pool, t0, t1, arb
+
+
+def test_arbitrageur__drives_the_pool_along_the_series_and_its_average_follows() -> None:
     series = synthetic_series(30, seed=11)
-    chain.send(pool.functions.add_liquidity(series[0] * 10**6 // E18 * 10**3, 10**9 * E18 // 10**3, 0, chain.account))
+    chain, pool, _, _, arb = _funded_pool(series[0])
     period, exact = 600, 0
     for price in series[1:]:
         moved = arb.move_to(price)
@@ -105,14 +112,7 @@ def _pool_along(series: list[int], period: int, during=None):  # noqa: ANN001, A
     """The real Pool on the in-process chain, moved to each price of `series` at the start of
     each period (one block a trade, `period` seconds apart): (chain, pool, tokens, arbitrageur,
     start, the spot price after each move)."""
-    chain = Chain.embedded()
-    t0, t1 = chain.deploy("Token"), chain.deploy("Token")
-    pool = chain.deploy("Pool", t0.address, t1.address)
-    for token in (t0, t1):
-        chain.send(token.functions.mint(chain.account, 10**12 * E18))
-    arb = Arbitrageur(chain, pool, t0, t1)
-    arb.approve()
-    chain.send(pool.functions.add_liquidity(series[0] * 10**6 // E18 * 10**3, 10**9 * E18 // 10**3, 0, chain.account))
+    chain, pool, t0, t1, arb = _funded_pool(series[0])
     start = chain.w3.eth.get_block("latest")["timestamp"] + period
     moved = []
     for p, price in enumerate(series[1:]):
