@@ -29,7 +29,10 @@ HEADER_INT8_4 = bytes([3, 1, 0, 0, 0, 4]) + bytes(26)
 
 @pytest.fixture(scope="module")
 def availability():
-    return boa.load_partial(str(CONTRACTS / "Availability.vy")).deploy()
+    # an environment of its own: boa's revert messages dump storage from the environment's
+    # traces, which another module's contracts at the same address would otherwise confuse
+    with boa.swap_env(boa.Env()):
+        yield boa.load_partial(str(CONTRACTS / "Availability.vy")).deploy()
 
 
 ARRAYS = [

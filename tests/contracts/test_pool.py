@@ -400,6 +400,10 @@ class PoolMachine(RuleBasedStateMachine):
             with boa.reverts("pool: nothing out"):
                 pool.swap(token, amount, 0, who, sender=who)
             return
+        if token.balanceOf(who) < amount:  # an actor that spent its tokens: the pull fails, nothing moves
+            with boa.reverts("erc20: transfer amount exceeds balance"):
+                pool.swap(token, amount, want, who, sender=who)
+            return
         assert pool.swap(token, amount, want, who, sender=who) == want
         assert pool.reserve0() * pool.reserve1() >= r0 * r1
         self.check_value_kept()
@@ -416,6 +420,10 @@ class PoolMachine(RuleBasedStateMachine):
         if shares == 0:
             with boa.reverts("pool: no shares"):
                 pool.add_liquidity(a0, a1, 0, who, sender=who)
+            return
+        if self.tokens[0].balanceOf(who) < b0 or self.tokens[1].balanceOf(who) < b1:
+            with boa.reverts("erc20: transfer amount exceeds balance"):
+                pool.add_liquidity(a0, a1, shares, who, sender=who)
             return
         assert pool.add_liquidity(a0, a1, shares, who, sender=who) == shares
         # the depositor's shares are worth no more than what it put in
