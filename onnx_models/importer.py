@@ -384,10 +384,9 @@ def evaluate(source: Any, imported: Imported, x: np.ndarray, y: np.ndarray | Non
     iv = (y_int.astype(np.float64) * float(imported.output_scale)).reshape(len(x), -1)  # type: ignore[arg-type]
     err = np.abs(fv - iv)
     f_m = i_m = None
-    if y is not None and _class_labels(y, len(x), fv.shape[1]) is not None:
+    if y is not None and (yy := _class_labels(y, len(x), fv.shape[1])) is not None:
         # class scores (logits or probabilities, as torch exports a classifier): the label is
         # the top score; ties go to the first, as ArgMax's
-        yy = _class_labels(y, len(x), fv.shape[1])
         f_lab, i_lab = fv.argmax(axis=1), iv.argmax(axis=1)
         f_m, i_m = float(np.mean(f_lab == yy)) * 100, float(np.mean(i_lab == yy)) * 100
         agreement = float(np.mean(f_lab == i_lab)) * 100
@@ -507,11 +506,6 @@ def inference_program(
     graph = helper.make_graph(e.nodes, "inference", inputs, outputs, initializer=e.consts)
     step = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     step.producer_name = PRODUCER
-    for p in model.metadata_props:
-        step.metadata_props.add(key=p.key, value=p.value)
-    step.metadata_props.add(key=META_PREFIX + "rows", value=str(n))
-    if labels is not None:
-        step.metadata_props.add(key=META_PREFIX + "labels", value="correct")
     return make_program(step, steps=steps, state=state, data=data_slots, step_input="t")
 
 

@@ -42,6 +42,7 @@ from verifier.court.states import (
 from verifier.daemon.loop import Config, Daemon
 from verifier.daemon.records import View
 from verifier.daemon.traces import Traces
+from verifier.market import availability as av
 from verifier.market import results
 
 from .cheats import Cheat, parse_cheat
@@ -198,10 +199,11 @@ class Solver(GameDaemon):
             return
         for slot, value, opening in pending:
             if not court.availability.functions.available(opening.commitment).call():
-                for key, call in results.publication(court.chain.w3, court.availability, value):
-                    if key == "assemble" and len(results.publication(court.chain.w3, court.availability, value)) > 1:
-                        return  # a part is not on the chain yet: assemble on a later tick
-                    self.sender.send(f"avail:{cid}:{slot}:{key}", call, claim=cid, slot=slot, bytes=int(value.nbytes))
+                for key, call in av.publications(court.chain.w3, court.availability, value):
+                    # each call is one not yet on the chain: until it is confirmed, neither the next
+                    # (the assembly needs every part) nor the proof can pass
+                    if self.sender.send(f"avail:{cid}:{slot}:{key}", call, claim=cid, slot=slot, bytes=int(value.nbytes)) is None:
+                        return
             receipt = self.sender.send(f"result:{cid}:{slot}", results.record_call(court.tasks, cid, opening), claim=cid, slot=slot)
             if receipt is not None:
                 self.log("result_published", claim=cid, task=c.task_id, slot=slot, commitment=opening.commitment)

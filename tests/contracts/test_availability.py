@@ -164,7 +164,7 @@ def test_parts__assembled_commitment_is_spec_1_3s(availability, array):
     from verifier.market.availability import part_calldata, part_key, part_roots
 
     header, data = payload(array)
-    roots = part_roots(data)
+    roots = part_roots(array)
     assert len(roots) == -(-len(data) // (32 * CHUNK))
     for i, root in enumerate(roots):
         assert bytes(_raw(availability, part_calldata(header, data, i)).output) == root
@@ -182,7 +182,7 @@ def test_parts__refused_unless_each_part_is_the_tensors_own(availability):
 
     array = (np.arange(40 * 2048) % 7).astype(np.int8)  # 40 chunks: parts of 32 and 8
     header, data = payload(array)
-    roots = part_roots(data)
+    roots = part_roots(array)
     for bad, reason in [
         (part_calldata(header, data, 2), "availability: part out of range"),
         (part_calldata(header, data, 0)[:-1], "availability: data is not the part's whole chunks"),
@@ -226,16 +226,16 @@ def test_fetch_tensor__reassembles_a_tensor_published_in_parts():
     64 KiB of data and an assembly; it is read back from those transactions' calldata and
     checked against its commitment; a part already there is not sent again."""
     from verifier.court.chain import Chain, deploy_suite
-    from verifier.market.availability import in_parts, publish_in_parts
+    from verifier.market.availability import in_parts, publish_tensor
 
     chain = Chain.embedded()
     deployment = deploy_suite(chain)
     contract = deployment.contracts(chain)["Availability"]
     array = np.arange(300 * 300, dtype=np.int64).reshape(300, 300) * 7919 - 10**9
-    assert in_parts(array) and not in_parts(array[:10])
-    receipts = publish_in_parts(chain, contract, array)
+    assert in_parts(payload(array)[1]) and not in_parts(payload(array[:10])[1])
+    receipts = publish_tensor(chain, contract, array)
     assert len(receipts) == 12 and all(r["status"] == 1 for r in receipts)
     got = fetch_tensor(chain.w3, contract, commit_tensor(array), deployment.block)
     assert got.dtype == np.int64 and np.array_equal(got, array)
-    again = publish_in_parts(chain, contract, array)
+    again = publish_tensor(chain, contract, array)
     assert len(again) == 1  # every part is there: only the (idempotent) assembly

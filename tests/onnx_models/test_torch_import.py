@@ -12,6 +12,7 @@ import onnx
 import pytest
 from _torch import EXPORTERS, MODELS, digits, exported, float_accuracy
 from onnx import TensorProto, helper
+from test_importer import _fin, _float_model
 
 from onnx_models import importer
 from verifier.app import bring
@@ -82,16 +83,8 @@ def test_imported_torch_convnet__runs_as_an_inference_program(tmp_path: Path) ->
 
 
 def _graph(nodes: list, inp: tuple[int, ...], out: tuple[int, ...], inits: list | None = None) -> bytes:
-    model = helper.make_model(
-        helper.make_graph(
-            nodes, "g",
-            [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *inp])],
-            [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", *out])],
-            inits or [],
-        ),
-        opset_imports=[helper.make_opsetid("", 18)],
-    )  # fmt: skip
-    return model.SerializeToString()
+    """A float model of `nodes` from "input" to "output" (rows of shape `inp` and `out`), opset 18."""
+    return _float_model(nodes, [_fin("input", ("batch", *inp))], [_fin("output", ("batch", *out))], inits or (), opset=18)
 
 
 AXES = helper.make_tensor("axes", TensorProto.INT64, [1], [0])

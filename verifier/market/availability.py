@@ -15,9 +15,10 @@ import numpy as np
 
 from verifier.commit import commitments as commit
 from verifier.commit.commitments import CHUNK, TensorType
-from verifier.commit.merkle import Z, depth, keccak, leaf_hash, node
+from verifier.commit.merkle import depth, keccak
 from verifier.core.dtypes import DType
 from verifier.core.errors import BisectmlError
+from verifier.court.chain import RawCall
 
 # the 4-byte selector of `publish(bytes32)`, the first bytes of every publication's input
 PUBLISH_SELECTOR = keccak(b"publish(bytes32)")[:4]
@@ -56,41 +57,45 @@ def part_calldata(header: bytes, data: bytes, index: int) -> bytes:
     return PART_SELECTOR + header + index.to_bytes(32, "big") + part
 
 
-def part_roots(data: bytes) -> list[bytes]:
-    """The roots `publish_part` records for each part of `data` (whole chunks): the nodes of the
-    tensor's chunk tree at height min(5, depth), an unpaired node paired with Z_h on the way."""
-    leaves = [leaf_hash(data[i : i + CHUNK]) for i in range(0, max(len(data), CHUNK), CHUNK)]
-    level, height = leaves, 0
-    while height < min(PART_HEIGHT, depth(len(leaves))):
-        pairs = list(level) + ([Z[height]] if len(level) % 2 else [])
-        level = [node(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
-        height += 1
-    return level
+def part_roots(array: np.ndarray) -> list[bytes]:
+    """The roots `publish_part` records for each part of `array`: the nodes of the tensor's own
+    chunk tree at height min(5, depth), padding read as Z_h."""
+    tree = commit.commit(array).tree
+    height = min(PART_HEIGHT, depth(len(tree)))
+    return [tree.node_at(height, i) for i in range(-(-len(tree) // (1 << height)))]
 
 
 def part_key(header: bytes, index: int, root: bytes) -> bytes:
     return keccak(header + index.to_bytes(32, "big") + root)
 
 
-def in_parts(array: np.ndarray) -> bool:
-    """Whether a tensor is published in parts: anything above one part (64 KiB), so that each
+def in_parts(data: bytes) -> bool:
+    """Whether a tensor's chunks are published in parts: above one part (64 KiB), so that each
     transaction stays under what a node's mempool accepts."""
-    return len(payload(array)[1]) > PART_CHUNKS * CHUNK
+    return len(data) > PART_CHUNKS * CHUNK
 
 
-def publish_in_parts(chain: Any, availability: Any, array: np.ndarray) -> list[Any]:
-    """Publishes `array` part by part (skipping parts already there), then assembles it; the
-    receipts."""
+def publications(w3: Any, availability: Any, array: np.ndarray) -> list[tuple[str, Any]]:
+    """The calls still needed to put `array`'s bytes on the chain, each with a stable key: one
+    `publish` up to 64 KiB; above, each part not yet published, then the assembly."""
     header, data = payload(array)
-    roots = part_roots(data)
+    if not in_parts(data):
+        return [("whole", RawCall(w3, availability.address, calldata(header, data), "publish"))]
+    roots = part_roots(array)
     if len(roots) > MAX_PARTS:
         raise AvailabilityError(f"the tensor needs {len(roots)} parts of 64 KiB; Availability.vy takes at most {MAX_PARTS}.")
-    receipts = []
-    for i, root in enumerate(roots):
-        if not availability.functions.parts(part_key(header, i, root)).call():
-            receipts.append(chain.send_raw(availability.address, part_calldata(header, data, i), f"publish part {i}"))
-    receipts.append(chain.send(availability.functions.assemble(header, roots), "assemble"))
-    return receipts
+    calls: list[tuple[str, Any]] = [
+        (f"part{i}", RawCall(w3, availability.address, part_calldata(header, data, i), "publish_part"))
+        for i, root in enumerate(roots)
+        if not availability.functions.parts(part_key(header, i, root)).call()
+    ]
+    return [*calls, ("assemble", availability.functions.assemble(header, roots))]
+
+
+def publish_tensor(chain: Any, availability: Any, array: np.ndarray) -> list[Any]:
+    """Puts `array`'s bytes on the chain through `chain` (one publication, or its missing parts
+    and the assembly); the receipts."""
+    return [chain.send(call, f"publish data on-chain ({key})") for key, call in publications(chain.w3, availability, array)]
 
 
 def decode(header: bytes, data: bytes) -> np.ndarray:
@@ -146,8 +151,17 @@ def _part_bytes(w3: Any, availability: Any, header: bytes, index: int, root: byt
 __all__ = [
     "ASSEMBLE_SELECTOR",
     "PART_SELECTOR",
+    "PUBLISH_SELECTOR",
+    "AvailabilityError",
+    "calldata",
+    "decode",
+    "fetch_tensor",
     "in_parts",
     "part_calldata",
     "part_key",
     "part_roots",
-    "publish_in_parts","PUBLISH_SELECTOR", "AvailabilityError", "calldata", "decode", "fetch_tensor", "payload", "publish"]
+    "payload",
+    "publications",
+    "publish",
+    "publish_tensor",
+]

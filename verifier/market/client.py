@@ -222,10 +222,7 @@ class MarketClient:
         if self.availability is None:
             raise MarketError("this deployment has no Availability contract; run `bisectml deploy` again.")
         if not self.availability.functions.available(c).call():
-            if availability.in_parts(array):  # each transaction under what a node's mempool takes
-                availability.publish_in_parts(self.chain, self.availability, array)
-            else:
-                availability.publish(self.chain, self.availability, array)
+            availability.publish_tensor(self.chain, self.availability, array)  # in parts above 64 KiB
         return c
 
     def _content(self, cid: str, commitments: tuple[bytes, ...], decode: Any, encode: Any) -> tuple[np.ndarray, ...]:

@@ -123,7 +123,6 @@ class Arbitrageur:
 
 # -- the realized return of a period, from the pool's own oracle (SPEC 11.4) -----------------------
 
-Q112 = 2**112
 OBSERVATIONS = 2_048  # Pool.vy's ring
 
 

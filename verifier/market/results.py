@@ -15,16 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from verifier.commit.commitments import SlotOpening
+from verifier.commit.commitments import CHUNK, SlotOpening
 from verifier.core.errors import BisectmlError
-from verifier.court.chain import RawCall
 from verifier.engine.program import Program
 from verifier.market import availability as av
 
 # Tasks.vy keeps a task's result slots as the bits of one word
 MAX_RESULT_SLOT = 255
 # Availability.vy's largest tensor, published in parts of 64 KiB: 1,024 parts of 32 chunks of 2,048 bytes
-MAX_RESULT_BYTES = av.MAX_PARTS * av.PART_CHUNKS * 2048
+MAX_RESULT_BYTES = av.MAX_PARTS * av.PART_CHUNKS * CHUNK
 
 
 class ResultError(BisectmlError, ValueError):
@@ -98,26 +97,9 @@ def publish(court: Any, trace: Any, claim_id: int, mask: int) -> list[Any]:
     receipts = []
     for _slot, value, opening in openings(trace, mask):
         if not court.availability.functions.available(opening.commitment).call():
-            for _key, call in publication(court.chain.w3, court.availability, value):
-                receipts.append(court.chain.send(call, "publish result bytes"))
+            receipts += av.publish_tensor(court.chain, court.availability, value)
         receipts.append(court.chain.send(record_call(court.tasks, claim_id, opening), "publish_result"))
     return receipts
-
-
-def publication(w3: Any, availability: Any, array: np.ndarray) -> list[tuple[str, Any]]:
-    """The calls still needed to put `array`'s bytes on the chain, each with a stable key: one
-    Availability.publish up to 64 KiB; above, each part not yet published, then the assembly
-    (every transaction under the 128 KiB a node's mempool takes)."""
-    header, data = av.payload(array)
-    if not av.in_parts(array):
-        return [("whole", RawCall(w3, availability.address, av.calldata(header, data), "publish"))]
-    roots = av.part_roots(data)
-    calls: list[tuple[str, Any]] = [
-        (f"part{i}", RawCall(w3, availability.address, av.part_calldata(header, data, i), "publish_part"))
-        for i, root in enumerate(roots)
-        if not availability.functions.parts(av.part_key(header, i, root)).call()
-    ]
-    return [*calls, ("assemble", availability.functions.assemble(header, roots))]
 
 
 def record_call(tasks: Any, claim_id: int, opening: SlotOpening) -> Any:
@@ -158,7 +140,6 @@ __all__ = [
     "fetch",
     "mask_of",
     "openings",
-    "publication",
     "publish",
     "record_call",
     "slots_of",
