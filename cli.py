@@ -94,9 +94,11 @@ def _register_daemons() -> None:
 
     app.add_typer(solver_app, name="solver")
     app.add_typer(challenger_app, name="challenger")
+    from verifier.app.loop_cli import register as register_loop
     from verifier.app.market_cli import register
 
     register(app)
+    register_loop(app)
 
 
 _register_daemons()

@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
@@ -65,8 +66,11 @@ MAPPING: dict[str, list[str]] = {
     "Market.vy": [f"{TESTS}/test_market.py", f"{TESTS}/test_market_attacks.py", f"{TESTS}/test_game_market.py",
                   f"{TESTS}/test_market_invariants.py",
                   f"--deselect={TESTS}/test_market.py::test_reasons__every_code_names_exactly_one_reason"],
+    "Loop.vy": [f"{TESTS}/test_loop.py", f"{TESTS}/test_loop_programs.py", f"{TESTS}/test_loop_invariants.py"],
+    "Vault.vy": [f"{TESTS}/test_loop.py", f"{TESTS}/test_loop_invariants.py"],
 }
-DEFAULT_CONTRACTS = ["Game.vy", "Referee.vy", "Tasks.vy", "Market.vy", "Attestations.vy", "Pool.vy", "Availability.vy"]
+DEFAULT_CONTRACTS = ["Game.vy", "Referee.vy", "Tasks.vy", "Market.vy", "Attestations.vy", "Pool.vy", "Availability.vy",
+                     "Loop.vy", "Vault.vy"]
 
 KILLED, SURVIVED, TIMEOUT, NOT_COMPILABLE, ERROR = "killed", "survived", "timeout", "not-compilable", "error"
 
@@ -165,20 +169,25 @@ def _segment(lines: list[str], l0: int, c0: int, l1: int, c1: int) -> str:
 # -- running one mutant ---------------------------------------------------------------------------
 
 
+#: the compiler keeps global state: two jobs compiling at once fail each other's compilations
+_COMPILER = threading.Lock()
+
+
 def _compiles(path: Path, search_root: Path) -> str | None:
     """None if the contract at `path` compiles (semantics and ABI), else the error's first line."""
     import vyper
     from vyper.compiler.input_bundle import FilesystemInputBundle
 
     try:
-        vyper.compile_code(
+        with _COMPILER:
+            vyper.compile_code(
             path.read_text(),
-            contract_path=path,
-            resolved_path=path,
-            # snekmate's modules resolve from site-packages, as the vyper command line finds them
-            input_bundle=FilesystemInputBundle([search_root, *(Path(p) for p in sys.path if p and Path(p).is_dir())]),
-            output_formats=["abi", "bytecode"],
-        )
+                contract_path=path,
+                resolved_path=path,
+                # snekmate's modules resolve from site-packages, as the vyper command line finds them
+                input_bundle=FilesystemInputBundle([search_root, *(Path(p) for p in sys.path if p and Path(p).is_dir())]),
+                output_formats=["abi", "bytecode"],
+            )
     except Exception as e:  # noqa: BLE001 - any compiler error makes the mutant not compilable
         return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     return None

@@ -43,3 +43,9 @@ def test_demo__cheater_slashed_honest_paid_books_balance() -> None:
     for phrase in ("reveals 7 step roots", "node roots of step", "disputes element", "one-step proof", "finalized"):
         assert phrase in text, phrase
     assert CHALLENGER_BOND > 0 and 0.5 < s["accuracy"] <= 1.0
+    # the closed loop: three periods, the cheater's metamodel claim caught, the books balanced
+    loop = s["loop"]
+    assert loop["periods"] == 3 and loop["caught"] == 1 and loop["balanced"]
+    assert loop["model_pnl"][0] > loop["model_pnl"][1]
+    assert loop["share_price"][-1] > loop["share_price"][0]
+    assert "wins game" in text and "share price" in text

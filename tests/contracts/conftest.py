@@ -109,3 +109,7 @@ def oracle(court):
     from _court import BoaOracle
 
     return BoaOracle(court)
+
+
+# the closed loop's own deployment, shared by tests/contracts/test_loop*.py
+from _loop import loop_suite  # noqa: E402, F401

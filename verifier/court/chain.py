@@ -34,8 +34,10 @@ SUITE = (
     "Tasks",
     "Attestations",
     "Availability",
+    "Loop",
     "Market",
     "Pool",
+    "Vault",
 )
 DEPLOYMENTS = home() / "deployments.json"
 

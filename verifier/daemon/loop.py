@@ -155,15 +155,23 @@ class Daemon:
         except ContentError as e:  # a malformed IPFS URL refuses the start, like a bad key
             raise DaemonError(str(e)) from None
         by_cid = ProgramsByCid(self.court, store, self.log)
-        if "Market" not in deployment.addresses or not self.cfg.market:
-            return by_cid.for_task
-        from verifier.market.client import MarketClient, RoundPrograms
+        sources: list[Callable[[TaskRec], Program | None]] = []
+        if "Market" in deployment.addresses and self.cfg.market:
+            from verifier.market.client import MarketClient, RoundPrograms
 
-        market = RoundPrograms(MarketClient(self.chain, deployment, store)).for_task
+            sources.append(RoundPrograms(MarketClient(self.chain, deployment, store)).for_task)
+        if "Loop" in deployment.addresses and self.cfg.market:
+            from verifier.market.loop_client import LoopClient, LoopPrograms
+
+            sources.append(LoopPrograms(LoopClient.at(self.chain, deployment.addresses["Loop"])).for_task)
+        sources.append(by_cid.for_task)
 
         def for_task(t: TaskRec) -> Program | None:
-            p = market(t)
-            return p if p is not None else by_cid.for_task(t)
+            for source in sources:
+                p = source(t)
+                if p is not None:
+                    return p
+            return None
 
         return for_task
 

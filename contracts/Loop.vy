@@ -1,0 +1,951 @@
+# pragma version ~=0.4.3
+# pragma optimize codesize
+"""
+@title The closed loop: a vault that trades a verified metamodel, and trading periods
+@notice Depositors pool the bond token in a vault; modelers stake models and, each period,
+        commit and reveal a prediction of the asset's next return (docs/SPEC.md section 12).
+        The stake-weighted metamodel is computed by the market's metamodel program, posted
+        here as a task on `Tasks.vy`, and only once its claim is final does the vault buy the
+        asset on `Pool.vy` (a position bounded by the loop's terms, with a slippage limit
+        against the pool's average price). At the period's end the vault sells, and the
+        realized return, read from the pool's average price at the entry and at the exit,
+        becomes the label of the market's scores program, also claimed through the game.
+        `settle` pays each model from the period's pool by its own score against the
+        realized return plus a bounded contribution bonus, and burns every loss.
+@custom:security Trust assumptions and choices:
+                 - The token is the bisectml bond token and the asset a plain ERC-20; the pool
+                   is contracts/Pool.vy over them, and the task registry contracts/Tasks.vy over
+                   the token. All are trusted not to call back; every mutating function is
+                   `@nonreentrant` anyway and writes storage before it calls out.
+                 - Nobody chooses a period's outcome: it is the pool's average price, which a
+                   push held for h seconds of the average's window W moves by at most h / W of
+                   the push (SPEC 11.4), while every arbitrageur trades against it.
+                 - Every term is bounded by a protocol constant at deployment: phases, task
+                   terms (Market.vy's ranges), position size, slippage, fee and rates. A
+                   period closes within a bounded time of its opening.
+                 - A trade never runs on a metamodel whose claim is not final: the metamodel is
+                   recorded only from a DONE task, and the trade waits for the record. The
+                   period's schedule leaves the task's claim period, challenge window and both
+                   chess clocks between the reveal deadline and `trade_at` (SPEC 12.3).
+                 - Deposits and withdrawals are requests that take effect together when the
+                   next period opens, when the vault holds only the bond token and nothing is
+                   pending: nobody can enter or leave at a price that a known outcome, a
+                   pending settlement or an open position is about to move. A request not yet
+                   taken in can be cancelled.
+                 - Every slash is burned, so nobody gains from another's loss; gains come out
+                   of the period's pool, which each model's reservation is sized to fit.
+                 - The contract holds `owed()`: the vault, requests, unclaimed withdrawals,
+                   stakes, and the open period's pool and budget, plus task rewards that
+                   `Tasks.reclaim` returned and `sync` has not yet accounted.
+"""
+
+from ethereum.ercs import IERC20
+from contracts import Tasks
+from contracts.lib import merkle
+
+
+interface IBurnable:
+    def burn(amount: uint256): nonpayable
+
+
+interface IVault:
+    def token() -> address: view
+    def assets() -> uint256: view
+    def turn() -> uint256: nonpayable
+    def lend(amount: uint256): nonpayable
+    def repay(amount: uint256): nonpayable
+
+
+interface IPool:
+    def token0() -> address: view
+    def token1() -> address: view
+    def twap(window: uint256) -> (uint256, uint256): view
+    def swap(token_in: address, amount_in: uint256, min_out: uint256, to: address) -> uint256: nonpayable
+
+
+# --- constants (docs/SPEC.md 12.1; verifier/market/economics.py mirrors them) ----------------
+
+MAX_MODELS: constant(uint256) = 16
+BPS: constant(uint256) = 10_000
+WEIGHT_UNIT: constant(uint256) = 10**15
+MAX_WEIGHT: constant(uint256) = 2**40 - 1
+MAX_FACTOR_BPS: constant(uint256) = 1_000_000
+MAX_CAP_BPS: constant(uint256) = 2_500
+BONUS_CAP_DIVISOR: constant(uint256) = 4
+# a period's pool is at most 2% of the vault; a position at most half of it
+MAX_FEE_BPS: constant(uint256) = 200
+MAX_POSITION_BPS: constant(uint256) = 5_000
+MAX_LEVERAGE: constant(uint256) = 100
+# the slippage limit lies between the pool's fee (0.3%) and 5%
+MIN_SLIPPAGE_BPS: constant(uint256) = 30
+MAX_SLIPPAGE_BPS: constant(uint256) = 500
+# commit phase 1 hour .. 30 days; reveal phase 1 .. 7 days (longer than censorship of a reveal)
+MIN_COMMIT_PHASE: constant(uint256) = 3_600
+MAX_COMMIT_PHASE: constant(uint256) = 2_592_000
+MIN_PHASE: constant(uint256) = 86_400
+MAX_PHASE: constant(uint256) = 604_800
+# holding period 1 hour .. 30 days; the average's window 10 minutes .. the holding period
+MIN_HOLD: constant(uint256) = 3_600
+MAX_HOLD: constant(uint256) = 2_592_000
+MIN_AVERAGE: constant(uint256) = 600
+# task terms: Market.vy's ranges (SPEC 8.1)
+MIN_WINDOW: constant(uint256) = 172_800
+MAX_TASK_WINDOW: constant(uint256) = 604_800
+MIN_CLOCK: constant(uint256) = 172_800
+MAX_TASK_CLOCK: constant(uint256) = 604_800
+MIN_ARITY: constant(uint256) = 2
+MAX_ARITY: constant(uint256) = 32
+MIN_TASK_DURATION: constant(uint256) = 86_400
+MAX_TASK_DURATION: constant(uint256) = 604_800
+MIN_REWARD: constant(uint256) = 10**18
+MIN_CHALLENGER_BOND: constant(uint256) = 250 * 10**18
+MAX_CHALLENGER_BOND: constant(uint256) = 10**21
+MAX_SOLVER_BOND: constant(uint256) = 10**22
+MAX_NODES: constant(uint256) = 4_294_967_294
+MAX_STEPS: constant(uint256) = 9_223_372_036_854_775_807
+# the prediction's and the metamodel's range (the programs clip predictions to it)
+PRED_MAX: constant(int256) = 100
+
+CHUNK: constant(uint256) = 2048
+MAX_SLOTS: constant(uint256) = 512
+MAX_PROOF: constant(uint256) = 9
+INT64_MIN: constant(int256) = -(2**63)
+INT64_MAX: constant(int256) = 2**63 - 1
+DT_INT8: constant(uint256) = 3
+DT_INT64: constant(uint256) = 7
+
+KIND_METAMODEL: constant(uint256) = 0
+KIND_SCORES: constant(uint256) = 1
+
+PERIOD_OPEN: constant(uint8) = 1
+PERIOD_SETTLED: constant(uint8) = 2
+PERIOD_VOID: constant(uint8) = 3
+
+ENTRY_COMMITTED: constant(uint8) = 1
+ENTRY_REVEALED: constant(uint8) = 2
+ENTRY_RELEASED: constant(uint8) = 3
+
+TASK_OPEN: constant(uint8) = 1
+TASK_DONE: constant(uint8) = 2
+TASK_RECLAIMED: constant(uint8) = 3
+
+
+# --- structs ---------------------------------------------------------------------------------
+
+
+struct ProgramRef:
+    graph_root: bytes32
+    n_nodes: uint256
+    n_slots: uint256
+    steps: uint256
+    data_base: uint256
+    out_slot: uint256
+    template: bytes32
+
+
+struct Terms:
+    # model slots of every period (the programs are built for this many)
+    models: uint256
+    commit_phase: uint256
+    reveal_phase: uint256
+    # seconds from the entry to the exit
+    hold: uint256
+    # window W of the pool's average price read at the entry and at the exit
+    average: uint256
+    # largest position, bps of the vault, at the strongest signal (|metamodel| = 100)
+    max_position_bps: uint256
+    # and at most this many times the stake the revealed models reserved: skin behind the signal
+    leverage: uint256
+    # the least a trade accepts, bps below the average price's worth
+    slippage_bps: uint256
+    # the period's pool, bps of the vault when it opens
+    fee_bps: uint256
+    factor_bps: uint256
+    cap_bps: uint256
+    bonus_bps: uint256
+    min_stake: uint256
+    # terms of the period's two tasks
+    reward: uint256
+    window: uint256
+    clock: uint256
+    duration: uint256
+    solver_bond: uint256
+    challenger_bond: uint256
+    arity: uint256
+
+
+struct Period:
+    state: uint8
+    commit_deadline: uint256
+    reveal_deadline: uint256
+    # earliest entry; the entry's average must be read before trade_at + average
+    trade_at: uint256
+    # the exit: trade_at + hold
+    end: uint256
+    # the scores must be recorded before this, or the period voids
+    result_deadline: uint256
+    pool: uint256
+    budget: uint256
+    max_stake: uint256
+    # model slots taken and models revealed
+    models: uint256
+    revealed: uint256
+    # the stake the revealed models reserved
+    backing: uint256
+    # bit k: the result of kind k is recorded
+    recorded: uint256
+    metamodel: int256
+    # average prices (18 decimals) at the entry and the exit; 0: not read
+    entry_price: uint256
+    exit_price: uint256
+    # what the vault paid for its position, the asset it holds and what the exit returned
+    spent: uint256
+    position: uint256
+    proceeds: uint256
+    traded: bool
+    closed: bool
+    # sign of the realized return: the scores program's label (0: unscored)
+    label: int256
+
+
+struct Entry:
+    slot: uint256
+    amount: uint256
+    state: uint8
+    commitment: bytes32
+
+
+struct Model:
+    owner: address
+    stake: uint256
+    reserved: uint256
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+event ModelRegistered:
+    model_id: indexed(uint256)
+    owner: indexed(address)
+
+
+event StakeChanged:
+    model_id: indexed(uint256)
+    stake: uint256
+    reserved: uint256
+
+
+event PeriodOpened:
+    period_id: indexed(uint256)
+    pool: uint256
+    budget: uint256
+    max_stake: uint256
+    trade_at: uint256
+    end: uint256
+
+
+event Committed:
+    period_id: indexed(uint256)
+    model_id: indexed(uint256)
+    slot: uint256
+    amount: uint256
+
+
+event Revealed:
+    period_id: indexed(uint256)
+    model_id: indexed(uint256)
+    prediction: Bytes[1]
+
+
+event TaskPosted:
+    period_id: indexed(uint256)
+    kind: uint256
+    task_id: uint256
+
+
+event Recorded:
+    period_id: indexed(uint256)
+    kind: uint256
+    commitment: bytes32
+
+
+event Traded:
+    period_id: indexed(uint256)
+    entry_price: uint256
+    spent: uint256
+    position: uint256
+
+
+event Closed:
+    period_id: indexed(uint256)
+    exit_price: uint256
+    label: int256
+
+
+event Unwound:
+    period_id: indexed(uint256)
+    sold: uint256
+    proceeds: uint256
+
+
+event Paid:
+    period_id: indexed(uint256)
+    model_id: indexed(uint256)
+    amount: int256
+
+
+event PeriodEnded:
+    period_id: indexed(uint256)
+    state: uint8
+    burned: uint256
+    to_vault: uint256
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+token: public(immutable(IERC20))
+asset: public(immutable(IERC20))
+pool: public(immutable(IPool))
+tasks: public(immutable(Tasks.__interface__))
+vault: public(immutable(IVault))
+
+terms: public(Terms)
+# kind 0 (metamodel) and 1 (scores), built for `terms.models` slots and one row
+programs: public(ProgramRef[2])
+
+models: public(HashMap[uint256, Model])
+model_count: public(uint256)
+
+periods: public(HashMap[uint256, Period])
+period_count: public(uint256)
+entries: public(HashMap[uint256, HashMap[uint256, Entry]])
+# period => slot => model id (slots in commit order)
+slot_model: public(HashMap[uint256, HashMap[uint256, uint256]])
+# period => slot => the revealed prediction and its commitment as an int8 [1] tensor
+predictions: public(HashMap[uint256, HashMap[uint256, Bytes[1]]])
+prediction_commitment: HashMap[uint256, HashMap[uint256, bytes32]]
+# period => 2M values: own scores, then leave-one-out scores
+_scores: HashMap[uint256, DynArray[int256, 2 * MAX_MODELS]]
+task_of: public(HashMap[uint256, HashMap[uint256, uint256]])
+task_reward: public(HashMap[uint256, HashMap[uint256, uint256]])
+
+# everything the contract owes (see owed())
+owed: public(uint256)
+burned: public(uint256)
+
+
+@deploy
+def __init__(
+    token_: IERC20, asset_: IERC20, pool_: IPool, tasks_: address, vault_: IVault, terms_: Terms, programs_: ProgramRef[2]
+):
+    assert token_.address != empty(address) and asset_.address != empty(address), "loop: zero token"
+    assert staticcall pool_.token0() == token_.address and staticcall pool_.token1() == asset_.address, "loop: pool of other tokens"
+    assert (staticcall Tasks.__interface__(tasks_).token()).address == token_.address, "loop: tasks uses another token"
+    assert staticcall vault_.token() == token_.address, "loop: vault of another token"
+    self._require_terms(terms_)
+    for p: ProgramRef in programs_:
+        assert p.n_nodes <= MAX_NODES and p.steps >= 1 and p.steps <= MAX_STEPS, "loop: program outside Tasks.vy's limits"
+        assert p.n_slots >= 1 and p.n_slots <= MAX_SLOTS, "loop: program outside Tasks.vy's limits"
+        assert p.out_slot < p.n_slots, "loop: program slots past its slot table"
+    assert programs_[0].data_base + 1 + terms_.models <= programs_[0].n_slots, "loop: program slots past its slot table"
+    assert programs_[1].data_base + 2 + terms_.models <= programs_[1].n_slots, "loop: program slots past its slot table"
+    token = token_
+    asset = asset_
+    pool = pool_
+    tasks = Tasks.__interface__(tasks_)
+    vault = vault_
+    self.terms = terms_
+    self.programs = programs_
+
+
+@internal
+@pure
+def _require_terms(t: Terms):
+    assert t.models >= 1 and t.models <= MAX_MODELS, "loop: models outside 1..16"
+    assert t.commit_phase >= MIN_COMMIT_PHASE and t.commit_phase <= MAX_COMMIT_PHASE, "loop: a phase outside its bounds"
+    assert t.reveal_phase >= MIN_PHASE and t.reveal_phase <= MAX_PHASE, "loop: a phase outside its bounds"
+    assert t.hold >= MIN_HOLD and t.hold <= MAX_HOLD, "loop: a phase outside its bounds"
+    assert t.average >= MIN_AVERAGE and t.average <= t.hold, "loop: a phase outside its bounds"
+    assert t.max_position_bps <= MAX_POSITION_BPS, "loop: a rate outside the protocol's bounds"
+    assert t.leverage >= 1 and t.leverage <= MAX_LEVERAGE, "loop: a rate outside the protocol's bounds"
+    assert t.slippage_bps >= MIN_SLIPPAGE_BPS and t.slippage_bps <= MAX_SLIPPAGE_BPS, "loop: a rate outside the protocol's bounds"
+    assert t.fee_bps <= MAX_FEE_BPS and t.factor_bps <= MAX_FACTOR_BPS, "loop: a rate outside the protocol's bounds"
+    assert t.cap_bps <= MAX_CAP_BPS and t.bonus_bps * BONUS_CAP_DIVISOR <= t.cap_bps, "loop: a rate outside the protocol's bounds"
+    assert t.min_stake > 0, "loop: a rate outside the protocol's bounds"
+    ok: bool = t.window >= MIN_WINDOW and t.window <= MAX_TASK_WINDOW
+    ok = ok and t.clock >= MIN_CLOCK and t.clock <= MAX_TASK_CLOCK
+    ok = ok and t.duration >= MIN_TASK_DURATION and t.duration <= MAX_TASK_DURATION
+    ok = ok and t.arity >= MIN_ARITY and t.arity <= MAX_ARITY and t.reward >= MIN_REWARD
+    ok = ok and t.challenger_bond >= MIN_CHALLENGER_BOND and t.challenger_bond <= MAX_CHALLENGER_BOND
+    ok = ok and t.solver_bond >= t.challenger_bond and t.solver_bond <= MAX_SOLVER_BOND
+    assert ok, "loop: task terms outside the market's ranges"
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+@external
+def register() -> uint256:
+    """@notice Registers a model owned by the caller."""
+    model_id: uint256 = self.model_count + 1
+    self.model_count = model_id
+    self.models[model_id].owner = msg.sender
+    log ModelRegistered(model_id=model_id, owner=msg.sender)
+    return model_id
+
+
+@external
+@nonreentrant
+def add_stake(model_id: uint256, amount: uint256):
+    self._require_model_owner(model_id)
+    self.models[model_id].stake += amount
+    self.owed += amount
+    log StakeChanged(model_id=model_id, stake=self.models[model_id].stake, reserved=self.models[model_id].reserved)
+    self._pull(amount)
+
+
+@external
+@nonreentrant
+def withdraw_stake(model_id: uint256, amount: uint256):
+    """@notice Takes back free stake (stake not reserved by a period)."""
+    self._require_model_owner(model_id)
+    m: Model = self.models[model_id]
+    assert amount <= m.stake - m.reserved, "loop: amount exceeds the free stake"
+    self.models[model_id].stake = m.stake - amount
+    self.owed -= amount
+    log StakeChanged(model_id=model_id, stake=m.stake - amount, reserved=m.reserved)
+    self._push(msg.sender, amount)
+
+
+# --- periods ---------------------------------------------------------------------------------
+
+
+@external
+@nonreentrant
+def open_period() -> uint256:
+    """
+    @notice Opens the next period (anyone), once the last one is settled or void: takes in
+            the requests, then sets the period's pool and task budget aside from the vault.
+    """
+    last: uint256 = self._require_between_periods()
+    # the vault takes in its requests now, when nothing of the last period is pending
+    assets: uint256 = extcall vault.turn()
+    t: Terms = self.terms
+    fee: uint256 = assets * t.fee_bps // BPS
+    budget: uint256 = 2 * t.reward
+    assert assets >= fee + budget, "loop: the vault cannot pay the period's pool and tasks"
+    self.owed += fee + budget
+    p: uint256 = last + 1
+    self.period_count = p
+    # the task's claim period, challenge window and both chess clocks: a claim posted at the
+    # reveal deadline is final (or rejected) by trade_at, and the scores' by result_deadline
+    latency: uint256 = t.duration + t.window + 2 * t.clock
+    commit_deadline: uint256 = block.timestamp + t.commit_phase
+    reveal_deadline: uint256 = commit_deadline + t.reveal_phase
+    trade_at: uint256 = reveal_deadline + latency
+    end: uint256 = trade_at + t.hold
+    # at the largest return every slot's gain fits its 1/M of the pool (SPEC 8.5)
+    max_stake: uint256 = fee * BPS // ((t.cap_bps + t.bonus_bps) * t.models + 1)
+    self.periods[p] = Period(
+        state=PERIOD_OPEN, commit_deadline=commit_deadline, reveal_deadline=reveal_deadline,
+        trade_at=trade_at, end=end, result_deadline=end + t.average + latency, pool=fee, budget=budget,
+        max_stake=max_stake, models=0, revealed=0, backing=0, recorded=0, metamodel=0, entry_price=0, exit_price=0,
+        spent=0, position=0, proceeds=0, traded=False, closed=False, label=0,
+    )
+    log PeriodOpened(period_id=p, pool=fee, budget=budget, max_stake=max_stake, trade_at=trade_at, end=end)
+    extcall vault.lend(fee + budget)
+    return p
+
+
+@external
+@nonreentrant
+def turn():
+    """
+    @notice Takes in the vault's requests between periods (anyone): depositors can leave even
+            when the vault has become too small to open a period.
+    """
+    self._require_between_periods()
+    extcall vault.turn()
+
+
+@internal
+@view
+def _require_between_periods() -> uint256:
+    # the last period ended and its position is sold: the vault holds only the bond token
+    last: uint256 = self.period_count
+    assert last == 0 or self.periods[last].state != PERIOD_OPEN, "loop: a period is open"
+    assert self.periods[last].position == 0, "loop: the last period's position is not sold; call unwind"
+    return last
+
+
+@external
+def commit(period_id: uint256, model_id: uint256, commitment: bytes32, amount: uint256):
+    """@notice Commits the model's prediction and reserves `amount` of its free stake for the period."""
+    self._require_model_owner(model_id)
+    self._require_open(period_id)
+    assert block.timestamp < self.periods[period_id].commit_deadline, "loop: commit deadline passed"
+    assert self.entries[period_id][model_id].state == 0, "loop: model already committed"
+    assert self.periods[period_id].models < self.terms.models, "loop: model slots full"
+    assert amount >= self.terms.min_stake, "loop: stake below the minimum"
+    assert amount <= self.periods[period_id].max_stake, "loop: stake above the period's maximum"
+    m: Model = self.models[model_id]
+    assert amount <= m.stake - m.reserved, "loop: amount exceeds the free stake"
+    self.models[model_id].reserved = m.reserved + amount
+    self.entries[period_id][model_id] = Entry(slot=self.periods[period_id].models, amount=amount, state=ENTRY_COMMITTED, commitment=commitment)
+    self.slot_model[period_id][self.periods[period_id].models] = model_id
+    self.periods[period_id].models = self.periods[period_id].models + 1
+    log Committed(period_id=period_id, model_id=model_id, slot=self.periods[period_id].models, amount=amount)
+
+
+@external
+def reveal(period_id: uint256, model_id: uint256, prediction: Bytes[1], salt: bytes32):
+    """
+    @notice Reveals a committed prediction (anyone with the preimage): one int8, the return
+            in percent the model expects, -100 ..= 100 (SPEC 12.2).
+    """
+    self._require_open(period_id)
+    assert block.timestamp >= self.periods[period_id].commit_deadline, "loop: commit deadline not reached"
+    assert block.timestamp < self.periods[period_id].reveal_deadline, "loop: reveal deadline passed"
+    entry: Entry = self.entries[period_id][model_id]
+    assert entry.state == ENTRY_COMMITTED, "loop: model not committed or already revealed"
+    assert len(prediction) == 1, "loop: a prediction is one byte"
+    preimage: Bytes[97] = concat(convert(period_id, bytes32), convert(model_id, bytes32), prediction, salt)
+    assert keccak256(preimage) == entry.commitment, "loop: prediction does not match the commitment"
+    self.entries[period_id][model_id].state = ENTRY_REVEALED
+    self.predictions[period_id][entry.slot] = prediction
+    self.prediction_commitment[period_id][entry.slot] = self._int8_commitment(prediction)
+    self.periods[period_id].revealed = self.periods[period_id].revealed + 1
+    self.periods[period_id].backing += entry.amount
+    log Revealed(period_id=period_id, model_id=model_id, prediction=prediction)
+
+
+@external
+@nonreentrant
+def post_task(period_id: uint256, kind: uint256, slots: DynArray[bytes32, MAX_SLOTS]) -> uint256:
+    """
+    @notice Posts the metamodel (kind 0, after the reveal deadline) or the scores (kind 1,
+            after the exit) as a task on Tasks.vy (anyone), paid from the period's budget.
+            `slots` is the program's template; the loop writes the period's data into it.
+    """
+    self._require_open(period_id)
+    assert kind <= KIND_SCORES, "loop: kind is not 0 or 1"
+    assert self.periods[period_id].revealed > 0, "loop: no model revealed"
+    if kind == KIND_METAMODEL:
+        assert block.timestamp >= self.periods[period_id].reveal_deadline, "loop: reveal deadline not reached"
+        assert block.timestamp < self.periods[period_id].end, "loop: the period's exit passed"
+    else:
+        assert self.periods[period_id].closed, "loop: position not closed"
+        assert block.timestamp < self.periods[period_id].result_deadline, "loop: result deadline passed"
+    state: uint8 = self._sync_kind(period_id, kind)
+    assert state != TASK_OPEN, "loop: the kind's task is still running"
+    assert state != TASK_DONE, "loop: the kind's task is done"
+    prog: ProgramRef = self.programs[kind]
+    assert len(slots) == prog.n_slots and keccak256(abi_encode(slots)) == prog.template, "loop: slots are not the program's template"
+    t: Terms = self.terms
+
+    table: DynArray[bytes32, MAX_SLOTS] = slots
+    base: uint256 = prog.data_base
+    table[base] = self._int64_commitment(self._weights(period_id))
+    first: uint256 = base + 1
+    if kind == KIND_SCORES:
+        label: Bytes[1] = b"\x01"
+        if self.periods[period_id].label < 0:
+            label = b"\xff"
+        table[first] = self._int8_commitment(label)
+        first += 1
+    for slot: uint256 in range(self.periods[period_id].models, bound=MAX_MODELS):
+        if self.entries[period_id][self.slot_model[period_id][slot]].state == ENTRY_REVEALED:
+            table[first + slot] = self.prediction_commitment[period_id][slot]
+    data: DynArray[bytes32, MAX_SLOTS] = []
+    for i: uint256 in range(first + t.models - base, bound=MAX_MODELS + 2):
+        data.append(table[base + i])
+
+    self.periods[period_id].budget = self.periods[period_id].budget - t.reward
+    self.owed -= t.reward
+    self.task_reward[period_id][kind] = t.reward
+    assert extcall token.approve(tasks.address, t.reward, default_return_value=True), "loop: token call failed"
+    task_id: uint256 = extcall tasks.post_task(
+        prog.graph_root, prog.n_nodes, prog.n_slots, merkle._state_root(0, 0, merkle._merkle(table)),
+        merkle._merkle(data), prog.steps, t.reward, t.window, t.clock, t.solver_bond, t.challenger_bond,
+        t.arity, block.timestamp + t.duration,
+    )
+    self.task_of[period_id][kind] = task_id
+    log TaskPosted(period_id=period_id, kind=kind, task_id=task_id)
+    return task_id
+
+
+@external
+@nonreentrant
+def record(
+    period_id: uint256, kind: uint256, slots_root: bytes32, proof: DynArray[bytes32, MAX_PROOF], values: DynArray[int256, 2 * MAX_MODELS]
+):
+    """
+    @notice Records the metamodel (kind 0, one value) or the scores (kind 1, 2M values) from
+            the finalized claim of the kind's task (anyone, once per kind): `proof` opens the
+            final slot table's result slot to the commitment of `values` as an int64 tensor.
+    """
+    self._require_open(period_id)
+    assert kind <= KIND_SCORES, "loop: kind is not 0 or 1"
+    assert self.periods[period_id].recorded & (1 << kind) == 0, "loop: result already recorded"
+    if kind == KIND_METAMODEL:
+        assert len(values) == 1, "loop: wrong number of values"
+        assert block.timestamp < self.periods[period_id].end, "loop: the period's exit passed"
+    else:
+        assert len(values) == 2 * self.terms.models, "loop: wrong number of values"
+        assert block.timestamp < self.periods[period_id].result_deadline, "loop: result deadline passed"
+    elements: DynArray[uint256, 2 * MAX_MODELS] = []
+    for v: int256 in values:
+        assert v >= INT64_MIN and v <= INT64_MAX, "loop: value outside int64"
+        elements.append(convert(v + 2**64 if v < 0 else v, uint256))
+    commitment: bytes32 = self._int64_commitment(elements)
+    task_id: uint256 = self.task_of[period_id][kind]
+    assert task_id != 0, "loop: no task of this kind"
+    task: Tasks.Task = staticcall tasks.tasks(task_id)
+    assert task.state == TASK_DONE, "loop: task not done; finalize a claim first"
+    prog: ProgramRef = self.programs[kind]
+    final_root: bytes32 = (staticcall tasks.claims(task.claim_id)).final_root
+    assert merkle._state_root(prog.steps, 0, slots_root) == final_root, "loop: not the claim's final state"
+    assert len(proof) == merkle._depth(prog.n_slots), "loop: wrong proof length"
+    assert merkle._fold(commitment, prog.out_slot, proof, prog.n_slots) == slots_root, "loop: proof does not open the result"
+    if kind == KIND_METAMODEL:
+        self.periods[period_id].metamodel = values[0]
+    else:
+        self._scores[period_id] = values
+    self.periods[period_id].recorded = self.periods[period_id].recorded | (1 << kind)
+    log Recorded(period_id=period_id, kind=kind, commitment=commitment)
+
+
+@external
+@nonreentrant
+def trade(period_id: uint256):
+    """
+    @notice The entry (anyone, from trade_at): reads the pool's average price once, within
+            `average` seconds of trade_at; and once the metamodel is recorded, buys the asset
+            for `min(vault * max_position_bps * signal / (100 * BPS), backing * leverage)`
+            (backing: the revealed models' reservations; signal: the metamodel
+            clipped to 0 ..= 100), refusing less than the average price's worth minus the
+            slippage limit. A signal of 0 or below holds no position.
+    """
+    self._require_open(period_id)
+    trade_at: uint256 = self.periods[period_id].trade_at
+    assert block.timestamp >= trade_at, "loop: trade_at not reached"
+    assert block.timestamp < self.periods[period_id].end, "loop: the period's exit passed"
+    acted: bool = False
+    entry_price: uint256 = self.periods[period_id].entry_price
+    if entry_price == 0 and block.timestamp < trade_at + self.terms.average:
+        entry_price = self._average()
+        self.periods[period_id].entry_price = entry_price
+        acted = True
+    if self.periods[period_id].recorded & 1 != 0 and not self.periods[period_id].traded and entry_price != 0:
+        self.periods[period_id].traded = True
+        acted = True
+        signal: uint256 = convert(min(max(self.periods[period_id].metamodel, 0), PRED_MAX), uint256)
+        spent: uint256 = min(
+            staticcall vault.assets() * self.terms.max_position_bps * signal // (100 * BPS),
+            self.periods[period_id].backing * self.terms.leverage,
+        )
+        if spent > 0:
+            worth: uint256 = spent * 10**18 // entry_price
+            self.periods[period_id].spent = spent
+            extcall vault.lend(spent)
+            assert extcall token.approve(pool.address, spent, default_return_value=True), "loop: token call failed"
+            bought: uint256 = extcall pool.swap(token.address, spent, worth * (BPS - self.terms.slippage_bps) // BPS, self)
+            self.periods[period_id].position = bought
+    assert acted, "loop: nothing to trade; the entry was missed or the metamodel is not recorded"
+    log Traded(
+        period_id=period_id, entry_price=entry_price, spent=self.periods[period_id].spent,
+        position=self.periods[period_id].position,
+    )
+
+
+@external
+@nonreentrant
+def close(period_id: uint256):
+    """
+    @notice The exit (anyone, from the period's end): reads the pool's average price and sets
+            the label to the sign of the realized return (exit average against entry average)
+            if it is read within `average` seconds of the end, else 0 (an unscored period
+            ends here); then sells the position, refusing less than the average price's worth
+            minus the slippage limit. A sale the pool refuses is left to `unwind`.
+    """
+    self._require_open(period_id)
+    assert block.timestamp >= self.periods[period_id].end, "loop: the period's exit not reached"
+    assert not self.periods[period_id].closed, "loop: position already closed"
+    price: uint256 = self._average()
+    label: int256 = 0
+    if self.periods[period_id].entry_price != 0 and block.timestamp < self.periods[period_id].end + self.terms.average:
+        if price > self.periods[period_id].entry_price:
+            label = 1
+        elif price < self.periods[period_id].entry_price:
+            label = -1
+    self.periods[period_id].closed = True
+    self.periods[period_id].exit_price = price
+    self.periods[period_id].label = label
+    log Closed(period_id=period_id, exit_price=price, label=label)
+    self._sell(period_id, price, False)
+    if label == 0 or self.periods[period_id].revealed == 0:
+        self._end(period_id, PERIOD_SETTLED, empty(DynArray[uint256, MAX_MODELS]), 0)
+
+
+@external
+@nonreentrant
+def unwind(period_id: uint256):
+    """@notice Sells a closed period's position that the pool refused at `close` (anyone)."""
+    assert self.periods[period_id].closed, "loop: position not closed"
+    assert self.periods[period_id].position > 0, "loop: no position to sell"
+    self._sell(period_id, self._average(), True)
+
+
+@internal
+def _sell(period_id: uint256, price: uint256, must: bool):
+    # sells the whole position for at least its worth at `price` minus the slippage limit;
+    # a refusal reverts when `must`, else leaves the position for `unwind`
+    held: uint256 = self.periods[period_id].position
+    if held == 0:
+        return
+    min_out: uint256 = held * price // 10**18 * (BPS - self.terms.slippage_bps) // BPS
+    self.periods[period_id].position = 0
+    assert extcall asset.approve(pool.address, held, default_return_value=True), "loop: token call failed"
+    ok: bool = False
+    response: Bytes[32] = b""
+    ok, response = raw_call(
+        pool.address,
+        abi_encode(asset.address, held, min_out, self, method_id=method_id("swap(address,uint256,uint256,address)")),
+        max_outsize=32,
+        revert_on_failure=False,
+    )
+    if not ok:
+        assert not must, "loop: the pool refused the exit; call unwind once its price is back near its average"
+        self.periods[period_id].position = held
+        return
+    out: uint256 = extract32(response, 0, output_type=uint256)
+    self.periods[period_id].proceeds = out
+    log Unwound(period_id=period_id, sold=held, proceeds=out)
+    self._repay(out)
+
+
+@external
+@nonreentrant
+def settle(period_id: uint256):
+    """
+    @notice Pays the models once the scores are recorded (anyone, once): model i's return is
+            clip(own_i * factor / BPS, +-cap) + clip(score_i * factor / BPS, 0, bonus) bps of
+            its reservation; gains come from the pool, losses are burned, the rest of the
+            pool and budget returns to the vault, and every reservation is freed.
+    """
+    self._require_open(period_id)
+    assert self.periods[period_id].recorded & 2 != 0, "loop: scores not recorded"
+    t: Terms = self.terms
+    scores: DynArray[int256, 2 * MAX_MODELS] = self._scores[period_id]
+    cap: int256 = convert(t.cap_bps, int256)
+    factor: int256 = convert(t.factor_bps, int256)
+    gains: DynArray[uint256, MAX_MODELS] = []
+    burned: uint256 = 0
+    for slot: uint256 in range(self.periods[period_id].models, bound=MAX_MODELS):
+        model_id: uint256 = self.slot_model[period_id][slot]
+        entry: Entry = self.entries[period_id][model_id]
+        gain: uint256 = 0
+        if entry.state == ENTRY_REVEALED:
+            r: int256 = max(min(scores[slot] * factor // 10_000, cap), -cap)
+            r += min(max(scores[t.models + slot] * factor // 10_000, 0), convert(t.bonus_bps, int256))
+            if r > 0:
+                gain = entry.amount * convert(r, uint256) // BPS
+            elif r < 0:
+                loss: uint256 = entry.amount * convert(-r, uint256) // BPS
+                self._release(period_id, model_id, entry.amount)
+                self.models[model_id].stake -= loss
+                self.owed -= loss
+                burned += loss
+                log Paid(period_id=period_id, model_id=model_id, amount=-convert(loss, int256))
+        gains.append(gain)
+    self._end(period_id, PERIOD_SETTLED, gains, burned)
+
+
+@external
+@nonreentrant
+def void(period_id: uint256):
+    """
+    @notice Ends a period whose scores were not recorded by the result deadline (anyone): the
+            pool is split evenly among the revealed models, every reservation is freed
+            untouched, and the unspent budget returns to the vault.
+    """
+    self._require_open(period_id)
+    assert self.periods[period_id].closed, "loop: position not closed"
+    assert block.timestamp >= self.periods[period_id].result_deadline, "loop: result deadline not reached"
+    assert self.periods[period_id].recorded & 2 == 0, "loop: scores recorded; settle the period"
+    gains: DynArray[uint256, MAX_MODELS] = []
+    left: uint256 = self.periods[period_id].pool
+    unpaid: uint256 = self.periods[period_id].revealed
+    for slot: uint256 in range(self.periods[period_id].models, bound=MAX_MODELS):
+        part: uint256 = 0
+        if self.entries[period_id][self.slot_model[period_id][slot]].state == ENTRY_REVEALED:
+            part = left // unpaid
+            left -= part
+            unpaid -= 1
+        gains.append(part)
+    self._end(period_id, PERIOD_VOID, gains, 0)
+
+
+@external
+@nonreentrant
+def sync(period_id: uint256):
+    """@notice Takes back the rewards of the period's reclaimable tasks (anyone)."""
+    for kind: uint256 in range(2):
+        self._sync_kind(period_id, kind)
+
+
+@external
+@view
+def scores(period_id: uint256) -> DynArray[int256, 2 * MAX_MODELS]:
+    return self._scores[period_id]
+
+
+@internal
+def _end(period_id: uint256, state: uint8, gains: DynArray[uint256, MAX_MODELS], slashed: uint256):
+    # pays `gains` by slot out of the pool, frees every reservation still held (a commitment
+    # never revealed forfeits min_stake: a slot is not free to take), returns the rest of the
+    # pool and the unspent budget to the vault and burns every slash
+    burned: uint256 = slashed
+    for slot: uint256 in range(self.periods[period_id].models, bound=MAX_MODELS):
+        model_id: uint256 = self.slot_model[period_id][slot]
+        entry: Entry = self.entries[period_id][model_id]
+        if entry.state != ENTRY_RELEASED:
+            self._release(period_id, model_id, entry.amount)
+        if entry.state == ENTRY_COMMITTED:
+            # amount >= min_stake (commit)
+            self.models[model_id].stake -= self.terms.min_stake
+            self.owed -= self.terms.min_stake
+            burned += self.terms.min_stake
+            log Paid(period_id=period_id, model_id=model_id, amount=-convert(self.terms.min_stake, int256))
+    paid: uint256 = 0
+    for g: uint256 in gains:
+        paid += g
+    # gains fit the pool: every reservation is at most max_stake (commit), the void's parts add up to it
+    to_vault: uint256 = self.periods[period_id].pool - paid + self.periods[period_id].budget
+    self.periods[period_id].state = state
+    self.periods[period_id].pool = 0
+    self.periods[period_id].budget = 0
+    self.owed -= paid + to_vault
+    self.burned += burned
+    log PeriodEnded(period_id=period_id, state=state, burned=burned, to_vault=to_vault)
+    for slot: uint256 in range(len(gains), bound=MAX_MODELS):
+        if gains[slot] > 0:
+            model_id: uint256 = self.slot_model[period_id][slot]
+            log Paid(period_id=period_id, model_id=model_id, amount=convert(gains[slot], int256))
+            self._push(self.models[model_id].owner, gains[slot])
+    if burned > 0:
+        extcall IBurnable(token.address).burn(burned)
+    self._repay(to_vault)
+    # rewards of tasks already reclaimable come back to the vault now
+    for kind: uint256 in range(2):
+        self._sync_kind(period_id, kind)
+
+
+@internal
+def _release(period_id: uint256, model_id: uint256, amount: uint256):
+    self.entries[period_id][model_id].state = ENTRY_RELEASED
+    self.models[model_id].reserved -= amount
+
+
+@internal
+def _sync_kind(period_id: uint256, kind: uint256) -> uint8:
+    # the state of the kind's latest task (0: none), after reclaiming it if it can be; a
+    # reclaimed reward returns once: to the budget while the period is open, else to the vault
+    task_id: uint256 = self.task_of[period_id][kind]
+    if task_id == 0:
+        return 0
+    if staticcall tasks.reclaimable(task_id):
+        extcall tasks.reclaim(task_id)
+    state: uint8 = (staticcall tasks.tasks(task_id)).state
+    amount: uint256 = self.task_reward[period_id][kind]
+    if state != TASK_RECLAIMED or amount == 0:
+        return state
+    self.task_reward[period_id][kind] = 0
+    if self.periods[period_id].state == PERIOD_OPEN:
+        self.periods[period_id].budget += amount
+        self.owed += amount
+    else:
+        self._repay(amount)
+    return state
+
+
+@internal
+@view
+def _average() -> uint256:
+    price: uint256 = (staticcall pool.twap(self.terms.average))[0]
+    assert price > 0, "loop: the pool's average price is 0"
+    return price
+
+
+@internal
+@view
+def _weights(period_id: uint256) -> DynArray[uint256, MAX_MODELS]:
+    out: DynArray[uint256, MAX_MODELS] = []
+    for slot: uint256 in range(self.terms.models, bound=MAX_MODELS):
+        w: uint256 = 0
+        entry: Entry = self.entries[period_id][self.slot_model[period_id][slot]]
+        if slot < self.periods[period_id].models and entry.state == ENTRY_REVEALED:
+            w = min(entry.amount // WEIGHT_UNIT, MAX_WEIGHT)
+        out.append(w)
+    return out
+
+
+@internal
+@view
+def _require_open(period_id: uint256):
+    state: uint8 = self.periods[period_id].state
+    assert state != 0, "loop: no such period"
+    assert state == PERIOD_OPEN, "loop: period already ended"
+
+
+@internal
+@view
+def _require_model_owner(model_id: uint256):
+    owner: address = self.models[model_id].owner
+    assert owner != empty(address), "loop: no such model"
+    assert owner == msg.sender, "loop: not the model owner"
+
+
+@internal
+@pure
+def _int8_commitment(data: Bytes[1]) -> bytes32:
+    # int8 [1] in one chunk: the data root is the leaf of the zero-padded chunk (SPEC 1.3)
+    zeros: Bytes[CHUNK] = abi_encode(empty(uint256[CHUNK // 32]))
+    return self._vector_commitment(DT_INT8, 1, keccak256(concat(b"\x00", data, slice(zeros, 0, CHUNK - 1))))
+
+
+@internal
+@pure
+def _int64_commitment(elements: DynArray[uint256, 2 * MAX_MODELS]) -> bytes32:
+    # int64 [len(elements)], each as its 64-bit two's complement pattern, in one chunk (SPEC 1.3)
+    words: uint256[CHUNK // 32] = empty(uint256[CHUNK // 32])
+    for i: uint256 in range(len(elements), bound=2 * MAX_MODELS):
+        words[i // 4] |= elements[i] << (64 * (3 - i % 4))
+    return self._vector_commitment(DT_INT64, len(elements), keccak256(concat(b"\x00", abi_encode(words))))
+
+
+@internal
+@pure
+def _vector_commitment(dtype: uint256, n: uint256, data_root: bytes32) -> bytes32:
+    # H(0x02 || header || data_root) of a rank-1 tensor of n < 2^32 elements (SPEC 1.3)
+    return keccak256(concat(b"\x02", convert(dtype << 248 | 1 << 240 | n << 208, bytes32), data_root))
+
+
+@internal
+def _push(to: address, amount: uint256):
+    if amount != 0:
+        assert extcall token.transfer(to, amount, default_return_value=True), "loop: token call failed"
+
+
+@internal
+def _repay(amount: uint256):
+    # returns `amount` to the vault
+    if amount != 0:
+        assert extcall token.approve(vault.address, amount, default_return_value=True), "loop: token call failed"
+        extcall vault.repay(amount)
+
+
+@internal
+def _pull(amount: uint256):
+    if amount != 0:
+        assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True), "loop: token call failed"

@@ -1,0 +1,263 @@
+"""A deployed closed loop (docs/SPEC.md 12) from one account, over any chain `Chain` reaches:
+deploying the vault and the loop, depositing, staking models, the calls of a period, and
+rebuilding a period's two programs from the chain exactly as the loop posts them, so that a
+solver can run them and anyone can record their results."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from web3.logs import DISCARD
+
+from verifier.core.errors import BisectmlError
+from verifier.court.chain import Chain
+from verifier.market import economics as econ
+from verifier.market.loop import (
+    LoopTerms,
+    Schedule,
+    prediction_byte,
+    prediction_commitment,
+    program_refs,
+    shape,
+)
+
+METAMODEL, SCORES = 0, 1
+PERIOD_STATES = {1: "open", 2: "settled", 3: "void"}
+REVEALED = 2
+
+
+class LoopError(BisectmlError, ValueError):
+    """A loop call that cannot be made as asked."""
+
+
+@dataclass
+class LoopClient:
+    """`addresses` names the deployment: Token, Asset, Pool, Tasks, Vault, Loop."""
+
+    chain: Chain
+    addresses: dict[str, str]
+    # (period, model) -> (prediction, salt) of this account's commitments, to reveal them
+    secrets: dict[tuple[int, int], tuple[int, bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        c = self.chain
+        self.token = c.contract("Token", self.addresses["Token"])
+        self.asset = c.contract("Token", self.addresses["Asset"])
+        self.pool = c.contract("Pool", self.addresses["Pool"])
+        self.tasks = c.contract("Tasks", self.addresses["Tasks"])
+        self.vault = c.contract("Vault", self.addresses["Vault"])
+        self.loop = c.contract("Loop", self.addresses["Loop"])
+
+    @classmethod
+    def at(cls, chain: Chain, loop: str) -> LoopClient:
+        """The loop deployed at `loop`, with the contracts it names."""
+        f = chain.contract("Loop", loop).functions
+        try:
+            addresses = {"Token": f.token().call(), "Asset": f.asset().call(), "Pool": f.pool().call(),
+                         "Tasks": f.tasks().call(), "Vault": f.vault().call(), "Loop": loop}  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - no contract, or another contract, at that address
+            raise LoopError(f"{loop} is not a loop ({type(e).__name__}); give the address `bisectml loop deploy` printed.") from None
+        return cls(chain, addresses)
+
+    @classmethod
+    def deploy(cls, chain: Chain, terms: LoopTerms, token: str, tasks: str, asset: str, pool: str) -> LoopClient:
+        """Deploys a vault and a loop with the market's programs for `terms.models` models over an
+        existing token, task registry, asset and pool, and binds the vault to the loop."""
+        vault = chain.deploy("Vault", token)
+        loop = chain.deploy("Loop", token, asset, pool, tasks, vault.address, terms.as_tuple(), program_refs(terms.models))
+        chain.send(vault.functions.set_manager(loop.address), "bind the vault to the loop")
+        addresses = {"Token": token, "Asset": asset, "Pool": pool, "Tasks": tasks, "Vault": vault.address, "Loop": loop.address}
+        return cls(chain, addresses)
+
+    def as_account(self, address: str) -> LoopClient:
+        return LoopClient(self.chain.as_account(address), self.addresses)
+
+    @property
+    def account(self) -> str:
+        return self.chain.account
+
+    @property
+    def terms(self) -> LoopTerms:
+        return LoopTerms(*[int(v) for v in self.loop.functions.terms().call()])
+
+    def _approve(self, spender: str, amount: int) -> None:
+        if int(self.token.functions.allowance(self.account, spender).call()) < amount:
+            self.chain.send(self.token.functions.approve(spender, 2**256 - 1), "approve")
+
+    # -- the vault
+    def deposit(self, amount: int) -> Any:
+        self._approve(self.vault.address, amount)
+        return self.chain.send(self.vault.functions.deposit(amount), "deposit")
+
+    def withdraw(self, shares: int) -> Any:
+        return self.chain.send(self.vault.functions.withdraw(shares), "withdraw")
+
+    def claim(self, account: str | None = None) -> Any:
+        return self.chain.send(self.vault.functions.claim(account or self.account), "claim")
+
+    def shares(self, account: str | None = None) -> int:
+        return int(self.vault.functions.shares(account or self.account).call())
+
+    def equity(self, account: str | None = None) -> int:
+        """What `account`'s shares are worth at the vault's price now (bond token units)."""
+        assets, supply = int(self.vault.functions.assets().call()), int(self.vault.functions.total_shares().call())
+        return self.shares(account) * (assets + 1) // (supply + 1_000)
+
+    # -- models
+    def register(self, stake: int) -> int:
+        receipt = self.chain.send(self.loop.functions.register(), "register a model")
+        model_id = int(self.loop.events.ModelRegistered().process_receipt(receipt, errors=DISCARD)[0]["args"]["model_id"])
+        if stake:
+            self.add_stake(model_id, stake)
+        return model_id
+
+    def add_stake(self, model_id: int, amount: int) -> Any:
+        self._approve(self.loop.address, amount)
+        return self.chain.send(self.loop.functions.add_stake(model_id, amount), "stake")
+
+    def stake(self, model_id: int) -> tuple[int, int]:
+        """(stake, reserved) of a model."""
+        m = self.loop.functions.models(model_id).call()
+        return int(m[1]), int(m[2])
+
+    # -- periods
+    def open_period(self) -> int:
+        receipt = self.chain.send(self.loop.functions.open_period(), "open a period")
+        return int(self.loop.events.PeriodOpened().process_receipt(receipt, errors=DISCARD)[0]["args"]["period_id"])
+
+    def period(self, period_id: int) -> dict[str, Any]:
+        names = [o["name"] for o in next(x for x in self.loop.abi if x.get("name") == "periods")["outputs"][0]["components"]]
+        return dict(zip(names, self.loop.functions.periods(period_id).call(), strict=True))
+
+    def schedule(self, period_id: int) -> Schedule:
+        p = self.period(period_id)
+        if not p["state"]:
+            raise LoopError(f"there is no period {period_id}; `bisectml loop show` lists the periods.")
+        return Schedule(p["commit_deadline"], p["reveal_deadline"], p["trade_at"], p["end"], p["result_deadline"])
+
+    def commit(self, period_id: int, model_id: int, prediction: int, amount: int, salt: bytes | None = None) -> Any:
+        """Commits `prediction` (kept here with its salt for `reveal`); a random salt unless given."""
+        salt = salt or secrets.token_bytes(32)
+        self.secrets[period_id, model_id] = (prediction, salt)
+        com = prediction_commitment(period_id, model_id, prediction, salt)
+        return self.chain.send(self.loop.functions.commit(period_id, model_id, com, amount), "commit a prediction")
+
+    def reveal(self, period_id: int, model_id: int) -> Any:
+        if (period_id, model_id) not in self.secrets:
+            raise LoopError(f"no commitment of model {model_id} in period {period_id} is known to this client.")
+        prediction, salt = self.secrets[period_id, model_id]
+        return self.chain.send(self.loop.functions.reveal(period_id, model_id, prediction_byte(prediction), salt), "reveal")
+
+    def slots(self, period_id: int) -> list[tuple[int, int, int | None]]:
+        """(model id, reserved amount, revealed prediction or None) of each slot, in slot order."""
+        f = self.loop.functions
+        out = []
+        for s in range(int(self.period(period_id)["models"])):
+            mid = int(f.slot_model(period_id, s).call())
+            entry = f.entries(period_id, mid).call()
+            pred = None
+            if int(entry[2]) == REVEALED:
+                pred = int.from_bytes(bytes(f.predictions(period_id, s).call()), "big", signed=True)
+            out.append((mid, int(entry[1]), pred))
+        return out
+
+    def program_data(self, period_id: int, kind: int) -> dict[str, Any]:
+        """The data of the period's program of `kind`, as the loop writes it (SPEC 12.5)."""
+        m = self.terms.models
+        weights = np.zeros(m, np.int64)
+        preds = [None] * m
+        for s, (_, amount, pred) in enumerate(self.slots(period_id)):
+            if pred is not None:
+                weights[s] = econ.weight(amount)
+                preds[s] = np.array([pred], np.int8)
+        data: dict[str, Any] = {"weights": weights, "predictions": preds}
+        if kind == SCORES:
+            label = int(self.period(period_id)["label"])
+            if label == 0:
+                raise LoopError(f"period {period_id} has no label yet; close it after its end first.")
+            data["labels"] = np.array([label], np.int8)
+        return data
+
+    def program(self, period_id: int, kind: int) -> Any:
+        """The period's program of `kind` (a verifier Program), rebuilt from the chain."""
+        from onnx_models.market import program
+        from verifier.engine.program import load_program
+
+        return load_program(program(kind, shape(self.terms.models), **self.program_data(period_id, kind)))
+
+    def post_task(self, period_id: int, kind: int) -> int:
+        from onnx_models.market import program_ref
+
+        slots = list(program_ref(kind, shape(self.terms.models)).slots)
+        receipt = self.chain.send(self.loop.functions.post_task(period_id, kind, slots), "post the task")
+        return int(self.loop.events.TaskPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["task_id"])
+
+    def record(self, period_id: int, kind: int, trace: Any) -> list[int]:
+        """Records the result of the kind's finalized task from `trace`, a run of its program."""
+        from onnx_models.market import program_ref
+
+        prog = trace.program
+        out_slot = program_ref(kind, shape(self.terms.models)).out_slot
+        table = trace.slot_table_at(prog.steps, 0)
+        values = [int(v) for v in np.asarray(trace.values_at(prog.steps, 0)[out_slot]).reshape(-1)]
+        proof = list(table.open(out_slot).proof)
+        self.chain.send(self.loop.functions.record(period_id, kind, table.root, proof, values), "record the result")
+        return values
+
+    def trade(self, period_id: int) -> Any:
+        return self.chain.send(self.loop.functions.trade(period_id), "trade")
+
+    def close(self, period_id: int) -> Any:
+        return self.chain.send(self.loop.functions.close(period_id), "close")
+
+    def settle(self, period_id: int) -> Any:
+        return self.chain.send(self.loop.functions.settle(period_id), "settle")
+
+    def void(self, period_id: int) -> Any:
+        return self.chain.send(self.loop.functions.void(period_id), "void")
+
+
+class LoopPrograms:
+    """The daemons' hook for a loop's tasks: the program of a task the loop posted, rebuilt from
+    the chain (matched by program id), or None."""
+
+    def __init__(self, client: LoopClient) -> None:
+        self.client = client
+        self._by_program: dict[bytes, tuple[int, int]] = {}
+        self._cache: dict[bytes, Any] = {}
+        self._from_block = 0
+
+    def _refresh(self) -> None:
+        w3 = self.client.chain.w3
+        head = int(w3.eth.block_number)
+        if head < self._from_block:
+            return
+        for log in self.client.loop.events.TaskPosted().get_logs(from_block=self._from_block, to_block=head):
+            a = log["args"]
+            pid = bytes(self.client.tasks.functions.tasks(int(a["task_id"])).call()[1])
+            self._by_program[pid] = (int(a["period_id"]), int(a["kind"]))
+        self._from_block = head + 1
+
+    def for_task(self, task: Any) -> Any:
+        pid = bytes(task.program_id)
+        if pid in self._cache:
+            return self._cache[pid]
+        if pid not in self._by_program:
+            self._refresh()
+        found = self._by_program.get(pid)
+        if found is None:
+            return None
+        p = self.client.program(*found)
+        if p.id != pid:
+            raise LoopError(
+                f"the loop's {('metamodel', 'scores')[found[1]]} program of period {found[0]} rebuilt from the chain has "
+                f"id 0x{p.id.hex()[:16]}…, not its task's 0x{pid.hex()[:16]}…; the node's state is inconsistent."
+            )
+        self._cache[pid] = p
+        return p
+
+
+__all__ = ["LoopClient", "LoopError", "LoopPrograms"]
