@@ -75,7 +75,7 @@ class LoopRun:
     balanced: bool = True  # every contract held what it owed after every period
 
 
-def _travel(chain: Chain, to: int) -> None:
+def travel_to(chain: Chain, to: int) -> None:
     """To time `to` on the in-process chain or a development node (anvil)."""
     if to <= chain.w3.eth.get_block("latest")["timestamp"]:
         return
@@ -144,9 +144,9 @@ def run_loop(
 
     def at(t: int) -> None:
         """To time `t`, with an observation of the pool one average window before it."""
-        _travel(chain, t - TERMS.average - 60)
+        travel_to(chain, t - TERMS.average - 60)
         poke()
-        _travel(chain, t)
+        travel_to(chain, t)
 
     def solve(pid: int, kind: int, trace: Trace, cheat: bool) -> bool:
         """Posts the kind's task, has it solved (by `solver`, or here: honestly, after a
@@ -185,7 +185,7 @@ def run_loop(
             say(f"  [red]cheater[/red] claims the metamodel raised by 60; the [cyan]watchtower[/cyan] wins game "
                 f"{game_id} and the claim is rejected before any trade could use it")  # fmt: skip
         claim_id = honest.claim(tid, root)
-        _travel(chain, chain.w3.eth.get_block("latest")["timestamp"] + TERMS.window + 1)
+        travel_to(chain, chain.w3.eth.get_block("latest")["timestamp"] + TERMS.window + 1)
         honest.chain.send(honest.tasks.functions.finalize(claim_id), "finalize")
         return caught
 
@@ -202,10 +202,10 @@ def run_loop(
         for m, mid, p in zip(modelers, mids, preds, strict=True):
             stake, reserved = m.stake(mid)
             m.commit(pid, mid, p, min(MODEL_STAKE, stake - reserved))
-        _travel(chain, sch.commit_deadline)
+        travel_to(chain, sch.commit_deadline)
         for m, mid in zip(modelers, mids, strict=True):
             m.reveal(pid, mid)
-        _travel(chain, sch.reveal_deadline)
+        travel_to(chain, sch.reveal_deadline)
         caught = solve(pid, METAMODEL, Trace(client.program(pid, METAMODEL)), plan.cheat_period == t)
         at(sch.trade_at)
         client.trade(pid)

@@ -13,6 +13,7 @@ from rich.table import Table
 from web3.logs import DISCARD
 
 from solvers.cheats import WrongElement
+from verifier.app.demo_loop import travel_to
 from verifier.court.chain import Chain, Deployment
 from verifier.court.game import Outcome, Role
 from verifier.court.play import GamePlayer, play_out
@@ -52,11 +53,6 @@ class Participant:
     @property
     def address(self) -> str:
         return self.client.account
-
-
-def _travel(chain: Chain, to: int) -> None:
-    chain.w3.testing.timeTravel(to)
-    chain.w3.testing.mine()
 
 
 def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[str], store: ContentStore,
@@ -130,11 +126,11 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
     for who, preds in zip(modelers, data.predictions):
         gas(people[who], people[who].client.commit(rid, people[who].ids[0], preds))
     say("modelers commit their predictions (hashes only) before the deadline")
-    _travel(chain, schedule["commit_deadline"])
+    travel_to(chain, schedule["commit_deadline"])
     for who in modelers:
         gas(people[who], people[who].client.reveal(rid, people[who].ids[0]))
     say("after the deadline they reveal; each reveal is checked against its commitment on-chain")
-    _travel(chain, schedule["reveal_deadline"])
+    travel_to(chain, schedule["reveal_deadline"])
     gas(sponsor, sponsor.client.reveal_labels(rid))
     say("the sponsor reveals the held-out labels; they match the commitment made when the round opened")
 
@@ -182,7 +178,7 @@ def run_round(demo: Any, chain: Chain, deployment: Deployment, accounts: list[st
         honest.send(honest.court.token.functions.approve(tasks.address, SOLVER_BOND), "approve bond")
         task_ids[kind] = (tid, honest.claim(tid, roots[kind]))
     say("the honest solver claims all three; nobody disputes")
-    _travel(chain, chain.w3.eth.get_block("latest")["timestamp"] + WINDOW + 1)
+    travel_to(chain, chain.w3.eth.get_block("latest")["timestamp"] + WINDOW + 1)
     for kind, (tid, cid) in task_ids.items():
         honest.send(tasks.functions.finalize(cid), "finalize")
     tower.send(tasks.functions.collect(challenge_id), "collect")
