@@ -80,8 +80,10 @@ def _main(
 ) -> None:
     """bisectml: an ML marketplace whose computations are verified by a bisection game."""
     from verifier.core.errors import BisectmlError
+    from verifier.engine.memory import keep_freed_memory
     from verifier.engine.threads import set_threads, thread_count
 
+    keep_freed_memory()
     try:
         set_threads(thread_count(threads))
     except BisectmlError as e:

@@ -129,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
+    from verifier.engine.memory import keep_freed_memory
     from verifier.engine.threads import set_threads
 
     set_threads(max(1, args.threads))
+    keep_freed_memory()  # as the CLI does: a step's large arrays reuse the heap (onnxruntime has its arena)
     x, y = load_digits(return_X_y=True)
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
     rows = [one(name, args.epochs, args.repeat, args.threads, (xtr, ytr, xte, yte)) for name in LAYERS]

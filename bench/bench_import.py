@@ -79,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--report", type=Path, default=None)
     args = ap.parse_args(argv)
+    from verifier.engine.memory import keep_freed_memory
     from verifier.engine.threads import set_threads
 
     set_threads(1)  # the same single thread as the onnxruntime baseline below
+    keep_freed_memory()  # as the CLI does: a step's large arrays reuse the heap (onnxruntime has its arena)
 
     results = []
     for name, model, (x_train, x_test, _, y_test) in _models():

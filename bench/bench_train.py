@@ -56,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=0.10, help="tolerated relative excess over the goal with --check")
     ap.add_argument("--no-accuracy", action="store_true", help="skip the test-accuracy printout")
     args = ap.parse_args(argv)
+    from verifier.engine.memory import keep_freed_memory
     from verifier.engine.threads import blas_threads, set_threads
 
     set_threads(max(1, args.threads))
+    keep_freed_memory()  # as the CLI does: a step's large arrays reuse the heap (onnxruntime has its arena)
 
     import onnxruntime as ort
 

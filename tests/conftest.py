@@ -63,7 +63,7 @@ def no_trace_left_behind() -> Iterator[None]:
     gc.collect()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # isinstance on a library's deprecated lazy objects warns
-        owned = {o.dir.name for o in gc.get_objects() if isinstance(o, Trace)}
+        owned = {o.dir.name for o in gc.get_objects() if isinstance(o, Trace) and o.dir is not None}
     left = sorted(p.name for p in Path(tempfile.gettempdir()).glob(TRACE_DIRS) if p.name not in owned)
     assert not left, f"{len(left)} trace directories left in the temporary folder: {left[:5]}"
 

@@ -197,3 +197,30 @@ def test_checkpoints__budget_below_one_checkpoint__refused_saying_what_to_raise(
     with pytest.raises(TraceError, match="raise --disk-budget to at least"):
         Trace(program, tmp_path / "t", disk_budget=checkpoint_bytes(program) - 1)
     assert not (tmp_path / "t").exists()
+
+
+def test_trace__temporary_and_small__kept_in_memory_with_the_same_roots(program, trace, tmp_path, monkeypatch) -> None:
+    """A trace without a directory whose checkpoints fit MEMORY_BUDGET makes no directory at
+    all, and its roots and openings equal those of a trace on disk."""
+    import tempfile
+
+    from verifier.engine import trace as trace_module
+
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    with Trace(program, checkpoint_every=5) as mem, Trace(program, tmp_path / "disk", checkpoint_every=5) as disk:
+        assert mem.dir is None
+        assert mem.run() == disk.run() == trace.final_root
+        assert [mem.step_root(t) for t in range(STEPS + 1)] == [disk.step_root(t) for t in range(STEPS + 1)]
+        assert mem.state_at_step(7)[0].tolist() == disk.state_at_step(7)[0].tolist()
+        assert mem.node_roots(6) == disk.node_roots(6)
+    assert list(private.iterdir()) == []
+    # closed, its checkpoints are gone and a state is recomputed from the initial one
+    assert mem._memory == {} and mem.state_at_step(STEPS)[0].tolist() == trace.state_at_step(STEPS)[0].tolist()
+    # past the budget, a temporary directory, removed at close
+    monkeypatch.setattr(trace_module, "MEMORY_BUDGET", 0)
+    with Trace(program, checkpoint_every=5) as big:
+        assert big.dir is not None and big.dir.parent == private
+        assert big.run() == trace.final_root
+    assert list(private.iterdir()) == []

@@ -487,6 +487,10 @@ def _where_kernel(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
     return np.where
 
 
+# longest axis a reduction folds slice by slice
+FOLD_MAX = 32
+
+
 def _reduce(f: Callable[..., np.ndarray], empty: Callable[[DType], int] | None) -> Factory:
     def factory(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
         keep, m, axes = bool(info.attrs[0]), info.attrs[1], tuple(info.attrs[2:])
@@ -497,6 +501,20 @@ def _reduce(f: Callable[..., np.ndarray], empty: Callable[[DType], int] | None) 
             d = info.out_type.dtype
             initial = bool(empty(d)) if d is DType.BOOL else float(empty(d))
             return lambda x: np.asarray(f(x, axis=axes, keepdims=keep, initial=initial)).reshape(shape)
+        n = _reduced_count(info)
+        if len(axes) == 1 and 2 <= n <= FOLD_MAX and len(info.in_types[0].shape) >= 2:  # type: ignore[union-attr]
+            # numpy reduces a short inner axis element by element (~10x slower); fold its slices
+            # instead: the same values (exact integers, max/min/sum in any order)
+            ufunc, axis = f.__self__, axes[0]
+
+            def fold(x: np.ndarray) -> np.ndarray:
+                xs = np.moveaxis(x, axis, 0)
+                out = ufunc(xs[0], xs[1])
+                for i in range(2, n):
+                    ufunc(out, xs[i], out=out)
+                return out.reshape(shape)
+
+            return fold
         return lambda x: np.asarray(f(x, axis=axes, keepdims=keep)).reshape(shape)
 
     return factory

@@ -29,6 +29,8 @@ DEFAULT_CHECKPOINT_EVERY = 100  # the densest spacing by default: 1% of steps co
 DEFAULT_DISK_BUDGET = 1 << 30  # bytes of checkpoints one trace may keep (1 GiB)
 MAX_CHECKPOINTS = 1024  # checkpoint files one trace may keep, whatever its budget
 ROOT_CACHE = 4096  # recomputed step roots kept in memory
+# a trace without a directory keeps its checkpoints in memory when they fit in this many bytes
+MEMORY_BUDGET = 64 << 20
 
 Progress = Callable[[int, int], None]
 
@@ -36,6 +38,10 @@ Progress = Callable[[int, int], None]
 def checkpoint_bytes(program: Program) -> int:
     """Size of one checkpoint file: the state root, then every state tensor's elements."""
     return 32 + sum(program.graph.slots[s].type.nbytes for s in program.state_slots)
+
+
+def _checkpoints_size(program: Program, every: int) -> int:
+    return checkpoint_bytes(program) * -(-program.steps // every)
 
 
 def checkpoint_interval(
@@ -93,7 +99,8 @@ class StepDetail:
 
 
 class Trace:
-    """Committed execution of a program, backed by a directory (a temporary one if none).
+    """Committed execution of a program, backed by a directory; without one, by memory when its
+    checkpoints fit in MEMORY_BUDGET bytes, else by a temporary directory.
 
     The main run executes every step but commits only at checkpoints (every
     `checkpoint_every` steps, and the last step): the claim needs only the final root, and a
@@ -120,14 +127,22 @@ class Trace:
         self.program = program
         self.fast = fast
         self._cleanup: weakref.finalize | None = None
-        if directory is None:
-            directory = tempfile.mkdtemp(prefix="bisectml-trace-")
-            # the owner closes it (close() or `with`); the finalizer is the backstop, at
-            # garbage collection or interpreter exit
-            self._cleanup = weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.checkpoint_every = self._open_meta(checkpoint_every)
+        self._memory: dict[int, bytes] | None = None
+        self.dir: Path | None = None
+        if directory is None and _checkpoints_size(program, checkpoint_every) <= MEMORY_BUDGET:
+            # Nothing to resume from a temporary trace, so small ones keep their checkpoints in
+            # memory: no directory to create, sync and remove around a short run.
+            self._memory = {}
+            self.checkpoint_every = checkpoint_every
+        else:
+            if directory is None:
+                directory = tempfile.mkdtemp(prefix="bisectml-trace-")
+                # the owner closes it (close() or `with`); the finalizer is the backstop, at
+                # garbage collection or interpreter exit
+                self._cleanup = weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+            self.dir = Path(directory)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.checkpoint_every = self._open_meta(checkpoint_every)
         self._roots: OrderedDict[int, bytes] = OrderedDict()
         self._roots[0] = program.initial_state_root
         self._latest = self._find_latest_checkpoint()
@@ -172,6 +187,8 @@ class Trace:
         return checkpoint_every
 
     def _checkpoint_steps(self) -> list[int]:
+        if self._memory is not None:
+            return sorted(self._memory)
         out = []
         for p in self.dir.glob("ckpt-*.bin"):
             try:
@@ -190,41 +207,57 @@ class Trace:
                 continue
         return 0
 
+    def _has_checkpoint(self, t: int) -> bool:
+        return t in self._memory if self._memory is not None else self._ckpt_path(t).exists()
+
     def _save_checkpoint(self, t: int, state: list[np.ndarray], root: bytes) -> None:
+        parts = [root] + [np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<")).tobytes() for v in state]
+        if self._memory is not None:
+            self._memory[t] = b"".join(parts)
+            return
         # Atomic rename, no fsync: a checkpoint lost to a power cut is detected and recomputed.
         path = self._ckpt_path(t)
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
-            f.write(root)
-            for v in state:
-                f.write(np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<")).tobytes())
+            f.writelines(parts)
         os.replace(tmp, path)
 
     def _load_state(self, t: int) -> list[np.ndarray]:
         """State at (t, 0) from its checkpoint, checked against the root stored with it."""
         if t == 0:
             return self.program.initial_state()
-        path = self._ckpt_path(t)
         p = self.program
         types = [p.graph.slots[s].type for s in p.state_slots]
+        if self._memory is not None:
+            if t not in self._memory:
+                raise TraceError(f"the checkpoint of step {t} is gone (the trace was closed); open a new trace.")
+            return self._decode(self._memory[t], types)
+        path = self._ckpt_path(t)
         try:
             raw = path.read_bytes()
         except OSError:
             raise TraceError(f"checkpoint {path} is missing or unreadable; delete it and re-run the trace.") from None
         if len(raw) != 32 + sum(typ.nbytes for typ in types):
             raise TraceError(f"checkpoint {path} is corrupt (wrong size); delete it and re-run the trace.")
-        root, state, at = raw[:32], [], 32
-        for typ in types:  # the root, then each state tensor's elements, row-major little-endian
-            le = typ.dtype.np.newbyteorder("<")
-            state.append(np.frombuffer(raw, le, typ.size, at).astype(typ.dtype.np).reshape(typ.shape))
-            at += typ.nbytes
+        root, state = raw[:32], self._decode(raw, types)
         if commit.state_root(t, 0, step_slot_table(p, t, state, self.commit).root) != root:
             raise TraceError(f"checkpoint {path} does not match its root; delete it and re-run the trace.")
         self._remember(t, root)
         return state
 
+    @staticmethod
+    def _decode(raw: bytes, types: list) -> list[np.ndarray]:
+        state, at = [], 32
+        for typ in types:  # the root, then each state tensor's elements, row-major little-endian
+            le = typ.dtype.np.newbyteorder("<")
+            state.append(np.frombuffer(raw, le, typ.size, at).astype(typ.dtype.np).reshape(typ.shape))
+            at += typ.nbytes
+        return state
+
     def close(self) -> None:
-        """Remove a temporary trace directory (a named one is kept for resuming)."""
+        """Drop a temporary trace's checkpoints (a named directory is kept for resuming)."""
+        if self._memory is not None:
+            self._memory.clear()
         if self._cleanup is not None:
             self._cleanup()
 
@@ -281,7 +314,7 @@ class Trace:
     def _base(self, t: int) -> int:
         """The checkpoint to recompute step t from."""
         c = (t // self.checkpoint_every) * self.checkpoint_every
-        if c == 0 or self._ckpt_path(c).exists():
+        if c == 0 or self._has_checkpoint(c):
             return c
         return max([x for x in self._checkpoint_steps() if x <= t], default=0)
 
