@@ -756,7 +756,7 @@ def task_post(
     prints the task id. Without --rpc-url it is a dry run on a throwaway chain (deploys, mints,
     posts).
 
-    Example: bisectml task post train.onnx --reward 100 --solver-bond 50 --challenger-bond 20 --window 2d
+    Example: bisectml task post train.onnx --reward 100 --solver-bond 50 --challenger-bond 250 --window 2d
     --clock 2d --arity 8 --deadline 7d
     """
     from verifier.app import commands as c

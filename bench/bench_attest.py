@@ -47,7 +47,7 @@ WINDOW = CLOCK = REVEAL_PERIOD = 172_800
 STEPS = 1_000
 SLOTS = keccak(b"final slot table")
 FINAL = state_root(STEPS, 0, SLOTS)
-SOLVER_BOND, CHALLENGER_BOND, REWARD = 100 * E18, 40 * E18, 200 * E18
+SOLVER_BOND, CHALLENGER_BOND, REWARD = 100 * E18, 250 * E18, 200 * E18
 
 
 class Invariant(Exception):

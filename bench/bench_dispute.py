@@ -92,7 +92,7 @@ def one_run(url: str, work: Path, program_path: Path, arity: int, cheat: str, ti
     receipt = chain.send(
         court.tasks.functions.post_task(
             a["graph_root"], a["n_nodes"], a["n_slots"], a["initial_root"], a["dataset_root"], a["steps"],
-            reward, 172_800, 172_800, 50 * TOKEN, 20 * TOKEN, arity, now + 30 * 86_400,
+            reward, 172_800, 172_800, 50 * TOKEN, 250 * TOKEN, arity, now + 30 * 86_400,
         ),
         "post_task",
     )  # fmt: skip

@@ -43,7 +43,15 @@ sys.path.insert(0, str(ROOT))
 
 import boa  # noqa: E402
 import test_game_rules  # noqa: E402
-from _court import BoaOracle, Court, Match, _deployer, as_cheat, cold_transactions, computation_gas  # noqa: E402
+from _court import (  # noqa: E402
+    BoaOracle,
+    Court,
+    Match,
+    _deployer,
+    as_cheat,
+    cold_transactions,
+    computation_gas,
+)
 from test_game_rules import WrongElement, new_match, play  # noqa: E402
 
 from cli import resolve_program  # noqa: E402
@@ -53,6 +61,7 @@ from verifier.court.game import (
 )
 from verifier.engine.program import load_program  # noqa: E402
 from verifier.engine.trace import Trace  # noqa: E402
+from verifier.market.economics import MIN_CHALLENGER_BOND  # noqa: E402
 
 TX_LIMIT = 300_000  # the gas issue's goals; MISSED until the challenge and the proofs get cheaper
 CHALLENGER_LIMIT = 1_200_000
@@ -167,7 +176,7 @@ def play_on_boa(honest_p, honest: Trace, cheat: Trace, claim: bytes, steps: int,
 def task_terms(p, steps: int, k: int, now: int) -> tuple:  # noqa: ANN001
     """post_task's arguments: reward, windows, bonds, arity, deadline."""
     return (p.graph_root, p.n_nodes, p.n_slots, p.initial_state_root, p.data_root, steps,
-            10**18, 172_800, 172_800, 10**18, 10**18, k, now + 10**6)
+            10**18, 172_800, 172_800, 10**18, MIN_CHALLENGER_BOND, k, now + 10**6)
 
 
 def game_row(honest_p, played: Played) -> dict:  # noqa: ANN001

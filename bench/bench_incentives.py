@@ -65,7 +65,11 @@ sys.path.insert(0, str(ROOT))
 import boa
 from boa.contracts.base_evm_contract import BoaError
 
+from verifier.market.economics import MIN_CHALLENGER_BOND
+
 E18 = 10**18
+# the least challenger bond Tasks.vy accepts, in whole BOND
+MIN_CHALLENGER_BOND_WHOLE = MIN_CHALLENGER_BOND // E18
 PENDING, SOLVER_WON, CHALLENGER_WON = 0, 1, 2
 DAY = 86_400
 # a Game.timeout transaction (the winner of a game the other side abandoned claims it): not in
@@ -907,7 +911,7 @@ def sweep(args, game: dict) -> dict:
     """Where the goals stop holding: solver bond, number of sybils, challenger bond."""
     out = {"solver_bond": [], "sybils": [], "challenger_bond_swarm_full": []}
     for sb in args.sweep_sb:
-        cb = min(args.challenger_bond, sb)
+        cb = args.challenger_bond
         r = run(
             args,
             4,
@@ -1067,14 +1071,18 @@ def _full_swarm(args, game: dict, cb: int, seed: int) -> tuple[dict, dict]:
 
 
 def swarm_threshold(args, game: dict) -> dict:
-    """The smallest challenger bond (whole BOND) at which a full-play swarm against an honest
-    solver that misses no clock costs the attacker 10 times what it costs the solver."""
+    """The smallest challenger bond (whole BOND) the registry accepts at which a full-play swarm
+    against an honest solver that misses no clock costs the attacker 10 times what it costs the
+    solver: the protocol's minimum if the goal holds there (Tasks.vy refuses any smaller bond)."""
 
     def ratio_at(cb: int) -> float:
         x = _full_swarm(args, game, cb, args.seed + 500)[1]
         return float("inf") if x["ratio"] is None else x["ratio"]
 
-    lo, hi = 1, 2_000
+    lo, hi = MIN_CHALLENGER_BOND_WHOLE, 2_000
+    if ratio_at(lo) >= 10:
+        return {"challenger_bond": lo, "at_protocol_minimum": True, "ratio_at": fmt_ratio(ratio_at(lo)),
+                "note": "the goal holds at the least bond Tasks.vy accepts; nothing smaller can be posted"}  # fmt: skip
     assert ratio_at(hi) >= 10, (
         "the swarm stays below 10:1 even at a 2,000 BOND challenger bond"
     )
@@ -1084,7 +1092,8 @@ def swarm_threshold(args, game: dict) -> dict:
             hi = mid
         else:
             lo = mid
-    return {"challenger_bond": hi, "ratio_just_below": fmt_ratio(ratio_at(lo)), "ratio_at": fmt_ratio(ratio_at(hi)),
+    return {"challenger_bond": hi, "at_protocol_minimum": False, "ratio_just_below": fmt_ratio(ratio_at(lo)),
+            "ratio_at": fmt_ratio(ratio_at(hi)),
             "note": "bisection over whole BOND, swarm of --swarm-k playing every game to the end, p = 0"}  # fmt: skip
 
 
@@ -1134,7 +1143,7 @@ def main(argv=None) -> int:
         default=[100, 200, 300, 400, 500, 750, 1000, 2000],
     )
     ap.add_argument(
-        "--sweep-cb", type=int, nargs="*", default=[50, 100, 250, 500, 1000]
+        "--sweep-cb", type=int, nargs="*", default=[250, 500, 1000]
     )
     ap.add_argument(
         "--sweep-inflate",
@@ -1328,7 +1337,7 @@ def print_table(r: dict, args):
     )
     if r["sweep"]:
         print(
-            "solver bond sweep (challenger bond = min(cb, sb)): min honest challenger net / ratios"
+            "solver bond sweep (challenger bond = --challenger-bond): min honest challenger net / ratios"
         )
         for x in r["sweep"]["solver_bond"]:
             print(
@@ -1368,7 +1377,8 @@ def print_table(r: dict, args):
         st_ = r["sweep"]["swarm_full_cb_for_10_to_1"]
         print(
             f"swarm, full play, p=0: 10:1 from a challenger bond of {st_['challenger_bond']} BOND "
-            f"({st_['ratio_just_below']} at one less)"
+            + ("(the protocol's minimum: " + st_["ratio_at"] + ")" if st_["at_protocol_minimum"]
+               else f"({st_['ratio_just_below']} at one less)")
         )
         print(
             "swarm, full play, p=0, by challenger bond: "

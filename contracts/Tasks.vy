@@ -100,6 +100,12 @@ MAX_WINDOW: public(constant(uint256)) = 2_592_000
 # days (a day of censorship plus a day for ~31 moves under congestion), at most thirty
 MIN_CLOCK: public(constant(uint256)) = 172_800
 MAX_CLOCK: public(constant(uint256)) = 2_592_000
+# the challenger bond, in token base units (docs/SPEC.md 7.2): at least what one game's defence
+# costs a solver in gas (each challenge its game shows wrong pays the solver cb - burn(cb), so a
+# swarm of challenges pays for its own defence), at most what any honest watchtower can lock
+# (a bond nobody can post would make a task's claims unchallengeable); the market's range
+MIN_CHALLENGER_BOND: public(constant(uint256)) = 250 * 10**18
+MAX_CHALLENGER_BOND: public(constant(uint256)) = 10**21
 # A task must be disputable: every term below is within what Game.vy's `create` accepts, or no
 # challenge could ever be opened and any claim would finalize unchallenged
 # (tests/contracts/test_tasks.py checks these against contracts/Game.vy).
@@ -1048,7 +1054,8 @@ def _require_terms(window: uint256, clock: uint256, arity: uint256, solver_bond:
     assert arity >= MIN_ARITY, "tasks: arity below minimum"
     assert arity <= MAX_ARITY, "tasks: arity above maximum"
     assert solver_bond > 0, "tasks: solver bond is zero"
-    assert challenger_bond > 0, "tasks: challenger bond is zero"
+    assert challenger_bond >= MIN_CHALLENGER_BOND, "tasks: challenger bond below minimum"
+    assert challenger_bond <= MAX_CHALLENGER_BOND, "tasks: challenger bond above maximum"
 
 
 @internal

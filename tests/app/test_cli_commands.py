@@ -22,7 +22,7 @@ from verifier.engine.program import load_program
 
 runner = CliRunner()
 NO_CHAIN = {"BISECTML_RPC_URL": None, "BISECTML_PRIVATE_KEY": None}
-POST = ["--reward", "10", "--solver-bond", "6", "--challenger-bond", "4"]
+POST = ["--reward", "10", "--solver-bond", "6", "--challenger-bond", "250"]
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +120,11 @@ def on_anvil(anvil, tmp_path) -> list[str]:
         (["--clock", "31d"], ["--clock", "30d"]),
         (["--arity", "64"], ["--arity", "2..32"]),
         (["--deadline", "1d"], ["--deadline", "longer than the window"]),
+        (["--challenger-bond", "249.9"], ["--challenger-bond 249.9 BOND", "250 BOND .. 1,000 BOND"]),
+        (["--challenger-bond", "1001"], ["--challenger-bond 1,001 BOND", "no watchtower could challenge"]),
         ([], ["holds 0 BOND", "the reward is 10 BOND"]),
     ],
-    ids=["window", "clock", "arity", "deadline", "funds"],
+    ids=["window", "clock", "arity", "deadline", "cb-low", "cb-high", "funds"],
 )
 def test_task_post__refused_on_one_line_before_any_transaction(toy_file, on_anvil, anvil, extra, words) -> None:  # noqa: ANN001
     nonce = anvil.rpc("eth_getTransactionCount", [_address(anvil.keys[9]), "latest"])

@@ -42,7 +42,7 @@ def world(anvil, tmp_path, monkeypatch):  # noqa: ANN201
     program = load_program(path)
     as_challenger = court.as_account(owner.with_key(anvil.keys[2]))
     # the bond is approved up front, so that `dispute open` sends one transaction: the challenge
-    as_challenger.chain.send(court.token.functions.approve(court.tasks.address, 100 * UNIT))
+    as_challenger.chain.send(court.token.functions.approve(court.tasks.address, 1_000 * UNIT))
     key = tmp_path / "challenger.key"
     key.write_text(anvil.keys[2])
     key.chmod(0o600)
@@ -53,7 +53,7 @@ def world(anvil, tmp_path, monkeypatch):  # noqa: ANN201
         now = int(owner.w3.eth.get_block("latest")["timestamp"])
         receipt = owner.send(court.tasks.functions.post_task(
             a["graph_root"], a["n_nodes"], a["n_slots"], a["initial_root"], a["dataset_root"], a["steps"],
-            10 * UNIT, 2 * DAYS, 2 * DAYS, 6 * UNIT, 4 * UNIT, 4, now + 30 * DAYS))  # fmt: skip
+            10 * UNIT, 2 * DAYS, 2 * DAYS, 6 * UNIT, 250 * UNIT, 4, now + 30 * DAYS))  # fmt: skip
         tid = int(court.tasks.events.TaskPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["task_id"])
         solver.chain.send(court.token.functions.approve(court.tasks.address, 6 * UNIT))
         return solver.claim(tid, b"\x07" * 32)

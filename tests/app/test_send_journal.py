@@ -113,7 +113,7 @@ def test_task_post_interrupted_after_broadcast__one_task(world, anvil) -> None:
     court, run, _, _, tmp_path = world
     path = tmp_path / "toy.onnx"
     onnx.save(accumulator_program(steps=6), path)
-    post = ("task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4")
+    post = ("task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "250")
     before = court.tasks.functions.task_count().call()
     _interrupted(run(*post, failpoint="sent:post_task"))
     assert court.tasks.functions.task_count().call() == before + 1

@@ -18,7 +18,7 @@ from verifier.engine.program import load_program
 
 runner = CliRunner()
 UNIT = 10**18
-REWARD, SB, CB = 10 * UNIT, 6 * UNIT, 4 * UNIT
+REWARD, SB, CB = 10 * UNIT, 6 * UNIT, 250 * UNIT
 DAYS = 86_400
 
 
@@ -43,7 +43,7 @@ def test_status__both_sides_of_a_game(anvil) -> None:
     solver_key, challenger_key = anvil.keys[4], anvil.keys[5]
     solver, challenger = Account.from_key(solver_key).address, Account.from_key(challenger_key).address
     for who in (owner.account, solver, challenger):
-        owner.send(court.token.functions.mint(who, 100 * UNIT))
+        owner.send(court.token.functions.mint(who, 1_000 * UNIT))
     program = load_program(accumulator_program(steps=6))
     a = program_task_args(program)
     owner.send(court.token.functions.approve(court.tasks.address, REWARD))
@@ -68,7 +68,7 @@ def test_status__both_sides_of_a_game(anvil) -> None:
     c = _status(anvil, challenger)
     assert [x["claim_id"] for x in c["challenges"]] == [claim_id] and c["challenges"][0]["state"] == "open"
     assert c["games"][0]["your_role"] == "challenger" and c["held"] == str(CB)
-    assert c["bond"] == str(100 * UNIT - CB)
+    assert c["bond"] == str(1_000 * UNIT - CB)
 
     p = _status(anvil, owner.account)
     assert p["tasks"] == [{"task_id": 1, "state": "open", "reward": str(REWARD), "claim_id": claim_id, "deadline": now + 30 * DAYS}]

@@ -74,7 +74,7 @@ def world(anvil, tmp_path):  # noqa: ANN001, ANN201
 
 
 def _post(w: dict, *extra: str) -> dict:
-    return _run("task", "post", str(w["path"]), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+    return _run("task", "post", str(w["path"]), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "250",
                 "--deadline", "30d", *w["poster"], *extra)  # fmt: skip
 
 
@@ -183,7 +183,7 @@ def test_task_result__above_one_publication__published_in_parts_and_read_back(an
     onnx.save(big, path)
     program = load_program(path)
     key = ["--rpc-url", anvil.url, "--key-file", str(_key_file(tmp_path, anvil.keys[3], "k"))]
-    posted = _run("task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+    posted = _run("task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "250",
                   "--deadline", "30d", *key)  # fmt: skip
     tid = posted["task_id"]
     trace = Trace(program)
@@ -214,7 +214,7 @@ def test_task_post__state_too_large_to_publish__refused(anvil, tmp_path, monkeyp
     path = tmp_path / "big.onnx"
     onnx.save(big, path)
     nonce = owner.w3.eth.get_transaction_count(owner.account)
-    _refused(["task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+    _refused(["task", "post", str(path), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "250",
               "--rpc-url", anvil.url, "--key-file", str(_key_file(tmp_path, anvil.keys[3], "k"))], "--no-result")  # fmt: skip
     assert owner.w3.eth.get_transaction_count(owner.account) == nonce
 
@@ -239,7 +239,7 @@ def test_task_result__inference_with_labels__reports_the_verified_accuracy(anvil
     onnx.save(importer.inference_program(imp, importer.quantize_rows(rows, imp.input_scales), labels), path)
     program = load_program(path)
     key = ["--rpc-url", anvil.url, "--key-file", str(_key_file(tmp_path, anvil.keys[3], "k"))]
-    terms = ["--reward", "10", "--solver-bond", "6", "--challenger-bond", "4", "--deadline", "30d", *key]
+    terms = ["--reward", "10", "--solver-bond", "6", "--challenger-bond", "250", "--deadline", "30d", *key]
     for bad, want in ((["--result-state", "accuracy"], "no state named 'accuracy'; its state is outputs, correct"),
                       (["--result-state", "correct", "--no-result"], "drop one of them")):
         _refused(["task", "post", str(path), *terms, *bad], want)

@@ -138,7 +138,7 @@ class AttestMachine(RuleBasedStateMachine):
     def post(self) -> int:
         tid = self.tasks.post_task(
             keccak(b"g"), 12, 30, keccak(b"i"), keccak(b"d"), STEPS, 10 * E18, WINDOW, CLOCK, 5 * E18,
-            2 * E18, 4, boa.env.timestamp + 12 * 86_400, sender=self.actors[0],
+            250 * E18, 4, boa.env.timestamp + 12 * 86_400, sender=self.actors[0],
         )  # fmt: skip
         self.m_tasks[tid] = Task(self.tasks.tasks(tid).deadline)
         self.pay(self.actors[0], -10 * E18)

@@ -31,7 +31,7 @@ MIN_WINDOW = MIN_CLOCK = 172_800  # two days
 E18 = 10**18
 REWARD = 1_000 * E18
 SOLVER_BOND = 100 * E18
-CHALLENGER_BOND = 40 * E18
+CHALLENGER_BOND = 250 * E18  # the protocol minimum (Tasks.vy MIN_CHALLENGER_BOND)
 WINDOW = MIN_WINDOW
 CLOCK = MIN_CLOCK
 ARITY = 4
@@ -238,6 +238,20 @@ def test_constants__minimums_cover_censorship_and_moves(tasks):
     assert tasks.MAX_CLOCK() == tasks.MAX_WINDOW() == 2_592_000
 
 
+def test_challenger_bond__the_protocols_range_at_its_edges(tasks, poster):
+    """Property (issue: a swarm against an honest solver is never free; a task is always
+    challengeable): every task's challenger bond lies in one protocol range, the market's
+    (verifier/market/economics.py mirrors it), whoever posts it. Both edges are accepted; one
+    unit outside either is refused (the parametrized reverts above)."""
+    from verifier.market import economics
+
+    assert tasks.MIN_CHALLENGER_BOND() == economics.MIN_CHALLENGER_BOND == 250 * E18
+    assert tasks.MAX_CHALLENGER_BOND() == economics.MAX_CHALLENGER_BOND == 10**21
+    for cb in (tasks.MIN_CHALLENGER_BOND(), tasks.MAX_CHALLENGER_BOND()):
+        tid = tasks.post_task(*task_args(challenger_bond=cb), sender=poster)
+        assert tasks.tasks(tid).challenger_bond == cb
+
+
 def test_init__zero_token__reverts(tasks_deployer, mock_game, availability):
     with boa.reverts("tasks: token is the zero address"):
         tasks_deployer.deploy("0x" + "00" * 20, mock_game, availability)
@@ -345,7 +359,9 @@ def test_post_task__limits_inclusive(tasks, poster):
         (dict(arity=1), "tasks: arity below minimum"),
         (dict(arity=33), "tasks: arity above maximum"),
         (dict(solver_bond=0), "tasks: solver bond is zero"),
-        (dict(challenger_bond=0), "tasks: challenger bond is zero"),
+        (dict(challenger_bond=0), "tasks: challenger bond below minimum"),
+        (dict(challenger_bond=250 * E18 - 1), "tasks: challenger bond below minimum"),
+        (dict(challenger_bond=10**21 + 1), "tasks: challenger bond above maximum"),
     ],
 )
 def test_post_task__bad_terms__reverts(tasks, poster, over, reason):
@@ -942,17 +958,19 @@ def test_settle__after_rejection__second_win_joins_winners(tasks, token, mock_ga
 
 
 def test_settle__odd_bonds_burn_rounds_up(tasks, token, mock_game, poster, solver, challengers):
-    tid = tasks.post_task(*task_args(solver_bond=3, challenger_bond=1), sender=poster)
+    odd = CHALLENGER_BOND + 1
+    tid = tasks.post_task(*task_args(solver_bond=3, challenger_bond=odd), sender=poster)
     cid = _claim(tasks, tid, solver)
     lose = _challenge(tasks, cid, challengers[0])
     win = _challenge(tasks, cid, challengers[1])
     _decide(tasks, mock_game, lose, SOLVER_WON)
     _decide(tasks, mock_game, win, CHALLENGER_WON)
     supply, solver_before = token.totalSupply(), token.balanceOf(solver)
-    tasks.settle(lose)  # bond 1: burn 1, prize 0
-    assert token.balanceOf(solver) == solver_before
+    tasks.settle(lose)  # burn ceil(odd / 2), the solver paid the floor of the other half
+    assert burn_of(odd) == odd // 2 + 1
+    assert token.balanceOf(solver) == solver_before + odd // 2
     tasks.settle(win)  # bond 3: burn 2, prize 1
-    assert token.totalSupply() == supply - 3
+    assert token.totalSupply() == supply - burn_of(odd) - 2
     assert tasks.owed() == REWARD + 1
     _assert_solvent(tasks, token)
 

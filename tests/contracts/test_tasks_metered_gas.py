@@ -20,7 +20,7 @@ from verifier.engine.program import load_program
 from verifier.engine.trace import Trace
 
 WINDOW = CLOCK = 172_800
-SOLVER_BOND, CHALLENGER_BOND, REWARD = 10**21 + 1, 10**20, 10**20
+SOLVER_BOND, CHALLENGER_BOND, REWARD = 10**21 + 1, 250 * 10**18, 10**20
 PROOFS = (Level.PROVE_HEADER, Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
 SALT = b"\x07" * 32
 

@@ -66,7 +66,7 @@ def test_programs_by_cid__every_cid_logged_is_tried_checked_and_failures_reporte
         now = chain.w3.eth.get_block("latest")["timestamp"]
         chain.send(court.tasks.functions.post_task(
             a["graph_root"], a["n_nodes"], a["n_slots"], a["initial_root"], a["dataset_root"], a["steps"],
-            1, 172_800, 172_800, 1, 1, 4, now + 10**6, 0, digest_of(cid)))  # fmt: skip
+            1, 172_800, 172_800, 1, 250 * 10**18, 4, now + 10**6, 0, digest_of(cid)))  # fmt: skip
 
     stream = io.StringIO()
     by_cid = ProgramsByCid(court, store, JsonLog("solver", stream))
@@ -116,7 +116,7 @@ def test_programs_by_cid__a_dead_cid_backs_off_a_wrong_one_is_never_fetched_agai
         now = chain.w3.eth.get_block("latest")["timestamp"]
         chain.send(court.tasks.functions.post_task(
             a["graph_root"], a["n_nodes"], a["n_slots"], a["initial_root"], a["dataset_root"], a["steps"],
-            1, 172_800, 172_800, 1, 1, 4, now + 10**6, 0, digest_of(cid)))  # fmt: skip
+            1, 172_800, 172_800, 1, 250 * 10**18, 4, now + 10**6, 0, digest_of(cid)))  # fmt: skip
     clock = [1000.0]
     by_cid = ProgramsByCid(court, store, JsonLog("solver", io.StringIO()), clock=lambda: clock[0])
     task = _task(program.id)

@@ -43,7 +43,7 @@ WINDOW = 172_800  # MIN_WINDOW
 CLOCK = 172_800  # MIN_CLOCK: each game's chess clock and the time to reveal a commitment
 REWARD = 100 * TOKEN
 SOLVER_BOND = 50 * TOKEN
-CHALLENGER_BOND = 20 * TOKEN
+CHALLENGER_BOND = 260 * TOKEN  # above the protocol minimum: the daemon test posts one unit less
 BURN_BPS = 5_000
 
 

@@ -73,7 +73,7 @@ def test_task_by_cid__fetched_over_ipfs__result_published_and_fetched(suite, fle
     prog = load_program(path)
     rpc = ["--rpc-url", suite.anvil.url]
     posted = _cli(
-        ["task", "post", str(path), "--reward", "100", "--solver-bond", "50", "--challenger-bond", "20",
+        ["task", "post", str(path), "--reward", "100", "--solver-bond", "50", "--challenger-bond", "250",
          "--window", "2d", "--clock", "2d", "--arity", "4", "--deadline", "30d", "--ipfs-api", ipfs.api,
          *rpc, "--key-file", str(suite.key_file(0))],
         _home(suite, tmp_path, "poster"),
@@ -130,7 +130,7 @@ def test_program_not_matching_its_cid__refused_once_and_not_claimed(suite, fleet
     cid = cid_of(good)
     poster = _home(suite, tmp_path, "poster")
     posted = _cli(
-        ["task", "post", str(p), "--reward", "100", "--solver-bond", "50", "--challenger-bond", "20", "--deadline", "30d",
+        ["task", "post", str(p), "--reward", "100", "--solver-bond", "50", "--challenger-bond", "250", "--deadline", "30d",
          "--rpc-url", suite.anvil.url, "--key-file", str(suite.key_file(0)), "--content-dir", str(tmp_path / "posted")],
         poster,
     )  # fmt: skip

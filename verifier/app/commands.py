@@ -190,9 +190,15 @@ def post_task(
     lo, hi = limits.MIN_ARITY().call(), limits.MAX_ARITY().call()
     if not lo <= arity <= hi:
         raise CommandError(f"--arity {arity} is outside the contract's {lo}..{hi}; pick an arity in that range.")
-    for flag, value in (("--solver-bond", solver_bond), ("--challenger-bond", challenger_bond)):
-        if value <= 0:
-            raise CommandError(f"{flag} must be positive: a free bond deters nothing.")
+    if solver_bond <= 0:
+        raise CommandError("--solver-bond must be positive: a free bond deters nothing.")
+    lo, hi = limits.MIN_CHALLENGER_BOND().call(), limits.MAX_CHALLENGER_BOND().call()
+    if not lo <= challenger_bond <= hi:
+        raise CommandError(
+            f"--challenger-bond {format_amount(challenger_bond)} is outside the contract's {format_amount(lo)} .. "
+            f"{format_amount(hi)}: below, a swarm of challenges costs a solver more than their bonds pay it; "
+            "above, no watchtower could challenge. Pass a bond in that range."
+        )
     if deadline_in <= window:
         raise CommandError(
             f"--deadline {format_duration(deadline_in)} leaves no time to claim and sit out the {format_duration(window)} "

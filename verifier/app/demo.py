@@ -30,7 +30,7 @@ from verifier.market import results
 TOKEN = 10**18
 REWARD = 100 * TOKEN
 SOLVER_BOND = 50 * TOKEN
-CHALLENGER_BOND = 20 * TOKEN
+CHALLENGER_BOND = 250 * TOKEN  # the protocol minimum (SPEC 7.2)
 WINDOW = 172_800  # the protocol's minimums (SPEC 7.2)
 CLOCK = 172_800
 ARITY = 8
