@@ -30,7 +30,7 @@ from verifier.engine.program import Program, load_program
 from verifier.engine.trace import Trace
 
 BOND = 10**18
-REWARD, SOLVER_BOND, CHALLENGER_BOND, FUNDS = 10 * BOND, 6 * BOND, 4 * BOND, 100 * BOND
+REWARD, SOLVER_BOND, CHALLENGER_BOND, FUNDS = 10 * BOND, 6 * BOND, 250 * BOND, 1_000 * BOND
 WINDOW = 172_800  # the task's window and clock: the protocol's minimums (SPEC 7.2)
 STEPS = 8
 CHEAT_STEP, CHEAT_NODE = 3, 2  # the cheater's matmul output in step 3 is off by one
@@ -106,8 +106,8 @@ def market(anvil, tmp_path_factory, toy_file):  # noqa: ANN201
         keys[name].chmod(0o600)
     poster = User(env, keys["poster"])
 
-    deployed = poster.json("deploy", "--mint", "1000")
-    assert deployed["recorded_in"] == str(root / "home" / "deployments.json") and deployed["minted"] == str(1000 * BOND)
+    deployed = poster.json("deploy", "--mint", "10000")
+    assert deployed["recorded_in"] == str(root / "home" / "deployments.json") and deployed["minted"] == str(10_000 * BOND)
 
     chain = Chain.connect(anvil.url, key=anvil.keys[5])
     court = Court(chain, Deployment.load(chain.chain_id, root / "home" / "deployments.json"))
@@ -118,7 +118,7 @@ def market(anvil, tmp_path_factory, toy_file):  # noqa: ANN201
 
     # the final root alone: these claims are made by hand (results: tests/app/test_task_result.py)
     posted = poster.json(
-        "task", "post", str(toy_file), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+        "task", "post", str(toy_file), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "250",
         "--window", "2d", "--clock", "2d", "--arity", "4", "--deadline", "7d", "--no-result",
     )  # fmt: skip
     assert posted["program_id"] == "0x" + load_program(toy_file).id.hex()
@@ -347,7 +347,7 @@ def test_market__unrevealed_claim__cannot_be_disputed__expires_from_the_command_
     task. Each refusal is one line and changes nothing."""
     court, users, anvil = market["court"], market["users"], market["anvil"]
     task_id = users["poster"].json(
-        "task", "post", str(toy_file), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "4",
+        "task", "post", str(toy_file), "--reward", "10", "--solver-bond", "6", "--challenger-bond", "250",
         "--window", "2d", "--clock", "2d", "--arity", "4", "--deadline", "7d",
     )["task_id"]  # fmt: skip
     chain = Chain.connect(anvil.url, key_file=market["keys"]["cheater"])
