@@ -1080,8 +1080,9 @@ def swarm_threshold(args, game: dict) -> dict:
         return float("inf") if x["ratio"] is None else x["ratio"]
 
     lo, hi = MIN_CHALLENGER_BOND_WHOLE, 2_000
-    if ratio_at(lo) >= 10:
-        return {"challenger_bond": lo, "at_protocol_minimum": True, "ratio_at": fmt_ratio(ratio_at(lo)),
+    at_minimum = ratio_at(lo)  # each point plays a whole swarm: computed once
+    if at_minimum >= 10:
+        return {"challenger_bond": lo, "at_protocol_minimum": True, "ratio_at": fmt_ratio(at_minimum),
                 "note": "the goal holds at the least bond Tasks.vy accepts; nothing smaller can be posted"}  # fmt: skip
     assert ratio_at(hi) >= 10, (
         "the swarm stays below 10:1 even at a 2,000 BOND challenger bond"

@@ -477,7 +477,7 @@ def _reduce_sum(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
         if axes[0] == 0:
             return lambda x: (ones @ x.reshape(n, -1)).reshape(shape)
         return lambda x: (x.reshape(-1, n) @ ones).reshape(shape)
-    return _reduce(np.add.reduce, None)(info, ivs)
+    return _reduce(np.add, None)(info, ivs)
 
 
 def _where_kernel(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
@@ -491,21 +491,20 @@ def _where_kernel(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
 FOLD_MAX = 32
 
 
-def _reduce(f: Callable[..., np.ndarray], empty: Callable[[DType], int] | None) -> Factory:
+def _reduce(ufunc: np.ufunc, empty: Callable[[DType], int] | None) -> Factory:
     def factory(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
         keep, m, axes = bool(info.attrs[0]), info.attrs[1], tuple(info.attrs[2:])
-        shape = info.out_type.shape
+        shape, n, f = info.out_type.shape, _reduced_count(info), ufunc.reduce
         if m == 0:
             return lambda x: x
-        if empty is not None and _reduced_count(info) == 0:
+        if empty is not None and n == 0:
             d = info.out_type.dtype
             initial = bool(empty(d)) if d is DType.BOOL else float(empty(d))
             return lambda x: np.asarray(f(x, axis=axes, keepdims=keep, initial=initial)).reshape(shape)
-        n = _reduced_count(info)
         if len(axes) == 1 and 2 <= n <= FOLD_MAX and len(info.in_types[0].shape) >= 2:  # type: ignore[union-attr]
             # numpy reduces a short inner axis element by element (~10x slower); fold its slices
             # instead: the same values (exact integers, max/min/sum in any order)
-            ufunc, axis = f.__self__, axes[0]
+            axis = axes[0]
 
             def fold(x: np.ndarray) -> np.ndarray:
                 xs = np.moveaxis(x, axis, 0)
@@ -609,8 +608,8 @@ RULES: dict[str, Rule] = {
     "Slice": Rule(_same, _reference_kernel("Slice")),
     "Gather": Rule(_gather_bounds, _gather),
     "ReduceSum": Rule(_reduce_sum_bounds, _reduce_sum),
-    "ReduceMax": Rule(_reduce_extreme_bounds(_dtype_min), _reduce(np.maximum.reduce, _dtype_min)),
-    "ReduceMin": Rule(_reduce_extreme_bounds(_dtype_max), _reduce(np.minimum.reduce, _dtype_max)),
+    "ReduceMax": Rule(_reduce_extreme_bounds(_dtype_min), _reduce(np.maximum, _dtype_min)),
+    "ReduceMin": Rule(_reduce_extreme_bounds(_dtype_max), _reduce(np.minimum, _dtype_max)),
     "ArgMax": Rule(_arg_bounds, _arg("ArgMax")),
     "ArgMin": Rule(_arg_bounds, _arg("ArgMin")),
     "MatMul": Rule(_matmul_bounds, _matmul),
