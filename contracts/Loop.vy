@@ -11,7 +11,8 @@
         realized return, read from the pool's average price at the entry and at the exit,
         becomes the label of the market's scores program, also claimed through the game.
         `settle` pays each model from the period's pool by its own score against the
-        realized return plus a bounded contribution bonus, and burns every loss.
+        realized return plus a bounded contribution bonus, less a participation charge, and
+        burns every loss.
 @custom:security Trust assumptions and choices:
                  - The token is the bisectml bond token and the asset a plain ERC-20; the pool
                    is contracts/Pool.vy over them, and the task registry contracts/Tasks.vy over
@@ -72,6 +73,9 @@ MAX_WEIGHT: constant(uint256) = 2**40 - 1
 MAX_FACTOR_BPS: constant(uint256) = 1_000_000
 MAX_CAP_BPS: constant(uint256) = 2_500
 BONUS_CAP_DIVISOR: constant(uint256) = 4
+# every revealed model pays bonus_bps / 2 a period (rounded up), burned: a zero-skill
+# prediction's bonus is worth at most that in expectation (SPEC 12.5)
+CHARGE_DIVISOR: constant(uint256) = 2
 # a period's pool is at most 2% of the vault; a position at most half of it
 MAX_FEE_BPS: constant(uint256) = 200
 MAX_POSITION_BPS: constant(uint256) = 5_000
@@ -729,9 +733,10 @@ def _sell(period_id: uint256, price: uint256, must: bool):
 def settle(period_id: uint256):
     """
     @notice Pays the models once the scores are recorded (anyone, once): model i's return is
-            clip(own_i * factor / BPS, +-cap) + clip(score_i * factor / BPS, 0, bonus) bps of
-            its reservation; gains come from the pool, losses are burned, the rest of the
-            pool and budget returns to the vault, and every reservation is freed.
+            clip(own_i * factor / BPS, +-cap) + clip(score_i * factor / BPS, 0, bonus)
+            - ceil(bonus / CHARGE_DIVISOR) bps of its reservation; gains come from the pool,
+            losses are burned, the rest of the pool and budget returns to the vault, and every
+            reservation is freed.
     """
     self._require_open(period_id)
     assert self.periods[period_id].recorded & 2 != 0, "loop: scores not recorded"
@@ -739,6 +744,7 @@ def settle(period_id: uint256):
     scores: DynArray[int256, 2 * MAX_MODELS] = self._scores[period_id]
     cap: int256 = convert(t.cap_bps, int256)
     factor: int256 = convert(t.factor_bps, int256)
+    charge: int256 = convert((t.bonus_bps + CHARGE_DIVISOR - 1) // CHARGE_DIVISOR, int256)
     gains: DynArray[uint256, MAX_MODELS] = []
     burned: uint256 = 0
     for slot: uint256 in range(self.periods[period_id].models, bound=MAX_MODELS):
@@ -747,7 +753,7 @@ def settle(period_id: uint256):
         gain: uint256 = 0
         if entry.state == ENTRY_REVEALED:
             r: int256 = max(min(scores[slot] * factor // 10_000, cap), -cap)
-            r += min(max(scores[t.models + slot] * factor // 10_000, 0), convert(t.bonus_bps, int256))
+            r += min(max(scores[t.models + slot] * factor // 10_000, 0), convert(t.bonus_bps, int256)) - charge
             if r > 0:
                 gain = entry.amount * convert(r, uint256) // BPS
             elif r < 0:

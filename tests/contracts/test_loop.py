@@ -565,6 +565,64 @@ def test_settle__pays_by_score_against_the_realized_return(w, opened):
         w.loop.settle(pid, sender=w.p.stranger)
 
 
+def test_settle__a_model_without_edge_pays_the_charge(w, opened):
+    """Every revealed model pays ceil(bonus_bps / 2) of its reservation, burned: a prediction of
+    0 scores 0 against any label and against the others, so it loses exactly the charge, and the
+    charge comes off the skilled model's gain too (SPEC 12.5)."""
+    preds = (0, 10, -10)
+    play_to_close(w, opened, preds, move_bps=400)
+    pid = opened.pid
+    scores = own_scores(preds, 1)
+    assert (scores[0], scores[M]) == (0, 0)
+    w.finish(pid, SCORES, scores)
+    owner, stake = w.owner_of(opened.mids[0]), w.loop.models(opened.mids[0]).stake
+    skilled = w.owner_of(opened.mids[1])
+    bal, burned, supply = w.token.balanceOf(skilled), w.loop.burned(), w.token.totalSupply()
+    owner_bal = w.token.balanceOf(owner)
+    w.loop.settle(pid, sender=w.p.stranger)
+    charge = STAKE * (TERMS.bonus_bps // 2) // econ.BPS
+    assert TERMS.charge_bps == TERMS.bonus_bps // 2 == 250
+    assert stake - w.loop.models(opened.mids[0]).stake == charge == 25 * E18
+    assert w.token.balanceOf(owner) == owner_bal  # nothing paid out
+    own, bonus = scores[1], min(scores[M + 1], TERMS.bonus_bps)
+    assert w.token.balanceOf(skilled) - bal == STAKE * (own + bonus - 250) // econ.BPS
+    assert w.loop.burned() - burned == supply - w.token.totalSupply() >= charge
+    w.assert_solvent()
+
+
+@pytest.fixture
+def odd_bonus(loop_suite, deployer):
+    """A second vault and loop whose bonus_bps is odd (499), three models staked, a period open."""
+    terms = replace(TERMS, bonus_bps=499)
+    with boa.env.prank(deployer):
+        vault = boa.load_partial(str(CONTRACTS / "Vault.vy")).deploy(loop_suite.token)
+        s = loop_suite
+        loop = s.loop_deployer.deploy(s.token, s.asset, s.pool, s.tasks, vault, terms.as_tuple(), [p[:7] for p in s.programs])
+        vault.set_manager(loop)
+    for a in [*loop_suite.p.depositors, *loop_suite.p.modelers, loop_suite.p.stranger]:
+        for spender in (vault, loop):
+            loop_suite.token.approve(spender, MAX_UINT, sender=a)
+    odd = World(SimpleNamespace(**{**vars(loop_suite), "vault": vault, "loop": loop}), terms)
+    odd.fund_vault()
+    mids = odd.models()
+    return odd, SimpleNamespace(pid=loop.open_period(sender=loop_suite.p.stranger), mids=mids)
+
+
+def test_settle__an_odd_bonus_charges_half_rounded_up(odd_bonus):
+    """With bonus_bps = 499 the charge is 250 bps, not 249: rounded down, a zero-skill model
+    would keep half a basis point of expected bonus a period."""
+    w, opened = odd_bonus
+    assert w.terms.charge_bps == 250
+    preds = (0, 10, -10)
+    play_to_close(w, opened, preds, move_bps=400)
+    scores = own_scores(preds, 1)
+    w.finish(opened.pid, SCORES, scores)
+    stake = w.loop.models(opened.mids[0]).stake
+    w.loop.settle(opened.pid, sender=w.p.stranger)
+    assert stake - w.loop.models(opened.mids[0]).stake == STAKE * 250 // econ.BPS
+    w.assert_solvent()
+
+
 def test_settle__needs_the_scores(w, opened):
     play_to_close(w, opened)
     with boa.reverts("loop: scores not recorded"):

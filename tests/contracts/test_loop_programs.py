@@ -109,6 +109,6 @@ def test_period_with_the_real_programs__trades_and_pays_what_they_compute(real):
     for i, mid in enumerate(mids):
         assert w.token.balanceOf(owners[i]) - before[i] == max(expected.model_payouts[i], 0)
         assert stakes[i] - w.loop.models(mid).stake == max(-expected.model_payouts[i], 0)
-    assert expected.model_payouts == [-150 * E18, 125 * E18, -25 * E18 // 2]  # SPEC 12.7
-    assert expected.burned == 325 * E18 // 2 and expected.refund == 1_375 * E18
+    assert expected.model_payouts == [-175 * E18, 225 * E18 // 2, -75 * E18 // 4]  # SPEC 12.7
+    assert expected.burned == 775 * E18 // 4 and expected.refund == 2_775 * E18 // 2
     w.assert_solvent()

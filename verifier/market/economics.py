@@ -178,8 +178,11 @@ def payouts(
     economics: Economics,
     pool: int,
     budget: int = 0,
+    charge_bps: int = 0,
 ) -> Settlement:
-    """Gains, losses, data shares, burn and refund of one round, exactly as SPEC 8.5 says."""
+    """Gains, losses, data shares, burn and refund of one round, exactly as SPEC 8.5 says;
+    `charge_bps` is taken from every revealed model's return (the loop's participation charge,
+    SPEC 12.5; a market round has none)."""
     e = economics
     returns = [0] * len(models)
     model_pay = [0] * len(models)
@@ -190,7 +193,7 @@ def payouts(
             continue
         own = max(-e.cap_bps, min(e.cap_bps, trunc_div(m.score * e.factor_bps, BPS)))
         bonus = max(0, min(e.bonus_bps, trunc_div(m.contribution * e.factor_bps, BPS)))
-        returns[i] = r = own + bonus
+        returns[i] = r = own + bonus - charge_bps
         if r < 0:
             loss = m.stake_at_risk * -r // BPS  # <= the reservation (cap_bps <= BPS)
             model_pay[i] = -loss

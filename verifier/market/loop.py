@@ -17,6 +17,9 @@ MAX_POSITION_BPS = 5_000
 MAX_LEVERAGE = 100
 MIN_SLIPPAGE_BPS = 30
 MAX_SLIPPAGE_BPS = 500
+# every revealed model pays bonus_bps / 2 a period, rounded up: a zero-skill prediction's bonus is
+# worth at most that in expectation (SPEC 12.5)
+CHARGE_DIVISOR = 2
 MIN_COMMIT_PHASE = 3_600
 MAX_COMMIT_PHASE = econ.MAX_COMMIT_PHASE
 MIN_PHASE = econ.MIN_PHASE
@@ -60,6 +63,11 @@ class LoopTerms:
     def latency(self) -> int:
         """A task's claim period, challenge window and both chess clocks (SPEC 12.3)."""
         return self.duration + self.window + 2 * self.clock
+
+    @property
+    def charge_bps(self) -> int:
+        """What every revealed model pays a period, burned (SPEC 12.5)."""
+        return -(-self.bonus_bps // CHARGE_DIVISOR)
 
     @property
     def economics(self) -> econ.Economics:
@@ -169,7 +177,7 @@ def settlement(
         econ.ModelEntry(a, a, scores[i], bool(r), (), scores[m + i])
         for i, (a, r) in enumerate(zip(amounts, revealed, strict=True))
     ]
-    s = econ.payouts(models, [], t.economics, pool, budget)
+    s = econ.payouts(models, [], t.economics, pool, budget, charge_bps=t.charge_bps)
     return _forfeits(s, revealed, t)
 
 
