@@ -255,6 +255,12 @@ event Committed:
     amount: uint256
 
 
+event Displaced:
+    period_id: indexed(uint256)
+    model_id: indexed(uint256)
+    slot: uint256
+
+
 event Revealed:
     period_id: indexed(uint256)
     model_id: indexed(uint256)
@@ -484,21 +490,42 @@ def _require_between_periods() -> uint256:
 
 @external
 def commit(period_id: uint256, model_id: uint256, commitment: bytes32, amount: uint256):
-    """@notice Commits the model's prediction and reserves `amount` of its free stake for the period."""
+    """
+    @notice Commits the model's prediction and reserves `amount` of its free stake for the
+            period. Once the `M` slots are full, a larger reservation takes the slot of the
+            smallest (the first of equals), whose reservation is freed (SPEC 12.2).
+    """
     self._require_model_owner(model_id)
     self._require_open(period_id)
     assert block.timestamp < self.periods[period_id].commit_deadline, "loop: commit deadline passed"
     assert self.entries[period_id][model_id].state == 0, "loop: model already committed"
-    assert self.periods[period_id].models < self.terms.models, "loop: model slots full"
     assert amount >= self.terms.min_stake, "loop: stake below the minimum"
     assert amount <= self.periods[period_id].max_stake, "loop: stake above the period's maximum"
     m: Model = self.models[model_id]
     assert amount <= m.stake - m.reserved, "loop: amount exceeds the free stake"
+    slot: uint256 = self.periods[period_id].models
+    if slot == self.terms.models:
+        # full: first come would let sybils hold every slot for min_stake each
+        out: uint256 = self.slot_model[period_id][0]
+        least: uint256 = self.entries[period_id][out].amount
+        slot = 0
+        for s: uint256 in range(1, self.terms.models, bound=MAX_MODELS):
+            other: uint256 = self.slot_model[period_id][s]
+            held: uint256 = self.entries[period_id][other].amount
+            if held < least:
+                slot = s
+                out = other
+                least = held
+        assert amount > least, "loop: model slots full of reservations at least as large"
+        self.models[out].reserved -= least
+        self.entries[period_id][out] = empty(Entry)
+        log Displaced(period_id=period_id, model_id=out, slot=slot)
+    else:
+        self.periods[period_id].models = slot + 1
     self.models[model_id].reserved = m.reserved + amount
-    self.entries[period_id][model_id] = Entry(slot=self.periods[period_id].models, amount=amount, state=ENTRY_COMMITTED, commitment=commitment)
-    self.slot_model[period_id][self.periods[period_id].models] = model_id
-    self.periods[period_id].models = self.periods[period_id].models + 1
-    log Committed(period_id=period_id, model_id=model_id, slot=self.periods[period_id].models, amount=amount)
+    self.entries[period_id][model_id] = Entry(slot=slot, amount=amount, state=ENTRY_COMMITTED, commitment=commitment)
+    self.slot_model[period_id][slot] = model_id
+    log Committed(period_id=period_id, model_id=model_id, slot=slot, amount=amount)
 
 
 @external

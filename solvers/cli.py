@@ -114,7 +114,8 @@ def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_
 
 
 def add_daemon_commands(
-    app: typer.Typer, verb: str, load: Callable[[], type], default_dir: Path, what: str, doc: str, example_dir: str
+    app: typer.Typer, verb: str, load: Callable[[], type], default_dir: Path, what: str, doc: str, example_dir: str,
+    example_args: str = "--program mlp_train ",
 ) -> None:
     """Register `verb` (run the daemon), `stop` and `status` on `app`: the solver's and the
     watchtower's command lines differ only in these arguments."""
@@ -164,7 +165,7 @@ def add_daemon_commands(
         f"{doc}\n\n    Runs until SIGINT/SIGTERM; logs JSON lines to stderr and to DATA_DIR/daemon.jsonl.\n"
         "    Exit codes: 0 stopped (or already running), 2 refused (no key, no funds, bad options).\n\n"
         f"    Example: bisectml {group} {verb} --rpc-url http://127.0.0.1:8545 --key-file key.txt "
-        f"--program mlp_train --data-dir {example_dir}\n    "
+        f"{example_args}--data-dir {example_dir}\n    "
     )
     stop.__doc__ = (
         f"Stop the {what} serving DATA_DIR (SIGTERM; it finishes the transaction in flight). Idempotent.\n\n"

@@ -306,8 +306,39 @@ def test_commit__reserves_the_stake_and_bounds_it(w, opened):
     w.commit(pid, m1, 10)
     w.commit(pid, m2, 10)
     extra = w.models(stakes=(STAKE,))[0]
-    with boa.reverts("loop: model slots full"):
+    with boa.reverts("loop: model slots full of reservations at least as large"):
         w.commit(pid, extra, 10)
+
+
+def test_commit__full_slots__a_larger_reservation_displaces_the_smallest(w, opened):
+    """Slots are not first come: once the M slots are full, a larger reservation takes the slot
+    of the smallest (the first of equals), whose reservation is freed and which may commit again
+    with more; an equal one is refused (SPEC 12.2). Sybils holding every slot at min_stake no
+    longer shut skilled models out."""
+    pid, (m0, m1, m2) = opened.pid, opened.mids
+    for mid, amount in zip(opened.mids, (300, 200, 200), strict=True):
+        w.commit(pid, mid, 10, amount=amount * E18)
+    extra = w.models(stakes=(STAKE,))[0]
+    with boa.reverts("loop: model slots full of reservations at least as large"):
+        w.commit(pid, extra, 20, amount=200 * E18)
+    w.commit(pid, extra, 20, amount=200 * E18 + 1)
+    logs = w.loop.get_logs()
+    assert [(type(e).__name__, e.model_id, e.slot) for e in logs] == [("Displaced", m1, 1), ("Committed", extra, 1)]
+    assert w.loop.slot_model(pid, 1) == extra and w.loop.entries(pid, extra).slot == 1
+    assert tuple(w.loop.entries(pid, m1)) == (0, 0, 0, b"\x00" * 32)
+    assert (w.loop.models(m1).reserved, w.loop.models(extra).reserved) == (0, 200 * E18 + 1)
+    assert w.loop.periods(pid).models == M
+    w.commit(pid, m1, 30, amount=250 * E18)  # the displaced model bids again: the smallest is now m2's
+    assert [w.loop.slot_model(pid, s) for s in range(M)] == [m0, extra, m1]
+    assert w.loop.models(m2).reserved == 0
+    sch = w.schedule(pid)
+    boa.env.time_travel(seconds=sch.commit_deadline - w.now())
+    with boa.reverts("loop: model not committed or already revealed"):
+        w.reveal(pid, m2)
+    for mid in (m0, extra, m1):
+        w.reveal(pid, mid)
+    assert w.loop.periods(pid).backing == (300 + 250) * E18 + 200 * E18 + 1
+    w.assert_solvent()
 
 
 def test_commit_and_reveal__deadlines_one_second_each_side(w, opened):

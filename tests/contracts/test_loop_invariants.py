@@ -183,8 +183,11 @@ class LoopMachine(RuleBasedStateMachine):
             return
         per, sch, now = w.loop.periods(pid), w.schedule(pid), w.now()
         if now < sch.commit_deadline:
+            # the fourth model's larger reservation displaces the smallest; the first then bids again
             for m in range(choice + 1):
-                self.commit(m, (pred + 37 * m) % 201 - 100, amount)
+                self.commit(m, (pred + 37 * m) % 201 - 100, amount + 10 * m)
+            if choice == 3:
+                self.commit(0, pred, 3 * amount)
             w.travel_to(sch.commit_deadline)
         elif now < sch.reveal_deadline:
             if choice:

@@ -302,6 +302,35 @@ def loop_turn(rpc_url: RpcUrl = None, key_file: KeyFile = None) -> None:
     say("the vault took in its requests; `bisectml loop claim` collects yours")
 
 
+keeper_app = typer.Typer(
+    name="loop keeper",
+    help="Run a keeper: make each call of a loop period when it falls due.\n\n"
+    "Example: bisectml loop keeper run --key-file key.txt --data-dir ./keeper",
+    no_args_is_help=True,
+)
+
+
+def _keeper() -> type:
+    from verifier.app.keeper import Keeper
+
+    return Keeper
+
+
+def _add_keeper() -> None:
+    import os
+
+    from solvers.cli import add_daemon_commands
+
+    add_daemon_commands(
+        keeper_app, "run", _keeper, Path(os.path.expanduser("~/.bisectml/keeper")), "keeper",
+        "Open each period, post its programs as tasks, record their finalized results, read the entry and exit\n"
+        "    prices in their windows, and settle or void it: every permissionless call of the loop, on time.\n"
+        "    Needs ether for gas, no BOND; another keeper only races it (nothing is sent twice).",
+        "./keeper", example_args="",
+    )  # fmt: skip
+    loop_app.add_typer(keeper_app, name="keeper")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(loop_app, name="loop")
 
@@ -318,3 +347,4 @@ def _add_examples() -> None:
 
 
 _add_examples()
+_add_keeper()

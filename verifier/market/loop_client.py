@@ -148,6 +148,11 @@ class LoopClient:
     def reveal(self, period_id: int, model_id: int) -> Any:
         if (period_id, model_id) not in self.secrets:
             raise LoopError(f"no commitment of model {model_id} in period {period_id} is known to this client.")
+        if int(self.loop.functions.entries(period_id, model_id).call()[2]) == 0:
+            raise LoopError(
+                f"model {model_id} holds no slot in period {period_id}: a larger reservation displaced it "
+                f"(SPEC 12.2); before the commit deadline, commit again with a larger --stake."
+            )
         prediction, salt = self.secrets[period_id, model_id]
         return self.chain.send(self.loop.functions.reveal(period_id, model_id, prediction_byte(prediction), salt), "reveal")
 
