@@ -3,7 +3,8 @@ loop period when it falls due (docs/SPEC.md 12.3-12.5).
 
 A period needs someone to open it, post its two programs as tasks, record their finalized
 results, read the entry price within `average` seconds of `trade_at` and the exit price within
-`average` seconds of `end`, and settle or void it; every one of these calls is open to anyone,
+`average` seconds of `end`, and settle or void it (which takes back the rewards of tasks
+nobody solved; `bisectml loop sync` takes back any that become reclaimable later); every one of these calls is open to anyone,
 and the keeper is anyone who wants them made on time (a depositor, a modeler). It re-derives
 the next call from the loop's state on every tick, on the daemons' machinery (every
 transaction recorded before it is broadcast, dry-run first, resumed after a crash), so two
@@ -58,7 +59,7 @@ class Keeper(Daemon):
         recorded = int(per["recorded"])
         metamodel_due = per["reveal_deadline"] <= now < per["end"] and per["revealed"] > 0
         if metamodel_due and not recorded & 1:
-            self._task(pid, 0)
+            self._task(pid, 0, now, per["end"])
         entry_due = per["entry_price"] == 0 and per["trade_at"] <= now < per["trade_at"] + self.terms.average
         buy_due = recorded & 1 and not per["traded"] and per["entry_price"] != 0 and now < per["end"]
         if entry_due or buy_due:
@@ -76,10 +77,11 @@ class Keeper(Daemon):
         elif now >= per["result_deadline"]:
             self._send(pid, f"void:{pid}", f.void(pid))
         else:
-            self._task(pid, 1)
+            self._task(pid, 1, now, per["result_deadline"])
 
-    def _task(self, pid: int, kind: int) -> None:
-        """Post the kind's task when none runs, or record its result once it is DONE."""
+    def _task(self, pid: int, kind: int, now: int, deadline: int) -> None:
+        """Post the kind's task when none runs and a claim could still be final before the
+        result is due (`deadline`), or record its result once it is DONE."""
         f = self.loop_contract.functions
         task_id = int(f.task_of(pid, kind).call())
         if task_id:
@@ -90,6 +92,8 @@ class Keeper(Daemon):
                 return
             if state != TASK_RECLAIMED and not self.court.tasks.functions.reclaimable(task_id).call():
                 return  # a solver is on it
+        if now + self.terms.window >= deadline:
+            return  # no claim made now could be final in time: the reward stays with the period
         from onnx_models.market import program_ref
         from verifier.market.loop import shape
 
