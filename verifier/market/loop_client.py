@@ -13,7 +13,7 @@ import numpy as np
 from web3.logs import DISCARD
 
 from verifier.core.errors import BisectmlError
-from verifier.court.chain import Chain
+from verifier.court.chain import Chain, Deployment
 from verifier.market import economics as econ
 from verifier.market.loop import (
     LoopTerms,
@@ -229,18 +229,21 @@ class LoopPrograms:
     """The daemons' hook for a loop's tasks: the program of a task the loop posted, rebuilt from
     the chain (matched by program id), or None."""
 
-    def __init__(self, client: LoopClient) -> None:
+    def __init__(self, client: LoopClient, from_block: int = 0) -> None:
+        """`from_block`: no loop task was posted before it (the deployment's first block)."""
         self.client = client
         self._by_program: dict[bytes, tuple[int, int]] = {}
         self._cache: dict[bytes, Any] = {}
-        self._from_block = 0
+        # read in ranges a node serves, from where the loop can have logged anything
+        self._logs = Deployment(client.chain.chain_id, client.addresses, from_block).logs
+        self._from_block = from_block
 
     def _refresh(self) -> None:
         w3 = self.client.chain.w3
         head = int(w3.eth.block_number)
         if head < self._from_block:
             return
-        for log in self.client.loop.events.TaskPosted().get_logs(from_block=self._from_block, to_block=head):
+        for log in self._logs(self.client.loop.events.TaskPosted(), None, self._from_block, head):
             a = log["args"]
             pid = bytes(self.client.tasks.functions.tasks(int(a["task_id"])).call()[1])
             self._by_program[pid] = (int(a["period_id"]), int(a["kind"]))
