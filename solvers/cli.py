@@ -115,10 +115,11 @@ def config(rpc_url, key_file, program, data_dir, deployment, observe, poll, min_
 
 def add_daemon_commands(
     app: typer.Typer, verb: str, load: Callable[[], type], default_dir: Path, what: str, doc: str, example_dir: str,
-    example_args: str = "--program mlp_train ",
+    example_args: str = "--program mlp_train ", serves_tasks: bool = True,
 ) -> None:
     """Register `verb` (run the daemon), `stop` and `status` on `app`: the solver's and the
-    watchtower's command lines differ only in these arguments."""
+    watchtower's command lines differ only in these arguments. A daemon that serves no tasks
+    (`serves_tasks=False`, the loop's keeper) takes only the options of the machinery."""
     group = app.info.name or ""
 
     def start(
@@ -150,6 +151,28 @@ def add_daemon_commands(
                      proof_grace, max_ticks, content_dir, no_market, bump_after, max_fee_gwei, address,
                      metrics, ipfs_api, ipfs_gateway, min_challenger_bond)  # fmt: skip
         raise typer.Exit(main(load(), cfg))
+
+    def lean_start(
+        data_dir: DataDir = default_dir,
+        rpc_url: RpcUrl = "http://127.0.0.1:8545",
+        key_file: KeyFile = None,
+        deployment: DeploymentFile = None,
+        observe: Observe = False,
+        poll: Poll = 1.0,
+        max_ticks: MaxTicks = 0,
+        bump_after: BumpAfter = 60.0,
+        max_fee_gwei: MaxFeeGwei = None,
+        address: WatchAddress = None,
+        metrics: MetricsAt = None,
+    ) -> None:
+        from verifier.daemon.loop import main
+
+        cfg = config(rpc_url, key_file, [], data_dir, deployment, observe, poll, 0, None, 5.0, 30, max_ticks,
+                     bump_after=bump_after, max_fee_gwei=max_fee_gwei, address=address, metrics=metrics)  # fmt: skip
+        raise typer.Exit(main(load(), cfg))
+
+    if not serves_tasks:
+        start = lean_start  # noqa: F811 - the same command without the task-serving options
 
     def stop(data_dir: DataDir = default_dir) -> None:
         from verifier.daemon.loop import stop as stop_daemon

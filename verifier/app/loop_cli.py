@@ -326,7 +326,7 @@ def _add_keeper() -> None:
         "Open each period, post its programs as tasks, record their finalized results, read the entry and exit\n"
         "    prices in their windows, and settle or void it: every permissionless call of the loop, on time.\n"
         "    Needs ether for gas, no BOND; another keeper only races it (nothing is sent twice).",
-        "./keeper", example_args="",
+        "./keeper", example_args="", serves_tasks=False,
     )  # fmt: skip
     loop_app.add_typer(keeper_app, name="keeper")
 
