@@ -18,12 +18,10 @@ DAY = 86_400
 ROLES = ("keeper", "depositor", "modeler", "stranger")
 
 
-@pytest.fixture(scope="module")
-def world(anvil, tmp_path_factory):  # noqa: ANN201
-    root = tmp_path_factory.mktemp("loop-verbs")
-    chain = Chain.connect(anvil.url, key=anvil.keys[0])
+def suite_and_pool(chain: Chain):  # noqa: ANN201
+    """The suite, an asset token and a pool of the bond token against it (4 BOND an asset), as
+    `chain`'s account deploys and funds them: (deployment, token, asset, pool)."""
     d = deploy_suite(chain)
-    d.save(root / "home" / "deployments.json")
     token = chain.contract("Token", d.addresses["Token"])
     asset = chain.deploy("Token")
     pool = chain.deploy("Pool", token.address, asset.address)
@@ -31,6 +29,15 @@ def world(anvil, tmp_path_factory):  # noqa: ANN201
         chain.send(t.functions.mint(chain.account, 10**9 * TOKEN), "mint")
         chain.send(t.functions.approve(pool.address, 2**256 - 1), "approve")
     chain.send(pool.functions.add_liquidity(4 * 10**8 * TOKEN, 10**8 * TOKEN, 0, chain.account), "liquidity")
+    return d, token, asset, pool
+
+
+@pytest.fixture(scope="module")
+def world(anvil, tmp_path_factory):  # noqa: ANN201
+    root = tmp_path_factory.mktemp("loop-verbs")
+    chain = Chain.connect(anvil.url, key=anvil.keys[0])
+    d, token, asset, pool = suite_and_pool(chain)
+    d.save(root / "home" / "deployments.json")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BISECTML_")}
     env |= {"BISECTML_HOME": str(root / "home"), "BISECTML_RPC_URL": anvil.url, "COLUMNS": "200"}
     users = {}

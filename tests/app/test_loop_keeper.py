@@ -11,6 +11,7 @@ import os
 import subprocess
 
 import pytest
+from test_cli_loop_verbs import suite_and_pool
 from test_cli_market import _bisectml
 
 from verifier.app.demo_loop import TERMS, travel_to
@@ -34,14 +35,7 @@ def _key_file(tmp_path, name: str, key: str):  # noqa: ANN202
 @pytest.fixture
 def world(anvil, tmp_path):  # noqa: ANN201
     chain = Chain.connect(anvil.url, key=anvil.keys[0])
-    d = deploy_suite(chain)
-    token = chain.contract("Token", d.addresses["Token"])
-    asset = chain.deploy("Token")
-    pool = chain.deploy("Pool", token.address, asset.address)
-    for t in (token, asset):
-        chain.send(t.functions.mint(chain.account, 10**9 * TOKEN), "mint")
-        chain.send(t.functions.approve(pool.address, 2**256 - 1), "approve")
-    chain.send(pool.functions.add_liquidity(4 * 10**8 * TOKEN, 10**8 * TOKEN, 0, chain.account), "liquidity")
+    d, token, asset, pool = suite_and_pool(chain)
     client = LoopClient.deploy(chain, TERMS, token.address, d.addresses["Tasks"], asset.address, pool.address)
     d.addresses |= {"Loop": client.addresses["Loop"], "Vault": client.addresses["Vault"]}
     d.save(tmp_path / "deployments.json")

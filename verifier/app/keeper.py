@@ -104,19 +104,11 @@ class Keeper(Daemon):
         """The kind's final slot root, the opening of its result slot and its values, from a run
         of the program rebuilt from the chain (`record` checks them against the finalized claim)."""
         if (pid, kind) not in self._results:
-            import numpy as np
-
-            from onnx_models.market import program_ref
             from verifier.engine.trace import Trace
-            from verifier.market.loop import shape
 
-            out_slot = program_ref(kind, shape(self.terms.models)).out_slot
             with Trace(self.client.program(pid, kind)) as trace:
                 trace.run()
-                steps = trace.program.steps
-                table = trace.slot_table_at(steps, 0)
-                values = [int(v) for v in np.asarray(trace.values_at(steps, 0)[out_slot]).reshape(-1)]
-                self._results[pid, kind] = (table.root, list(table.open(out_slot).proof), values)
+                self._results[pid, kind] = self.client.result(kind, trace)
         return self._results[pid, kind]
 
     def _send(self, pid: int, key: str, fn: Any, **context: Any) -> None:

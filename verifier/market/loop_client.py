@@ -200,16 +200,21 @@ class LoopClient:
         receipt = self.chain.send(self.loop.functions.post_task(period_id, kind, slots), "post the task")
         return int(self.loop.events.TaskPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["task_id"])
 
-    def record(self, period_id: int, kind: int, trace: Any) -> list[int]:
-        """Records the result of the kind's finalized task from `trace`, a run of its program."""
+    def result(self, kind: int, trace: Any) -> tuple[bytes, list[bytes], list[int]]:
+        """What `record` takes from `trace`, a run of the kind's program: the final slot root, the
+        opening of the result slot and its values."""
         from onnx_models.market import program_ref
 
-        prog = trace.program
+        steps = trace.program.steps
         out_slot = program_ref(kind, shape(self.terms.models)).out_slot
-        table = trace.slot_table_at(prog.steps, 0)
-        values = [int(v) for v in np.asarray(trace.values_at(prog.steps, 0)[out_slot]).reshape(-1)]
-        proof = list(table.open(out_slot).proof)
-        self.chain.send(self.loop.functions.record(period_id, kind, table.root, proof, values), "record the result")
+        table = trace.slot_table_at(steps, 0)
+        values = [int(v) for v in np.asarray(trace.values_at(steps, 0)[out_slot]).reshape(-1)]
+        return table.root, list(table.open(out_slot).proof), values
+
+    def record(self, period_id: int, kind: int, trace: Any) -> list[int]:
+        """Records the result of the kind's finalized task from `trace`, a run of its program."""
+        root, proof, values = self.result(kind, trace)
+        self.chain.send(self.loop.functions.record(period_id, kind, root, proof, values), "record the result")
         return values
 
     def trade(self, period_id: int) -> Any:
