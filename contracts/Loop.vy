@@ -102,8 +102,6 @@ MAX_ARITY: constant(uint256) = 32
 MIN_TASK_DURATION: constant(uint256) = 86_400
 MAX_TASK_DURATION: constant(uint256) = 604_800
 MIN_REWARD: constant(uint256) = 10**18
-MIN_CHALLENGER_BOND: constant(uint256) = 250 * 10**18
-MAX_CHALLENGER_BOND: constant(uint256) = 10**21
 MAX_SOLVER_BOND: constant(uint256) = 10**22
 MAX_NODES: constant(uint256) = 4_294_967_294
 MAX_STEPS: constant(uint256) = 9_223_372_036_854_775_807
@@ -386,7 +384,7 @@ def _require_terms(t: Terms):
     ok = ok and t.clock >= MIN_CLOCK and t.clock <= MAX_TASK_CLOCK
     ok = ok and t.duration >= MIN_TASK_DURATION and t.duration <= MAX_TASK_DURATION
     ok = ok and t.arity >= MIN_ARITY and t.arity <= MAX_ARITY and t.reward >= MIN_REWARD
-    ok = ok and t.challenger_bond >= MIN_CHALLENGER_BOND and t.challenger_bond <= MAX_CHALLENGER_BOND
+    ok = ok and t.challenger_bond >= Tasks.MIN_CHALLENGER_BOND and t.challenger_bond <= Tasks.MAX_CHALLENGER_BOND
     ok = ok and t.solver_bond >= t.challenger_bond and t.solver_bond <= MAX_SOLVER_BOND
     assert ok, "loop: task terms outside the market's ranges"
 

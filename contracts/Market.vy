@@ -166,11 +166,9 @@ MAX_NODES: constant(uint256) = 4_294_967_294
 MAX_STEPS: constant(uint256) = 9_223_372_036_854_775_807
 # a task reward worth a solver's while: at least 1 token; the budget pays all three tasks
 MIN_REWARD: constant(uint256) = 10**18
-# bonds (SPEC 8.1, priced at 1 token = 0.001 ETH and 100 gwei): a lost challenge pays the
-# solver at least the ~1.05 M gas of defending a whole game (challenger bond >= 250 tokens);
-# any honest watchtower (<= 1_000) and solver (<= 10_000, at least the challenger bond) can post
-MIN_CHALLENGER_BOND: constant(uint256) = 250 * 10**18
-MAX_CHALLENGER_BOND: constant(uint256) = 10**21
+# bonds (SPEC 8.1, priced at 1 token = 0.001 ETH and 100 gwei): the challenger bond lies in
+# Tasks.vy's range (a lost challenge pays the solver at least the ~1.05 M gas of defending a
+# whole game; any honest watchtower can post it); any honest solver can post <= 10_000 tokens
 MAX_SOLVER_BOND: constant(uint256) = 10**22
 
 # int64 range (values recorded as int64 tensors)
@@ -834,8 +832,8 @@ def open_round(
     # result deadline (each term is at most seven days, so the sum cannot overflow)
     self._check(result_phase >= terms.duration + terms.window + 2 * terms.clock, E_RESULT_PHASE)
     self._check(
-        terms.challenger_bond >= MIN_CHALLENGER_BOND
-        and terms.challenger_bond <= MAX_CHALLENGER_BOND
+        terms.challenger_bond >= Tasks.MIN_CHALLENGER_BOND
+        and terms.challenger_bond <= Tasks.MAX_CHALLENGER_BOND
         and terms.challenger_bond <= terms.solver_bond
         and terms.solver_bond <= MAX_SOLVER_BOND,
         E_BONDS,
