@@ -224,3 +224,31 @@ def test_keeper_run__a_deployment_without_a_loop__refused_in_one_line(anvil, tmp
         "error: no loop in this chain's deployment; run `bisectml loop deploy --pool ADDRESS`, or give --deployment."
     ]
     assert not (tmp_path / "keeper").exists()  # refused before the data directory is touched
+
+
+def test_keeper_run__as_a_process__opens_the_period_and_stops_on_sigterm(world, tmp_path):
+    """The command users run: `bisectml loop keeper run` as its own process opens period 1 on
+    the next tick and stops cleanly on SIGTERM, its log saying what it sent."""
+    import signal
+    import time
+
+    cfg = world["cfg"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BISECTML_")} | {"BISECTML_HOME": str(tmp_path)}
+    cmd = [*_bisectml(), "loop", "keeper", "run", "--rpc-url", cfg.rpc_url, "--key-file", cfg.key_file,
+           "--deployment", str(cfg.deployment), "--data-dir", str(cfg.data_dir), "--poll", "0.2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while int(world["client"].loop.functions.period_count().call()) == 0:
+            assert proc.poll() is None and time.monotonic() < deadline, "the keeper did not open the period"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = [json.loads(line) for line in (cfg.data_dir / "daemon.jsonl").read_text().splitlines()]
+    events = [e["event"] for e in lines]
+    assert events[0] == "started" and events[-1] == "stopped"
+    assert [e["key"] for e in lines if e["event"] == "sent"] == ["loop:open:1"]
