@@ -167,8 +167,10 @@ def add_daemon_commands(
     ) -> None:
         from verifier.daemon.loop import main
 
+        # no_market: it serves no task, so no program source is built at start
         cfg = config(rpc_url, key_file, [], data_dir, deployment, observe, poll, 0, None, 5.0, 30, max_ticks,
-                     bump_after=bump_after, max_fee_gwei=max_fee_gwei, address=address, metrics=metrics)  # fmt: skip
+                     no_market=True, bump_after=bump_after, max_fee_gwei=max_fee_gwei, address=address,
+                     metrics=metrics)  # fmt: skip
         raise typer.Exit(main(load(), cfg))
 
     if not serves_tasks:

@@ -1,11 +1,12 @@
-"""The loop's keeper (`bisectml loop keep`): a daemon that makes each permissionless call of a
-loop period when it falls due (docs/SPEC.md 12.3-12.5).
+"""The loop's keeper (`bisectml loop keeper run`): a daemon that makes each permissionless call
+of a loop period when it falls due (docs/SPEC.md 12.3-12.5).
 
 A period needs someone to open it, post its two programs as tasks, record their finalized
 results, read the entry price within `average` seconds of `trade_at` and the exit price within
-`average` seconds of `end`, and settle or void it (which takes back the rewards of tasks
-nobody solved; `bisectml loop sync` takes back any that become reclaimable later); every one of these calls is open to anyone,
-and the keeper is anyone who wants them made on time (a depositor, a modeler). It re-derives
+`average` seconds of `end`, and settle or void it (which takes back the rewards of tasks nobody
+solved; `bisectml loop sync` takes back any that become reclaimable later). Every one of these
+calls is open to anyone, and the keeper is anyone who wants them made on time (a depositor, a
+modeler). It re-derives
 the next call from the loop's state on every tick, on the daemons' machinery (every
 transaction recorded before it is broadcast, dry-run first, resumed after a crash), so two
 keepers only race: the loser's dry run fails and nothing is sent. It needs ether for gas and no
@@ -94,10 +95,7 @@ class Keeper(Daemon):
                 return  # a solver is on it
         if now + self.terms.window >= deadline:
             return  # no claim made now could be final in time: the reward stays with the period
-        from onnx_models.market import program_ref
-        from verifier.market.loop import shape
-
-        slots = list(program_ref(kind, shape(self.terms.models)).slots)
+        slots = self.client.task_template(kind)
         self._send(pid, f"post:{pid}:{kind}:{task_id}", f.post_task(pid, kind, slots), kind=KINDS[kind])
 
     def _result(self, pid: int, kind: int) -> tuple[bytes, list[bytes], list[int]]:

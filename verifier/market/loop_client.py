@@ -193,10 +193,14 @@ class LoopClient:
 
         return load_program(program(kind, shape(self.terms.models), **self.program_data(period_id, kind)))
 
-    def post_task(self, period_id: int, kind: int) -> int:
+    def task_template(self, kind: int) -> list[bytes]:
+        """The slot template `post_task` takes for the kind's program (the loop checks its hash)."""
         from onnx_models.market import program_ref
 
-        slots = list(program_ref(kind, shape(self.terms.models)).slots)
+        return list(program_ref(kind, shape(self.terms.models)).slots)
+
+    def post_task(self, period_id: int, kind: int) -> int:
+        slots = self.task_template(kind)
         receipt = self.chain.send(self.loop.functions.post_task(period_id, kind, slots), "post the task")
         return int(self.loop.events.TaskPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["task_id"])
 
