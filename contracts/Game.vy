@@ -240,8 +240,9 @@ event GameResolved:
 
 # --- storage ---------------------------------------------------------------------------------
 
-# A game's storage packs the fields every move reads into three words, so that creating a game
-# writes 7 words and a move rewrites its turn, both clocks and the meter in one (SPEC 6.1):
+# A game's storage packs the fields every move reads into three words, and the disputed range
+# into one, so that creating a game writes 7 words and a move rewrites its turn, both clocks and
+# the meter in one (SPEC 6):
 #   head:  solver | arity << 160 | n_slots << 168 | n_nodes << 184     (set once)
 #   party: challenger | steps << 160                                   (set once)
 #   state: level | turn << 4 | outcome << 6 | top_known << 8 | revealed << 9
@@ -254,8 +255,9 @@ struct Stored:
     party: uint256
     state: uint256
     graph_root: bytes32
-    lo: uint256
-    hi: uint256
+    # the disputed range, lo | hi << 128: steps < 2^63, node positions < 2^32, and terms at most
+    # an input's element count, below 2^32 (canonical headers)
+    span: uint256
     lo_value: bytes32
     hi_value: bytes32
     # the last reveal's hash; current only while `revealed` is set (left in place afterwards,
@@ -290,6 +292,7 @@ struct State:
 
 
 ADDRESS_MASK: constant(uint256) = 2**160 - 1
+RANGE_MASK: constant(uint256) = 2**128 - 1
 METER_SHIFT: constant(uint256) = 208
 
 
@@ -350,7 +353,7 @@ def create(
     self._games[gid].head = convert(solver, uint256) | arity << 160 | n_slots << 168 | n_nodes << 184
     self._games[gid].party = convert(challenger, uint256) | steps << 160
     self._games[gid].graph_root = graph_root
-    self._games[gid].hi = steps
+    self._games[gid].span = steps << 128
     self._games[gid].lo_value = initial_root
     self._games[gid].hi_value = final_root
     s: State = State(
@@ -381,7 +384,7 @@ def games(game_id: uint256) -> Game:
     return Game(
         solver=self._solver(game_id), challenger=self._challenger(game_id), graph_root=g.graph_root,
         steps=g.party >> 160, n_nodes=g.head >> 184, n_slots=(g.head >> 168) & 65535,
-        arity=(g.head >> 160) & 255, level=s.level, turn=s.turn, outcome=s.outcome, lo=g.lo, hi=g.hi,
+        arity=(g.head >> 160) & 255, level=s.level, turn=s.turn, outcome=s.outcome, lo=g.span & RANGE_MASK, hi=g.span >> 128,
         lo_value=g.lo_value, hi_value=g.hi_value, reveal_hash=reveal_hash, step=g.step, node=g.node,
         desc_hash=g.desc_hash, pre_slots_root=g.pre_slots_root, out_header=g.out_header,
         out_data_root=g.out_data_root, cur=g.cur, height=g.height, index=g.index,
@@ -409,8 +412,8 @@ def term_view(game_id: uint256) -> TermView:
     return TermView(
         level=self._load(game_id).level, desc_hash=self._games[game_id].desc_hash,
         inputs_hash=self._games[game_id].inputs_hash, elem_index=self._games[game_id].elem_index,
-        elem_value=self._games[game_id].elem_value, terms=self._games[game_id].terms, lo=self._games[game_id].lo,
-        hi=self._games[game_id].hi, lo_value=self._games[game_id].lo_value, hi_value=self._games[game_id].hi_value,
+        elem_value=self._games[game_id].elem_value, terms=self._games[game_id].terms, lo=self._games[game_id].span & RANGE_MASK,
+        hi=self._games[game_id].span >> 128, lo_value=self._games[game_id].lo_value, hi_value=self._games[game_id].hi_value,
     )
 
 
@@ -427,6 +430,13 @@ def boundary_view(game_id: uint256) -> BoundaryView:
 
 @view
 @external
+def challenger_of(game_id: uint256) -> address:
+    """@notice The game's challenger (the zero address for an id never created)."""
+    return self._challenger(game_id)
+
+
+@view
+@external
 def challenger_gas(game_id: uint256) -> uint256:
     """
     @notice Gas the challenger's own moves metered: 4/5 of (21_000 + execution) per move it
@@ -439,7 +449,7 @@ def challenger_gas(game_id: uint256) -> uint256:
 @external
 def interior(game_id: uint256) -> DynArray[uint256, MAX_REVEAL]:
     """@notice The points whose values the solver must reveal next (STEP, NODE, TERM)."""
-    return self._interior(self._games[game_id].lo, self._games[game_id].hi, self._arity(game_id))
+    return self._interior(self._games[game_id].span, self._arity(game_id))
 
 
 @view
@@ -470,7 +480,7 @@ def reveal(game_id: uint256, values: DynArray[bytes32, MAX_ARITY]):
     s: State = self._require_move(game_id, SOLVER)
     assert s.level == STEP or s.level == NODE or s.level == TERM, "game: nothing to reveal"
     assert not s.revealed, "game: already revealed"
-    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].lo, self._games[game_id].hi, self._arity(game_id))
+    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].span, self._arity(game_id))
     interior: DynArray[bytes32, MAX_ARITY] = values
     if s.level == TERM and not s.top_known:
         assert len(values) == len(points) + 1, "game: wrong number of values"
@@ -489,7 +499,8 @@ def reveal(game_id: uint256, values: DynArray[bytes32, MAX_ARITY]):
     if s.revealed:
         self._games[game_id].reveal_hash = keccak256(abi_encode(interior))
     s = self._pass_turn(s)
-    log Revealed(game_id=game_id, level=s.level, lo=self._games[game_id].lo, hi=self._games[game_id].hi, values=values)
+    span: uint256 = self._games[game_id].span
+    log Revealed(game_id=game_id, level=s.level, lo=span & RANGE_MASK, hi=span >> 128, values=values)
     s = self._settle_range(game_id, s)
     self._save(game_id, s)
 
@@ -505,17 +516,21 @@ def pick(game_id: uint256, values: DynArray[bytes32, MAX_ARITY], j: uint256):
     assert s.level == STEP or s.level == NODE or s.level == TERM, "game: nothing to pick"
     assert s.revealed, "game: nothing revealed"
     assert keccak256(abi_encode(values)) == self._games[game_id].reveal_hash, "game: not the revealed values"
-    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].lo, self._games[game_id].hi, self._arity(game_id))
+    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].span, self._arity(game_id))
     assert j <= len(points), "game: pick out of range"
+    span: uint256 = self._games[game_id].span
+    lo: uint256 = span & RANGE_MASK
+    hi: uint256 = span >> 128
     if j > 0:
-        self._games[game_id].lo = points[j - 1]
+        lo = points[j - 1]
         self._games[game_id].lo_value = values[j - 1]
     if j < len(points):
-        self._games[game_id].hi = points[j]
+        hi = points[j]
         self._games[game_id].hi_value = values[j]
+    self._games[game_id].span = lo | hi << 128
     s.revealed = False
     s = self._pass_turn(s)
-    log Picked(game_id=game_id, level=s.level, lo=self._games[game_id].lo, hi=self._games[game_id].hi)
+    log Picked(game_id=game_id, level=s.level, lo=lo, hi=hi)
     s = self._settle_range(game_id, s)
     self._save_metered(game_id, s, start)
 
@@ -679,8 +694,7 @@ def enter_element(game_id: uint256, sender: address, index: uint256, element: in
         s.turn = CHALLENGER
     else:
         s.level = TERM
-        self._games[game_id].lo = 0
-        self._games[game_id].hi = terms
+        self._games[game_id].span = terms << 128
         s.top_known = False
     log ElementChosen(game_id=game_id, index=index, value=element, terms=terms)
     # the referee checked that `sender` sent this choice, and `sender` is the challenger
@@ -862,8 +876,9 @@ def _settle_range(game_id: uint256, s: State) -> State:
     """Move down a level when a range has narrowed to a single transition."""
     t: State = s
     level: uint8 = t.level
-    lo: uint256 = self._games[game_id].lo
-    hi: uint256 = self._games[game_id].hi
+    span: uint256 = self._games[game_id].span
+    lo: uint256 = span & RANGE_MASK
+    hi: uint256 = span >> 128
     if level == STEP and hi == lo + 1:
         # node positions of step lo: 0 .. N, and N + 1 standing for state(lo + 1, 0)
         self._games[game_id].step = lo
@@ -871,8 +886,7 @@ def _settle_range(game_id: uint256, s: State) -> State:
         lo = 0
         hi = self._n_nodes(game_id) + 1
         t.level = NODE
-        self._games[game_id].lo = lo
-        self._games[game_id].hi = hi
+        self._games[game_id].span = hi << 128
         log LevelEntered(game_id=game_id, level=NODE, step=self._games[game_id].step, node=0)
     if level == NODE and hi == lo + 1:
         self._games[game_id].node = lo
@@ -921,8 +935,11 @@ def _descent(game_id: uint256) -> uint256:
 
 @internal
 @pure
-def _interior(lo: uint256, hi: uint256, k: uint256) -> DynArray[uint256, MAX_REVEAL]:
-    """Points lo + floor((hi - lo) * i / k), i = 1 .. k-1, without duplicates or ends."""
+def _interior(span: uint256, k: uint256) -> DynArray[uint256, MAX_REVEAL]:
+    """Points lo + floor((hi - lo) * i / k), i = 1 .. k-1, without duplicates or ends, of the
+    range `span` = lo | hi << 128."""
+    lo: uint256 = span & RANGE_MASK
+    hi: uint256 = span >> 128
     out: DynArray[uint256, MAX_REVEAL] = []
     prev: uint256 = lo
     for i: uint256 in range(1, MAX_ARITY):

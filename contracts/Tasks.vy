@@ -128,8 +128,12 @@ METER_DEN: constant(uint256) = 5
 # a game's meter is read at most at 2^64 gas (thousands of times all gas ever used), so a
 # claim's total stays far below 2^128 and the share's products below 2^256
 MAX_GAME_GAS: constant(uint256) = 2**64
-# the low half of a claim's `counts` word (challenges opened; the high half: unsettled)
-COUNT_MASK: constant(uint256) = 2**128 - 1
+# a claim's `status` word: state | opened << 8 | unsettled << 72 | newest challenge id << 136;
+# a challenge's word: state | claim id << 8 | previous challenge of the claim << 72 | gas << 136.
+# Ids and counts are counters bounded by the calls ever made, far below 2^64; the gas is below
+# 2^66 (MAX_GAME_GAS plus one transaction's).
+ID_MASK: constant(uint256) = 2**64 - 1
+STATE_MASK: constant(uint256) = 255
 # most challenge ids one `challenges_of` call returns
 PAGE: constant(uint256) = 256
 
@@ -203,19 +207,18 @@ struct Claim:
     shared: uint256
 
 
-# a claim in storage: its two challenge counters share one word, so that the first challenge of
-# a claim creates one word, not two
+# a claim in storage: its state, its two challenge counters and its newest challenge share one
+# word, written by the commit, so that a challenge creates no word of the claim's
 struct StoredClaim:
     task_id: uint256
     solver: address
     commitment: bytes32
     final_root: bytes32
     time: uint256
-    # challenges opened | those not yet settled << 128 (both bounded by the calls ever made)
-    counts: uint256
+    # state | challenges opened << 8 | those not yet settled << 72 | newest challenge id << 136
+    status: uint256
     winners: uint256
     collected: uint256
-    state: uint8
     gas: uint256
     shared: uint256
     published: uint256
@@ -364,8 +367,6 @@ availability: public(immutable(IAvailability))
 task_count: public(uint256)
 # number of claims committed; ids run from 1
 claim_count: public(uint256)
-# number of challenges opened; ids run from 1
-challenge_count: public(uint256)
 # task id => task
 tasks: public(HashMap[uint256, Task])
 # task id => bit i set: slot i of the final state is part of the task's result, which a claim
@@ -373,15 +374,10 @@ tasks: public(HashMap[uint256, Task])
 result_slots: public(HashMap[uint256, uint256])
 # claim id => claim (read them with `claims`)
 _claims: HashMap[uint256, StoredClaim]
-# challenge id => challenge, in two words (read them with `challenges`): the first written
-# once by `challenge`, the second by it and by a won settlement
-#   party: challenger | state << 160 | claim_id << 168
-#   game:  game_id | gas << 64
-# (claim and game ids are counters, far below 2^88 and 2^64; the metered gas is below 2^66)
-_challenge_party: HashMap[uint256, uint256]
-_challenge_game: HashMap[uint256, uint256]
-# claim id => i => id of the claim's i-th challenge
-_challenge_at: HashMap[uint256, HashMap[uint256, uint256]]
+# challenge id => challenge, one word (read it with `challenges`): a challenge's id is its
+# game's, and its challenger the game's; the claim's challenges are a list through `previous`,
+# newest first from the claim's `status`
+_challenges: HashMap[uint256, uint256]
 # what the contract owes: escrowed rewards + bonds of committed, revealed claims and of open
 # challenges + uncollected prizes of rejected claims == its token balance
 owed: public(uint256)
@@ -501,7 +497,7 @@ def commit_claim(task_id: uint256, commitment: bytes32) -> uint256:
     self._claims[claim_id].solver = msg.sender
     self._claims[claim_id].commitment = commitment
     self._claims[claim_id].time = block.timestamp
-    self._claims[claim_id].state = CLAIM_COMMITTED
+    self._claims[claim_id].status = convert(CLAIM_COMMITTED, uint256)
     self.tasks[task_id].claim_id = claim_id
     self.owed += bond
     log ClaimCommitted(
@@ -525,7 +521,7 @@ def reveal_claim(claim_id: uint256, final_root: bytes32, salt: bytes32):
     task_id: uint256 = self._require_revealable(claim_id, final_root, salt)
     self._claims[claim_id].final_root = final_root
     self._claims[claim_id].time = block.timestamp
-    self._claims[claim_id].state = CLAIM_LIVE
+    self._set_claim_state(claim_id, CLAIM_LIVE)
     log ClaimRevealed(
         claim_id=claim_id,
         task_id=task_id,
@@ -547,7 +543,7 @@ def expire_claim(claim_id: uint256):
     task_id: uint256 = self._require_expirable(claim_id)
     bond: uint256 = self.tasks[task_id].solver_bond
 
-    self._claims[claim_id].state = CLAIM_EXPIRED
+    self._set_claim_state(claim_id, CLAIM_EXPIRED)
     self.tasks[task_id].claim_id = 0
     self.owed -= bond
     self.burned += bond
@@ -592,17 +588,11 @@ def challenge(claim_id: uint256) -> uint256:
     task_id: uint256 = self._require_challengeable(claim_id)
     bond: uint256 = self.tasks[task_id].challenger_bond
 
-    challenge_id: uint256 = self.challenge_count + 1
-    self.challenge_count = challenge_id
-    self._challenge_party[challenge_id] = convert(msg.sender, uint256) | convert(CHALLENGE_OPEN, uint256) << 160 | claim_id << 168
-    counts: uint256 = self._claims[claim_id].counts
-    self._challenge_at[claim_id][counts & COUNT_MASK] = challenge_id
-    # both counters are bounded by challenge_count, itself bounded by the calls ever made
-    self._claims[claim_id].counts = unsafe_add(counts, 1 | 1 << 128)
     self.owed += bond
     self._pull(msg.sender, bond)
 
-    game_id: uint256 = extcall game.create(
+    # the game's id is the challenge's: the game counts every game it creates
+    challenge_id: uint256 = extcall game.create(
         self._claims[claim_id].solver,
         msg.sender,
         self.tasks[task_id].initial_root,
@@ -614,10 +604,13 @@ def challenge(claim_id: uint256) -> uint256:
         self.tasks[task_id].arity,
         self.tasks[task_id].clock,
     )
-    log Challenged(challenge_id=challenge_id, claim_id=claim_id, challenger=msg.sender, game_id=game_id)
+    status: uint256 = self._claims[claim_id].status
+    # opened and unsettled + 1 (bounded by the calls ever made), and this one the newest
+    self._claims[claim_id].status = unsafe_add(status & (2**136 - 1), 1 << 8 | 1 << 72) | challenge_id << 136
+    log Challenged(challenge_id=challenge_id, claim_id=claim_id, challenger=msg.sender, game_id=challenge_id)
     # the challenger's first metered transaction (with Game.create); its game adds its moves
     gas: uint256 = (TX_GAS + start - msg.gas) * METER_NUM // METER_DEN
-    self._challenge_game[challenge_id] = game_id | gas << 64
+    self._challenges[challenge_id] = convert(CHALLENGE_OPEN, uint256) | claim_id << 8 | (status >> 136) << 72 | gas << 136
     return challenge_id
 
 
@@ -640,7 +633,7 @@ def settle(challenge_id: uint256):
     assert outcome != PENDING, "tasks: game not over"
     assert outcome <= CHALLENGER_WON, "tasks: unknown game outcome"
     # every open challenge is counted in unsettled, so it is at least 1 here
-    self._claims[ch.claim_id].counts = unsafe_sub(self._claims[ch.claim_id].counts, 1 << 128)
+    self._claims[ch.claim_id].status = unsafe_sub(self._claims[ch.claim_id].status, 1 << 72)
     if outcome == CHALLENGER_WON:
         self._settle_challenger_won(challenge_id, ch)
     else:
@@ -694,7 +687,7 @@ def finalize(claim_id: uint256):
     reward: uint256 = self.tasks[task_id].reward
     bond: uint256 = self.tasks[task_id].solver_bond
 
-    self._claims[claim_id].state = CLAIM_FINALIZED
+    self._set_claim_state(claim_id, CLAIM_FINALIZED)
     self.tasks[task_id].state = TASK_DONE
     self.owed -= reward + bond
     log ClaimFinalized(claim_id=claim_id, task_id=task_id, solver=solver, reward=reward, bond=bond)
@@ -770,20 +763,34 @@ def published(claim_id: uint256) -> uint256:
 
 @external
 @view
-def challenges_of(claim_id: uint256, start: uint256, count: uint256) -> DynArray[uint256, PAGE]:
+def challenges_of(claim_id: uint256, before: uint256, count: uint256) -> DynArray[uint256, PAGE]:
     """
-    @notice Ids of the claim's challenges `start .. start + count - 1` in the order they were
-            opened (fewer at the end of the list); `count` is at most 256. Page through
-            `claims(claim_id).challenges` of them.
+    @notice Ids of up to `count` of the claim's challenges, newest first, opened before
+            challenge `before` (0: from the newest); `count` is at most 256. Page through
+            `claims(claim_id).challenges` of them, each page `before` the last id of the one
+            before it.
     """
     assert count <= PAGE, "tasks: page too large"
-    n: uint256 = self._claims[claim_id].counts & COUNT_MASK
+    cursor: uint256 = self._claims[claim_id].status >> 136
+    if before != 0:
+        w: uint256 = self._challenges[before]
+        assert w != 0 and (w >> 8) & ID_MASK == claim_id, "tasks: not a challenge of this claim"
+        cursor = (w >> 72) & ID_MASK
     out: DynArray[uint256, PAGE] = []
     for i: uint256 in range(PAGE):
-        if i >= count or start + i >= n:
+        if i >= count or cursor == 0:
             break
-        out.append(self._challenge_at[claim_id][start + i])
+        out.append(cursor)
+        cursor = (self._challenges[cursor] >> 72) & ID_MASK
     return out
+
+
+@external
+@view
+def challenge_count() -> uint256:
+    """@notice The largest challenge id so far: a challenge's id is its game's, so ids run from
+            1 with gaps where a game was created outside this registry."""
+    return staticcall game.game_count()
 
 
 @external
@@ -977,14 +984,14 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
     # bounded by the claim's challenges
     self._claims[claim_id].winners = unsafe_add(self._claims[claim_id].winners, 1)
     self._claims[claim_id].gas += metered
-    self._challenge_game[challenge_id] = ch.game_id | metered << 64
-    self._set_challenge_state(challenge_id, CHALLENGE_WON)
+    w: uint256 = self._challenges[challenge_id]
+    self._challenges[challenge_id] = (w & (2**136 - 1 - STATE_MASK)) | convert(CHALLENGE_WON, uint256) | metered << 136
     self.owed -= bond
     burn: uint256 = 0
-    if self._claims[claim_id].state == CLAIM_LIVE:
+    if self._claim_state(claim_id) == CLAIM_LIVE:
         slashed: uint256 = self.tasks[task_id].solver_bond
         burn = self._burn_share(slashed)
-        self._claims[claim_id].state = CLAIM_REJECTED
+        self._set_claim_state(claim_id, CLAIM_REJECTED)
         self.tasks[task_id].claim_id = 0
         self.owed -= burn
         self.burned += burn
@@ -1086,7 +1093,7 @@ def _require_reclaimable(task_id: uint256):
 @view
 def _require_claim(claim_id: uint256) -> uint8:
     # returns the claim's state
-    state: uint8 = self._claims[claim_id].state
+    state: uint8 = self._claim_state(claim_id)
     assert state != 0, "tasks: no such claim"
     return state
 
@@ -1137,7 +1144,7 @@ def _require_revealed(claim_id: uint256):
 def _require_challengeable(claim_id: uint256) -> uint256:
     # returns the claim's task id; a rejected claim stays challengeable within its window
     self._require_revealed(claim_id)
-    assert self._claims[claim_id].state != CLAIM_FINALIZED, "tasks: claim finalized"
+    assert self._claim_state(claim_id) != CLAIM_FINALIZED, "tasks: claim finalized"
     task_id: uint256 = self._claims[claim_id].task_id
     # window <= MAX_WINDOW, so the sum cannot overflow
     assert block.timestamp < self._claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window closed"
@@ -1151,7 +1158,7 @@ def _require_closed(claim_id: uint256) -> uint256:
     # returns the claim's task id: its window has closed and every challenge is settled
     task_id: uint256 = self._claims[claim_id].task_id
     assert block.timestamp >= self._claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window open"
-    assert self._claims[claim_id].counts >> 128 == 0, "tasks: challenges unsettled"
+    assert (self._claims[claim_id].status >> 72) & ID_MASK == 0, "tasks: challenges unsettled"
     return task_id
 
 
@@ -1160,7 +1167,7 @@ def _require_closed(claim_id: uint256) -> uint256:
 def _require_finalizable(claim_id: uint256) -> uint256:
     # returns the claim's task id
     self._require_revealed(claim_id)
-    state: uint8 = self._claims[claim_id].state
+    state: uint8 = self._claim_state(claim_id)
     assert state != CLAIM_REJECTED, "tasks: claim rejected"
     assert state != CLAIM_FINALIZED, "tasks: claim finalized"
     task_id: uint256 = self._require_closed(claim_id)
@@ -1176,7 +1183,7 @@ def _require_collectable(challenge_id: uint256) -> uint256:
     assert state != CHALLENGE_OPEN, "tasks: challenge not settled"
     assert state != CHALLENGE_LOST, "tasks: challenge lost"
     assert state != CHALLENGE_COLLECTED, "tasks: prize already collected"
-    claim_id: uint256 = self._challenge_party[challenge_id] >> 168
+    claim_id: uint256 = (self._challenges[challenge_id] >> 8) & ID_MASK
     self._require_closed(claim_id)
     return claim_id
 
@@ -1195,29 +1202,42 @@ def _claim(claim_id: uint256) -> Claim:
     c: StoredClaim = self._claims[claim_id]
     return Claim(
         task_id=c.task_id, solver=c.solver, commitment=c.commitment, final_root=c.final_root, time=c.time,
-        challenges=c.counts & COUNT_MASK, unsettled=c.counts >> 128, winners=c.winners, collected=c.collected,
-        state=c.state, gas=c.gas, shared=c.shared,
+        challenges=(c.status >> 8) & ID_MASK, unsettled=(c.status >> 72) & ID_MASK, winners=c.winners,
+        collected=c.collected, state=convert(c.status & STATE_MASK, uint8), gas=c.gas, shared=c.shared,
     )
 
 
 @internal
 @view
 def _challenge(challenge_id: uint256) -> Challenge:
-    party: uint256 = self._challenge_party[challenge_id]
-    g: uint256 = self._challenge_game[challenge_id]
+    w: uint256 = self._challenges[challenge_id]
+    if w == 0:
+        return empty(Challenge)
     return Challenge(
-        claim_id=party >> 168,
-        challenger=convert(party & (2**160 - 1), address),
-        game_id=g & (2**64 - 1),
-        state=convert((party >> 160) & 255, uint8),
-        gas=g >> 64,
+        claim_id=(w >> 8) & ID_MASK,
+        challenger=staticcall game.challenger_of(challenge_id),
+        game_id=challenge_id,
+        state=convert(w & STATE_MASK, uint8),
+        gas=w >> 136,
     )
 
 
 @internal
 def _set_challenge_state(challenge_id: uint256, state: uint8):
-    party: uint256 = self._challenge_party[challenge_id]
-    self._challenge_party[challenge_id] = (party & ~(255 << 160)) | convert(state, uint256) << 160
+    w: uint256 = self._challenges[challenge_id]
+    self._challenges[challenge_id] = (w & ~STATE_MASK) | convert(state, uint256)
+
+
+@internal
+@view
+def _claim_state(claim_id: uint256) -> uint8:
+    return convert(self._claims[claim_id].status & STATE_MASK, uint8)
+
+
+@internal
+def _set_claim_state(claim_id: uint256, state: uint8):
+    w: uint256 = self._claims[claim_id].status
+    self._claims[claim_id].status = (w & ~STATE_MASK) | convert(state, uint256)
 
 
 @internal

@@ -119,6 +119,12 @@ def create(
     return game_id
 
 
+@view
+@external
+def challenger_of(game_id: uint256) -> address:
+    return self.games[game_id].challenger
+
+
 @external
 def set_outcome(game_id: uint256, outcome: uint8):
     """

@@ -722,20 +722,39 @@ def test_challenge__pulls_bond_and_creates_game(tasks, token, mock_game, claim_i
     _assert_solvent(tasks, token)
 
 
-def test_challenge__many_challengers_and_sybils(tasks, claim_id, challengers):
-    ids = [tasks.challenge(claim_id, sender=w) for w in challengers + challengers[:1]]
+def test_challenge__many_challengers_and_sybils(tasks, poster, solver, claim_id, challengers):
+    # another claim's challenges interleave with this one's: each claim lists only its own
+    other = _claim(tasks, tasks.post_task(*task_args(), sender=poster), solver)
+    ids, others = [], []
+    for w in challengers + challengers[:1]:
+        ids.append(tasks.challenge(claim_id, sender=w))
+        others.append(tasks.challenge(other, sender=w))
     c = tasks.claims(claim_id)
     assert (c.challenges, c.unsettled) == (len(ids), len(ids))
-    assert tasks.challenges_of(claim_id, 0, 256) == ids
-    assert tasks.challenges_of(claim_id, 1, 2) == ids[1:3]
-    assert tasks.challenges_of(claim_id, 4, 10) == ids[4:]
-    assert tasks.challenges_of(claim_id, 99, 10) == []
-    assert len({tasks.challenges(i).game_id for i in ids}) == len(ids)
+    newest_first = ids[::-1]
+    assert tasks.challenges_of(claim_id, 0, 256) == newest_first
+    assert tasks.challenges_of(claim_id, 0, 2) == newest_first[:2]
+    assert tasks.challenges_of(claim_id, newest_first[1], 2) == newest_first[2:4]
+    assert tasks.challenges_of(claim_id, ids[0], 10) == []
+    assert tasks.challenges_of(other, 0, 256) == others[::-1]
+    assert [tasks.challenges(i).game_id for i in ids] == ids  # a challenge's id is its game's
+    assert {tasks.challenges(i).claim_id for i in ids} == {claim_id}
+    assert [tasks.challenges(i).challenger for i in ids] == challengers + challengers[:1]
 
 
 def test_challenges_of__page_too_large__reverts(tasks, claim_id):
     with boa.reverts("tasks: page too large"):
         tasks.challenges_of(claim_id, 0, 257)
+
+
+def test_challenges_of__cursor_not_a_challenge_of_the_claim__reverts(tasks, poster, solver, claim_id, challengers):
+    other = _claim(tasks, tasks.post_task(*task_args(), sender=poster), solver)
+    theirs = tasks.challenge(other, sender=challengers[0])
+    mine = tasks.challenge(claim_id, sender=challengers[1])
+    assert tasks.challenges_of(claim_id, 0, 256) == [mine]
+    for cursor in (theirs, mine + 1):
+        with boa.reverts("tasks: not a challenge of this claim"):
+            tasks.challenges_of(claim_id, cursor, 256)
 
 
 def test_challenge__no_such_claim__reverts(tasks, challengers):

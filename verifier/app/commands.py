@@ -35,7 +35,7 @@ from verifier.app.session import (
 from verifier.core.errors import BisectmlError
 from verifier.court.chain import ChainError, Deployment, deploy_suite
 from verifier.court.game import GameState, Level, Outcome, Role
-from verifier.court.play import Court, program_task_args, whose_move
+from verifier.court.play import Court, challenge_ids, program_task_args, whose_move
 from verifier.court.states import (
     CHALLENGE_FIELDS,
     CHALLENGE_STATES,
@@ -404,16 +404,6 @@ def challenge_record(court: Court, challenge_id: int) -> dict[str, Any]:
             "a claim's challenges show in `bisectml claim show ID`."
         )
     return ch
-
-
-def challenge_ids(court: Court, claim_id: int, n: int) -> list[int]:
-    ids: list[int] = []
-    while len(ids) < n:
-        page = court.tasks.functions.challenges_of(claim_id, len(ids), 256).call()
-        if not page:
-            break
-        ids.extend(page)
-    return ids
 
 
 def show_claim(session: Session, claim_id: int) -> dict[str, Any]:

@@ -92,6 +92,20 @@ class Court:
         return self.chain.send(getattr(target.functions, move.function)(game_id, *move.args), move.function)
 
 
+def challenge_ids(court: Court, claim_id: int, n: int, block: int | str = "latest") -> list[int]:
+    """The claim's `n` challenge ids in the order they were opened, read at `block` through
+    Tasks.challenges_of's pages (newest first, each page before the last id of the one before)."""
+    newest_first: list[int] = []
+    before = 0
+    while len(newest_first) < n:
+        page = [int(i) for i in court.tasks.functions.challenges_of(claim_id, before, 256).call(block_identifier=block)]
+        if not page:
+            break
+        newest_first.extend(page)
+        before = page[-1]
+    return newest_first[::-1]
+
+
 def _interior(s: GameState) -> list[int]:
     from verifier.court.game import interior
 

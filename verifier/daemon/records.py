@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from verifier.core.errors import BisectmlError
 from verifier.court.game import Level, Outcome, Role
-from verifier.court.play import Court
+from verifier.court.play import Court, challenge_ids
 
 # Game.vy's limits (Tasks.vy accepts more: a task beyond them can never be challenged)
 GAME_MAX_ARITY = 32
@@ -160,14 +160,7 @@ class View:
         return self._challenges[challenge_id]
 
     def challenges_of(self, claim_id: int) -> list[int]:
-        n = self.claim(claim_id).challenges
-        out: list[int] = []
-        while len(out) < n:
-            page = self._call(self.court.tasks.functions.challenges_of(claim_id, len(out), 256))
-            if not page:
-                break
-            out.extend(int(i) for i in page)
-        return out
+        return challenge_ids(self.court, claim_id, self.claim(claim_id).challenges, self.block)
 
     def counts(self) -> tuple[int, int, int]:
         f = self.court.tasks.functions
