@@ -240,9 +240,10 @@ event GameResolved:
 
 # --- storage ---------------------------------------------------------------------------------
 
-# A game's storage packs the fields every move reads into three words, and the disputed range
-# into one, so that creating a game writes 7 words and a move rewrites its turn, both clocks and
-# the meter in one (SPEC 6):
+# A game's storage packs the fields every move reads into three words, and the disputed range,
+# the disputed position, the data descent and the chosen element into one each, so that
+# creating a game writes 7 words and a move rewrites its turn, both clocks and the meter in one
+# (SPEC 6):
 #   head:  solver | arity << 160 | n_slots << 168 | n_nodes << 184     (set once)
 #   party: challenger | steps << 160                                   (set once)
 #   state: level | turn << 4 | outcome << 6 | top_known << 8 | revealed << 9
@@ -263,19 +264,19 @@ struct Stored:
     # the last reveal's hash; current only while `revealed` is set (left in place afterwards,
     # so that the next reveal rewrites a word instead of creating one)
     reveal_hash: bytes32
-    step: uint256
-    node: uint256
+    # the disputed step and node: step | node << 64 (a step < 2^63, a node < 2^32)
+    position: uint256
     desc_hash: bytes32
     pre_slots_root: bytes32
     out_header: bytes32
     out_data_root: bytes32
     cur: bytes32
-    height: uint256
-    index: uint256
+    # the data descent: height | index << 8 (a height <= 32, a chunk index < 2^32)
+    descent: uint256
     inputs_hash: bytes32
-    elem_index: uint256
-    elem_value: int256
-    terms: uint256
+    # the chosen element: index | terms << 64 | value << 128 (an index and a term count below
+    # 2^32, a value of at most 64 bits as int128 two's complement)
+    element: uint256
 
 
 # the `state` word, unpacked in memory for one call
@@ -293,6 +294,7 @@ struct State:
 
 ADDRESS_MASK: constant(uint256) = 2**160 - 1
 RANGE_MASK: constant(uint256) = 2**128 - 1
+STEP_MASK: constant(uint256) = 2**64 - 1
 METER_SHIFT: constant(uint256) = 208
 
 
@@ -385,10 +387,12 @@ def games(game_id: uint256) -> Game:
         solver=self._solver(game_id), challenger=self._challenger(game_id), graph_root=g.graph_root,
         steps=g.party >> 160, n_nodes=g.head >> 184, n_slots=(g.head >> 168) & 65535,
         arity=(g.head >> 160) & 255, level=s.level, turn=s.turn, outcome=s.outcome, lo=g.span & RANGE_MASK, hi=g.span >> 128,
-        lo_value=g.lo_value, hi_value=g.hi_value, reveal_hash=reveal_hash, step=g.step, node=g.node,
+        lo_value=g.lo_value, hi_value=g.hi_value, reveal_hash=reveal_hash, step=g.position & STEP_MASK,
+        node=g.position >> 64,
         desc_hash=g.desc_hash, pre_slots_root=g.pre_slots_root, out_header=g.out_header,
-        out_data_root=g.out_data_root, cur=g.cur, height=g.height, index=g.index,
-        inputs_hash=g.inputs_hash, elem_index=g.elem_index, elem_value=g.elem_value, terms=g.terms,
+        out_data_root=g.out_data_root, cur=g.cur, height=g.descent & 255, index=g.descent >> 8,
+        inputs_hash=g.inputs_hash, elem_index=g.element & STEP_MASK, elem_value=self._elem_value(g.element),
+        terms=(g.element >> 64) & STEP_MASK,
         top_known=s.top_known, clock_solver=s.clock_solver, clock_challenger=s.clock_challenger,
         turn_start=s.turn_start,
     )
@@ -401,7 +405,7 @@ def output_view(game_id: uint256) -> OutputView:
     return OutputView(
         level=self._load(game_id).level, n_slots=self._n_slots(game_id),
         pre_slots_root=self._games[game_id].pre_slots_root, desc_hash=self._games[game_id].desc_hash,
-        out_header=self._games[game_id].out_header, cur=self._games[game_id].cur, index=self._games[game_id].index,
+        out_header=self._games[game_id].out_header, cur=self._games[game_id].cur, index=self._index(game_id),
     )
 
 
@@ -409,10 +413,11 @@ def output_view(game_id: uint256) -> OutputView:
 @external
 def term_view(game_id: uint256) -> TermView:
     """@notice What the referee's `prove_element` reads."""
+    element: uint256 = self._games[game_id].element
     return TermView(
         level=self._load(game_id).level, desc_hash=self._games[game_id].desc_hash,
-        inputs_hash=self._games[game_id].inputs_hash, elem_index=self._games[game_id].elem_index,
-        elem_value=self._games[game_id].elem_value, terms=self._games[game_id].terms, lo=self._games[game_id].span & RANGE_MASK,
+        inputs_hash=self._games[game_id].inputs_hash, elem_index=element & STEP_MASK,
+        elem_value=self._elem_value(element), terms=(element >> 64) & STEP_MASK, lo=self._games[game_id].span & RANGE_MASK,
         hi=self._games[game_id].span >> 128, lo_value=self._games[game_id].lo_value, hi_value=self._games[game_id].hi_value,
     )
 
@@ -423,7 +428,7 @@ def boundary_view(game_id: uint256) -> BoundaryView:
     """@notice What the referee's `prove_boundary` reads."""
     return BoundaryView(
         level=self._load(game_id).level, n_nodes=self._n_nodes(game_id), n_slots=self._n_slots(game_id),
-        graph_root=self._games[game_id].graph_root, step=self._games[game_id].step,
+        graph_root=self._games[game_id].graph_root, step=self._step(game_id),
         lo_value=self._games[game_id].lo_value, hi_value=self._games[game_id].hi_value,
     )
 
@@ -560,8 +565,8 @@ def reveal_output(
     out_slot: uint256 = tensor._out_slot(desc)
     n_slots: uint256 = self._n_slots(game_id)
     assert out_slot < n_slots, "game: output slot out of range"
-    assert merkle._state_root(self._games[game_id].step, self._games[game_id].node, pre_slots_root) == self._games[game_id].lo_value, "game: pre-state does not match"
-    assert merkle._state_root(self._games[game_id].step, self._games[game_id].node + 1, post_slots_root) == self._games[game_id].hi_value, "game: post-state does not match"
+    assert merkle._state_root(self._step(game_id), self._node(game_id), pre_slots_root) == self._games[game_id].lo_value, "game: pre-state does not match"
+    assert merkle._state_root(self._step(game_id), self._node(game_id) + 1, post_slots_root) == self._games[game_id].hi_value, "game: post-state does not match"
     assert merkle._fold(old_commitment, out_slot, slot_path, n_slots) == pre_slots_root, "game: bad old slot proof"
     new_commitment: bytes32 = keccak256(concat(b"\x02", header, data_root))
     assert merkle._fold(new_commitment, out_slot, slot_path, n_slots) == post_slots_root, "game: other slots changed"
@@ -572,7 +577,7 @@ def reveal_output(
     s.level = CHOOSE
     s = self._pass_turn(s)
     self._save(game_id, s)
-    log OutputRevealed(game_id=game_id, step=self._games[game_id].step, node=self._games[game_id].node, header=header, data_root=data_root)
+    log OutputRevealed(game_id=game_id, step=self._step(game_id), node=self._node(game_id), header=header, data_root=data_root)
 
 
 @external
@@ -591,11 +596,10 @@ def choose(game_id: uint256, dispute_header: bool):
         s.level = DATA
         self._games[game_id].cur = self._games[game_id].out_data_root
         height: uint256 = merkle._depth(tensor._n_chunks(header))
-        self._games[game_id].height = height
-        self._games[game_id].index = 0
+        self._games[game_id].descent = height
         if height == 0:
             s.level = CHUNK_REVEAL
-    log LevelEntered(game_id=game_id, level=s.level, step=self._games[game_id].step, node=self._games[game_id].node)
+    log LevelEntered(game_id=game_id, level=s.level, step=self._step(game_id), node=self._node(game_id))
     self._save_metered(game_id, s, start)
 
 
@@ -608,7 +612,7 @@ def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
     m: uint256 = self._descent(game_id)
     assert len(children) == 1 << m, "game: wrong number of children"
     assert merkle._subtree(children, m) == self._games[game_id].cur, "game: children do not hash to the node"
-    below: uint256 = self._games[game_id].height - m
+    below: uint256 = self._height(game_id) - m
     n_chunks: uint256 = tensor._n_chunks(self._games[game_id].out_header)
     pad: bytes32 = merkle._zero(below)
     self._games[game_id].reveal_hash = keccak256(abi_encode(children))
@@ -617,12 +621,12 @@ def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
     for i: uint256 in range(MAX_ARITY):
         if i >= len(children):
             break
-        first_leaf: uint256 = ((self._games[game_id].index << m) + i) << below
+        first_leaf: uint256 = ((self._index(game_id) << m) + i) << below
         if first_leaf >= n_chunks and children[i] != pad:
             s = self._resolve(game_id, s, CHALLENGER_WON, "non-canonical data padding")
             break
     self._save(game_id, s)
-    log Revealed(game_id=game_id, level=DATA, lo=self._games[game_id].index, hi=self._games[game_id].height, values=children)
+    log Revealed(game_id=game_id, level=DATA, lo=self._index(game_id), hi=self._height(game_id), values=children)
 
 
 @external
@@ -635,12 +639,11 @@ def pick_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY], j: uint2
     assert keccak256(abi_encode(children)) == self._games[game_id].reveal_hash, "game: not the revealed values"
     m: uint256 = self._descent(game_id)
     assert j < len(children), "game: pick out of range"
-    below: uint256 = self._games[game_id].height - m
-    child: uint256 = (self._games[game_id].index << m) + j
+    below: uint256 = self._height(game_id) - m
+    child: uint256 = (self._index(game_id) << m) + j
     assert child << below < tensor._n_chunks(self._games[game_id].out_header), "game: child is padding"
     self._games[game_id].cur = children[j]
-    self._games[game_id].index = child
-    self._games[game_id].height = below
+    self._games[game_id].descent = below | child << 8
     s.revealed = False
     if below == 0:
         s.level = CHUNK_REVEAL
@@ -657,7 +660,7 @@ def reveal_chunk(game_id: uint256, chunk: Bytes[CHUNK]):
     assert len(chunk) == CHUNK and keccak256(concat(b"\x00", chunk)) == self._games[game_id].cur, "game: not the chunk"
     header: bytes32 = self._games[game_id].out_header
     nbytes: uint256 = tensor._size(header) * tensor._width(tensor._dtype(header))
-    index: uint256 = self._games[game_id].index
+    index: uint256 = self._index(game_id)
     start: uint256 = index * CHUNK
     s = self._pass_turn(s)
     s.level = ELEMENT
@@ -665,7 +668,7 @@ def reveal_chunk(game_id: uint256, chunk: Bytes[CHUNK]):
     if start + CHUNK > nbytes and not merkle._zero_from(chunk, nbytes - min(nbytes, start)):
         s = self._resolve(game_id, s, CHALLENGER_WON, "non-canonical chunk padding")
     self._save(game_id, s)
-    log LevelEntered(game_id=game_id, level=s.level, step=self._games[game_id].step, node=self._games[game_id].node)
+    log LevelEntered(game_id=game_id, level=s.level, step=self._step(game_id), node=self._node(game_id))
 
 
 # --- one-step proofs (anyone) --------------------------------------------------------------------
@@ -685,9 +688,7 @@ def enter_element(game_id: uint256, sender: address, index: uint256, element: in
     assert sender == self._challenger(game_id), "game: only the challenger"
     assert self._clock_ok(s), "game: clock expired"
     self._games[game_id].inputs_hash = inputs_hash
-    self._games[game_id].elem_index = index
-    self._games[game_id].elem_value = element
-    self._games[game_id].terms = terms
+    self._games[game_id].element = self._element_word(index, terms, element)
     s = self._pass_turn(s)
     if terms == 0:
         s.level = PROVE_ELEMENT
@@ -801,6 +802,45 @@ def _n_nodes(game_id: uint256) -> uint256:
     return self._games[game_id].head >> 184
 
 
+@internal
+@view
+def _step(game_id: uint256) -> uint256:
+    return self._games[game_id].position & STEP_MASK
+
+
+@internal
+@view
+def _node(game_id: uint256) -> uint256:
+    return self._games[game_id].position >> 64
+
+
+@internal
+@view
+def _height(game_id: uint256) -> uint256:
+    return self._games[game_id].descent & 255
+
+
+@internal
+@view
+def _index(game_id: uint256) -> uint256:
+    return self._games[game_id].descent >> 8
+
+
+@internal
+@pure
+def _element_word(index: uint256, terms: uint256, element: int256) -> uint256:
+    # the referee bounds each: an element index and a term count below 2^32, a value of at most
+    # 64 bits, kept as its low 128 bits
+    return index | terms << 64 | convert(convert(element, bytes32), uint256) << 128
+
+
+@internal
+@pure
+def _elem_value(element: uint256) -> int256:
+    # the top 128 bits, sign-extended
+    return convert(convert(element, bytes32), int256) >> 128
+
+
 # --- internal: turns and resolution ----------------------------------------------------------------
 
 
@@ -881,26 +921,26 @@ def _settle_range(game_id: uint256, s: State) -> State:
     hi: uint256 = span >> 128
     if level == STEP and hi == lo + 1:
         # node positions of step lo: 0 .. N, and N + 1 standing for state(lo + 1, 0)
-        self._games[game_id].step = lo
+        self._games[game_id].position = lo
         level = NODE
         lo = 0
         hi = self._n_nodes(game_id) + 1
         t.level = NODE
         self._games[game_id].span = hi << 128
-        log LevelEntered(game_id=game_id, level=NODE, step=self._games[game_id].step, node=0)
+        log LevelEntered(game_id=game_id, level=NODE, step=self._step(game_id), node=0)
     if level == NODE and hi == lo + 1:
-        self._games[game_id].node = lo
+        self._games[game_id].position = self._step(game_id) | lo << 64
         if lo == self._n_nodes(game_id):
             t.level = PROVE_BOUNDARY
             t.turn = CHALLENGER
         else:
             t.level = OUTPUT
             t.turn = SOLVER
-        log LevelEntered(game_id=game_id, level=t.level, step=self._games[game_id].step, node=lo)
+        log LevelEntered(game_id=game_id, level=t.level, step=self._step(game_id), node=lo)
     if level == TERM and hi == lo + 1 and t.top_known:
         t.level = PROVE_ELEMENT
         t.turn = CHALLENGER
-        log LevelEntered(game_id=game_id, level=PROVE_ELEMENT, step=self._games[game_id].step, node=self._games[game_id].node)
+        log LevelEntered(game_id=game_id, level=PROVE_ELEMENT, step=self._step(game_id), node=self._node(game_id))
     return t
 
 
@@ -912,7 +952,7 @@ def _settle_range(game_id: uint256, s: State) -> State:
 def _require_descriptor(game_id: uint256, desc: Bytes[DESC_MAX], proof: DynArray[bytes32, MAX_DEPTH]):
     leaf: bytes32 = keccak256(concat(b"\x00", desc))
     count: uint256 = self._n_nodes(game_id) + 1
-    root: bytes32 = merkle._fold(leaf, self._games[game_id].node, proof, count)
+    root: bytes32 = merkle._fold(leaf, self._node(game_id), proof, count)
     assert root == self._games[game_id].graph_root, "game: not the node's descriptor"
     assert tensor._is_well_formed(desc), "game: malformed descriptor"
 
@@ -927,7 +967,7 @@ def _descent(game_id: uint256) -> uint256:
         if 2 << m > arity:
             break
         m += 1
-    return min(m, self._games[game_id].height)
+    return min(m, self._height(game_id))
 
 
 # --- internal: hashing ---------------------------------------------------------------------------

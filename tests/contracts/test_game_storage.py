@@ -134,3 +134,14 @@ def test_views__agree_with_games_before_every_move_of_a_game(court, oracle, hone
     _views_agree(court, m.gid)
     proof = {"element": "prove_element", "header": "prove_header", "boundary": "prove_boundary"}[cheat]
     assert m.sent["challenger"][-1] == proof
+
+
+@pytest.mark.parametrize("value", [0, 1, -1, 2**63 - 1, -(2**63), 2**64 - 1, -(2**64) + 1])
+def test_element_word__index_terms_and_value_read_back_at_their_limits(court, value) -> None:
+    """The chosen element shares one word with its index and the term count: a signed value of
+    64 bits (int64 or uint64 elements) reads back sign-extended, the others untouched."""
+    index, terms = 2**32 - 1, 2**32 - 2
+    word = court.game.internal._element_word(index, terms, value)
+    assert word & (2**64 - 1) == index
+    assert (word >> 64) & (2**64 - 1) == terms
+    assert court.game.internal._elem_value(word) == value

@@ -742,6 +742,23 @@ def test_challenge__many_challengers_and_sybils(tasks, poster, solver, claim_id,
     assert [tasks.challenges(i).challenger for i in ids] == challengers + challengers[:1]
 
 
+def test_settle__keeps_each_challenge_in_its_claims_list(tasks, mock_game, claim_id, challengers, stranger):
+    """A challenge's one word also links the claim's list and names its claim: settling it (a
+    won game rewrites its gas, a lost one its state) must leave both as they were."""
+    ids = [_challenge(tasks, claim_id, w) for w in challengers[:3]]
+    gas_before = [tasks.challenges(i).gas for i in ids]
+    mock_game.set_challenger_gas(ids[1], 1_234_567)
+    _decide(tasks, mock_game, ids[1], CHALLENGER_WON)
+    _decide(tasks, mock_game, ids[0], SOLVER_WON)
+    tasks.settle(ids[1], sender=stranger)
+    tasks.settle(ids[0], sender=stranger)
+    assert tasks.challenges_of(claim_id, 0, 256) == ids[::-1]
+    assert [tasks.challenges(i).claim_id for i in ids] == [claim_id] * 3
+    assert [tasks.challenges(i).state for i in ids] == [CHALLENGE_LOST, CHALLENGE_WON, CHALLENGE_OPEN]
+    assert [tasks.challenges(i).gas for i in ids] == [gas_before[0], gas_before[1] + 1_234_567, gas_before[2]]
+    assert tasks.claims(claim_id).unsettled == 1
+
+
 def test_challenges_of__page_too_large__reverts(tasks, claim_id):
     with boa.reverts("tasks: page too large"):
         tasks.challenges_of(claim_id, 0, 257)
