@@ -134,6 +134,11 @@ MAX_GAME_GAS: constant(uint256) = 2**64
 # 2^66 (MAX_GAME_GAS plus one transaction's).
 ID_MASK: constant(uint256) = 2**64 - 1
 STATE_MASK: constant(uint256) = 255
+# the fields of a task's `terms` word (see StoredTask)
+TERM_NODES_MASK: constant(uint256) = 2**32 - 1
+TERM_SLOTS_MASK: constant(uint256) = 2**16 - 1
+TERM_STEPS_MASK: constant(uint256) = 2**64 - 1
+TERM_TIME_MASK: constant(uint256) = 2**32 - 1
 # most challenge ids one `challenges_of` call returns
 PAGE: constant(uint256) = 256
 
@@ -177,6 +182,23 @@ struct Task:
     claim_id: uint256
     # TASK_OPEN, TASK_DONE (a claim was finalized) or TASK_RECLAIMED
     state: uint8
+
+
+# a task in storage: its sizes, terms and state share one word, `terms` = n_nodes |
+# n_slots << 32 | steps << 48 | arity << 112 | clock << 120 | window << 152 | state << 184
+# (post_task bounds each: N < 2^32, S <= 512, T < 2^63, k <= 32, clock and window below 2^22)
+struct StoredTask:
+    poster: address
+    program_id: bytes32
+    graph_root: bytes32
+    initial_root: bytes32
+    dataset_root: bytes32
+    terms: uint256
+    reward: uint256
+    solver_bond: uint256
+    challenger_bond: uint256
+    deadline: uint256
+    claim_id: uint256
 
 
 struct Claim:
@@ -367,8 +389,8 @@ availability: public(immutable(IAvailability))
 task_count: public(uint256)
 # number of claims committed; ids run from 1
 claim_count: public(uint256)
-# task id => task
-tasks: public(HashMap[uint256, Task])
+# task id => task (read them with `tasks`)
+_tasks: HashMap[uint256, StoredTask]
 # task id => bit i set: slot i of the final state is part of the task's result, which a claim
 # must make available before it is finalized (docs/SPEC.md 7.11); 0: the root alone
 result_slots: public(HashMap[uint256, uint256])
@@ -438,24 +460,19 @@ def post_task(
     pid: bytes32 = self._program_id(graph_root, n_nodes, n_slots, initial_root, dataset_root, steps)
     task_id: uint256 = self.task_count + 1
     self.task_count = task_id
-    self.tasks[task_id] = Task(
+    self._tasks[task_id] = StoredTask(
         poster=msg.sender,
         program_id=pid,
         graph_root=graph_root,
         initial_root=initial_root,
         dataset_root=dataset_root,
-        n_nodes=n_nodes,
-        n_slots=n_slots,
-        steps=steps,
-        arity=arity,
-        clock=clock,
-        window=window,
+        terms=n_nodes | n_slots << 32 | steps << 48 | arity << 112 | clock << 120 | window << 152
+        | convert(TASK_OPEN, uint256) << 184,
         reward=reward,
         solver_bond=solver_bond,
         challenger_bond=challenger_bond,
         deadline=deadline,
         claim_id=0,
-        state=TASK_OPEN,
     )
     if result_slots != 0:
         self.result_slots[task_id] = result_slots
@@ -488,7 +505,7 @@ def commit_claim(task_id: uint256, commitment: bytes32) -> uint256:
     @return uint256 The claim id.
     """
     self._require_claimable(task_id)
-    bond: uint256 = self.tasks[task_id].solver_bond
+    bond: uint256 = self._tasks[task_id].solver_bond
 
     claim_id: uint256 = self.claim_count + 1
     self.claim_count = claim_id
@@ -498,14 +515,14 @@ def commit_claim(task_id: uint256, commitment: bytes32) -> uint256:
     self._claims[claim_id].commitment = commitment
     self._claims[claim_id].time = block.timestamp
     self._claims[claim_id].status = convert(CLAIM_COMMITTED, uint256)
-    self.tasks[task_id].claim_id = claim_id
+    self._tasks[task_id].claim_id = claim_id
     self.owed += bond
     log ClaimCommitted(
         claim_id=claim_id,
         task_id=task_id,
         solver=msg.sender,
         commitment=commitment,
-        reveal_deadline=block.timestamp + self.tasks[task_id].clock,
+        reveal_deadline=block.timestamp + self._clock(task_id),
     )
     self._pull(msg.sender, bond)
     return claim_id
@@ -527,7 +544,7 @@ def reveal_claim(claim_id: uint256, final_root: bytes32, salt: bytes32):
         task_id=task_id,
         solver=msg.sender,
         final_root=final_root,
-        challenge_deadline=block.timestamp + self.tasks[task_id].window,
+        challenge_deadline=block.timestamp + self._window(task_id),
     )
 
 
@@ -541,10 +558,10 @@ def expire_claim(claim_id: uint256):
             Anyone may call it, once.
     """
     task_id: uint256 = self._require_expirable(claim_id)
-    bond: uint256 = self.tasks[task_id].solver_bond
+    bond: uint256 = self._tasks[task_id].solver_bond
 
     self._set_claim_state(claim_id, CLAIM_EXPIRED)
-    self.tasks[task_id].claim_id = 0
+    self._tasks[task_id].claim_id = 0
     self.owed -= bond
     self.burned += bond
     log ClaimExpired(claim_id=claim_id, task_id=task_id, solver=self._claims[claim_id].solver, burned=bond)
@@ -566,9 +583,9 @@ def publish_result(claim_id: uint256, slot: uint256, commitment: bytes32, path: 
     task_id: uint256 = self._claims[claim_id].task_id
     assert (self.result_slots[task_id] >> slot) & 1 == 1, "tasks: not a result slot"
     assert staticcall availability.available(commitment), "tasks: result not on the availability registry"
-    slots_root: bytes32 = merkle._fold(commitment, slot, path, self.tasks[task_id].n_slots)
+    slots_root: bytes32 = merkle._fold(commitment, slot, path, self._n_slots(task_id))
     # the final state is (T, 0); steps <= MAX_STEPS fits the state's u64
-    assert merkle._state_root(self.tasks[task_id].steps, 0, slots_root) == self._claims[claim_id].final_root, "tasks: not that slot of the claimed state"
+    assert merkle._state_root(self._steps(task_id), 0, slots_root) == self._claims[claim_id].final_root, "tasks: not that slot of the claimed state"
     self._claims[claim_id].published |= 1 << slot
     log ResultPublished(claim_id=claim_id, task_id=task_id, slot=slot, commitment=commitment)
 
@@ -586,7 +603,8 @@ def challenge(claim_id: uint256) -> uint256:
     """
     start: uint256 = msg.gas
     task_id: uint256 = self._require_challengeable(claim_id)
-    bond: uint256 = self.tasks[task_id].challenger_bond
+    bond: uint256 = self._tasks[task_id].challenger_bond
+    terms: uint256 = self._tasks[task_id].terms
 
     self.owed += bond
     self._pull(msg.sender, bond)
@@ -595,14 +613,14 @@ def challenge(claim_id: uint256) -> uint256:
     challenge_id: uint256 = extcall game.create(
         self._claims[claim_id].solver,
         msg.sender,
-        self.tasks[task_id].initial_root,
+        self._tasks[task_id].initial_root,
         self._claims[claim_id].final_root,
-        self.tasks[task_id].graph_root,
-        self.tasks[task_id].steps,
-        self.tasks[task_id].n_nodes,
-        self.tasks[task_id].n_slots,
-        self.tasks[task_id].arity,
-        self.tasks[task_id].clock,
+        self._tasks[task_id].graph_root,
+        (terms >> 48) & TERM_STEPS_MASK,
+        terms & TERM_NODES_MASK,
+        (terms >> 32) & TERM_SLOTS_MASK,
+        (terms >> 112) & 255,
+        (terms >> 120) & TERM_TIME_MASK,
     )
     status: uint256 = self._claims[claim_id].status
     # opened and unsettled + 1 (bounded by the calls ever made), and this one the newest
@@ -684,11 +702,11 @@ def finalize(claim_id: uint256):
     """
     task_id: uint256 = self._require_finalizable(claim_id)
     solver: address = self._claims[claim_id].solver
-    reward: uint256 = self.tasks[task_id].reward
-    bond: uint256 = self.tasks[task_id].solver_bond
+    reward: uint256 = self._tasks[task_id].reward
+    bond: uint256 = self._tasks[task_id].solver_bond
 
     self._set_claim_state(claim_id, CLAIM_FINALIZED)
-    self.tasks[task_id].state = TASK_DONE
+    self._set_task_state(task_id, TASK_DONE)
     self.owed -= reward + bond
     log ClaimFinalized(claim_id=claim_id, task_id=task_id, solver=solver, reward=reward, bond=bond)
     self._push(solver, reward + bond)
@@ -702,10 +720,10 @@ def reclaim(task_id: uint256):
             committed or revealed claim and was never finalized. Anyone may call it, once.
     """
     self._require_reclaimable(task_id)
-    poster: address = self.tasks[task_id].poster
-    reward: uint256 = self.tasks[task_id].reward
+    poster: address = self._tasks[task_id].poster
+    reward: uint256 = self._tasks[task_id].reward
 
-    self.tasks[task_id].state = TASK_RECLAIMED
+    self._set_task_state(task_id, TASK_RECLAIMED)
     self.owed -= reward
     log RewardReclaimed(task_id=task_id, poster=poster, reward=reward)
     self._push(poster, reward)
@@ -738,6 +756,13 @@ def program_id(
     """
     self._require_program(n_nodes, n_slots, steps, SPEC_MAX_NODES, SPEC_MAX_SLOTS)
     return self._program_id(graph_root, n_nodes, n_slots, initial_root, dataset_root, steps)
+
+
+@external
+@view
+def tasks(task_id: uint256) -> Task:
+    """@notice The task (all zero if there is no such task)."""
+    return self._task(task_id)
 
 
 @external
@@ -803,7 +828,7 @@ def reveal_deadline(claim_id: uint256) -> uint256:
     c: Claim = self._claim(claim_id)
     if c.state != CLAIM_COMMITTED:
         return 0
-    return c.time + self.tasks[c.task_id].clock
+    return c.time + self._clock(c.task_id)
 
 
 @external
@@ -816,7 +841,7 @@ def challenge_deadline(claim_id: uint256) -> uint256:
     c: Claim = self._claim(claim_id)
     if c.state == 0 or c.state == CLAIM_COMMITTED or c.state == CLAIM_EXPIRED:
         return 0
-    return c.time + self.tasks[c.task_id].window
+    return c.time + self._window(c.task_id)
 
 
 @external
@@ -841,7 +866,7 @@ def claimable(task_id: uint256) -> bool:
     @notice Whether `commit_claim(task_id, ..)` would pass its checks now (token allowance
             aside).
     """
-    task: Task = self.tasks[task_id]
+    task: Task = self._task(task_id)
     return (
         task.state == TASK_OPEN and task.claim_id == 0 and block.timestamp < task.deadline
     )
@@ -856,7 +881,7 @@ def expirable(claim_id: uint256) -> bool:
     c: Claim = self._claim(claim_id)
     if c.state == CLAIM_LIVE:
         return self._is_closed(c) and not self._result_published(self._claims[claim_id].published, c.task_id)
-    return c.state == CLAIM_COMMITTED and block.timestamp >= c.time + self.tasks[c.task_id].clock
+    return c.state == CLAIM_COMMITTED and block.timestamp >= c.time + self._clock(c.task_id)
 
 
 @external
@@ -882,7 +907,7 @@ def collectable(challenge_id: uint256) -> bool:
     c: Claim = self._claim(ch.claim_id)
     return (
         ch.state == CHALLENGE_WON
-        and block.timestamp >= c.time + self.tasks[c.task_id].window
+        and block.timestamp >= c.time + self._window(c.task_id)
         and c.unsettled == 0
     )
 
@@ -900,7 +925,7 @@ def finalizable(claim_id: uint256) -> bool:
 @internal
 @view
 def _is_closed(c: Claim) -> bool:
-    return block.timestamp >= c.time + self.tasks[c.task_id].window and c.unsettled == 0
+    return block.timestamp >= c.time + self._window(c.task_id) and c.unsettled == 0
 
 
 @internal
@@ -916,7 +941,7 @@ def reclaimable(task_id: uint256) -> bool:
     """
     @notice Whether `reclaim(task_id)` would pass its checks now.
     """
-    task: Task = self.tasks[task_id]
+    task: Task = self._task(task_id)
     return task.state == TASK_OPEN and task.claim_id == 0 and block.timestamp >= task.deadline
 
 
@@ -930,7 +955,7 @@ def _commitment(task_id: uint256, final_root: bytes32, solver: address, salt: by
 @view
 def _prize(task_id: uint256) -> uint256:
     # what a rejected claim's winners share: its solver bond minus the burn
-    bond: uint256 = self.tasks[task_id].solver_bond
+    bond: uint256 = self._tasks[task_id].solver_bond
     # _burn_share(x) <= x
     return unsafe_sub(bond, self._burn_share(bond))
 
@@ -977,7 +1002,7 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
     # claim, burns the solver bond's burn share and reopens the task (the prize stays owed)
     claim_id: uint256 = ch.claim_id
     task_id: uint256 = self._claims[claim_id].task_id
-    bond: uint256 = self.tasks[task_id].challenger_bond
+    bond: uint256 = self._tasks[task_id].challenger_bond
     # its share's weight: the challenge transaction's metered gas plus its moves in the game,
     # read at most at MAX_GAME_GAS so that no game can make the sums overflow
     metered: uint256 = ch.gas + min(staticcall game.challenger_gas(ch.game_id), MAX_GAME_GAS)
@@ -989,10 +1014,10 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
     self.owed -= bond
     burn: uint256 = 0
     if self._claim_state(claim_id) == CLAIM_LIVE:
-        slashed: uint256 = self.tasks[task_id].solver_bond
+        slashed: uint256 = self._tasks[task_id].solver_bond
         burn = self._burn_share(slashed)
         self._set_claim_state(claim_id, CLAIM_REJECTED)
-        self.tasks[task_id].claim_id = 0
+        self._tasks[task_id].claim_id = 0
         self.owed -= burn
         self.burned += burn
         log ClaimRejected(
@@ -1014,7 +1039,7 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
 @internal
 def _settle_solver_won(challenge_id: uint256, ch: Challenge):
     # the challenger's bond is slashed: the burn share burned, the rest paid to the solver now
-    slashed: uint256 = self.tasks[self._claims[ch.claim_id].task_id].challenger_bond
+    slashed: uint256 = self._tasks[self._claims[ch.claim_id].task_id].challenger_bond
     burn: uint256 = self._burn_share(slashed)
     # _burn_share(x) <= x
     prize: uint256 = unsafe_sub(slashed, burn)
@@ -1068,25 +1093,25 @@ def _require_terms(window: uint256, clock: uint256, arity: uint256, solver_bond:
 @internal
 @view
 def _require_open_task(task_id: uint256):
-    state: uint8 = self.tasks[task_id].state
+    state: uint8 = self._task_state(task_id)
     assert state != 0, "tasks: no such task"
     assert state != TASK_DONE, "tasks: task finalized"
     assert state != TASK_RECLAIMED, "tasks: task reclaimed"
-    assert self.tasks[task_id].claim_id == 0, "tasks: task has a live claim"
+    assert self._tasks[task_id].claim_id == 0, "tasks: task has a live claim"
 
 
 @internal
 @view
 def _require_claimable(task_id: uint256):
     self._require_open_task(task_id)
-    assert block.timestamp < self.tasks[task_id].deadline, "tasks: deadline passed"
+    assert block.timestamp < self._tasks[task_id].deadline, "tasks: deadline passed"
 
 
 @internal
 @view
 def _require_reclaimable(task_id: uint256):
     self._require_open_task(task_id)
-    assert block.timestamp >= self.tasks[task_id].deadline, "tasks: deadline not reached"
+    assert block.timestamp >= self._tasks[task_id].deadline, "tasks: deadline not reached"
 
 
 @internal
@@ -1109,7 +1134,7 @@ def _require_revealable(claim_id: uint256, final_root: bytes32, salt: bytes32) -
     task_id: uint256 = self._claims[claim_id].task_id
     assert msg.sender == self._claims[claim_id].solver, "tasks: not the committer"
     # clock <= MAX_CLOCK, so the sum cannot overflow
-    assert block.timestamp < self._claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline passed"
+    assert block.timestamp < self._claims[claim_id].time + self._clock(task_id), "tasks: reveal deadline passed"
     assert self._commitment(task_id, final_root, msg.sender, salt) == self._claims[claim_id].commitment, "tasks: reveal does not match commitment"
     return task_id
 
@@ -1127,7 +1152,7 @@ def _require_expirable(claim_id: uint256) -> uint256:
         return task_id
     assert state == CLAIM_COMMITTED, "tasks: claim already decided"
     task_id: uint256 = self._claims[claim_id].task_id
-    assert block.timestamp >= self._claims[claim_id].time + self.tasks[task_id].clock, "tasks: reveal deadline not reached"
+    assert block.timestamp >= self._claims[claim_id].time + self._clock(task_id), "tasks: reveal deadline not reached"
     return task_id
 
 
@@ -1147,7 +1172,7 @@ def _require_challengeable(claim_id: uint256) -> uint256:
     assert self._claim_state(claim_id) != CLAIM_FINALIZED, "tasks: claim finalized"
     task_id: uint256 = self._claims[claim_id].task_id
     # window <= MAX_WINDOW, so the sum cannot overflow
-    assert block.timestamp < self._claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window closed"
+    assert block.timestamp < self._claims[claim_id].time + self._window(task_id), "tasks: challenge window closed"
     assert msg.sender != self._claims[claim_id].solver, "tasks: solver cannot challenge own claim"
     return task_id
 
@@ -1157,7 +1182,7 @@ def _require_challengeable(claim_id: uint256) -> uint256:
 def _require_closed(claim_id: uint256) -> uint256:
     # returns the claim's task id: its window has closed and every challenge is settled
     task_id: uint256 = self._claims[claim_id].task_id
-    assert block.timestamp >= self._claims[claim_id].time + self.tasks[task_id].window, "tasks: challenge window open"
+    assert block.timestamp >= self._claims[claim_id].time + self._window(task_id), "tasks: challenge window open"
     assert (self._claims[claim_id].status >> 72) & ID_MASK == 0, "tasks: challenges unsettled"
     return task_id
 
@@ -1226,6 +1251,56 @@ def _challenge(challenge_id: uint256) -> Challenge:
 def _set_challenge_state(challenge_id: uint256, state: uint8):
     w: uint256 = self._challenges[challenge_id]
     self._challenges[challenge_id] = (w & ~STATE_MASK) | convert(state, uint256)
+
+
+@internal
+@view
+def _task(task_id: uint256) -> Task:
+    t: StoredTask = self._tasks[task_id]
+    return Task(
+        poster=t.poster, program_id=t.program_id, graph_root=t.graph_root, initial_root=t.initial_root,
+        dataset_root=t.dataset_root, n_nodes=t.terms & TERM_NODES_MASK, n_slots=(t.terms >> 32) & TERM_SLOTS_MASK,
+        steps=(t.terms >> 48) & TERM_STEPS_MASK, arity=(t.terms >> 112) & 255, clock=(t.terms >> 120) & TERM_TIME_MASK,
+        window=(t.terms >> 152) & TERM_TIME_MASK, reward=t.reward, solver_bond=t.solver_bond,
+        challenger_bond=t.challenger_bond, deadline=t.deadline, claim_id=t.claim_id,
+        state=convert((t.terms >> 184) & STATE_MASK, uint8),
+    )
+
+
+@internal
+@view
+def _n_slots(task_id: uint256) -> uint256:
+    return (self._tasks[task_id].terms >> 32) & TERM_SLOTS_MASK
+
+
+@internal
+@view
+def _steps(task_id: uint256) -> uint256:
+    return (self._tasks[task_id].terms >> 48) & TERM_STEPS_MASK
+
+
+@internal
+@view
+def _clock(task_id: uint256) -> uint256:
+    return (self._tasks[task_id].terms >> 120) & TERM_TIME_MASK
+
+
+@internal
+@view
+def _window(task_id: uint256) -> uint256:
+    return (self._tasks[task_id].terms >> 152) & TERM_TIME_MASK
+
+
+@internal
+@view
+def _task_state(task_id: uint256) -> uint8:
+    return convert((self._tasks[task_id].terms >> 184) & STATE_MASK, uint8)
+
+
+@internal
+def _set_task_state(task_id: uint256, state: uint8):
+    w: uint256 = self._tasks[task_id].terms
+    self._tasks[task_id].terms = (w & ~(STATE_MASK << 184)) | convert(state, uint256) << 184
 
 
 @internal

@@ -1571,3 +1571,26 @@ def test_gas__report(tasks, token, mock_game, availability, token_deployer, mock
         "collect (first)", "collect (last, burns dust)", "expire_claim", "finalize", "reclaim",
     ):
         assert gas[k] < 150_000, k
+
+
+@pytest.mark.parametrize("state_change", ["none", "done", "reclaimed"])
+def test_task_terms_word__every_field_at_its_limit_reads_back(tasks, mock_game, poster, solver, stranger, state_change):
+    """A task's sizes, clock, window and state share one word: at their largest (and with the
+    state rewritten by a finalize or a reclaim) no field spills into its neighbour."""
+    big = dict(n_nodes=tasks.MAX_NODES(), n_slots=tasks.MAX_SLOTS(), steps=tasks.MAX_STEPS(),
+               arity=tasks.MAX_ARITY(), clock=tasks.MAX_CLOCK(), window=tasks.MAX_WINDOW())
+    tid = tasks.post_task(*task_args(**big), sender=poster)
+    want_state = 1
+    if state_change == "done":
+        cid = _claim(tasks, tid, solver)
+        boa.env.time_travel(seconds=big["window"])
+        tasks.finalize(cid, sender=stranger)
+        want_state = 2
+    elif state_change == "reclaimed":
+        boa.env.time_travel(seconds=DEADLINE_IN)
+        tasks.reclaim(tid, sender=stranger)
+        want_state = 3
+    t = tasks.tasks(tid)
+    assert {k: getattr(t, k) for k in big} == big
+    assert (t.state, t.graph_root, t.initial_root, t.dataset_root) == (want_state, GRAPH, INITIAL, DATASET)
+    assert (t.reward, t.solver_bond, t.challenger_bond) == (REWARD, SOLVER_BOND, CHALLENGER_BOND)
