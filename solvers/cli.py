@@ -165,16 +165,14 @@ def add_daemon_commands(
         address: WatchAddress = None,
         metrics: MetricsAt = None,
     ) -> None:
-        from verifier.daemon.loop import main
+        # `start` with the task-serving options at their defaults; no_market: it serves no task,
+        # so no program source is built at start
+        start(data_dir=data_dir, rpc_url=rpc_url, key_file=key_file, deployment=deployment, observe=observe,
+              poll=poll, max_ticks=max_ticks, no_market=True, bump_after=bump_after, max_fee_gwei=max_fee_gwei,
+              address=address, metrics=metrics)  # fmt: skip
 
-        # no_market: it serves no task, so no program source is built at start
-        cfg = config(rpc_url, key_file, [], data_dir, deployment, observe, poll, 0, None, 5.0, 30, max_ticks,
-                     no_market=True, bump_after=bump_after, max_fee_gwei=max_fee_gwei, address=address,
-                     metrics=metrics)  # fmt: skip
-        raise typer.Exit(main(load(), cfg))
-
-    if not serves_tasks:
-        start = lean_start  # noqa: F811 - the same command without the task-serving options
+    # a daemon that serves no task runs the same command without the task-serving options
+    run = start if serves_tasks else lean_start
 
     def stop(data_dir: DataDir = default_dir) -> None:
         from verifier.daemon.loop import stop as stop_daemon
@@ -186,7 +184,7 @@ def add_daemon_commands(
 
         print(json.dumps(daemon_status(data_dir)))
 
-    start.__doc__ = (
+    run.__doc__ = (
         f"{doc}\n\n    Runs until SIGINT/SIGTERM; logs JSON lines to stderr and to DATA_DIR/daemon.jsonl.\n"
         "    Exit codes: 0 stopped (or already running), 2 refused (no key, no funds, bad options).\n\n"
         f"    Example: bisectml {group} {verb} --rpc-url http://127.0.0.1:8545 --key-file key.txt "
@@ -200,7 +198,7 @@ def add_daemon_commands(
         f"Show whether the {what} runs and what its store has sent, as JSON.\n\n"
         f"    Example: bisectml {group} status --data-dir {example_dir}\n    "
     )
-    app.command(verb)(start)
+    app.command(verb)(run)
     app.command("stop")(stop)
     app.command("status")(status)
 
