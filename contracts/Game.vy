@@ -62,9 +62,7 @@ BOUNDARY_MAX: constant(uint256) = 2055  # u8 + 4 x u16 + 512 x (u16, u16)
 BOUNDARY_CODE: constant(uint256) = 255
 MAX_STEPS: constant(uint256) = 2**63 - 1
 MAX_NODES: constant(uint256) = 2**32 - 2
-# clock_challenger packs the challenger's clock (seconds, low 64 bits) with its metered gas
-# (the bits above): every challenger move writes that slot already, so the meter adds no write
-CLOCK_BITS: constant(uint256) = 64
+# a clock or a timestamp has 64 bits of the `state` word
 CLOCK_MASK: constant(uint256) = 2**64 - 1
 # the intrinsic gas every transaction pays, counted once per metered move
 TX_GAS: constant(uint256) = 21_000
@@ -111,16 +109,19 @@ struct Game:
     node: uint256
     # keccak of the disputed node's descriptor
     desc_hash: bytes32
-    # slot table root of the agreed pre-state state(t, n)
+    # slot table root of the agreed pre-state state(t, n) (CHOOSE .. ELEMENT)
     pre_slots_root: bytes32
-    # the solver's output header and data root for node n
+    # the solver's output header (CHOOSE .. ELEMENT) and data root (CHOOSE, PROVE_HEADER) for
+    # node n
     out_header: bytes32
     out_data_root: bytes32
-    # data-tree descent: current node's hash, its height above the leaves and its index
+    # data-tree descent (DATA .. ELEMENT): current node's hash, its height above the leaves and
+    # its index
     cur: bytes32
     height: uint256
     index: uint256
-    # keccak of (input headers, input data roots), proven against pre_slots_root
+    # keccak of (input headers, input data roots), proven against pre_slots_root (TERM,
+    # PROVE_ELEMENT, as the three fields below)
     inputs_hash: bytes32
     # the disputed element and the solver's value for it
     elem_index: uint256
@@ -129,16 +130,14 @@ struct Game:
     # revealed its final accumulator s_K (TERM's hi_value)
     terms: uint256
     top_known: bool
-    # seconds left on each party's chess clock, and when the current turn began; in storage
-    # clock_challenger also holds the challenger's metered gas above CLOCK_BITS (`games` and
-    # `challenger_gas` unpack it)
+    # seconds left on each party's chess clock, and when the current turn began
     clock_solver: uint256
     clock_challenger: uint256
     turn_start: uint256
 
 
-# What each one-step proof of the referee reads: a narrow view costs a cold read per field it
-# holds, where `games` pays for all 27 (SPEC 6.1).
+# What each one-step proof of the referee reads: a narrow view costs a cold read per word it
+# holds, where `games` pays for all 12 (SPEC 6).
 struct OutputView:
     level: uint8
     n_slots: uint256
@@ -240,43 +239,39 @@ event GameResolved:
 
 # --- storage ---------------------------------------------------------------------------------
 
-# A game's storage packs the fields every move reads into three words, and the disputed range,
-# the disputed position, the data descent and the chosen element into one each, so that
-# creating a game writes 7 words and a move rewrites its turn, both clocks and the meter in one
-# (SPEC 6):
+# A game is 12 words (SPEC 6). The fields every move reads share three, set at creation:
 #   head:  solver | arity << 160 | n_slots << 168 | n_nodes << 184     (set once)
 #   party: challenger | steps << 160                                   (set once)
 #   state: level | turn << 4 | outcome << 6 | top_known << 8 | revealed << 9
 #          | turn_start << 16 | clock_solver << 80 | clock_challenger << 144 | meter << 208
 # Widths: arity <= 32, n_slots <= 512, n_nodes < 2^32, steps < 2^63, clocks < 2^64 (create
 # checks each); a timestamp fits 64 bits; the meter fits 48 bits, as a game has at most a few
-# hundred metered moves of less than one block's gas each.
+# hundred metered moves of less than one block's gas each. The stored level is the last one
+# played: a game with an outcome reads as OVER.
+# Fields that live in different levels share a word, so that a later level rewrites a word an
+# earlier one created instead of creating one (each new word costs 20,000 gas):
+#   cursor: lo | hi << 64 | step << 128 | node << 192
+#     lo, hi: the disputed range (STEP, NODE, TERM), or the data descent's height and chunk
+#     index (DATA, CHUNK_REVEAL, ELEMENT); step and node: the disputed position, once known
+#   pre_or_inputs: the pre-state's slot root (OUTPUT .. ELEMENT), then the inputs' hash
+#   header_or_element: the output header (OUTPUT .. ELEMENT), then the chosen element,
+#     index | terms << 64 | value << 128
+#   data_node: the output's data root, then the disputed node of its data tree
 struct Stored:
     head: uint256
     party: uint256
     state: uint256
     graph_root: bytes32
-    # the disputed range, lo | hi << 128: steps < 2^63, node positions < 2^32, and terms at most
-    # an input's element count, below 2^32 (canonical headers)
-    span: uint256
+    cursor: uint256
     lo_value: bytes32
     hi_value: bytes32
     # the last reveal's hash; current only while `revealed` is set (left in place afterwards,
     # so that the next reveal rewrites a word instead of creating one)
     reveal_hash: bytes32
-    # the disputed step and node: step | node << 64 (a step < 2^63, a node < 2^32)
-    position: uint256
     desc_hash: bytes32
-    pre_slots_root: bytes32
-    out_header: bytes32
-    out_data_root: bytes32
-    cur: bytes32
-    # the data descent: height | index << 8 (a height <= 32, a chunk index < 2^32)
-    descent: uint256
-    inputs_hash: bytes32
-    # the chosen element: index | terms << 64 | value << 128 (an index and a term count below
-    # 2^32, a value of at most 64 bits as int128 two's complement)
-    element: uint256
+    pre_or_inputs: bytes32
+    header_or_element: uint256
+    data_node: bytes32
 
 
 # the `state` word, unpacked in memory for one call
@@ -292,9 +287,32 @@ struct State:
     meter: uint256
 
 
+# the `head` word
+struct Head:
+    solver: address
+    arity: uint256
+    n_slots: uint256
+    n_nodes: uint256
+
+
+# the `cursor` word
+struct Cursor:
+    lo: uint256
+    hi: uint256
+    step: uint256
+    node: uint256
+
+
+# the chosen element: its index and term count are below 2^32, its value has at most 64 bits
+# (the referee bounds each); the value is kept as the low 128 bits of its two's complement
+struct Element:
+    index: uint256
+    terms: uint256
+    value: int256
+
+
 ADDRESS_MASK: constant(uint256) = 2**160 - 1
-RANGE_MASK: constant(uint256) = 2**128 - 1
-STEP_MASK: constant(uint256) = 2**64 - 1
+WORD64: constant(uint256) = 2**64 - 1
 METER_SHIFT: constant(uint256) = 208
 
 
@@ -355,14 +373,13 @@ def create(
     self._games[gid].head = convert(solver, uint256) | arity << 160 | n_slots << 168 | n_nodes << 184
     self._games[gid].party = convert(challenger, uint256) | steps << 160
     self._games[gid].graph_root = graph_root
-    self._games[gid].span = steps << 128
     self._games[gid].lo_value = initial_root
     self._games[gid].hi_value = final_root
     s: State = State(
         level=STEP, turn=SOLVER, outcome=PENDING, top_known=False, revealed=False,
         turn_start=block.timestamp, clock_solver=clock, clock_challenger=clock, meter=0,
     )
-    s = self._settle_range(gid, s)
+    s = self._settle_range(gid, s, Cursor(lo=0, hi=steps, step=0, node=0))
     self._save(gid, s)
     log GameCreated(game_id=gid, solver=solver, challenger=challenger, steps=steps)
     return gid
@@ -377,35 +394,58 @@ def outcome(game_id: uint256) -> uint8:
 @view
 @external
 def games(game_id: uint256) -> Game:
-    """@notice The game (`reveal_hash` empty unless a reveal awaits its pick)."""
+    """
+    @notice The game. A field that shares its word with another level's reads as zero outside
+            the levels that hold it, and `reveal_hash` is empty unless a reveal awaits its pick.
+    """
     g: Stored = self._games[game_id]
     s: State = self._load(game_id)
-    reveal_hash: bytes32 = empty(bytes32)
-    if s.revealed:
-        reveal_hash = g.reveal_hash
-    return Game(
-        solver=self._solver(game_id), challenger=self._challenger(game_id), graph_root=g.graph_root,
-        steps=g.party >> 160, n_nodes=g.head >> 184, n_slots=(g.head >> 168) & 65535,
-        arity=(g.head >> 160) & 255, level=s.level, turn=s.turn, outcome=s.outcome, lo=g.span & RANGE_MASK, hi=g.span >> 128,
-        lo_value=g.lo_value, hi_value=g.hi_value, reveal_hash=reveal_hash, step=g.position & STEP_MASK,
-        node=g.position >> 64,
-        desc_hash=g.desc_hash, pre_slots_root=g.pre_slots_root, out_header=g.out_header,
-        out_data_root=g.out_data_root, cur=g.cur, height=g.descent & 255, index=g.descent >> 8,
-        inputs_hash=g.inputs_hash, elem_index=g.element & STEP_MASK, elem_value=self._elem_value(g.element),
-        terms=(g.element >> 64) & STEP_MASK,
+    h: Head = self._head(game_id)
+    c: Cursor = self._cursor(game_id)
+    out: Game = Game(
+        solver=h.solver, challenger=self._challenger(game_id), graph_root=g.graph_root,
+        steps=g.party >> 160, n_nodes=h.n_nodes, n_slots=h.n_slots, arity=h.arity,
+        level=self._view_level(s), turn=s.turn, outcome=s.outcome, lo=c.lo, hi=c.hi,
+        lo_value=g.lo_value, hi_value=g.hi_value, reveal_hash=empty(bytes32), step=c.step, node=c.node,
+        desc_hash=g.desc_hash, pre_slots_root=empty(bytes32), out_header=empty(bytes32),
+        out_data_root=empty(bytes32), cur=empty(bytes32), height=0, index=0,
+        inputs_hash=empty(bytes32), elem_index=0, elem_value=0, terms=0,
         top_known=s.top_known, clock_solver=s.clock_solver, clock_challenger=s.clock_challenger,
         turn_start=s.turn_start,
     )
+    if s.revealed:
+        out.reveal_hash = g.reveal_hash
+    if s.level >= CHOOSE and s.level <= ELEMENT:
+        out.pre_slots_root = g.pre_or_inputs
+        out.out_header = convert(g.header_or_element, bytes32)
+    if s.level == CHOOSE or s.level == PROVE_HEADER:
+        out.out_data_root = g.data_node
+    if self._descending(s.level):
+        # the range settled on the node; the cursor holds the descent
+        out.lo = c.node
+        out.hi = c.node + 1
+        out.height = c.lo
+        out.index = c.hi
+        out.cur = g.data_node
+    if s.level == TERM or s.level == PROVE_ELEMENT:
+        e: Element = self._element(g.header_or_element)
+        out.inputs_hash = g.pre_or_inputs
+        out.elem_index = e.index
+        out.elem_value = e.value
+        out.terms = e.terms
+    return out
 
 
 @view
 @external
 def output_view(game_id: uint256) -> OutputView:
     """@notice What the referee's `pick_element` and `prove_header` read."""
+    s: State = self._load(game_id)
     return OutputView(
-        level=self._load(game_id).level, n_slots=self._n_slots(game_id),
-        pre_slots_root=self._games[game_id].pre_slots_root, desc_hash=self._games[game_id].desc_hash,
-        out_header=self._games[game_id].out_header, cur=self._games[game_id].cur, index=self._index(game_id),
+        level=self._view_level(s), n_slots=self._head(game_id).n_slots,
+        pre_slots_root=self._games[game_id].pre_or_inputs, desc_hash=self._games[game_id].desc_hash,
+        out_header=convert(self._games[game_id].header_or_element, bytes32), cur=self._games[game_id].data_node,
+        index=self._cursor(game_id).hi,
     )
 
 
@@ -413,12 +453,13 @@ def output_view(game_id: uint256) -> OutputView:
 @external
 def term_view(game_id: uint256) -> TermView:
     """@notice What the referee's `prove_element` reads."""
-    element: uint256 = self._games[game_id].element
+    e: Element = self._element(self._games[game_id].header_or_element)
+    c: Cursor = self._cursor(game_id)
     return TermView(
-        level=self._load(game_id).level, desc_hash=self._games[game_id].desc_hash,
-        inputs_hash=self._games[game_id].inputs_hash, elem_index=element & STEP_MASK,
-        elem_value=self._elem_value(element), terms=(element >> 64) & STEP_MASK, lo=self._games[game_id].span & RANGE_MASK,
-        hi=self._games[game_id].span >> 128, lo_value=self._games[game_id].lo_value, hi_value=self._games[game_id].hi_value,
+        level=self._view_level(self._load(game_id)), desc_hash=self._games[game_id].desc_hash,
+        inputs_hash=self._games[game_id].pre_or_inputs, elem_index=e.index, elem_value=e.value,
+        terms=e.terms, lo=c.lo, hi=c.hi, lo_value=self._games[game_id].lo_value,
+        hi_value=self._games[game_id].hi_value,
     )
 
 
@@ -426,9 +467,10 @@ def term_view(game_id: uint256) -> TermView:
 @external
 def boundary_view(game_id: uint256) -> BoundaryView:
     """@notice What the referee's `prove_boundary` reads."""
+    h: Head = self._head(game_id)
     return BoundaryView(
-        level=self._load(game_id).level, n_nodes=self._n_nodes(game_id), n_slots=self._n_slots(game_id),
-        graph_root=self._games[game_id].graph_root, step=self._step(game_id),
+        level=self._view_level(self._load(game_id)), n_nodes=h.n_nodes, n_slots=h.n_slots,
+        graph_root=self._games[game_id].graph_root, step=self._cursor(game_id).step,
         lo_value=self._games[game_id].lo_value, hi_value=self._games[game_id].hi_value,
     )
 
@@ -454,7 +496,7 @@ def challenger_gas(game_id: uint256) -> uint256:
 @external
 def interior(game_id: uint256) -> DynArray[uint256, MAX_REVEAL]:
     """@notice The points whose values the solver must reveal next (STEP, NODE, TERM)."""
-    return self._interior(self._games[game_id].span, self._arity(game_id))
+    return self._interior(self._cursor(game_id), self._head(game_id).arity)
 
 
 @view
@@ -485,7 +527,8 @@ def reveal(game_id: uint256, values: DynArray[bytes32, MAX_ARITY]):
     s: State = self._require_move(game_id, SOLVER)
     assert s.level == STEP or s.level == NODE or s.level == TERM, "game: nothing to reveal"
     assert not s.revealed, "game: already revealed"
-    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].span, self._arity(game_id))
+    c: Cursor = self._cursor(game_id)
+    points: DynArray[uint256, MAX_REVEAL] = self._interior(c, self._head(game_id).arity)
     interior: DynArray[bytes32, MAX_ARITY] = values
     if s.level == TERM and not s.top_known:
         assert len(values) == len(points) + 1, "game: wrong number of values"
@@ -504,9 +547,9 @@ def reveal(game_id: uint256, values: DynArray[bytes32, MAX_ARITY]):
     if s.revealed:
         self._games[game_id].reveal_hash = keccak256(abi_encode(interior))
     s = self._pass_turn(s)
-    span: uint256 = self._games[game_id].span
-    log Revealed(game_id=game_id, level=s.level, lo=span & RANGE_MASK, hi=span >> 128, values=values)
-    s = self._settle_range(game_id, s)
+    log Revealed(game_id=game_id, level=s.level, lo=c.lo, hi=c.hi, values=values)
+    if not s.revealed:
+        s = self._settle_range(game_id, s, c)
     self._save(game_id, s)
 
 
@@ -521,22 +564,19 @@ def pick(game_id: uint256, values: DynArray[bytes32, MAX_ARITY], j: uint256):
     assert s.level == STEP or s.level == NODE or s.level == TERM, "game: nothing to pick"
     assert s.revealed, "game: nothing revealed"
     assert keccak256(abi_encode(values)) == self._games[game_id].reveal_hash, "game: not the revealed values"
-    points: DynArray[uint256, MAX_REVEAL] = self._interior(self._games[game_id].span, self._arity(game_id))
+    c: Cursor = self._cursor(game_id)
+    points: DynArray[uint256, MAX_REVEAL] = self._interior(c, self._head(game_id).arity)
     assert j <= len(points), "game: pick out of range"
-    span: uint256 = self._games[game_id].span
-    lo: uint256 = span & RANGE_MASK
-    hi: uint256 = span >> 128
     if j > 0:
-        lo = points[j - 1]
+        c.lo = points[j - 1]
         self._games[game_id].lo_value = values[j - 1]
     if j < len(points):
-        hi = points[j]
+        c.hi = points[j]
         self._games[game_id].hi_value = values[j]
-    self._games[game_id].span = lo | hi << 128
     s.revealed = False
     s = self._pass_turn(s)
-    log Picked(game_id=game_id, level=s.level, lo=lo, hi=hi)
-    s = self._settle_range(game_id, s)
+    log Picked(game_id=game_id, level=s.level, lo=c.lo, hi=c.hi)
+    s = self._settle_range(game_id, s, c)
     self._save_metered(game_id, s, start)
 
 
@@ -561,23 +601,24 @@ def reveal_output(
     """
     s: State = self._require_move(game_id, SOLVER)
     assert s.level == OUTPUT, "game: not at the output level"
-    self._require_descriptor(game_id, desc, desc_proof)
+    c: Cursor = self._cursor(game_id)
+    h: Head = self._head(game_id)
+    self._require_descriptor(game_id, h, c.node, desc, desc_proof)
     out_slot: uint256 = tensor._out_slot(desc)
-    n_slots: uint256 = self._n_slots(game_id)
-    assert out_slot < n_slots, "game: output slot out of range"
-    assert merkle._state_root(self._step(game_id), self._node(game_id), pre_slots_root) == self._games[game_id].lo_value, "game: pre-state does not match"
-    assert merkle._state_root(self._step(game_id), self._node(game_id) + 1, post_slots_root) == self._games[game_id].hi_value, "game: post-state does not match"
-    assert merkle._fold(old_commitment, out_slot, slot_path, n_slots) == pre_slots_root, "game: bad old slot proof"
+    assert out_slot < h.n_slots, "game: output slot out of range"
+    assert merkle._state_root(c.step, c.node, pre_slots_root) == self._games[game_id].lo_value, "game: pre-state does not match"
+    assert merkle._state_root(c.step, c.node + 1, post_slots_root) == self._games[game_id].hi_value, "game: post-state does not match"
+    assert merkle._fold(old_commitment, out_slot, slot_path, h.n_slots) == pre_slots_root, "game: bad old slot proof"
     new_commitment: bytes32 = keccak256(concat(b"\x02", header, data_root))
-    assert merkle._fold(new_commitment, out_slot, slot_path, n_slots) == post_slots_root, "game: other slots changed"
+    assert merkle._fold(new_commitment, out_slot, slot_path, h.n_slots) == post_slots_root, "game: other slots changed"
     self._games[game_id].desc_hash = keccak256(desc)
-    self._games[game_id].pre_slots_root = pre_slots_root
-    self._games[game_id].out_header = header
-    self._games[game_id].out_data_root = data_root
+    self._games[game_id].pre_or_inputs = pre_slots_root
+    self._games[game_id].header_or_element = convert(header, uint256)
+    self._games[game_id].data_node = data_root
     s.level = CHOOSE
     s = self._pass_turn(s)
     self._save(game_id, s)
-    log OutputRevealed(game_id=game_id, step=self._step(game_id), node=self._node(game_id), header=header, data_root=data_root)
+    log OutputRevealed(game_id=game_id, step=c.step, node=c.node, header=header, data_root=data_root)
 
 
 @external
@@ -587,19 +628,21 @@ def choose(game_id: uint256, dispute_header: bool):
     s: State = self._require_move(game_id, CHALLENGER)
     assert s.level == CHOOSE, "game: nothing to choose"
     s = self._pass_turn(s)
+    c: Cursor = self._cursor(game_id)
     if dispute_header:
         s.level = PROVE_HEADER
         s.turn = CHALLENGER
     else:
-        header: bytes32 = self._games[game_id].out_header
+        header: bytes32 = convert(self._games[game_id].header_or_element, bytes32)
         assert tensor._is_canonical_header(header), "game: header is not canonical, dispute it"
         s.level = DATA
-        self._games[game_id].cur = self._games[game_id].out_data_root
-        height: uint256 = merkle._depth(tensor._n_chunks(header))
-        self._games[game_id].descent = height
-        if height == 0:
+        # the descent starts at the data root (already in data_node): height, chunk index 0
+        c.lo = merkle._depth(tensor._n_chunks(header))
+        c.hi = 0
+        self._store_cursor(game_id, c)
+        if c.lo == 0:
             s.level = CHUNK_REVEAL
-    log LevelEntered(game_id=game_id, level=s.level, step=self._step(game_id), node=self._node(game_id))
+    log LevelEntered(game_id=game_id, level=s.level, step=c.step, node=c.node)
     self._save_metered(game_id, s, start)
 
 
@@ -609,11 +652,12 @@ def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
     s: State = self._require_move(game_id, SOLVER)
     assert s.level == DATA, "game: not descending data"
     assert not s.revealed, "game: already revealed"
-    m: uint256 = self._descent(game_id)
+    c: Cursor = self._cursor(game_id)
+    m: uint256 = self._descent_levels(self._head(game_id).arity, c.lo)
     assert len(children) == 1 << m, "game: wrong number of children"
-    assert merkle._subtree(children, m) == self._games[game_id].cur, "game: children do not hash to the node"
-    below: uint256 = self._height(game_id) - m
-    n_chunks: uint256 = tensor._n_chunks(self._games[game_id].out_header)
+    assert merkle._subtree(children, m) == self._games[game_id].data_node, "game: children do not hash to the node"
+    below: uint256 = c.lo - m
+    n_chunks: uint256 = tensor._n_chunks(convert(self._games[game_id].header_or_element, bytes32))
     pad: bytes32 = merkle._zero(below)
     self._games[game_id].reveal_hash = keccak256(abi_encode(children))
     s.revealed = True
@@ -621,12 +665,12 @@ def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
     for i: uint256 in range(MAX_ARITY):
         if i >= len(children):
             break
-        first_leaf: uint256 = ((self._index(game_id) << m) + i) << below
+        first_leaf: uint256 = ((c.hi << m) + i) << below
         if first_leaf >= n_chunks and children[i] != pad:
             s = self._resolve(game_id, s, CHALLENGER_WON, "non-canonical data padding")
             break
     self._save(game_id, s)
-    log Revealed(game_id=game_id, level=DATA, lo=self._index(game_id), hi=self._height(game_id), values=children)
+    log Revealed(game_id=game_id, level=DATA, lo=c.hi, hi=c.lo, values=children)
 
 
 @external
@@ -637,13 +681,16 @@ def pick_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY], j: uint2
     assert s.level == DATA, "game: not descending data"
     assert s.revealed, "game: nothing revealed"
     assert keccak256(abi_encode(children)) == self._games[game_id].reveal_hash, "game: not the revealed values"
-    m: uint256 = self._descent(game_id)
+    c: Cursor = self._cursor(game_id)
+    m: uint256 = self._descent_levels(self._head(game_id).arity, c.lo)
     assert j < len(children), "game: pick out of range"
-    below: uint256 = self._height(game_id) - m
-    child: uint256 = (self._index(game_id) << m) + j
-    assert child << below < tensor._n_chunks(self._games[game_id].out_header), "game: child is padding"
-    self._games[game_id].cur = children[j]
-    self._games[game_id].descent = below | child << 8
+    below: uint256 = c.lo - m
+    child: uint256 = (c.hi << m) + j
+    assert child << below < tensor._n_chunks(convert(self._games[game_id].header_or_element, bytes32)), "game: child is padding"
+    self._games[game_id].data_node = children[j]
+    c.lo = below
+    c.hi = child
+    self._store_cursor(game_id, c)
     s.revealed = False
     if below == 0:
         s.level = CHUNK_REVEAL
@@ -657,18 +704,18 @@ def reveal_chunk(game_id: uint256, chunk: Bytes[CHUNK]):
     """@notice The solver reveals the disputed chunk; its padding must be zero."""
     s: State = self._require_move(game_id, SOLVER)
     assert s.level == CHUNK_REVEAL, "game: no chunk to reveal"
-    assert len(chunk) == CHUNK and keccak256(concat(b"\x00", chunk)) == self._games[game_id].cur, "game: not the chunk"
-    header: bytes32 = self._games[game_id].out_header
+    assert len(chunk) == CHUNK and keccak256(concat(b"\x00", chunk)) == self._games[game_id].data_node, "game: not the chunk"
+    header: bytes32 = convert(self._games[game_id].header_or_element, bytes32)
     nbytes: uint256 = tensor._size(header) * tensor._width(tensor._dtype(header))
-    index: uint256 = self._index(game_id)
-    start: uint256 = index * CHUNK
+    c: Cursor = self._cursor(game_id)
+    start: uint256 = c.hi * CHUNK
     s = self._pass_turn(s)
     s.level = ELEMENT
-    log ChunkRevealed(game_id=game_id, index=index, chunk=chunk)
+    log ChunkRevealed(game_id=game_id, index=c.hi, chunk=chunk)
     if start + CHUNK > nbytes and not merkle._zero_from(chunk, nbytes - min(nbytes, start)):
         s = self._resolve(game_id, s, CHALLENGER_WON, "non-canonical chunk padding")
     self._save(game_id, s)
-    log LevelEntered(game_id=game_id, level=s.level, step=self._step(game_id), node=self._node(game_id))
+    log LevelEntered(game_id=game_id, level=self._view_level(s), step=c.step, node=c.node)
 
 
 # --- one-step proofs (anyone) --------------------------------------------------------------------
@@ -687,15 +734,19 @@ def enter_element(game_id: uint256, sender: address, index: uint256, element: in
     assert s.turn == CHALLENGER, "game: not your turn"
     assert sender == self._challenger(game_id), "game: only the challenger"
     assert self._clock_ok(s), "game: clock expired"
-    self._games[game_id].inputs_hash = inputs_hash
-    self._games[game_id].element = self._element_word(index, terms, element)
+    # the pre-state root and the header are no longer read: their words take the element
+    self._games[game_id].pre_or_inputs = inputs_hash
+    self._games[game_id].header_or_element = self._element_word(Element(index=index, terms=terms, value=element))
+    c: Cursor = self._cursor(game_id)
+    c.lo = 0
+    c.hi = terms
+    self._store_cursor(game_id, c)
     s = self._pass_turn(s)
     if terms == 0:
         s.level = PROVE_ELEMENT
         s.turn = CHALLENGER
     else:
         s.level = TERM
-        self._games[game_id].span = terms << 128
         s.top_known = False
     log ElementChosen(game_id=game_id, index=index, value=element, terms=terms)
     # the referee checked that `sender` sent this choice, and `sender` is the challenger
@@ -774,74 +825,67 @@ def _save_metered(game_id: uint256, s: State, start: uint256):
 
 @internal
 @view
-def _solver(game_id: uint256) -> address:
-    return convert(self._games[game_id].head & ADDRESS_MASK, address)
+def _head(game_id: uint256) -> Head:
+    w: uint256 = self._games[game_id].head
+    return Head(
+        solver=convert(w & ADDRESS_MASK, address),
+        arity=(w >> 160) & 255,
+        n_slots=(w >> 168) & 65535,
+        n_nodes=w >> 184,
+    )
 
 
 @internal
 @view
 def _challenger(game_id: uint256) -> address:
+    # `party` is challenger | steps << 160; only `games` reads the steps
     return convert(self._games[game_id].party & ADDRESS_MASK, address)
 
 
 @internal
 @view
-def _arity(game_id: uint256) -> uint256:
-    return (self._games[game_id].head >> 160) & 255
+def _cursor(game_id: uint256) -> Cursor:
+    w: uint256 = self._games[game_id].cursor
+    return Cursor(lo=w & WORD64, hi=(w >> 64) & WORD64, step=(w >> 128) & WORD64, node=w >> 192)
 
 
 @internal
-@view
-def _n_slots(game_id: uint256) -> uint256:
-    return (self._games[game_id].head >> 168) & 65535
-
-
-@internal
-@view
-def _n_nodes(game_id: uint256) -> uint256:
-    return self._games[game_id].head >> 184
-
-
-@internal
-@view
-def _step(game_id: uint256) -> uint256:
-    return self._games[game_id].position & STEP_MASK
-
-
-@internal
-@view
-def _node(game_id: uint256) -> uint256:
-    return self._games[game_id].position >> 64
-
-
-@internal
-@view
-def _height(game_id: uint256) -> uint256:
-    return self._games[game_id].descent & 255
-
-
-@internal
-@view
-def _index(game_id: uint256) -> uint256:
-    return self._games[game_id].descent >> 8
+def _store_cursor(game_id: uint256, c: Cursor):
+    # each field is below 2^64: a step below 2^63, a node position or a term index below 2^32 + 1,
+    # a height at most 32, a chunk index below 2^32
+    self._games[game_id].cursor = c.lo | c.hi << 64 | c.step << 128 | c.node << 192
 
 
 @internal
 @pure
-def _element_word(index: uint256, terms: uint256, element: int256) -> uint256:
-    # the referee bounds each: an element index and a term count below 2^32, a value of at most
-    # 64 bits, kept as its low 128 bits
-    return index | terms << 64 | convert(convert(element, bytes32), uint256) << 128
+def _element_word(e: Element) -> uint256:
+    return e.index | e.terms << 64 | convert(convert(e.value, bytes32), uint256) << 128
 
 
 @internal
 @pure
-def _elem_value(element: uint256) -> int256:
-    # the top 128 bits, sign-extended
-    return convert(convert(element, bytes32), int256) >> 128
+def _element(w: uint256) -> Element:
+    # the value is the top 128 bits, sign-extended
+    return Element(index=w & WORD64, terms=(w >> 64) & WORD64, value=convert(convert(w, bytes32), int256) >> 128)
 
 
 # --- internal: turns and resolution ----------------------------------------------------------------
+
+
+@internal
+@pure
+def _view_level(s: State) -> uint8:
+    """What a reader sees: OVER once there is an outcome, else the level in play."""
+    if s.outcome != PENDING:
+        return OVER
+    return s.level
+
+
+@internal
+@pure
+def _descending(level: uint8) -> bool:
+    """The levels whose cursor holds the data descent (height, chunk index)."""
+    return level >= DATA and level <= ELEMENT
 
 
 @internal
@@ -869,7 +913,7 @@ def _require_move(game_id: uint256, who: uint8) -> State:
     s: State = self._require_open(game_id)
     assert s.turn == who, "game: not your turn"
     if who == SOLVER:
-        assert msg.sender == self._solver(game_id), "game: only the solver"
+        assert msg.sender == self._head(game_id).solver, "game: only the solver"
     else:
         assert msg.sender == self._challenger(game_id), "game: only the challenger"
     assert self._clock_ok(s), "game: clock expired"
@@ -904,43 +948,40 @@ def _pass_turn(s: State) -> State:
 
 @internal
 def _resolve(game_id: uint256, s: State, outcome: uint8, reason: String[64]) -> State:
+    # the level stays the last one played, so that readers know what each shared word holds
     t: State = s
     t.outcome = outcome
-    t.level = OVER
     log GameResolved(game_id=game_id, outcome=outcome, reason=reason)
     return t
 
 
 @internal
-def _settle_range(game_id: uint256, s: State) -> State:
-    """Move down a level when a range has narrowed to a single transition."""
+def _settle_range(game_id: uint256, s: State, c: Cursor) -> State:
+    """Stores the range `c`, moving down a level when it has narrowed to a single transition."""
     t: State = s
     level: uint8 = t.level
-    span: uint256 = self._games[game_id].span
-    lo: uint256 = span & RANGE_MASK
-    hi: uint256 = span >> 128
-    if level == STEP and hi == lo + 1:
+    if level == STEP and c.hi == c.lo + 1:
         # node positions of step lo: 0 .. N, and N + 1 standing for state(lo + 1, 0)
-        self._games[game_id].position = lo
+        c.step = c.lo
+        c.lo = 0
+        c.hi = self._head(game_id).n_nodes + 1
         level = NODE
-        lo = 0
-        hi = self._n_nodes(game_id) + 1
         t.level = NODE
-        self._games[game_id].span = hi << 128
-        log LevelEntered(game_id=game_id, level=NODE, step=self._step(game_id), node=0)
-    if level == NODE and hi == lo + 1:
-        self._games[game_id].position = self._step(game_id) | lo << 64
-        if lo == self._n_nodes(game_id):
+        log LevelEntered(game_id=game_id, level=NODE, step=c.step, node=0)
+    if level == NODE and c.hi == c.lo + 1:
+        c.node = c.lo
+        if c.lo == self._head(game_id).n_nodes:
             t.level = PROVE_BOUNDARY
             t.turn = CHALLENGER
         else:
             t.level = OUTPUT
             t.turn = SOLVER
-        log LevelEntered(game_id=game_id, level=t.level, step=self._step(game_id), node=lo)
-    if level == TERM and hi == lo + 1 and t.top_known:
+        log LevelEntered(game_id=game_id, level=t.level, step=c.step, node=c.node)
+    if level == TERM and c.hi == c.lo + 1 and t.top_known:
         t.level = PROVE_ELEMENT
         t.turn = CHALLENGER
-        log LevelEntered(game_id=game_id, level=PROVE_ELEMENT, step=self._step(game_id), node=self._node(game_id))
+        log LevelEntered(game_id=game_id, level=PROVE_ELEMENT, step=c.step, node=c.node)
+    self._store_cursor(game_id, c)
     return t
 
 
@@ -949,25 +990,23 @@ def _settle_range(game_id: uint256, s: State) -> State:
 
 @internal
 @view
-def _require_descriptor(game_id: uint256, desc: Bytes[DESC_MAX], proof: DynArray[bytes32, MAX_DEPTH]):
+def _require_descriptor(game_id: uint256, h: Head, node: uint256, desc: Bytes[DESC_MAX], proof: DynArray[bytes32, MAX_DEPTH]):
     leaf: bytes32 = keccak256(concat(b"\x00", desc))
-    count: uint256 = self._n_nodes(game_id) + 1
-    root: bytes32 = merkle._fold(leaf, self._node(game_id), proof, count)
+    root: bytes32 = merkle._fold(leaf, node, proof, h.n_nodes + 1)
     assert root == self._games[game_id].graph_root, "game: not the node's descriptor"
     assert tensor._is_well_formed(desc), "game: malformed descriptor"
 
 
 @internal
-@view
-def _descent(game_id: uint256) -> uint256:
+@pure
+def _descent_levels(arity: uint256, height: uint256) -> uint256:
     """Levels one data reveal spans: m = min(floor(log2 k), height)."""
     m: uint256 = 0
-    arity: uint256 = self._arity(game_id)
     for _: uint256 in range(6):
         if 2 << m > arity:
             break
         m += 1
-    return min(m, self._height(game_id))
+    return min(m, height)
 
 
 # --- internal: hashing ---------------------------------------------------------------------------
@@ -975,18 +1014,16 @@ def _descent(game_id: uint256) -> uint256:
 
 @internal
 @pure
-def _interior(span: uint256, k: uint256) -> DynArray[uint256, MAX_REVEAL]:
+def _interior(c: Cursor, k: uint256) -> DynArray[uint256, MAX_REVEAL]:
     """Points lo + floor((hi - lo) * i / k), i = 1 .. k-1, without duplicates or ends, of the
-    range `span` = lo | hi << 128."""
-    lo: uint256 = span & RANGE_MASK
-    hi: uint256 = span >> 128
+    cursor's range."""
     out: DynArray[uint256, MAX_REVEAL] = []
-    prev: uint256 = lo
+    prev: uint256 = c.lo
     for i: uint256 in range(1, MAX_ARITY):
         if i >= k:
             break
-        p: uint256 = lo + (hi - lo) * i // k
-        if p != prev and p != hi:
+        p: uint256 = c.lo + (c.hi - c.lo) * i // k
+        if p != prev and p != c.hi:
             out.append(p)
             prev = p
     return out
