@@ -760,7 +760,7 @@ def metered(move: dict) -> int:
     goes through the referee and only the game's part is metered: ENTER_ELEMENT_SHARE of its
     gas, as measured on the accumulator game (tests/contracts/test_tasks_metered_gas.py).
     Proofs are anyone's to send: not metered."""
-    if move["call"] in ("challenge", "pick", "choose", "pick_data"):
+    if move["call"] in ("challenge", "pick", "pick_data"):
         return (move["gas"] - 16 * move["calldata"]) * METER_NUM // METER_DEN
     if move["call"] == "pick_element":
         return int(move["gas"] * ENTER_ELEMENT_SHARE)

@@ -41,7 +41,8 @@ CHALLENGER: constant(uint8) = 2
 STEP: constant(uint8) = 1
 NODE: constant(uint8) = 2
 OUTPUT: constant(uint8) = 3
-CHOOSE: constant(uint8) = 4
+# 4 is no longer used (the challenger's choice between header and data, SPEC 6); 5 names the
+# output header's proof, made at any level of the data descent
 PROVE_HEADER: constant(uint8) = 5
 DATA: constant(uint8) = 6
 CHUNK_REVEAL: constant(uint8) = 7
@@ -109,12 +110,10 @@ struct Game:
     node: uint256
     # keccak of the disputed node's descriptor
     desc_hash: bytes32
-    # slot table root of the agreed pre-state state(t, n) (CHOOSE .. ELEMENT)
+    # slot table root of the agreed pre-state state(t, n) (DATA .. ELEMENT)
     pre_slots_root: bytes32
-    # the solver's output header (CHOOSE .. ELEMENT) and data root (CHOOSE, PROVE_HEADER) for
-    # node n
+    # the solver's output header for node n (DATA .. ELEMENT)
     out_header: bytes32
-    out_data_root: bytes32
     # data-tree descent (DATA .. ELEMENT): current node's hash, its height above the leaves and
     # its index
     cur: bytes32
@@ -408,19 +407,16 @@ def games(game_id: uint256) -> Game:
         level=self._view_level(s), turn=s.turn, outcome=s.outcome, lo=c.lo, hi=c.hi,
         lo_value=g.lo_value, hi_value=g.hi_value, reveal_hash=empty(bytes32), step=c.step, node=c.node,
         desc_hash=g.desc_hash, pre_slots_root=empty(bytes32), out_header=empty(bytes32),
-        out_data_root=empty(bytes32), cur=empty(bytes32), height=0, index=0,
+        cur=empty(bytes32), height=0, index=0,
         inputs_hash=empty(bytes32), elem_index=0, elem_value=0, terms=0,
         top_known=s.top_known, clock_solver=s.clock_solver, clock_challenger=s.clock_challenger,
         turn_start=s.turn_start,
     )
     if s.revealed:
         out.reveal_hash = g.reveal_hash
-    if s.level >= CHOOSE and s.level <= ELEMENT:
+    if self._descending(s.level):
         out.pre_slots_root = g.pre_or_inputs
         out.out_header = convert(g.header_or_element, bytes32)
-    if s.level == CHOOSE or s.level == PROVE_HEADER:
-        out.out_data_root = g.data_node
-    if self._descending(s.level):
         # the range settled on the node; the cursor holds the descent
         out.lo = c.node
         out.hi = c.node + 1
@@ -487,7 +483,7 @@ def challenger_of(game_id: uint256) -> address:
 def challenger_gas(game_id: uint256) -> uint256:
     """
     @notice Gas the challenger's own moves metered: 4/5 of (21_000 + execution) per move it
-            sent (pick, choose, pick_data, and its element choice through the referee).
+            sent (pick, pick_data, and its element choice through the referee).
     """
     return self._load(game_id).meter
 
@@ -615,35 +611,21 @@ def reveal_output(
     self._games[game_id].pre_or_inputs = pre_slots_root
     self._games[game_id].header_or_element = convert(header, uint256)
     self._games[game_id].data_node = data_root
-    s.level = CHOOSE
-    s = self._pass_turn(s)
-    self._save(game_id, s)
     log OutputRevealed(game_id=game_id, step=c.step, node=c.node, header=header, data_root=data_root)
-
-
-@external
-def choose(game_id: uint256, dispute_header: bool):
-    """@notice The challenger disputes the output's header, or its data."""
-    start: uint256 = msg.gas
-    s: State = self._require_move(game_id, CHALLENGER)
-    assert s.level == CHOOSE, "game: nothing to choose"
-    s = self._pass_turn(s)
-    c: Cursor = self._cursor(game_id)
-    if dispute_header:
-        s.level = PROVE_HEADER
-        s.turn = CHALLENGER
+    if not tensor._is_canonical_header(header):
+        # no program's tensor has such a header, and no data tree can be sized by it
+        s = self._resolve(game_id, s, CHALLENGER_WON, "non-canonical output header")
     else:
-        header: bytes32 = convert(self._games[game_id].header_or_element, bytes32)
-        assert tensor._is_canonical_header(header), "game: header is not canonical, dispute it"
-        s.level = DATA
-        # the descent starts at the data root (already in data_node): height, chunk index 0
+        # the solver goes on with the data: its descent starts at the root (height, chunk 0);
+        # a challenger that disputes the header proves it instead of picking (prove_header)
         c.lo = merkle._depth(tensor._n_chunks(header))
         c.hi = 0
         self._store_cursor(game_id, c)
+        s.level = DATA
         if c.lo == 0:
             s.level = CHUNK_REVEAL
-    log LevelEntered(game_id=game_id, level=s.level, step=c.step, node=c.node)
-    self._save_metered(game_id, s, start)
+        log LevelEntered(game_id=game_id, level=s.level, step=c.step, node=c.node)
+    self._save(game_id, s)
 
 
 @external
@@ -923,9 +905,13 @@ def _require_move(game_id: uint256, who: uint8) -> State:
 @internal
 @view
 def _require_proof(game_id: uint256, level: uint8) -> State:
-    """A one-step proof: anyone may send it while the clock of the party to move runs."""
+    """A one-step proof: anyone may send it while the clock of the party to move runs. The
+    output header's proof belongs to the data descent's levels."""
     s: State = self._require_open(game_id)
-    assert s.level == level, "game: not at this proof"
+    if level == PROVE_HEADER:
+        assert self._descending(s.level), "game: not at this proof"
+    else:
+        assert s.level == level, "game: not at this proof"
     assert self._clock_ok(s), "game: clock expired"
     return s
 

@@ -26,6 +26,7 @@ DIRECT_PHASE: constant(uint256) = 0
 INIT_PHASE: constant(uint256) = 1
 TERM_PHASE: constant(uint256) = 2
 # levels, as in Game.vy
+DATA: constant(uint8) = 6
 ELEMENT: constant(uint8) = 8
 PROVE_HEADER: constant(uint8) = 5
 PROVE_ELEMENT: constant(uint8) = 10
@@ -96,16 +97,18 @@ def prove_header(
     data_roots: DynArray[bytes32, IN_MAX],
     paths: DynArray[DynArray[bytes32, MAX_DEPTH], IN_MAX],
 ):
-    """@notice Decide a disputed output header from the proven input headers."""
+    """
+    @notice Prove the solver's output header wrong from the proven input headers, at any level
+            of the data descent: the solver loses. A right header reverts and decides nothing,
+            since anyone may send this proof and the data may still be wrong.
+    """
     g: Game.OutputView = staticcall self.game.output_view(game_id)
-    assert g.level == PROVE_HEADER, "referee: not at this proof"
+    assert g.level >= DATA and g.level <= ELEMENT, "referee: not at this proof"
     assert keccak256(desc) == g.desc_hash, "referee: not the node's descriptor"
     self._require_inputs(g.n_slots, g.pre_slots_root, desc, headers, data_roots, paths)
     expected: bytes32 = staticcall IOneStep(self._family(tensor._op(desc))).output_header(desc, headers)
-    if expected == g.out_header:
-        extcall self.game.decide(game_id, PROVE_HEADER, True, "header is correct")
-    else:
-        extcall self.game.decide(game_id, PROVE_HEADER, False, "header is wrong")
+    assert expected != g.out_header, "referee: the header is right"
+    extcall self.game.decide(game_id, PROVE_HEADER, False, "header is wrong")
 
 
 @external

@@ -200,7 +200,7 @@ class Match:
             s = self.court.state(self.gid)
             if s.outcome != Outcome.PENDING:
                 return s.outcome
-            if s.turn == Role.SOLVER and s.level not in (Level.PROVE_HEADER, Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY):
+            if s.turn == Role.SOLVER and s.level not in (Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY):
                 move = self.solver_strategy(s, self.solver.solver_move(s))
                 who = "solver"
             else:

@@ -45,7 +45,7 @@ STEPS = 6
 #: elements of the wide program's state: 600 int64 = 4,800 bytes = 3 chunks, so the data tree
 #: has 4 leaves and the last one is padding
 WIDE = 600
-PROOF_LEVELS = (Level.PROVE_HEADER, Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
+PROOF_LEVELS = (Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
 
 
 # -- programs and traces -------------------------------------------------------------------------
@@ -234,10 +234,7 @@ def test_prove_header__inputs_not_in_the_pre_state__reverts(court, oracle, hones
     it the challenger passes off an input header of its own (W as int64[4, 3]), the one-step
     derives another output header, and the honest solver's correct header loses."""
     m = wrong_challenger(court, oracle, honest_acc, accumulator, target=(2, 2))
-    s = advance(m, at(Level.CHOOSE, Role.CHALLENGER))
-    with boa.env.prank(m.challenger_addr):
-        court.game.choose(m.gid, True)  # disputes a header it has no quarrel with
-    s = court.state(m.gid)
+    s = advance(m, at(Level.ELEMENT, Role.CHALLENGER))  # disputes a header it has no quarrel with
     desc = m.challenger.program.descriptors[s.node]
     ins = m.challenger.inputs(s)
     fake = _fake_header((4, 3))  # the MatMul's W; an output of int64[4] instead of int64[3]
@@ -345,7 +342,9 @@ def test_reveal_data__garbage_under_padding__challenger_wins(court, oracle, hone
     """Guards Game.reveal_data's check of padding children (`non-canonical data padding`): the
     cheater's data tree holds honest chunks and garbage in its padding leaf. The challenger may
     not pick padding, and every real child matches, so without the check the honest challenger
-    has nothing to dispute; with it the reveal that shows the garbage loses at once."""
+    has nothing to dispute; with it the reveal that shows the garbage loses at once. The game
+    keeps the level it ended at, with the reveal pending and the challenger to move: its outcome
+    alone (`game: already over`) stops a pick that would add to the winner's metered gas."""
     cheat = run(wide(MarksFinalOutput), GarbagePaddingTrace)
     m = new_match(court, oracle, cheat, honest_wide, cheat.final_root, arity=arity)
     s = advance(m, at(Level.DATA, Role.SOLVER))
@@ -370,6 +369,10 @@ def test_reveal_data__garbage_under_padding__challenger_wins(court, oracle, hone
             court.game.pick_data(m.gid, children, last_real)
     assert s.outcome == Outcome.CHALLENGER_WON
     assert s.level == Level.OVER and s.turn == Role.CHALLENGER
+    meter = court.game.challenger_gas(m.gid)
+    with boa.env.prank(m.challenger_addr), boa.reverts("game: already over"):
+        court.game.pick_data(m.gid, children, 0)
+    assert court.game.challenger_gas(m.gid) == meter
 
 
 def test_boundary__solver_with_a_stale_step_counter__challenger_wins(court, oracle, honest_acc) -> None:

@@ -13,6 +13,7 @@ import dataclasses
 
 import boa
 import numpy as np
+import pytest
 import test_game_rules as rules
 from _court import _deployer, as_cheat
 from test_game_adversaries import (  # noqa: F401 - fixtures
@@ -151,13 +152,11 @@ def test_reveal_output__other_post_state_descriptor_or_old_slot__revert(court, o
 
 
 def test_challenger_moves_at_the_wrong_level__revert(court, oracle, honest_acc) -> None:
-    """Guards `game: nothing to choose` and pick_data's `game: not descending data`: a choice or
-    a data pick in the middle of a dissection would jump levels."""
+    """Guards pick_data's `game: not descending data`: a data pick in the middle of a dissection
+    would jump levels."""
     m = wrong_challenger(court, oracle, honest_acc, accumulator, target=(2, 2))
     advance(m, at(Level.STEP, Role.CHALLENGER))
     with boa.env.prank(m.challenger_addr):
-        with boa.reverts("game: nothing to choose"):
-            court.game.choose(m.gid, True)
         with boa.reverts("game: not descending data"):
             court.game.pick_data(m.gid, list(m._revealed), 0)
     assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
@@ -228,11 +227,8 @@ def test_prove_header__other_descriptor__reverts(court, oracle, honest_acc) -> N
     """Guards prove_header's `referee: not the node's descriptor`: another node's descriptor
     would derive another header and beat the solver's correct one."""
     m = wrong_challenger(court, oracle, honest_acc, accumulator, target=(2, 2))
-    advance(m, at(Level.CHOOSE, Role.CHALLENGER))
-    with boa.env.prank(m.challenger_addr):
-        court.game.choose(m.gid, True)
-    s = court.state(m.gid)
-    desc, headers, roots, paths = m.challenger.challenger_move(s).args
+    s = advance(m, at(Level.ELEMENT, Role.CHALLENGER))
+    desc, headers, roots, paths = m.challenger._prove_header(s).args
     with boa.env.prank(m.challenger_addr), boa.reverts("referee: not the node's descriptor"):
         court.referee.prove_header(m.gid, honest_acc.program.descriptors[s.node + 1], headers, roots, paths)
     assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
@@ -350,16 +346,58 @@ class _BadHeaderTrace(Trace):
         return dataclasses.replace(tc, header=header, root=commit.tensor_root(header, tc.data_root))
 
 
-def test_choose_data__on_a_header_that_is_not_canonical__reverts(court, oracle, honest_acc) -> None:
-    """Guards choose's `game: header is not canonical, dispute it`: a data descent sized by a
-    broken header means nothing; the challenger must dispute the header, and wins that."""
+def test_reveal_output__header_that_is_not_canonical__solver_loses_at_once(court, oracle, honest_acc) -> None:
+    """Guards reveal_output's canonical-header check: no program's tensor has a header with an
+    unknown dtype, and no data tree can be sized by one, so the reveal that shows it ends the
+    game against the solver (not a descent, not a header proof). The game keeps the level it
+    ended at with the solver to move: its outcome alone (`game: already over`) refuses the
+    solver's reveal sent again."""
     cheat = _BadHeaderTrace(accumulator(rules.MarksFinalOutput), checkpoint_every=2)
     cheat.run()
     m = new_match(court, oracle, cheat, honest_acc, cheat.step_root(STEPS))
-    advance(m, at(Level.CHOOSE, Role.CHALLENGER))
-    with boa.env.prank(m.challenger_addr), boa.reverts("game: header is not canonical, dispute it"):
-        court.game.choose(m.gid, False)
-    assert play(m, "challenger") == Outcome.CHALLENGER_WON
+    s = advance(m, at(Level.OUTPUT, Role.SOLVER))
+    move = m.solver.solver_move(s)
+    m.send("solver", move)
+    resolved = [e for e in court.game.get_logs() if type(e).__name__ == "GameResolved"]
+    assert [e.reason for e in resolved] == ["non-canonical output header"]
+    s = court.state(m.gid)
+    assert (s.outcome, s.level, s.turn) == (Outcome.CHALLENGER_WON, Level.OVER, Role.SOLVER)
+    with boa.env.prank(m.solver_addr), boa.reverts("game: already over"):
+        court.game.reveal_output(m.gid, *move.args)
+
+
+@pytest.mark.parametrize("where", ["step", "term"])
+def test_prove_header__outside_the_data_descent__reverts(court, oracle, honest_acc, where) -> None:
+    """Guards prove_header's level check (`referee: not at this proof`, and the game's own
+    through `decide`): before the output is revealed there is no header to prove, and once the
+    element is chosen its word holds the element, not the header."""
+    m = wrong_challenger(court, oracle, honest_acc, accumulator, target=(2, 2))
+    s = advance(m, at(Level.ELEMENT, Role.CHALLENGER))
+    desc, headers, roots, paths = m.challenger._prove_header(s).args
+    if where == "term":
+        s = advance(m, at(Level.TERM))
+    else:
+        m = wrong_challenger(court, oracle, honest_acc, accumulator, target=(2, 2))
+        s = advance(m, at(Level.STEP, Role.CHALLENGER))
+    # a wrong header: the check is all that stands between this call and the solver's loss
+    wrong = bytes([headers[0][0]]) + bytes(31)
+    with boa.env.prank(m.challenger_addr), boa.reverts("referee: not at this proof"):
+        court.referee.prove_header(m.gid, desc, [wrong, *headers[1:]], roots, paths)
+    assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
+
+
+def test_prove_header__a_right_header__reverts_and_the_game_goes_on(court, oracle, honest_acc) -> None:
+    """Guards `referee: the header is right`: the header proof is anyone's to send at any level
+    of the data descent, so a right header must decide nothing (the cheating solver itself
+    would send it to end a game on wrong data); the honest solver still wins its game."""
+    m = wrong_challenger(court, oracle, honest_acc, accumulator, target=(2, 2))
+    s = advance(m, at(Level.ELEMENT, Role.CHALLENGER))
+    desc, headers, roots, paths = m.challenger._prove_header(s).args
+    for who in (m.challenger_addr, m.solver_addr, boa.env.generate_address("anyone")):
+        with boa.env.prank(who), boa.reverts("referee: the header is right"):
+            court.referee.prove_header(m.gid, desc, headers, roots, paths)
+    assert court.state(m.gid).outcome == Outcome.PENDING
+    assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
 
 
 def clipped(cls=None, **attrs):  # noqa: ANN001, ANN201

@@ -19,7 +19,7 @@ from onnx_models.toy import accumulator_program
 from solvers.cheats import WrongStepCounter
 from verifier.commit import commitments as commit
 from verifier.commit.commitments import CHUNK
-from verifier.court.game import Level, Move, Outcome, Player
+from verifier.court.game import GameError, Level, Move, Outcome, Player
 from verifier.commit.merkle import MerkleTree, keccak
 from verifier.engine.program import Program, load_program
 from verifier.engine.trace import Trace
@@ -147,8 +147,12 @@ class LyingTrace(Trace):
 
 def _lying_commitment(tc: commit.TensorCommitment, lie: str):  # noqa: ANN202
     if lie == "header":
+        # says shape (..., 1): a canonical header of as many elements, so that only a header
+        # proof (not the data's padding) shows it wrong
         header = bytearray(tc.header)
-        header[0] = 6  # says int32 for int64 data
+        r = header[1]
+        header[1] = r + 1
+        header[2 + 4 * r : 6 + 4 * r] = (1).to_bytes(4, "big")
         return dataclasses.replace(tc, header=bytes(header), root=commit.tensor_root(bytes(header), tc.data_root))
     chunks = [bytes(tc.chunk(j)) for j in range(tc.n_chunks)]
     used = tc.ttype.nbytes - CHUNK * (tc.n_chunks - 1)
@@ -211,8 +215,6 @@ def disagree_with_everything(s, move):  # noqa: ANN001, ANN202
         return None
     if move.function == "pick":
         return Move("game", "pick", (move.args[0], 0))
-    if move.function == "choose":
-        return Move("game", "choose", (True,))
     if move.function.startswith("prove"):
         return None
     return move
@@ -238,12 +240,18 @@ def play(match: Match, honest_side: str, rejections: bool = False) -> Outcome:
         s = match.court.state(match.gid)
         if s.outcome != Outcome.PENDING:
             return s.outcome
-        solver_moves = s.turn.name == "SOLVER" and s.level not in (Level.PROVE_HEADER, Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
+        solver_moves = s.turn.name == "SOLVER" and s.level not in (Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
         who = "solver" if solver_moves else "challenger"
-        if who == "solver":
-            move = match.solver_strategy(s, match.solver.solver_move(s))
-        else:
-            move = match.challenger_strategy(s, match.challenger.challenger_move(s, match._revealed))
+        try:
+            if who == "solver":
+                move = match.solver_strategy(s, match.solver.solver_move(s))
+            else:
+                move = match.challenger_strategy(s, match.challenger.challenger_move(s, match._revealed))
+        except GameError:
+            # a dishonest side's Player finds nothing to dispute (its premise is wrong): silence
+            if who == honest_side or not rejections:
+                raise
+            move = None
         if move is not None:
             boa.env.time_travel(seconds=1)
             if who == honest_side or not rejections:
@@ -289,7 +297,8 @@ def test_wrong_output_header__challenger_wins(court, oracle, honest_program, hon
     assert claim != honest_trace.final_root
     m = new_match(court, oracle, liar, honest_trace, claim, honest_program)
     assert play(m, "challenger") == Outcome.CHALLENGER_WON
-    assert "choose" in m.sent["challenger"] and "prove_header" in m.sent["challenger"]
+    # the header is proven wrong at the challenger's first turn after the output's reveal
+    assert m.sent["challenger"][-1] == "prove_header" and "pick_data" not in m.sent["challenger"]
 
 
 def test_non_canonical_padding__challenger_wins(court, oracle, honest_program, honest_trace) -> None:

@@ -100,7 +100,7 @@ def _views_agree(court, gid: int) -> None:  # noqa: ANN001
     t = court.game.term_view(gid)
     b = court.game.boundary_view(gid)
     assert o.level == t.level == b.level == g.level
-    if g.level in (Level.ELEMENT, Level.PROVE_HEADER):
+    if g.level in (Level.DATA, Level.CHUNK_REVEAL, Level.ELEMENT):  # prove_header, pick_element
         assert (o.n_slots, o.pre_slots_root, o.desc_hash, o.out_header) == (
             g.n_slots, g.pre_slots_root, g.desc_hash, g.out_header)
     if g.level == Level.ELEMENT:

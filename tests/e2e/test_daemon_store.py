@@ -282,7 +282,7 @@ def test_transport_errors__told_from_reverts() -> None:
 def test_move_key__one_key_per_state_and_function() -> None:
     base = dict(solver="a", challenger="b", graph_root=b"", steps=12, n_nodes=5, n_slots=10, arity=4,
                 level=Level.STEP, turn=Role.SOLVER, outcome=Outcome.PENDING, lo=0, hi=12, lo_value=b"", hi_value=b"",
-                reveal_hash=b"", step=0, node=0, desc_hash=b"", pre_slots_root=b"", out_header=b"", out_data_root=b"",
+                reveal_hash=b"", step=0, node=0, desc_hash=b"", pre_slots_root=b"", out_header=b"",
                 cur=b"", height=0, index=0, inputs_hash=b"", elem_index=0, elem_value=0, terms=0, top_known=False,
                 clock_solver=1, clock_challenger=1, turn_start=0)  # fmt: skip
     s = GameState(**base)

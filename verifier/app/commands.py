@@ -515,10 +515,6 @@ def position(s: GameState, program: Program | None = None) -> tuple[str, str]:
         return "node", f"step {s.step}, positions {s.lo}..{s.hi} of {s.n_nodes + 1} disputed"
     if s.level == Level.OUTPUT:
         return "output", f"step {s.step}, {node}: the solver shows its output"
-    if s.level == Level.CHOOSE:
-        return "output", f"step {s.step}, {node}: header or data?"
-    if s.level == Level.PROVE_HEADER:
-        return "proof", f"step {s.step}, {node}: the output header is re-derived on-chain"
     if s.level == Level.DATA:
         return "element", f"step {s.step}, {node}: data tree, height {s.height}, index {s.index}"
     if s.level == Level.CHUNK_REVEAL:
@@ -549,7 +545,7 @@ def progress_fraction(s: GameState) -> float:
         return 0.45 * narrowed(s.lo, s.hi, s.steps)
     if s.level == Level.NODE:
         return 0.45 + 0.25 * narrowed(s.lo, s.hi, s.n_nodes + 1)
-    if s.level in (Level.OUTPUT, Level.CHOOSE):
+    if s.level == Level.OUTPUT:
         return 0.72
     if s.level in (Level.DATA, Level.CHUNK_REVEAL, Level.ELEMENT):
         return 0.8

@@ -292,8 +292,6 @@ def _describe(role: Role, move: Move, s: GameState, program: Program) -> str:
         return f"{who} picks"
     if f == "reveal_output":
         return f"{who} shows node {s.node} changed only its output slot"
-    if f == "choose":
-        return f"{who} disputes the output's {'header' if move.args[0] else 'data'}"
     if f == "reveal_data":
         return f"{who} reveals {len(move.args[0])} subtrees of the output tensor"
     if f == "pick_data":
@@ -304,6 +302,8 @@ def _describe(role: Role, move: Move, s: GameState, program: Program) -> str:
         return f"{who} disputes element {s.elem_index}: the cheater says {s.elem_value}" + (
             f"; {s.terms}-term reduction" if s.terms else ""
         )
+    if f == "prove_header":
+        return f"{who} proves the output's header wrong: the referee re-derives it on-chain"
     if f.startswith("prove"):
         return f"{who} sends the one-step proof: the referee recomputes it on-chain"
     return f"{who} {f}"

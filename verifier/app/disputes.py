@@ -58,8 +58,8 @@ _SOLVER_FN = {
     Level.DATA: "reveal_data", Level.CHUNK_REVEAL: "reveal_chunk",
 }  # fmt: skip
 _CHALLENGER_FN = {
-    Level.STEP: "pick", Level.NODE: "pick", Level.TERM: "pick", Level.CHOOSE: "choose", Level.DATA: "pick_data",
-    Level.ELEMENT: "pick_element", Level.PROVE_HEADER: "prove_header", Level.PROVE_ELEMENT: "prove_element",
+    Level.STEP: "pick", Level.NODE: "pick", Level.TERM: "pick", Level.DATA: "pick_data",
+    Level.ELEMENT: "pick_element", Level.PROVE_ELEMENT: "prove_element",
     Level.PROVE_BOUNDARY: "prove_boundary",
 }  # fmt: skip
 
@@ -161,8 +161,12 @@ class GameEvent:
 def _inferred_move(court: Court, game_id: int, before: GameState, after: GameState) -> tuple[Role, str]:
     """Who moved from `before` to `after`, and how (for narrating the other side)."""
     mover = whose_move(before)
-    if after.outcome != Outcome.PENDING and "clock" in (game_reason(court, game_id) or ""):
+    reason = (game_reason(court, game_id) or "") if after.outcome != Outcome.PENDING else ""
+    if "clock" in reason:
         return mover, "timeout"
+    if reason == "header is wrong":
+        # anyone's proof, sent during the data descent whoever's turn it was
+        return Role.CHALLENGER, "prove_header"
     return mover, (_SOLVER_FN if mover == Role.SOLVER else _CHALLENGER_FN).get(before.level, "move")
 
 

@@ -31,7 +31,7 @@ class Level(enum.IntEnum):
     STEP = 1
     NODE = 2
     OUTPUT = 3
-    CHOOSE = 4
+    # 4 is no longer used; 5 names the output header's proof, made during the data descent
     PROVE_HEADER = 5
     DATA = 6
     CHUNK_REVEAL = 7
@@ -81,7 +81,6 @@ class GameState:
     desc_hash: bytes
     pre_slots_root: bytes
     out_header: bytes
-    out_data_root: bytes
     cur: bytes
     height: int
     index: int
@@ -317,8 +316,6 @@ class Player:
         """The challenger's next move; `revealed` is the solver's last reveal at this level."""
         if s.outcome != Outcome.PENDING:
             return None
-        if s.level == Level.PROVE_HEADER:
-            return self._prove_header(s)
         if s.level == Level.PROVE_ELEMENT:
             return self._prove_element(s)
         if s.level == Level.PROVE_BOUNDARY:
@@ -332,8 +329,8 @@ class Player:
             mine = self.values_at(s, points)
             j = next((i for i, (a, b) in enumerate(zip(mine, revealed)) if a != b), len(points))
             return Move("game", "pick", (list(revealed), j))
-        if s.level == Level.CHOOSE:
-            return Move("game", "choose", (s.out_header != self.output(s).header,))
+        if s.level in (Level.DATA, Level.ELEMENT) and s.out_header != self.output(s).header:
+            return self._prove_header(s)
         if s.level == Level.DATA:
             if revealed is None:
                 raise GameError("the challenger needs the solver's revealed children to pick.")

@@ -21,7 +21,7 @@ from verifier.court.states import claim_commitment, claim_salt
 from verifier.engine.program import Program
 from verifier.engine.trace import Trace
 
-PROOF_LEVELS = (Level.PROVE_HEADER, Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
+PROOF_LEVELS = (Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
 # salts of node-held dev accounts (no key to derive them from), for this process only
 _DEV_SALTS: dict[tuple[str, int, bytes], bytes] = {}
 
