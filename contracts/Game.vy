@@ -103,7 +103,7 @@ struct Game:
     hi: uint256
     lo_value: bytes32
     hi_value: bytes32
-    # hash of the solver's last reveal, awaiting the challenger's pick (empty if none)
+    # hash of the solver's last dissection reveal, awaiting the challenger's pick (empty if none)
     reveal_hash: bytes32
     # the disputed step t and node n, once known
     step: uint256
@@ -264,8 +264,9 @@ struct Stored:
     cursor: uint256
     lo_value: bytes32
     hi_value: bytes32
-    # the last reveal's hash; current only while `revealed` is set (left in place afterwards,
-    # so that the next reveal rewrites a word instead of creating one)
+    # the last dissection reveal's hash; current only while `revealed` is set (left in place
+    # afterwards, so that the next reveal rewrites a word instead of creating one); a data reveal
+    # keeps none, as its pick opens the disputed node itself
     reveal_hash: bytes32
     desc_hash: bytes32
     pre_or_inputs: bytes32
@@ -412,7 +413,7 @@ def games(game_id: uint256) -> Game:
         top_known=s.top_known, clock_solver=s.clock_solver, clock_challenger=s.clock_challenger,
         turn_start=s.turn_start,
     )
-    if s.revealed:
+    if s.revealed and not self._descending(s.level):
         out.reveal_hash = g.reveal_hash
     if self._descending(s.level):
         out.pre_slots_root = g.pre_or_inputs
@@ -641,7 +642,7 @@ def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
     below: uint256 = c.lo - m
     n_chunks: uint256 = tensor._n_chunks(convert(self._games[game_id].header_or_element, bytes32))
     pad: bytes32 = merkle._zero(below)
-    self._games[game_id].reveal_hash = keccak256(abi_encode(children))
+    # the pick opens a child against the node itself: no hash of the reveal to keep
     s.revealed = True
     s = self._pass_turn(s)
     for i: uint256 in range(MAX_ARITY):
@@ -656,28 +657,32 @@ def reveal_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY]):
 
 
 @external
-def pick_data(game_id: uint256, children: DynArray[bytes32, MAX_ARITY], j: uint256):
-    """@notice The challenger disputes child j, which must cover at least one real chunk."""
+def pick_data(game_id: uint256, j: uint256, child: bytes32, path: DynArray[bytes32, MAX_DEPTH]):
+    """
+    @notice The challenger disputes child j of the revealed ones, which must cover at least one
+            real chunk: `path` is its siblings up to the disputed node (the revealed children
+            hash to that node, so only they open there).
+    """
     start: uint256 = msg.gas
     s: State = self._require_move(game_id, CHALLENGER)
     assert s.level == DATA, "game: not descending data"
     assert s.revealed, "game: nothing revealed"
-    assert keccak256(abi_encode(children)) == self._games[game_id].reveal_hash, "game: not the revealed values"
     c: Cursor = self._cursor(game_id)
     m: uint256 = self._descent_levels(self._head(game_id).arity, c.lo)
-    assert j < len(children), "game: pick out of range"
+    # the fold also refuses a child past the revealed ones (merkle: index out of range)
+    assert merkle._fold(child, j, path, 1 << m) == self._games[game_id].data_node, "game: not the revealed values"
     below: uint256 = c.lo - m
-    child: uint256 = (c.hi << m) + j
-    assert child << below < tensor._n_chunks(convert(self._games[game_id].header_or_element, bytes32)), "game: child is padding"
-    self._games[game_id].data_node = children[j]
+    index: uint256 = (c.hi << m) + j
+    assert index << below < tensor._n_chunks(convert(self._games[game_id].header_or_element, bytes32)), "game: child is padding"
+    self._games[game_id].data_node = child
     c.lo = below
-    c.hi = child
+    c.hi = index
     self._store_cursor(game_id, c)
     s.revealed = False
     if below == 0:
         s.level = CHUNK_REVEAL
     s = self._pass_turn(s)
-    log Picked(game_id=game_id, level=DATA, lo=child, hi=below)
+    log Picked(game_id=game_id, level=DATA, lo=index, hi=below)
     self._save_metered(game_id, s, start)
 
 

@@ -16,7 +16,13 @@ from contracts.lib import merkle
 from contracts.lib import tensor
 
 IN_MAX: constant(uint256) = 16
+# s_0 reads at most one input element in every family (Gemm's bias; SPEC 6): a list for it of
+# IN_MAX openings would only cost the memory of its chunks
+INIT_MAX: constant(uint256) = 2
 MAX_DEPTH: constant(uint256) = 32
+# a slot path's length: log2 of MAX_SLOTS (a bound of MAX_DEPTH would cost each call the memory
+# of 16 x 32 words, twice)
+SLOT_DEPTH: constant(uint256) = 9
 MAX_SLOTS: constant(uint256) = 512
 CHUNK: constant(uint256) = 2048
 DESC_MAX: constant(uint256) = 548
@@ -68,7 +74,7 @@ def pick_element(
     desc: Bytes[DESC_MAX],
     headers: DynArray[bytes32, IN_MAX],
     data_roots: DynArray[bytes32, IN_MAX],
-    paths: DynArray[DynArray[bytes32, MAX_DEPTH], IN_MAX],
+    paths: DynArray[DynArray[bytes32, SLOT_DEPTH], IN_MAX],
 ):
     """
     @notice The challenger disputes element i of the revealed chunk, and proves the node's
@@ -95,7 +101,7 @@ def prove_header(
     desc: Bytes[DESC_MAX],
     headers: DynArray[bytes32, IN_MAX],
     data_roots: DynArray[bytes32, IN_MAX],
-    paths: DynArray[DynArray[bytes32, MAX_DEPTH], IN_MAX],
+    paths: DynArray[DynArray[bytes32, SLOT_DEPTH], IN_MAX],
 ):
     """
     @notice Prove the solver's output header wrong from the proven input headers, at any level
@@ -118,7 +124,7 @@ def prove_element(
     headers: DynArray[bytes32, IN_MAX],
     data_roots: DynArray[bytes32, IN_MAX],
     openings: DynArray[Opening, IN_MAX],
-    init_openings: DynArray[Opening, IN_MAX],
+    init_openings: DynArray[Opening, INIT_MAX],
 ):
     """
     @notice Decide the disputed element (direct op) or the disputed term s_{k+1} (reduction)
@@ -130,22 +136,44 @@ def prove_element(
     assert keccak256(desc) == g.desc_hash, "referee: not the node's descriptor"
     assert keccak256(abi_encode(headers, data_roots)) == g.inputs_hash, "referee: not the proven inputs"
     family: address = self._family(tensor._op(desc))
+    # the phases whose inputs this proof opens: the direct op's, or s_0's (at the first term)
+    # then the disputed term's; each opening is copied alone (a copy of a list, as an internal
+    # call's argument, would cost the memory of 16 chunks)
+    phases: DynArray[uint256, 2] = [DIRECT_PHASE]
+    if g.terms != 0:
+        phases = [TERM_PHASE]
+        if g.lo == 0:
+            phases = [INIT_PHASE, TERM_PHASE]
+    acc: int256 = 0
+    for phase: uint256 in phases:
+        k: uint256 = 0
+        if phase == TERM_PHASE:
+            k = g.lo
+            if k != 0:
+                # the agreed s_k; s_0 is never revealed, the phase before computed it
+                acc = convert(g.lo_value, int256)
+        # needs lists at most IN_MAX elements: the loop settles by its last pass, or reads
+        # past the list and reverts
+        count: uint256 = len(init_openings) if phase == INIT_PHASE else len(openings)
+        values: DynArray[int256, IN_MAX] = []
+        for _: uint256 in range(IN_MAX + 1):
+            needs: DynArray[IOneStep.Need, IN_MAX] = staticcall IOneStep(family).needs(desc, headers, g.elem_index, phase, k, values)
+            if len(needs) == len(values):
+                break
+            n: IOneStep.Need = needs[len(values)]
+            assert len(values) < count, "referee: missing opening"
+            o: Opening = init_openings[len(values)] if phase == INIT_PHASE else openings[len(values)]
+            assert o.input == n.input and o.index == n.index, "referee: opening of the wrong element"
+            values.append(self._open_element(headers[n.input], data_roots[n.input], o))
+        acc = staticcall IOneStep(family).compute(desc, headers, g.elem_index, phase, k, acc, values)
     right: bool = False
     if g.terms == 0:
-        values: DynArray[int256, IN_MAX] = self._open_all(family, desc, headers, data_roots, g.elem_index, DIRECT_PHASE, 0, openings)
-        right = staticcall IOneStep(family).compute(desc, headers, g.elem_index, DIRECT_PHASE, 0, 0, values) == g.elem_value
+        right = acc == g.elem_value
     else:
-        acc: int256 = convert(g.lo_value, int256)
-        if g.lo == 0:
-            # s_0 is never revealed: compute it
-            init_values: DynArray[int256, IN_MAX] = self._open_all(family, desc, headers, data_roots, g.elem_index, INIT_PHASE, 0, init_openings)
-            acc = staticcall IOneStep(family).compute(desc, headers, g.elem_index, INIT_PHASE, 0, 0, init_values)
-        term_values: DynArray[int256, IN_MAX] = self._open_all(family, desc, headers, data_roots, g.elem_index, TERM_PHASE, g.lo, openings)
-        after: int256 = staticcall IOneStep(family).compute(desc, headers, g.elem_index, TERM_PHASE, g.lo, acc, term_values)
-        right = after == convert(g.hi_value, int256)
+        right = acc == convert(g.hi_value, int256)
         if right and g.hi == g.terms:
             # the last accumulator must also give the solver's element
-            right = staticcall IOneStep(family).finalize(desc, headers, after) == g.elem_value
+            right = staticcall IOneStep(family).finalize(desc, headers, acc) == g.elem_value
     if right:
         extcall self.game.decide(game_id, PROVE_ELEMENT, True, "element is correct")
     else:
@@ -201,7 +229,7 @@ def _require_inputs(
     desc: Bytes[DESC_MAX],
     headers: DynArray[bytes32, IN_MAX],
     data_roots: DynArray[bytes32, IN_MAX],
-    paths: DynArray[DynArray[bytes32, MAX_DEPTH], IN_MAX],
+    paths: DynArray[DynArray[bytes32, SLOT_DEPTH], IN_MAX],
 ):
     """Each present input's (header, data root) is its slot's commitment in the pre-state."""
     n_in: uint256 = tensor._n_in(desc)
@@ -229,34 +257,6 @@ def _family(op: uint256) -> address:
         return self.reduce
     assert op >= 39 and op <= 42, "referee: unknown op"
     return self.linalg
-
-
-
-
-@internal
-@view
-def _open_all(
-    family: address,
-    desc: Bytes[DESC_MAX],
-    headers: DynArray[bytes32, IN_MAX],
-    data_roots: DynArray[bytes32, IN_MAX],
-    out_index: uint256,
-    phase: uint256,
-    k: uint256,
-    openings: DynArray[Opening, IN_MAX],
-) -> DynArray[int256, IN_MAX]:
-    """Open, in order, the input elements the one-step says it needs."""
-    values: DynArray[int256, IN_MAX] = []
-    for _: uint256 in range(IN_MAX + 1):
-        needs: DynArray[IOneStep.Need, IN_MAX] = staticcall IOneStep(family).needs(desc, headers, out_index, phase, k, values)
-        if len(needs) == len(values):
-            return values
-        n: IOneStep.Need = needs[len(values)]
-        assert len(values) < len(openings), "referee: missing opening"
-        o: Opening = openings[len(values)]
-        assert o.input == n.input and o.index == n.index, "referee: opening of the wrong element"
-        values.append(self._open_element(headers[n.input], data_roots[n.input], o))
-    raise "referee: needs did not settle"
 
 
 

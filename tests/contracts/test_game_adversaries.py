@@ -298,7 +298,7 @@ def test_pick_data__padding_child__reverts(court, oracle, honest_wide) -> None:
     padding = [j for j in range(len(children)) if ((s.index << m_levels) + j) << (s.height - m_levels) >= n_chunks]
     assert padding, "the reveal has no padding child"
     with boa.env.prank(m.challenger_addr), boa.reverts("game: child is padding"):
-        court.game.pick_data(m.gid, children, padding[0])
+        court.game.pick_data(m.gid, padding[0], children[padding[0]], MerkleTree(children).proof(padding[0]))
     assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
 
 
@@ -366,12 +366,12 @@ def test_reveal_data__garbage_under_padding__challenger_wins(court, oracle, hone
         # the honest challenger descends into the last real child (it matches, like all of them)
         last_real = max(j for j in range(len(children)) if ((s.index << k) + j) << below < tc.n_chunks)
         with boa.env.prank(m.challenger_addr):
-            court.game.pick_data(m.gid, children, last_real)
+            court.game.pick_data(m.gid, last_real, children[last_real], MerkleTree(children).proof(last_real))
     assert s.outcome == Outcome.CHALLENGER_WON
     assert s.level == Level.OVER and s.turn == Role.CHALLENGER
     meter = court.game.challenger_gas(m.gid)
     with boa.env.prank(m.challenger_addr), boa.reverts("game: already over"):
-        court.game.pick_data(m.gid, children, 0)
+        court.game.pick_data(m.gid, 0, children[0], MerkleTree(children).proof(0))
     assert court.game.challenger_gas(m.gid) == meter
 
 

@@ -33,7 +33,7 @@ from test_game_rules import CLOCK, OtherSlotTrace, TouchesOtherSlot, WrongElemen
 
 from verifier.commit import commitments as commit
 from verifier.commit.commitments import CHUNK
-from verifier.commit.merkle import keccak
+from verifier.commit.merkle import MerkleTree, keccak
 from verifier.court.game import Level, Move, Outcome, Role
 from verifier.engine.trace import Trace
 
@@ -158,14 +158,14 @@ def test_challenger_moves_at_the_wrong_level__revert(court, oracle, honest_acc) 
     advance(m, at(Level.STEP, Role.CHALLENGER))
     with boa.env.prank(m.challenger_addr):
         with boa.reverts("game: not descending data"):
-            court.game.pick_data(m.gid, list(m._revealed), 0)
+            court.game.pick_data(m.gid, 0, m._revealed[0], MerkleTree(m._revealed).proof(0))
     assert play(m, "solver", rejections=True) == Outcome.SOLVER_WON
 
 
 def test_data_descent__bad_reveals_and_picks__revert(court, oracle, honest_wide) -> None:
     """Guards the data descent: a reveal of the wrong width or of children that do not hash to
-    the node, a dissection pick, a pick of values other than the revealed ones or past them, and
-    a chunk that is not the disputed leaf."""
+    the node, a dissection pick, a pick of a child that is not the revealed one at its index or
+    past them, and a chunk that is not the disputed leaf."""
     m = wrong_challenger(court, oracle, honest_wide, wide, target=(1, 0))
     s = advance(m, at(Level.DATA, Role.SOLVER))
     children = m.solver.solver_move(s).args[0]
@@ -180,9 +180,11 @@ def test_data_descent__bad_reveals_and_picks__revert(court, oracle, honest_wide)
         with boa.reverts("game: nothing to pick"):
             court.game.pick(m.gid, children, 0)
         with boa.reverts("game: not the revealed values"):
-            court.game.pick_data(m.gid, garbage, 0)
-        with boa.reverts("game: pick out of range"):
-            court.game.pick_data(m.gid, children, len(children))
+            court.game.pick_data(m.gid, 0, garbage[0], MerkleTree(garbage).proof(0))
+        with boa.reverts("game: not the revealed values"):  # child 1 opened as if it were child 0
+            court.game.pick_data(m.gid, 0, children[1], MerkleTree(children).proof(1))
+        with boa.reverts("merkle: index out of range"):
+            court.game.pick_data(m.gid, len(children), children[0], MerkleTree(children).proof(0))
     s = advance(m, at(Level.CHUNK_REVEAL, Role.SOLVER))
     chunk = m.solver.solver_move(s).args[0]
     with boa.env.prank(m.solver_addr), boa.reverts("game: not the chunk"):

@@ -19,6 +19,7 @@ import numpy as np
 
 from verifier.commit import commitments as commit
 from verifier.commit.commitments import CHUNK, EMPTY
+from verifier.commit.merkle import MerkleTree
 from verifier.core.errors import BisectmlError
 from verifier.court import terms
 from verifier.engine.graph import ABSENT
@@ -341,7 +342,7 @@ class Player:
             for i, child in enumerate(revealed):
                 idx = (s.index << m) + i
                 if idx << below < n_chunks and child != tree.node_at(below, idx):
-                    return Move("game", "pick_data", (list(revealed), i))
+                    return Move("game", "pick_data", (i, child, list(MerkleTree(list(revealed)).proof(i))))
             raise GameError("every revealed child matches this trace; the game's premise is wrong.")
         if s.level == Level.ELEMENT:
             if revealed is None:
