@@ -260,6 +260,33 @@ struct Challenge:
     gas: uint256
 
 
+# a task's `terms` word, unpacked (_terms)
+struct Terms:
+    n_nodes: uint256
+    n_slots: uint256
+    steps: uint256
+    arity: uint256
+    clock: uint256
+    window: uint256
+    state: uint8
+
+
+# a claim's `status` word, unpacked (_status)
+struct Status:
+    state: uint8
+    opened: uint256
+    unsettled: uint256
+    newest: uint256
+
+
+# a challenge's word, unpacked (_stored_challenge)
+struct StoredChallenge:
+    state: uint8
+    claim_id: uint256
+    previous: uint256
+    gas: uint256
+
+
 event TaskPosted:
     task_id: indexed(uint256)
     poster: indexed(address)
@@ -522,7 +549,7 @@ def commit_claim(task_id: uint256, commitment: bytes32) -> uint256:
         task_id=task_id,
         solver=msg.sender,
         commitment=commitment,
-        reveal_deadline=block.timestamp + self._clock(task_id),
+        reveal_deadline=block.timestamp + self._terms(task_id).clock,
     )
     self._pull(msg.sender, bond)
     return claim_id
@@ -544,7 +571,7 @@ def reveal_claim(claim_id: uint256, final_root: bytes32, salt: bytes32):
         task_id=task_id,
         solver=msg.sender,
         final_root=final_root,
-        challenge_deadline=block.timestamp + self._window(task_id),
+        challenge_deadline=block.timestamp + self._terms(task_id).window,
     )
 
 
@@ -583,9 +610,9 @@ def publish_result(claim_id: uint256, slot: uint256, commitment: bytes32, path: 
     task_id: uint256 = self._claims[claim_id].task_id
     assert (self.result_slots[task_id] >> slot) & 1 == 1, "tasks: not a result slot"
     assert staticcall availability.available(commitment), "tasks: result not on the availability registry"
-    slots_root: bytes32 = merkle._fold(commitment, slot, path, self._n_slots(task_id))
+    slots_root: bytes32 = merkle._fold(commitment, slot, path, self._terms(task_id).n_slots)
     # the final state is (T, 0); steps <= MAX_STEPS fits the state's u64
-    assert merkle._state_root(self._steps(task_id), 0, slots_root) == self._claims[claim_id].final_root, "tasks: not that slot of the claimed state"
+    assert merkle._state_root(self._terms(task_id).steps, 0, slots_root) == self._claims[claim_id].final_root, "tasks: not that slot of the claimed state"
     self._claims[claim_id].published |= 1 << slot
     log ResultPublished(claim_id=claim_id, task_id=task_id, slot=slot, commitment=commitment)
 
@@ -604,7 +631,7 @@ def challenge(claim_id: uint256) -> uint256:
     start: uint256 = msg.gas
     task_id: uint256 = self._require_challengeable(claim_id)
     bond: uint256 = self._tasks[task_id].challenger_bond
-    terms: uint256 = self._tasks[task_id].terms
+    terms: Terms = self._terms(task_id)
 
     self.owed += bond
     self._pull(msg.sender, bond)
@@ -616,11 +643,11 @@ def challenge(claim_id: uint256) -> uint256:
         self._tasks[task_id].initial_root,
         self._claims[claim_id].final_root,
         self._tasks[task_id].graph_root,
-        (terms >> 48) & TERM_STEPS_MASK,
-        terms & TERM_NODES_MASK,
-        (terms >> 32) & TERM_SLOTS_MASK,
-        (terms >> 112) & 255,
-        (terms >> 120) & TERM_TIME_MASK,
+        terms.steps,
+        terms.n_nodes,
+        terms.n_slots,
+        terms.arity,
+        terms.clock,
     )
     status: uint256 = self._claims[claim_id].status
     # opened and unsettled + 1 (bounded by the calls ever made), and this one the newest
@@ -796,17 +823,17 @@ def challenges_of(claim_id: uint256, before: uint256, count: uint256) -> DynArra
             before it.
     """
     assert count <= PAGE, "tasks: page too large"
-    cursor: uint256 = self._claims[claim_id].status >> 136
+    cursor: uint256 = self._status(claim_id).newest
     if before != 0:
-        w: uint256 = self._challenges[before]
-        assert w != 0 and (w >> 8) & ID_MASK == claim_id, "tasks: not a challenge of this claim"
-        cursor = (w >> 72) & ID_MASK
+        ch: StoredChallenge = self._stored_challenge(before)
+        assert ch.state != 0 and ch.claim_id == claim_id, "tasks: not a challenge of this claim"
+        cursor = ch.previous
     out: DynArray[uint256, PAGE] = []
     for i: uint256 in range(PAGE):
         if i >= count or cursor == 0:
             break
         out.append(cursor)
-        cursor = (self._challenges[cursor] >> 72) & ID_MASK
+        cursor = self._stored_challenge(cursor).previous
     return out
 
 
@@ -828,7 +855,7 @@ def reveal_deadline(claim_id: uint256) -> uint256:
     c: Claim = self._claim(claim_id)
     if c.state != CLAIM_COMMITTED:
         return 0
-    return c.time + self._clock(c.task_id)
+    return c.time + self._terms(c.task_id).clock
 
 
 @external
@@ -841,7 +868,7 @@ def challenge_deadline(claim_id: uint256) -> uint256:
     c: Claim = self._claim(claim_id)
     if c.state == 0 or c.state == CLAIM_COMMITTED or c.state == CLAIM_EXPIRED:
         return 0
-    return c.time + self._window(c.task_id)
+    return c.time + self._terms(c.task_id).window
 
 
 @external
@@ -881,7 +908,7 @@ def expirable(claim_id: uint256) -> bool:
     c: Claim = self._claim(claim_id)
     if c.state == CLAIM_LIVE:
         return self._is_closed(c) and not self._result_published(self._claims[claim_id].published, c.task_id)
-    return c.state == CLAIM_COMMITTED and block.timestamp >= c.time + self._clock(c.task_id)
+    return c.state == CLAIM_COMMITTED and block.timestamp >= c.time + self._terms(c.task_id).clock
 
 
 @external
@@ -907,7 +934,7 @@ def collectable(challenge_id: uint256) -> bool:
     c: Claim = self._claim(ch.claim_id)
     return (
         ch.state == CHALLENGE_WON
-        and block.timestamp >= c.time + self._window(c.task_id)
+        and block.timestamp >= c.time + self._terms(c.task_id).window
         and c.unsettled == 0
     )
 
@@ -925,7 +952,7 @@ def finalizable(claim_id: uint256) -> bool:
 @internal
 @view
 def _is_closed(c: Claim) -> bool:
-    return block.timestamp >= c.time + self._window(c.task_id) and c.unsettled == 0
+    return block.timestamp >= c.time + self._terms(c.task_id).window and c.unsettled == 0
 
 
 @internal
@@ -1013,7 +1040,7 @@ def _settle_challenger_won(challenge_id: uint256, ch: Challenge):
     self._challenges[challenge_id] = (w & (2**136 - 1 - STATE_MASK)) | convert(CHALLENGE_WON, uint256) | metered << 136
     self.owed -= bond
     burn: uint256 = 0
-    if self._claim_state(claim_id) == CLAIM_LIVE:
+    if self._status(claim_id).state == CLAIM_LIVE:
         slashed: uint256 = self._tasks[task_id].solver_bond
         burn = self._burn_share(slashed)
         self._set_claim_state(claim_id, CLAIM_REJECTED)
@@ -1093,7 +1120,7 @@ def _require_terms(window: uint256, clock: uint256, arity: uint256, solver_bond:
 @internal
 @view
 def _require_open_task(task_id: uint256):
-    state: uint8 = self._task_state(task_id)
+    state: uint8 = self._terms(task_id).state
     assert state != 0, "tasks: no such task"
     assert state != TASK_DONE, "tasks: task finalized"
     assert state != TASK_RECLAIMED, "tasks: task reclaimed"
@@ -1118,7 +1145,7 @@ def _require_reclaimable(task_id: uint256):
 @view
 def _require_claim(claim_id: uint256) -> uint8:
     # returns the claim's state
-    state: uint8 = self._claim_state(claim_id)
+    state: uint8 = self._status(claim_id).state
     assert state != 0, "tasks: no such claim"
     return state
 
@@ -1134,7 +1161,7 @@ def _require_revealable(claim_id: uint256, final_root: bytes32, salt: bytes32) -
     task_id: uint256 = self._claims[claim_id].task_id
     assert msg.sender == self._claims[claim_id].solver, "tasks: not the committer"
     # clock <= MAX_CLOCK, so the sum cannot overflow
-    assert block.timestamp < self._claims[claim_id].time + self._clock(task_id), "tasks: reveal deadline passed"
+    assert block.timestamp < self._claims[claim_id].time + self._terms(task_id).clock, "tasks: reveal deadline passed"
     assert self._commitment(task_id, final_root, msg.sender, salt) == self._claims[claim_id].commitment, "tasks: reveal does not match commitment"
     return task_id
 
@@ -1152,7 +1179,7 @@ def _require_expirable(claim_id: uint256) -> uint256:
         return task_id
     assert state == CLAIM_COMMITTED, "tasks: claim already decided"
     task_id: uint256 = self._claims[claim_id].task_id
-    assert block.timestamp >= self._claims[claim_id].time + self._clock(task_id), "tasks: reveal deadline not reached"
+    assert block.timestamp >= self._claims[claim_id].time + self._terms(task_id).clock, "tasks: reveal deadline not reached"
     return task_id
 
 
@@ -1169,10 +1196,10 @@ def _require_revealed(claim_id: uint256):
 def _require_challengeable(claim_id: uint256) -> uint256:
     # returns the claim's task id; a rejected claim stays challengeable within its window
     self._require_revealed(claim_id)
-    assert self._claim_state(claim_id) != CLAIM_FINALIZED, "tasks: claim finalized"
+    assert self._status(claim_id).state != CLAIM_FINALIZED, "tasks: claim finalized"
     task_id: uint256 = self._claims[claim_id].task_id
     # window <= MAX_WINDOW, so the sum cannot overflow
-    assert block.timestamp < self._claims[claim_id].time + self._window(task_id), "tasks: challenge window closed"
+    assert block.timestamp < self._claims[claim_id].time + self._terms(task_id).window, "tasks: challenge window closed"
     assert msg.sender != self._claims[claim_id].solver, "tasks: solver cannot challenge own claim"
     return task_id
 
@@ -1182,8 +1209,8 @@ def _require_challengeable(claim_id: uint256) -> uint256:
 def _require_closed(claim_id: uint256) -> uint256:
     # returns the claim's task id: its window has closed and every challenge is settled
     task_id: uint256 = self._claims[claim_id].task_id
-    assert block.timestamp >= self._claims[claim_id].time + self._window(task_id), "tasks: challenge window open"
-    assert (self._claims[claim_id].status >> 72) & ID_MASK == 0, "tasks: challenges unsettled"
+    assert block.timestamp >= self._claims[claim_id].time + self._terms(task_id).window, "tasks: challenge window open"
+    assert self._status(claim_id).unsettled == 0, "tasks: challenges unsettled"
     return task_id
 
 
@@ -1192,7 +1219,7 @@ def _require_closed(claim_id: uint256) -> uint256:
 def _require_finalizable(claim_id: uint256) -> uint256:
     # returns the claim's task id
     self._require_revealed(claim_id)
-    state: uint8 = self._claim_state(claim_id)
+    state: uint8 = self._status(claim_id).state
     assert state != CLAIM_REJECTED, "tasks: claim rejected"
     assert state != CLAIM_FINALIZED, "tasks: claim finalized"
     task_id: uint256 = self._require_closed(claim_id)
@@ -1208,7 +1235,7 @@ def _require_collectable(challenge_id: uint256) -> uint256:
     assert state != CHALLENGE_OPEN, "tasks: challenge not settled"
     assert state != CHALLENGE_LOST, "tasks: challenge lost"
     assert state != CHALLENGE_COLLECTED, "tasks: prize already collected"
-    claim_id: uint256 = (self._challenges[challenge_id] >> 8) & ID_MASK
+    claim_id: uint256 = self._stored_challenge(challenge_id).claim_id
     self._require_closed(claim_id)
     return claim_id
 
@@ -1225,25 +1252,35 @@ def _require_challenge(challenge_id: uint256) -> Challenge:
 @view
 def _claim(claim_id: uint256) -> Claim:
     c: StoredClaim = self._claims[claim_id]
+    status: Status = self._status(claim_id)
     return Claim(
         task_id=c.task_id, solver=c.solver, commitment=c.commitment, final_root=c.final_root, time=c.time,
-        challenges=(c.status >> 8) & ID_MASK, unsettled=(c.status >> 72) & ID_MASK, winners=c.winners,
-        collected=c.collected, state=convert(c.status & STATE_MASK, uint8), gas=c.gas, shared=c.shared,
+        challenges=status.opened, unsettled=status.unsettled, winners=c.winners,
+        collected=c.collected, state=status.state, gas=c.gas, shared=c.shared,
     )
 
 
 @internal
 @view
 def _challenge(challenge_id: uint256) -> Challenge:
-    w: uint256 = self._challenges[challenge_id]
-    if w == 0:
+    ch: StoredChallenge = self._stored_challenge(challenge_id)
+    if ch.state == 0:
         return empty(Challenge)
     return Challenge(
-        claim_id=(w >> 8) & ID_MASK,
+        claim_id=ch.claim_id,
         challenger=staticcall game.challenger_of(challenge_id),
         game_id=challenge_id,
-        state=convert(w & STATE_MASK, uint8),
-        gas=w >> 136,
+        state=ch.state,
+        gas=ch.gas,
+    )
+
+
+@internal
+@view
+def _stored_challenge(challenge_id: uint256) -> StoredChallenge:
+    w: uint256 = self._challenges[challenge_id]
+    return StoredChallenge(
+        state=convert(w & STATE_MASK, uint8), claim_id=(w >> 8) & ID_MASK, previous=(w >> 72) & ID_MASK, gas=w >> 136
     )
 
 
@@ -1257,44 +1294,24 @@ def _set_challenge_state(challenge_id: uint256, state: uint8):
 @view
 def _task(task_id: uint256) -> Task:
     t: StoredTask = self._tasks[task_id]
+    terms: Terms = self._terms(task_id)
     return Task(
         poster=t.poster, program_id=t.program_id, graph_root=t.graph_root, initial_root=t.initial_root,
-        dataset_root=t.dataset_root, n_nodes=t.terms & TERM_NODES_MASK, n_slots=(t.terms >> 32) & TERM_SLOTS_MASK,
-        steps=(t.terms >> 48) & TERM_STEPS_MASK, arity=(t.terms >> 112) & 255, clock=(t.terms >> 120) & TERM_TIME_MASK,
-        window=(t.terms >> 152) & TERM_TIME_MASK, reward=t.reward, solver_bond=t.solver_bond,
-        challenger_bond=t.challenger_bond, deadline=t.deadline, claim_id=t.claim_id,
-        state=convert((t.terms >> 184) & STATE_MASK, uint8),
+        dataset_root=t.dataset_root, n_nodes=terms.n_nodes, n_slots=terms.n_slots, steps=terms.steps,
+        arity=terms.arity, clock=terms.clock, window=terms.window, reward=t.reward, solver_bond=t.solver_bond,
+        challenger_bond=t.challenger_bond, deadline=t.deadline, claim_id=t.claim_id, state=terms.state,
     )
 
 
 @internal
 @view
-def _n_slots(task_id: uint256) -> uint256:
-    return (self._tasks[task_id].terms >> 32) & TERM_SLOTS_MASK
-
-
-@internal
-@view
-def _steps(task_id: uint256) -> uint256:
-    return (self._tasks[task_id].terms >> 48) & TERM_STEPS_MASK
-
-
-@internal
-@view
-def _clock(task_id: uint256) -> uint256:
-    return (self._tasks[task_id].terms >> 120) & TERM_TIME_MASK
-
-
-@internal
-@view
-def _window(task_id: uint256) -> uint256:
-    return (self._tasks[task_id].terms >> 152) & TERM_TIME_MASK
-
-
-@internal
-@view
-def _task_state(task_id: uint256) -> uint8:
-    return convert((self._tasks[task_id].terms >> 184) & STATE_MASK, uint8)
+def _terms(task_id: uint256) -> Terms:
+    w: uint256 = self._tasks[task_id].terms
+    return Terms(
+        n_nodes=w & TERM_NODES_MASK, n_slots=(w >> 32) & TERM_SLOTS_MASK, steps=(w >> 48) & TERM_STEPS_MASK,
+        arity=(w >> 112) & 255, clock=(w >> 120) & TERM_TIME_MASK, window=(w >> 152) & TERM_TIME_MASK,
+        state=convert((w >> 184) & STATE_MASK, uint8),
+    )
 
 
 @internal
@@ -1305,8 +1322,11 @@ def _set_task_state(task_id: uint256, state: uint8):
 
 @internal
 @view
-def _claim_state(claim_id: uint256) -> uint8:
-    return convert(self._claims[claim_id].status & STATE_MASK, uint8)
+def _status(claim_id: uint256) -> Status:
+    w: uint256 = self._claims[claim_id].status
+    return Status(
+        state=convert(w & STATE_MASK, uint8), opened=(w >> 8) & ID_MASK, unsettled=(w >> 72) & ID_MASK, newest=w >> 136
+    )
 
 
 @internal
