@@ -12,6 +12,7 @@ from pathlib import Path
 import boa
 
 from verifier.court.game import GameState, Level, Move, Outcome, Player, Role
+from verifier.court.play import whose_move
 
 FAMILIES = ("OneStepElementwise", "OneStepShape", "OneStepReduce", "OneStepLinalg")
 #: where the .vy sources are read from (as in conftest.CONTRACTS); bench/mutation_check.py
@@ -200,7 +201,7 @@ class Match:
             s = self.court.state(self.gid)
             if s.outcome != Outcome.PENDING:
                 return s.outcome
-            if s.turn == Role.SOLVER and s.level not in (Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY):
+            if whose_move(s) == Role.SOLVER:
                 move = self.solver_strategy(s, self.solver.solver_move(s))
                 who = "solver"
             else:

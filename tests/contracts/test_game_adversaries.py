@@ -38,6 +38,7 @@ from onnx_models.toy import accumulator_program, make_model
 from verifier.commit import commitments as commit
 from verifier.commit.merkle import MerkleTree, keccak
 from verifier.court.game import GameState, Level, Outcome, Player, Role, descent
+from verifier.court.play import whose_move
 from verifier.engine.program import Program, load_program, make_program
 from verifier.engine.trace import Trace
 
@@ -45,7 +46,6 @@ STEPS = 6
 #: elements of the wide program's state: 600 int64 = 4,800 bytes = 3 chunks, so the data tree
 #: has 4 leaves and the last one is padding
 WIDE = 600
-PROOF_LEVELS = (Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
 
 
 # -- programs and traces -------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def advance(m: Match, stop: Callable[[GameState], bool]) -> GameState:
         if stop(s):
             return s
         assert s.outcome == Outcome.PENDING, f"the game ended ({s.outcome.name}) before the attack"
-        if s.turn == Role.SOLVER and s.level not in PROOF_LEVELS:
+        if whose_move(s) == Role.SOLVER:
             who, move = "solver", m.solver.solver_move(s)
         else:
             who, move = "challenger", m.challenger.challenger_move(s, m._revealed)

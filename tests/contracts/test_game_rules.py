@@ -19,7 +19,8 @@ from onnx_models.toy import accumulator_program
 from solvers.cheats import WrongStepCounter
 from verifier.commit import commitments as commit
 from verifier.commit.commitments import CHUNK
-from verifier.court.game import GameError, Level, Move, Outcome, Player
+from verifier.court.game import GameError, Level, Move, Outcome, Player, Role
+from verifier.court.play import whose_move
 from verifier.commit.merkle import MerkleTree, keccak
 from verifier.engine.program import Program, load_program
 from verifier.engine.trace import Trace
@@ -240,7 +241,7 @@ def play(match: Match, honest_side: str, rejections: bool = False) -> Outcome:
         s = match.court.state(match.gid)
         if s.outcome != Outcome.PENDING:
             return s.outcome
-        solver_moves = s.turn.name == "SOLVER" and s.level not in (Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
+        solver_moves = whose_move(s) == Role.SOLVER
         who = "solver" if solver_moves else "challenger"
         try:
             if who == "solver":

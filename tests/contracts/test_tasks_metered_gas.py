@@ -15,13 +15,13 @@ from _court import CONTRACTS, BoaOracle, Match, tx_gas
 from test_game_rules import ARITY, STEPS, WrongElement, cheat_program
 
 from onnx_models.toy import accumulator_program
-from verifier.court.game import Level, Outcome, Player, Role
+from verifier.court.game import Outcome, Player, Role
+from verifier.court.play import PROOF_LEVELS, whose_move
 from verifier.engine.program import load_program
 from verifier.engine.trace import Trace
 
 WINDOW = CLOCK = 172_800
 SOLVER_BOND, CHALLENGER_BOND, REWARD = 10**21 + 1, 250 * 10**18, 10**20
-PROOFS = (Level.PROVE_HEADER, Level.PROVE_ELEMENT, Level.PROVE_BOUNDARY)
 SALT = b"\x07" * 32
 
 
@@ -97,9 +97,9 @@ def drive(m: Match, challenger_moves: int | None = None, to_proof: bool = False)
     made = 0
     for _ in range(200):
         s = m.court.state(m.gid)
-        if s.outcome != Outcome.PENDING or (to_proof and s.level in PROOFS):
+        if s.outcome != Outcome.PENDING or (to_proof and s.level in PROOF_LEVELS):
             return out
-        solver_turn = s.turn == Role.SOLVER and s.level not in PROOFS
+        solver_turn = whose_move(s) == Role.SOLVER
         if solver_turn and challenger_moves is not None and made >= challenger_moves:
             return out
         who = "solver" if solver_turn else "challenger"
@@ -148,7 +148,7 @@ def test_meter__third_party_calls_on_the_challengers_behalf__weigh_nothing(court
     # a proof sent by a stranger at the challenger's proof level
     drive(m2, to_proof=True)
     s = court.state(m2.gid)
-    assert s.level in PROOFS
+    assert s.level in PROOF_LEVELS
     gas = court.game.challenger_gas(m2.gid)
     assert gas > 0
     move = m2.challenger.challenger_move(s, m2._revealed)
