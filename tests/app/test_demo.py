@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 
 from rich.console import Console
 
@@ -11,10 +12,16 @@ from verifier.app.demo import CHALLENGER_BOND, REWARD, SOLVER_BOND, Demo
 from verifier.court.game import Outcome
 
 
-def test_demo__cheater_slashed_honest_paid_books_balance() -> None:
+def test_demo__cheater_slashed_honest_paid_books_balance(tmp_path, monkeypatch) -> None:
+    # resources have owners: the demo leaves nothing in the temporary folder
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     buf = io.StringIO()
     demo = Demo(Console(file=buf, width=120), steps=160)
     assert demo.run() == 0
+    assert sorted(p.name for p in private.iterdir()) == []
     s = demo.summary
     burn = SOLVER_BOND // 2
     m = s["market"]

@@ -79,7 +79,9 @@ def travel_to(chain: Chain, to: int) -> None:
     """To time `to` on the in-process chain or a development node (anvil)."""
     if to <= chain.w3.eth.get_block("latest")["timestamp"]:
         return
-    if type(chain.w3.provider).__name__ == "EthereumTesterProvider":
+    from web3 import EthereumTesterProvider
+
+    if isinstance(chain.w3.provider, EthereumTesterProvider):
         chain.w3.testing.timeTravel(to)
         chain.w3.testing.mine()
     else:

@@ -146,7 +146,7 @@ class Sender:
         tx: dict[str, Any] = {"from": acct}
         try:
             fn.call(tx)
-            gas = int(fn.estimate_gas(tx) * 1.2) + 10_000
+            gas = self.chain.gas_limit(fn, tx)
         except Exception as e:
             if is_transport_error(e):
                 raise
