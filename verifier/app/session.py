@@ -20,7 +20,7 @@ from typing import Any
 
 from verifier.core.errors import BisectmlError
 from verifier.core.paths import home
-from verifier.court.chain import KEY_ENV, Chain, ChainError, Deployment
+from verifier.court.chain import KEY_ENV, Chain, ChainError, Deployment, rpc_web3
 from verifier.court.play import Court
 
 UNIT = 10**18  # base units per BOND (the token has 18 decimals)
@@ -173,9 +173,7 @@ def _journal(chain: Chain) -> Any:
 
 def _read_only(rpc_url: str) -> Chain:
     """A connection for commands that only read: no key needed, calls come from address zero."""
-    from web3 import HTTPProvider, Web3
-
-    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    w3 = rpc_web3(rpc_url)
     try:
         w3.eth.chain_id
     except Exception as e:  # noqa: BLE001 - any transport error means the same to the user
