@@ -79,3 +79,33 @@ def test_deployment_logs__read_in_ranges_from_its_block(anvil, monkeypatch) -> N
     assert [g["args"]["value"] for g in got] == [1, 2, 3, 4, 5, 6, 7]
     assert requests[0][0] == first and all(hi - lo < 3 for lo, hi in requests)  # never from 0, never wider
     assert [g["args"]["value"] for g in d.logs(event, {"receiver": owner.account}, first + 2, first + 4)] == [3, 4, 5]
+
+
+def test_read__decodes_as_web3_does_at_the_block_asked(anvil) -> None:
+    """Chain.read (the daemons' lean eth_call) answers what web3's own call answers: a struct,
+    several outputs, an address, bytes; at the block it is asked for, not the head."""
+    chain = Chain.connect(anvil.url, key=anvil.keys[0])
+    d = deploy_suite(chain)
+    c = d.contracts(chain)
+    token, tasks = c["Token"], c["Tasks"]
+    chain.send(token.functions.mint(chain.account, 7))
+    before = chain.w3.eth.block_number
+    chain.send(token.functions.mint(chain.account, 5))
+    head = chain.w3.eth.block_number
+    reads = [
+        token.functions.balanceOf(chain.account),
+        token.functions.owner(),
+        token.functions.name(),
+        tasks.functions.tasks(0),
+        tasks.functions.claims(0),
+        tasks.functions.challenges(0),
+        d.contracts(chain)["Game"].functions.referee(),
+    ]
+    for fn in reads:
+        for block in (before, head):
+            assert chain.read(fn, block) == fn.call(block_identifier=block), fn.fn_name
+    assert chain.read(token.functions.balanceOf(chain.account), before) == 7
+    assert chain.read(token.functions.balanceOf(chain.account), head) == 12
+    with pytest.raises(ChainError) as e:  # a node's error is one line naming the read
+        chain.read(token.functions.balanceOf(chain.account), head + 1000)
+    assert "balanceOf" in str(e.value) and "\n" not in str(e.value)

@@ -223,6 +223,27 @@ class Chain:
         fixed = getattr(self.w3.provider, "send_gas", None)
         return int(fixed) if fixed else int(fn.estimate_gas(tx) * 1.2) + 10_000
 
+    def read(self, fn: Any, block: int) -> Any:
+        """`fn`'s eth_call at `block`, decoded as web3 decodes it. Over JSON-RPC it is one
+        request without web3's per-request middleware, half the cost of `fn.call` (a daemon
+        reads every open record on every block)."""
+        from web3 import HTTPProvider
+
+        if not isinstance(self.w3.provider, HTTPProvider):
+            return fn.call(block_identifier=block)
+        from eth_utils.abi import get_abi_output_types
+        from web3._utils.abi import map_abi_data
+        from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
+
+        request = {"to": fn.address, "data": fn._encode_transaction_data()}
+        response = self.w3.provider.make_request("eth_call", [request, hex(block)])
+        if "error" in response:
+            error = response["error"]
+            raise ChainError(f"{fn.fn_name}: {error.get('message', error) if isinstance(error, dict) else error}")
+        types = get_abi_output_types(fn.abi)
+        values = map_abi_data(BASE_RETURN_NORMALIZERS, types, self.w3.codec.decode(types, bytes.fromhex(response["result"][2:])))
+        return values[0] if len(values) == 1 else values
+
     def _send(self, fn: Any, what: str, key: str | None = None) -> Any:
         journal = self.journal if self.key is not None else None
         if journal is not None:

@@ -127,7 +127,7 @@ class View:
         return self._now
 
     def _call(self, fn: Any) -> Any:
-        return fn.call(block_identifier=self.block)
+        return self.court.chain.read(fn, self.block)
 
     def task(self, task_id: int) -> TaskRec:
         if task_id not in self._tasks:
