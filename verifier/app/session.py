@@ -20,7 +20,7 @@ from typing import Any
 
 from verifier.core.errors import BisectmlError
 from verifier.core.paths import home
-from verifier.court.chain import KEY_ENV, Chain, ChainError, Deployment, rpc_web3
+from verifier.court.chain import KEY_ENV, Chain, ChainError, Deployment
 from verifier.court.play import Court
 
 UNIT = 10**18  # base units per BOND (the token has 18 decimals)
@@ -154,7 +154,7 @@ def open_session(
         chain = Chain.connect(rpc_url, key_file=key_file)
         chain.journal = _journal(chain)
     else:
-        chain = _read_only(rpc_url)
+        chain = Chain.connect(rpc_url, address=ZERO_ADDRESS)  # read-only: calls come from address zero
     session = Session(chain)
     if need_deployment:
         session.deployment = load_deployment(chain)
@@ -169,16 +169,6 @@ def _journal(chain: Chain) -> Any:
         print(f"note: {message}", file=sys.stderr)
 
     return SendJournal(chain.w3, chain.account, journal_path(chain.chain_id, chain.account), note)
-
-
-def _read_only(rpc_url: str) -> Chain:
-    """A connection for commands that only read: no key needed, calls come from address zero."""
-    w3 = rpc_web3(rpc_url)
-    try:
-        w3.eth.chain_id
-    except Exception as e:  # noqa: BLE001 - any transport error means the same to the user
-        raise ChainError(f"cannot reach {rpc_url} ({type(e).__name__}); start the node or fix --rpc-url.") from None
-    return Chain(w3, ZERO_ADDRESS)
 
 
 def load_deployment(chain: Chain) -> Deployment:
