@@ -63,6 +63,73 @@ def test_failed_self_test__program_not_compiled(monkeypatch: pytest.MonkeyPatch)
     assert same(p.advance(0, 4, p.initial_state()), node_by_node(p, 0, 4, p.initial_state()))
 
 
+# ---- ConvInteger over gathered rows -----------------------------------------------------------
+
+
+def _conv_kernel(x, w, zx, zw, attrs, const_weights):  # noqa: ANN001, ANN202
+    """The compiled kernel for one ConvInteger node, its bounds taken from these very inputs."""
+    from verifier.core.dtypes import DType, TensorType
+
+    inputs = [x, w, zx, zw]
+    in_types = tuple(None if v is None else TensorType(DType.from_numpy(v.dtype), v.shape) for v in inputs)
+    info = compiled.NodeInfo(
+        attrs, in_types, REGISTRY["ConvInteger"].infer(in_types, attrs), tuple(v if const_weights else None for v in inputs)
+    )
+    ivs = [None if v is None else compiled._interval(v) for v in inputs]
+    return compiled._conv_integer(info, ivs), inputs
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spatial=st.lists(st.integers(1, 7), min_size=1, max_size=2),
+    kernel_seed=st.integers(0, 2**32 - 1),
+    group=st.integers(1, 3),
+    widths=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+    const_weights=st.booleans(),
+    wide=st.booleans(),
+)
+def test_conv_over_gathered_rows__equals_the_reference(spatial, kernel_seed, group, widths, const_weights, wide) -> None:
+    # Every geometry (1-D/2-D, pads, strides, dilations, groups), zero points or none, weights
+    # constant or not; `wide` makes K large enough that partial sums pass 2^24 (float64).
+    rng = np.random.default_rng(kernel_seed)
+    n, (batch, cg, mg) = len(spatial), widths
+    kernel = [int(rng.integers(1, 4)) for _ in range(n)]
+    dilations = [int(rng.integers(1, 3)) for _ in range(n)]
+    strides = [int(rng.integers(1, 3)) for _ in range(n)]
+    pads = [int(rng.integers(0, 3)) for _ in range(2 * n)]
+    if any(d + pads[i] + pads[n + i] < (k - 1) * dl + 1 for i, (d, k, dl) in enumerate(zip(spatial, kernel, dilations))):
+        return  # the window does not fit: the op refuses it
+    cin = group * cg * (300 if wide else 1)
+    x = rng.integers(-128, 128, (batch, cin, *spatial)).astype(np.int8)
+    w = rng.integers(-128, 128, (group * mg, cin // group, *kernel)).astype(np.int8)
+    zx = None if kernel_seed % 3 == 0 else np.array(int(rng.integers(-128, 128)), np.int8)
+    zw = None if kernel_seed % 5 == 0 else np.array(int(rng.integers(-128, 128)), np.int8)
+    if wide:  # terms of 255 * 255 (odd) over K >= 300: sums float32 cannot hold
+        x[...], w[...], zx, zw = 127, 127, np.array(-128, np.int8), np.array(-128, np.int8)
+    attrs = (n, group, *kernel, *pads, *strides, *dilations)
+    kernel_fn, inputs = _conv_kernel(x, w, zx, zw, attrs, const_weights)
+    assert kernel_fn.__name__ == "conv"  # the gathered rows, not the fallback
+    want = REGISTRY["ConvInteger"].run(inputs, attrs)
+    got = kernel_fn(*[None if v is None else v.astype(np.float64) for v in inputs])
+    assert got.dtype == np.float64 and got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_conv__float32_past_2_24__caught_by_the_self_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    # float32 loses odd integers past 2^24: the width rule is what keeps such sums in float64.
+    monkeypatch.setattr(compiled, "FLOAT32_EXACT", 2**53)
+    assert self_test(["ConvInteger"]) == {"ConvInteger": False}
+
+
+def test_conv__patches_over_the_limit__fall_back_to_the_windowed_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    x, w = rng.integers(-128, 128, (4, 3, 6, 6)).astype(np.int8), rng.integers(-128, 128, (2, 3, 3, 3)).astype(np.int8)
+    attrs = (2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1)
+    monkeypatch.setattr(compiled, "IM2COL_BYTES", 1024)
+    kernel_fn, inputs = _conv_kernel(x, w, None, None, attrs, True)
+    assert kernel_fn.__name__ == "reference"
+    assert np.array_equal(kernel_fn(x.astype(np.float64), w.astype(np.float64)), REGISTRY["ConvInteger"].run(inputs, attrs))
+
+
 # ---- whole programs --------------------------------------------------------------------------
 
 

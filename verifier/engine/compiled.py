@@ -43,7 +43,7 @@ import numpy as np
 from verifier.core.dtypes import DType, TensorType
 from verifier.engine.graph import SlotKind
 from verifier.engine.ops import REGISTRY
-from verifier.engine.ops.linalg import conv_accumulate
+from verifier.engine.ops.linalg import IM2COL_BYTES, conv_accumulate, conv_out_dims, conv_params
 from verifier.engine.verdicts import remembered
 
 if TYPE_CHECKING:
@@ -552,12 +552,74 @@ def _matmul_integer(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
     return mmi
 
 
+FLOAT32_EXACT = 2**24  # float32 holds every integer below this in magnitude
+
+
+def conv_rows(x_shape: tuple[int, ...], w_shape: tuple[int, ...], attrs: tuple[int, ...]) -> np.ndarray:
+    """For each (group, channel in group, kernel tap, output position), the row of x laid out as
+    (C * prod(spatial) + 1, N) that the tap reads; padding reads the last row, which is zero.
+
+    Shape (group, C/group * taps * P), in w's (C/group, kernel...) order, so that gathering these
+    rows and one matmul per group is the convolution (im2col without sliding windows)."""
+    _, group, kernel, pb, pe, strides, dilations = conv_params(attrs)
+    spatial = x_shape[2:]
+    out = conv_out_dims(spatial, kernel, pb, pe, strides, dilations)
+    n, size = len(kernel), math.prod(spatial)
+    flat = np.zeros((1,) * (2 * n), dtype=np.intp)  # axes: kernel taps..., output positions...
+    valid = np.ones((1,) * (2 * n), dtype=np.bool_)
+    place = size
+    for d, (dim, k, b, s, dl, o) in enumerate(zip(spatial, kernel, pb, strides, dilations, out, strict=True)):
+        place //= dim
+        shape = [1] * (2 * n)
+        shape[d], shape[n + d] = k, o
+        i = (np.arange(o)[None, :] * s + np.arange(k)[:, None] * dl - b).reshape(shape)
+        flat = flat + i * place
+        valid = valid & (i >= 0) & (i < dim)
+    channels = x_shape[1]
+    rows = flat + (np.arange(channels) * size).reshape((channels,) + (1,) * (2 * n))
+    return np.where(valid, rows, channels * size).reshape(group, -1)
+
+
 def _conv_integer(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
     attrs, shape = info.attrs, info.out_type.shape
+    tx, tw = info.in_types[0], info.in_types[1]
+    assert tx is not None and tw is not None
+    nb, c, m = tx.shape[0], tx.shape[1], tw.shape[0]
+    group, taps, p = conv_params(attrs)[1], math.prod(tw.shape[2:]), math.prod(shape[2:])
+    k = tw.shape[1] * taps
+
+    def reference(x: np.ndarray, w: np.ndarray, zx: np.ndarray | None = None, zw: np.ndarray | None = None) -> np.ndarray:
+        return conv_accumulate(x, w, int(_zero_point(zx)), int(_zero_point(zw)), attrs, np.float64).reshape(shape)
+
+    # float32 when every factor and partial sum is an integer below 2^24: exact there, and half the bytes
+    x_iv, w_iv = ivs[0], ivs[1]
+    assert x_iv is not None and w_iv is not None
+    factors = (_shifted(x_iv, ivs[2] if len(ivs) > 2 else None), _shifted(w_iv, ivs[3] if len(ivs) > 3 else None))
+    narrow = max(_conv_integer_bounds(info, ivs)[1], *map(_mag, factors)) < FLOAT32_EXACT
+    dtype = np.float32 if narrow else np.float64
+    if 0 in (nb, c, m, p) or group * k * p * nb * np.dtype(dtype).itemsize > IM2COL_BYTES:
+        return reference
+    rows = conv_rows(tx.shape, tw.shape, attrs).reshape(-1)
+    size = math.prod(tx.shape[1:])
+
+    def weights(w: np.ndarray, zw: np.ndarray | None) -> np.ndarray:
+        return (w - _zero_point(zw)).astype(dtype).reshape(group, m // group, k)
+
+    # Constant weights (and weight zero point, if any) are shifted and laid out once.
+    w_const, zw_const = info.consts[1], info.consts[3] if len(info.consts) > 3 else None
+    has_zw = len(ivs) > 3 and ivs[3] is not None
+    fixed = None
+    if w_const is not None and (zw_const is not None or not has_zw):
+        fixed = weights(to_carrier(w_const), None if zw_const is None else to_carrier(zw_const))
 
     def conv(x: np.ndarray, w: np.ndarray, zx: np.ndarray | None = None, zw: np.ndarray | None = None) -> np.ndarray:
-        acc = conv_accumulate(x, w, int(_zero_point(zx)), int(_zero_point(zw)), attrs, np.float64)
-        return acc.reshape(shape)
+        xt = np.empty((size + 1, nb), dtype=dtype)
+        xt[-1] = 0
+        np.subtract(x.reshape(nb, -1).T, _zero_point(zx), out=xt[:-1], casting="unsafe")
+        patches = xt.take(rows, axis=0).reshape(group, k, p * nb)
+        acc = np.matmul(weights(w, zw) if fixed is None else fixed, patches)
+        # (G, M/G, P, N) -> (N, M, P): output channel m = g * M/G + m'
+        return np.ascontiguousarray(acc.reshape(m, p, nb).transpose(2, 0, 1), dtype=np.float64).reshape(shape)
 
     return conv
 
@@ -737,6 +799,18 @@ def _extra_cases(name: str, rng: np.random.Generator) -> list[Case]:
                 for keep in (0, 1):
                     out.append(([ints(shape)], (keep, n, *range(n))))
                     out.append(([ints(shape)], (keep, n, *range(len(shape) - n, len(shape)))))
+    if name == "ConvInteger":
+        # Partial sums past 2^24 (odd totals float32 cannot hold) must take float64; 1-D and
+        # 2-D with padding, strides and groups take the gathered rows in both widths.
+        x, w, lowest = np.full((2, 301, 3), 127, np.int8), np.full((2, 301, 1), 127, np.int8), np.array(-128, np.int8)
+        out.append(([x, w, lowest, lowest], (1, 1, 1, 0, 0, 1, 1)))
+        out.append(([x, -w, lowest, None], (1, 1, 1, 0, 0, 1, 1)))
+        for bound in (127, 2):
+            x = rng.integers(-128, 128, (3, 4, 9, 7)).astype(np.int8)
+            w = rng.integers(-bound, bound + 1, (6, 2, 3, 2)).astype(np.int8)
+            zp = [lowest, np.array(-3, np.int8)]
+            out.append(([x, w, *zp], (2, 2, 3, 2, 1, 0, 2, 1, 2, 1, 1, 2)))
+            out.append(([x[:, :, :, 0], w[:, :, :, 0], *zp], (1, 2, 3, 2, 0, 1, 2)))
     if name in ("Div", "Mod"):
         attrs = [()] if name == "Div" else [(0,), (1,)]
         for c in (1, -1, 2, -2, 4096, -(1 << 16), 3, -7, 0, 1437):
@@ -754,7 +828,7 @@ def _battery(name: str, rng: np.random.Generator) -> list[Case]:
 
 def self_test(names: Sequence[str] | None = None, seed: int = 0xC0DE) -> dict[str, bool]:
     """Each op's kernel and bound rule against the reference, bit for bit, on its battery (raw
-    and narrowed into the exact range; divisors also as constants). Ops without a battery
+    and narrowed into the exact range; divisors and weights also as constants). Ops without a battery
     (Concat, Slice) run the reference kernel itself and pass by construction."""
     results: dict[str, bool] = {}
     for k, name in enumerate(names if names is not None else RULES):
@@ -767,7 +841,7 @@ def self_test(names: Sequence[str] | None = None, seed: int = 0xC0DE) -> dict[st
                 if name in ORDER_ONLY:  # the same relations among values far beyond 2^53
                     variants.append(_widened(_narrowed(inputs)))
                 for case in variants:
-                    for as_const in (False, True) if name in ("Div", "Mod", "Where") else (False,):
+                    for as_const in (False, True) if name in ("Div", "Mod", "Where", "ConvInteger") else (False,):
                         try:
                             ok = _case_ok(name, case, attrs, as_const)
                         except Exception:  # noqa: BLE001 - any failure disqualifies the kernel
