@@ -44,6 +44,7 @@ from verifier.core.dtypes import DType, TensorType
 from verifier.engine.graph import SlotKind
 from verifier.engine.ops import REGISTRY
 from verifier.engine.ops.linalg import IM2COL_BYTES, conv_accumulate, conv_out_dims, conv_params
+from verifier.engine.ops.shape import slice_index
 from verifier.engine.verdicts import remembered
 
 if TYPE_CHECKING:
@@ -446,6 +447,13 @@ def _transpose(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
     return lambda x: x.transpose(perm)
 
 
+def _slice(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
+    x = info.in_types[0]
+    assert x is not None
+    index = slice_index(info.attrs, len(x.shape))
+    return lambda x: x[index]  # a view: no kernel writes into its inputs
+
+
 def _expand(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
     shape = info.out_type.shape
     return lambda x: np.broadcast_to(x, shape)
@@ -667,7 +675,7 @@ RULES: dict[str, Rule] = {
     "Transpose": Rule(_same, _transpose),
     "Expand": Rule(_same, _expand),
     "Concat": Rule(_union_of_all, _reference_kernel("Concat")),
-    "Slice": Rule(_same, _reference_kernel("Slice")),
+    "Slice": Rule(_same, _slice),
     "Gather": Rule(_gather_bounds, _gather),
     "ReduceSum": Rule(_reduce_sum_bounds, _reduce_sum),
     "ReduceMax": Rule(_reduce_extreme_bounds(_dtype_min), _reduce(np.maximum, _dtype_min)),
@@ -811,6 +819,12 @@ def _extra_cases(name: str, rng: np.random.Generator) -> list[Case]:
             zp = [lowest, np.array(-3, np.int8)]
             out.append(([x, w, *zp], (2, 2, 3, 2, 1, 0, 2, 1, 2, 1, 1, 2)))
             out.append(([x[:, :, :, 0], w[:, :, :, 0], *zp], (1, 2, 3, 2, 0, 1, 2)))
+    if name == "Slice":
+        x = ints((5, 7, 4))
+        for a in ((0, 1, 5), (4, -2, 3), (1, 2, 2), (2, 1, 0), (3, -1, 4)):
+            for b in ((0, 1, 7), (6, -3, 3), (2, 3, 2), (6, -1, 7)):
+                out.append(([x], (*a, *b, 0, 1, 4)))
+                out.append(([x[:, :, 1]], (*a, *b)))
     if name in ("Div", "Mod"):
         attrs = [()] if name == "Div" else [(0,), (1,)]
         for c in (1, -1, 2, -2, 4096, -(1 << 16), 3, -7, 0, 1437):
@@ -829,7 +843,7 @@ def _battery(name: str, rng: np.random.Generator) -> list[Case]:
 def self_test(names: Sequence[str] | None = None, seed: int = 0xC0DE) -> dict[str, bool]:
     """Each op's kernel and bound rule against the reference, bit for bit, on its battery (raw
     and narrowed into the exact range; divisors and weights also as constants). Ops without a battery
-    (Concat, Slice) run the reference kernel itself and pass by construction."""
+    (Concat) run the reference kernel itself and pass by construction."""
     results: dict[str, bool] = {}
     for k, name in enumerate(names if names is not None else RULES):
         rng = np.random.default_rng([seed, k])

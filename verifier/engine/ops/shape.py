@@ -319,15 +319,20 @@ class Slice(Op):
 
     def run(self, inputs: Sequence[np.ndarray | None], attrs: tuple[int, ...]) -> np.ndarray:
         x = np.asarray(inputs[0])
-        index = []
-        for k in range(x.ndim):
-            start, step, length = attrs[3 * k : 3 * k + 3]
-            if length == 0:
-                index.append(slice(0, 0))
-                continue
-            stop: int | None = start + length * step
-            index.append(slice(start, None if stop is not None and stop < 0 else stop, step))
-        return x[tuple(index)].copy()
+        return x[slice_index(attrs, x.ndim)].copy()
+
+
+def slice_index(attrs: tuple[int, ...], ndim: int) -> tuple[slice, ...]:
+    """Slice's canonical (start, step, length) per axis as numpy's index."""
+    index = []
+    for k in range(ndim):
+        start, step, length = attrs[3 * k : 3 * k + 3]
+        if length == 0:
+            index.append(slice(0, 0))
+            continue
+        stop = start + length * step
+        index.append(slice(start, None if stop < 0 else stop, step))
+    return tuple(index)
 
 
 @register
