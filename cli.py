@@ -12,16 +12,9 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from verifier.app.console import (
@@ -46,6 +39,9 @@ from verifier.app.console import (
     reflow,
     say,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 app = typer.Typer(
     name="bisectml",
@@ -139,6 +135,14 @@ def resolve_program(name_or_path: str) -> Path:
 
 
 def _progress(label: str, enabled: bool) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -404,7 +408,7 @@ def trace(
 
     Example: bisectml trace mlp_train --dir ./trace --json
     """
-    from verifier.app.session import parse_size
+    from verifier.app.units import parse_size
     from verifier.core.errors import BisectmlError
     from verifier.engine.program import load_program
     from verifier.engine.trace import Trace
@@ -490,8 +494,8 @@ def status(
 
     Example: bisectml status --rpc-url http://127.0.0.1:8545 --key-file me.json
     """
-    from verifier.app.session import format_duration
     from verifier.app.status import account_status
+    from verifier.app.units import format_duration
 
     with chain_errors():
         session = cli_session(rpc_url, key_file, "status", need_key=address is None)
@@ -567,7 +571,7 @@ def token_transfer(
     Example: bisectml token transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 100 --key-file me.json
     """
     from verifier.app import tokens
-    from verifier.app.session import parse_amount
+    from verifier.app.units import parse_amount
 
     with chain_errors():
         value = parse_amount(amount)
@@ -593,7 +597,7 @@ def token_approve(
     Example: bisectml token approve tasks 500 --key-file me.json
     """
     from verifier.app import tokens
-    from verifier.app.session import parse_amount
+    from verifier.app.units import parse_amount
 
     with chain_errors():
         value = parse_amount(amount)
@@ -704,7 +708,7 @@ def deploy(
     Example: bisectml deploy --rpc-url http://127.0.0.1:8545 --key-file ./deployer.key --mint 1000
     """
     from verifier.app import commands, tokens
-    from verifier.app.session import parse_amount
+    from verifier.app.units import parse_amount
 
     with chain_errors():
         amount = parse_amount(mint, "--mint") if mint is not None else 0
@@ -760,7 +764,7 @@ def task_post(
     --clock 2d --arity 8 --deadline 7d
     """
     from verifier.app import commands as c
-    from verifier.app.session import parse_amount, parse_duration
+    from verifier.app.units import parse_amount, parse_duration
     from verifier.market.ipfs import content_store
 
     path = resolve_program(program)
@@ -791,7 +795,7 @@ def task_post(
 
 
 def _task_rows(t: dict) -> list[tuple[str, object]]:
-    from verifier.app.session import format_duration
+    from verifier.app.units import format_duration
 
     return [
         ("status", t["status"]),
@@ -1040,6 +1044,8 @@ def dispute_play(
 
     Example: bisectml dispute play 1 --program task.onnx --as challenger --key-file ./me.key
     """
+    from rich.progress import BarColumn, Progress, TextColumn
+
     from verifier.app import commands as c
     from verifier.app import disputes as d
     from verifier.court.game import Role
@@ -1092,7 +1098,7 @@ def dispute_status(
     Example: bisectml dispute status 1 --json
     """
     from verifier.app import commands as c
-    from verifier.app.session import format_duration
+    from verifier.app.units import format_duration
 
     with chain_errors():
         g = c.game_status(cli_session(rpc_url, key_file, "dispute status", need_key=False), game_id)

@@ -93,3 +93,24 @@ def test_trace__leaves_nothing_in_the_temporary_folder(tmp_path) -> None:
     done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in private.iterdir()) == []
+
+
+def test_offline_commands__load_no_chain_client(tmp_path) -> None:
+    """`--help`, `check` and `trace` never touch a chain, so they must not import one: web3 and
+    eth-account alone cost the start-up more than the 0.5 s goal (bench/bench_startup.py)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, cli\n"
+        "try:\n    cli.main()\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "print(' '.join(m for m in ('web3', 'eth_account', 'eth_keyfile') if m in sys.modules), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    env = {**os.environ, "BISECTML_HOME": str(tmp_path / "home")}
+    for args in (["--help"], ["check", "mlp_train"], ["trace", "mlp_train", "--steps", "1", "--json"]):
+        done = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines()[-1:] in ([], [""]), (args, done.stderr[-500:])

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from onnx_models.toy import accumulator_program
-from verifier.app.session import (
+from verifier.app.units import (
     CommandError,
     format_amount,
     format_duration,

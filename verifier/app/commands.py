@@ -21,17 +21,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from verifier.app.session import (
-    SYMBOL,
-    CommandError,
-    Session,
-    as_record,
-    deployments_path,
-    event_logs,
-    format_amount,
-    format_duration,
-    hex32,
-)
+from verifier.app.session import Session, as_record, deployments_path, event_logs, hex32
+from verifier.app.units import SYMBOL, CommandError, format_amount, format_duration
 from verifier.core.errors import BisectmlError
 from verifier.court.chain import ChainError, Deployment, deploy_suite
 from verifier.court.game import GameState, Level, Outcome, Role

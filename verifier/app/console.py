@@ -149,13 +149,13 @@ def kv_table(title: str | None, rows: list[tuple[str, object]]) -> Table:
 
 
 def amount_text(v: str | int) -> str:
-    from verifier.app.session import format_amount
+    from verifier.app.units import format_amount
 
     return format_amount(int(v))
 
 
 def due_in(seconds: int, stamp: int | None = None) -> str:
-    from verifier.app.session import format_duration, format_time
+    from verifier.app.units import format_duration, format_time
 
     when = f"{format_time(stamp)}, " if stamp is not None else ""
     return f"{when}{'in ' + format_duration(seconds) if seconds > 0 else 'passed'}"

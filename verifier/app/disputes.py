@@ -25,14 +25,8 @@ from verifier.app.commands import (
     role_of,
     task_record,
 )
-from verifier.app.session import (
-    CommandError,
-    Session,
-    event_logs,
-    format_duration,
-    format_time,
-    hex32,
-)
+from verifier.app.session import Session, event_logs, hex32
+from verifier.app.units import CommandError, format_duration, format_time
 from verifier.core.failpoints import failpoint
 from verifier.core.paths import home
 from verifier.court.chain import ChainError

@@ -43,7 +43,7 @@ def _client(rpc_url: str | None, key_file: Path | None, command: str, need_key: 
 
 
 def _amount(text: str, what: str) -> int:
-    from verifier.app.session import parse_amount
+    from verifier.app.units import parse_amount
 
     return parse_amount(text, what)
 

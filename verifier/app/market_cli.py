@@ -57,13 +57,13 @@ def _done(result: dict[str, Any], as_json: bool, text: str) -> None:
 
 
 def _amount(text: str, what: str) -> int:
-    from verifier.app.session import parse_amount
+    from verifier.app.units import parse_amount
 
     return parse_amount(text, what)
 
 
 def _duration(text: str, what: str) -> int:
-    from verifier.app.session import parse_duration
+    from verifier.app.units import parse_duration
 
     return parse_duration(text, what)
 
@@ -352,7 +352,7 @@ def _readable(s: dict[str, Any], now: int) -> list[tuple[str, object]]:
     """`round show`'s rows for people: deadlines as UTC times with what is left, token amounts
     in BOND, rates in bps (`--json` keeps base units and Unix times)."""
     from verifier.app.console import amount_text, due_in
-    from verifier.app.session import format_duration
+    from verifier.app.units import format_duration
 
     rows: list[tuple[str, object]] = []
     for k, v in s.items():
@@ -425,7 +425,7 @@ def round_settle(
     rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
 ) -> None:
     """Settle a round: pay gains, slash losses, pay the data providers' share, burn, refund (anyone may, once)."""
-    from verifier.app.session import format_amount
+    from verifier.app.units import format_amount
 
     with chain_errors():
         r = _client(rpc_url, key_file, "round settle", None).settle(round_id)
@@ -459,7 +459,7 @@ def data_list(rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson 
         return emit(rows)
     from rich.table import Table
 
-    from verifier.app.session import format_amount
+    from verifier.app.units import format_amount
 
     t = Table("id", "owner", "rows x features", "stake", "reserved", "cid", box=None)
     for r in rows:
@@ -478,7 +478,7 @@ def model_list(rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson
         return emit(rows)
     from rich.table import Table
 
-    from verifier.app.session import format_amount
+    from verifier.app.units import format_amount
 
     t = Table("id", "owner", "datasets", "stake", "reserved", box=None)
     for r in rows:
@@ -515,7 +515,7 @@ def round_list(rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson
         return emit(rows)
     from rich.table import Table
 
-    from verifier.app.session import format_amount, format_time
+    from verifier.app.units import format_amount, format_time
 
     t = Table("id", "state", "rows", "model slots", "pool", "commit deadline", box=None)
     for r in rows:

@@ -14,8 +14,9 @@ from verifier.app.commands import (
     game_view,
     task_record,
 )
-from verifier.app.session import CommandError, Session
+from verifier.app.session import Session
 from verifier.app.tokens import checked_address
+from verifier.app.units import CommandError
 from verifier.court.states import (
     CHALLENGE_STATES,
     CLAIM_COMMITTED,

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from verifier.app.commands import require_funds
-from verifier.app.session import CommandError, Session, format_amount
+from verifier.app.session import Session
+from verifier.app.units import CommandError, format_amount
 
 # ether a funded development account is topped up to, for the gas of its moves
 FUND_ETHER = 10 * 10**18
