@@ -130,6 +130,76 @@ def test_conv__patches_over_the_limit__fall_back_to_the_windowed_reference(monke
     assert np.array_equal(kernel_fn(x.astype(np.float64), w.astype(np.float64)), REGISTRY["ConvInteger"].run(inputs, attrs))
 
 
+# ---- differences of a value and its group's extreme --------------------------------------------
+
+
+def _gaps_program() -> Program:
+    """Subs of a (3, 3) state and its reductions: the max/min of its own rows (kept), of all of
+    it, of rows of another slot, and of its rows without keepdims (which broadcasts row i's
+    max along column i: misaligned)."""
+    red = lambda op, x, out, keep, axes="axes1": helper.make_node(op, [x, axes][: 2 if axes else 1], [out], keepdims=keep)  # noqa: E731
+    nodes = [
+        red("ReduceMax", "s", "row_max", 1), red("ReduceMin", "s", "row_min", 1),
+        red("ReduceMax", "s", "all_max", 0, None), red("ReduceMax", "y", "other_max", 1),
+        red("ReduceMax", "s", "flat_max", 0),
+        helper.make_node("Sub", ["row_max", "s"], ["max_gap"], name="max_gap"),
+        helper.make_node("Sub", ["s", "row_min"], ["min_gap"], name="min_gap"),
+        helper.make_node("Sub", ["s", "row_max"], ["below_max"], name="below_max"),
+        helper.make_node("Sub", ["row_min", "s"], ["above_min"], name="above_min"),
+        helper.make_node("Sub", ["all_max", "s"], ["all_gap"], name="all_gap"),
+        helper.make_node("Sub", ["other_max", "s"], ["other_gap"], name="other_gap"),
+        helper.make_node("Sub", ["flat_max", "s"], ["misaligned"], name="misaligned"),
+    ]
+    gaps = ["max_gap", "min_gap", "below_max", "above_min", "all_gap", "other_gap", "misaligned"]
+    total = "s"
+    for k, gap in enumerate(gaps):
+        nodes.append(helper.make_node("Add", [total, gap], [f"sum{k}"]))
+        total = f"sum{k}"
+    nodes.append(helper.make_node("Clip", [total, "lo", "hi"], ["s_next"]))
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n) for v, n in (([1], "axes1"), (-100, "lo"), (100, "hi"))]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("s", I64, [3, 3]), helper.make_tensor_value_info("y", I64, [3, 3])],
+        [helper.make_tensor_value_info("s_next", I64, [3, 3])],
+        inits,
+    )
+    s = np.array([[5, -7, 0], [1, 2, 3], [-9, 40, 8]], np.int64)
+    return load_program(make_program(model, steps=3, state={"s": s}, data={"y": s - 50}))
+
+
+def test_extreme_differences__signed_only_where_each_value_meets_its_own_groups_extreme() -> None:
+    p = _gaps_program()
+    g = p.graph
+    signs = {g.slots[g.nodes[n].output].name: sign for n, sign in compiled._extreme_differences(p).items()}
+    assert signs == {"max_gap": 1, "min_gap": 1, "below_max": -1, "above_min": -1, "all_gap": 1}
+    # the two left out do take both signs here, so claiming one would be unsound
+    s, y = p.initial_state()[0], next(slot.value for slot in g.slots if slot.name == "y")
+    assert (y.max(axis=1, keepdims=True) - s).min() < 0 < (s.max(axis=1) - s).max()
+    assert (s.max(axis=1) - s).min() < 0
+    assert p.compiled is not None
+    assert same(p.advance(0, 3, p.initial_state()), node_by_node(p, 0, 3, p.initial_state()))
+
+
+def test_softmax_shift__proven_non_negative__table_lookup_in_range() -> None:
+    # The training builder's softmax reads an exp table at min((max(z) - z) / step, last): in
+    # range only through max(z) - z >= 0, which the intervals of max(z) and z cannot show.
+    from sklearn.datasets import load_digits
+
+    from onnx_models import train
+
+    x, y = load_digits(return_X_y=True)
+    spec = train.parse_spec({"layers": [{"type": "linear", "out": 16}, {"type": "relu"}, {"type": "linear", "out": 10}],
+                             "loss": "softmax_cross_entropy", "optimizer": {"type": "sgd", "lr": 0.5},
+                             "schedule": {"epochs": 1, "batch": 32}})  # fmt: skip
+    p = load_program(train.build_program(spec, x[:256], y[:256]))
+    infos = compiled._node_infos(p)
+    _, hull = compiled._state_bounds(p, compiled._Analysis(p, infos))
+    lookups = [(node, info) for node, info in zip(p.graph.nodes, infos) if node.op.name == "Gather" and info.consts[0] is not None]
+    assert lookups
+    for node, info in lookups:
+        assert compiled._gather_in_range(info, [hull[i] for i in node.inputs]), node.name
+
+
 # ---- whole programs --------------------------------------------------------------------------
 
 

@@ -514,9 +514,10 @@ def _reduce(ufunc: np.ufunc, empty: Callable[[DType], int] | None) -> Factory:
             d = info.out_type.dtype
             initial = bool(empty(d)) if d is DType.BOOL else float(empty(d))
             return lambda x: np.asarray(f(x, axis=axes, keepdims=keep, initial=initial)).reshape(shape)
-        if len(axes) == 1 and 2 <= n <= FOLD_MAX and len(info.in_types[0].shape) >= 2:  # type: ignore[union-attr]
+        if len(axes) == 1 and 2 <= n <= FOLD_MAX and shape and math.prod(shape) >= 16 * n:
             # numpy reduces a short inner axis element by element (~10x slower); fold its slices
-            # instead: the same values (exact integers, max/min/sum in any order)
+            # instead: the same values (exact integers, max/min/sum in any order). For fewer
+            # outputs than 16 per slice, the n calls cost more than the reduction saves.
             axis = axes[0]
 
             def fold(x: np.ndarray) -> np.ndarray:
@@ -812,6 +813,10 @@ def _extra_cases(name: str, rng: np.random.Generator) -> list[Case]:
                 for keep in (0, 1):
                     out.append(([ints(shape)], (keep, n, *range(n))))
                     out.append(([ints(shape)], (keep, n, *range(len(shape) - n, len(shape)))))
+    if name in ("ReduceMax", "ReduceMin", "ReduceSum"):  # short axes with many outputs: folded slice by slice
+        for shape, axis in (((160, 5), 1), ((12, 5, 30), 1), ((7, 9, 20), 2)):
+            for keep in (0, 1):
+                out.append(([ints(shape)], (keep, 1, axis)))
     if name == "ConvInteger":
         # Partial sums past 2^24 (odd totals float32 cannot hold) must take float64; 1-D and
         # 2-D with padding, strides and groups take the gathered rows in both widths.
@@ -903,6 +908,29 @@ def _node_infos(program: Program) -> list[NodeInfo]:
     return infos
 
 
+def _extreme_differences(program: Program) -> dict[int, int]:
+    """Node index -> the sign (+1: >= 0, -1: <= 0) of each Sub of a value and its own group's
+    extreme, which intervals alone cannot see: `max(x) - x >= 0`, `x - max(x) <= 0`,
+    `x - min(x) >= 0`, `min(x) - x <= 0` elementwise, the extreme a ReduceMax/ReduceMin of that
+    very slot kept in its shape (keepdims, or over every axis), as a softmax's shift is."""
+    g = program.graph
+    producer = {node.output: node for node in g.nodes}
+    signs: dict[int, int] = {}
+    for n, node in enumerate(g.nodes):
+        if node.op.name != "Sub" or len(node.inputs) != 2 or None in node.inputs:
+            continue
+        a, b = node.inputs
+        for extreme, x, sign_of_max in ((a, b, 1), (b, a, -1)):
+            r = producer.get(extreme)  # type: ignore[arg-type]
+            if r is None or r.op.name not in ("ReduceMax", "ReduceMin") or r.inputs[0] != x:
+                continue
+            shape = g.slots[x].type.shape  # type: ignore[index]
+            keep, m = r.attrs[0], r.attrs[1]
+            if keep or m == len(shape):  # each value meets its own group's extreme
+                signs[n] = sign_of_max if r.op.name == "ReduceMax" else -sign_of_max
+    return signs
+
+
 class _Analysis:
     """Slot bounds of a program's step graph, for a given bound on the state."""
 
@@ -922,6 +950,7 @@ class _Analysis:
             base[program.step_slot] = (0, program.steps - 1)
             check_exact("the step index", DType.INT64, (0, program.steps - 1))
         self.base = base
+        self.signs = _extreme_differences(program)
 
     def propagate(self, state: Sequence[Interval]) -> list[Interval | None]:
         g, p = self.program.graph, self.program
@@ -930,7 +959,7 @@ class _Analysis:
         for s, iv in zip(p.state_slots, state):
             check_exact(f"state '{g.slots[s].name}'", g.slots[s].type.dtype, iv)
             b[s] = iv
-        for node, info in zip(g.nodes, self.infos):
+        for n, (node, info) in enumerate(zip(g.nodes, self.infos)):
             ivs = [None if i is None else b[i] for i in node.inputs]
             order_only = node.op.name in ORDER_ONLY
             if not order_only and any(i in large for i in node.inputs if i is not None):
@@ -939,6 +968,9 @@ class _Analysis:
                 out, partial = RULES[node.op.name].bounds(info, ivs)
             except NotCompilable as e:
                 raise NotCompilable(f"{node.name}: {e}") from None
+            sign = self.signs.get(n)
+            if sign is not None:  # both intervals hold every value, and so does their intersection
+                out = (max(out[0], 0), out[1]) if sign > 0 else (out[0], min(out[1], 0))
             if check_exact(node.name, info.out_type.dtype, out, partial, large_ok=order_only):
                 large.add(node.output)
             b[node.output] = out
