@@ -111,6 +111,6 @@ def test_offline_commands__load_no_chain_client(tmp_path) -> None:
     )
     env = {**os.environ, "BISECTML_HOME": str(tmp_path / "home")}
     for args in (["--help"], ["check", "mlp_train"], ["trace", "mlp_train", "--steps", "1", "--json"]):
-        done = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stderr.strip().splitlines()[-1:] in ([], [""]), (args, done.stderr[-500:])

@@ -43,7 +43,12 @@ import numpy as np
 from verifier.core.dtypes import DType, TensorType
 from verifier.engine.graph import SlotKind
 from verifier.engine.ops import REGISTRY
-from verifier.engine.ops.linalg import IM2COL_BYTES, conv_accumulate, conv_out_dims, conv_params
+from verifier.engine.ops.linalg import (
+    IM2COL_BYTES,
+    conv_accumulate,
+    conv_out_dims,
+    conv_params,
+)
 from verifier.engine.ops.shape import slice_index
 from verifier.engine.verdicts import remembered
 
