@@ -102,6 +102,8 @@ class Watchtower(GameDaemon):
         self.traces.unfinished = False
         self.discover()
         v = View(self.court)
+        claims = self.open_items["claim"] | self.open_items["commit"] | self.open_items["attest"]
+        v.prefetch(claims=claims, challenges=self.open_items["challenge"])
         for chid in sorted(self.open_items["challenge"]):
             self.isolate("challenge", chid, self.tend_challenge, v, chid)
         budget = [self.cfg.trace_budget]

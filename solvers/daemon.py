@@ -90,6 +90,7 @@ class Solver(GameDaemon):
         self.traces.unfinished = False
         self.discover()
         v = View(self.court)
+        v.prefetch(tasks=self.open_items["task"], claims=self.open_items["claim"])
         for cid in sorted(self.open_items["claim"]):
             self.isolate("claim", cid, self.tend_claim, v, cid)
         budget = [self.cfg.trace_budget]

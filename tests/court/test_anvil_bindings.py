@@ -109,3 +109,66 @@ def test_read__decodes_as_web3_does_at_the_block_asked(anvil) -> None:
     with pytest.raises(ChainError) as e:  # a node's error is one line naming the read
         chain.read(token.functions.balanceOf(chain.account), head + 1000)
     assert "balanceOf" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_read_many__one_batch_answers_as_read_does__chunked__and_without_batches(anvil, monkeypatch) -> None:
+    import verifier.court.chain as chain_mod
+
+    chain = Chain.connect(anvil.url, key=anvil.keys[0])
+    d = deploy_suite(chain)
+    c = d.contracts(chain)
+    token, tasks = c["Token"], c["Tasks"]
+    chain.send(token.functions.mint(chain.account, 7))
+    before = chain.w3.eth.block_number
+    chain.send(token.functions.mint(chain.account, 5))
+    head = chain.w3.eth.block_number
+    fns = [token.functions.balanceOf(chain.account), token.functions.name(), tasks.functions.tasks(0),
+           tasks.functions.claims(1), tasks.functions.challenges(2), tasks.functions.task_count()]  # fmt: skip
+    provider = chain.w3.provider
+    batches = []
+    real = provider.make_batch_request
+
+    def counted(requests):  # noqa: ANN001, ANN202
+        batches.append(len(requests))
+        return real(requests)
+
+    monkeypatch.setattr(provider, "make_batch_request", counted)
+    monkeypatch.setattr(chain_mod, "READ_BATCH", 4)
+    for block in (before, head):
+        assert chain.read_many(fns, block) == [chain.read(fn, block) for fn in fns]
+    assert batches == [4, 2, 4, 2]
+    assert chain.read_many([fns[0]], before) == [7] and chain.read_many([fns[0]], head) == [12]
+    with pytest.raises(ChainError) as e:  # a refused call is one line naming the read
+        chain.read_many(fns, head + 1000)
+    assert "balanceOf" in str(e.value) and "\n" not in str(e.value)
+    nowhere = chain.w3.eth.contract(address="0x" + "00" * 19 + "99", abi=token.abi).functions.name()
+    for read in (lambda: chain.read(nowhere, head), lambda: chain.read_many([fns[0], nowhere], head)):
+        with pytest.raises(ChainError) as e:  # no code there: an empty answer, one line
+            read()
+        assert "name: the node's answer does not decode" in str(e.value) and "\n" not in str(e.value)
+    # a node that takes no batches answers one error object: read call by call instead
+    monkeypatch.setattr(provider, "make_batch_request", lambda requests: {"jsonrpc": "2.0", "error": {"message": "no batches"}})
+    assert chain.read_many(fns, head) == [chain.read(fn, head) for fn in fns]
+
+
+def test_view_prefetch__whole_tick_in_three_batches__then_no_more_requests(anvil, monkeypatch) -> None:
+    from verifier.court.play import Court
+    from verifier.daemon.records import View
+
+    chain = Chain.connect(anvil.url, key=anvil.keys[0])
+    court = Court(chain, deploy_suite(chain))
+    lazy = View(court)
+    want = ([lazy.challenge(i) for i in range(4)], [lazy.claim(i) for i in range(6)], [lazy.task(i) for i in range(3)])
+    provider = chain.w3.provider
+    singles, batches = [], []
+    real_single, real_batch = provider.make_request, provider.make_batch_request
+    monkeypatch.setattr(provider, "make_request", lambda method, params: singles.append(method) or real_single(method, params))
+    monkeypatch.setattr(provider, "make_batch_request", lambda requests: batches.append(len(requests)) or real_batch(requests))
+    v = View(court)
+    v.prefetch(tasks=[2, 1], claims=range(6), challenges=range(4))
+    assert "eth_call" not in singles and len(batches) <= 3 and sum(batches) == 4 + 6 + 3
+    got = ([v.challenge(i) for i in range(4)], [v.claim(i) for i in range(6)], [v.task(i) for i in range(3)])
+    assert got == want and "eth_call" not in singles  # every record came from the batches
+    lazy_reads = View(court)
+    lazy_reads.claim(5)
+    assert singles.count("eth_call") == 1  # the count sees a lazy read: the assertions above can fail

@@ -231,18 +231,26 @@ class Chain:
 
         if not isinstance(self.w3.provider, HTTPProvider):
             return fn.call(block_identifier=block)
-        from eth_utils.abi import get_abi_output_types
-        from web3._utils.abi import map_abi_data
-        from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
+        return _decoded(self.w3, fn, self.w3.provider.make_request("eth_call", _call_params(fn, block)))
 
-        request = {"to": fn.address, "data": fn._encode_transaction_data()}
-        response = self.w3.provider.make_request("eth_call", [request, hex(block)])
-        if "error" in response:
-            error = response["error"]
-            raise ChainError(f"{fn.fn_name}: {error.get('message', error) if isinstance(error, dict) else error}")
-        types = get_abi_output_types(fn.abi)
-        values = map_abi_data(BASE_RETURN_NORMALIZERS, types, self.w3.codec.decode(types, bytes.fromhex(response["result"][2:])))
-        return values[0] if len(values) == 1 else values
+    def read_many(self, fns: Sequence[Any], block: int) -> list[Any]:
+        """What `read` answers for each of `fns`, in one JSON-RPC batch per READ_BATCH calls: a
+        daemon's tick costs a round trip, not one per open record. A node that takes no batches
+        is read call by call; any call it refuses raises ChainError naming it."""
+        from web3 import HTTPProvider
+
+        provider = self.w3.provider
+        if not isinstance(provider, HTTPProvider):
+            return [fn.call(block_identifier=block) for fn in fns]
+        out: list[Any] = []
+        for i in range(0, len(fns), READ_BATCH):
+            part = fns[i : i + READ_BATCH]
+            responses = provider.make_batch_request([("eth_call", _call_params(fn, block)) for fn in part])
+            if not isinstance(responses, list) or len(responses) != len(part):  # batches refused
+                out.extend(self.read(fn, block) for fn in part)
+                continue
+            out.extend(_decoded(self.w3, fn, r) for fn, r in zip(part, responses, strict=True))
+        return out
 
     def _send(self, fn: Any, what: str, key: str | None = None) -> Any:
         journal = self.journal if self.key is not None else None
@@ -345,6 +353,28 @@ def revert_reason(e: BaseException) -> str:
 
 
 LOG_RANGE = 5_000  # blocks per eth_getLogs request: public RPC providers cap the range
+READ_BATCH = 100  # eth_calls per JSON-RPC batch: public RPC providers cap a batch's size
+
+
+def _call_params(fn: Any, block: int) -> list[Any]:
+    return [{"to": fn.address, "data": fn._encode_transaction_data()}, hex(block)]
+
+
+def _decoded(w3: Any, fn: Any, response: Any) -> Any:
+    """An eth_call's JSON-RPC response decoded as web3 decodes `fn`'s outputs."""
+    from eth_utils.abi import get_abi_output_types
+    from web3._utils.abi import map_abi_data
+    from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
+
+    if "error" in response:
+        error = response["error"]
+        raise ChainError(f"{fn.fn_name}: {error.get('message', error) if isinstance(error, dict) else error}")
+    types = get_abi_output_types(fn.abi)
+    try:
+        values = map_abi_data(BASE_RETURN_NORMALIZERS, types, w3.codec.decode(types, bytes.fromhex(response["result"][2:])))
+    except Exception as e:  # noqa: BLE001 - no result, or not the outputs' encoding
+        raise ChainError(f"{fn.fn_name}: the node's answer does not decode ({type(e).__name__}); is {fn.address} the contract?") from None
+    return values[0] if len(values) == 1 else values
 
 
 @dataclass

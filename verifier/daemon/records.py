@@ -7,12 +7,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
 from verifier.core.errors import BisectmlError
+from verifier.court.chain import ChainError
 from verifier.court.game import Level, Outcome, Role
 from verifier.court.play import Court, challenge_ids
 
@@ -158,6 +159,35 @@ class View:
             rec = self._call(self.court.tasks.functions.challenges(challenge_id))
             self._challenges[challenge_id] = _record(ChallengeRec, rec)
         return self._challenges[challenge_id]
+
+    def prefetch(self, tasks: Iterable[int] = (), claims: Iterable[int] = (), challenges: Iterable[int] = ()) -> None:
+        """Reads these records, then the claims of these challenges, then the tasks of all those
+        claims: at most three batches for a whole tick, not a round trip per open record. What a
+        batch cannot read is left to be read (and to fail) where it is needed."""
+        challenges = set(challenges)
+        self._batch(tasks, claims, challenges)
+        claims = set(claims) | {self._challenges[i].claim_id for i in challenges if i in self._challenges}
+        self._batch((), claims, ())
+        self._batch({self._claims[i].task_id for i in claims if i in self._claims}, (), ())
+
+    def _batch(self, tasks: Iterable[int], claims: Iterable[int], challenges: Iterable[int]) -> None:
+        f = self.court.tasks.functions
+        wanted = [
+            *((self._tasks, TaskRec, f.tasks, i) for i in sorted(set(tasks)) if i not in self._tasks),
+            *((self._claims, ClaimRec, f.claims, i) for i in sorted(set(claims)) if i not in self._claims),
+            *((self._challenges, ChallengeRec, f.challenges, i) for i in sorted(set(challenges)) if i not in self._challenges),
+        ]
+        if not wanted:
+            return
+        try:
+            values = self.court.chain.read_many([read(i) for _, _, read, i in wanted], self.block)
+        except ChainError:
+            return
+        for (memo, cls, _, i), value in zip(wanted, values, strict=True):
+            try:
+                memo[i] = _record(cls, value)
+            except DaemonError:
+                continue
 
     def challenges_of(self, claim_id: int) -> list[int]:
         return challenge_ids(self.court, claim_id, self.claim(claim_id).challenges, self.block)
