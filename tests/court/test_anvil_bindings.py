@@ -81,17 +81,21 @@ def test_deployment_logs__read_in_ranges_from_its_block(anvil, monkeypatch) -> N
     assert [g["args"]["value"] for g in d.logs(event, {"receiver": owner.account}, first + 2, first + 4)] == [3, 4, 5]
 
 
+def _minted_twice(anvil):  # noqa: ANN001, ANN202
+    """A suite on anvil, its token minted 7 then 5 to the deployer: the blocks before and after the second mint."""
+    chain = Chain.connect(anvil.url, key=anvil.keys[0])
+    contracts = deploy_suite(chain).contracts(chain)
+    chain.send(contracts["Token"].functions.mint(chain.account, 7))
+    before = chain.w3.eth.block_number
+    chain.send(contracts["Token"].functions.mint(chain.account, 5))
+    return chain, contracts, before, chain.w3.eth.block_number
+
+
 def test_read__decodes_as_web3_does_at_the_block_asked(anvil) -> None:
     """Chain.read (the daemons' lean eth_call) answers what web3's own call answers: a struct,
     several outputs, an address, bytes; at the block it is asked for, not the head."""
-    chain = Chain.connect(anvil.url, key=anvil.keys[0])
-    d = deploy_suite(chain)
-    c = d.contracts(chain)
+    chain, c, before, head = _minted_twice(anvil)
     token, tasks = c["Token"], c["Tasks"]
-    chain.send(token.functions.mint(chain.account, 7))
-    before = chain.w3.eth.block_number
-    chain.send(token.functions.mint(chain.account, 5))
-    head = chain.w3.eth.block_number
     reads = [
         token.functions.balanceOf(chain.account),
         token.functions.owner(),
@@ -99,7 +103,7 @@ def test_read__decodes_as_web3_does_at_the_block_asked(anvil) -> None:
         tasks.functions.tasks(0),
         tasks.functions.claims(0),
         tasks.functions.challenges(0),
-        d.contracts(chain)["Game"].functions.referee(),
+        c["Game"].functions.referee(),
     ]
     for fn in reads:
         for block in (before, head):
@@ -114,14 +118,8 @@ def test_read__decodes_as_web3_does_at_the_block_asked(anvil) -> None:
 def test_read_many__one_batch_answers_as_read_does__chunked__and_without_batches(anvil, monkeypatch) -> None:
     import verifier.court.chain as chain_mod
 
-    chain = Chain.connect(anvil.url, key=anvil.keys[0])
-    d = deploy_suite(chain)
-    c = d.contracts(chain)
+    chain, c, before, head = _minted_twice(anvil)
     token, tasks = c["Token"], c["Tasks"]
-    chain.send(token.functions.mint(chain.account, 7))
-    before = chain.w3.eth.block_number
-    chain.send(token.functions.mint(chain.account, 5))
-    head = chain.w3.eth.block_number
     fns = [token.functions.balanceOf(chain.account), token.functions.name(), tasks.functions.tasks(0),
            tasks.functions.claims(1), tasks.functions.challenges(2), tasks.functions.task_count()]  # fmt: skip
     provider = chain.w3.provider
