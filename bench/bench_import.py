@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -159,4 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # torch's exporter keeps a compile cache in the temporary folder: this run's goes with it
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as scratch:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", scratch)
+        code = main()
+    sys.exit(code)
