@@ -164,9 +164,9 @@ class View:
         """Reads these records, then the claims of these challenges, then the tasks of all those
         claims: at most three batches for a whole tick, not a round trip per open record. What a
         batch cannot read is left to be read (and to fail) where it is needed."""
-        challenges = set(challenges)
+        claims, challenges = set(claims), set(challenges)  # each is read twice below
         self._batch(tasks, claims, challenges)
-        claims = set(claims) | {self._challenges[i].claim_id for i in challenges if i in self._challenges}
+        claims |= {self._challenges[i].claim_id for i in challenges if i in self._challenges}
         self._batch((), claims, ())
         self._batch({self._claims[i].task_id for i in claims if i in self._claims}, (), ())
 
