@@ -12,6 +12,7 @@ from Crypto.Hash import keccak as cd_keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from verifier.commit import commitments
 from verifier.commit.commitments import (
     CHUNK,
     EMPTY,
@@ -43,7 +44,12 @@ from verifier.commit.commitments import (
 )
 from verifier.commit.merkle import MerkleTree, Z, fold
 from verifier.core.dtypes import DType, TensorType, encode
-from verifier.core.errors import ProgramError, ProofError, ShapeError
+from verifier.core.errors import (
+    ProgramError,
+    ProofError,
+    ShapeError,
+    UnsupportedOpError,
+)
 
 # --------------------------------------------------------------------------------------------
 # Independent reference: pycryptodome keccak, per-element int.to_bytes, recursive merkle
@@ -302,6 +308,45 @@ def test_commitment_does_not_alias_the_array() -> None:
 def test_same_data_different_dtype_differs() -> None:
     a = np.zeros(16, np.int8)
     assert commit_tensor(a) != commit_tensor(a.astype(np.bool_))
+
+
+def test_type_memo__keyed_by_exact_dtype_and_shape() -> None:
+    """The header and type a commitment remembers per (dtype, shape) never cross over: a shape
+    seen with one dtype, a dtype seen with one shape, and a non-native byte order (refused,
+    before and after its native twin was committed) each get their own answer."""
+    for shape in [(3, 4), (4, 3), (12,)]:
+        for dtype in DTYPES:
+            a = rand_array(np.random.default_rng(7), dtype, shape)
+            assert commit(a).root == ref_commit(a)
+            assert commit(a).ttype == TensorType(DType.from_numpy(a.dtype), shape)
+    swapped = np.arange(12, dtype=">i8").reshape(3, 4)
+    for _ in range(2):
+        with pytest.raises(UnsupportedOpError, match="outside the integer profile"):
+            commit(swapped)
+
+
+def test_type_memo__stays_bounded() -> None:
+    """Many distinct shapes (a long-lived daemon sees tasks of many programs) do not grow the
+    memo past its bound, and commitments stay right across the reset."""
+    for n in range(commitments._TYPED_MAX + 10):
+        commit(np.zeros((1, n), np.int8))
+        assert len(commitments._TYPED) <= commitments._TYPED_MAX
+    a = rand_array(np.random.default_rng(3), np.int64, (1, 5))
+    assert commit(a).root == ref_commit(a)
+
+
+@pytest.mark.parametrize(
+    "size", [1, CHUNK // 8 - 1, CHUNK // 8, CHUNK // 8 + 1, 3 * CHUNK // 8 - 3, (1 << 16) // 8, (1 << 16) // 8 + 1]
+)
+def test_commit_matches_reference_around_chunk_and_copy_sizes(size: int) -> None:
+    """Tails padded from the shared zero buffer, whole chunks, and both encodings (a bytes copy
+    up to 64 KiB, a byte view above) give the reference root and openings."""
+    a = rand_array(np.random.default_rng(size), np.int64, (size,))
+    tc = commit(a)
+    assert tc.root == ref_commit(a)
+    assert bytes(tc.data) == encode(a)
+    for i in {0, size // 2, size - 1}:
+        assert verify_element(tc.root, open_element(tc, i), tc.ttype, i) == int(a[i])
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from verifier.commit.merkle import (
     MerkleTree,
     check_proof,
     keccak,
+    keccak_prefix,
     leaf_hash,
     merkle_root,
 )
@@ -104,16 +106,24 @@ def tensor_root(header: bytes, data_root: bytes) -> bytes:
 # Chunks and the data tree
 
 
-def _encoded(array: np.ndarray) -> memoryview:
-    """The canonical encoding of `array` (same bytes as `dtypes.encode`) as a read-only byte view.
+def _encoded(array: np.ndarray, dtype: DType | None = None) -> memoryview | bytes:
+    """The canonical encoding of `array` (same bytes as `dtypes.encode`), read-only.
 
-    One copy straight into big-endian row-major order; no second copy into a `bytes` object
-    (at 16 MiB that second allocation alone costs about a quarter of raw keccak256's time).
+    Large arrays: one copy straight into big-endian row-major order, no second copy into a
+    `bytes` object (at 16 MiB that second allocation alone costs about a quarter of raw
+    keccak256's time). Small ones: `bytes`, whose two copies cost less than making the view.
     """
-    d = DType.from_numpy(array.dtype)
-    be = np.array(array, dtype=d.np.newbyteorder(">"), order="C", copy=True).reshape(-1).view(np.uint8)
+    d = DType.from_numpy(array.dtype) if dtype is None else dtype
+    if array.nbytes <= _SMALL_BYTES and isinstance(array, np.ndarray):  # a numpy scalar has no byte order
+        return array.astype(_BIG_ENDIAN[d], copy=False).tobytes()
+    be = np.array(array, dtype=_BIG_ENDIAN[d], order="C", copy=True).reshape(-1).view(np.uint8)
     be.flags.writeable = False
     return memoryview(be)
+
+
+_BIG_ENDIAN = {d: d.np.newbyteorder(">") for d in DType}
+_ZERO_CHUNK = memoryview(bytes(CHUNK))
+_SMALL_BYTES = 1 << 16
 
 
 def _chunk_at(data: bytes | memoryview, j: int) -> bytes:
@@ -123,7 +133,10 @@ def _chunk_at(data: bytes | memoryview, j: int) -> bytes:
 
 
 def _chunk_leaves(data: bytes | memoryview) -> list[bytes]:
-    """[H(0x00 || chunk_j) for j < L], hashing memoryview slices without copying the data."""
+    """[H(0x00 || chunk_j) for j < L], hashing memoryview slices without copying the data.
+
+    The last chunk's padding is absorbed from a shared zero buffer, never allocated.
+    """
     n = len(data)
     full = n // CHUNK
     mv = memoryview(data)
@@ -134,8 +147,12 @@ def _chunk_leaves(data: bytes | memoryview) -> list[bytes]:
         h = cp()
         h.update(mv[off : off + CHUNK])
         ap(h.digest())
-    if n - full * CHUNK or n == 0:
-        ap(leaf_hash(_chunk_at(data, full)))
+    tail = n - full * CHUNK
+    if tail or n == 0:
+        h = cp()
+        h.update(mv[full * CHUNK :])
+        h.update(_ZERO_CHUNK[tail:])
+        ap(h.digest())
     return out
 
 
@@ -164,7 +181,7 @@ class TensorCommitment:
     data_root: bytes
     root: bytes
     tree: MerkleTree = field(repr=False)
-    data: memoryview = field(repr=False)
+    data: memoryview | bytes = field(repr=False)
     """The encoded elements (read-only, without chunk padding)."""
 
     @property
@@ -182,12 +199,33 @@ class TensorCommitment:
 
 def commit(array: np.ndarray) -> TensorCommitment:
     """Commit to `array` (any memory layout; committed in row-major order)."""
-    ttype = type_of(array)
-    header = tensor_header(ttype)
-    data = _encoded(array)
+    # A step commits every slot it touches, most of them small: the dtype, header and tensor-root
+    # prefix of each (dtype, shape) are made once, so a small tensor costs little beyond its hashes.
+    typed = _TYPED.get((array.dtype, array.shape))
+    if typed is None:
+        typed = _typed(array)
+    ttype, header, prefix = typed
+    data = _encoded(array, ttype.dtype)
     tree = MerkleTree._from_trusted(_chunk_leaves(data))
     droot = tree.root
-    return TensorCommitment(ttype, header, droot, tensor_root(header, droot), tree, data)
+    h = prefix.copy()
+    h.update(droot)
+    return TensorCommitment(ttype, header, droot, h.digest(), tree, data)
+
+
+_TYPED: dict[tuple[np.dtype, tuple[int, ...]], tuple[TensorType, bytes, Any]] = {}
+_TYPED_MAX = 4096  # distinct (dtype, shape) pairs remembered; a program has far fewer
+
+
+def _typed(array: np.ndarray) -> tuple[TensorType, bytes, Any]:
+    """(type, header, keccak state after 0x02 || header) of `array`, remembered by dtype and shape."""
+    ttype = type_of(array)
+    header = tensor_header(ttype)
+    prefix = keccak_prefix(TENSOR_TAG, header)
+    if len(_TYPED) >= _TYPED_MAX:
+        _TYPED.clear()
+    _TYPED[(array.dtype, array.shape)] = (ttype, header, prefix)
+    return ttype, header, prefix
 
 
 # --------------------------------------------------------------------------------------------

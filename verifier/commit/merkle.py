@@ -13,6 +13,7 @@ Levels are numbered by height: level 0 holds the items (leaves), level `depth` h
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sha3
 
@@ -38,6 +39,14 @@ def keccak(*parts: bytes | bytearray | memoryview) -> bytes:
     for p in parts:
         h.update(p)
     return h.digest()
+
+
+def keccak_prefix(*parts: bytes) -> Any:
+    """A keccak256 state with `parts` absorbed: `.copy()` it, then `.update` the rest and `.digest()`."""
+    h = sha3.keccak_256()
+    for p in parts:
+        h.update(p)
+    return h
 
 
 def leaf_hash(*parts: bytes | bytearray | memoryview) -> bytes:
@@ -98,11 +107,13 @@ def _next_level(items: Sequence[bytes], height: int) -> list[bytes]:
     return out
 
 
-def _build_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
-    levels = [list(leaves)]
-    d = depth(len(leaves))
-    for height in range(d):
+def _build_levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every level of the tree over `leaves` (kept as level 0, not copied)."""
+    levels = [leaves]
+    height = 0
+    while len(levels[-1]) > 1:
         levels.append(_next_level(levels[-1], height))
+        height += 1
     return levels
 
 
@@ -314,6 +325,7 @@ __all__ = [
     "depth",
     "fold",
     "keccak",
+    "keccak_prefix",
     "leaf_hash",
     "merkle_proof",
     "merkle_root",
