@@ -49,6 +49,15 @@ def test_self_test__catches_a_wrong_kernel(monkeypatch: pytest.MonkeyPatch) -> N
     assert self_test(["Div"]) == {"Div": False}
 
 
+def test_self_test__runs_each_kernel_in_float32_where_a_step_may(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel wrong only on float32 inputs (a BLAS that rounds there, say) fails the self-test:
+    the battery runs every case the compiled step may hold in float32 in that width too."""
+    base = RULES["MatMul"].kernel
+    off_in_float32 = Rule(RULES["MatMul"].bounds, lambda info, ivs: lambda a, b: base(info, ivs)(a, b) + (a.dtype == np.float32))
+    monkeypatch.setitem(RULES, "MatMul", off_in_float32)
+    assert self_test(["MatMul"]) == {"MatMul": False}
+
+
 def test_self_test__catches_an_unsound_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     # The kernel is right, but the rule claims Abs never exceeds max(a) (wrong for negative a).
     narrow = Rule(lambda info, ivs: ((0, max(ivs[0][1], 0)), 0), RULES["Abs"].kernel)  # type: ignore[index]
@@ -572,3 +581,127 @@ def test_values_program__1024_rows__compiled_and_equal_to_the_reference() -> Non
     assert p.compiled is not None, p.compile_note
     init = p.initial_state()
     assert same(p.compiled.run(0, p.steps, init), node_by_node(p, 0, p.steps, init))  # type: ignore[arg-type]
+
+
+# ---- float32 where it is exact -----------------------------------------------------------------
+
+
+def _rescaled_product_program() -> Program:
+    """s' = (Relu(MatMul(s, W) / 2^12 + b))^2: the product's partial sums pass 2^24 (float64),
+    the rescaled activation stays below it (held in float32 for the Add and Relu after it), and
+    its square passes 2^24 again (float64, its float32 input widened first)."""
+    rng = np.random.default_rng(5)
+    nodes = [
+        helper.make_node("MatMul", ["s", "w"], ["wide"], name="product"),
+        helper.make_node("Div", ["wide", "scale"], ["q"], name="rescale"),
+        helper.make_node("Add", ["q", "b"], ["a"], name="bias"),
+        helper.make_node("Relu", ["a"], ["r"], name="relu"),
+        helper.make_node("Mul", ["r", "r"], ["s_next"], name="square"),
+    ]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("s", I64, [128, 128])],
+        [helper.make_tensor_value_info("s_next", I64, [128, 128])],
+        [
+            numpy_helper.from_array(rng.integers(-2001, 2002, (128, 128)).astype(np.int64), "w"),
+            numpy_helper.from_array(np.array(1 << 12, np.int64), "scale"),
+            numpy_helper.from_array(rng.integers(-999, 1000, 128).astype(np.int64), "b"),
+        ],
+    )
+    return make_program(model, steps=1, state={"s": rng.integers(-1001, 1002, (128, 128)).astype(np.int64)})
+
+
+def _plan(p: Program) -> tuple[list[bool], list[bool]]:
+    infos = compiled._node_infos(p)
+    _, hull = compiled._state_bounds(p, compiled._Analysis(p, infos))
+    return compiled._carriers(p, infos, hull)
+
+
+def test_float32__held_where_exact__widened_where_not__equals_the_reference() -> None:
+    p = load_program(_rescaled_product_program())
+    c = p.compiled
+    assert c is not None, p.compile_note
+    init = p.initial_state()
+    assert same(c.run(0, 1, init), node_by_node(p, 0, 1, init))  # type: ignore[arg-type]
+    narrow, computes32 = _plan(p)
+    nodes = p.graph.nodes  # product, rescale, bias, relu, square
+    assert [narrow[node.output] for node in nodes] == [False, True, True, True, False]
+    # the rescaled product is computed from float64 and held in float32; the square widens its input
+    assert computes32 == [False, False, True, True, False]
+    assert not narrow[p.state_slots[0]]  # only a float64 product reads the state
+
+
+def _gemm_past_2_24_program() -> Program:
+    """y' = A @ B + C with every product 4097^2 = 2^24 + 8193 (odd: no float32) and C cancelling
+    all but 5 of the sum: the result is small, the partial sums are not."""
+    nodes = [helper.make_node("Gemm", ["a", "b", "c"], ["y_next"], name="gemm")]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("y", I64, [8192, 1])],
+        [helper.make_tensor_value_info("y_next", I64, [8192, 1])],
+        [
+            numpy_helper.from_array(np.full((8192, 2), 4097, np.int64), "a"),
+            numpy_helper.from_array(np.full((2, 1), 4097, np.int64), "b"),
+            numpy_helper.from_array(np.array([5 - 2 * 4097**2], np.int64), "c"),
+        ],
+    )
+    return make_program(model, steps=1, state={"y": np.zeros((8192, 1), np.int64)})
+
+
+def test_float32__partial_sums_past_2_24__computed_in_float64() -> None:
+    """The result's bound alone would allow float32 here; the partial sums' bound does not."""
+    p = load_program(_gemm_past_2_24_program())
+    assert p.compiled is not None, p.compile_note
+    (y,) = p.compiled.run(0, 1, p.initial_state())  # type: ignore[misc]
+    assert np.all(y == 5)
+    narrow, computes32 = _plan(p)
+    assert computes32 == [False] and not any(narrow)
+
+
+@pytest.mark.parametrize("divisor", [3, -7, 4097, (1 << 23) + 1, (1 << 24) - 3])
+@pytest.mark.parametrize("op", ["Div", "Mod"])
+def test_float32__quotients_and_remainders_just_below_2_24__exact(op: str, divisor: int) -> None:
+    """trunc(fl(a / b)) and the remainders are exact in float32 for |a| < 2^24: the quotient's
+    distance to the next integer is at least 1/|b|, above float32's rounding error there."""
+    a = np.concatenate([np.arange((1 << 24) - 8192, 1 << 24), -np.arange((1 << 24) - 8192, 1 << 24)]).astype(np.int64)
+    for fmod in (0, 1) if op == "Mod" else (None,):
+        attrs = () if fmod is None else (fmod,)
+        assert compiled._case_ok(op, [a.reshape(128, 128), np.array(divisor, np.int64)], attrs, as_const=True)
+
+
+def _squares_program() -> Program:
+    """s' = clip(s * s / 2^10 + b, -5000, 5000) and sq' = s * s: the square passes 2^24 (float64,
+    odd squares have no float32), the rest stays below it (float32), and the next state goes back
+    to float64 for the next step's square."""
+    rng = np.random.default_rng(6)
+    nodes = [
+        helper.make_node("Mul", ["s", "s"], ["square"], name="square"),
+        helper.make_node("Div", ["square", "scale"], ["q"], name="rescale"),
+        helper.make_node("Add", ["q", "b"], ["a"], name="bias"),
+        helper.make_node("Clip", ["a", "lo", "hi"], ["s_next"], name="clip"),
+        helper.make_node("Identity", ["square"], ["sq_next"], name="keep"),
+    ]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("s", I64, [128, 128]), helper.make_tensor_value_info("sq", I64, [128, 128])],
+        [helper.make_tensor_value_info("s_next", I64, [128, 128]), helper.make_tensor_value_info("sq_next", I64, [128, 128])],
+        [
+            numpy_helper.from_array(np.array(1 << 10, np.int64), "scale"),
+            numpy_helper.from_array(rng.integers(-999, 1000, 128).astype(np.int64), "b"),
+            numpy_helper.from_array(np.array(-5000, np.int64), "lo"),
+            numpy_helper.from_array(np.array(5000, np.int64), "hi"),
+        ],
+    )
+    start = rng.integers(-5000, 5001, (128, 128)).astype(np.int64) | 1  # odd: odd squares past 2^24
+    start[0, 0] = 4097
+    return make_program(model, steps=4, state={"s": start, "sq": np.zeros((128, 128), np.int64)})
+
+
+def test_float32__next_state_returns_in_its_slots_width() -> None:
+    p = load_program(_squares_program())
+    c = p.compiled
+    assert c is not None, p.compile_note
+    narrow, computes32 = _plan(p)
+    assert computes32 == [False, False, True, True, False] and not narrow[p.state_slots[0]]
+    init = p.initial_state()
+    assert same(c.run(0, 4, init), node_by_node(p, 0, 4, init))  # type: ignore[arg-type]

@@ -16,8 +16,8 @@ reduction, stays below 2^53 in magnitude and inside its slot's dtype, then no va
 and every float64 operation on these integers is exact (IEEE 754 rounds only results it cannot
 represent; truncating `fl(a / b)` is exact when `|a| < 2^53`, because the rounding error is below
 the quotient's distance to the next integer). The whole step then runs as one generated
-function over float64 arrays (bool stays bool), with the state converted once per run of steps,
-not once per node.
+function over float64 arrays (bool stays bool; float32 where the same argument holds below 2^24,
+see `_carriers`), with the state converted once per run of steps, not once per node.
 
 It changes speed, never results:
 - the kernel of each op passes a seeded conformance battery against the reference (the same
@@ -573,6 +573,19 @@ def _matmul_integer(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
 
 FLOAT32_EXACT = 2**24  # float32 holds every integer below this in magnitude
 
+NARROW_MIN_ELEMENTS = 1 << 14  # smallest slot converted to float32 for the ops after it
+
+# Ops that make new values (the others select, compare or move them)
+ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Mod", "MatMul", "Gemm", "MatMulInteger", "ReduceSum", "ConvInteger"})
+
+
+def _exact_in_float32(name: str, info: NodeInfo, out: Interval, partial: int) -> bool:
+    """Whether a node is exact in float32 on integer inputs below 2^24: its value and every
+    partial sum are integers below 2^24, so each float32 sum, product and power-of-two scaling
+    is exact whatever the order, `trunc(fl(a / b))` is (the argument of SPEC 4.7 for float64,
+    with 2^24 for 2^53), and so is a remainder. An empty ReduceMin's dtype maximum is not."""
+    return info.out_type.dtype is DType.BOOL or max(_mag(out), partial) < FLOAT32_EXACT
+
 
 def conv_rows(x_shape: tuple[int, ...], w_shape: tuple[int, ...], attrs: tuple[int, ...]) -> np.ndarray:
     """For each (group, channel in group, kernel tap, output position), the row of x laid out as
@@ -733,8 +746,8 @@ def representable(v: np.ndarray) -> bool:
     return large.size <= MAX_LARGE_ELEMENTS and all(int(float(x)) == int(x) for x in large.tolist())
 
 
-def to_carrier(v: np.ndarray) -> np.ndarray:
-    return v if v.dtype == np.bool_ else v.astype(np.float64)
+def to_carrier(v: np.ndarray, carrier: type = np.float64) -> np.ndarray:
+    return v if v.dtype == np.bool_ else v.astype(carrier)
 
 
 def from_carrier(v: np.ndarray, dtype: DType) -> np.ndarray:
@@ -786,11 +799,17 @@ def _case_ok(name: str, inputs: list[np.ndarray | None], attrs: tuple[int, ...],
         return True  # outside the proven domain: never compiled
     want = ref.run(inputs, attrs)
     kernel = rule.kernel(info, ivs)
-    got = np.asarray(kernel(*[None if x is None else to_carrier(x) for x in inputs]))
-    if got.shape != out_type.shape or want.size and not (out_iv[0] <= int(want.min()) and int(want.max()) <= out_iv[1]):
-        return False
-    got_int = from_carrier(got, out_type.dtype)
-    return got_int.tobytes() == want.tobytes()
+    carriers = [np.float64]
+    small = all(x is None or x.dtype == np.bool_ or _fits_float32(x) for x in inputs)
+    if small and _exact_in_float32(name, info, out_iv, partial):
+        carriers.append(np.float32)  # where the compiled step may run it in float32 (_carriers)
+    for carrier in carriers:
+        got = np.asarray(kernel(*[None if x is None else to_carrier(x, carrier) for x in inputs]))
+        if got.shape != out_type.shape or want.size and not (out_iv[0] <= int(want.min()) and int(want.max()) <= out_iv[1]):
+            return False
+        if from_carrier(got, out_type.dtype).tobytes() != want.tobytes():
+            return False
+    return True
 
 
 Case = tuple[list["np.ndarray | None"], tuple[int, ...]]
@@ -846,6 +865,11 @@ def _extra_cases(name: str, rng: np.random.Generator) -> list[Case]:
             for shape in ((), (1, 1), (64,)):
                 for a in attrs:
                     out.append(([ints((64, 64)), np.full(shape, c, np.int64)], a))
+        # just below 2^24, where float32 quotients are closest to the next integer
+        edge = np.arange((1 << 24) - 2048, 1 << 24, dtype=np.int64)
+        for c in (3, -7, (1 << 23) + 1, (1 << 24) - 3):
+            for a in attrs:
+                out.append(([np.concatenate([edge, -edge]).reshape(64, 64), np.array(c, np.int64)], a))
     return out
 
 
@@ -990,6 +1014,8 @@ class CompiledStep:
     step: Callable[..., tuple[np.ndarray, ...]]
     # entry[k]: bounds of the state at step k; the last entry holds for every later step.
     entry: list[list[Interval]]
+    # the carrier of each state slot: float32 where every value it takes is below 2^24
+    state_carriers: tuple[type, ...] = ()
 
     def accepts(self, t0: int, t1: int, state: Sequence[np.ndarray]) -> bool:
         """Whether the proof covers running steps t0..t1-1 from this state at step t0."""
@@ -1009,7 +1035,8 @@ class CompiledStep:
         """The state at step t1 from the state at step t0, or None if the proof does not cover it."""
         if not self.accepts(t0, t1, state):
             return None
-        values = tuple(to_carrier(v) for v in state)
+        carriers = self.state_carriers or (np.float64,) * len(state)
+        values = tuple(to_carrier(v, c) for v, c in zip(state, carriers))
         step = self.step
         for t in range(t0, t1):
             values = step(t, *values)
@@ -1127,27 +1154,131 @@ def _extrapolate(
     return None
 
 
-def _generate(program: Program, kernels: list[Kernel], carrier: dict[int, np.ndarray]) -> Callable[..., tuple]:
+def _carriers(program: Program, infos: list[NodeInfo], hull: list[Interval | None]) -> tuple[list[bool], list[bool]]:
+    """Which slots are held in float32, and which nodes compute in float32.
+
+    A node may compute in float32 when it is exact there: an op that only selects, compares or
+    negates values always is, an arithmetic op where `_exact_in_float32` proves it. It does when its float
+    inputs that are not constants are all float32 (and it has one at least); otherwise its
+    float32 inputs are widened first and its constants given in float64, so that numpy never
+    computes in float32 a value that float32 cannot hold, and never mixes widths in one call.
+    Data, constants and state below 2^24 are held in float32 only where that pays: where some
+    arithmetic node computes in float32 on them, directly or through ops that move or select
+    values (otherwise each step would only widen them again)."""
+    g = program.graph
+    fixed = (SlotKind.CONST, SlotKind.DATA)
+
+    def is_float(i: int | None) -> bool:
+        return i is not None and g.slots[i].type.dtype is not DType.BOOL
+
+    exact = []
+    for node, info in zip(g.nodes, infos):
+        try:
+            _, partial = RULES[node.op.name].bounds(info, [None if i is None else hull[i] for i in node.inputs])
+        except NotCompilable:  # the bounds of a step hold; those of all steps at once need not
+            exact.append(False)
+            continue
+        exact.append(_exact_in_float32(node.op.name, info, hull[node.output], partial))  # type: ignore[arg-type]
+    # the inputs whose width decides the node's: a Gather's result is as wide as its data
+    width_inputs = [[i for i in (node.inputs[:1] if node.op.name == "Gather" else node.inputs) if is_float(i)] for node in g.nodes]
+    # Large slots below 2^24 may be held in float32 even where computed in float64 (the data,
+    # the state, a rescaled product): narrowing them once can pay for every op after them.
+    # Small ones are not worth a conversion: there a call costs more than its bytes.
+    candidates = [i for i in range(g.n_slots) if is_float(i) and g.slots[i].type.size >= NARROW_MIN_ELEMENTS]
+    held32 = {i: hull[i] is not None and _mag(hull[i]) < FLOAT32_EXACT for i in candidates}  # type: ignore[arg-type]
+    while True:
+        narrow = [held32.get(i, False) for i in range(g.n_slots)]
+        computes32 = []
+        for n, (node, info) in enumerate(zip(g.nodes, infos)):
+            ins = width_inputs[n]
+            n32 = exact[n] and any(narrow[i] for i in ins) and all(narrow[i] for i in ins if g.slots[i].kind not in fixed)
+            computes32.append(n32)
+            if info.out_type.dtype is DType.BOOL:
+                narrow[node.output] = False
+            elif n32:
+                narrow[node.output] = True
+        useful = [False] * g.n_slots
+        for n in reversed(range(len(g.nodes))):
+            if computes32[n] and (g.nodes[n].op.name in ARITHMETIC or useful[g.nodes[n].output]):
+                for i in width_inputs[n]:
+                    useful[i] = True
+        kept = {i: held and useful[i] for i, held in held32.items()}
+        if kept == held32:
+            return narrow, computes32
+        held32 = kept
+
+
+def _generate(
+    program: Program,
+    kernels: list[Kernel],
+    carrier: dict[int, np.ndarray],
+    narrow: Sequence[bool] | None = None,
+    computes32: Sequence[bool] | None = None,
+) -> Callable[..., tuple]:
     """Source of one step over local variables; every name is generated from slot numbers."""
     g, p = program.graph, program
+    narrow = narrow if narrow is not None else [False] * g.n_slots
+    computes32 = computes32 if computes32 is not None else [False] * len(g.nodes)
+    lines: list[str] = []
+    widened: set[int] = set()  # slots whose float64 copy this step has made already
+    wide_consts: set[int] = set()
 
-    def ref(i: int | None) -> str:
+    narrow_consts: set[int] = set()
+
+    def arg(n: int, i: int | None) -> str:
         if i is None:
             return "None"
+        if i in carrier and carrier[i].dtype == np.float64 and computes32[n] and _fits_float32(carrier[i]):
+            narrow_consts.add(i)
+            return f"n{i}"  # the constant's float32 copy, made once
+        if computes32[n] or not narrow[i]:
+            return f"c{i}" if i in carrier else f"v{i}"
+        if i in carrier:
+            wide_consts.add(i)
+            return f"w{i}"  # the constant's float64 copy, made once
+        if i not in widened:
+            widened.add(i)
+            lines.append(f"    x{i} = _wide(v{i})")
+        return f"x{i}"
+
+    def ref(i: int) -> str:
         return f"c{i}" if i in carrier else f"v{i}"
 
+    def result(s: int, nxt: int) -> str:  # the next state in its slot's carrier
+        if narrow[s] == narrow[nxt]:
+            return ref(nxt)
+        return f"_narrow({ref(nxt)})" if narrow[s] else f"_wide({ref(nxt)})"
+
     params = ", ".join(f"v{s}" for s in p.state_slots)
-    lines = [f"def step(t, {params}):"]
+    lines.append(f"def step(t, {params}):")
     if p.step_slot is not None:
         lines.append(f"    v{p.step_slot} = _asarray(float(t))")
     for n, node in enumerate(g.nodes):
-        lines.append(f"    v{node.output} = k{n}({', '.join(ref(i) for i in node.inputs)})")
-    lines.append(f"    return ({', '.join(ref(s) for s in p.next_slots)},)")
-    namespace: dict[str, object] = {"_asarray": np.asarray}
+        args = ", ".join(arg(n, i) for i in node.inputs)
+        if narrow[node.output] and not computes32[n]:  # computed exactly in float64, held in float32
+            lines.append(f"    v{node.output} = _narrow(k{n}({args}))")
+        else:
+            lines.append(f"    v{node.output} = k{n}({args})")
+    lines.append(f"    return ({', '.join(result(s, x) for s, x in zip(p.state_slots, p.next_slots))},)")
+    namespace: dict[str, object] = {"_asarray": np.asarray, "_wide": _wide, "_narrow": _narrow_carrier}
     namespace.update({f"k{n}": k for n, k in enumerate(kernels)})
     namespace.update({f"c{i}": v for i, v in carrier.items()})
+    namespace.update({f"w{i}": _wide(carrier[i]) for i in wide_consts})
+    namespace.update({f"n{i}": _narrow_carrier(carrier[i]) for i in narrow_consts})
     exec(compile("\n".join(lines), f"<bisectml step {p.id.hex()[:12]}>", "exec"), namespace)  # noqa: S102
     return namespace["step"]  # type: ignore[return-value]
+
+
+def _fits_float32(v: np.ndarray) -> bool:
+    return not v.size or float(np.max(np.abs(v))) < FLOAT32_EXACT
+
+
+def _wide(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float64, copy=False)
+
+
+def _narrow_carrier(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32, copy=False)
 
 
 def _scalar_safe(kernel: Kernel) -> Kernel:
@@ -1175,14 +1306,16 @@ def compile_step(program: Program) -> CompiledStep:
         ivs = [None if i is None else hull[i] for i in node.inputs]
         k = RULES[node.op.name].kernel(info, ivs)
         kernels.append(_scalar_safe(k) if info.out_type.shape == () else k)
+    narrow, computes32 = _carriers(program, infos, hull)
     carrier = {
-        i: to_carrier(s.value)  # type: ignore[arg-type]
+        i: to_carrier(s.value, np.float32 if narrow[i] else np.float64)  # type: ignore[arg-type]
         for i, s in enumerate(g.slots)
         if s.kind in (SlotKind.CONST, SlotKind.DATA)
     }
     if sum(v.nbytes for v in carrier.values()) > MAX_CARRIER_BYTES:
         raise NotCompilable(f"its data and constants take more than {MAX_CARRIER_BYTES >> 20} MiB as float64")
-    compiled = CompiledStep(program, _generate(program, kernels, carrier), entry)
+    state_carriers = tuple(np.float32 if narrow[s] else np.float64 for s in program.state_slots)
+    compiled = CompiledStep(program, _generate(program, kernels, carrier, narrow, computes32), entry, state_carriers)
     # The whole step against the reference once, from the initial state.
     state = program.initial_state()
     got = compiled.run(0, 1, state)
