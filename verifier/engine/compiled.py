@@ -345,6 +345,45 @@ def _ufunc(f: Callable[..., np.ndarray]) -> Factory:
     return lambda info, ivs: f
 
 
+TILE_ROW = 1024  # elements per row when a short constant is tiled against a large operand
+
+
+def _binary(f: np.ufunc) -> Factory:
+    """f(a, b); where one operand is a constant repeating along the leading axes with a short
+    period (a bias over a product's rows), the other is viewed as rows of a constant multiple of
+    that period and the constant tiled once to one such row: numpy's loop over a short broadcast
+    axis is two to three times slower than over a long one. Same values, element for element."""
+
+    def factory(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
+        shape, size = info.out_type.shape, info.out_type.size
+        for j in (0, 1):
+            c, other = info.consts[j], info.in_types[1 - j]
+            if c is None or other is None or other.shape != shape or size < NARROW_MIN_ELEMENTS or c.ndim > len(shape):
+                continue
+            period = c.size
+            if not 1 <= period < 32 or c.shape != shape[len(shape) - c.ndim :] or c.ndim == 0:
+                continue
+            rows = size // period
+            r = max(d for d in range(1, TILE_ROW // period + 1) if rows % d == 0)
+            if r == 1:
+                continue
+            row = np.tile(c.reshape(-1), r)
+            tiles: dict[np.dtype, np.ndarray] = {}
+
+            def tiled(a: np.ndarray, b: np.ndarray, j: int = j, width: int = period * r) -> np.ndarray:
+                x, k = (b, a) if j == 0 else (a, b)
+                t = tiles.get(k.dtype)
+                if t is None:  # the constant's carrier (float32 or float64) decides the width, as in f(a, b)
+                    t = tiles[k.dtype] = row.astype(k.dtype)
+                x = x.reshape(-1, width)
+                return (f(t, x) if j == 0 else f(x, t)).reshape(shape)
+
+            return tiled
+        return f
+
+    return factory
+
+
 def _integer_sign(x: np.ndarray) -> np.ndarray:
     # On integers sign(x) is x clipped to [-1, 1], and one clip pass is twice as fast as np.sign.
     return np.clip(x, -1.0, 1.0)
@@ -672,9 +711,9 @@ def _dtype_max(d: DType) -> int:
 
 RULES: dict[str, Rule] = {
     "Identity": Rule(_same, _identity),
-    "Add": Rule(_add, _ufunc(np.add)),
-    "Sub": Rule(_sub, _ufunc(np.subtract)),
-    "Mul": Rule(_mul, _ufunc(np.multiply)),
+    "Add": Rule(_add, _binary(np.add)),
+    "Sub": Rule(_sub, _binary(np.subtract)),
+    "Mul": Rule(_mul, _binary(np.multiply)),
     "Div": Rule(_div_bounds, _div),
     "Mod": Rule(_mod_bounds, _mod),
     "Neg": Rule(_neg, _ufunc(np.negative)),
@@ -859,6 +898,11 @@ def _extra_cases(name: str, rng: np.random.Generator) -> list[Case]:
             for b in ((0, 1, 7), (6, -3, 3), (2, 3, 2), (6, -1, 7)):
                 out.append(([x], (*a, *b, 0, 1, 4)))
                 out.append(([x[:, :, 1]], (*a, *b)))
+    if name in ("Add", "Sub", "Mul"):  # a short constant against a large operand: tiled rows
+        for x_shape, c_shape in (((2048, 8), (8,)), ((64, 16, 24), (24,)), ((4099, 4), (4,)), ((16411, 1), (1,))):
+            x, c = ints(x_shape), ints(c_shape, m=1 << 10)
+            out.append(([x, c], ()))
+            out.append(([c, x], ()))
     if name in ("Div", "Mod"):
         attrs = [()] if name == "Div" else [(0,), (1,)]
         for c in (1, -1, 2, -2, 4096, -(1 << 16), 3, -7, 0, 1437):
@@ -894,7 +938,7 @@ def self_test(names: Sequence[str] | None = None, seed: int = 0xC0DE) -> dict[st
                 if name in ORDER_ONLY:  # the same relations among values far beyond 2^53
                     variants.append(_widened(_narrowed(inputs)))
                 for case in variants:
-                    for as_const in (False, True) if name in ("Div", "Mod", "Where", "ConvInteger") else (False,):
+                    for as_const in (False, True) if name in ("Add", "Sub", "Mul", "Div", "Mod", "Where", "ConvInteger") else (False,):
                         try:
                             ok = _case_ok(name, case, attrs, as_const)
                         except Exception:  # noqa: BLE001 - any failure disqualifies the kernel
