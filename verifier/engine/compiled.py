@@ -367,21 +367,26 @@ def _binary(f: np.ufunc) -> Factory:
             r = max(d for d in range(1, TILE_ROW // period + 1) if rows % d == 0)
             if r == 1:
                 continue
-            row = np.tile(c.reshape(-1), r)
-            tiles: dict[np.dtype, np.ndarray] = {}
-
-            def tiled(a: np.ndarray, b: np.ndarray, j: int = j, width: int = period * r) -> np.ndarray:
-                x, k = (b, a) if j == 0 else (a, b)
-                t = tiles.get(k.dtype)
-                if t is None:  # the constant's carrier (float32 or float64) decides the width, as in f(a, b)
-                    t = tiles[k.dtype] = row.astype(k.dtype)
-                x = x.reshape(-1, width)
-                return (f(t, x) if j == 0 else f(x, t)).reshape(shape)
-
-            return tiled
+            return _tiled(f, j, np.tile(c.reshape(-1), r), shape)
         return f
 
     return factory
+
+
+def _tiled(f: np.ufunc, j: int, row: np.ndarray, shape: tuple[int, ...]) -> Kernel:
+    """f(a, b) with operand j the constant, given as `row` (its period tiled) against the other
+    operand's rows of that length."""
+    tiles: dict[np.dtype, np.ndarray] = {}
+
+    def tiled(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        x, k = (b, a) if j == 0 else (a, b)
+        t = tiles.get(k.dtype)
+        if t is None:  # the constant's carrier (float32 or float64) decides the width, as in f(a, b)
+            t = tiles[k.dtype] = row.astype(k.dtype)
+        x = x.reshape(-1, row.size)
+        return (f(t, x) if j == 0 else f(x, t)).reshape(shape)
+
+    return tiled
 
 
 def _integer_sign(x: np.ndarray) -> np.ndarray:
