@@ -1270,9 +1270,8 @@ def _generate(
     computes32 = computes32 if computes32 is not None else [False] * len(g.nodes)
     lines: list[str] = []
     widened: set[int] = set()  # slots whose float64 copy this step has made already
-    wide_consts: set[int] = set()
-
-    narrow_consts: set[int] = set()
+    wide_consts: set[int] = set()  # constants given in float64 (their carrier is float32)
+    narrow_consts: set[int] = set()  # constants given in float32 (their carrier is float64)
 
     def arg(n: int, i: int | None) -> str:
         if i is None:
