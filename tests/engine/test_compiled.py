@@ -597,18 +597,21 @@ def _rescaled_product_program() -> Program:
         helper.make_node("Add", ["q", "b"], ["a"], name="bias"),
         helper.make_node("Relu", ["a"], ["r"], name="relu"),
         helper.make_node("Mul", ["r", "r"], ["s_next"], name="square"),
+        helper.make_node("ReduceSum", ["r", "axis1"], ["rows_next"], keepdims=1, name="rows"),
     ]
     model = make_model(
         nodes,
-        [helper.make_tensor_value_info("s", I64, [128, 128])],
-        [helper.make_tensor_value_info("s_next", I64, [128, 128])],
+        [helper.make_tensor_value_info("s", I64, [128, 128]), helper.make_tensor_value_info("rows", I64, [128, 1])],
+        [helper.make_tensor_value_info("s_next", I64, [128, 128]), helper.make_tensor_value_info("rows_next", I64, [128, 1])],
         [
             numpy_helper.from_array(rng.integers(-2001, 2002, (128, 128)).astype(np.int64), "w"),
             numpy_helper.from_array(np.array(1 << 12, np.int64), "scale"),
             numpy_helper.from_array(rng.integers(-999, 1000, 128).astype(np.int64), "b"),
+            numpy_helper.from_array(np.array([1], np.int64), "axis1"),
         ],
     )
-    return make_program(model, steps=1, state={"s": rng.integers(-1001, 1002, (128, 128)).astype(np.int64)})
+    state = {"s": rng.integers(-1001, 1002, (128, 128)).astype(np.int64), "rows": np.zeros((128, 1), np.int64)}
+    return make_program(model, steps=1, state=state)
 
 
 def _plan(p: Program) -> tuple[list[bool], list[bool]]:
@@ -624,10 +627,10 @@ def test_float32__held_where_exact__widened_where_not__equals_the_reference() ->
     init = p.initial_state()
     assert same(c.run(0, 1, init), node_by_node(p, 0, 1, init))  # type: ignore[arg-type]
     narrow, computes32 = _plan(p)
-    nodes = p.graph.nodes  # product, rescale, bias, relu, square
-    assert [narrow[node.output] for node in nodes] == [False, True, True, True, False]
+    nodes = p.graph.nodes  # product, rescale, bias, relu, square, row sums
+    assert [narrow[node.output] for node in nodes] == [False, True, True, True, False, True]
     # the rescaled product is computed from float64 and held in float32; the square widens its input
-    assert computes32 == [False, False, True, True, False]
+    assert computes32 == [False, False, True, True, False, True]
     assert not narrow[p.state_slots[0]]  # only a float64 product reads the state
 
 
@@ -705,3 +708,58 @@ def test_float32__next_state_returns_in_its_slots_width() -> None:
     assert computes32 == [False, False, True, True, False] and not narrow[p.state_slots[0]]
     init = p.initial_state()
     assert same(c.run(0, 4, init), node_by_node(p, 0, 4, init))  # type: ignore[arg-type]
+
+
+def _kernel_widths(p: Program) -> tuple[list[bool], list[bool], list[np.dtype]]:
+    """The plan, and the dtype each node's kernel actually returned in one compiled step."""
+    seen: list[np.dtype] = [np.dtype(np.bool_)] * len(p.graph.nodes)
+    real = compiled._generate
+
+    def recording(program, kernels, carrier, *rest):  # noqa: ANN001, ANN202
+        def wrap(n, k):  # noqa: ANN001, ANN202
+            def kernel(*xs):  # noqa: ANN002, ANN202
+                y = k(*xs)
+                seen[n] = np.asarray(y).dtype
+                return y
+
+            return kernel
+
+        return real(program, [wrap(n, k) for n, k in enumerate(kernels)], carrier, *rest)
+
+    compiled._generate = recording
+    try:
+        c = compiled.compile_step(p)
+    finally:
+        compiled._generate = real
+    c.run(0, 1, p.initial_state())
+    return (*_plan(p), seen)
+
+
+def test_float32__every_kernel_returns_the_width_the_plan_gives_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the plan says a node computes in float32 its kernel returns float32, and float64
+    (or bool) everywhere else: a float64 result taken for float32 would be given float32
+    constants (numpy mixing widths), and a float32 one taken for float64 never widened. The
+    residual convnet's ConvInteger (float64 whatever its inputs) is held in float32 only by a
+    conversion after it."""
+    monkeypatch.syspath_prepend("tests/onnx_models")
+    from _imported import convnet, image_split
+
+    from onnx_models import importer
+
+    x_train, x_test, _, _ = image_split()
+    imp = importer.import_model(convnet(True), x_train, batch=32)
+    residual = load_program(importer.inference_program(imp, importer.quantize_rows(x_test[:64], imp.input_scales)))
+    widths = []
+    for p in (residual, load_program(_rescaled_product_program()), load_program(_squares_program())):
+        narrow, computes32, seen = _kernel_widths(p)
+        widths.append((narrow, computes32, seen))
+        for n, node in enumerate(p.graph.nodes):
+            if p.graph.slots[node.output].type.dtype.name == "BOOL":
+                continue
+            in32 = computes32[n] and node.op.name not in compiled.F64_RESULT
+            assert seen[n] == (np.float32 if in32 else np.float64), (node.name, seen[n], computes32[n])
+        assert any(computes32)
+    narrow, computes32, seen = widths[0]
+    convs = [n for n, node in enumerate(residual.graph.nodes) if node.op.name == "ConvInteger"]
+    assert convs and all(seen[n] == np.float64 for n in convs)
+    assert any(narrow[residual.graph.nodes[n].output] for n in convs)  # converted after, for the ops after it

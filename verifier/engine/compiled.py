@@ -534,11 +534,11 @@ def _reduce_sum(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
     x_shape = info.in_types[0].shape  # type: ignore[union-attr]
     n = _reduced_count(info)
     if info.attrs[1] and n and info.out_type.size and axes in (tuple(range(len(axes))), tuple(range(len(x_shape) - len(axes), len(x_shape)))):
-        # Leading or trailing axes: one BLAS product with ones, exact under the same bound.
-        ones = np.ones(n)
+        # Leading or trailing axes: one BLAS product with ones (in x's width), exact under the same bound.
+        ones = {np.dtype(np.float64): np.ones(n), np.dtype(np.float32): np.ones(n, np.float32)}
         if axes[0] == 0:
-            return lambda x: (ones @ x.reshape(n, -1)).reshape(shape)
-        return lambda x: (x.reshape(-1, n) @ ones).reshape(shape)
+            return lambda x: (ones[x.dtype] @ x.reshape(n, -1)).reshape(shape)
+        return lambda x: (x.reshape(-1, n) @ ones[x.dtype]).reshape(shape)
     return _reduce(np.add, None)(info, ivs)
 
 
@@ -618,6 +618,8 @@ def _matmul_integer(info: NodeInfo, ivs: Sequence[Interval | None]) -> Kernel:
 FLOAT32_EXACT = 2**24  # float32 holds every integer below this in magnitude
 
 NARROW_MIN_ELEMENTS = 1 << 14  # smallest slot converted to float32 for the ops after it
+
+F64_RESULT = frozenset({"ConvInteger", "ArgMax", "ArgMin"})  # kernels that give float64 whatever their inputs
 
 # Ops that make new values (the others select, compare or move them)
 ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Mod", "MatMul", "Gemm", "MatMulInteger", "ReduceSum", "ConvInteger"})
@@ -1233,10 +1235,13 @@ def _carriers(program: Program, infos: list[NodeInfo], hull: list[Interval | Non
     # Large slots below 2^24 may be held in float32 even where computed in float64 (the data,
     # the state, a rescaled product): narrowing them once can pay for every op after them.
     # Small ones are not worth a conversion: there a call costs more than its bytes.
-    candidates = [i for i in range(g.n_slots) if is_float(i) and g.slots[i].type.size >= NARROW_MIN_ELEMENTS]
-    held32 = {i: hull[i] is not None and _mag(hull[i]) < FLOAT32_EXACT for i in candidates}  # type: ignore[arg-type]
-    while True:
-        narrow = [held32.get(i, False) for i in range(g.n_slots)]
+    candidates = {
+        i for i in range(g.n_slots)
+        if is_float(i) and g.slots[i].type.size >= NARROW_MIN_ELEMENTS and hull[i] is not None and _mag(hull[i]) < FLOAT32_EXACT  # type: ignore[arg-type]
+    }  # fmt: skip
+
+    def plan(held: set[int]) -> tuple[list[bool], list[bool]]:
+        narrow = [i in held for i in range(g.n_slots)]
         computes32 = []
         for n, (node, info) in enumerate(zip(g.nodes, infos)):
             ins = width_inputs[n]
@@ -1244,17 +1249,24 @@ def _carriers(program: Program, infos: list[NodeInfo], hull: list[Interval | Non
             computes32.append(n32)
             if info.out_type.dtype is DType.BOOL:
                 narrow[node.output] = False
-            elif n32:
+            elif n32 and node.op.name not in F64_RESULT:
                 narrow[node.output] = True
+        return narrow, computes32
+
+    # Start from every candidate and drop those no float32 arithmetic uses (directly or through
+    # moves and selections): each step would only widen them again.
+    held = set(candidates)
+    while True:
+        narrow, computes32 = plan(held)
         useful = [False] * g.n_slots
         for n in reversed(range(len(g.nodes))):
             if computes32[n] and (g.nodes[n].op.name in ARITHMETIC or useful[g.nodes[n].output]):
                 for i in width_inputs[n]:
                     useful[i] = True
-        kept = {i: held and useful[i] for i, held in held32.items()}
-        if kept == held32:
+        kept = {i for i in held if useful[i]}
+        if kept == held:
             return narrow, computes32
-        held32 = kept
+        held = kept
 
 
 def _generate(
@@ -1303,7 +1315,7 @@ def _generate(
         lines.append(f"    v{p.step_slot} = _asarray(float(t))")
     for n, node in enumerate(g.nodes):
         args = ", ".join(arg(n, i) for i in node.inputs)
-        if narrow[node.output] and not computes32[n]:  # computed exactly in float64, held in float32
+        if narrow[node.output] and (not computes32[n] or node.op.name in F64_RESULT):  # computed exactly in float64, held in float32
             lines.append(f"    v{node.output} = _narrow(k{n}({args}))")
         else:
             lines.append(f"    v{node.output} = k{n}({args})")
