@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
     rows = [one(name, args.epochs, args.repeat, args.threads, (xtr, ytr, xte, yte)) for name in LAYERS]
     print(f"bisectml bench_build_train: digits 8x8, {len(xtr)} training rows, {len(xte)} held out, "
-          f"{args.epochs} epochs, batch 32, threads {args.threads}, cpus {os.cpu_count()}")
+          f"{args.epochs} epochs, batch 32, threads {args.threads}, cpus {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'network':<26} {'steps':>6} {'nodes':>6} {'trace us/step':>14} {'ort us/step':>12} {'ratio':>6} "
           f"{'integer %':>10} {'float32 %':>10}")
     for r in rows:
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     for goal, ok in goals.items():
         print(f"  {'pass' if ok else 'MISSED'}: {goal}")
     args.report.write_text(json.dumps({"command": "python bench/bench_build_train.py", "epochs": args.epochs,
-                                       "threads": args.threads, "rows": rows, "goals": goals}, indent=1) + "\n")  # fmt: skip
+                                       "threads": args.threads, "load_average": round(os.getloadavg()[0], 2),
+                                       "rows": rows, "goals": goals}, indent=1) + "\n")  # fmt: skip
     print(f"written to {args.report}")
     return 0
 

@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(r[k] for r in results)
 
     print(f"dispute on anvil (instant mining): {program_path.name}, T={p.steps}, N={p.n_nodes}, arity {args.arity}, "
-          f"cheat {args.cheat}, {args.runs} run(s), {os.cpu_count()} CPU(s)")  # fmt: skip
+          f"cheat {args.cheat}, {args.runs} run(s), {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     rows = [
         ("claim -> slash (settled)", f"{med('claim_to_slash'):.1f} s", f"goal < {GOAL_SECONDS:.0f} s"),
         ("  claim -> challenge", f"{med('claim_to_challenge'):.1f} s", "re-execution + challenge tx"),

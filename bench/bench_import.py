@@ -147,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(ratio, 2),
         "goal": GOAL_RATIO,
         "goal_met": ratio <= GOAL_RATIO,
+        "threads": 1,
+        "load_average": round(os.getloadavg()[0], 2),
     }
-    print(f"traced inference {trace_s:.3f} s vs onnxruntime float32 {ort_s:.3f} s: {ratio:.1f}x (goal {GOAL_RATIO}x)")
+    print(f"traced inference {trace_s:.3f} s vs onnxruntime float32 {ort_s:.3f} s: {ratio:.1f}x (goal {GOAL_RATIO}x), "
+          f"1 thread each, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
     report = {
         "command": "python bench/bench_import.py " + " ".join(argv or sys.argv[1:]),
         "machine": {"python": platform.python_version(), "machine": platform.machine()},

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     t_trace, t_ort = min(trace_times), min(ort_times)
     ratio = t_trace / t_ort
     print(f"bisectml bench_train  python {platform.python_version()}  numpy {np.__version__}  "
-          f"onnxruntime {ort.__version__}  cpus {os.cpu_count()}")
+          f"onnxruntime {ort.__version__}  cpus {os.cpu_count()}  load average {os.getloadavg()[0]:.2f}")
     print(f"program      {args.model.name}: 64-{hp['hidden']}-10 MLP, batch {hp['batch']}, {steps} steps, "
           f"{program.n_nodes} nodes/step, {program.n_slots} slots, frac_bits {hp['frac_bits']}, "
           f"lr 2^-{hp['lr_shift']}")
