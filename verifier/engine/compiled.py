@@ -625,7 +625,7 @@ F64_RESULT = frozenset({"ConvInteger", "ArgMax", "ArgMin"})  # kernels that give
 ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Mod", "MatMul", "Gemm", "MatMulInteger", "ReduceSum", "ConvInteger"})
 
 
-def _exact_in_float32(name: str, info: NodeInfo, out: Interval, partial: int) -> bool:
+def _exact_in_float32(info: NodeInfo, out: Interval, partial: int) -> bool:
     """Whether a node is exact in float32 on integer inputs below 2^24: its value and every
     partial sum are integers below 2^24, so each float32 sum, product and power-of-two scaling
     is exact whatever the order, `trunc(fl(a / b))` is (the argument of SPEC 4.7 for float64,
@@ -847,7 +847,7 @@ def _case_ok(name: str, inputs: list[np.ndarray | None], attrs: tuple[int, ...],
     kernel = rule.kernel(info, ivs)
     carriers = [np.float64]
     small = all(x is None or x.dtype == np.bool_ or _fits_float32(x) for x in inputs)
-    if small and _exact_in_float32(name, info, out_iv, partial):
+    if small and _exact_in_float32(info, out_iv, partial):
         carriers.append(np.float32)  # where the compiled step may run it in float32 (_carriers)
     for carrier in carriers:
         got = np.asarray(kernel(*[None if x is None else to_carrier(x, carrier) for x in inputs]))
@@ -1066,7 +1066,7 @@ class CompiledStep:
     # entry[k]: bounds of the state at step k; the last entry holds for every later step.
     entry: list[list[Interval]]
     # the carrier of each state slot: float32 where every value it takes is below 2^24
-    state_carriers: tuple[type, ...] = ()
+    state_carriers: tuple[type, ...]
 
     def accepts(self, t0: int, t1: int, state: Sequence[np.ndarray]) -> bool:
         """Whether the proof covers running steps t0..t1-1 from this state at step t0."""
@@ -1086,8 +1086,7 @@ class CompiledStep:
         """The state at step t1 from the state at step t0, or None if the proof does not cover it."""
         if not self.accepts(t0, t1, state):
             return None
-        carriers = self.state_carriers or (np.float64,) * len(state)
-        values = tuple(to_carrier(v, c) for v, c in zip(state, carriers))
+        values = tuple(to_carrier(v, c) for v, c in zip(state, self.state_carriers, strict=True))
         step = self.step
         for t in range(t0, t1):
             values = step(t, *values)
@@ -1229,7 +1228,7 @@ def _carriers(program: Program, infos: list[NodeInfo], hull: list[Interval | Non
         except NotCompilable:  # the bounds of a step hold; those of all steps at once need not
             exact.append(False)
             continue
-        exact.append(_exact_in_float32(node.op.name, info, hull[node.output], partial))  # type: ignore[arg-type]
+        exact.append(_exact_in_float32(info, hull[node.output], partial))  # type: ignore[arg-type]
     # the inputs whose width decides the node's: a Gather's result is as wide as its data
     width_inputs = [[i for i in (node.inputs[:1] if node.op.name == "Gather" else node.inputs) if is_float(i)] for node in g.nodes]
     # Large slots below 2^24 may be held in float32 even where computed in float64 (the data,
@@ -1273,13 +1272,11 @@ def _generate(
     program: Program,
     kernels: list[Kernel],
     carrier: dict[int, np.ndarray],
-    narrow: Sequence[bool] | None = None,
-    computes32: Sequence[bool] | None = None,
+    narrow: Sequence[bool],
+    computes32: Sequence[bool],
 ) -> Callable[..., tuple]:
     """Source of one step over local variables; every name is generated from slot numbers."""
     g, p = program.graph, program
-    narrow = narrow if narrow is not None else [False] * g.n_slots
-    computes32 = computes32 if computes32 is not None else [False] * len(g.nodes)
     lines: list[str] = []
     widened: set[int] = set()  # slots whose float64 copy this step has made already
     wide_consts: set[int] = set()  # constants given in float64 (their carrier is float32)
