@@ -852,8 +852,9 @@ def task_result(
     key_file: KeyFile = None,
     as_json: AsJson = False,
 ) -> None:
-    """Fetch a finalized task's result: the tensors its solver published on-chain, each checked
-    against the claimed final root, written as .npz and, for a training program, as a float ONNX
+    """Fetch a finalized task's result: the tensors its solver published, each checked against
+    the claimed final root (from the solver's IPFS mirror with --ipfs-gateway or --ipfs-api,
+    else from the chain), written as .npz and, for a training program, as a float ONNX
     model. Nothing is written unless every check passes.
 
     Example: bisectml task result 3 --out weights.npz --onnx trained.onnx
@@ -867,9 +868,11 @@ def task_result(
         r = c.task_result(session, task_id, out, onnx_out, store, program)
     if as_json:
         return emit(r)
+    for line in r["refused_mirrors"]:
+        say(f"[yellow]refused a mirror[/yellow] of {line}")
     say(f"[green]wrote[/green] task {task_id}'s result (claim {r['claim_id']}, final root {r['final_root']}) to {r['out']}")
     for name, t in r["tensors"].items():
-        say(f"  {name:<24} slot {t['slot']:<4} {t['dtype']} {tuple(t['shape'])}")
+        say(f"  {name:<24} slot {t['slot']:<4} {t['dtype']} {tuple(t['shape'])}, from {t['source']}")
     if r["onnx"]:
         say(f"  float ONNX model: {r['onnx']}")
     if r["accuracy"]:

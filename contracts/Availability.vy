@@ -49,6 +49,13 @@ event PartPublished:
     root: bytes32
 
 
+event Mirrored:
+    commitment: indexed(bytes32)
+    mirror: indexed(address)
+    # sha2-256 digest of the manifest file that lists the tensor's parts on a content network
+    manifest: bytes32
+
+
 # tensor commitment => its bytes were published here
 available: public(HashMap[bytes32, bool])
 # part_key(header, index, root) => those chunks were published here
@@ -160,6 +167,18 @@ def assemble(header: bytes32, roots: DynArray[bytes32, MAX_PARTS]) -> bytes32:
     self.available[commitment] = True
     log Published(commitment=commitment, publisher=msg.sender, header=header, size=size)
     return commitment
+
+
+@external
+def mirror(commitment: bytes32, manifest: bytes32):
+    """
+    @notice Announces that the bytes of the tensor `commitment` are also on a content-addressed
+            network (IPFS), listed by the manifest file whose sha2-256 digest is `manifest`
+            (its CIDv1, raw codec; SPEC 8.10). A log only, nothing checked or stored: a reader
+            checks every fetched byte against its CID and the tensor against `commitment`, and
+            reads the chain's own copy when a mirror is missing or wrong.
+    """
+    log Mirrored(commitment=commitment, mirror=msg.sender, manifest=manifest)
 
 
 @pure

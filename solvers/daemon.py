@@ -43,7 +43,8 @@ from verifier.daemon.loop import Config, Daemon
 from verifier.daemon.records import View
 from verifier.daemon.traces import Traces
 from verifier.market import availability as av
-from verifier.market import results
+from verifier.market import mirrors, results
+from verifier.market.content import ContentError, cid_of_digest
 
 from .cheats import Cheat, parse_cheat
 
@@ -75,6 +76,9 @@ class Solver(GameDaemon):
     def setup(self) -> None:
         super().setup()
         self.watch("task", "claim")
+        # mirrors our IPFS node failed to take: not tried again in this process, so a node that
+        # times out delays the result's publication on the chain once, not every tick
+        self.unmirrored: set[str] = set()
 
     # -- discovery: events give the ids, views give the state -------------------------------------
 
@@ -199,6 +203,7 @@ class Solver(GameDaemon):
             self.log.once(f"nores:{cid}", "result_unpublishable", level="alert", claim=cid, why=str(e))
             return
         for slot, value, opening in pending:
+            self.mirror(cid, slot, value, opening.commitment)
             if not court.availability.functions.available(opening.commitment).call():
                 for key, call in av.publications(court.chain.w3, court.availability, value):
                     # each call is one not yet on the chain: until it is confirmed, neither the next
@@ -208,6 +213,23 @@ class Solver(GameDaemon):
             receipt = self.sender.send(f"result:{cid}:{slot}", results.record_call(court.tasks, cid, opening), claim=cid, slot=slot)
             if receipt is not None:
                 self.log("result_published", claim=cid, task=c.task_id, slot=slot, commitment=opening.commitment)
+
+    def mirror(self, cid: int, slot: int, value: Any, commitment: bytes) -> None:
+        """With an IPFS node (--ipfs-api), put a result tensor there and announce it on
+        Availability.vy, so readers fetch it from IPFS (SPEC 8.10). Best effort: the claim
+        needs only the chain's copy, so a failing node is reported once and skipped."""
+        key = f"mirror:{cid}:{slot}"
+        if not results.mirrors_to(self.content) or key in self.unmirrored or self.sender.done(key):
+            return
+        try:
+            manifest = mirrors.put(self.content, value)
+        except ContentError as e:
+            self.unmirrored.add(key)
+            self.log("result_not_mirrored", level="warn", claim=cid, slot=slot, why=str(e))
+            return
+        call = mirrors.announce_call(self.court.availability, commitment, manifest)
+        if self.sender.send(key, call, claim=cid, slot=slot, manifest=manifest) is not None:
+            self.log("result_mirrored", claim=cid, slot=slot, cid=cid_of_digest(manifest))
 
     def defend(self, v: View, cid: int, chid: int, gid: int, trace: Any) -> None:
         s = self.court.state(gid)

@@ -264,3 +264,60 @@ def test_task_result__inference_with_labels__reports_the_verified_accuracy(anvil
     assert f"verified accuracy: {correct} of 100 labelled rows" in human.stdout + human.stderr
     assert sorted(np.load(tmp_path / "r.npz")) == ["correct"]
     trace.close()
+
+
+def test_task_result__read_from_the_solvers_ipfs_mirror__a_wrong_mirror_refused(world, ipfs, tmp_path) -> None:
+    """A solver with an IPFS node mirrors each result tensor and announces it; `task result` with
+    a gateway reads the mirror, checked against the commitment Tasks.vy recorded. A wrong mirror
+    (another tensor, announced by the solver itself or by anyone) is refused in one line and the
+    next one, or the chain's copy, is read instead."""
+    from verifier.commit.commitments import commit_tensor
+    from verifier.market import mirrors
+    from verifier.market.ipfs import IpfsContentStore
+
+    w, solver = world, world["solver"]
+    node = IpfsContentStore(tmp_path / "solver-content", api=ipfs.api)
+    other = _other(tmp_path)
+    tids, claims, finals = [], [], []
+    for path, store in ((w["path"], node), (other, None)):  # the second solver mirrors nothing
+        tid = _post({**w, "path": path})["task_id"]
+        program = load_program(path)
+        with Trace(program) as trace:
+            solver.chain.send(solver.token.functions.approve(solver.tasks.address, 6 * 10**18))
+            cid = solver.claim(tid, trace.run())
+            mask = sum(1 << s for s in program.state_slots)
+            published = results.publish(solver, trace, cid, mask, store)
+            assert len(published) == (3 if store else 2) * len(program.state_slots)  # [mirror,] bytes, proof
+            tids.append(tid), claims.append(cid), finals.append(trace.final_state())
+    w["anvil"].advance(2 * DAYS + 1)
+    for cid in claims:
+        _run("finalize", str(cid), *w["poster"])
+    gateway = ["--ipfs-gateway", ipfs.gateway]  # the programs come from the poster's content store, the same home
+
+    def fetched(i: int, *args: str) -> dict:
+        out = tmp_path / f"r{i}.npz"
+        got = _run("task", "result", str(tids[i]), "--out", str(out), *w["rpc"], *args)
+        saved = dict(np.load(out))
+        assert sorted(saved) == sorted(finals[i]) and all(np.array_equal(saved[n], v) for n, v in finals[i].items())
+        out.unlink()
+        return got
+
+    got = fetched(0, *gateway)
+    assert {t["source"] for t in got["tensors"].values()} == {"ipfs"} and got["refused_mirrors"] == []
+    assert {t["source"] for t in fetched(0)["tensors"].values()} == {"chain"}  # no IPFS configured
+
+    # the solver's newest mirror of one tensor is another tensor of its type: refused, its older one read
+    name = w["program"].state_names[0]
+    bad = mirrors.put(node, finals[0][name] + np.ones_like(finals[0][name]))
+    solver.chain.send(mirrors.announce_call(solver.availability, commit_tensor(finals[0][name]), bad))
+    got = fetched(0, *gateway)
+    assert {t["source"] for t in got["tensors"].values()} == {"ipfs"}
+    assert len(got["refused_mirrors"]) == 1 and "holds another tensor" in got["refused_mirrors"][0]
+
+    # the task whose solver mirrored nothing: another account's wrong mirror is refused, the chain read
+    poster = w["court"]
+    poster.chain.send(mirrors.announce_call(poster.availability, commit_tensor(finals[1][name]), bad))
+    got = fetched(1, *gateway)
+    assert {t["source"] for t in got["tensors"].values()} == {"chain"} and len(got["refused_mirrors"]) == 1
+    res = runner.invoke(app, ["task", "result", str(tids[1]), "--out", str(tmp_path / "h.npz"), *w["rpc"], *gateway])
+    assert res.exit_code == 0 and "refused a mirror" in res.stdout and "from chain" in res.stdout, res.stdout

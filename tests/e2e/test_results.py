@@ -4,9 +4,11 @@ IPFS node (js-ipfs on 127.0.0.1), the daemons as separate processes (docs/SPEC.m
 - the poster's `task post` puts the program file on the IPFS node and only its CID on the chain;
 - the solver and the watchtower, each with its own BISECTML_HOME and no --program, fetch the
   program through the gateway, checked against the CID and the task's program id;
-- the solver publishes the trained weights on-chain, and the claim finalizes only after that;
-- `task result` writes weights that reproduce the claimed final root, and the trained network as
-  float ONNX, the same model `build export` makes from a local trace;
+- the solver publishes the trained weights on-chain, and the claim finalizes only after that, and
+  mirrors them on its IPFS node;
+- `task result` reads them from that mirror and writes weights that reproduce the claimed final
+  root, and the trained network as float ONNX, the same model `build export` makes from a local
+  trace;
 - a solver that withholds its result is not paid: after the window the watchtower expires its
   claim (the bond burns) and the task goes to a solver that publishes;
 - a program whose bytes do not match its CID is refused once, and the task is not claimed.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -85,7 +88,9 @@ def test_task_by_cid__fetched_over_ipfs__result_published_and_fetched(suite, fle
 
     # no --program and empty homes: the program comes from the IPFS node, by the task's CID
     gateway = {"BISECTML_IPFS_GATEWAY": ipfs.gateway}
-    solver = fleet("solver", 1, [], "solver", env={**gateway, "BISECTML_HOME": str(_home(suite, tmp_path, "solver-home"))})
+    # the solver has a node of its own to mirror its result to (the same node, in this test)
+    solver = fleet("solver", 1, [], "solver", env={**gateway, "BISECTML_IPFS_API": ipfs.api,
+                                                   "BISECTML_HOME": str(_home(suite, tmp_path, "solver-home"))})  # fmt: skip
     tower = fleet("challenger", 2, [], "tower", env={**gateway, "BISECTML_HOME": str(_home(suite, tmp_path, "tower-home"))})
     with running(solver, tower):
         cid = wait_until("the claim", lambda: suite.task(tid).claim_id, 180, [solver, tower])
@@ -106,6 +111,9 @@ def test_task_by_cid__fetched_over_ipfs__result_published_and_fetched(suite, fle
         reader,
     )  # fmt: skip
     assert got["claim_id"] == cid and got["onnx"] == str(tmp_path / "m.onnx")
+    # read from the solver's mirror on IPFS, each tensor checked against the claim
+    assert {t["source"] for t in got["tensors"].values()} == {"ipfs"} and got["refused_mirrors"] == []
+    assert sorted(r["slot"] for r in solver.events("result_mirrored")) == sorted(prog.state_slots)
     weights = dict(np.load(tmp_path / "w.npz"))
     assert sorted(weights) == sorted(prog.state_names)
     # the weights reproduce the claimed final root: they fill the final state's result slots
@@ -174,7 +182,8 @@ def test_withheld_result__expired_after_the_window_then_paid_to_a_solver_that_pu
 
 def test_result_above_one_publication__the_daemon_publishes_it_in_parts(suite, fleet, tmp_path) -> None:
     """A 720,000-byte weight tensor: the solver daemon sends it in 11 parts of at most 64 KiB
-    and assembles it before recording the slot; the claim finalizes and the result reads back."""
+    and assembles it before recording the slot; the claim finalizes and the result reads back.
+    Its IPFS node is down: each mirror is reported once and skipped, and nothing else waits."""
     from onnx_models.toy import accumulator_program
     from verifier.market import results
 
@@ -182,18 +191,24 @@ def test_result_above_one_publication__the_daemon_publishes_it_in_parts(suite, f
     onnx.save(accumulator_program(steps=4, rows=2, width=300, seed=9), path)
     prog = load_program(path)
     tid = suite.post_task(prog, result_slots=sum(1 << s for s in prog.state_slots))
-    solver = fleet("solver", 1, [path], "solver")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    solver = fleet("solver", 1, [path], "solver", extra=["--ipfs-api", dead])
     with running(solver):
         cid = wait_until("the claim", lambda: suite.task(tid).claim_id, 120, [solver])
         wait_until("the result published", lambda: len(solver.events("result_published")) == len(prog.state_slots),
                    120, [solver])  # fmt: skip
         suite.anvil.advance(WINDOW + 1)
         wait_until("finalization", lambda: suite.claim(cid).state == CLAIM_FINALIZED, 60, [solver])
+    skipped = solver.events("result_not_mirrored")
+    assert sorted(r["slot"] for r in skipped) == sorted(prog.state_slots) and "cannot reach" in skipped[0]["why"]
+    assert not solver.events("result_mirrored") and not suite.events("availability", "Mirrored")
     parts = suite.events("availability", "PartPublished")
     assert len(parts) == 11 and sorted(int(e.args["index"]) for e in parts) == list(range(11))
     sent = [r for r in solver.intents() if r["key"].startswith(f"avail:{cid}:")]
     assert len(sent) == 11 + 1 + 1  # the parts and the assembly of w, one publication of acc
-    got = results.fetch(suite.court, tid, cid)
+    got = results.fetch(suite.court, tid, cid).arrays
     with Trace(prog) as tr:
         tr.run()
         final = tr.final_state()

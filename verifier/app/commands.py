@@ -275,9 +275,9 @@ def task_program(
 def task_result(
     session: Session, task_id: int, out: Path, onnx_out: Path | None = None, store: Any = None, program_path: Path | None = None
 ) -> dict[str, Any]:
-    """The result of a task's finalized claim (SPEC 7.11): each result tensor read from the
-    chain and checked against the commitment Tasks.vy proved to be that slot of the claimed final
-    state, written to `out` as .npz (named by the program's slots when the program is at hand)
+    """The result of a task's finalized claim (SPEC 7.11): each result tensor read from its IPFS
+    mirror when `store` reads IPFS, else from the chain, and checked against the commitment
+    Tasks.vy proved to be that slot of the claimed final state, written to `out` as .npz (named by the program's slots when the program is at hand)
     and, for a training program of `bisectml build train`, as a float ONNX model to `onnx_out`.
     Nothing is written unless everything checks."""
     from onnx_models import train
@@ -290,7 +290,8 @@ def task_result(
     if t["state"] != TASK_DONE:
         state = _task_view(court, task_id, t, session.now())["status"]
         raise CommandError(f"task {task_id} is {state}: no claim of it is final yet; its result comes with `bisectml finalize`.")
-    arrays = results.fetch(court, task_id, t["claim_id"])
+    fetched = results.fetch(court, task_id, t["claim_id"], store)
+    arrays = fetched.arrays
     found = task_program(session, task_id, store, program_path)
     names = {s: found[0].graph.slots[s].name if found else f"slot_{s}" for s in arrays}
     model = None
@@ -318,7 +319,11 @@ def task_result(
         "final_root": hex32(claim["final_root"]),
         "out": str(out),
         "onnx": str(onnx_out) if model is not None else None,
-        "tensors": {names[s]: {"slot": s, "shape": list(a.shape), "dtype": str(a.dtype)} for s, a in arrays.items()},
+        "tensors": {
+            names[s]: {"slot": s, "shape": list(a.shape), "dtype": str(a.dtype), "source": fetched.sources[s]}
+            for s, a in arrays.items()
+        },
+        "refused_mirrors": fetched.refused,
         "accuracy": _verified_accuracy(found[1] if found else None, {names[s]: a for s, a in arrays.items()}),
     }
 

@@ -194,7 +194,7 @@ class Demo:
         self.say(f"both windows over: the watchtower, the only challenger to show the cheat, collects {share / TOKEN:,.0f} BOND")
         # the poster reads the result back from the chain, each tensor checked against the claim
         fetched = results.fetch(poster.court, task_id, good_claim)
-        weights = {program.graph.slots[slot].name: value for slot, value in fetched.items()}
+        weights = {program.graph.slots[slot].name: value for slot, value in fetched.arrays.items()}
         accuracy = _accuracy(weights)
         self.say(f"window over, claim {good_claim} finalized: reward and bond paid. The poster reads the trained "
                  f"weights back from the chain; the model scores [bold]{accuracy:.1%}[/bold] on the 360 held-out digits.")

@@ -154,6 +154,7 @@ class Daemon:
             store = content_store(self.cfg.content_dir, self.cfg.ipfs_api, self.cfg.ipfs_gateway)
         except ContentError as e:  # a malformed IPFS URL refuses the start, like a bad key
             raise DaemonError(str(e)) from None
+        self.content = store
         by_cid = ProgramsByCid(self.court, store, self.log)
         sources: list[Callable[[TaskRec], Program | None]] = []
         if "Market" in deployment.addresses and self.cfg.market:

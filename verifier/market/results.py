@@ -5,20 +5,27 @@ Each result tensor is published on contracts/Availability.vy (its bytes in the t
 calldata, which every full node keeps), then `Tasks.publish_result` proves that the published
 commitment is that slot of the claimed final state. A claim is finalized only once every result
 slot is recorded, so a solver that withholds its result cannot be paid; whoever paid for a
-training task gets the trained tensors, not only a root.
+training task gets the trained tensors, not only a root. A solver with an IPFS node also mirrors
+each tensor there (`verifier.market.mirrors`), and a reader with an IPFS gateway or node reads
+the mirror first, checked against the same commitment, and the chain's copy when it fails.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from verifier.commit.commitments import CHUNK, SlotOpening
 from verifier.core.errors import BisectmlError
+from verifier.court.states import CLAIM_FIELDS
 from verifier.engine.program import Program
 from verifier.market import availability as av
+from verifier.market import mirrors
+from verifier.market.content import ContentError, ContentStore
+from verifier.market.ipfs import IpfsContentStore
 
 # Tasks.vy keeps a task's result slots as the bits of one word
 MAX_RESULT_SLOT = 255
@@ -90,12 +97,21 @@ def openings(trace: Any, mask: int) -> list[tuple[int, np.ndarray, SlotOpening]]
     return [(slot, final[slot], trace.open_slot(program.steps, 0, slot)) for slot in slots_of(mask)]  # type: ignore[misc]
 
 
-def publish(court: Any, trace: Any, claim_id: int, mask: int) -> list[Any]:
+def mirrors_to(store: ContentStore | None) -> bool:
+    """Whether `store` puts what it is given on a network others read (an IPFS node's API)."""
+    return isinstance(store, IpfsContentStore) and store.api is not None
+
+
+def publish(court: Any, trace: Any, claim_id: int, mask: int, store: ContentStore | None = None) -> list[Any]:
     """Publish the result slots `mask` of our claim `claim_id` from our `trace`, from the court's
-    account: each tensor's bytes on Availability.vy (unless already there), then its proof on
-    Tasks.vy. The receipts. (The daemons send the same calls through their journal.)"""
+    account: each tensor's mirror announced when `store` is an IPFS node, its bytes on
+    Availability.vy (unless already there), then its proof on Tasks.vy. The receipts. (The
+    daemons send the same calls through their journal.)"""
     receipts = []
     for _slot, value, opening in openings(trace, mask):
+        if mirrors_to(store):
+            manifest = mirrors.put(store, value)  # type: ignore[arg-type]
+            receipts.append(court.chain.send(mirrors.announce_call(court.availability, opening.commitment, manifest), "mirror"))
         if not court.availability.functions.available(opening.commitment).call():
             receipts += av.publish_tensor(court.chain, court.availability, value)
         receipts.append(court.chain.send(record_call(court.tasks, claim_id, opening), "publish_result"))
@@ -107,9 +123,20 @@ def record_call(tasks: Any, claim_id: int, opening: SlotOpening) -> Any:
     return tasks.functions.publish_result(claim_id, opening.index, opening.commitment, list(opening.proof))
 
 
-def fetch(court: Any, task_id: int, claim_id: int) -> dict[int, np.ndarray]:
-    """The result tensors of a claim, slot by slot, each read from the calldata of its
-    publication and checked against the commitment Tasks.vy recorded for that slot."""
+@dataclass
+class Fetched:
+    """A claim's result tensors by slot, where each came from ("ipfs" or "chain"), and one line
+    for each mirror that was refused."""
+
+    arrays: dict[int, np.ndarray] = field(default_factory=dict)
+    sources: dict[int, str] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+
+def fetch(court: Any, task_id: int, claim_id: int, store: ContentStore | None = None) -> Fetched:
+    """The result tensors of a claim, slot by slot, each checked against the commitment Tasks.vy
+    recorded for that slot: from an IPFS mirror when `store` reads IPFS (the solver's mirrors
+    first), else from the calldata of its publication."""
     mask = int(court.tasks.functions.result_slots(task_id).call())
     if mask == 0:
         raise ResultError(f"task {task_id} asked for no result slots: it has only its final root.")
@@ -123,22 +150,35 @@ def fetch(court: Any, task_id: int, claim_id: int) -> dict[int, np.ndarray]:
     recorded: dict[int, bytes] = {}
     for log in court.deployment.logs(court.tasks.events.ResultPublished(), {"claim_id": claim_id}):
         recorded.setdefault(int(log["args"]["slot"]), bytes(log["args"]["commitment"]))
-    out: dict[int, np.ndarray] = {}
+    solver = court.tasks.functions.claims(claim_id).call()[CLAIM_FIELDS.index("solver")] if isinstance(store, IpfsContentStore) else None
+    out = Fetched()
     for slot in slots_of(mask):
         if slot not in recorded:
             raise ResultError(f"no ResultPublished event of claim {claim_id} for slot {slot}; is the node's log index complete?")
         # checked against the commitment Tasks.vy proved to be this slot of the claimed state
-        out[slot] = av.fetch_tensor(court.chain.w3, court.availability, recorded[slot], court.deployment.block)
+        commitment = recorded[slot]
+        if solver is not None:
+            for digest in mirrors.announced(court.deployment, court.availability, commitment, [solver]):
+                try:
+                    out.arrays[slot], out.sources[slot] = mirrors.get(store, commitment, digest), "ipfs"  # type: ignore[arg-type]
+                    break
+                except (ContentError, av.AvailabilityError) as e:
+                    out.refused.append(f"slot {slot}: {e}")
+        if slot not in out.arrays:
+            out.arrays[slot] = av.fetch_tensor(court.chain.w3, court.availability, commitment, court.deployment.block)
+            out.sources[slot] = "chain"
     return out
 
 
 __all__ = [
     "MAX_RESULT_BYTES",
     "MAX_RESULT_SLOT",
+    "Fetched",
     "ResultError",
     "default_result",
     "fetch",
     "mask_of",
+    "mirrors_to",
     "openings",
     "publish",
     "record_call",
