@@ -71,6 +71,17 @@ def test_get__a_manifest_longer_than_its_header_is_refused_before_any_part_is_fe
         mirrors.get(store, commit_tensor(SMALL), digest)
 
 
+def test_get__a_manifest_above_the_largest_tensor_is_refused_before_any_part_is_fetched(store) -> None:
+    from verifier.commit.commitments import tensor_header
+    from verifier.core.dtypes import DType, TensorType
+
+    header = tensor_header(TensorType(DType.INT64, (1 << 23 | 1,)))  # 64 MiB and one element
+    manifest = b"BMLM" + header + bytes(32 * 257)
+    store.put(manifest)
+    with pytest.raises(av.AvailabilityError, match="above the 67,108,864 bytes a mirror may hold"):
+        mirrors.get(store, commit_tensor(SMALL), hashlib.sha256(manifest).digest())
+
+
 @pytest.mark.parametrize(
     "manifest",
     [b"BMLX" + av.payload(SMALL)[0] + bytes(32), b"BMLM" + bytes(31), b"BMLM" + bytes(32) + bytes(32), b"BMLM" + av.payload(SMALL)[0] + bytes(33)],
@@ -106,9 +117,16 @@ def test_announced__the_trusted_announcer_first_newest_first_at_most_max_tries()
     floods = [announce(griefer, 10 + i) for i in range(6)]
     second = announce(solver, 2)
     announce(griefer, 10)  # a repeat is tried once
-    assert mirrors.announced(deployment, availability, commitment, [solver]) == [second, first, floods[0], floods[5]]
-    assert mirrors.announced(deployment, availability, commitment, [solver.lower()])[:2] == [second, first]
+    other = commit_tensor(WIDE)
+    chain.as_account(griefer).send(mirrors.announce_call(availability, other, bytes(32)))
+
+    def found(*trusted: str) -> dict:
+        return mirrors.announced(deployment, availability, [commitment, other], trusted)
+
+    assert found(solver) == {commitment: [second, first, floods[0], floods[5]], other: [bytes(32)]}
+    assert found(solver.lower())[commitment][:2] == [second, first]
     # trusting nobody: newest first, each digest once
-    assert mirrors.announced(deployment, availability, commitment) == [floods[0], second, floods[5], floods[4]]
-    assert mirrors.announced(deployment, availability, commit_tensor(WIDE), [solver]) == []
+    assert found()[commitment] == [floods[0], second, floods[5], floods[4]]
+    assert mirrors.announced(deployment, availability, [commit_tensor(SMALL[:1])], [solver]) == {commit_tensor(SMALL[:1]): []}
+    assert mirrors.announced(deployment, availability, []) == {}
     assert not availability.functions.available(commitment).call()  # an announcement makes nothing available

@@ -69,8 +69,14 @@ def get(store: ContentStore, commitment: bytes, manifest_digest: bytes) -> np.nd
         raise av.AvailabilityError(f"mirror {cid_of_digest(manifest_digest)} is not a tensor manifest (SPEC 8.10).")
     size = commit.n_chunks(ttype) * CHUNK
     n_parts = -(-size // PART_BYTES)
-    # checked before any part is fetched: a manifest cannot make a reader fetch more than its header's bytes
-    if len(listed) != 32 * n_parts or n_parts > MAX_PARTS:
+    # checked before any part is fetched: a manifest cannot make a reader fetch more than its
+    # header's bytes, nor more than the largest tensor
+    if n_parts > MAX_PARTS:
+        raise av.AvailabilityError(
+            f"mirror {cid_of_digest(manifest_digest)} is of a {size:,}-byte tensor, above the "
+            f"{MAX_PARTS * PART_BYTES:,} bytes a mirror may hold."
+        )
+    if len(listed) != 32 * n_parts:
         raise av.AvailabilityError(
             f"mirror {cid_of_digest(manifest_digest)} lists {len(listed) // 32} parts where its header needs {n_parts}."
         )
@@ -83,18 +89,21 @@ def get(store: ContentStore, commitment: bytes, manifest_digest: bytes) -> np.nd
     return array
 
 
-def announced(deployment: Any, availability: Any, commitment: bytes, first: Sequence[str] = ()) -> list[bytes]:
-    """The manifest digests announced for `commitment`, those of the addresses `first` before
-    the rest, newest first within each, at most MAX_TRIES."""
-    logs = deployment.logs(availability.events.Mirrored(), {"commitment": commitment})
+def announced(deployment: Any, availability: Any, commitments: Sequence[bytes], first: Sequence[str] = ()) -> dict[bytes, list[bytes]]:
+    """For each of `commitments`, the manifest digests announced for it (one scan of the logs):
+    those of the addresses `first` before the rest, newest first within each, each digest once,
+    at most MAX_TRIES."""
+    wanted = [bytes(c) for c in commitments]
+    logs = deployment.logs(availability.events.Mirrored(), {"commitment": wanted}) if wanted else []
     trusted = {a.lower() for a in first}
-    ordered = sorted(logs, key=lambda log: (str(log["args"]["mirror"]).lower() not in trusted, -log["blockNumber"], -log["logIndex"]))
-    seen: list[bytes] = []
-    for log in ordered:
+    logs = sorted(logs, key=lambda log: (str(log["args"]["mirror"]).lower() not in trusted, -log["blockNumber"], -log["logIndex"]))
+    out: dict[bytes, list[bytes]] = {c: [] for c in wanted}
+    for log in logs:
+        digests = out.get(bytes(log["args"]["commitment"]))
         digest = bytes(log["args"]["manifest"])
-        if digest not in seen:
-            seen.append(digest)
-    return seen[:MAX_TRIES]
+        if digests is not None and digest not in digests and len(digests) < MAX_TRIES:
+            digests.append(digest)
+    return out
 
 
 __all__ = ["MAGIC", "MAX_PARTS", "MAX_TRIES", "PART_BYTES", "announce_call", "announced", "get", "manifest_of", "put"]

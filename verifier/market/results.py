@@ -150,20 +150,23 @@ def fetch(court: Any, task_id: int, claim_id: int, store: ContentStore | None = 
     recorded: dict[int, bytes] = {}
     for log in court.deployment.logs(court.tasks.events.ResultPublished(), {"claim_id": claim_id}):
         recorded.setdefault(int(log["args"]["slot"]), bytes(log["args"]["commitment"]))
-    solver = court.tasks.functions.claims(claim_id).call()[CLAIM_FIELDS.index("solver")] if isinstance(store, IpfsContentStore) else None
+    missing = [s for s in slots_of(mask) if s not in recorded]
+    if missing:
+        raise ResultError(f"no ResultPublished event of claim {claim_id} for slot {missing[0]}; is the node's log index complete?")
+    announced: dict[bytes, list[bytes]] = {}
+    if isinstance(store, IpfsContentStore):
+        solver = court.tasks.functions.claims(claim_id).call()[CLAIM_FIELDS.index("solver")]
+        announced = mirrors.announced(court.deployment, court.availability, [recorded[s] for s in slots_of(mask)], [solver])
     out = Fetched()
     for slot in slots_of(mask):
-        if slot not in recorded:
-            raise ResultError(f"no ResultPublished event of claim {claim_id} for slot {slot}; is the node's log index complete?")
         # checked against the commitment Tasks.vy proved to be this slot of the claimed state
         commitment = recorded[slot]
-        if solver is not None:
-            for digest in mirrors.announced(court.deployment, court.availability, commitment, [solver]):
-                try:
-                    out.arrays[slot], out.sources[slot] = mirrors.get(store, commitment, digest), "ipfs"  # type: ignore[arg-type]
-                    break
-                except (ContentError, av.AvailabilityError) as e:
-                    out.refused.append(f"slot {slot}: {e}")
+        for digest in announced.get(commitment, []):
+            try:
+                out.arrays[slot], out.sources[slot] = mirrors.get(store, commitment, digest), "ipfs"  # type: ignore[arg-type]
+                break
+            except (ContentError, av.AvailabilityError) as e:
+                out.refused.append(f"slot {slot}: {e}")
         if slot not in out.arrays:
             out.arrays[slot] = av.fetch_tensor(court.chain.w3, court.availability, commitment, court.deployment.block)
             out.sources[slot] = "chain"
