@@ -277,9 +277,10 @@ def task_result(
 ) -> dict[str, Any]:
     """The result of a task's finalized claim (SPEC 7.11): each result tensor read from its IPFS
     mirror when `store` reads IPFS, else from the chain, and checked against the commitment
-    Tasks.vy proved to be that slot of the claimed final state, written to `out` as .npz (named by the program's slots when the program is at hand)
-    and, for a training program of `bisectml build train`, as a float ONNX model to `onnx_out`.
-    Nothing is written unless everything checks."""
+    Tasks.vy proved to be that slot of the claimed final state, written to `out` as .npz (named
+    by the program's slots when the program is at hand) and, for a training program of
+    `bisectml build train`, as a float ONNX model to `onnx_out`. Nothing is written unless
+    everything checks."""
     from onnx_models import train
     from verifier.app.bring import _write_atomic
     from verifier.core.paths import write_atomic
