@@ -314,10 +314,15 @@ def test_task_result__read_from_the_solvers_ipfs_mirror__a_wrong_mirror_refused(
     assert {t["source"] for t in got["tensors"].values()} == {"ipfs"}
     assert len(got["refused_mirrors"]) == 1 and "holds another tensor" in got["refused_mirrors"][0]
 
-    # the task whose solver mirrored nothing: another account's wrong mirror is refused, the chain read
+    # the task whose solver mirrored nothing: another account's wrong mirrors are refused (one of
+    # another type unread, against the header the chain logged), the chain read
     poster = w["court"]
     poster.chain.send(mirrors.announce_call(poster.availability, commit_tensor(finals[1][name]), bad))
+    other_type = mirrors.put(node, np.zeros(7, np.int32))
+    poster.chain.send(mirrors.announce_call(poster.availability, commit_tensor(finals[1][name]), other_type))
     got = fetched(1, *gateway)
-    assert {t["source"] for t in got["tensors"].values()} == {"chain"} and len(got["refused_mirrors"]) == 1
+    assert {t["source"] for t in got["tensors"].values()} == {"chain"}
+    refused = got["refused_mirrors"]
+    assert len(refused) == 2 and "another tensor type" in refused[0] and "holds another tensor" in refused[1]
     res = runner.invoke(app, ["task", "result", str(tids[1]), "--out", str(tmp_path / "h.npz"), *w["rpc"], *gateway])
     assert res.exit_code == 0 and "refused a mirror" in res.stdout and "from chain" in res.stdout, res.stdout

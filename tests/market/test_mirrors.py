@@ -61,6 +61,18 @@ def test_get__a_manifest_of_another_tensor_is_refused(store) -> None:
         mirrors.get(store, commit_tensor(SMALL), digest)
 
 
+def test_get__a_manifest_of_another_type_than_the_chain_logged_is_refused_before_any_part_is_fetched(store) -> None:
+    """A reader that knows the header Availability.vy logged for the commitment refuses a
+    manifest of another type unread: a wrong mirror costs it at most the tensor's own size."""
+    wide_manifest, _ = mirrors.manifest_of(*av.payload(WIDE))
+    store.put(wide_manifest)  # its parts are nowhere: fetching one would raise ContentMissing
+    digest = hashlib.sha256(wide_manifest).digest()
+    with pytest.raises(av.AvailabilityError, match="of another tensor type"):
+        mirrors.get(store, commit_tensor(SMALL), digest, av.payload(SMALL)[0])
+    right = mirrors.put(store, SMALL)
+    assert np.array_equal(mirrors.get(store, commit_tensor(SMALL), right, av.payload(SMALL)[0]), SMALL)
+
+
 def test_get__a_manifest_longer_than_its_header_is_refused_before_any_part_is_fetched(store) -> None:
     header, _ = av.payload(SMALL)
     # it lists a part nobody has: were it fetched, the error would be ContentMissing instead
@@ -130,3 +142,6 @@ def test_announced__the_trusted_announcer_first_newest_first_at_most_max_tries()
     assert mirrors.announced(deployment, availability, [commit_tensor(SMALL[:1])], [solver]) == {commit_tensor(SMALL[:1]): []}
     assert mirrors.announced(deployment, availability, []) == {}
     assert not availability.functions.available(commitment).call()  # an announcement makes nothing available
+    assert mirrors.headers(deployment, availability, [commitment]) == {}
+    assert av.publish(chain, availability, SMALL)["status"] == 1
+    assert mirrors.headers(deployment, availability, [commitment, other]) == {commitment: av.payload(SMALL)[0]}

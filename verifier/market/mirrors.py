@@ -56,11 +56,17 @@ def announce_call(availability: Any, commitment: bytes, manifest: bytes) -> Any:
     return availability.functions.mirror(commitment, manifest)
 
 
-def get(store: ContentStore, commitment: bytes, manifest_digest: bytes) -> np.ndarray:
+def get(store: ContentStore, commitment: bytes, manifest_digest: bytes, header_of: bytes | None = None) -> np.ndarray:
     """The tensor `commitment` from the mirror whose manifest has `manifest_digest`, every byte
-    checked; ContentError or AvailabilityError (one line) when anything does not check."""
+    checked; ContentError or AvailabilityError (one line) when anything does not check. With
+    `header_of`, the header the chain logged for `commitment`, a manifest of another type is
+    refused before its parts are fetched."""
     manifest = store.get(cid_of_digest(manifest_digest))
     header, listed = manifest[4:36], manifest[36:]
+    if header_of is not None and manifest[:4] == MAGIC and header != header_of:
+        raise av.AvailabilityError(
+            f"mirror {cid_of_digest(manifest_digest)} is of another tensor type than 0x{commitment.hex()}; refused."
+        )
     try:
         ttype = commit.parse_header(header) if manifest[:4] == MAGIC and len(manifest) >= 36 else None
     except (ValueError, BisectmlError):
@@ -89,6 +95,13 @@ def get(store: ContentStore, commitment: bytes, manifest_digest: bytes) -> np.nd
     return array
 
 
+def headers(deployment: Any, availability: Any, commitments: Sequence[bytes]) -> dict[bytes, bytes]:
+    """The header Availability.vy logged when it made each of `commitments` available (one scan)."""
+    wanted = [bytes(c) for c in commitments]
+    logs = deployment.logs(availability.events.Published(), {"commitment": wanted}) if wanted else []
+    return {bytes(log["args"]["commitment"]): bytes(log["args"]["header"]) for log in logs}
+
+
 def announced(deployment: Any, availability: Any, commitments: Sequence[bytes], first: Sequence[str] = ()) -> dict[bytes, list[bytes]]:
     """For each of `commitments`, the manifest digests announced for it (one scan of the logs):
     those of the addresses `first` before the rest, newest first within each, each digest once,
@@ -106,4 +119,4 @@ def announced(deployment: Any, availability: Any, commitments: Sequence[bytes], 
     return out
 
 
-__all__ = ["MAGIC", "MAX_PARTS", "MAX_TRIES", "PART_BYTES", "announce_call", "announced", "get", "manifest_of", "put"]
+__all__ = ["MAGIC", "MAX_PARTS", "MAX_TRIES", "PART_BYTES", "announce_call", "announced", "get", "headers", "manifest_of", "put"]

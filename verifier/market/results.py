@@ -154,16 +154,21 @@ def fetch(court: Any, task_id: int, claim_id: int, store: ContentStore | None = 
     if missing:
         raise ResultError(f"no ResultPublished event of claim {claim_id} for slot {missing[0]}; is the node's log index complete?")
     announced: dict[bytes, list[bytes]] = {}
+    headers: dict[bytes, bytes] = {}
     if isinstance(store, IpfsContentStore):
+        commitments = [recorded[s] for s in slots_of(mask)]
         solver = court.tasks.functions.claims(claim_id).call()[CLAIM_FIELDS.index("solver")]
-        announced = mirrors.announced(court.deployment, court.availability, [recorded[s] for s in slots_of(mask)], [solver])
+        announced = mirrors.announced(court.deployment, court.availability, commitments, [solver])
+        # the type each tensor was published with: a mirror of another size is refused unread
+        headers = mirrors.headers(court.deployment, court.availability, commitments)
     out = Fetched()
     for slot in slots_of(mask):
         # checked against the commitment Tasks.vy proved to be this slot of the claimed state
         commitment = recorded[slot]
         for digest in announced.get(commitment, []):
             try:
-                out.arrays[slot], out.sources[slot] = mirrors.get(store, commitment, digest), "ipfs"  # type: ignore[arg-type]
+                array = mirrors.get(store, commitment, digest, headers.get(commitment))  # type: ignore[arg-type]
+                out.arrays[slot], out.sources[slot] = array, "ipfs"
                 break
             except (ContentError, av.AvailabilityError) as e:
                 out.refused.append(f"slot {slot}: {e}")
