@@ -38,9 +38,8 @@ class Node:
         self.process, _ = devnet.start_anvil("--state", str(self.state), port=self.port)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # anvil dumps its state on the way out
-            self.process.wait(timeout=30)
+        if self.process is not None:
+            devnet.stop(self.process, timeout=30)  # anvil dumps its state on the way out
 
 
 def test_node_outage__daemons_back_off_and_the_game_still_ends(anvil, toys, tmp_path) -> None:

@@ -11,6 +11,7 @@ import json
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -53,19 +54,32 @@ def rpc(url: str, method: str, params: list[Any] | None = None) -> Any:
         return json.loads(r.read())["result"]
 
 
+# anvil's pid -> the directory it writes old block states to; anvil leaves it behind when it is
+# terminated (gigabytes after a long test), so `stop` removes it
+_STATE_CACHES: dict[int, str] = {}
+
+
 def start_anvil(*args: str, port: int | None = None, seconds: float = 30.0) -> tuple[subprocess.Popen, str]:
     """Start anvil on 127.0.0.1 with `args` and wait until it answers: (process, url).
-    Raises RuntimeError if it is not installed, exits, or stays silent for `seconds`."""
+    Raises RuntimeError if it is not installed, exits, or stays silent for `seconds`. Stop it
+    with `stop`, which also removes the directory it keeps old states in."""
     binary = anvil_binary()
     if binary is None:
         raise RuntimeError(f"anvil is not installed; {INSTALL_HINT}.")
     port = free_port() if port is None else port
-    argv = [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", *args]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cache = tempfile.mkdtemp(prefix="bisectml-anvil-states-")
+    argv = [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--cache-path", cache, *args]
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        shutil.rmtree(cache, ignore_errors=True)
+        raise
+    _STATE_CACHES[proc.pid] = cache
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            stop(proc)
             raise RuntimeError(f"anvil exited with code {proc.returncode} before it was ready")
         try:
             rpc(url, "eth_chainId")
@@ -76,14 +90,19 @@ def start_anvil(*args: str, port: int | None = None, seconds: float = 30.0) -> t
     raise RuntimeError(f"anvil did not answer within {seconds:.0f} s")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate, then kill if it lingers; always reaped."""
-    proc.terminate()
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Terminate, then kill if it lingers; always reaped, and its state cache removed."""
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    finally:
+        cache = _STATE_CACHES.pop(proc.pid, None)
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 __all__ = ["ANVIL_KEYS", "ANVIL_VERSION", "anvil_binary", "free_port", "rpc", "start_anvil", "stop"]
