@@ -67,7 +67,10 @@ def start_anvil(*args: str, port: int | None = None, seconds: float = 30.0) -> t
     if binary is None:
         raise RuntimeError(f"anvil is not installed; {INSTALL_HINT}.")
     port = free_port() if port is None else port
-    cache = tempfile.mkdtemp(prefix="bisectml-anvil-states-")
+    # where anvil itself would put them: on disk (a state cache can outgrow a tmpfs /tmp)
+    parent = Path.home() / ".foundry" / "anvil" / "tmp"
+    parent.mkdir(parents=True, exist_ok=True)
+    cache = tempfile.mkdtemp(prefix="bisectml-", dir=parent)
     argv = [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--cache-path", cache, *args]
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
