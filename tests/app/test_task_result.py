@@ -306,17 +306,20 @@ def test_task_result__read_from_the_solvers_ipfs_mirror__a_wrong_mirror_refused(
     assert {t["source"] for t in got["tensors"].values()} == {"ipfs"} and got["refused_mirrors"] == []
     assert {t["source"] for t in fetched(0)["tensors"].values()} == {"chain"}  # no IPFS configured
 
-    # the solver's newest mirror of one tensor is another tensor of its type: refused, its older one read
+    # the solver's newest mirror of one tensor is another tensor of its type: refused, its older one
+    # read; a newer wrong mirror from another account is not even tried (the solver's come first)
     name = w["program"].state_names[0]
     bad = mirrors.put(node, finals[0][name] + np.ones_like(finals[0][name]))
     solver.chain.send(mirrors.announce_call(solver.availability, commit_tensor(finals[0][name]), bad))
+    poster = w["court"]
+    other_bad = mirrors.put(node, finals[0][name] - np.ones_like(finals[0][name]))
+    poster.chain.send(mirrors.announce_call(poster.availability, commit_tensor(finals[0][name]), other_bad))
     got = fetched(0, *gateway)
     assert {t["source"] for t in got["tensors"].values()} == {"ipfs"}
     assert len(got["refused_mirrors"]) == 1 and "holds another tensor" in got["refused_mirrors"][0]
 
     # the task whose solver mirrored nothing: another account's wrong mirrors are refused (one of
     # another type unread, against the header the chain logged), the chain read
-    poster = w["court"]
     poster.chain.send(mirrors.announce_call(poster.availability, commit_tensor(finals[1][name]), bad))
     other_type = mirrors.put(node, np.zeros(7, np.int32))
     poster.chain.send(mirrors.announce_call(poster.availability, commit_tensor(finals[1][name]), other_type))
