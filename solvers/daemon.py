@@ -219,7 +219,7 @@ class Solver(GameDaemon):
         Availability.vy, so readers fetch it from IPFS (SPEC 8.10). Best effort: the claim
         needs only the chain's copy, so a failing node is reported once and skipped."""
         key = f"mirror:{cid}:{slot}"
-        if not results.mirrors_to(self.content) or key in self.unmirrored or self.sender.done(key):
+        if not mirrors.publishes(self.content) or key in self.unmirrored or self.sender.done(key):
             return
         try:
             manifest = mirrors.put(self.content, value)

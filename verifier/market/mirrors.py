@@ -29,12 +29,23 @@ from verifier.commit.commitments import CHUNK
 from verifier.core.errors import BisectmlError
 from verifier.market import availability as av
 from verifier.market.content import ContentStore, cid_of_digest, digest_of
+from verifier.market.ipfs import IpfsContentStore
 
 MAGIC = b"BMLM"
 PART_BYTES = 128 * CHUNK  # 256 KiB: the block size Kubo's chunker uses by default
 # 64 MiB, the largest tensor Availability.vy takes, is 256 parts
 MAX_PARTS = av.MAX_PARTS * av.PART_CHUNKS * CHUNK // PART_BYTES
 MAX_TRIES = 4  # mirrors a reader tries before it reads the chain
+
+
+def publishes(store: ContentStore | None) -> bool:
+    """Whether `store` puts what it is given on a network others read (an IPFS node's API)."""
+    return isinstance(store, IpfsContentStore) and store.api is not None
+
+
+def reads(store: ContentStore | None) -> bool:
+    """Whether `store` fetches from a network (an IPFS gateway or node), where mirrors are."""
+    return isinstance(store, IpfsContentStore)
 
 
 def manifest_of(header: bytes, data: bytes) -> tuple[bytes, list[bytes]]:
@@ -119,4 +130,4 @@ def announced(deployment: Any, availability: Any, commitments: Sequence[bytes], 
     return out
 
 
-__all__ = ["MAGIC", "MAX_PARTS", "MAX_TRIES", "PART_BYTES", "announce_call", "announced", "get", "headers", "manifest_of", "put"]
+__all__ = ["MAGIC", "MAX_PARTS", "MAX_TRIES", "PART_BYTES", "announce_call", "announced", "get", "headers", "manifest_of", "publishes", "put", "reads"]

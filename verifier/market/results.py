@@ -25,7 +25,6 @@ from verifier.engine.program import Program
 from verifier.market import availability as av
 from verifier.market import mirrors
 from verifier.market.content import ContentError, ContentStore
-from verifier.market.ipfs import IpfsContentStore
 
 # Tasks.vy keeps a task's result slots as the bits of one word
 MAX_RESULT_SLOT = 255
@@ -97,11 +96,6 @@ def openings(trace: Any, mask: int) -> list[tuple[int, np.ndarray, SlotOpening]]
     return [(slot, final[slot], trace.open_slot(program.steps, 0, slot)) for slot in slots_of(mask)]  # type: ignore[misc]
 
 
-def mirrors_to(store: ContentStore | None) -> bool:
-    """Whether `store` puts what it is given on a network others read (an IPFS node's API)."""
-    return isinstance(store, IpfsContentStore) and store.api is not None
-
-
 def publish(court: Any, trace: Any, claim_id: int, mask: int, store: ContentStore | None = None) -> list[Any]:
     """Publish the result slots `mask` of our claim `claim_id` from our `trace`, from the court's
     account: each tensor's mirror announced when `store` is an IPFS node, its bytes on
@@ -109,7 +103,7 @@ def publish(court: Any, trace: Any, claim_id: int, mask: int, store: ContentStor
     daemons send the same calls through their journal.)"""
     receipts = []
     for _slot, value, opening in openings(trace, mask):
-        if mirrors_to(store):
+        if mirrors.publishes(store):
             manifest = mirrors.put(store, value)  # type: ignore[arg-type]
             receipts.append(court.chain.send(mirrors.announce_call(court.availability, opening.commitment, manifest), "mirror"))
         if not court.availability.functions.available(opening.commitment).call():
@@ -155,7 +149,7 @@ def fetch(court: Any, task_id: int, claim_id: int, store: ContentStore | None = 
         raise ResultError(f"no ResultPublished event of claim {claim_id} for slot {missing[0]}; is the node's log index complete?")
     announced: dict[bytes, list[bytes]] = {}
     headers: dict[bytes, bytes] = {}
-    if isinstance(store, IpfsContentStore):
+    if mirrors.reads(store):
         commitments = [recorded[s] for s in slots_of(mask)]
         solver = court.tasks.functions.claims(claim_id).call()[CLAIM_FIELDS.index("solver")]
         announced = mirrors.announced(court.deployment, court.availability, commitments, [solver])
@@ -186,7 +180,6 @@ __all__ = [
     "default_result",
     "fetch",
     "mask_of",
-    "mirrors_to",
     "openings",
     "publish",
     "record_call",
