@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy._core.umath import clip as _clip_ufunc  # what np.clip calls once it has checked its arguments
+
+# the ufunc np.clip calls once it has checked its arguments
+from numpy._core.umath import clip as _clip_ufunc
 
 from verifier.core.dtypes import DType, TensorType
 from verifier.engine.graph import SlotKind
@@ -1294,10 +1296,14 @@ def _generate(
     wide_consts: set[int] = set()  # constants given in float64 (their carrier is float32)
     narrow_consts: set[int] = set()  # constants given in float32 (their carrier is float64)
 
+    @functools.cache
+    def fits_float32(i: int) -> bool:  # once per constant, however many nodes read it
+        return _fits_float32(carrier[i])
+
     def arg(n: int, i: int | None) -> str:
         if i is None:
             return "None"
-        if i in carrier and carrier[i].dtype == np.float64 and computes32[n] and _fits_float32(carrier[i]):
+        if i in carrier and carrier[i].dtype == np.float64 and computes32[n] and fits_float32(i):
             narrow_consts.add(i)
             return f"n{i}"  # the constant's float32 copy, made once
         if computes32[n] or not narrow[i]:
