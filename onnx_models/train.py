@@ -430,22 +430,29 @@ def geometry(spec: TrainSpec, row_shape: Sequence[int]) -> list[Geo]:
     return out
 
 
-def conv_indices(g: Geo, la: Layer) -> tuple[np.ndarray, np.ndarray, Geo]:
+def conv_indices(g: Geo, la: Layer, positions: Sequence[tuple[int, int]] | None = None) -> tuple[np.ndarray, np.ndarray, Geo]:
     """im2col: for each output position (oh, ow) and tap (kh, kw, c), the input element it reads
     (g.size: the appended zero, for taps outside the image); and for each input element, every
-    patch entry that read it (padded with the patch array's length, the zero of the gradient)."""
+    patch entry that read it (padded with the patch array's length, the zero of the gradient).
+    The positions come in raster order, or in the order `positions` lists them."""
     k, s, pad = la.kernel, la.stride, la.padding
     oh, ow = (g.h + 2 * pad - k) // s + 1, (g.w + 2 * pad - k) // s + 1
-    idx = np.full((oh, ow, k, k, g.c), g.size, np.int64)
-    for y in range(oh):
-        for x in range(ow):
-            for kh in range(k):
-                for kw in range(k):
-                    ih, iw = y * s + kh - pad, x * s + kw - pad
-                    if 0 <= ih < g.h and 0 <= iw < g.w:
-                        idx[y, x, kh, kw] = [g.index(c, ih, iw) for c in range(g.c)]
+    order = [(y, x) for y in range(oh) for x in range(ow)] if positions is None else positions
+    idx = np.full((len(order), k, k, g.c), g.size, np.int64)
+    for q, (y, x) in enumerate(order):
+        for kh in range(k):
+            for kw in range(k):
+                ih, iw = y * s + kh - pad, x * s + kw - pad
+                if 0 <= ih < g.h and 0 <= iw < g.w:
+                    idx[q, kh, kw] = [g.index(c, ih, iw) for c in range(g.c)]
     idx = idx.reshape(-1)
     return idx, _inverse(idx, g.size), Geo(la.out, oh, ow, "hwc")
+
+
+def window_positions(g_out: Geo, pool: Layer) -> list[tuple[int, int]]:
+    """The positions a max pool's windows read, offset-major: (kh, kw, pooled position)."""
+    k, s = pool.kernel, pool.stride
+    return [(y * s + kh, x * s + kw) for kh in range(k) for kw in range(k) for y in range(g_out.h) for x in range(g_out.w)]
 
 
 def pool_indices(g: Geo, la: Layer) -> tuple[np.ndarray, np.ndarray, Geo]:
@@ -669,12 +676,29 @@ class _Fwd:
     stages: list[_Stage]
 
 
+def _pool_after(spec: TrainSpec, i: int) -> int | None:
+    """The index of a max pool without overlapping windows that reads conv2d layer i's output,
+    directly or through one activation: every map between them is monotone, so the pool may
+    come first."""
+    j = i + 1
+    if j < len(spec.layers) and spec.layers[j].kind in ("relu", "leaky_relu"):
+        j += 1
+    if j < len(spec.layers) and spec.layers[j].kind == "maxpool2d" and spec.layers[j].stride >= spec.layers[j].kernel:
+        return j
+    return None
+
+
 def forward(
     b: GraphBuilder, spec: TrainSpec, x: str, fixed: bool, x_frac_bits: int, row_shape: Sequence[int], batch: int,
     p: str = "",
+    pool_first: bool = False,
 ) -> _Fwd:
     """x (B, row...) -> logits/values z, emitting the layers in order. Spatial layers create
-    their index constants (and the (B, 1) zero column they pad with) here."""
+    their index constants (and the (B, 1) zero column they pad with) here. With `pool_first`
+    (inference: no backward reads the windows), a max pool after a convolution takes the
+    windows' max of the convolution's products, before their rescale, bias and activation: the
+    same values (trunc, + b and the activations never decrease, so each commutes with max) from
+    a quarter of the work."""
     geo = geometry(spec, row_shape)
     dt = np.int64 if fixed else np.float32
     cur, base, first = x, "x", True
@@ -683,9 +707,14 @@ def forward(
         cur = b.node("Reshape", [cur, f"{p}c_flat"], f"{p}x_flat")
     zcol = ""
     li = 0
+    pooled = -1  # the max pool a convolution already applied
     for i, la in enumerate(spec.layers):
         g = geo[i]
         if la.kind == "flatten":
+            continue
+        if i == pooled:  # the windows were taken before the activation: only flatten them
+            cur = b.node("Reshape", [cur, b.init(f"{p}c_pool{i}_flat_shape", np.array([batch, geo[i + 1].size], np.int64))], f"{p}pool{i}")
+            base = f"pool{i}"
             continue
         if la.kind in SPATIAL and not zcol:
             zcol = b.init(f"{p}c_zcol", np.zeros((batch, 1), dt))
@@ -702,8 +731,11 @@ def forward(
                 cur = b.node("Add", [mm, f"b{li}"], f"{p}z" if last else f"{p}a{li}")
                 base = "" if last else _act_name(li)
             else:
-                idx, inv, g_out = conv_indices(g, la)
-                positions, taps = g_out.h * g_out.w, la.kernel * la.kernel * g.c
+                j = _pool_after(spec, i) if pool_first else None
+                # pooled first: only the positions some window reads, window offset-major
+                order = None if j is None else window_positions(geo[j + 1], spec.layers[j])
+                idx, inv, g_out = conv_indices(g, la, order)
+                positions, taps = len(idx) // (la.kernel * la.kernel * g.c), la.kernel * la.kernel * g.c
                 st.rows = f"{p}c_conv{li}"
                 b.init(f"{st.rows}_idx", idx)
                 st.inv = b.init(f"{st.rows}_inv", inv)
@@ -715,10 +747,15 @@ def forward(
                 cols = b.node("Gather", [padded, f"{st.rows}_idx"], f"{p}conv{li}_cols", axis=1)
                 st.patches = b.node("Reshape", [cols, f"{st.rows}_patch_shape"], f"{p}conv{li}_patches")
                 mm = b.node("MatMul", [st.patches, f"W{li}"], f"{p}conv{li}_mm")
+                if j is not None:
+                    pool, pooled = spec.layers[j], j
+                    shape = [batch, pool.kernel * pool.kernel, positions // (pool.kernel * pool.kernel), la.out]
+                    windows = b.node("Reshape", [mm, b.init(f"{st.rows}_window_shape", np.array(shape, np.int64))], f"{p}conv{li}_windows")
+                    mm = b.node("ReduceMax", [windows, b.init(f"{st.rows}_axis1", np.array([1], np.int64))], f"{p}conv{li}_pooled", keepdims=0)
                 if fixed:
                     mm = b.node("Div", [mm, scale], f"{mm}_rescaled")
                 pre = b.node("Add", [mm, f"b{li}"], f"{p}conv{li}_biased")
-                cur = b.node("Reshape", [pre, f"{st.rows}_out_shape"], f"{p}c{li}")
+                cur = pre if j is not None else b.node("Reshape", [pre, f"{st.rows}_out_shape"], f"{p}c{li}")
                 base = f"c{li}"
             fw.stages.append(st)
             first = False
@@ -1078,9 +1115,12 @@ def program_info(model: onnx.ModelProto) -> ProgramInfo:
     return ProgramInfo(_with(spec, steps=steps), row_shape, int(meta[META + "x_frac_bits"]), xm, xs, arr("y_mean"), arr("y_std"))
 
 
-def build_eval_graph(info: ProgramInfo, params: Mapping[str, np.ndarray], x: np.ndarray) -> onnx.ModelProto:
+def build_eval_graph(
+    info: ProgramInfo, params: Mapping[str, np.ndarray], x: np.ndarray, *, pool_first: bool = True
+) -> onnx.ModelProto:
     """A 1-step integer program whose final state `out` holds the fixed-point forward of every
-    row: (n, 1) predicted classes (ArgMax, ties -> first) or (n, k) values with F fractional bits."""
+    row: (n, 1) predicted classes (ArgMax, ties -> first) or (n, k) values with F fractional bits.
+    The same values whether max pools come first (`forward`) or not."""
     spec = info.spec
     x = _shaped(spec, np.asarray(x, np.float64)) if x.ndim >= 2 else np.asarray(x, np.float64)
     if x.shape[1:] != info.row_shape:
@@ -1113,7 +1153,7 @@ def build_eval_graph(info: ProgramInfo, params: Mapping[str, np.ndarray], x: np.
         b.init("c_alpha", np.array(alphas[0], np.int64))
         b.init("c_alpha_den", np.array(1 << SLOPE_BITS, np.int64))
     xi = b.node("Cast", ["X"], "x", to=TensorProto.INT64)
-    z = forward(b, spec, xi, True, info.x_frac_bits, info.row_shape, n).z
+    z = forward(b, spec, xi, True, info.x_frac_bits, info.row_shape, n, pool_first=pool_first).z
     if classify:
         z = b.node("ArgMax", [z], "pred", axis=1, keepdims=1)
     res = b.node("Add", ["out", z], "out_next")

@@ -199,3 +199,39 @@ def test_forward__equals_onnxruntime_conv_and_pools_on_the_exported_model(c, h, 
     probs = ort.InferenceSession(exported.SerializeToString()).run(["probabilities"], {"x": x})[0]
     e = np.exp(ours - ours.max(axis=1, keepdims=True))
     np.testing.assert_allclose(e / e.sum(axis=1, keepdims=True), probs, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    c=st.integers(1, 3), h=st.integers(3, 9), w=st.integers(3, 9), k=st.integers(1, 4), stride=st.integers(1, 2),
+    pad=st.integers(0, 3), out=st.integers(1, 3), pk=st.integers(1, 3), ps=st.integers(1, 3),
+    act=st.sampled_from(["relu", "leaky_relu", None]), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_eval_program__pools_first_and_gives_the_same_integers(c, h, w, k, stride, pad, out, pk, ps, act, seed) -> None:
+    """The eval program takes a max pool's windows over a convolution's products, before their
+    rescale, bias and activation, wherever the windows do not overlap: for any geometry and
+    weights its outputs equal, integer for integer, those of the training step's layer order
+    (the windows before the fold would read other positions, the rescale after it would round
+    differently, a bias on the wrong channel would shift other values)."""
+    pad = min(pad, k - 1)
+    layers = [{"type": "conv2d", "out_channels": out, "kernel": k, "stride": stride, "padding": pad}]
+    layers += [{"type": act, "alpha": 0.1} if act == "leaky_relu" else {"type": act}] if act else []
+    layers += [{"type": "maxpool2d", "kernel": pk, "stride": ps}, {"type": "flatten"}, {"type": "linear", "out": 3}]
+    spec = train.parse_spec({"task": "regression", "loss": "mse", "optimizer": {"type": "sgd", "lr": 0.25},
+                             "schedule": {"steps": 1, "batch": 8}, "layers": layers})  # fmt: skip
+    try:
+        train.geometry(spec, (c, h, w))
+    except train.TrainRefused:
+        return  # a kernel that does not fit: refused, nothing to compare
+    rng = np.random.default_rng(seed)
+    limit = 1 << (spec.frac_bits + train.WEIGHT_CLIP_LOG2)
+    params = {key: rng.integers(-limit, limit, v.shape) for key, v in train.init_weights(spec, (c, h, w)).items()}
+    x = rng.normal(size=(6, c, h, w))
+    info = train.ProgramInfo(spec, (c, h, w), 8, None, None, None, None)
+    outs, folded = [], []
+    for first in (True, False):
+        model = train.build_eval_graph(info, params, x, pool_first=first)
+        folded.append(any(n.op_type == "ReduceMax" and n.name == "conv1_pooled" for n in model.graph.node))
+        outs.append(load_program(model).run()["out"])
+    assert folded == [ps >= pk, False]
+    assert np.array_equal(outs[0], outs[1])
