@@ -19,7 +19,8 @@ fresh rows; its sponsor commits their labels at `open_round`. Agents:
 - skilled modelers (predictions from a noisy estimate of the hidden function, one skill level
   each), zero-skill modelers (uniform random predictions), a copier (fits the previous round's
   metamodel, public once revealed, on that round's features and applies it to this round's);
-- a non-revealer (commits every round and never reveals: a slot griefer);
+- a non-revealer (commits every round and never reveals: a slot griefer, who forfeits the
+  round's `min_stake` each time);
 - honest data providers (rows labelled by the hidden function) and an inverted-label provider
   (the same rows with every label flipped), each joining every round;
 - sponsors: an honest one; a perfect-knowledge one that commits its own model predicting its

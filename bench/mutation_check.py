@@ -151,7 +151,7 @@ def _coded_reasons(source: str) -> dict[str, str]:
     """E_CODE -> its revert reason, for a contract that keeps its reasons in one REASONS string
     (`E_X: constant(uint256) = offset << 8 | length`, reverting with `<prefix>: <slice>`)."""
     block = re.search(r"REASONS: constant\(String\[\d+\]\) = \(\n((?:\s+\".*\"\n)+)\s*\)", source)
-    prefix = re.search(r'concat\("([^"]*)", slice\(REASONS', source)
+    prefix = re.search(r'concat\("([^"]*)", slice\((?:self\._reasons|REASONS)', source)
     if not block:
         return {}
     table = "".join(re.findall(r'"(.*)"', block.group(1)))

@@ -181,8 +181,9 @@ DT_INT64: constant(uint256) = 7
 # Revert reasons. Checks call `_check(ok, E_...)`, which reverts with Error(string) where
 # the string is REASONS[code >> 8 : (code >> 8) + (code & 255)]: one shared revert keeps
 # the contract under the 24_576-byte limit (an inline `assert ..., "reason"` costs ~130
-# bytes each). tests/contracts/test_market.py checks every code against this table.
-REASONS: constant(String[1852]) = (
+# bytes each), and so does keeping the table in storage (`_reasons`).
+# tests/contracts/test_market.py checks every code against this table.
+REASONS: constant(String[1920]) = (
     "no such round"
     "round already settled"
     "round is void"
@@ -211,8 +212,8 @@ REASONS: constant(String[1852]) = (
     "no stake reserved"
     "stake below the round's minimum"
     "model already committed"
-    "model slots full"
-    "dataset slots full"
+    "model slots full of reservations at least as large"
+    "dataset slots full of reservations at least as large"
     "dataset shape is not the round's"
     "model not committed"
     "model already revealed"
@@ -282,48 +283,48 @@ E_COMMIT_DEADLINE: constant(uint256) = 576 << 8 | 22
 E_NO_STAKE: constant(uint256) = 598 << 8 | 17
 E_MIN_STAKE: constant(uint256) = 615 << 8 | 31
 E_COMMITTED: constant(uint256) = 646 << 8 | 23
-E_MODELS_FULL: constant(uint256) = 669 << 8 | 16
-E_DATASETS_FULL: constant(uint256) = 685 << 8 | 18
-E_DATASET_SHAPE: constant(uint256) = 703 << 8 | 32
-E_NOT_COMMITTED: constant(uint256) = 735 << 8 | 19
-E_REVEALED: constant(uint256) = 754 << 8 | 22
-E_BEFORE_COMMIT_DEADLINE: constant(uint256) = 776 << 8 | 27
-E_REVEAL_DEADLINE: constant(uint256) = 803 << 8 | 22
-E_PREDICTIONS_LENGTH: constant(uint256) = 825 << 8 | 27
-E_PREDICTIONS: constant(uint256) = 852 << 8 | 39
-E_RELEASE_REVEALED: constant(uint256) = 891 << 8 | 36
-E_RELEASED: constant(uint256) = 927 << 8 | 22
-E_BEFORE_REVEAL_DEADLINE: constant(uint256) = 949 << 8 | 27
-E_LABELS_REVEALED: constant(uint256) = 976 << 8 | 23
-E_LABELS_DEADLINE: constant(uint256) = 999 << 8 | 22
-E_LABELS_LENGTH: constant(uint256) = 1021 << 8 | 22
-E_LABELS: constant(uint256) = 1043 << 8 | 34
-E_KIND: constant(uint256) = 1077 << 8 | 21
-E_RESULT_DEADLINE: constant(uint256) = 1098 << 8 | 22
-E_NO_LABELS: constant(uint256) = 1120 << 8 | 19
-E_RUNNING: constant(uint256) = 1139 << 8 | 29
-E_TASK_DONE: constant(uint256) = 1168 << 8 | 25
-E_TEMPLATE: constant(uint256) = 1193 << 8 | 36
-E_RECORDED: constant(uint256) = 1229 << 8 | 23
-E_NO_TASK: constant(uint256) = 1252 << 8 | 20
-E_NOT_DONE: constant(uint256) = 1272 << 8 | 37
-E_FINAL_STATE: constant(uint256) = 1309 << 8 | 35
-E_PROOF_LENGTH: constant(uint256) = 1344 << 8 | 18
-E_PROOF: constant(uint256) = 1362 << 8 | 35
-E_RECORD_KIND: constant(uint256) = 1397 << 8 | 40
-E_VALUES_LENGTH: constant(uint256) = 1437 << 8 | 36
-E_INT64: constant(uint256) = 1473 << 8 | 19
-E_NOT_RECORDED: constant(uint256) = 1492 << 8 | 20
-E_BEFORE_LABELS_DEADLINE: constant(uint256) = 1512 << 8 | 27
-E_RESULTS_RECORDED: constant(uint256) = 1539 << 8 | 34
-E_BEFORE_RESULT_DEADLINE: constant(uint256) = 1573 << 8 | 27
-E_PHASES: constant(uint256) = 1600 << 8 | 37
-E_RESULT_PHASE: constant(uint256) = 1637 << 8 | 38
-E_BONDS: constant(uint256) = 1675 << 8 | 35
-E_REWARD: constant(uint256) = 1710 << 8 | 46
-E_JOINED: constant(uint256) = 1756 << 8 | 28
-E_MAX_STAKE: constant(uint256) = 1784 << 8 | 31
-E_UNAVAILABLE: constant(uint256) = 1815 << 8 | 37
+E_MODELS_FULL: constant(uint256) = 669 << 8 | 50
+E_DATASETS_FULL: constant(uint256) = 719 << 8 | 52
+E_DATASET_SHAPE: constant(uint256) = 771 << 8 | 32
+E_NOT_COMMITTED: constant(uint256) = 803 << 8 | 19
+E_REVEALED: constant(uint256) = 822 << 8 | 22
+E_BEFORE_COMMIT_DEADLINE: constant(uint256) = 844 << 8 | 27
+E_REVEAL_DEADLINE: constant(uint256) = 871 << 8 | 22
+E_PREDICTIONS_LENGTH: constant(uint256) = 893 << 8 | 27
+E_PREDICTIONS: constant(uint256) = 920 << 8 | 39
+E_RELEASE_REVEALED: constant(uint256) = 959 << 8 | 36
+E_RELEASED: constant(uint256) = 995 << 8 | 22
+E_BEFORE_REVEAL_DEADLINE: constant(uint256) = 1017 << 8 | 27
+E_LABELS_REVEALED: constant(uint256) = 1044 << 8 | 23
+E_LABELS_DEADLINE: constant(uint256) = 1067 << 8 | 22
+E_LABELS_LENGTH: constant(uint256) = 1089 << 8 | 22
+E_LABELS: constant(uint256) = 1111 << 8 | 34
+E_KIND: constant(uint256) = 1145 << 8 | 21
+E_RESULT_DEADLINE: constant(uint256) = 1166 << 8 | 22
+E_NO_LABELS: constant(uint256) = 1188 << 8 | 19
+E_RUNNING: constant(uint256) = 1207 << 8 | 29
+E_TASK_DONE: constant(uint256) = 1236 << 8 | 25
+E_TEMPLATE: constant(uint256) = 1261 << 8 | 36
+E_RECORDED: constant(uint256) = 1297 << 8 | 23
+E_NO_TASK: constant(uint256) = 1320 << 8 | 20
+E_NOT_DONE: constant(uint256) = 1340 << 8 | 37
+E_FINAL_STATE: constant(uint256) = 1377 << 8 | 35
+E_PROOF_LENGTH: constant(uint256) = 1412 << 8 | 18
+E_PROOF: constant(uint256) = 1430 << 8 | 35
+E_RECORD_KIND: constant(uint256) = 1465 << 8 | 40
+E_VALUES_LENGTH: constant(uint256) = 1505 << 8 | 36
+E_INT64: constant(uint256) = 1541 << 8 | 19
+E_NOT_RECORDED: constant(uint256) = 1560 << 8 | 20
+E_BEFORE_LABELS_DEADLINE: constant(uint256) = 1580 << 8 | 27
+E_RESULTS_RECORDED: constant(uint256) = 1607 << 8 | 34
+E_BEFORE_RESULT_DEADLINE: constant(uint256) = 1641 << 8 | 27
+E_PHASES: constant(uint256) = 1668 << 8 | 37
+E_RESULT_PHASE: constant(uint256) = 1705 << 8 | 38
+E_BONDS: constant(uint256) = 1743 << 8 | 35
+E_REWARD: constant(uint256) = 1778 << 8 | 46
+E_JOINED: constant(uint256) = 1824 << 8 | 28
+E_MAX_STAKE: constant(uint256) = 1852 << 8 | 31
+E_UNAVAILABLE: constant(uint256) = 1883 << 8 | 37
 
 
 struct Shape:
@@ -550,6 +551,15 @@ event Released:
     model_id: indexed(uint256)
 
 
+event Displaced:
+    round_id: indexed(uint256)
+    # 0 dataset, 1 model
+    kind: uint8
+    # the dataset or model whose slot a larger reservation took
+    id: uint256
+    slot: uint256
+
+
 event LabelsRevealed:
     round_id: indexed(uint256)
     labels: Bytes[CHUNK]
@@ -609,6 +619,9 @@ token: public(immutable(IERC20))
 tasks: public(immutable(Tasks.__interface__))
 # where datasets' and round features' bytes are published on-chain (contracts/Availability.vy)
 availability: immutable(IAvailability)
+# REASONS, written once at deployment (~1.3 M gas): out of the runtime code, which EIP-170
+# bounds; a revert reads only the words of its own reason
+_reasons: String[1920]
 
 # number of datasets published; ids run from 1
 dataset_count: public(uint256)
@@ -662,6 +675,7 @@ def __init__(token_: IERC20, tasks_: address, availability_: IAvailability):
     token = token_
     tasks = Tasks.__interface__(tasks_)
     availability = availability_
+    self._reasons = REASONS
 
 
 # --- datasets and models ----------------------------------------------------------------------
@@ -889,8 +903,10 @@ def open_round(
 def join_round(round_id: uint256, dataset_id: uint256, amount: uint256):
     """
     @notice Puts the dataset in the round (dataset owner, before the commit deadline): it
-            takes the next dataset slot and reserves `amount` of its free stake (at least the
-            round's `min_stake`) as its stake at risk until the round is settled or void. It
+            takes the next dataset slot, or once they are full the slot of the smallest
+            reservation if `amount` is larger (as `commit`), and reserves `amount` of its free
+            stake (at least the round's `min_stake`) as its stake at risk until the round is
+            settled or void. It
             is valued (and may be slashed, at the round's `data_slash_bps`) only if a model
             naming it reveals; a dataset that did not join is never at risk in the round,
             whatever models name it.
@@ -904,11 +920,13 @@ def join_round(round_id: uint256, dataset_id: uint256, amount: uint256):
         self.datasets[dataset_id].rows == shape.dataset_rows and self.datasets[dataset_id].n_features == shape.features,
         E_DATASET_SHAPE,
     )
-    n: uint256 = len(self._round_datasets[round_id])
-    self._check(n < shape.datasets, E_DATASETS_FULL)
     # at risk from the moment the dataset can earn, until the round is settled or void
     self._reserve(round_id, DATASET, dataset_id, amount)
-    self._round_datasets[round_id].append(dataset_id)
+    n: uint256 = len(self._round_datasets[round_id])
+    if n == shape.datasets:
+        n = self._displace(round_id, DATASET, dataset_id, amount)
+    else:
+        self._round_datasets[round_id].append(dataset_id)
     self.dataset_entries[round_id][dataset_id] = DatasetEntry(slot=n, reserved=True, active=False, at_risk=amount)
     log Joined(round_id=round_id, dataset_id=dataset_id, slot=n, stake=amount)
 
@@ -920,8 +938,10 @@ def commit(round_id: uint256, model_id: uint256, commitment: bytes32, amount: ui
     @notice Commits the model's predictions (model owner, before the commit deadline): the
             model takes the next model slot and reserves `amount` of its free stake (at least
             the round's `min_stake`) as its stake at risk: its weight, and the base of its
-            gain or loss. Of the datasets it names, only those whose owners joined the round
-            (`join_round`) take part in it.
+            gain or loss. Once the slots are full, a larger reservation takes the slot of the
+            smallest (the first of equals), whose reservation is freed (SPEC 8.5). Of the
+            datasets it names, only those whose owners joined the round (`join_round`) take
+            part in it.
     @param commitment keccak256(u256(round_id) || u256(model_id) || predictions || salt).
     @param amount The stake to reserve; the rest stays free for other rounds or withdrawal.
     """
@@ -929,13 +949,15 @@ def commit(round_id: uint256, model_id: uint256, commitment: bytes32, amount: ui
     self._check(block.timestamp < self.rounds[round_id].schedule.commit_deadline, E_COMMIT_DEADLINE)
     self._require_owner(MODEL, model_id)
     self._check(self.model_entries[round_id][model_id].state == 0, E_COMMITTED)
-    slot: uint256 = len(self._round_models[round_id])
-    self._check(slot < self.rounds[round_id].shape.models, E_MODELS_FULL)
     self._reserve(round_id, MODEL, model_id, amount)
     # gains are never scaled down, so a large stake cannot dilute what other models' own
     # predictions earn
     self._check(amount <= self.rounds[round_id].max_stake, E_MAX_STAKE)
-    self._round_models[round_id].append(model_id)
+    slot: uint256 = len(self._round_models[round_id])
+    if slot == self.rounds[round_id].shape.models:
+        slot = self._displace(round_id, MODEL, model_id, amount)
+    else:
+        self._round_models[round_id].append(model_id)
     self.model_entries[round_id][model_id] = ModelEntry(
         slot=slot, commitment=commitment, stake=amount, state=ENTRY_COMMITTED, locked=True
     )
@@ -978,7 +1000,8 @@ def reveal(round_id: uint256, model_id: uint256, predictions: Bytes[CHUNK], salt
 def release(round_id: uint256, model_id: uint256):
     """
     @notice Frees the stake reserved by a model that committed but did not reveal (anyone,
-            from the reveal deadline on): an unrevealed model has nothing at risk.
+            from the reveal deadline on), less the round's `min_stake`, burned: a slot is not
+            free to hold (SPEC 8.5).
     """
     self._require_round(round_id)
     entry: ModelEntry = self.model_entries[round_id][model_id]
@@ -986,8 +1009,7 @@ def release(round_id: uint256, model_id: uint256):
     self._check(entry.state != ENTRY_REVEALED, E_RELEASE_REVEALED)
     self._check(entry.locked, E_RELEASED)
     self._check(block.timestamp >= self.rounds[round_id].schedule.reveal_deadline, E_BEFORE_REVEAL_DEADLINE)
-    self.model_entries[round_id][model_id].locked = False
-    self.models[model_id].reserved -= entry.stake
+    self._burn(self._unlock(round_id, model_id))
     log Released(round_id=round_id, model_id=model_id)
 
 
@@ -1181,11 +1203,10 @@ def settle(round_id: uint256):
     cap: int256 = convert(econ.cap_bps, int256)
     factor: int256 = convert(econ.factor_bps, int256)
     gains: uint256[MAX_MODELS] = empty(uint256[MAX_MODELS])
-    total_loss: uint256 = 0
     self.rounds[round_id].state = ROUND_SETTLED
     # a loss is at most cap_bps (<= BPS) of what this round reserved, so once the reservation
     # is freed it comes out of that part of the stake and never out of another round's
-    self._unlock_all(round_id)
+    total_loss: uint256 = self._unlock_all(round_id)
 
     # losses leave the stakes at once; gains are paid once the data shares are known
     for i: uint256 in range(len(model_ids), bound=MAX_MODELS):
@@ -1210,7 +1231,7 @@ def settle(round_id: uint256):
     pool: uint256 = self.rounds[round_id].pool
     budget: uint256 = self.rounds[round_id].budget
     # everything the round held leaves now: gains, refund, burn
-    self.owed -= pool + budget + total_loss
+    self.owed -= pool + budget
 
     paid: uint256 = 0
     dpay: uint256[MAX_DATASETS] = empty(uint256[MAX_DATASETS])
@@ -1242,13 +1263,10 @@ def settle(round_id: uint256):
         self._pay(round_id, self.datasets[d].owner, DATASET, d, dpay[slot])
     # every reservation is at most the round's maximum (commit), so the gains fit the pool;
     # every slash is burned, so the sponsor's refund is the same whoever is slashed
-    refund: uint256 = pool - paid
-    self.burned += total_loss
-    refund += budget
+    refund: uint256 = pool - paid + budget
     self._pay(round_id, self.rounds[round_id].sponsor, SPONSOR, round_id, refund)
     log Settled(round_id=round_id, paid=paid, slashed=total_loss, burned=total_loss, refunded=refund)
-    if total_loss != 0:
-        extcall IBurnable(token.address).burn(total_loss)
+    self._burn(total_loss)
 
 
 @external
@@ -1261,7 +1279,8 @@ def void_round(round_id: uint256):
             evenly among the revealed models (the sponsor gets it back only if none revealed),
             and the unspent budget goes back to the sponsor. Tasks still running do not hold
             the round: reclaimable ones are reclaimed, and the reward of one reclaimed later
-            goes to the sponsor (`sync`). Every stake the round reserved is freed untouched.
+            goes to the sponsor (`sync`). Every stake the round reserved is freed untouched,
+            but for the `min_stake` a commitment never revealed forfeits.
     """
     self._require_open_round(round_id)
     withheld: bool = not self.rounds[round_id].labels_revealed
@@ -1278,7 +1297,7 @@ def void_round(round_id: uint256):
     budget: uint256 = self.rounds[round_id].budget
     self.owed -= pool + budget
     self.rounds[round_id].state = ROUND_VOID
-    self._unlock_all(round_id)
+    self._burn(self._unlock_all(round_id))
     # an even split, not one by stake: a sponsor's own large model cannot take the pool back
     left: uint256 = 0
     for m: uint256 in self._round_models[round_id]:
@@ -1497,15 +1516,73 @@ def _move_stake(kind: uint8, id: uint256, amount: uint256, add: bool):
 
 
 @internal
-def _unlock_all(round_id: uint256):
-    # frees every reservation the round still holds
+def _unlock(round_id: uint256, model_id: uint256) -> uint256:
+    # frees a model's reservation; one never revealed forfeits min_stake of it (returned, to
+    # burn): otherwise M silent commitments would hold every slot for nothing
+    self.model_entries[round_id][model_id].locked = False
+    self.models[model_id].reserved -= self.model_entries[round_id][model_id].stake
+    if self.model_entries[round_id][model_id].state == ENTRY_REVEALED:
+        return 0
+    return self._slash(round_id, MODEL, model_id, self.rounds[round_id].economics.min_stake)
+
+
+@internal
+def _burn(amount: uint256):
+    # slashed stake leaves the market burned: nobody who can cause a slash gains from it
+    if amount != 0:
+        self.owed -= amount
+        self.burned += amount
+        extcall IBurnable(token.address).burn(amount)
+
+
+@internal
+def _displace(round_id: uint256, kind: uint8, id: uint256, amount: uint256) -> uint256:
+    # once the round's slots of this kind are full: the slot of the smallest reservation (the
+    # first of equals), which `amount` must exceed, goes to `id`; its holder's entry is erased
+    # and its reservation freed. Taken first come, sybils reserving min_stake first would hold
+    # every slot (SPEC 8.5)
+    ids: DynArray[uint256, MAX_MODELS] = []
+    if kind == MODEL:
+        ids = self._round_models[round_id]
+    else:
+        ids = self._round_datasets[round_id]
+    slot: uint256 = 0
+    least: uint256 = max_value(uint256)
+    for s: uint256 in range(len(ids), bound=MAX_MODELS):
+        held: uint256 = 0
+        if kind == MODEL:
+            held = self.model_entries[round_id][ids[s]].stake
+        else:
+            held = self.dataset_entries[round_id][ids[s]].at_risk
+        if held < least:
+            slot = s
+            least = held
+    out: uint256 = ids[slot]
+    if kind == MODEL:
+        self._check(amount > least, E_MODELS_FULL)
+        self.models[out].reserved -= least
+        self.model_entries[round_id][out] = empty(ModelEntry)
+        self._round_models[round_id][slot] = id
+    else:
+        self._check(amount > least, E_DATASETS_FULL)
+        self.datasets[out].reserved -= least
+        self.dataset_entries[round_id][out] = empty(DatasetEntry)
+        self._round_datasets[round_id][slot] = id
+    log Displaced(round_id=round_id, kind=kind, id=out, slot=slot)
+    return slot
+
+
+@internal
+def _unlock_all(round_id: uint256) -> uint256:
+    # frees every reservation the round still holds; returns what unrevealed models forfeit
+    forfeited: uint256 = 0
     for m: uint256 in self._round_models[round_id]:
         if self.model_entries[round_id][m].locked:
-            self.model_entries[round_id][m].locked = False
-            self.models[m].reserved -= self.model_entries[round_id][m].stake
+            forfeited += self._unlock(round_id, m)
     # every dataset of the round joined it and holds its reservation until now
     for d: uint256 in self._round_datasets[round_id]:
         self.datasets[d].reserved -= self.dataset_entries[round_id][d].at_risk
+    return forfeited
 
 
 @internal
@@ -1564,7 +1641,7 @@ def _vector_commitment(dtype: uint256, n: uint256, data_root: bytes32) -> bytes3
 
 
 @internal
-@pure
+@view
 def _require_shape(shape: Shape):
     # the limits of SPEC 8.1
     self._check(shape.models >= 1 and shape.models <= MAX_MODELS, E_MODELS)
@@ -1618,9 +1695,9 @@ def _pull(amount: uint256):
 
 
 @internal
-@pure
+@view
 def _check(ok: bool, code: uint256):
     # reverts with the reason `code` names: REASONS[code >> 8 : (code >> 8) + (code & 255)]
     if not ok:
-        reason: String[2500] = concat("market: ", slice(REASONS, code >> 8, code & 255))
+        reason: String[2500] = concat("market: ", slice(self._reasons, code >> 8, code & 255))
         raw_revert(abi_encode(reason, method_id=method_id("Error(string)")))

@@ -734,7 +734,7 @@ def forward(
                 j = _pool_after(spec, i) if pool_first else None
                 # pooled first: only the positions some window reads, window offset-major
                 order = None if j is None else window_positions(geo[j + 1], spec.layers[j])
-                idx, inv, g_out = conv_indices(g, la, order)
+                idx, inv, _ = conv_indices(g, la, order)
                 positions, taps = len(idx) // (la.kernel * la.kernel * g.c), la.kernel * la.kernel * g.c
                 st.rows = f"{p}c_conv{li}"
                 b.init(f"{st.rows}_idx", idx)

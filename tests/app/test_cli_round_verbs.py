@@ -160,3 +160,29 @@ def test_a_round_with_foreign_programs_is_flagged_and_refused(world):
     assert "not the canonical one" in line
     assert [m["model_id"] for m in u["alice"].json("model", "list")].count(model) == 1
     assert json.dumps(shown)  # plain JSON
+
+
+def test_a_larger_reservation_takes_the_slot_of_a_full_round(world):
+    """Slots are not first come (SPEC 8.5): with the round's one model slot taken, a commit that
+    reserves no more is refused in one line, a larger one takes the slot and says whose, and the
+    displaced model's reveal says what happened and what to do."""
+    u, root, data = world["users"], world["root"], world["data"]
+    ds = str(u["clean"].json("data", "list")[0]["dataset_id"])
+    alice = str(u["alice"].json("model", "register", "--dataset", ds, "--stake", "20")["model_id"])
+    bob = str(u["bob"].json("model", "register", "--dataset", ds, "--stake", "20")["model_id"])
+    rid = str(u["sponsor"].json(
+        "round", "open", str(root / "X.npy"), str(root / "y.npy"), "--pool", "300", "--budget", "30",
+        "--task-reward", "10", "--solver-bond", "500", "--challenger-bond", "250", "--models", "1", "--datasets", "1",
+        "--dataset-rows", str(data.shape.dataset_rows), "--k", str(data.shape.k),
+    )["round_id"])  # fmt: skip
+    u["alice"].json("model", "commit", rid, alice, str(root / "p0.npy"), "--stake", "10")
+    line = _error(u["bob"].run("model", "commit", rid, bob, str(root / "p2.npy"), "--stake", "10"))
+    assert "model slots full of reservations at least as large" in line
+    took = u["bob"].run("model", "commit", rid, bob, str(root / "p2.npy"), "--stake", "11")
+    took.check_returncode()
+    assert f"the slot of model {alice}" in took.stdout
+    assert u["sponsor"].json("round", "show", rid)["models"] == [int(bob)]
+    world["anvil"].advance(DAY)
+    line = _error(u["alice"].run("model", "reveal", rid, alice))
+    assert f"model {alice} was displaced from round {rid}" in line and "commit again" in line
+    u["bob"].run("model", "reveal", rid, bob).check_returncode()

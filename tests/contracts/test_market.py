@@ -211,8 +211,19 @@ class World:
         """Joins the round reserving `amount` (all the free stake when None)."""
         amount = self.free("dataset", did) if amount is None else amount
         self.market.join_round(rid, did, amount, sender=who or self.datasets[did][0])
-        self.rounds[rid].datasets.append(did)
+        out = self._take_slot(self.rounds[rid].datasets, did)
+        self.rounds[rid].at_risk.pop(out, None)
         self.rounds[rid].at_risk[did] = amount
+
+    def _take_slot(self, slots: list, id_: int) -> int | None:
+        """Puts `id_` in the next slot, or in the one whose holder the call displaced (SPEC
+        8.5); returns that holder."""
+        displaced = events(self.market, "Displaced")
+        if not displaced:
+            slots.append(id_)
+            return None
+        slots[displaced[0].slot] = id_
+        return displaced[0].id
 
     def preds(self, rid: int, mid: int) -> bytes:
         n = self.rounds[rid].shape[2]
@@ -227,7 +238,7 @@ class World:
         if amount is None:
             amount = min(self.free("model", mid), self.market.rounds(rid).max_stake)
         self.market.commit(rid, mid, c, amount, sender=who or self.models[mid][0])
-        r.models.append(mid)
+        self._take_slot(r.models, mid)
         r.stake[mid] = amount
         r.preds[mid], r.salts[mid] = preds, salt
 
@@ -351,7 +362,8 @@ class World:
         models = [
             econ.ModelEntry(r.stake[mid], self.market.models(mid).stake, scores[slot], mid in r.revealed,
                             tuple(r.datasets.index(d) for d in self.models[mid][1] if d in r.datasets),
-                            contribution=scores[m + slot])
+                            contribution=scores[m + slot],
+                            unreleased=mid not in r.revealed and self.market.model_entries(rid, mid).locked)
             for slot, mid in enumerate(r.models)
         ]
         datasets = [
@@ -521,7 +533,7 @@ def test_reasons__every_code_names_exactly_one_reason():
     for name in codes:
         assert len(re.findall(rf"\b{name}\b", src)) >= 2, f"{name} is never checked"
     assert all(not r.startswith("market: ") and "\n" not in r for r in reasons)
-    assert 'concat("market: ", slice(REASONS' in src
+    assert 'concat("market: ", slice(self._reasons' in src and "self._reasons = REASONS" in src
 
 
 def test_token_call_failed__reverts(tasks_deployer, mock_game_deployer, market_deployer, availability):
@@ -1056,14 +1068,62 @@ def test_commit__stake_below_the_round_minimum__reverts(w, market, people):
     assert market.round_models(rid) == [dust]
 
 
-def test_commit__model_slots_full__reverts(w, market, people):
+def test_commit__full_slots__a_larger_reservation_displaces_the_smallest(w, market, people):
+    """Model slots are not first come: once the M slots are full, a larger reservation takes the
+    slot of the smallest (the first of equals), whose reservation is freed and which may commit
+    again with more; an equal one is refused (SPEC 8.5). Sybils committing min_stake first no
+    longer shut skilled models out of a round."""
     _, m = w.populate()
-    extra = w.register(people.modelers[3], [], 1)
     rid = w.open()
-    for mid in m:
-        w.commit(rid, mid)
-    with boa.reverts("market: model slots full"):
-        market.commit(rid, extra, word("c"), 1, sender=people.modelers[3])
+    for mid, amount in zip(m, (30, 20, 20), strict=True):
+        w.commit(rid, mid, amount=amount * E18)
+    extra = w.register(people.modelers[3], [], 100 * E18)
+    with boa.reverts("market: model slots full of reservations at least as large"):
+        w.commit(rid, extra, amount=20 * E18)
+    w.commit(rid, extra, amount=20 * E18 + 1)
+    logs = [(type(e).__name__, e.round_id, e.slot) for e in market.get_logs()]
+    assert logs == [("Displaced", rid, 1), ("Committed", rid, 1)]
+    (ev,) = events(market, "Displaced")
+    assert (ev.kind, ev.id) == (MODEL, m[1])
+    assert list(market.round_models(rid)) == [m[0], extra, m[2]]
+    assert tuple(market.model_entries(rid, m[1])) == (0, b"\x00" * 32, 0, 0, False)
+    assert (market.models(m[1]).reserved, market.models(extra).reserved) == (0, 20 * E18 + 1)
+    w.commit(rid, m[1], amount=25 * E18)  # the displaced model bids again: the smallest is now m2's
+    assert list(market.round_models(rid)) == [m[0], extra, m[1]]
+    assert market.models(m[2]).reserved == 0
+    w.to(rid, "commit")
+    with boa.reverts("market: model not committed"):
+        market.reveal(rid, m[2], w.preds(rid, m[2]), word("salt", rid, m[2]), sender=people.stranger)
+    for mid in (m[0], extra, m[1]):
+        w.reveal(rid, mid)
+    assert [market.model_entries(rid, mid).stake for mid in market.round_models(rid)] == [30 * E18, 20 * E18 + 1, 25 * E18]
+    w.assert_solvent()
+
+
+def test_release__a_commitment_never_revealed_forfeits_min_stake(w, market, token, people):
+    """A model that commits and never reveals loses the round's min_stake, burned, when its
+    reservation is freed (by `release`, or by the round's settlement or void): M silent
+    commitments would otherwise hold every slot for nothing (SPEC 8.5). A revealed model, or
+    one released once already, loses nothing more."""
+    _, m = w.populate()
+    rid = w.open(economics=econ.Economics(**{**vars(ECONOMICS), "min_stake": 7 * E18}))
+    for mid in m[:2]:
+        w.commit(rid, mid, amount=50 * E18)
+    w.to(rid, "commit")
+    w.reveal(rid, m[0])
+    w.to(rid, "reveal")
+    stake, owed, burned, supply = market.models(m[1]).stake, market.owed(), market.burned(), token.totalSupply()
+    market.release(rid, m[1], sender=people.stranger)
+    (paid,) = events(market, "Paid")
+    assert (paid.kind, paid.id, paid.amount) == (MODEL, m[1], -7 * E18)
+    assert (market.models(m[1]).stake, market.models(m[1]).reserved) == (stake - 7 * E18, 0)
+    assert (market.owed(), market.burned(), token.totalSupply()) == (owed - 7 * E18, burned + 7 * E18, supply - 7 * E18)
+    assert not market.model_entries(rid, m[1]).locked
+    with boa.reverts("market: stake already released"):
+        market.release(rid, m[1], sender=people.stranger)
+    with boa.reverts("market: model revealed; its stake is at risk"):
+        market.release(rid, m[0], sender=people.stranger)
+    w.assert_solvent()
 
 
 # --- join_round ------------------------------------------------------------------------------
@@ -1110,12 +1170,27 @@ def test_join_round__time_edges(w, market, people):
         market.join_round(rid, d[1], E18, sender=people.providers[1])
 
 
-def test_join_round__dataset_slots_full__reverts(w, market, people):
-    w.populate()  # D = 2: d0, d1 join
+def test_join_round__full_slots__a_larger_reservation_displaces_the_smallest(w, market, people):
+    """Dataset slots are not first come either: once the D slots are full, a larger reservation
+    takes the slot of the smallest, whose reservation is freed; an equal one is refused."""
+    d, _ = w.populate()  # D = 2
     d2 = w.publish(people.providers[2])
-    rid = w.open()
-    with boa.reverts("market: dataset slots full"):
-        market.join_round(rid, d2, E18, sender=people.providers[2])
+    rid = w.open(join=False)
+    w.join(rid, d[0], amount=30 * E18)
+    w.join(rid, d[1], amount=20 * E18)
+    with boa.reverts("market: dataset slots full of reservations at least as large"):
+        w.join(rid, d2, amount=20 * E18)
+    w.join(rid, d2, amount=20 * E18 + 1)
+    (ev,) = events(market, "Displaced")
+    assert (ev.round_id, ev.kind, ev.id, ev.slot) == (rid, DATASET, d[1], 1)
+    assert list(market.round_datasets(rid)) == [d[0], d2]
+    assert tuple(market.dataset_entries(rid, d[1])) == (0, False, False, 0)
+    assert (market.datasets(d[1]).reserved, market.datasets(d2).reserved) == (0, 20 * E18 + 1)
+    assert market.dataset_entries(rid, d2).slot == 1
+    w.join(rid, d[1], amount=25 * E18)  # back in, in the slot of the smallest: d2's
+    assert list(market.round_datasets(rid)) == [d[0], d[1]]
+    assert market.datasets(d2).reserved == 0
+    w.assert_solvent()
 
 
 def test_join_round__stake_below_the_round_minimum__reverts(w, market, people):

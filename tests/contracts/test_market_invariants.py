@@ -10,11 +10,13 @@ others may revert, but only with a `market: ` or `tasks: ` reason.
 After every step:
 - the market's balance is `owed()` plus the rewards of its reclaimed, not yet synced tasks;
 - `owed()` is the stakes plus the pool and budget of every round neither settled nor void;
-- a stake's `reserved` is exactly the sum of what its open rounds reserved (until release or
-  close), never more than the stake, and only the rest can be withdrawn;
+- a stake's `reserved` is exactly the sum of what its open rounds reserved (until release,
+  close, or a larger reservation displacing it from a full round), never more than the stake,
+  and only the rest can be withdrawn;
 - a round settles or voids at most once;
 - an honest participant (revealed with a score >= 0, or a dataset valued >= 0) never loses
-  stake, and nobody loses stake in a void round;
+  stake, and nobody loses stake in a void round but a commitment never revealed, which forfeits
+  exactly the round's `min_stake` once (at release, settlement or void);
 - no stake is taken without its owner's opt-in: a dataset loses stake only in the settlement
   of a round it joined, a model only in one it committed to (every stake equals its shadow);
 - the sponsor never receives slashed stake: it never gets back more than it paid in;
@@ -289,6 +291,9 @@ class MarketMachine(RuleBasedStateMachine):
             return
         self.market.release(rid, mid, sender=self.people.stranger)
         self.released[rid].add(mid)
+        # a commitment never revealed forfeits min_stake, burned
+        self.stakes["model", mid] -= r.economics.min_stake
+        self.burned += r.economics.min_stake
 
     @precondition(lambda self: self.w.rounds)
     @rule(i=st.integers(0, 3), kind=st.sampled_from([METAMODEL, SCORES, VALUES]))
@@ -336,9 +341,11 @@ class MarketMachine(RuleBasedStateMachine):
         self.state[rid] = SETTLED
         self.closings[rid] += 1
         self.burned += s.burned
-        # honest participants never lose stake
+        # honest participants never lose stake; a commitment never revealed forfeits min_stake
         for slot, mid in enumerate(r.models):
-            if mid not in r.revealed or scores[slot] >= 0:
+            if mid not in r.revealed:
+                assert s.model_payouts[slot] == (0 if mid in self.released[rid] else -r.economics.min_stake)
+            elif scores[slot] >= 0:
                 assert s.model_payouts[slot] >= 0
         for slot, d in enumerate(r.datasets):
             if values[slot] >= 0:
@@ -366,7 +373,9 @@ class MarketMachine(RuleBasedStateMachine):
             with boa.reverts(reason):
                 self.market.void_round(rid, sender=self.people.stranger)
             return
-        stakes = {m: self.market.models(m).stake for m in self.w.models}
+        # nobody loses stake in a void round but a commitment never revealed, min_stake
+        forfeits = {m: r.economics.min_stake for m in r.models if m not in r.revealed and m not in self.released[rid]}
+        stakes = {m: self.market.models(m).stake - forfeits.get(m, 0) for m in self.w.models}
         dstakes = {d: self.market.datasets(d).stake for d in self.w.datasets}
         before = self.w.balances()
         # every reclaimable task comes back first, so the whole budget is refunded
@@ -388,9 +397,11 @@ class MarketMachine(RuleBasedStateMachine):
             want[self.w.models[mid][0]] += pay[slot]
         want[self.people.sponsor] += refund
         assert {a: self.token.balanceOf(a) - before[a] for a in before} == want
-        # nobody loses stake in a void round
         assert stakes == {m: self.market.models(m).stake for m in self.w.models}
         assert dstakes == {d: self.market.datasets(d).stake for d in self.w.datasets}
+        for m, f in forfeits.items():
+            self.stakes["model", m] -= f
+        self.burned += sum(forfeits.values())
         self.state[rid] = VOID
         self.closings[rid] += 1
 

@@ -147,7 +147,8 @@ def data_join(
     with chain_errors():
         amount = None if stake is None else _amount(stake, "--stake")
         r = _client(rpc_url, key_file, "data join", None).join_round(round_id, dataset_id, amount)
-    _done(r, as_json, f"[green]joined[/green] round {round_id} with dataset {dataset_id} (slot {r['slot']})")
+    took = "" if r["displaced"] is None else f", the slot of dataset {r['displaced']}, whose reservation was smaller"
+    _done(r, as_json, f"[green]joined[/green] round {round_id} with dataset {dataset_id} (slot {r['slot']}{took})")
 
 
 def _stake_verbs(app: typer.Typer, verb: str, noun: str) -> None:
@@ -214,7 +215,9 @@ def model_commit(
         amount = None if stake is None else _amount(stake, "--stake")
         r = _client(rpc_url, key_file, "model commit", None).commit(round_id, model_id, _ints(predictions, "predictions"), amount)
     r["commitment"] = "0x" + r["commitment"].hex()
-    _done(r, as_json, f"[green]committed[/green] model {model_id} in round {round_id} (slot {r['slot']}); reveal after the commit deadline")
+    took = "" if r["displaced"] is None else f", the slot of model {r['displaced']}, whose reservation was smaller"
+    _done(r, as_json, f"[green]committed[/green] model {model_id} in round {round_id} (slot {r['slot']}{took}); "
+                      "reveal after the commit deadline")  # fmt: skip
 
 
 @model_app.command("reveal")
@@ -233,7 +236,8 @@ def model_release(
     round_id: Annotated[int, typer.Argument(min=1)], model_id: Annotated[int, typer.Argument(min=1)],
     rpc_url: RpcUrl = None, key_file: KeyFile = None,
 ) -> None:
-    """Unlock the stake of a model that committed but did not reveal (after the reveal deadline)."""
+    """Unlock the stake of a model that committed but did not reveal (after the reveal deadline),
+    less the round's minimum stake, which a commitment never revealed forfeits (burned)."""
     with chain_errors():
         _client(rpc_url, key_file, "model release", None).release(round_id, model_id)
     say(f"released model {model_id}'s stake from round {round_id}")

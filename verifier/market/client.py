@@ -54,6 +54,7 @@ KINDS = ("metamodel", "scores", "values")
 METAMODEL, SCORES, VALUES = 0, 1, 2
 ROUND_STATES = {0: "none", 1: "open", 2: "settled", 3: "void"}
 ENTRY_REVEALED = 2  # Market.vy's ModelEntry.state of a revealed model
+MODEL_KIND = 1  # Market.vy's kind of a model in Paid and Displaced events
 
 
 class MarketError(BisectmlError, ValueError):
@@ -289,7 +290,15 @@ class MarketClient:
         receipt = self._send(self.market.functions.join_round(round_id, dataset_id, amount), "join round")
         ev = self._event("Joined", receipt)
         return {"round_id": round_id, "dataset_id": dataset_id, "slot": int(ev["slot"]), "stake": int(ev["stake"]),
-                "gas": receipt["gasUsed"]}  # fmt: skip
+                "displaced": self._displaced(receipt), "gas": receipt["gasUsed"]}  # fmt: skip
+
+    def _displaced(self, receipt: Any) -> int | None:
+        """The model or dataset whose slot the commit or join took, once the slots were full
+        (SPEC 8.5), or None."""
+        from web3.logs import DISCARD
+
+        logs = self.market.events.Displaced().process_receipt(receipt, errors=DISCARD)
+        return int(logs[0]["args"]["id"]) if logs else None
 
     def free_stake(self, kind: str, id_: int) -> int:
         """The stake of a dataset or model that no round reserved: what a round can reserve and
@@ -379,10 +388,14 @@ class MarketClient:
         receipt = self._send(fn, "commit predictions")
         ev = self._event("Committed", receipt)
         return {"round_id": round_id, "model_id": model_id, "slot": int(ev["slot"]), "stake": int(ev["stake"]),
-                "commitment": c, "gas": receipt["gasUsed"]}  # fmt: skip
+                "commitment": c, "displaced": self._displaced(receipt), "gas": receipt["gasUsed"]}  # fmt: skip
 
     def reveal(self, round_id: int, model_id: int) -> Any:
         s = self.secrets.load(model_secret(round_id, model_id), f"predictions of model {model_id} in round {round_id}")
+        state = int(self.market.functions.model_entries(round_id, model_id).call()[3])
+        if state == 0 and any(e["kind"] == MODEL_KIND and e["id"] == model_id for e in self._logs("Displaced", round_id=round_id)):
+            raise MarketError(f"model {model_id} was displaced from round {round_id} by a larger reservation; "
+                              "commit again, with more stake, before the commit deadline.")  # fmt: skip
         return self._send(
             self.market.functions.reveal(round_id, model_id, bytes.fromhex(s["predictions"]), bytes.fromhex(s["salt"])),
             "reveal predictions",

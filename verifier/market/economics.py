@@ -94,7 +94,7 @@ class Economics:
     data_share_bps: int
     data_slash_bps: int
     bonus_bps: int  # largest contribution bonus, in basis points of the stake (<= cap_bps / 4)
-    min_stake: int = 0  # a commit or join reserves at least this stake (no part in the payouts)
+    min_stake: int = 0  # a commit or join reserves at least this; a commitment never revealed forfeits it
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,8 @@ class ModelEntry:
     (both ignored unless `revealed`).
     `stake_at_risk` is what the round reserved; `current_stake` (the model's whole stake)
     bounds nothing: a loss is at most `cap_bps` of the reservation, which the stake covers.
+    `unreleased`: a model that did not reveal and whose reservation the round still holds
+    (nobody called `release`): settling forfeits `min_stake` of it.
     """
 
     stake_at_risk: int
@@ -114,6 +116,7 @@ class ModelEntry:
     revealed: bool
     datasets: tuple[int, ...] = ()
     contribution: int = 0
+    unreleased: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,9 @@ def payouts(
     slashed = paid = 0
     for i, m in enumerate(models):
         if not m.revealed:
+            if m.unreleased:  # a commitment never revealed forfeits min_stake, burned
+                model_pay[i] = -e.min_stake
+                slashed += e.min_stake
             continue
         own = max(-e.cap_bps, min(e.cap_bps, trunc_div(m.score * e.factor_bps, BPS)))
         bonus = max(0, min(e.bonus_bps, trunc_div(m.contribution * e.factor_bps, BPS)))
