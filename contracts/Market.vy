@@ -619,7 +619,7 @@ token: public(immutable(IERC20))
 tasks: public(immutable(Tasks.__interface__))
 # where datasets' and round features' bytes are published on-chain (contracts/Availability.vy)
 availability: immutable(IAvailability)
-# REASONS, written once at deployment (~1.3 M gas): out of the runtime code, which EIP-170
+# REASONS, written once at deployment (~1.2 M gas more): out of the runtime code, which EIP-170
 # bounds; a revert reads only the words of its own reason
 _reasons: String[1920]
 
