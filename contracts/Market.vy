@@ -1230,7 +1230,7 @@ def settle(round_id: uint256):
 
     pool: uint256 = self.rounds[round_id].pool
     budget: uint256 = self.rounds[round_id].budget
-    # everything the round held leaves now: gains, refund, burn
+    # the pool and budget leave now, as gains and refund; the losses leave burned (_burn)
     self.owed -= pool + budget
 
     paid: uint256 = 0

@@ -162,7 +162,8 @@ def test_commitment_never_revealed__the_watchtower_expires_it_and_the_solver_giv
         assert suite.claim(cid).state == CLAIM_COMMITTED
         with running(tower):
             suite.anvil.advance(CLOCK + 1)  # past the reveal deadline
-            wait_until("the expiry", lambda: suite.claim(cid).state == CLAIM_EXPIRED, 60, [tower])
+            # the tower logs the expiry once its receipt is back, a moment after the chain has it
+            wait_until("the expiry", lambda: suite.claim(cid).state == CLAIM_EXPIRED and tower.events("claim_expired"), 60, [tower])
             assert [r["claim"] for r in tower.events("claim_expired")] == [cid]
             assert suite.task(tid).claim_id == 0  # the task reopened
             solver.start()  # back up: it alerts, closes the claim and does not claim the task again
