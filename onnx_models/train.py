@@ -697,8 +697,8 @@ def forward(
     their index constants (and the (B, 1) zero column they pad with) here. With `pool_first`
     (inference: no backward reads the windows), a max pool after a convolution takes the
     windows' max of the convolution's products, before their rescale, bias and activation: the
-    same values (trunc, + b and the activations never decrease, so each commutes with max) from
-    a quarter of the work."""
+    same values (trunc, + b and the activations never decrease, so each commutes with max), and
+    those three on kernel^2 times fewer values, without the pool's Gather."""
     geo = geometry(spec, row_shape)
     dt = np.int64 if fixed else np.float32
     cur, base, first = x, "x", True
@@ -735,7 +735,8 @@ def forward(
                 # pooled first: only the positions some window reads, window offset-major
                 order = None if j is None else window_positions(geo[j + 1], spec.layers[j])
                 idx, inv, _ = conv_indices(g, la, order)
-                positions, taps = len(idx) // (la.kernel * la.kernel * g.c), la.kernel * la.kernel * g.c
+                taps = la.kernel * la.kernel * g.c
+                positions = len(idx) // taps
                 st.rows = f"{p}c_conv{li}"
                 b.init(f"{st.rows}_idx", idx)
                 st.inv = b.init(f"{st.rows}_inv", inv)
@@ -748,8 +749,8 @@ def forward(
                 st.patches = b.node("Reshape", [cols, f"{st.rows}_patch_shape"], f"{p}conv{li}_patches")
                 mm = b.node("MatMul", [st.patches, f"W{li}"], f"{p}conv{li}_mm")
                 if j is not None:
-                    pool, pooled = spec.layers[j], j
-                    shape = [batch, pool.kernel * pool.kernel, positions // (pool.kernel * pool.kernel), la.out]
+                    pooled, offsets = j, spec.layers[j].kernel ** 2
+                    shape = [batch, offsets, positions // offsets, la.out]
                     windows = b.node("Reshape", [mm, b.init(f"{st.rows}_window_shape", np.array(shape, np.int64))], f"{p}conv{li}_windows")
                     mm = b.node("ReduceMax", [windows, b.init(f"{st.rows}_axis1", np.array([1], np.int64))], f"{p}conv{li}_pooled", keepdims=0)
                 if fixed:
