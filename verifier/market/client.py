@@ -178,13 +178,14 @@ class MarketClient:
         if amount and self.token.functions.allowance(self.account, self.market.address).call() < amount:
             self._send(self.token.functions.approve(self.market.address, amount), "approve")
 
-    def _event(self, name: str, receipt: Any) -> dict[str, Any]:
-        from web3.logs import DISCARD
+    def _receipt_events(self, name: str, receipt: Any) -> list[dict[str, Any]]:
+        return [dict(log["args"]) for log in getattr(self.market.events, name)().process_receipt(receipt, errors=_discard())]
 
-        logs = getattr(self.market.events, name)().process_receipt(receipt, errors=DISCARD)
+    def _event(self, name: str, receipt: Any) -> dict[str, Any]:
+        logs = self._receipt_events(name, receipt)
         if not logs:
             raise ChainError(f"the transaction emitted no {name} event; check the deployment.")
-        return dict(logs[0]["args"])
+        return logs[0]
 
     def _logs(self, name: str, **filters: Any) -> list[dict[str, Any]]:
         ev = getattr(self.market.events, name)()
@@ -295,10 +296,8 @@ class MarketClient:
     def _displaced(self, receipt: Any) -> int | None:
         """The model or dataset whose slot the commit or join took, once the slots were full
         (SPEC 8.5), or None."""
-        from web3.logs import DISCARD
-
-        logs = self.market.events.Displaced().process_receipt(receipt, errors=DISCARD)
-        return int(logs[0]["args"]["id"]) if logs else None
+        logs = self._receipt_events("Displaced", receipt)
+        return int(logs[0]["id"]) if logs else None
 
     def free_stake(self, kind: str, id_: int) -> int:
         """The stake of a dataset or model that no round reserved: what a round can reserve and
@@ -461,7 +460,7 @@ class MarketClient:
 
     def settle(self, round_id: int) -> dict[str, Any]:
         receipt = self._send(self.market.functions.settle(round_id), "settle round")
-        paid = [dict(e["args"]) for e in self.market.events.Paid().process_receipt(receipt, errors=_discard())]
+        paid = self._receipt_events("Paid", receipt)
         return {"round_id": round_id, "payments": paid, "settled": self._event("Settled", receipt), "gas": receipt["gasUsed"]}
 
     def void(self, round_id: int) -> Any:
