@@ -762,7 +762,7 @@ def forward(
             first = False
             continue
         if la.kind in ("maxpool2d", "avgpool2d"):
-            idx, inv, g_out = pool_indices(g, la)
+            idx, inv, _ = pool_indices(g, la)
             kk = la.kernel * la.kernel
             st = _Stage(la.kind, cur, rows=f"{p}c_pool{i}")
             b.init(f"{st.rows}_idx", idx)
