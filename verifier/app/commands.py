@@ -471,8 +471,9 @@ def approve(court: Court, amount: int) -> None:
 # -- games ------------------------------------------------------------------------------------
 
 
-def game_state(court: Court, game_id: int) -> GameState:
-    raw = court.game.functions.games(game_id).call()
+def game_state(court: Court, game_id: int, block: int | None = None) -> GameState:
+    """The game as it stands, or as it stood after block `block`."""
+    raw = court.game.functions.games(game_id).call(block_identifier="latest" if block is None else block)
     if raw[3] == 0:  # steps: every created game has at least one
         count = court.game.functions.game_count().call()
         raise CommandError(

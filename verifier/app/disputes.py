@@ -224,7 +224,7 @@ def play(
             break
         if whose_move(s) == role:
             try:
-                move, _ = player.step()
+                move, receipt = player.step()
             except ChainError as e:
                 if "clock expired" in str(e):
                     emit(GameEvent("over", s, text="your clock ran out; the other side can end the game now"))
@@ -238,7 +238,9 @@ def play(
             if move is None:  # the state moved under us; re-derive
                 time.sleep(poll)
                 continue
-            s = game_state(court, game_id)
+            # the game as our move left it: the other side may have moved since, and its move
+            # is narrated from the next poll, not folded into ours
+            s = game_state(court, game_id, block=receipt["blockNumber"] if receipt else None)
             moves["ours"] += 1
             emit(GameEvent("move", s, who=role, function=move.function, mine=True, text=describe(s, program)))
             last = s
