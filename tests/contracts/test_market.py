@@ -1879,6 +1879,33 @@ def test_settle__reclaims_an_idle_task_first(w, market, tasks, people, revealed)
     assert s.refund == POOL - s.paid + BUDGET - 2 * TERMS[0]
 
 
+@pytest.mark.parametrize("end", ["settle", "void"])
+def test_settle_and_void__a_commitment_never_revealed_forfeits_min_stake(w, market, people, end):
+    """A commitment still unrevealed and unreleased when its round settles or voids forfeits the
+    round's min_stake there, burned, once (SPEC 8.5): the settlement matches economics.payouts
+    with `unreleased`, the void frees every other stake untouched; a revealed model, and one
+    released before, lose nothing to it."""
+    e = econ.Economics(**{**vars(ECONOMICS), "min_stake": 7 * E18})
+    _, m = w.populate()
+    rid = w.open(economics=e)
+    for mid in m:
+        w.commit(rid, mid, amount=50 * E18)
+    w.to(rid, "commit")
+    w.reveal(rid, m[2])
+    w.to(rid, "reveal")
+    market.release(rid, m[0], sender=people.stranger)  # forfeits here, and not again below
+    if end == "settle":
+        scores, values = [0, 0, 0], [0, 0]
+        w.ready_to_settle(rid, scores, values)
+        s = _settle_and_check(w, rid, scores, values, e)
+        assert s.model_payouts == [0, -7 * E18, 0] and s.burned == 7 * E18
+    else:
+        w.to(rid, "labels")
+        _void_and_check(w, rid, "labels not revealed")
+    assert [market.models(mid).stake for mid in m] == [293 * E18, 193 * E18, 100 * E18]
+    assert [market.models(mid).reserved for mid in m] == [0, 0, 0]
+
+
 def test_settle__unrevealed_models_keep_everything(w, market, people, committed):
     rid = committed.rid
     w.to(rid, "commit")
@@ -1961,8 +1988,12 @@ def _void_and_check(w, rid, reason):
             budget += market.task_reward(rid, kind)
     models, _ = w.entries(rid, [0] * r.shape[0], [0] * r.shape[1])
     pay, refund = econ.void_payouts(models, r.pool, budget)
-    stakes = {m: market.models(m).stake for m in w.models} | {("d", d): market.datasets(d).stake for d in w.datasets}
-    before = w.balances()
+    # a commitment never revealed (nor released) forfeits min_stake, burned
+    min_stake = market.rounds(rid).economics.min_stake
+    forfeits = {mid: min_stake for mid, e in zip(r.models, models, strict=True) if e.unreleased}
+    stakes = {m: market.models(m).stake - forfeits.get(m, 0) for m in w.models}
+    stakes |= {("d", d): market.datasets(d).stake for d in w.datasets}
+    before, supply, burned = w.balances(), w.token.totalSupply(), market.burned()
     market.void_round(rid, sender=w.p.stranger)
     want = dict.fromkeys(before, 0)
     for slot, mid in enumerate(r.models):
@@ -1972,8 +2003,9 @@ def _void_and_check(w, rid, reason):
     (ev,) = events(market, "Voided")
     assert (ev.round_id, ev.reason) == (rid, reason)
     assert market.rounds(rid).state == ROUND_VOID
-    # nobody loses stake, and every stake the round held is free
+    # nobody loses stake but what a silent commitment forfeits, and every stake the round held is free
     assert stakes == {m: market.models(m).stake for m in w.models} | {("d", d): market.datasets(d).stake for d in w.datasets}
+    assert (market.burned(), w.token.totalSupply()) == (burned + sum(forfeits.values()), supply - sum(forfeits.values()))
     for mid in r.models:
         assert not market.model_entries(rid, mid).locked
     w.assert_solvent()

@@ -61,6 +61,8 @@ economics_st = st.builds(
     data_share_bps=st.sampled_from([0, 1_000, 10_000]),
     data_slash_bps=st.sampled_from([0, 500, econ.MAX_DATA_SLASH_BPS]),
     bonus_bps=st.sampled_from([0, 500, econ.MAX_CAP_BPS // econ.BONUS_CAP_DIVISOR]),
+    # what a commitment never revealed forfeits (and the floor of every reservation)
+    min_stake=st.sampled_from([0, E18, 20 * E18]),
 ).filter(lambda e: e.bonus_bps * econ.BONUS_CAP_DIVISOR <= e.cap_bps)
 # own scores of the 3 model slots, then their leave-one-out scores
 scores_st = st.lists(st.integers(-20_000, 20_000), min_size=6, max_size=6)
