@@ -74,16 +74,16 @@ def get(store: ContentStore, commitment: bytes, manifest_digest: bytes, header_o
     refused before its parts are fetched."""
     manifest = store.get(cid_of_digest(manifest_digest))
     header, listed = manifest[4:36], manifest[36:]
-    if header_of is not None and manifest[:4] == MAGIC and header != header_of:
-        raise av.AvailabilityError(
-            f"mirror {cid_of_digest(manifest_digest)} is of another tensor type than 0x{commitment.hex()}; refused."
-        )
     try:
         ttype = commit.parse_header(header) if manifest[:4] == MAGIC and len(manifest) >= 36 else None
     except (ValueError, BisectmlError):
         ttype = None
     if ttype is None or len(listed) % 32:
         raise av.AvailabilityError(f"mirror {cid_of_digest(manifest_digest)} is not a tensor manifest (SPEC 8.10).")
+    if header_of is not None and header != header_of:
+        raise av.AvailabilityError(
+            f"mirror {cid_of_digest(manifest_digest)} is of another tensor type than 0x{commitment.hex()}; refused."
+        )
     size = commit.n_chunks(ttype) * CHUNK
     n_parts = -(-size // PART_BYTES)
     # checked before any part is fetched: a manifest cannot make a reader fetch more than its
