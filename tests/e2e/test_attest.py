@@ -57,6 +57,7 @@ def test_honest_claim__watchtower_attests_and_collects_the_fee(suite, fleet, toy
         suite.anvil.advance(REVEAL_PERIOD)
         wait_until("the fees collected", lambda: len(tower.events("fee_collected")) == 2, 60, procs)
         assert all(fees.state(c, tower.address) == ATTEST_COLLECTED for c in (cid, cid2))
+        assert tower.terminate() == 0 and solver.terminate() == 0
     assert sorted(r["share"] for r in tower.events("fee_collected")) == [FEE, FEE + 1]
     assert suite.balance(tower.address) == FUNDS + 2 * FEE + 1  # positive income with nobody cheating
     assert suite.balance(solver.address) == FUNDS + 2 * REWARD

@@ -125,6 +125,9 @@ def test_cheating_solvers__caught_slashed_and_the_task_paid_to_an_honest_solver(
         # the cheats' windows have closed and every game is settled: the tower collects each prize
         wait_until("every prize collected", lambda: all(ch.state == COLLECTED for _, ch in suite.challenges()), 60, procs)
         metrics = _scrape(tower.events("metrics_serving")[0]["url"])
+        # a clean stop finishes the transaction in flight, so every intent below is reconciled
+        for d in (*cheaters, tower, honest):
+            assert d.terminate() == 0
     challenges = suite.challenges()
     assert len(challenges) == len(tids)
     # the tower's Prometheus endpoint counted what it did, while it ran
@@ -165,6 +168,9 @@ def test_bundled_training_program__cheat_caught_end_to_end(suite, fleet) -> None
         wait_until("the settlement", lambda: suite.challenges() and suite.challenges()[0][1].state == WON, 60, list(procs))
         suite.anvil.advance(WINDOW + 1)
         wait_until("the prize collected", lambda: suite.challenges()[0][1].state == COLLECTED, 60, list(procs))
+        # the chain shows the collection before the tower has read its receipt: a clean stop
+        # lets it finish, so no intent is left unreconciled
+        assert tower.terminate() == 0 and cheater.terminate() == 0
     levels = {r.get("game_level") for r in tower.events("sent")} | {r.get("game_level") for r in cheater.events("sent")}
     assert {"STEP", "NODE", "OUTPUT", "TERM", "PROVE_ELEMENT"} <= levels
     assert_no_move_twice(suite, tower)
