@@ -5,6 +5,7 @@ builder and records the result's integer tensor and scale under the node's outpu
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -159,16 +160,18 @@ def _h_addsub(b: Builder, node: onnx.NodeProto) -> None:
         else:
             b.put(node.output[0], _affine_const(b, node, q, c0, -1, True))
     else:
-        # two activations (a residual): bring both to the output's scale, then add
+        # two activations (a residual, or a row's mean taken from it): bring both to the
+        # output's scale, then add; one scale each, so broadcasting is the op's own
         x, y = b.get(node, node.input[0]), b.get(node, node.input[1])
-        if x.shape != y.shape:
-            raise b.refuse(node, "the operands need broadcasting", "export operands of the same shape")
+        shape = tuple(b.shapes[node.output[0]])
+        if x.scale is None or y.scale is None:
+            raise b.refuse(node, "adds integer indices", "export the model without it")
         widest = max(node.input[0], node.input[1], node.output[0], key=lambda n: float(b.calib_max(n)))
         scale = b.act_scale(widest)
         xs = b.requant(x, scale, ACT_MAX, node)
         ys = b.requant(y, scale, ACT_MAX, node)
         out = b.e.op(node.op_type, [xs.name, ys.name])
-        b.put(node.output[0], QTensor(out, x.shape, scale, 2 * ACT_MAX))
+        b.put(node.output[0], QTensor(out, shape, scale, 2 * ACT_MAX))
 
 
 def _h_mul(b: Builder, node: onnx.NodeProto, divide: bool = False) -> None:
@@ -520,60 +523,128 @@ def _h_batchnorm(b: Builder, node: onnx.NodeProto) -> None:
     b.put(node.output[0], QTensor(name, q.shape, scale, ACT_MAX + int(np.abs(shift).max())))
 
 
-def _window_slices(b: Builder, node: onnx.NodeProto, q: QTensor) -> list[str]:
-    """One strided Slice per kernel offset: pooling as an n-ary Max or a sum of them."""
+def _pool_geometry(b: Builder, node: onnx.NodeProto, q: QTensor) -> dict[str, list[int]]:
+    """A pool's kernel, strides and dilations, and the padding before and after each spatial
+    axis that lets every window of the output (shaped as the float run shaped it, so ceil_mode
+    and auto_pad are onnxruntime's) be read from a padded copy."""
     a = attrs(node)
-    kernel = list(a["kernel_shape"])
+    kernel = [int(k) for k in a["kernel_shape"]]
     n = len(kernel)
-    strides = list(a.get("strides", [1] * n))
-    if any(a.get("pads", [0] * 2 * n)) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
-        raise b.refuse(node, "padding is not supported for pooling", "pad with a Conv or export the pool without pads")
-    if any(d != 1 for d in a.get("dilations", [1] * n)) or a.get("ceil_mode", 0):
-        raise b.refuse(node, "dilations or ceil_mode are not supported for pooling", "export the pool without them")
+    strides = [int(s) for s in a.get("strides", [1] * n)]
+    dilations = [int(d) for d in a.get("dilations", [1] * n)]
+    size, out = q.shape[-n:], b.shapes[node.output[0]][-n:]
+    reach = [(o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(out, strides, kernel, dilations)]
+    auto = a.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto == "NOTSET":
+        before = [int(p) for p in a.get("pads", [0] * 2 * n)[:n]]
+    elif auto == "VALID":
+        before = [0] * n
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        total = [max(0, r - i) for r, i in zip(reach, size)]
+        before = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
+    else:
+        raise b.refuse(node, f"auto_pad {auto} is not an ONNX value", "export the pool with explicit pads")
     if int(np.prod(kernel)) > 255:
         raise b.refuse(node, "the window has more than 255 elements", "use a smaller window")
-    out = b.shapes[node.output[0]]
+    after = [max(0, r - i - p) for r, i, p in zip(reach, size, before)]
+    return {"kernel": kernel, "strides": strides, "dilations": dilations, "before": before, "after": after}
+
+
+def _real_counts(geo: dict[str, list[int]], size: Sequence[int], out: Sequence[int]) -> np.ndarray:
+    """How many elements of the unpadded input each output position's window reads."""
+    per_axis = [
+        [sum(0 <= o * s - p + j * d < i for j in range(k)) for o in range(n_out)]
+        for i, n_out, s, p, k, d in zip(size, out, geo["strides"], geo["before"], geo["kernel"], geo["dilations"])
+    ]
+    return functools.reduce(np.multiply.outer, [np.asarray(c, dtype=np.int64) for c in per_axis])
+
+
+def _window_slices(b: Builder, node: onnx.NodeProto, q: QTensor, pad_value: int) -> tuple[list[str], np.ndarray]:
+    """One strided Slice per kernel offset, over a copy padded with `pad_value` (Concat with
+    constant borders) where the pool pads: pooling as an n-ary Max or a sum of them. Also
+    returns how many real elements each output position's window reads."""
+    geo = _pool_geometry(b, node, q)
+    n = len(geo["kernel"])
     spatial = list(range(len(q.shape) - n, len(q.shape)))
+    out = b.shapes[node.output[0]][-n:]
+    real = _real_counts(geo, q.shape[-n:], out)
+    if real.min() == 0:
+        raise b.refuse(node, "a window lies wholly in the padding", "export the pool with pads smaller than its window")
+    src, shape = q.name, list(q.shape)
+    for ax, before, after in zip(spatial, geo["before"], geo["after"]):
+        if before or after:
+            borders = {w: b.e.const(np.full([*shape[:ax], w, *shape[ax + 1 :]], pad_value, np.int64), "pad") for w in {before, after} - {0}}
+            parts = ([borders[before]] if before else []) + [src] + ([borders[after]] if after else [])
+            src = b.e.op("Concat", parts, "padded", axis=ax)
+            shape[ax] += before + after
     names = []
-    for offset in np.ndindex(*kernel):
-        starts = list(offset)
-        ends = [o + (out[ax] - 1) * st + 1 for o, ax, st in zip(offset, spatial, strides)]
+    for offset in np.ndindex(*geo["kernel"]):
+        starts = [j * d for j, d in zip(offset, geo["dilations"])]
+        ends = [st + (o - 1) * s + 1 for st, o, s in zip(starts, out, geo["strides"])]
         names.append(
             b.e.op(
                 "Slice",
                 [
-                    q.name,
+                    src,
                     b.e.const(i64(starts), "starts"),
                     b.e.const(i64(ends), "ends"),
                     b.e.const(i64(spatial), "axes"),
-                    b.e.const(i64(strides), "steps"),
+                    b.e.const(i64(geo["strides"]), "steps"),
                 ],
                 "window",
             )  # fmt: skip
         )
-    return names
+    return names, real
 
 
 def _h_maxpool(b: Builder, node: onnx.NodeProto) -> None:
     if len(node.output) > 1 and node.output[1]:
         raise b.refuse(node, "the Indices output is not supported", "export MaxPool without indices")
     q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
-    names = _window_slices(b, node, q)
+    # no value is below -bound, and every window reads a real element: the padding never wins
+    names, _ = _window_slices(b, node, q, -q.bound)
     out = b.e.op("Max", names, "maxpool") if len(names) > 1 else names[0]
     b.put(node.output[0], QTensor(out, tuple(b.shapes[node.output[0]]), q.scale, q.bound))
 
 
+def _avg_divisors(b: Builder, node: onnx.NodeProto, size: Sequence[int], real: np.ndarray) -> np.ndarray:
+    """What the float op divides each window's sum by: its real elements over its output on an
+    input of ones (count_include_pad, ceil_mode and auto_pad as onnxruntime applies them)."""
+    import onnxruntime as ort
+
+    one = helper.make_node("AveragePool", ["x"], ["y"], **attrs(node))
+    graph = helper.make_graph(
+        [one], "divisors",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, *size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", b.opset)], ir_version=8)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    means = np.asarray(session.run(None, {"x": np.ones((1, 1, *size), np.float32)})[0], np.float64).reshape(real.shape)
+    divisors = np.rint(real / means)
+    if not np.allclose(divisors * means, real, rtol=1e-5):
+        raise b.refuse(node, "its divisors are not whole window counts", "export the pool without pads")
+    return divisors.astype(np.int64)
+
+
 def _h_avgpool(b: Builder, node: onnx.NodeProto) -> None:
     q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
-    names = _window_slices(b, node, q)
+    names, real = _window_slices(b, node, q, 0)
     total = names[0]
     for other in names[1:]:
         total = b.e.op("Add", [total, other], "window_sum")
-    # the mean is the sum at a finer scale: exact
-    b.put(
-        node.output[0],
-        QTensor(total, tuple(b.shapes[node.output[0]]), np.asarray(q.scale) / len(names), q.bound * len(names)),
-    )
+    shape = tuple(b.shapes[node.output[0]])
+    divisors = _avg_divisors(b, node, q.shape[2:], real) if not np.all(real == len(names)) else np.full(real.shape, len(names))
+    if np.all(divisors == divisors.flat[0]):
+        # one divisor: the mean is the sum at a finer scale, exact
+        b.put(node.output[0], QTensor(total, shape, np.asarray(q.scale) / divisors.flat[0], q.bound * len(names)))
+        return
+    # a divisor per position (count_include_pad=0 at the borders): one rescale to a single scale
+    per_position = QTensor(total, shape, np.asarray(q.scale) / divisors.reshape(1, 1, *divisors.shape), q.bound * len(names))
+    b.put(node.output[0], b.requant(per_position, b.act_scale(node.output[0]), ACT_MAX, node))
 
 
 def _h_global_avgpool(b: Builder, node: onnx.NodeProto) -> None:

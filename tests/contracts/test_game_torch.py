@@ -1,7 +1,10 @@
 """The game on models exported by torch.onnx.export itself (tests/onnx_models/_torch.py): the
 residual convnet from the torch.export exporter and the Softmax-output MLP from the TorchScript
 one, imported and run over rows as inference programs. A claim with one wrong element at the
-program's largest node is caught on-chain, and the honest claim survives a wrong challenger."""
+program's largest node is caught on-chain, and the honest claim survives a wrong challenger.
+A wrong element in what the importer adds for padded pools (the border a Concat puts around a
+tensor, the per-position divisors of an average pool) and in a Sub that broadcasts is caught
+too."""
 
 from __future__ import annotations
 
@@ -12,11 +15,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "onnx_models"))
 
-from _court import as_cheat
+from _court import BoaOracle, as_cheat
 from _torch import digits, exported
 from test_game_imported import honest_claim_survives, wrong_element_caught
+from test_game_rules import WrongElement, new_match, play
 
 from onnx_models import importer
+from verifier.court.game import Outcome
 from verifier.engine.program import load_program
 from verifier.engine.trace import Trace
 
@@ -46,3 +51,34 @@ def test_wrong_element_at_largest_node__caught(court, honest) -> None:  # noqa: 
 
 def test_honest_claim__survives_wrong_challenger(court, honest) -> None:  # noqa: ANN001
     honest_claim_survives(court, honest, _program)
+
+
+def _nodes(prog, op: str, per_position: bool = False) -> list[int]:  # noqa: ANN001
+    """The nodes of `op`; with per_position, those whose second operand has four dims (the
+    average pool's multiplier, one per output position)."""
+    slots = prog.graph.slots
+    return [
+        n for n, nd in enumerate(prog.graph.nodes)
+        if nd.op.name == op and (not per_position or len(slots[nd.inputs[1]].type.shape) == 4)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("op", "per_position", "nth", "element"),
+    [("Concat", False, 0, 0), ("Concat", False, -1, -1), ("Sub", False, 0, 5), ("Mul", True, 0, 7)],
+    ids=["first-border", "last-border", "broadcast-sub", "avgpool-divisors"],
+)  # fmt: skip
+def test_padded_pools__wrong_element_caught(court, op: str, per_position: bool, nth: int, element: int) -> None:  # noqa: ANN001
+    """Element 0 of the first Concat and the last element of the last are border constants
+    (the pad value, not the tensor's); the average pool that leaves the padding out of its
+    count rescales by a multiplier per output position."""
+    which = ("padded", "torchscript")
+    prog = _program(which)
+    node = _nodes(prog, op, per_position)[nth]
+    with Trace(prog, checkpoint_every=1) as honest, Trace(
+        _program(which, WrongElement, target=(1, node), element=element, delta=1 << 20), checkpoint_every=1
+    ) as cheat:
+        honest.run()
+        claim = cheat.run()
+        assert claim != honest.final_root
+        assert play(new_match(court, BoaOracle(court), cheat, honest, claim, prog), "challenger") == Outcome.CHALLENGER_WON

@@ -54,6 +54,25 @@ def _convnet() -> nn.Module:
     )  # fmt: skip
 
 
+class Padded(nn.Module):
+    """Pools that pad, as a ResNet stem and Keras' padding='same' write them: a max pool of
+    3 by 3 with stride 2 and padding 1, each channel less the row's channel mean (a Sub that
+    broadcasts), an average pool that leaves the padding out of its count and one in ceil_mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, 2, padding=1)
+        self.avg = nn.AvgPool2d(3, 1, padding=1, count_include_pad=False)
+        self.ceil = nn.AvgPool2d(3, 2, ceil_mode=True)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        h = self.pool(torch.relu(self.conv(x)))
+        h = self.avg(h - h.mean(dim=1, keepdim=True))
+        return self.fc(torch.flatten(self.ceil(h), 1))
+
+
 def _conv1d() -> nn.Module:
     return nn.Sequential(nn.Conv1d(1, 4, 5, stride=2, padding=2), nn.ReLU(), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(64, 10))
 
@@ -63,6 +82,7 @@ MODELS = {
     "mlp_softmax": (_mlp_softmax, (64,)),
     "convnet": (_convnet, (1, 8, 8)),
     "residual": (Residual, (1, 8, 8)),
+    "padded": (Padded, (1, 8, 8)),
     "conv1d": (_conv1d, (1, 64)),
 }
 

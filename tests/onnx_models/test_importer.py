@@ -166,3 +166,66 @@ def test_quantized_sklearn_mlp__keeps_accuracy_within_a_point(dataset: str, fmt:
     imp = importer.import_model(model, x_train, batch=32)
     report = importer.evaluate(model, imp, x_test, y_test)
     assert report.loss is not None and abs(report.loss) <= 1.0, report.as_dict()
+
+
+POOLS = {
+    # tf2onnx writes Keras' padding='same' as auto_pad
+    "max same_upper": ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    "max same_lower": ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_LOWER"}),
+    "max resnet stem": ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "max dilated ceil": ("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2], "dilations": [2, 2], "ceil_mode": 1}),
+    "avg pad counted": ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    "avg pad not counted": ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 0, 1, 2]}),
+    "avg ceil": ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    "avg same_upper": ("AveragePool", {"kernel_shape": [2, 2], "auto_pad": "SAME_UPPER"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POOLS))
+def test_padded_pools__match_the_float_op(case: str) -> None:
+    """Pools that pad, dilate or round their output size up: a padded copy (Concat with
+    constant borders: the least value for a max, 0 for a mean) read window by window, and a
+    mean's divisor per position as onnxruntime counts it. Inputs reach below 0, so a max that
+    padded with 0 would differ."""
+    op, kw = POOLS[case]
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, size=(64, 2, 8, 8)).astype(np.float32)
+    m = _float_model(
+        [helper.make_node(op, ["x"], ["p"], **kw), helper.make_node("Flatten", ["p"], ["y"])],
+        [_fin(shape=(None, 2, 8, 8))], [_fin("y", (None, None))], opset=19,
+    )  # fmt: skip
+    imp = importer.import_model(m, x, batch=8)
+    floats = importer.run_float(importer.read_float_model(m), x, ["y"])["y"]
+    ints = importer.run_integer(imp, x)[imp.model.graph.output[0].name] * float(imp.output_scale)
+    assert ints.shape == floats.shape
+    assert np.max(np.abs(ints - floats)) < 2e-3, case
+    assert "Concat" in {n.op_type for n in imp.model.graph.node}  # each case reads a border
+
+
+def test_pool_window_wholly_in_padding__refused() -> None:
+    """onnxruntime drops a last window that would start in the padding (ceil_mode); a
+    runtime that sized the output as ONNX's shape inference does (3 windows over 4 values,
+    kernel 2, stride 2, one pad after) would leave the last one no real element."""
+    from onnx_models import import_ops
+
+    b = fixedpoint.Builder({}, {"p": (1, 1, 3)})
+    b.put("x", fixedpoint.QTensor("x", (1, 1, 4), np.asarray(1.0), 100))
+    node = helper.make_node("MaxPool", ["x"], ["p"], name="edge", kernel_shape=[2], strides=[2], pads=[0, 1], ceil_mode=1)
+    with pytest.raises(importer.ImportRefused, match=r"node 'edge' \(MaxPool\).*wholly in the padding"):
+        import_ops.HANDLERS["MaxPool"](b, node)
+    b.shapes["p"] = (1, 1, 2)  # onnxruntime's size: every window reads a value
+    import_ops.HANDLERS["MaxPool"](b, node)
+    assert b.env["p"].shape == (1, 1, 2)
+
+
+def test_two_activations_that_broadcast__subtract_at_one_scale() -> None:
+    """x less its row's mean (ReduceMean keeps a dim of 1): the Sub broadcasts."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-2, 3, size=(64, 5)).astype(np.float32)
+    m = _float_model(
+        [helper.make_node("ReduceMean", ["x"], ["mu"], axes=[1], keepdims=1), helper.make_node("Sub", ["x", "mu"], ["y"])],
+        [_fin(shape=(None, 5))], [_fin("y", (None, 5))],
+    )  # fmt: skip
+    imp = importer.import_model(m, x, batch=8)
+    ints = importer.run_integer(imp, x)[imp.model.graph.output[0].name] * float(imp.output_scale)
+    assert np.max(np.abs(ints - (x - x.mean(axis=1, keepdims=True)))) < 1e-3
