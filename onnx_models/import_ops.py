@@ -613,7 +613,8 @@ def _avg_divisors(b: Builder, node: onnx.NodeProto, size: Sequence[int], real: n
     input of ones (count_include_pad, ceil_mode and auto_pad as onnxruntime applies them)."""
     import onnxruntime as ort
 
-    one = helper.make_node("AveragePool", ["x"], ["y"], **attrs(node))
+    pool = {k: v for k, v in attrs(node).items() if k != "channels_last"}  # QLinearAveragePool's own
+    one = helper.make_node("AveragePool", ["x"], ["y"], **pool)
     graph = helper.make_graph(
         [one], "divisors",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, *size])],
@@ -630,21 +631,26 @@ def _avg_divisors(b: Builder, node: onnx.NodeProto, size: Sequence[int], real: n
     return divisors.astype(np.int64)
 
 
-def _h_avgpool(b: Builder, node: onnx.NodeProto) -> None:
+def window_mean(b: Builder, node: onnx.NodeProto) -> QTensor:
+    """An average pool's window sums at the mean's scale: the input's over the divisor, one
+    scale if every position has the same divisor (exact), else one per output position."""
     q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
     names, real = _window_slices(b, node, q, 0)
     total = names[0]
     for other in names[1:]:
         total = b.e.op("Add", [total, other], "window_sum")
     shape = tuple(b.shapes[node.output[0]])
-    divisors = _avg_divisors(b, node, q.shape[2:], real) if not np.all(real == len(names)) else np.full(real.shape, len(names))
+    divisors = _avg_divisors(b, node, q.shape[2:], real) if not np.all(real == len(names)) else real
     if np.all(divisors == divisors.flat[0]):
-        # one divisor: the mean is the sum at a finer scale, exact
-        b.put(node.output[0], QTensor(total, shape, np.asarray(q.scale) / divisors.flat[0], q.bound * len(names)))
-        return
-    # a divisor per position (count_include_pad=0 at the borders): one rescale to a single scale
-    per_position = QTensor(total, shape, np.asarray(q.scale) / divisors.reshape(1, 1, *divisors.shape), q.bound * len(names))
-    b.put(node.output[0], b.requant(per_position, b.act_scale(node.output[0]), ACT_MAX, node))
+        return QTensor(total, shape, np.asarray(q.scale) / divisors.flat[0], q.bound * len(names))
+    return QTensor(total, shape, np.asarray(q.scale) / divisors.reshape(1, 1, *divisors.shape), q.bound * len(names))
+
+
+def _h_avgpool(b: Builder, node: onnx.NodeProto) -> None:
+    mean = window_mean(b, node)
+    if mean.scale.ndim:  # a divisor per position (count_include_pad=0 at the borders): one rescale to one scale
+        mean = b.requant(mean, b.act_scale(node.output[0]), ACT_MAX, node)
+    b.put(node.output[0], mean)
 
 
 def _h_global_avgpool(b: Builder, node: onnx.NodeProto) -> None:

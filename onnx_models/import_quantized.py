@@ -1,6 +1,7 @@
 """The ops of quantized models (docs/SPEC.md 9.1): onnxruntime's QDQ format (Quantize/
 DequantizeLinear pairs), its QOperator format (QLinearConv, QLinearMatMul and the com.microsoft
-QGemm, QLinearAdd, QLinearConcat, QLinearSigmoid, QLinearSoftmax) and its dynamic quantization
+QGemm, QLinearAdd, QLinearConcat, QLinearSigmoid, QLinearLeakyRelu, QLinearAveragePool,
+QLinearGlobalAveragePool, QLinearSoftmax) and its dynamic quantization
 (DynamicQuantizeLinear into MatMulInteger/ConvInteger), each mapped onto the same fixed-point
 scheme as float ops: the weights dequantized, the activations held centered on their zero point
 at the model's own scale."""
@@ -8,7 +9,7 @@ at the model's own scale."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnx
@@ -18,11 +19,14 @@ from onnx_models.fixedpoint import ACT_MAX, Builder, ImportRefused, QTensor, i64
 from onnx_models.import_ops import (
     _affine_const,
     _conv_acc,
+    _h_global_avgpool,
+    _h_leaky,
     _h_sigmoid,
     _h_softmax,
     _linear,
     _standin,
     attrs,
+    window_mean,
 )
 
 
@@ -136,11 +140,60 @@ def _h_qgemm(b: Builder, node: onnx.NodeProto) -> None:
     b.put(node.output[0], acc)
 
 
-def _h_qlinear_sigmoid(b: Builder, node: onnx.NodeProto) -> None:
-    """com.microsoft QLinearSigmoid: the Sigmoid table, then onto the output's 8-bit grid."""
-    y_scale, _, lo, hi = _qparams(b, node, 3, 4)
-    _h_sigmoid(b, node)
-    b.put(node.output[0], b.requant(b.env[node.output[0]], y_scale, hi, node, lo=lo))
+# where each op that writes a quantized tensor takes that tensor's scale and zero point
+OUTPUT_QPARAMS = {
+    "QuantizeLinear": (1, 2), "QLinearConv": (6, 7), "QLinearMatMul": (6, 7), "QGemm": (7, 8), "QLinearAdd": (6, 7),
+    "QLinearConcat": (0, 1), "QLinearSigmoid": (3, 4), "QLinearLeakyRelu": (3, 4), "QLinearAveragePool": (3, 4),
+    "QLinearGlobalAveragePool": (3, 4), "QLinearSoftmax": (3, 4),
+}  # fmt: skip
+
+
+def quantization_of(nodes: Sequence[onnx.NodeProto], consts: dict[str, np.ndarray]) -> dict[str, tuple[float, int]]:
+    """(scale, zero point) of every per-tensor quantized activation of a model, so that its
+    integers can be read as the reals they stand for; ops that only move or pick elements
+    (a MaxPool, a Reshape) pass their input's on."""
+    found: dict[str, tuple[float, int]] = {}
+    for n in nodes:
+        at = OUTPUT_QPARAMS.get(n.op_type)
+        if at is not None and len(n.input) > at[0] and n.input[at[0]] in consts:
+            scale = np.asarray(consts[n.input[at[0]]]).reshape(-1)
+            zp = np.asarray(consts.get(n.input[at[1]], 0) if len(n.input) > at[1] else 0).reshape(-1)
+            if scale.size == 1 and zp.size == 1 and n.output and n.output[0]:
+                found[n.output[0]] = (float(scale[0]), int(zp[0]))
+        elif n.domain in ("", "ai.onnx") and n.input and n.input[0] in found and n.op_type in _PASS_THROUGH:
+            found[n.output[0]] = found[n.input[0]]
+    return found
+
+
+_PASS_THROUGH = {"MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Slice"}
+
+
+def _onto_output_grid(float_op: Callable[[Builder, onnx.NodeProto], None]) -> Callable[[Builder, onnx.NodeProto], None]:
+    """com.microsoft QLinearSigmoid, QLinearLeakyRelu, QLinearAveragePool and
+    QLinearGlobalAveragePool (X, X_scale, X_zp, Y_scale, Y_zp): the float op on the input as
+    held, then onto the output's 8-bit grid."""
+
+    def handler(b: Builder, node: onnx.NodeProto) -> None:
+        if attrs(node).get("channels_last", 0):
+            raise b.refuse(node, "channels_last=1 is not supported", "quantize the model with channels first")
+        y_scale, _, lo, hi = _qparams(b, node, *OUTPUT_QPARAMS[node.op_type])
+        float_op(b, node)
+        b.put(node.output[0], b.requant(b.env[node.output[0]], y_scale, hi, node, lo=lo))
+
+    return handler
+
+
+def _window_mean_put(b: Builder, node: onnx.NodeProto) -> None:
+    a = attrs(node)
+    if a.get("ceil_mode", 0) and a.get("count_include_pad", 0):
+        # measured: onnxruntime's kernel then divides a window that overhangs the input by
+        # other than AveragePool's count, so neither model's numbers could be matched
+        raise b.refuse(
+            node,
+            "onnxruntime's QLinearAveragePool counts a ceil_mode window's overhang unlike AveragePool",
+            "quantize the model with ceil_mode=0 or count_include_pad=0",
+        )
+    b.put(node.output[0], window_mean(b, node), track=False)  # per position or not: one rescale follows
 
 
 def _h_qlinear_concat(b: Builder, node: onnx.NodeProto) -> None:
@@ -253,9 +306,15 @@ QUANTIZED_HANDLERS: dict[str, Callable[[Builder, onnx.NodeProto], None]] = {
     "QLinearMatMul": _h_qlinear_matmul,
     "QGemm": _h_qgemm,
     "QLinearAdd": _h_qlinear_add,
-    "QLinearSigmoid": _h_qlinear_sigmoid,
+    "QLinearSigmoid": _onto_output_grid(_h_sigmoid),
+    "QLinearLeakyRelu": _onto_output_grid(_h_leaky),
+    "QLinearAveragePool": _onto_output_grid(_window_mean_put),
+    "QLinearGlobalAveragePool": _onto_output_grid(_h_global_avgpool),
     "QLinearConcat": _h_qlinear_concat,
     "QLinearSoftmax": _h_softmax,
 }
 # onnxruntime's contrib ops that its static quantization writes
-MICROSOFT = {"QGemm", "QLinearAdd", "QLinearSigmoid", "QLinearConcat", "QLinearSoftmax"}
+MICROSOFT = {
+    "QGemm", "QLinearAdd", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool", "QLinearGlobalAveragePool",
+    "QLinearConcat", "QLinearSoftmax",
+}  # fmt: skip

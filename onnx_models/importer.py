@@ -46,6 +46,7 @@ from onnx_models.import_quantized import (
     MICROSOFT,
     QUANTIZED_HANDLERS,
     fold_quantized_constants,
+    quantization_of,
     undo_dynamic_quantization,
 )
 from verifier.engine.graph import load_graph
@@ -357,9 +358,15 @@ def evaluate(source: Any, imported: Imported, x: np.ndarray, y: np.ndarray | Non
     inner = [imported.mapped[n] for n in layer_names]
     ints = run_integer(imported, x, inner)
     y_int = ints[imported.model.graph.output[0].name]
+    # a quantized model's integer tensors are compared as the reals they stand for
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    quantized = quantization_of(model.graph.node, consts)
     layers = []
     for src, dst in zip(layer_names, inner):
         fv = float_out[src].astype(np.float64)
+        if src in quantized and not np.issubdtype(float_out[src].dtype, np.floating):
+            scale, zero = quantized[src]
+            fv = (fv - zero) * scale
         iv = ints[dst].astype(np.float64) * np.asarray(
             imported.scales[src] if len(imported.scales[src]) > 1 else imported.scales[src][0]
         )

@@ -112,12 +112,17 @@ def image_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 @cache
 def quantized(model: bytes, fmt: str, calibration_key: str) -> bytes:
     """onnxruntime's quantization tools: static QDQ or QOperator (per-channel weights,
-    calibrated on 256 training rows) or dynamic."""
+    calibrated on 256 training rows) or dynamic. "digits/16" calibrates on the digits as the
+    torch models take them: pixels in [0, 1], shaped as the model's input."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_dynamic, quantize_static
 
-    x_train = image_split()[0] if calibration_key == "images" else split(calibration_key)[0]
     proto = onnx.load_model_from_string(model)
     name = proto.graph.input[0].name
+    if calibration_key == "digits/16":
+        row = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]]
+        x_train = (split("digits")[0] / 16).astype(np.float32).reshape(-1, *row)
+    else:
+        x_train = image_split()[0] if calibration_key == "images" else split(calibration_key)[0]
 
     class Rows(CalibrationDataReader):
         def __init__(self) -> None:

@@ -82,6 +82,37 @@ def test_imported_torch_convnet__runs_as_an_inference_program(tmp_path: Path) ->
         importer.inference_program(imp, rows, y_test[:39])
 
 
+@pytest.mark.parametrize(
+    ("name", "ops"),
+    [("convnet", {"QLinearAveragePool", "QLinearGlobalAveragePool"}), ("mlp", {"QLinearLeakyRelu"})],
+)  # fmt: skip
+def test_qoperator_pools_and_leaky_relu__import_and_report_in_reals(name: str, ops: set[str]) -> None:
+    """onnxruntime's QOperator quantization of the torch models writes its com.microsoft pools
+    and LeakyRelu: each is the float op on the input as held, then onto the output's grid. The
+    per-layer table compares the model's 8-bit tensors as the reals they stand for (scale and
+    zero point), so every layer is within a few quanta, not off by the zero point."""
+    from _imported import quantized
+
+    x_train, x_test, _, y_test = digits(name)
+    model = quantized(exported(name, "torchscript"), "qoperator", "digits/16")
+    assert ops <= {n.op_type for n in onnx.load_from_string(model).graph.node}
+    imp = importer.import_model(model, x_train, batch=16)
+    report = importer.evaluate(model, imp, x_test, y_test)
+    assert abs(report.loss) <= 1.0 and report.agreement >= 97.0, report.as_dict()
+    assert report.layers and max(r["relative"] for r in report.layers) < 0.05, report.layers
+
+
+def test_qoperator_average_pool_in_ceil_mode_counting_its_overhang__refused() -> None:
+    """There onnxruntime's QLinearAveragePool divides by other than AveragePool's count."""
+    from _imported import quantized
+
+    x_train, _, _, _ = digits("padded")
+    model = quantized(exported("padded", "torchscript"), "qoperator", "digits/16")
+    with pytest.raises(importer.ImportRefused, match=r"\(QLinearAveragePool\): onnxruntime's QLinearAveragePool counts") as e:
+        importer.import_model(model, x_train, batch=16)
+    assert "\n" not in str(e.value)
+
+
 def _graph(nodes: list, inp: tuple[int, ...], out: tuple[int, ...], inits: list | None = None) -> bytes:
     """A float model of `nodes` from "input" to "output" (rows of shape `inp` and `out`), opset 18."""
     return _float_model(nodes, [_fin("input", ("batch", *inp))], [_fin("output", ("batch", *out))], inits or (), opset=18)
