@@ -298,13 +298,12 @@ def _h_softmax(b: Builder, node: onnx.NodeProto) -> None:
         b.put(node.output[0], b.get(node, node.input[0]), track=False)
         b.standins.add(node.output[0])
         return
-    if node.op_type != "Softmax":
-        raise b.refuse(node, "QLinearSoftmax whose result is used as a value", "end the graph at the logits or an ArgMax")
     q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
     if q.scale is None:
         raise b.refuse(node, "applied to an integer index", "export the model without it")
     rank = len(q.shape)
-    axis = int(attrs(node).get("axis", -1 if b.opset >= 13 else 1)) % rank
+    opset = int(attrs(node).get("opset", b.opset))  # QLinearSoftmax names the Softmax it stands for
+    axis = int(attrs(node).get("axis", -1 if opset >= 13 else 1)) % rank
     if axis != rank - 1 or axis == 0:
         raise b.refuse(node, "Softmax over an axis other than the last", "export it over the last axis (dim=-1)")
     # exp(-(max - z)) from a table at steps of 2^-EXP_STEP_BITS over [0, EXP_REACH]; the

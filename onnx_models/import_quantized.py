@@ -21,9 +21,11 @@ from onnx_models.import_ops import (
     _conv_acc,
     _h_global_avgpool,
     _h_leaky,
+    _h_mul,
     _h_sigmoid,
     _h_softmax,
     _linear,
+    _only_argmax,
     _standin,
     attrs,
     window_mean,
@@ -143,7 +145,7 @@ def _h_qgemm(b: Builder, node: onnx.NodeProto) -> None:
 # where each op that writes a quantized tensor takes that tensor's scale and zero point
 OUTPUT_QPARAMS = {
     "QuantizeLinear": (1, 2), "QLinearConv": (6, 7), "QLinearMatMul": (6, 7), "QGemm": (7, 8), "QLinearAdd": (6, 7),
-    "QLinearConcat": (0, 1), "QLinearSigmoid": (3, 4), "QLinearLeakyRelu": (3, 4), "QLinearAveragePool": (3, 4),
+    "QLinearMul": (6, 7), "QLinearConcat": (0, 1), "QLinearSigmoid": (3, 4), "QLinearLeakyRelu": (3, 4), "QLinearAveragePool": (3, 4),
     "QLinearGlobalAveragePool": (3, 4), "QLinearSoftmax": (3, 4),
 }  # fmt: skip
 
@@ -181,6 +183,29 @@ def _onto_output_grid(float_op: Callable[[Builder, onnx.NodeProto], None]) -> Ca
         b.put(node.output[0], b.requant(b.env[node.output[0]], y_scale, hi, node, lo=lo))
 
     return handler
+
+
+def _h_qlinear_softmax(b: Builder, node: onnx.NodeProto) -> None:
+    """Before an ArgMax, the logits stand in (as for Softmax); else the Softmax is computed,
+    then onto the output's grid."""
+    if _only_argmax(b, node.output[0]):
+        _h_softmax(b, node)
+    else:
+        _onto_output_grid(_h_softmax)(b, node)
+
+
+def _h_qlinear_mul(b: Builder, node: onnx.NodeProto) -> None:
+    """com.microsoft QLinearMul(A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp) with one
+    constant operand: the float Mul by its dequantized value, then onto C's grid."""
+    for const_at, other_at in ((3, 0), (0, 3)):
+        if b.const_of(node.input[const_at]) is not None:
+            factor = node.output[0] + "/dequantized_factor"
+            b.consts[factor] = _dequantized(b, node, const_at, const_at + 1, const_at + 2)
+            _h_mul(b, helper.make_node("Mul", [node.input[other_at], factor], [node.output[0]], name=node.name))
+            y_scale, _, lo, hi = _qparams(b, node, *OUTPUT_QPARAMS[node.op_type])
+            b.put(node.output[0], b.requant(b.env[node.output[0]], y_scale, hi, node, lo=lo))
+            return
+    raise b.refuse(node, "a product of two activations is not supported yet", "quantize the model with one constant operand")
 
 
 def _window_mean_put(b: Builder, node: onnx.NodeProto) -> None:
@@ -311,10 +336,11 @@ QUANTIZED_HANDLERS: dict[str, Callable[[Builder, onnx.NodeProto], None]] = {
     "QLinearAveragePool": _onto_output_grid(_window_mean_put),
     "QLinearGlobalAveragePool": _onto_output_grid(_h_global_avgpool),
     "QLinearConcat": _h_qlinear_concat,
-    "QLinearSoftmax": _h_softmax,
+    "QLinearSoftmax": _h_qlinear_softmax,
+    "QLinearMul": _h_qlinear_mul,
 }
 # onnxruntime's contrib ops that its static quantization writes
 MICROSOFT = {
-    "QGemm", "QLinearAdd", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool", "QLinearGlobalAveragePool",
+    "QGemm", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool", "QLinearGlobalAveragePool",
     "QLinearConcat", "QLinearSoftmax",
 }  # fmt: skip
