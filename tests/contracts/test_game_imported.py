@@ -1,6 +1,7 @@
-"""The game on models a user brought: skl2onnx's export of a scikit-learn MLP, a residual
-convnet as torch.onnx.export writes one, and its QDQ quantization by onnxruntime, each imported
-as an integer graph and run over rows as an inference program. A claim with one wrong element
+"""The game on models a user brought: skl2onnx's exports of scikit-learn's MLP and logistic
+regression, a convnet and a residual one as torch.onnx.export writes them, and onnxruntime's QDQ,
+QOperator and dynamic quantizations, each imported as an integer graph and run over rows as an
+inference program. A claim with one wrong element
 at the program's largest node is caught on-chain, and the honest claim survives a wrong
 challenger."""
 
@@ -23,18 +24,28 @@ from verifier.court.game import Outcome
 from verifier.engine.program import load_program
 from verifier.engine.trace import Trace
 
-MODELS = ["sklearn_mlp", "convnet", "convnet_qdq"]
+# every imported model the import tests judge: scikit-learn's MLP and logistic regression on
+# both datasets, the convnet and its residual form, and onnxruntime's quantizations of them
+MODELS = [
+    *(f"sklearn {kind} {data}" for kind in ("mlp", "logistic") for data in ("breast_cancer", "digits")),
+    *(f"sklearn mlp breast_cancer {fmt}" for fmt in ("qdq", "qoperator", "dynamic")),
+    "convnet", "convnet residual",
+    *(f"convnet residual {fmt}" for fmt in ("qdq", "qoperator", "dynamic")),
+]  # fmt: skip
 
 
 def _program(which: str, cls=None, **attrs):  # noqa: ANN001, ANN202
-    if which == "sklearn_mlp":
-        x_train, x_test, _, _ = split("breast_cancer")
-        model, rows = exported("breast_cancer", "mlp"), x_test[:20]
+    words = which.split()
+    fmt = words[-1] if words[-1] in ("qdq", "qoperator", "dynamic") else None
+    if words[0] == "sklearn":
+        x_train, x_test, _, _ = split(words[2])
+        model, rows, key = exported(words[2], words[1]), x_test[:20], words[2]
     else:
         x_train, x_test, _, _ = image_split()
-        model = convnet(True) if which == "convnet" else quantized(convnet(True), "qdq", "images")
-        rows = x_test[:12]
-    imp = importer.import_model(model, x_train, batch=8 if which == "sklearn_mlp" else 4)
+        model, rows, key = convnet("residual" in words), x_test[:12], "images"
+    if fmt is not None:
+        model = quantized(model, fmt, key)
+    imp = importer.import_model(model, x_train, batch=8 if words[0] == "sklearn" else 4)
     p = load_program(importer.inference_program(imp, importer.quantize_rows(rows, imp.input_scales)))
     return as_cheat(p, cls, **attrs)
 
