@@ -180,9 +180,12 @@ def _h_mul(b: Builder, node: onnx.NodeProto, divide: bool = False) -> None:
     if c is None and not divide and b.const_of(node.input[0]) is not None:
         c, src = b.const_of(node.input[0]), node.input[1]
     if c is None:
-        raise b.refuse(
-            node, "a product of two activations is not supported yet", "export the model with one constant operand"
-        )
+        if divide:
+            raise b.refuse(node, "a quotient of two activations is not supported", "export the model with a constant divisor")
+        x, y = b.get(node, node.input[0]), b.get(node, node.input[1])
+        product = _product(b, node, x, node.input[0], y, node.input[1])
+        b.put(node.output[0], b.requant(product, b.act_scale(node.output[0]), ACT_MAX, node))
+        return
     c = np.asarray(c, dtype=np.float64)
     if divide:
         if np.any(c == 0):
@@ -206,6 +209,17 @@ def _h_mul(b: Builder, node: onnx.NodeProto, divide: bool = False) -> None:
     new_scale = np.where(cv != 0, np.asarray(q.scale) * np.abs(cv), np.asarray(q.scale))
     name = b.e.op("Mul", [q.name, b.e.const(sign, "sign")])
     b.put(node.output[0], QTensor(name, q.shape, new_scale, q.bound))
+
+
+def _product(b: Builder, node: onnx.NodeProto, x: QTensor, x_src: str, y: QTensor, y_src: str) -> QTensor:
+    """x * y of two activations (a gate, SiLU's x * sigmoid(x)): each at one scale within
+    +-ACT_MAX, so the product is below 2^30 and exact; its scale is the two scales' product."""
+    if x.scale is None or y.scale is None:
+        raise b.refuse(node, "multiplies an integer index", "export the model without it")
+    xs, ys = b.narrow(x, x_src, node), b.narrow(y, y_src, node)
+    out = b.e.op("Mul", [xs.name, ys.name], "product")
+    shape = tuple(b.shapes.get(node.output[0], np.broadcast_shapes(xs.shape, ys.shape)))
+    return QTensor(out, shape, np.asarray(xs.scale) * np.asarray(ys.scale), xs.bound * ys.bound)
 
 
 def _h_relu(b: Builder, node: onnx.NodeProto) -> None:
@@ -239,10 +253,12 @@ def _h_clip(b: Builder, node: onnx.NodeProto) -> None:
     b.put(node.output[0], QTensor(b.e.op("Clip", args), q.shape, q.scale, q.bound))
 
 
-def _table(b: Builder, node: onnx.NodeProto, fn: Callable[[np.ndarray], np.ndarray], lo_out: float) -> None:
+def _table(b: Builder, node: onnx.NodeProto, fn: Callable[[np.ndarray], np.ndarray], lo_out: float) -> QTensor:
+    """fn of the node's input (a function with values in [lo_out, 1] that is flat beyond +-8)
+    from a table over 2 * TABLE_HALF + 1 input steps, at scale 1 / ACT_MAX."""
     src = node.input[0]
     q = b.get(node, src)
-    # inputs beyond +-8 are saturated for both functions; cover at least that far
+    # inputs beyond +-8 are saturated for every tabled function; cover at least that far
     reach = max(float(b.calib_max(src)), 8.0)
     in_scale = np.asarray(reach / TABLE_HALF)
     qi = b.requant(q, in_scale, TABLE_HALF, node) if q.scale is not None else None
@@ -253,15 +269,87 @@ def _table(b: Builder, node: onnx.NodeProto, fn: Callable[[np.ndarray], np.ndarr
     table = np.clip(round_half_away(fn(grid) / out_scale), int(lo_out * ACT_MAX), ACT_MAX)
     idx = b.e.op("Add", [qi.name, b.e.const(i64(TABLE_HALF))])
     out = b.e.op("Gather", [b.e.const(table, "table"), idx], axis=0)
-    b.put(node.output[0], QTensor(out, q.shape, out_scale, ACT_MAX), track=node.op_type in ("Sigmoid", "Tanh"))
+    return QTensor(out, q.shape, out_scale, ACT_MAX)
 
 
-def _h_sigmoid(b: Builder, node: onnx.NodeProto) -> None:
-    _table(b, node, lambda x: 1.0 / (1.0 + np.exp(-x)), 0.0)
+_erf = np.frompyfunc(math.erf, 1, 1)
 
 
-def _h_tanh(b: Builder, node: onnx.NodeProto) -> None:
-    _table(b, node, np.tanh, -1.0)
+def _phi(x: np.ndarray) -> np.ndarray:
+    """The standard normal's CDF: GELU(x) = x * phi(x)."""
+    return 0.5 * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float64))
+
+
+def _tabled(fn: Callable[[np.ndarray], np.ndarray], lo_out: float) -> Callable[[Builder, onnx.NodeProto], None]:
+    def handler(b: Builder, node: onnx.NodeProto) -> None:
+        # a QLinear op's output is rescaled onto its grid next: its table's scale is not recorded
+        b.put(node.output[0], _table(b, node, fn, lo_out), track=not node.op_type.startswith("QLinear"))
+
+    return handler
+
+
+_h_sigmoid = _tabled(lambda x: 1.0 / (1.0 + np.exp(-x)), 0.0)
+_h_tanh = _tabled(np.tanh, -1.0)
+_h_erf = _tabled(lambda x: _erf(x).astype(np.float64), -1.0)
+
+
+def _h_hardsigmoid(b: Builder, node: onnx.NodeProto) -> None:
+    a = attrs(node)
+    alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+    b.put(node.output[0], _table(b, node, lambda x: np.clip(alpha * x + beta, 0.0, 1.0), 0.0))
+
+
+def _gated(gate: Callable[[Builder, onnx.NodeProto], Callable[[np.ndarray], np.ndarray]]) -> Callable[[Builder, onnx.NodeProto], None]:
+    """x * g(x) for a gate g with values in [0, 1] (HardSwish, Gelu): the gate from a table,
+    then the product of two activations."""
+
+    def handler(b: Builder, node: onnx.NodeProto) -> None:
+        g = _table(b, node, gate(b, node), 0.0)
+        product = _product(b, node, b.get(node, node.input[0]), node.input[0], g, node.output[0])
+        b.put(node.output[0], b.requant(product, b.act_scale(node.output[0]), ACT_MAX, node))
+
+    return handler
+
+
+def _gelu_gate(b: Builder, node: onnx.NodeProto) -> Callable[[np.ndarray], np.ndarray]:
+    if attrs(node).get("approximate", b"none") in (b"tanh", "tanh"):
+        return lambda x: 0.5 * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return _phi
+
+
+def _relu_plus(tail: Callable[[Builder, onnx.NodeProto], Callable[[np.ndarray], np.ndarray]], lo_out: float) -> Callable[[Builder, onnx.NodeProto], None]:
+    """relu(x) + t(x) for a tail t with values in [lo_out, 1] (ELU's alpha * (exp(x) - 1) for
+    x < 0, Softplus's log(1 + exp(-|x|))): both terms brought to the output's scale, added."""
+
+    def handler(b: Builder, node: onnx.NodeProto) -> None:
+        q = b.get(node, node.input[0])
+        if q.scale is None:
+            raise b.refuse(node, "applied to an integer index", "export the model without it")
+        t = _table(b, node, tail(b, node), lo_out)
+        scale = b.act_scale(node.output[0])
+        pos = b.requant(QTensor(b.e.op("Relu", [q.name]), q.shape, q.scale, q.bound), scale, ACT_MAX, node)
+        out = b.e.op("Add", [pos.name, b.requant(t, scale, ACT_MAX, node).name])
+        b.put(node.output[0], QTensor(out, q.shape, scale, 2 * ACT_MAX))
+
+    return handler
+
+
+def _elu_tail(b: Builder, node: onnx.NodeProto) -> Callable[[np.ndarray], np.ndarray]:
+    alpha = float(attrs(node).get("alpha", 1.0))
+    if not 0 <= alpha <= 1:
+        raise b.refuse(node, f"alpha {alpha} is outside [0, 1]", "export the model with an alpha in [0, 1]")
+    return lambda x: alpha * np.expm1(np.minimum(x, 0.0))
+
+
+def _softplus_tail(b: Builder, node: onnx.NodeProto) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: np.log1p(np.exp(-np.abs(x)))
+
+
+_h_elu = _relu_plus(_elu_tail, -1.0)
+_h_softplus = _relu_plus(_softplus_tail, 0.0)
+_h_mish = _gated(lambda b, node: lambda x: np.tanh(np.logaddexp(0.0, x)))
+_h_hardswish = _gated(lambda b, node: lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0))
+_h_gelu = _gated(_gelu_gate)
 
 
 def _h_argmax(b: Builder, node: onnx.NodeProto) -> None:
@@ -304,8 +392,11 @@ def _h_softmax(b: Builder, node: onnx.NodeProto) -> None:
     rank = len(q.shape)
     opset = int(attrs(node).get("opset", b.opset))  # QLinearSoftmax names the Softmax it stands for
     axis = int(attrs(node).get("axis", -1 if opset >= 13 else 1)) % rank
-    if axis != rank - 1 or axis == 0:
-        raise b.refuse(node, "Softmax over an axis other than the last", "export it over the last axis (dim=-1)")
+    if axis == 0:
+        raise b.refuse(node, "Softmax over the batch dimension", "export it over an axis within each row")
+    if axis != rank - 1 and opset < 13:
+        # before opset 13 a Softmax is over every axis from `axis` on, as one
+        raise b.refuse(node, "an opset-12 Softmax over more than the last axis", "export it with opset 13 or later")
     # exp(-(max - z)) from a table at steps of 2^-EXP_STEP_BITS over [0, EXP_REACH]; the
     # probabilities are e * ACT_MAX / sum(e), rounded half up (every term is non-negative)
     axes = b.e.const(i64([axis]), "axes")
@@ -715,6 +806,13 @@ HANDLERS: dict[str, Callable[[Builder, onnx.NodeProto], None]] = {
     "Clip": _h_clip,
     "Sigmoid": _h_sigmoid,
     "Tanh": _h_tanh,
+    "Erf": _h_erf,
+    "HardSigmoid": _h_hardsigmoid,
+    "HardSwish": _h_hardswish,
+    "Gelu": _h_gelu,
+    "Elu": _h_elu,
+    "Softplus": _h_softplus,
+    "Mish": _h_mish,
     "Softmax": _h_softmax,
     "ArgMax": _h_argmax,
     "Reshape": _h_shape_op,

@@ -26,6 +26,7 @@ from onnx_models.import_ops import (
     _h_softmax,
     _linear,
     _only_argmax,
+    _product,
     _standin,
     attrs,
     window_mean,
@@ -195,17 +196,20 @@ def _h_qlinear_softmax(b: Builder, node: onnx.NodeProto) -> None:
 
 
 def _h_qlinear_mul(b: Builder, node: onnx.NodeProto) -> None:
-    """com.microsoft QLinearMul(A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp) with one
-    constant operand: the float Mul by its dequantized value, then onto C's grid."""
+    """com.microsoft QLinearMul(A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp): a constant
+    operand is the float Mul by its dequantized value; two activations multiply as held. Then
+    onto C's grid."""
+    y_scale, _, lo, hi = _qparams(b, node, *OUTPUT_QPARAMS[node.op_type])
     for const_at, other_at in ((3, 0), (0, 3)):
         if b.const_of(node.input[const_at]) is not None:
             factor = node.output[0] + "/dequantized_factor"
             b.consts[factor] = _dequantized(b, node, const_at, const_at + 1, const_at + 2)
             _h_mul(b, helper.make_node("Mul", [node.input[other_at], factor], [node.output[0]], name=node.name))
-            y_scale, _, lo, hi = _qparams(b, node, *OUTPUT_QPARAMS[node.op_type])
             b.put(node.output[0], b.requant(b.env[node.output[0]], y_scale, hi, node, lo=lo))
             return
-    raise b.refuse(node, "a product of two activations is not supported yet", "quantize the model with one constant operand")
+    a, c = b.get(node, node.input[0]), b.get(node, node.input[3])
+    product = _product(b, node, a, node.input[0], c, node.input[3])
+    b.put(node.output[0], b.requant(product, y_scale, hi, node, lo=lo))
 
 
 def _window_mean_put(b: Builder, node: onnx.NodeProto) -> None:

@@ -167,7 +167,8 @@ def test_a_larger_reservation_takes_the_slot_of_a_full_round(world):
     reserves no more is refused in one line, a larger one takes the slot and says whose, and the
     displaced model's reveal says what happened and what to do."""
     u, root, data = world["users"], world["root"], world["data"]
-    ds = str(u["clean"].json("data", "list")[0]["dataset_id"])
+    # its own dataset: the test does not lean on an earlier one's (it runs alone too)
+    ds = str(u["clean"].json("data", "publish", str(world["files"]["clean"]), "--stake", "100")["dataset_id"])
     alice = str(u["alice"].json("model", "register", "--dataset", ds, "--stake", "20")["model_id"])
     bob = str(u["bob"].json("model", "register", "--dataset", ds, "--stake", "20")["model_id"])
     rid = str(u["sponsor"].json(

@@ -229,3 +229,59 @@ def test_two_activations_that_broadcast__subtract_at_one_scale() -> None:
     imp = importer.import_model(m, x, batch=8)
     ints = importer.run_integer(imp, x)[imp.model.graph.output[0].name] * float(imp.output_scale)
     assert np.max(np.abs(ints - (x - x.mean(axis=1, keepdims=True)))) < 1e-3
+
+
+def _one_op(op: str, opset: int, **kw) -> bytes:  # noqa: ANN003
+    return _float_model([helper.make_node(op, ["x"], ["y"], **kw)], [_fin(shape=(None, 6))], [_fin("y", (None, 6))], opset=opset)
+
+
+ACTIVATIONS = {
+    "Erf": _one_op("Erf", 17),
+    "HardSigmoid": _one_op("HardSigmoid", 17, alpha=0.3, beta=0.4),
+    "HardSwish": _one_op("HardSwish", 17),
+    "Gelu": _one_op("Gelu", 20),
+    "Gelu tanh": _one_op("Gelu", 20, approximate="tanh"),
+    "Elu": _one_op("Elu", 17, alpha=0.7),
+    "Softplus": _one_op("Softplus", 17),
+    "Mish": _one_op("Mish", 18),
+    # SiLU as both exporters write it: x * Sigmoid(x), a product of two activations
+    "SiLU": _float_model(
+        [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"])],
+        [_fin(shape=(None, 6))], [_fin("y", (None, 6))],
+    ),
+    "Softmax over channels": _float_model(
+        [helper.make_node("Softmax", ["x"], ["y"], axis=1)], [_fin(shape=(None, 3, 2))], [_fin("y", (None, 3, 2))], opset=13
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(ACTIVATIONS))
+def test_activations__match_the_float_op(case: str) -> None:
+    """Each from a table of its bounded part (2 * 2048 + 1 input steps over at least +-8): alone
+    (Erf, HardSigmoid), as the gate of a product x * g(x) (HardSwish, Gelu, Mish, SiLU), or
+    added to relu(x) (Elu's exp(x) - 1 below 0, Softplus's log(1 + exp(-|x|))); a Softmax
+    over any axis but the batch. Each within 1% of the float op's range, over inputs in [-6, 6]."""
+    model = ACTIVATIONS[case]
+    shape = [d.dim_value for d in onnx.load_from_string(model).graph.input[0].type.tensor_type.shape.dim[1:]]
+    x = np.random.default_rng(11).uniform(-6, 6, size=(256, *shape)).astype(np.float32)
+    imp = importer.import_model(model, x, batch=16)
+    floats = importer.run_float(importer.read_float_model(model), x, ["y"])["y"]
+    ints = importer.run_integer(imp, x)[imp.model.graph.output[0].name] * float(imp.output_scale)
+    assert np.max(np.abs(ints - floats)) < 0.01 * float(np.max(np.abs(floats))), case
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (_one_op("Elu", 17, alpha=2.0), "(Elu): alpha 2.0 is outside [0, 1]"),
+        (_float_model([helper.make_node("Div", ["x", "x"], ["y"])], [_fin(shape=(None, 6))], [_fin("y", (None, 6))]),
+         "(Div): a quotient of two activations is not supported"),
+        (_float_model([helper.make_node("Softmax", ["x"], ["y"], axis=1)], [_fin(shape=(None, 3, 2))], [_fin("y", (None, 3, 2))], opset=12),
+         "(Softmax): an opset-12 Softmax over more than the last axis"),
+    ],
+)  # fmt: skip
+def test_activations_outside_the_mapping__refused_in_one_line(model: bytes, message: str) -> None:
+    x = np.random.default_rng(0).uniform(-1, 1, size=(32, *[d.dim_value for d in onnx.load_from_string(model).graph.input[0].type.tensor_type.shape.dim[1:]])).astype(np.float32)
+    with pytest.raises(importer.ImportRefused) as e:
+        importer.import_model(model, x)
+    assert message in str(e.value) and "\n" not in str(e.value)

@@ -104,9 +104,10 @@ def test_qoperator_pools_leaky_relu_softmax__import_and_report_in_reals(name: st
     assert report.layers and max(r["relative"] for r in report.layers) < 0.1, report.layers
 
 
-def test_qoperator_mul_by_a_constant__imports() -> None:
+def test_qoperator_mul__by_a_constant_and_of_two_activations() -> None:
     """x W scaled per column by a constant: a QLinearMul with one constant operand is the float
-    Mul by its dequantized value, then onto the output's grid."""
+    Mul by its dequantized value, then onto the output's grid; (x W) squared multiplies two
+    activations as held."""
     from _imported import quantized, split
 
     rng = np.random.default_rng(5)
@@ -124,9 +125,13 @@ def test_qoperator_mul_by_a_constant__imports() -> None:
     span = float(np.abs(importer.run_float(importer.read_float_model(q), x_test, ["output"])["output"]).max())
     assert report.max_abs_error < 0.02 * span, report.as_dict()
     assert max(r["relative"] for r in report.layers) < 0.05, report.layers
-    two = _graph([helper.make_node("Mul", ["input", "input"], ["output"])], (64,), (64,))
-    with pytest.raises(importer.ImportRefused, match=r"\(QLinearMul\): a product of two activations"):
-        importer.import_model(quantized(two, "qoperator", "digits"), x_train, batch=16)
+    # two activations: their product as held, then onto the grid
+    square = _graph([helper.make_node("MatMul", ["input", "w"], ["h"]), helper.make_node("Mul", ["h", "h"], ["output"])], (64,), (10,), [w])
+    q = quantized(square, "qoperator", "digits")
+    assert "QLinearMul" in {n.op_type for n in onnx.load_from_string(q).graph.node}
+    report = importer.evaluate(q, importer.import_model(q, x_train, batch=16), x_test)
+    span = float(np.abs(importer.run_float(importer.read_float_model(q), x_test, ["output"])["output"]).max())
+    assert report.max_abs_error < 0.02 * span, report.as_dict()
 
 
 def test_qoperator_average_pool_in_ceil_mode_counting_its_overhang__refused() -> None:
@@ -153,7 +158,7 @@ REFUSED = {
     ),
     "softmax over the batch": (
         _graph([helper.make_node("Softmax", ["input"], ["output"], name="s", axis=0)], (4,), (4,)),
-        "node 's' (Softmax): Softmax over an axis other than the last; export it over the last axis (dim=-1).",
+        "node 's' (Softmax): Softmax over the batch dimension; export it over an axis within each row.",
     ),
     "a float model onnxruntime refuses": (
         _graph([helper.make_node("ReduceSum", ["input", "input"], ["output"], name="r")], (1,), (1,)),
