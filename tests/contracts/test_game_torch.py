@@ -53,6 +53,24 @@ def test_honest_claim__survives_wrong_challenger(court, honest) -> None:  # noqa
     honest_claim_survives(court, honest, _program)
 
 
+def test_products_of_two_activations__wrong_element_caught(court) -> None:  # noqa: ANN001
+    """SiLU, GELU and Mish multiply an activation by its gate: a wrong element of each product
+    (a Mul of two computed tensors) is caught."""
+    which = ("gated", "dynamo")
+    prog = _program(which)
+    consts = {i for i, slot in enumerate(prog.graph.slots) if slot.value is not None}
+    products = [n for n, nd in enumerate(prog.graph.nodes) if nd.op.name == "Mul" and not consts & set(nd.inputs)]
+    assert len(products) == 3
+    with Trace(prog, checkpoint_every=1) as honest:
+        honest.run()
+        for node in products:
+            with Trace(_program(which, WrongElement, target=(1, node), element=9, delta=1 << 20), checkpoint_every=1) as cheat:
+                claim = cheat.run()
+                assert claim != honest.final_root
+                match = new_match(court, BoaOracle(court), cheat, honest, claim, prog)
+                assert play(match, "challenger") == Outcome.CHALLENGER_WON
+
+
 def _nodes(prog, op: str, per_position: bool = False) -> list[int]:  # noqa: ANN001
     """The nodes of `op`; with per_position, those whose second operand has four dims (the
     average pool's multiplier, one per output position)."""

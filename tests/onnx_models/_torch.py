@@ -73,6 +73,11 @@ class Padded(nn.Module):
         return self.fc(torch.flatten(self.ceil(h), 1))
 
 
+def _gated() -> nn.Module:
+    """Gates that multiply two activations: SiLU (x * sigmoid(x)), GELU (x * phi(x)), Mish."""
+    return nn.Sequential(nn.Linear(64, 32), nn.SiLU(), nn.Linear(32, 16), nn.GELU(), nn.Linear(16, 16), nn.Mish(), nn.Linear(16, 10))
+
+
 def _conv1d() -> nn.Module:
     return nn.Sequential(nn.Conv1d(1, 4, 5, stride=2, padding=2), nn.ReLU(), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(64, 10))
 
@@ -83,6 +88,7 @@ MODELS = {
     "convnet": (_convnet, (1, 8, 8)),
     "residual": (Residual, (1, 8, 8)),
     "padded": (Padded, (1, 8, 8)),
+    "gated": (_gated, (64,)),
     "conv1d": (_conv1d, (1, 64)),
 }
 
