@@ -227,14 +227,28 @@ def _h_relu(b: Builder, node: onnx.NodeProto) -> None:
     b.put(node.output[0], QTensor(b.e.op("Relu", [q.name]), q.shape, q.scale, q.bound))
 
 
-def _h_leaky(b: Builder, node: onnx.NodeProto) -> None:
-    alpha = float(attrs(node).get("alpha", 0.01))
+def _leaky(b: Builder, node: onnx.NodeProto, slope: np.ndarray) -> None:
+    """x for x >= 0, slope * x below (a slope per channel as PRelu's may be): the negative side
+    is the input rescaled by the slope, at the input's scale."""
     q = b.narrow(b.get(node, node.input[0]), node.input[0], node)
-    scaled = b.requant(q, q.scale / alpha if alpha else q.scale, ACT_MAX, node)
-    if alpha == 0:
-        scaled = QTensor(b.e.op("Mul", [q.name, b.e.const(i64(0))]), q.shape, q.scale, 0)
+    if not broadcasts(slope.shape, q.shape):
+        raise b.refuse(node, "the slope does not broadcast to the input", "export a slope per channel or one slope")
+    reach = int(math.ceil(float(np.max(np.abs(slope), initial=0.0)) * q.bound))  # of the negative side
+    with np.errstate(divide="ignore"):  # a zero slope: the rescale's ratio is 0
+        scaled = b.requant(q, np.asarray(q.scale) / slope, max(ACT_MAX, reach), node)
     pos = b.e.op("GreaterOrEqual", [q.name, b.e.const(i64(0))])
-    b.put(node.output[0], QTensor(b.e.op("Where", [pos, q.name, scaled.name]), q.shape, q.scale, q.bound))
+    b.put(node.output[0], QTensor(b.e.op("Where", [pos, q.name, scaled.name]), q.shape, q.scale, max(q.bound, reach)))
+
+
+def _h_leaky(b: Builder, node: onnx.NodeProto) -> None:
+    _leaky(b, node, np.asarray(float(attrs(node).get("alpha", 0.01))))
+
+
+def _h_prelu(b: Builder, node: onnx.NodeProto) -> None:
+    slope = b.const_of(node.input[1])
+    if slope is None:
+        raise b.refuse(node, "the slope is not constant", "make the slope an initializer")
+    _leaky(b, node, np.asarray(slope, dtype=np.float64))
 
 
 def _h_clip(b: Builder, node: onnx.NodeProto) -> None:
@@ -253,9 +267,11 @@ def _h_clip(b: Builder, node: onnx.NodeProto) -> None:
     b.put(node.output[0], QTensor(b.e.op("Clip", args), q.shape, q.scale, q.bound))
 
 
-def _table(b: Builder, node: onnx.NodeProto, fn: Callable[[np.ndarray], np.ndarray], lo_out: float) -> QTensor:
-    """fn of the node's input (a function with values in [lo_out, 1] that is flat beyond +-8)
-    from a table over 2 * TABLE_HALF + 1 input steps, at scale 1 / ACT_MAX."""
+def _table(
+    b: Builder, node: onnx.NodeProto, fn: Callable[[np.ndarray], np.ndarray], lo_out: float, span: float = 1.0
+) -> QTensor:
+    """fn of the node's input (a function with values in [lo_out * span, span] that is flat
+    beyond +-8) from a table over 2 * TABLE_HALF + 1 input steps, at scale span / ACT_MAX."""
     src = node.input[0]
     q = b.get(node, src)
     # inputs beyond +-8 are saturated for every tabled function; cover at least that far
@@ -264,7 +280,7 @@ def _table(b: Builder, node: onnx.NodeProto, fn: Callable[[np.ndarray], np.ndarr
     qi = b.requant(q, in_scale, TABLE_HALF, node) if q.scale is not None else None
     if qi is None:
         raise b.refuse(node, "applied to an integer index", "export the model without it")
-    out_scale = np.asarray(1.0 / ACT_MAX)
+    out_scale = np.asarray(span / ACT_MAX)
     grid = np.arange(-TABLE_HALF, TABLE_HALF + 1, dtype=np.float64) * float(in_scale)
     table = np.clip(round_half_away(fn(grid) / out_scale), int(lo_out * ACT_MAX), ACT_MAX)
     idx = b.e.op("Add", [qi.name, b.e.const(i64(TABLE_HALF))])
@@ -317,35 +333,46 @@ def _gelu_gate(b: Builder, node: onnx.NodeProto) -> Callable[[np.ndarray], np.nd
     return _phi
 
 
-def _relu_plus(tail: Callable[[Builder, onnx.NodeProto], Callable[[np.ndarray], np.ndarray]], lo_out: float) -> Callable[[Builder, onnx.NodeProto], None]:
-    """relu(x) + t(x) for a tail t with values in [lo_out, 1] (ELU's alpha * (exp(x) - 1) for
-    x < 0, Softplus's log(1 + exp(-|x|))): both terms brought to the output's scale, added."""
+ReluPlus = Callable[[Builder, onnx.NodeProto], tuple[float, Callable[[np.ndarray], np.ndarray], float]]
+
+
+def _relu_plus(tail: ReluPlus, lo_out: float) -> Callable[[Builder, onnx.NodeProto], None]:
+    """g * relu(x) + t(x) for a tail t with values in [lo_out * span, span] (ELU's and CELU's
+    alpha * (exp(x) - 1) for x < 0, SELU's the same times gamma, Softplus's log(1 + exp(-|x|))):
+    both terms brought to the output's scale, added. `tail` gives (g, t, span)."""
 
     def handler(b: Builder, node: onnx.NodeProto) -> None:
         q = b.get(node, node.input[0])
         if q.scale is None:
             raise b.refuse(node, "applied to an integer index", "export the model without it")
-        t = _table(b, node, tail(b, node), lo_out)
+        gain, fn, span = tail(b, node)
+        t = _table(b, node, fn, lo_out, span)
         scale = b.act_scale(node.output[0])
-        pos = b.requant(QTensor(b.e.op("Relu", [q.name]), q.shape, q.scale, q.bound), scale, ACT_MAX, node)
+        relu = QTensor(b.e.op("Relu", [q.name]), q.shape, np.asarray(q.scale) * gain, q.bound)
+        pos = b.requant(relu, scale, ACT_MAX, node)
         out = b.e.op("Add", [pos.name, b.requant(t, scale, ACT_MAX, node).name])
         b.put(node.output[0], QTensor(out, q.shape, scale, 2 * ACT_MAX))
 
     return handler
 
 
-def _elu_tail(b: Builder, node: onnx.NodeProto) -> Callable[[np.ndarray], np.ndarray]:
-    alpha = float(attrs(node).get("alpha", 1.0))
-    if not 0 <= alpha <= 1:
-        raise b.refuse(node, f"alpha {alpha} is outside [0, 1]", "export the model with an alpha in [0, 1]")
-    return lambda x: alpha * np.expm1(np.minimum(x, 0.0))
+def _elu_tail(b: Builder, node: onnx.NodeProto) -> tuple[float, Callable[[np.ndarray], np.ndarray], float]:
+    a = attrs(node)
+    default = {"Selu": 1.67326319217681884765625}.get(node.op_type, 1.0)
+    alpha = float(a.get("alpha", default))
+    gamma = float(a.get("gamma", 1.0507009873554804934193349852946)) if node.op_type == "Selu" else 1.0
+    if alpha < 0 or (node.op_type == "Celu" and alpha == 0):
+        raise b.refuse(node, f"alpha {alpha} is out of range", "export the model with a positive alpha")
+    width = alpha if node.op_type == "Celu" else 1.0  # CELU: alpha * (exp(x / alpha) - 1)
+    span = max(gamma * alpha, 1e-9)
+    return gamma, lambda x: gamma * alpha * np.expm1(np.minimum(x, 0.0) / width), span
 
 
-def _softplus_tail(b: Builder, node: onnx.NodeProto) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda x: np.log1p(np.exp(-np.abs(x)))
+def _softplus_tail(b: Builder, node: onnx.NodeProto) -> tuple[float, Callable[[np.ndarray], np.ndarray], float]:
+    return 1.0, lambda x: np.log1p(np.exp(-np.abs(x))), 1.0
 
 
-_h_elu = _relu_plus(_elu_tail, -1.0)
+_h_elu = _relu_plus(_elu_tail, -1.0)  # Elu, Selu and Celu
 _h_softplus = _relu_plus(_softplus_tail, 0.0)
 _h_mish = _gated(lambda b, node: lambda x: np.tanh(np.logaddexp(0.0, x)))
 _h_hardswish = _gated(lambda b, node: lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0))
@@ -386,6 +413,35 @@ def _h_softmax(b: Builder, node: onnx.NodeProto) -> None:
         b.put(node.output[0], b.get(node, node.input[0]), track=False)
         b.standins.add(node.output[0])
         return
+    q, _, e, total, _ = _exp_terms(b, node)
+    twice = b.e.op("Add", [b.e.op("Mul", [e, b.e.const(i64(2 * ACT_MAX))]), total])
+    p = b.e.op("Div", [twice, b.e.op("Mul", [total, b.e.const(i64(2))])], "softmax")
+    b.put(node.output[0], QTensor(p, q.shape, np.asarray(1.0 / ACT_MAX), ACT_MAX))
+
+
+def _h_log_softmax(b: Builder, node: onnx.NodeProto) -> None:
+    """LogSoftmax: a stand-in before an ArgMax, as Softmax; else z - max - log(sum exp(z - max)),
+    the log from a table over the sum (one value per row, so its rounding never reorders a row)."""
+    if _only_argmax(b, node.output[0]):
+        _h_softmax(b, node)
+        return
+    q, gap, _, total, axis = _exp_terms(b, node)
+    n, row = q.shape[axis], tuple(1 if i == axis else d for i, d in enumerate(q.shape))
+    # sum exp(z - max) = total / ACT_MAX in [1, n]: its log from a table over u = that - 1
+    u = QTensor(b.e.op("Sub", [total, b.e.const(i64(ACT_MAX))]), row, np.asarray(1.0 / ACT_MAX), (n - 1) * ACT_MAX)
+    steps = 2 * TABLE_HALF
+    index = b.requant(u, np.asarray(max(n - 1, 1) / steps), steps, node, lo=0)
+    span = max(math.log(n), 1.0 / ACT_MAX)
+    table = round_half_away(np.log1p(np.arange(steps + 1) * max(n - 1, 1) / steps) * ACT_MAX / span)
+    log_sum = QTensor(b.e.op("Gather", [b.e.const(table, "log_table"), index.name], axis=0), row, np.asarray(span / ACT_MAX), ACT_MAX)
+    scale = b.act_scale(node.output[0])
+    both = b.e.op("Add", [b.requant(gap, scale, ACT_MAX, node).name, b.requant(log_sum, scale, ACT_MAX, node).name])
+    b.put(node.output[0], QTensor(b.e.op("Neg", [both], "log_softmax"), q.shape, scale, 2 * ACT_MAX))
+
+
+def _exp_terms(b: Builder, node: onnx.NodeProto) -> tuple[QTensor, QTensor, str, str, int]:
+    """The input q, gap = max - q >= 0, e = exp(-gap) from a table at scale 1 / ACT_MAX,
+    total = sum(e) along the op's axis (kept), and the axis."""
     q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
     if q.scale is None:
         raise b.refuse(node, "applied to an integer index", "export the model without it")
@@ -393,10 +449,10 @@ def _h_softmax(b: Builder, node: onnx.NodeProto) -> None:
     opset = int(attrs(node).get("opset", b.opset))  # QLinearSoftmax names the Softmax it stands for
     axis = int(attrs(node).get("axis", -1 if opset >= 13 else 1)) % rank
     if axis == 0:
-        raise b.refuse(node, "Softmax over the batch dimension", "export it over an axis within each row")
+        raise b.refuse(node, f"{node.op_type} over the batch dimension", "export it over an axis within each row")
     if axis != rank - 1 and opset < 13:
         # before opset 13 a Softmax is over every axis from `axis` on, as one
-        raise b.refuse(node, "an opset-12 Softmax over more than the last axis", "export it with opset 13 or later")
+        raise b.refuse(node, f"an opset-12 {node.op_type} over more than the last axis", "export it with opset 13 or later")
     # exp(-(max - z)) from a table at steps of 2^-EXP_STEP_BITS over [0, EXP_REACH]; the
     # probabilities are e * ACT_MAX / sum(e), rounded half up (every term is non-negative)
     axes = b.e.const(i64([axis]), "axes")
@@ -408,9 +464,7 @@ def _h_softmax(b: Builder, node: onnx.NodeProto) -> None:
     table = round_half_away(np.exp(-grid) * ACT_MAX)
     e = b.e.op("Gather", [b.e.const(table, "exp_table"), index.name], "softmax_exp", axis=0)
     total = b.e.op("ReduceSum", [e, axes], "softmax_sum", keepdims=1)  # >= ACT_MAX: the max's own entry
-    twice = b.e.op("Add", [b.e.op("Mul", [e, b.e.const(i64(2 * ACT_MAX))]), total])
-    p = b.e.op("Div", [twice, b.e.op("Mul", [total, b.e.const(i64(2))])], "softmax")
-    b.put(node.output[0], QTensor(p, q.shape, np.asarray(1.0 / ACT_MAX), ACT_MAX))
+    return q, gap, e, total, axis
 
 
 def _only_argmax(b: Builder, name: str) -> bool:
@@ -650,6 +704,46 @@ def _real_counts(geo: dict[str, list[int]], size: Sequence[int], out: Sequence[i
     return functools.reduce(np.multiply.outer, [np.asarray(c, dtype=np.int64) for c in per_axis])
 
 
+def _padded(
+    b: Builder, src: str, shape: Sequence[int], axes: Sequence[int], before: Sequence[int], after: Sequence[int], value: int
+) -> tuple[str, tuple[int, ...]]:
+    """`src` with `before[i]` and `after[i]` elements of `value` around axis `axes[i]`: one
+    Concat with constant borders per padded axis."""
+    shape = list(shape)
+    for ax, lo, hi in zip(axes, before, after):
+        if lo or hi:
+            borders = {w: b.e.const(np.full([*shape[:ax], w, *shape[ax + 1 :]], value, np.int64), "pad") for w in {lo, hi} - {0}}
+            parts = ([borders[lo]] if lo else []) + [src] + ([borders[hi]] if hi else [])
+            src = b.e.op("Concat", parts, "padded", axis=ax)
+            shape[ax] += lo + hi
+    return src, tuple(shape)
+
+
+def _h_pad(b: Builder, node: onnx.NodeProto) -> None:
+    """Pad in constant mode (the value at the input's scale, rounded): Concat with borders."""
+    mode = attrs(node).get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise b.refuse(node, f"mode {mode!r} is not supported", "pad with a constant (mode='constant')")
+    q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+    pads = b.const_of(node.input[1]) if len(node.input) > 1 and node.input[1] else attrs(node).get("pads")
+    value = b.const_of(node.input[2]) if len(node.input) > 2 and node.input[2] else attrs(node).get("value", 0.0)
+    axes_given = b.const_of(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+    if pads is None or value is None or (len(node.input) > 3 and node.input[3] and axes_given is None):
+        raise b.refuse(node, "its pads, value or axes are not constant", "make them initializers")
+    rank = len(q.shape)
+    axes = [int(a) % rank for a in np.asarray(axes_given).reshape(-1)] if axes_given is not None else list(range(rank))
+    pads = [int(v) for v in np.asarray(pads).reshape(-1)]
+    before, after = pads[: len(axes)], pads[len(axes) :]
+    if min(pads) < 0 or any(axis == 0 and (lo or hi) for axis, lo, hi in zip(axes, before, after)):
+        raise b.refuse(node, "it crops, or pads the batch dimension", "pad within each row with non-negative pads")
+    if q.scale is None:
+        raise b.refuse(node, "pads an integer index", "export the model without it")
+    fill = int(round_half_away(np.asarray(float(np.asarray(value).reshape(-1)[0]) / float(q.scale))))
+    out, shape = _padded(b, q.name, q.shape, axes, before, after, fill)
+    b.put(node.output[0], QTensor(out, shape, q.scale, max(q.bound, abs(fill))))
+
+
 def _window_slices(b: Builder, node: onnx.NodeProto, q: QTensor, pad_value: int) -> tuple[list[str], np.ndarray]:
     """One strided Slice per kernel offset, over a copy padded with `pad_value` (Concat with
     constant borders) where the pool pads: pooling as an n-ary Max or a sum of them. Also
@@ -661,13 +755,7 @@ def _window_slices(b: Builder, node: onnx.NodeProto, q: QTensor, pad_value: int)
     real = _real_counts(geo, q.shape[-n:], out)
     if real.min() == 0:
         raise b.refuse(node, "a window lies wholly in the padding", "export the pool with pads smaller than its window")
-    src, shape = q.name, list(q.shape)
-    for ax, before, after in zip(spatial, geo["before"], geo["after"]):
-        if before or after:
-            borders = {w: b.e.const(np.full([*shape[:ax], w, *shape[ax + 1 :]], pad_value, np.int64), "pad") for w in {before, after} - {0}}
-            parts = ([borders[before]] if before else []) + [src] + ([borders[after]] if after else [])
-            src = b.e.op("Concat", parts, "padded", axis=ax)
-            shape[ax] += before + after
+    src, _ = _padded(b, q.name, q.shape, spatial, geo["before"], geo["after"], pad_value)
     names = []
     for offset in np.ndindex(*geo["kernel"]):
         starts = [j * d for j, d in zip(offset, geo["dilations"])]
@@ -811,9 +899,14 @@ HANDLERS: dict[str, Callable[[Builder, onnx.NodeProto], None]] = {
     "HardSwish": _h_hardswish,
     "Gelu": _h_gelu,
     "Elu": _h_elu,
+    "Selu": _h_elu,
+    "Celu": _h_elu,
+    "PRelu": _h_prelu,
+    "Pad": _h_pad,
     "Softplus": _h_softplus,
     "Mish": _h_mish,
     "Softmax": _h_softmax,
+    "LogSoftmax": _h_log_softmax,
     "ArgMax": _h_argmax,
     "Reshape": _h_shape_op,
     "Flatten": _h_shape_op,

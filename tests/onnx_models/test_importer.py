@@ -242,12 +242,28 @@ ACTIVATIONS = {
     "Gelu": _one_op("Gelu", 20),
     "Gelu tanh": _one_op("Gelu", 20, approximate="tanh"),
     "Elu": _one_op("Elu", 17, alpha=0.7),
+    "Elu alpha 2": _one_op("Elu", 17, alpha=2.0),
+    "Selu": _one_op("Selu", 17),
+    "Celu": _one_op("Celu", 17, alpha=1.5),
+    "PRelu per channel": _float_model(
+        [helper.make_node("PRelu", ["x", "slope"], ["y"])], [_fin(shape=(None, 3, 2))], [_fin("y", (None, 3, 2))],
+        [onnx.numpy_helper.from_array(np.asarray([[0.25], [-0.5], [1.5]], np.float32), "slope")],
+    ),
+    "Pad": _float_model(
+        [helper.make_node("Pad", ["x", "pads", "value"], ["y"])], [_fin(shape=(None, 3, 2))], [_fin("y", (None, 4, 5))],
+        [onnx.numpy_helper.from_array(np.asarray([0, 1, 2, 0, 0, 1], np.int64), "pads"),
+         onnx.numpy_helper.from_array(np.asarray(0.75, np.float32), "value")],
+    ),
     "Softplus": _one_op("Softplus", 17),
     "Mish": _one_op("Mish", 18),
     # SiLU as both exporters write it: x * Sigmoid(x), a product of two activations
     "SiLU": _float_model(
         [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"])],
         [_fin(shape=(None, 6))], [_fin("y", (None, 6))],
+    ),
+    "LogSoftmax": _one_op("LogSoftmax", 17),
+    "LogSoftmax over channels": _float_model(
+        [helper.make_node("LogSoftmax", ["x"], ["y"], axis=1)], [_fin(shape=(None, 3, 2))], [_fin("y", (None, 3, 2))], opset=13
     ),
     "Softmax over channels": _float_model(
         [helper.make_node("Softmax", ["x"], ["y"], axis=1)], [_fin(shape=(None, 3, 2))], [_fin("y", (None, 3, 2))], opset=13
@@ -259,8 +275,10 @@ ACTIVATIONS = {
 def test_activations__match_the_float_op(case: str) -> None:
     """Each from a table of its bounded part (2 * 2048 + 1 input steps over at least +-8): alone
     (Erf, HardSigmoid), as the gate of a product x * g(x) (HardSwish, Gelu, Mish, SiLU), or
-    added to relu(x) (Elu's exp(x) - 1 below 0, Softplus's log(1 + exp(-|x|))); a Softmax
-    over any axis but the batch. Each within 1% of the float op's range, over inputs in [-6, 6]."""
+    added to relu(x) (Elu's, Selu's and Celu's exp(x) - 1 below 0, Softplus's
+    log(1 + exp(-|x|))); a PRelu slope per channel (one above 1, one below 0); a Pad with a
+    constant; a Softmax or LogSoftmax over any axis but the batch. Each within 1% of the float op's range,
+    over inputs in [-6, 6]."""
     model = ACTIVATIONS[case]
     shape = [d.dim_value for d in onnx.load_from_string(model).graph.input[0].type.tensor_type.shape.dim[1:]]
     x = np.random.default_rng(11).uniform(-6, 6, size=(256, *shape)).astype(np.float32)
@@ -273,7 +291,11 @@ def test_activations__match_the_float_op(case: str) -> None:
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        (_one_op("Elu", 17, alpha=2.0), "(Elu): alpha 2.0 is outside [0, 1]"),
+        (_one_op("Celu", 17, alpha=0.0), "(Celu): alpha 0.0 is out of range"),
+        (_float_model([helper.make_node("Pad", ["x", "pads"], ["y"], mode="reflect")], [_fin(shape=(None, 6))], [_fin("y", (None, 8))],
+                      [onnx.numpy_helper.from_array(np.asarray([0, 1, 0, 1], np.int64), "pads")]), "(Pad): mode 'reflect' is not supported"),
+        (_float_model([helper.make_node("Pad", ["x", "pads"], ["y"])], [_fin(shape=(None, 6))], [_fin("y", (None, 6))],
+                      [onnx.numpy_helper.from_array(np.asarray([1, 0, 0, 0], np.int64), "pads")]), "(Pad): it crops, or pads the batch"),
         (_float_model([helper.make_node("Div", ["x", "x"], ["y"])], [_fin(shape=(None, 6))], [_fin("y", (None, 6))]),
          "(Div): a quotient of two activations is not supported"),
         (_float_model([helper.make_node("Softmax", ["x"], ["y"], axis=1)], [_fin(shape=(None, 3, 2))], [_fin("y", (None, 3, 2))], opset=12),
