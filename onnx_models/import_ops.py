@@ -233,7 +233,7 @@ def _leaky(b: Builder, node: onnx.NodeProto, slope: np.ndarray) -> None:
     q = b.narrow(b.get(node, node.input[0]), node.input[0], node)
     if not broadcasts(slope.shape, q.shape):
         raise b.refuse(node, "the slope does not broadcast to the input", "export a slope per channel or one slope")
-    reach = int(math.ceil(float(np.max(np.abs(slope), initial=0.0)) * q.bound))  # of the negative side
+    reach = math.ceil(float(np.max(np.abs(slope), initial=0.0)) * q.bound)  # of the negative side
     with np.errstate(divide="ignore"):  # a zero slope: the rescale's ratio is 0
         scaled = b.requant(q, np.asarray(q.scale) / slope, max(ACT_MAX, reach), node)
     pos = b.e.op("GreaterOrEqual", [q.name, b.e.const(i64(0))])

@@ -127,8 +127,12 @@ def trained(name: str) -> nn.Module:
 @cache
 def exported(name: str, exporter: str) -> bytes:
     """The trained model as torch.onnx.export writes it."""
-    model = trained(name)
-    example = (torch.zeros((2, *MODELS[name][1])),)
+    return export(trained(name), MODELS[name][1], exporter)
+
+
+def export(model: nn.Module, row: tuple[int, ...], exporter: str) -> bytes:
+    """`model` (rows of shape `row`) as `exporter` writes it, with a dynamic batch."""
+    example = (torch.zeros((2, *row)),)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         if exporter == "torchscript":

@@ -8,15 +8,15 @@ layer outside the mapping is refused in one line naming the node."""
 
 from __future__ import annotations
 
-import io
 import random
-import warnings
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the torch extra: pip install -e '.[test,torch]'")
 nn = torch.nn
+
+from _torch import export  # noqa: E402
 
 from onnx_models import importer  # noqa: E402
 
@@ -95,21 +95,7 @@ class RandomNet(nn.Module):
 
 def _exported(net: RandomNet, exporter: str) -> tuple[bytes, tuple[int, ...]]:
     shape = (net.channels, *[net.size] * net.dims)
-    example = (torch.zeros((2, *shape)),)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if exporter == "torchscript":
-            f = io.BytesIO()
-            torch.onnx.export(
-                net, example, f, dynamo=False, opset_version=17, input_names=["input"], output_names=["output"],
-                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-            )  # fmt: skip
-            return f.getvalue(), shape
-        program = torch.onnx.export(
-            net, example, dynamo=True, opset_version=18, input_names=["input"], output_names=["output"],
-            dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
-        )  # fmt: skip
-        return program.model_proto.SerializeToString(), shape
+    return export(net, shape, exporter), shape
 
 
 @pytest.mark.parametrize("seed", range(20))
