@@ -5,9 +5,9 @@
 For each model the tests import (scikit-learn MLP and logistic regression on breast cancer and
 digits via skl2onnx, a convnet and a residual convnet on 8x8 digits written as torch.onnx.export
 writes them, and onnxruntime's QDQ, QOperator and dynamic quantizations of the MLPs and the
-residual convnet; where torch is installed, five PyTorch models trained on digits and exported by
-both of torch.onnx.export's exporters): the import time, and the float and integer accuracy on
-the held-out rows.
+residual convnet; where torch is installed, the PyTorch models of tests/onnx_models/_torch.py,
+trained on digits and exported by both of torch.onnx.export's exporters): the import time, and
+the float and integer accuracy on the held-out rows.
 
 Then traced inference of the residual convnet: `Trace(program).run()` of the inference program
 over `--rows` held-out rows (every step's state committed) against onnxruntime float32 running
