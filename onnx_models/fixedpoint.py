@@ -120,6 +120,8 @@ class Builder:
         self.int_shapes: dict[str, tuple[int, ...]] = {}
         # a Softmax's logits standing in for its probabilities before an ArgMax
         self.standins: set[str] = set()
+        # the boolean tensors a comparison emitted (what a Where may select by)
+        self.conditions: set[str] = set()
         # the nodes reading each tensor
         self.users: dict[str, list[onnx.NodeProto]] = {}
 

@@ -222,6 +222,57 @@ def _product(b: Builder, node: onnx.NodeProto, x: QTensor, x_src: str, y: QTenso
     return QTensor(out, shape, np.asarray(xs.scale) * np.asarray(ys.scale), xs.bound * ys.bound)
 
 
+# x OP c for a constant c, on integers q with x = q * s: exact with these thresholds on c / s
+_THRESHOLD = {"Greater": math.floor, "LessOrEqual": math.floor, "GreaterOrEqual": math.ceil, "Less": math.ceil}
+
+
+def _h_compare(b: Builder, node: onnx.NodeProto) -> None:
+    """Greater, GreaterOrEqual, Less, LessOrEqual: against a constant, the integers against
+    c / s rounded so that the comparison is the float one's on every value the tensor can hold
+    (q > floor(c / s) exactly when q * s > c); two activations compare at one scale."""
+    c = b.const_of(node.input[1])
+    if c is not None:
+        q = b.scalar_scale(b.get(node, node.input[0]), node.input[0], node)
+        if q.scale is None or np.asarray(c).size != 1:
+            raise b.refuse(node, "compares an integer index or against a tensor", "compare an activation with one constant")
+        threshold = _THRESHOLD[node.op_type](float(np.asarray(c).reshape(-1)[0]) / float(q.scale))
+        args = [q.name, b.e.const(i64(max(-EXACT_LIMIT, min(EXACT_LIMIT, threshold))), "threshold")]
+    else:
+        x, y = b.get(node, node.input[0]), b.get(node, node.input[1])
+        if x.scale is None or y.scale is None or b.const_of(node.input[0]) is not None:
+            raise b.refuse(node, "compares an integer index or a constant with an activation", "compare an activation first")
+        scale = b.act_scale(max(node.input[0], node.input[1], key=lambda n: float(b.calib_max(n))))
+        args = [b.requant(x, scale, ACT_MAX, node).name, b.requant(y, scale, ACT_MAX, node).name]
+    out = b.e.op(node.op_type, args, "compare")
+    b.conditions.add(out)
+    b.put(node.output[0], QTensor(out, tuple(b.shapes[node.output[0]]), None, 1), track=False)
+
+
+def _h_where(b: Builder, node: onnx.NodeProto) -> None:
+    """Where(condition, x, y) with a condition from a comparison: both branches (activations
+    or constants) at the output's scale, then the choice."""
+    cond = b.get(node, node.input[0])
+    if cond.name not in b.conditions:
+        raise b.refuse(node, "its condition is not a comparison of activations", "select by a Greater or Less of one")
+    scale = b.act_scale(node.output[0])
+    branches = []
+    for name in node.input[1:]:
+        c = b.const_of(name)
+        if c is not None:
+            branches.append(b.e.const(round_half_away(np.asarray(c, dtype=np.float64) / scale), "branch"))
+        else:
+            branches.append(b.requant(b.get(node, name), scale, ACT_MAX, node).name)
+    out = b.e.op("Where", [cond.name, *branches], "where")
+    b.put(node.output[0], QTensor(out, tuple(b.shapes[node.output[0]]), scale, ACT_MAX))
+
+
+def _h_abs(b: Builder, node: onnx.NodeProto) -> None:
+    q = b.get(node, node.input[0])
+    if q.scale is None:
+        raise b.refuse(node, "applied to an integer index", "export the model without it")
+    b.put(node.output[0], QTensor(b.e.op("Abs", [q.name]), q.shape, q.scale, q.bound))
+
+
 def _h_relu(b: Builder, node: onnx.NodeProto) -> None:
     q = b.get(node, node.input[0])
     b.put(node.output[0], QTensor(b.e.op("Relu", [q.name]), q.shape, q.scale, q.bound))
@@ -903,6 +954,12 @@ HANDLERS: dict[str, Callable[[Builder, onnx.NodeProto], None]] = {
     "Celu": _h_elu,
     "PRelu": _h_prelu,
     "Pad": _h_pad,
+    "Greater": _h_compare,
+    "GreaterOrEqual": _h_compare,
+    "Less": _h_compare,
+    "LessOrEqual": _h_compare,
+    "Where": _h_where,
+    "Abs": _h_abs,
     "Softplus": _h_softplus,
     "Mish": _h_mish,
     "Softmax": _h_softmax,

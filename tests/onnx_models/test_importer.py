@@ -3,6 +3,8 @@ keep the float model's accuracy, and inference programs over committed rows (doc
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 import pytest
@@ -307,3 +309,40 @@ def test_activations_outside_the_mapping__refused_in_one_line(model: bytes, mess
     with pytest.raises(importer.ImportRefused) as e:
         importer.import_model(model, x)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+COMPARE_THRESHOLD = onnx.numpy_helper.from_array(np.asarray(0.3, np.float32), "c")
+
+
+@pytest.mark.parametrize("op", ["Greater", "GreaterOrEqual", "Less", "LessOrEqual"])
+def test_comparisons_with_a_constant__select_as_the_float_op(op: str) -> None:
+    """Where(x OP 0.3, x, -1) as torch.export writes Softplus's threshold and Hardshrink: the
+    integers compare against 0.3 / s rounded the way that makes the comparison the float one's
+    on every value the integer tensor holds, the values next to 0.3 included."""
+    m = _float_model(
+        [helper.make_node(op, ["x", "c"], ["cond"]), helper.make_node("Where", ["cond", "x", "minus"], ["y"])],
+        [_fin(shape=(None, 2, 2))], [_fin("y", (None, 2, 2))],
+        [COMPARE_THRESHOLD, onnx.numpy_helper.from_array(np.asarray(-1.0, np.float32), "minus")],
+    )  # fmt: skip
+    x = np.random.default_rng(2).uniform(-1, 1, size=(256, 2, 2)).astype(np.float32)
+    imp = importer.import_model(m, x, batch=16)
+    s = float(np.asarray(imp.input_scales).reshape(-1)[0])  # one scale for every element of a row
+    near = (math.floor(0.3 / s) + np.arange(-2, 2)).reshape(1, 2, 2) * s  # the held values around 0.3
+    rows = np.concatenate([x, np.repeat(near, 16, axis=0)]).astype(np.float32)
+    ints = importer.run_integer(imp, rows)[imp.model.graph.output[0].name] * float(imp.output_scale)
+    held = np.round(rows / s) * s  # what the integer input stands for
+    compare = {"Greater": np.greater, "GreaterOrEqual": np.greater_equal, "Less": np.less, "LessOrEqual": np.less_equal}[op]
+    chosen = compare(held, 0.3)
+    assert chosen.any() and (~chosen).any()
+    assert np.array_equal(np.isclose(ints, -1.0, atol=1e-3), ~chosen | np.isclose(held, -1.0, atol=1e-3))
+
+
+def test_where_selecting_by_other_than_a_comparison__refused() -> None:
+    """An index cast to bool (an ArgMax's) is no comparison of activations: refused."""
+    m = _float_model(
+        [helper.make_node("ArgMax", ["x"], ["i"], axis=1, keepdims=1), helper.make_node("Cast", ["i"], ["cond"], to=TensorProto.BOOL),
+         helper.make_node("Where", ["cond", "x", "zero"], ["y"], name="w")],
+        [_fin(shape=(None, 4))], [_fin("y", (None, 4))], [onnx.numpy_helper.from_array(np.asarray(0.0, np.float32), "zero")],
+    )  # fmt: skip
+    with pytest.raises(importer.ImportRefused, match=r"node 'w' \(Where\): its condition is not a comparison"):
+        importer.import_model(m, np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32))
