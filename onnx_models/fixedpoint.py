@@ -101,6 +101,13 @@ def scale_of(max_abs: np.ndarray | float, limit: int) -> np.ndarray:
     return np.where(m > 0, m / limit, 1.0)
 
 
+def channel_scales(max_abs: np.ndarray, limit: int) -> np.ndarray:
+    """A scale per channel of weights; an all-zero channel takes the largest other one (any
+    scale holds its zeros, and one of 1.0 would set the rescale's shift for every channel)."""
+    m = np.asarray(max_abs, dtype=np.float64)
+    return np.where(m > 0, m, np.max(m, initial=0.0) or float(limit)) / limit
+
+
 def max_of(scale: np.ndarray | None) -> float:
     return float(np.max(np.abs(scale))) if scale is not None else 1.0
 
@@ -171,15 +178,25 @@ class Builder:
         top = float(np.max(np.abs(ratio)))
         k = 0 if top == 0 or top >= 2**MULT_BITS else max(0, MULT_BITS - 1 - math.floor(math.log2(top)))
         mult = round_half_away(ratio * 2.0**k)
-        while k > 0 and q.bound * int(np.max(np.abs(mult))) >= EXACT_LIMIT:
-            k -= 1
+        if mult.ndim and np.any(np.abs(mult[ratio != 0]) < 2 ** (MULT_BITS - 8)):
+            # ratios that span more than one shift can carry (a channel whose weights are far
+            # smaller than the others'): each element its own shift, else its multiplier keeps
+            # under 7 bits or rounds to 0 (shifts stop at 50: below 2^-36 a ratio is noise)
+            k = np.where(ratio != 0, MULT_BITS - 1 - np.floor(np.log2(np.abs(np.where(ratio != 0, ratio, 1.0)))), 0)
+            k = np.clip(k, 0, 50).astype(np.int64)
+        mult = round_half_away(ratio * 2.0**k)
+        while np.max(k) > 0 and q.bound * int(np.max(np.abs(mult))) >= EXACT_LIMIT:
+            k = np.maximum(k - 1, 0)
             mult = round_half_away(ratio * 2.0**k)
         if q.bound * int(np.max(np.abs(mult))) >= EXACT_LIMIT:
             raise self.refuse(
                 node, "a rescaling would leave exact integers", "calibrate on data closer to its real range"
             )
         p = self.e.op("Mul", [q.name, self.e.const(mult, "mult")], "scaled")
-        if k > 0:
+        if np.ndim(k):  # a shift per element: k = 0 adds nothing and divides by 1
+            half = self.e.op("Mul", [self.e.op("Sign", [p]), self.e.const(i64(np.where(k > 0, 2 ** np.maximum(k - 1, 0), 0)), "half")])
+            p = self.e.op("Div", [self.e.op("Add", [p, half]), self.e.const(i64(2**k), "pow2")], "rounded")
+        elif k > 0:
             half = self.e.op("Mul", [self.e.op("Sign", [p]), self.e.const(i64(2 ** (k - 1)), "half")])
             p = self.e.op("Div", [self.e.op("Add", [p, half]), self.e.const(i64(2**k), "pow2")], "rounded")
         out = self.e.op(

@@ -24,6 +24,7 @@ from onnx_models.fixedpoint import (
     TABLE_HALF,
     WEIGHT_MAX,
     Builder,
+    channel_scales,
     QTensor,
     i64,
     max_of,
@@ -98,7 +99,7 @@ def _linear(b: Builder, node: onnx.NodeProto, src: str, w: np.ndarray, bias: np.
             "export a 2-D weight matrix",
         )
     folded = (np.broadcast_to(q.scale, (w.shape[0],))[:, None]) * w
-    col_scale = scale_of(np.abs(folded).max(axis=0), WEIGHT_MAX)
+    col_scale = channel_scales(np.abs(folded).max(axis=0), WEIGHT_MAX)
     qw = round_half_away(folded / col_scale)
     acc = b.e.op("MatMul", [q.name, b.e.const(qw, "w")], "acc")
     bound = q.bound * int(np.abs(qw).sum(axis=0).max())
@@ -667,7 +668,7 @@ def _conv_acc(
     x8 = b.narrow(q, src, node, limit=127)
     xi = b.e.op("Cast", [x8.name], "x_i8", to=TensorProto.INT8)
     folded_w = float(x8.scale) * w
-    chan = scale_of(np.abs(folded_w).reshape(w.shape[0], -1).max(axis=1), 127)
+    chan = channel_scales(np.abs(folded_w).reshape(w.shape[0], -1).max(axis=1), 127)
     qw = round_half_away(folded_w / chan.reshape((-1,) + (1,) * (w.ndim - 1)))
     acc = b.e.op("ConvInteger", [xi, b.e.const(qw.astype(np.int8), "w_i8")], "conv", **_spatialattrs(node, w.ndim - 2))
     wide = b.e.op("Cast", [acc], "conv64", to=I64)

@@ -346,3 +346,39 @@ def test_where_selecting_by_other_than_a_comparison__refused() -> None:
     )  # fmt: skip
     with pytest.raises(importer.ImportRefused, match=r"node 'w' \(Where\): its condition is not a comparison"):
         importer.import_model(m, np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32))
+
+
+def test_dead_and_tiny_channels__keep_their_bias() -> None:
+    """A weight column of zeros (pruned, or quantized to nothing) and one 2^16 times smaller
+    than the rest, each with a bias: every column of the output is the float one's. A zero
+    column once took scale 1.0 and set the rescale's shift, and the far smaller one's
+    multiplier rounded to 0, so both read 0 and every other column lost its precision."""
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(8, 4)).astype(np.float32)
+    w[:, 1] = 0.0
+    w[:, 2] *= 2.0**-16
+    bias = np.asarray([0.1, 0.7, -0.4, 0.2], np.float32)
+    m = _float_model(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"])], [_fin(shape=(None, 8))], [_fin("y", (None, 4))],
+        [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(bias, "b")],
+    )  # fmt: skip
+    x = rng.uniform(-1, 1, size=(128, 8)).astype(np.float32)
+    imp = importer.import_model(m, x, batch=16)
+    ints = importer.run_integer(imp, x)[imp.model.graph.output[0].name] * float(imp.output_scale)
+    floats = x.astype(np.float64) @ w + bias
+    assert np.max(np.abs(ints - floats)) < 2e-3 * np.max(np.abs(floats))
+    assert np.allclose(ints[:, 1], 0.7, atol=1e-3) and np.allclose(ints[:, 2], -0.4, atol=1e-3)
+
+
+def test_dead_conv_filter__keeps_its_bias() -> None:
+    w = np.random.default_rng(6).normal(size=(2, 1, 3, 3)).astype(np.float32)
+    w[1] = 0.0
+    m = _float_model(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Flatten", ["c"], ["y"])],
+        [_fin(shape=(None, 1, 4, 4))], [_fin("y", (None, 32))],
+        [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(np.asarray([0.2, 0.45], np.float32), "b")],
+    )  # fmt: skip
+    x = np.random.default_rng(7).uniform(-1, 1, size=(64, 1, 4, 4)).astype(np.float32)
+    imp = importer.import_model(m, x, batch=16)
+    ints = importer.run_integer(imp, x)[imp.model.graph.output[0].name] * float(imp.output_scale)
+    assert np.allclose(ints[:, 16:], 0.45, atol=2e-3)
