@@ -129,6 +129,9 @@ class Builder:
         self.standins: set[str] = set()
         # the boolean tensors a comparison emitted (what a Where may select by)
         self.conditions: set[str] = set()
+        # emitted tensors never below 0 on any input (a Relu's, a pool of one): their rescale
+        # needs no sign term
+        self.nonneg: set[str] = set()
         # the nodes reading each tensor
         self.users: dict[str, list[onnx.NodeProto]] = {}
 
@@ -192,8 +195,12 @@ class Builder:
             raise self.refuse(
                 node, "a rescaling would leave exact integers", "calibrate on data closer to its real range"
             )
+        nonneg = q.name in self.nonneg and bool(np.all(mult >= 0))
         p = self.e.op("Mul", [q.name, self.e.const(mult, "mult")], "scaled")
-        if np.ndim(k):  # a shift per element: k = 0 adds nothing and divides by 1
+        if nonneg and np.max(k) > 0:  # sign(p) is 1 or p is 0, where (0 + 2^(k-1)) / 2^k is 0 too
+            half = self.e.const(i64(np.where(k > 0, 2 ** np.maximum(k - 1, 0), 0)), "half")
+            p = self.e.op("Div", [self.e.op("Add", [p, half]), self.e.const(i64(2**k), "pow2")], "rounded")
+        elif np.ndim(k):  # a shift per element: k = 0 adds nothing and divides by 1
             half = self.e.op("Mul", [self.e.op("Sign", [p]), self.e.const(i64(np.where(k > 0, 2 ** np.maximum(k - 1, 0), 0)), "half")])
             p = self.e.op("Div", [self.e.op("Add", [p, half]), self.e.const(i64(2**k), "pow2")], "rounded")
         elif k > 0:
@@ -202,6 +209,8 @@ class Builder:
         out = self.e.op(
             "Clip", [p, self.e.const(i64(-limit if lo is None else lo)), self.e.const(i64(limit))], "requant"
         )
+        if nonneg:
+            self.nonneg.add(out)
         scale = np.asarray(new_scale, dtype=np.float64)
         reach = max(limit, abs(lo)) if lo is not None else limit
         return QTensor(out, q.shape, scale, min(reach, int(np.max(np.abs(mult))) * q.bound))

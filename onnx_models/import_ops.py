@@ -276,7 +276,9 @@ def _h_abs(b: Builder, node: onnx.NodeProto) -> None:
 
 def _h_relu(b: Builder, node: onnx.NodeProto) -> None:
     q = b.get(node, node.input[0])
-    b.put(node.output[0], QTensor(b.e.op("Relu", [q.name]), q.shape, q.scale, q.bound))
+    out = b.e.op("Relu", [q.name])
+    b.nonneg.add(out)
+    b.put(node.output[0], QTensor(out, q.shape, q.scale, q.bound))
 
 
 def _leaky(b: Builder, node: onnx.NodeProto, slope: np.ndarray) -> None:
@@ -337,6 +339,8 @@ def _table(
     table = np.clip(round_half_away(fn(grid) / out_scale), int(lo_out * ACT_MAX), ACT_MAX)
     idx = b.e.op("Add", [qi.name, b.e.const(i64(TABLE_HALF))])
     out = b.e.op("Gather", [b.e.const(table, "table"), idx], axis=0)
+    if lo_out >= 0:
+        b.nonneg.add(out)
     return QTensor(out, q.shape, out_scale, ACT_MAX)
 
 
@@ -510,6 +514,7 @@ def _exp_terms(b: Builder, node: onnx.NodeProto) -> tuple[QTensor, QTensor, str,
     axes = b.e.const(i64([axis]), "axes")
     top = b.e.op("ReduceMax", [q.name, axes], "softmax_max", keepdims=1)
     gap = QTensor(b.e.op("Sub", [top, q.name], "softmax_gap"), q.shape, q.scale, 2 * q.bound)
+    b.nonneg.add(gap.name)  # the row's maximum less each of its elements
     steps = EXP_REACH << EXP_STEP_BITS
     index = b.requant(gap, np.asarray(2.0**-EXP_STEP_BITS), steps, node, lo=0)
     grid = np.arange(steps + 1, dtype=np.float64) / 2**EXP_STEP_BITS
@@ -550,6 +555,8 @@ def _h_shape_op(b: Builder, node: onnx.NodeProto) -> None:
         name = b.e.op("Transpose", [q.name], perm=perm)
     else:
         name = b.e.op("Reshape", [q.name, b.e.const(i64(out_shape), "shape")])
+    if q.name in b.nonneg:
+        b.nonneg.add(name)
     b.put(node.output[0], QTensor(name, tuple(out_shape), q.scale, q.bound))
 
 
@@ -835,6 +842,8 @@ def _h_maxpool(b: Builder, node: onnx.NodeProto) -> None:
     # no value is below -bound, and every window reads a real element: the padding never wins
     names, _ = _window_slices(b, node, q, -q.bound)
     out = b.e.op("Max", names, "maxpool") if len(names) > 1 else names[0]
+    if q.name in b.nonneg:  # every window holds a real element, none below 0
+        b.nonneg.add(out)
     b.put(node.output[0], QTensor(out, tuple(b.shapes[node.output[0]]), q.scale, q.bound))
 
 
@@ -870,6 +879,8 @@ def window_mean(b: Builder, node: onnx.NodeProto) -> QTensor:
     for other in names[1:]:
         total = b.e.op("Add", [total, other], "window_sum")
     shape = tuple(b.shapes[node.output[0]])
+    if q.name in b.nonneg:  # a sum of elements and zero padding
+        b.nonneg.add(total)
     divisors = _avg_divisors(b, node, q.shape[2:], real) if not np.all(real == len(names)) else real
     if np.all(divisors == divisors.flat[0]):
         return QTensor(total, shape, np.asarray(q.scale) / divisors.flat[0], q.bound * len(names))

@@ -62,6 +62,36 @@ def test_requant__rounds_half_away_from_zero() -> None:
     assert out.tolist() == importer.round_half_away(np.arange(-5, 6) / 2).tolist()
 
 
+def _requant_of(values: np.ndarray, ratio: np.ndarray, nonneg: bool) -> tuple[np.ndarray, list[str]]:
+    """The emitted rescale of `values` (held at scale 1) by `ratio`, run by the engine's graph."""
+    from verifier.engine.graph import load_graph
+
+    b = fixedpoint.Builder({}, {})
+    if nonneg:
+        b.nonneg.add("x")
+    q = fixedpoint.QTensor("x", values.shape, np.asarray(1.0), int(np.abs(values).max()))
+    out = b.requant(q, 1.0 / ratio, 2**40, helper.make_node("Identity", ["x"], ["y"]))
+    graph = helper.make_graph(
+        b.e.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.INT64, list(values.shape))],
+        [helper.make_tensor_value_info(out.name, TensorProto.INT64, list(values.shape))], initializer=b.e.consts,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    return load_graph(model).run({"x": values})[out.name], [n.op_type for n in b.e.nodes]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_requant_of_a_tensor_never_below_zero__same_integers_without_the_sign_term(seed: int) -> None:
+    """After a Relu (or a pool, a table of non-negative values) the rescale adds 2^(k-1)
+    without Sign: on every non-negative input, ties included, the integers of the signed rule."""
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([np.arange(0, 64), rng.integers(0, 2**20, size=192)]).astype(np.int64).reshape(4, 64)
+    ratio = rng.uniform(0.001, 3.0, size=(4, 1)) if seed % 2 else np.asarray(0.5 ** rng.integers(1, 9))
+    plain, ops_signed = _requant_of(values, ratio, nonneg=False)
+    lean, ops_nonneg = _requant_of(values, ratio, nonneg=True)
+    assert np.array_equal(plain, lean)
+    assert "Sign" in ops_signed and "Sign" not in ops_nonneg
+
+
 def test_inference_program__final_state_is_every_rows_label() -> None:
     x_train, x_test, _, _ = split("breast_cancer")
     model = exported("breast_cancer", "mlp")
@@ -382,3 +412,34 @@ def test_dead_conv_filter__keeps_its_bias() -> None:
     imp = importer.import_model(m, x, batch=16)
     ints = importer.run_integer(imp, x)[imp.model.graph.output[0].name] * float(imp.output_scale)
     assert np.allclose(ints[:, 16:], 0.45, atol=2e-3)
+
+
+def test_tensors_marked_never_below_zero__are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tensor the importer takes as non-negative (so that its rescales drop the sign
+    term) is, on inputs of both signs: Relu, padded max and average pools of it, a Softmax's
+    gap, the Sigmoid and HardSwish gate tables, and the rescales of those; a Tanh's is not."""
+    import onnxruntime as ort
+
+    builders: list[fixedpoint.Builder] = []
+    init = fixedpoint.Builder.__init__
+    monkeypatch.setattr(fixedpoint.Builder, "__init__", lambda self, *a, **k: (init(self, *a, **k), builders.append(self))[0])
+    m = _float_model(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("MaxPool", ["r"], ["mp"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("AveragePool", ["mp"], ["ap"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("Tanh", ["x"], ["t"]), helper.make_node("Sigmoid", ["t"], ["s"]), helper.make_node("HardSwish", ["x"], ["h"]),
+         helper.make_node("Add", ["ap", "s"], ["a"]), helper.make_node("Add", ["a", "h"], ["z"]),
+         helper.make_node("Softmax", ["z"], ["y"], axis=-1)],
+        [_fin(shape=(None, 1, 4, 4))], [_fin("y", (None, 1, 4, 4))], opset=17,
+    )  # fmt: skip
+    x = np.random.default_rng(9).uniform(-3, 3, size=(64, 1, 4, 4)).astype(np.float32)
+    imp = importer.import_model(m, x, batch=8)
+    marked = sorted(builders[-1].nonneg)
+    assert len(marked) >= 8
+    model = onnx.ModelProto()
+    model.CopyFrom(imp.model)
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in marked)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rows = importer.quantize_rows(x, imp.input_scales)
+    for start in range(0, len(rows), 8):
+        values = session.run(marked, {"x": rows[start : start + 8]})
+        assert all(np.min(v) >= 0 for v in values), [n for n, v in zip(marked, values) if np.min(v) < 0]
