@@ -197,14 +197,13 @@ class Builder:
             )
         nonneg = q.name in self.nonneg and bool(np.all(mult >= 0))
         p = self.e.op("Mul", [q.name, self.e.const(mult, "mult")], "scaled")
-        if nonneg and np.max(k) > 0:  # sign(p) is 1 or p is 0, where (0 + 2^(k-1)) / 2^k is 0 too
+        if np.max(k) > 0:
+            # never negative: sign(p) is 1, or p is 0 and (0 + 2^(k-1)) / 2^k is 0 too
+            sign = None if nonneg else self.e.op("Sign", [p])
+            # 2^(k-1) where k > 0; a shift per element with k = 0 adds nothing and divides by 1
             half = self.e.const(i64(np.where(k > 0, 2 ** np.maximum(k - 1, 0), 0)), "half")
-            p = self.e.op("Div", [self.e.op("Add", [p, half]), self.e.const(i64(2**k), "pow2")], "rounded")
-        elif np.ndim(k):  # a shift per element: k = 0 adds nothing and divides by 1
-            half = self.e.op("Mul", [self.e.op("Sign", [p]), self.e.const(i64(np.where(k > 0, 2 ** np.maximum(k - 1, 0), 0)), "half")])
-            p = self.e.op("Div", [self.e.op("Add", [p, half]), self.e.const(i64(2**k), "pow2")], "rounded")
-        elif k > 0:
-            half = self.e.op("Mul", [self.e.op("Sign", [p]), self.e.const(i64(2 ** (k - 1)), "half")])
+            if sign is not None:
+                half = self.e.op("Mul", [sign, half])
             p = self.e.op("Div", [self.e.op("Add", [p, half]), self.e.const(i64(2**k), "pow2")], "rounded")
         out = self.e.op(
             "Clip", [p, self.e.const(i64(-limit if lo is None else lo)), self.e.const(i64(limit))], "requant"

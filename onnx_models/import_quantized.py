@@ -149,6 +149,8 @@ OUTPUT_QPARAMS = {
     "QLinearMul": (6, 7), "QLinearConcat": (0, 1), "QLinearSigmoid": (3, 4), "QLinearLeakyRelu": (3, 4), "QLinearAveragePool": (3, 4),
     "QLinearGlobalAveragePool": (3, 4), "QLinearSoftmax": (3, 4),
 }  # fmt: skip
+# ops that only move or pick elements: their output has their input's quantization
+_PASS_THROUGH = {"MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Slice"}
 
 
 def quantization_of(nodes: Sequence[onnx.NodeProto], consts: dict[str, np.ndarray]) -> dict[str, tuple[float, int]]:
@@ -167,8 +169,6 @@ def quantization_of(nodes: Sequence[onnx.NodeProto], consts: dict[str, np.ndarra
             found[n.output[0]] = found[n.input[0]]
     return found
 
-
-_PASS_THROUGH = {"MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Slice"}
 
 
 def _onto_output_grid(float_op: Callable[[Builder, onnx.NodeProto], None]) -> Callable[[Builder, onnx.NodeProto], None]:
