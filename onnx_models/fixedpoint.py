@@ -187,7 +187,7 @@ class Builder:
             # under 7 bits or rounds to 0 (shifts stop at 50: below 2^-36 a ratio is noise)
             k = np.where(ratio != 0, MULT_BITS - 1 - np.floor(np.log2(np.abs(np.where(ratio != 0, ratio, 1.0)))), 0)
             k = np.clip(k, 0, 50).astype(np.int64)
-        mult = round_half_away(ratio * 2.0**k)
+            mult = round_half_away(ratio * 2.0**k)
         while np.max(k) > 0 and q.bound * int(np.max(np.abs(mult))) >= EXACT_LIMIT:
             k = np.maximum(k - 1, 0)
             mult = round_half_away(ratio * 2.0**k)

@@ -53,6 +53,21 @@ def _qparams(b: Builder, node: onnx.NodeProto, scale_at: int, zp_at: int) -> tup
     return np.asarray(float(np.asarray(scale).reshape(-1)[0])), z, lo - z, hi - z
 
 
+# where each op that writes a quantized tensor takes that tensor's scale and zero point
+OUTPUT_QPARAMS = {
+    "QuantizeLinear": (1, 2), "QLinearConv": (6, 7), "QLinearMatMul": (6, 7), "QGemm": (7, 8), "QLinearAdd": (6, 7),
+    "QLinearMul": (6, 7), "QLinearConcat": (0, 1), "QLinearSigmoid": (3, 4), "QLinearLeakyRelu": (3, 4), "QLinearAveragePool": (3, 4),
+    "QLinearGlobalAveragePool": (3, 4), "QLinearSoftmax": (3, 4),
+}  # fmt: skip
+# ops that only move or pick elements: their output has their input's quantization
+_PASS_THROUGH = {"MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Slice"}
+
+
+def _output_qparams(b: Builder, node: onnx.NodeProto) -> tuple[np.ndarray, int, int, int]:
+    """(scale, zero point, lo, hi) of the quantized tensor `node` writes."""
+    return _qparams(b, node, *OUTPUT_QPARAMS[node.op_type])
+
+
 def _dequantized(
     b: Builder, node: onnx.NodeProto, value_at: int, scale_at: int, zp_at: int, axis: int = 0
 ) -> np.ndarray:
@@ -79,7 +94,7 @@ def _h_quantize(b: Builder, node: onnx.NodeProto) -> None:
     (q - zero point) at the model's scale; the rounding is half away from zero (ONNX: to even)."""
     if _standin(b, node):
         return
-    scale, _, lo, hi = _qparams(b, node, 1, 2)
+    scale, _, lo, hi = _output_qparams(b, node)
     q = b.get(node, node.input[0])
     if q.scale is None:
         raise b.refuse(node, "quantizes an integer index", "export the model without it")
@@ -112,14 +127,14 @@ def _h_qlinear_conv(b: Builder, node: onnx.NodeProto) -> None:
             * np.broadcast_to(w_scale, (w.shape[0],))
         )
     acc = _conv_acc(b, node, node.input[0], w, bias, b.shapes[node.output[0]])
-    y_scale, _, lo, hi = _qparams(b, node, 6, 7)
+    y_scale, _, lo, hi = _output_qparams(b, node)
     b.put(node.output[0], b.requant(acc, y_scale, hi, node, lo=lo))
 
 
 def _h_qlinear_matmul(b: Builder, node: onnx.NodeProto) -> None:
     w = _dequantized(b, node, 3, 4, 5, axis=1)
     acc = _linear(b, node, node.input[0], w, None)
-    y_scale, _, lo, hi = _qparams(b, node, 6, 7)
+    y_scale, _, lo, hi = _output_qparams(b, node)
     b.put(node.output[0], b.requant(acc, y_scale, hi, node, lo=lo))
 
 
@@ -138,19 +153,9 @@ def _h_qgemm(b: Builder, node: onnx.NodeProto) -> None:
         bias = np.asarray(b.const_of(node.input[6]), dtype=np.float64).reshape(-1) * float(a_scale) * b_scale
     acc = _linear(b, node, node.input[0], w, bias)
     if len(node.input) > 7 and node.input[7]:
-        y_scale, _, lo, hi = _qparams(b, node, 7, 8)
+        y_scale, _, lo, hi = _output_qparams(b, node)
         acc = b.requant(acc, y_scale, hi, node, lo=lo)
     b.put(node.output[0], acc)
-
-
-# where each op that writes a quantized tensor takes that tensor's scale and zero point
-OUTPUT_QPARAMS = {
-    "QuantizeLinear": (1, 2), "QLinearConv": (6, 7), "QLinearMatMul": (6, 7), "QGemm": (7, 8), "QLinearAdd": (6, 7),
-    "QLinearMul": (6, 7), "QLinearConcat": (0, 1), "QLinearSigmoid": (3, 4), "QLinearLeakyRelu": (3, 4), "QLinearAveragePool": (3, 4),
-    "QLinearGlobalAveragePool": (3, 4), "QLinearSoftmax": (3, 4),
-}  # fmt: skip
-# ops that only move or pick elements: their output has their input's quantization
-_PASS_THROUGH = {"MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Slice"}
 
 
 def quantization_of(nodes: Sequence[onnx.NodeProto], consts: dict[str, np.ndarray]) -> dict[str, tuple[float, int]]:
@@ -179,7 +184,7 @@ def _onto_output_grid(float_op: Callable[[Builder, onnx.NodeProto], None]) -> Ca
     def handler(b: Builder, node: onnx.NodeProto) -> None:
         if attrs(node).get("channels_last", 0):
             raise b.refuse(node, "channels_last=1 is not supported", "quantize the model with channels first")
-        y_scale, _, lo, hi = _qparams(b, node, *OUTPUT_QPARAMS[node.op_type])
+        y_scale, _, lo, hi = _output_qparams(b, node)
         float_op(b, node)
         b.put(node.output[0], b.requant(b.env[node.output[0]], y_scale, hi, node, lo=lo))
 
@@ -199,7 +204,7 @@ def _h_qlinear_mul(b: Builder, node: onnx.NodeProto) -> None:
     """com.microsoft QLinearMul(A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp): a constant
     operand is the float Mul by its dequantized value; two activations multiply as held. Then
     onto C's grid."""
-    y_scale, _, lo, hi = _qparams(b, node, *OUTPUT_QPARAMS[node.op_type])
+    y_scale, _, lo, hi = _output_qparams(b, node)
     for const_at, other_at in ((3, 0), (0, 3)):
         if b.const_of(node.input[const_at]) is not None:
             factor = node.output[0] + "/dequantized_factor"
@@ -228,7 +233,7 @@ def _window_mean_put(b: Builder, node: onnx.NodeProto) -> None:
 def _h_qlinear_concat(b: Builder, node: onnx.NodeProto) -> None:
     """com.microsoft QLinearConcat(Y_scale, Y_zp, X_0, X_0_scale, X_0_zp, ..): every operand
     onto the output's grid, then joined."""
-    y_scale, _, lo, hi = _qparams(b, node, 0, 1)
+    y_scale, _, lo, hi = _output_qparams(b, node)
     parts = [b.get(node, node.input[i]) for i in range(2, len(node.input), 3)]
     names = [b.requant(p, y_scale, hi, node, lo=lo).name for p in parts]
     out = b.e.op("Concat", names, axis=int(attrs(node)["axis"]))
@@ -237,7 +242,7 @@ def _h_qlinear_concat(b: Builder, node: onnx.NodeProto) -> None:
 
 def _h_qlinear_add(b: Builder, node: onnx.NodeProto) -> None:
     """com.microsoft QLinearAdd: both operands on the output's grid, added, clipped to it."""
-    y_scale, _, lo, hi = _qparams(b, node, 6, 7)
+    y_scale, _, lo, hi = _output_qparams(b, node)
     for const_at, other_at in ((3, 0), (0, 3)):
         if b.const_of(node.input[const_at]) is not None:  # a quantized bias
             c = _dequantized(b, node, const_at, const_at + 1, const_at + 2)
