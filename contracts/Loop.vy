@@ -116,6 +116,125 @@ INT64_MAX: constant(int256) = 2**63 - 1
 DT_INT8: constant(uint256) = 3
 DT_INT64: constant(uint256) = 7
 
+# Revert reasons. Checks call `_check(ok, E_...)`, which reverts with Error(string) where
+# the string is REASONS[code >> 8 : (code >> 8) + (code & 255)], as in Market.vy: one shared
+# revert instead of ~130 bytes of code per inline reason keeps the loop under EIP-170's
+# 24_576 bytes. tests/contracts/test_loop.py checks every code against this table.
+REASONS: constant(String[1554]) = (
+    "zero token"
+    "pool of other tokens"
+    "tasks uses another token"
+    "vault of another token"
+    "program outside Tasks.vy's limits"
+    "program slots past its slot table"
+    "models outside 1..16"
+    "a phase outside its bounds"
+    "a rate outside the protocol's bounds"
+    "task terms outside the market's ranges"
+    "amount exceeds the free stake"
+    "the vault cannot pay the period's pool and tasks"
+    "a period is open"
+    "the last period's position is not sold; call unwind"
+    "commit deadline passed"
+    "model already committed"
+    "stake below the minimum"
+    "stake above the period's maximum"
+    "model slots full of reservations at least as large"
+    "commit deadline not reached"
+    "reveal deadline passed"
+    "model not committed or already revealed"
+    "a prediction is one byte"
+    "prediction does not match the commitment"
+    "kind is not 0 or 1"
+    "no model revealed"
+    "reveal deadline not reached"
+    "the period's exit passed"
+    "position not closed"
+    "result deadline passed"
+    "the kind's task is still running"
+    "the kind's task is done"
+    "slots are not the program's template"
+    "token call failed"
+    "result already recorded"
+    "wrong number of values"
+    "value outside int64"
+    "no task of this kind"
+    "task not done; finalize a claim first"
+    "not the claim's final state"
+    "wrong proof length"
+    "proof does not open the result"
+    "trade_at not reached"
+    "nothing to trade; the entry was missed or the metamodel is not recorded"
+    "the period's exit not reached"
+    "position already closed"
+    "no position to sell"
+    "the pool refused the exit; call unwind once its price is back near its average"
+    "scores not recorded"
+    "result deadline not reached"
+    "scores recorded; settle the period"
+    "the pool's average price is 0"
+    "no such period"
+    "period already ended"
+    "no such model"
+    "not the model owner"
+)
+E_ZERO_TOKEN: constant(uint256) = 0 << 8 | 10
+E_POOL_OTHER_TOKENS: constant(uint256) = 10 << 8 | 20
+E_TASKS_USES_ANOTHER_TOKEN: constant(uint256) = 30 << 8 | 24
+E_VAULT_ANOTHER_TOKEN: constant(uint256) = 54 << 8 | 22
+E_PROGRAM_OUTSIDE_LIMITS: constant(uint256) = 76 << 8 | 33
+E_SLOTS_PAST_TABLE: constant(uint256) = 109 << 8 | 33
+E_MODELS_OUTSIDE_1_16: constant(uint256) = 142 << 8 | 20
+E_PHASE_OUTSIDE_BOUNDS: constant(uint256) = 162 << 8 | 26
+E_RATE_OUTSIDE_BOUNDS: constant(uint256) = 188 << 8 | 36
+E_TASK_TERMS_OUTSIDE: constant(uint256) = 224 << 8 | 38
+E_ABOVE_FREE_STAKE: constant(uint256) = 262 << 8 | 29
+E_VAULT_CANNOT_PAY: constant(uint256) = 291 << 8 | 48
+E_PERIOD_OPEN: constant(uint256) = 339 << 8 | 16
+E_POSITION_NOT_SOLD: constant(uint256) = 355 << 8 | 51
+E_COMMIT_DEADLINE_PASSED: constant(uint256) = 406 << 8 | 22
+E_MODEL_ALREADY_COMMITTED: constant(uint256) = 428 << 8 | 23
+E_STAKE_BELOW_MINIMUM: constant(uint256) = 451 << 8 | 23
+E_STAKE_ABOVE_MAXIMUM: constant(uint256) = 474 << 8 | 32
+E_MODEL_SLOTS_FULL: constant(uint256) = 506 << 8 | 50
+E_COMMIT_DEADLINE_NOT_REACHED: constant(uint256) = 556 << 8 | 27
+E_REVEAL_DEADLINE_PASSED: constant(uint256) = 583 << 8 | 22
+E_NOT_COMMITTED_OR_REVEALED: constant(uint256) = 605 << 8 | 39
+E_PREDICTION_ONE_BYTE: constant(uint256) = 644 << 8 | 24
+E_PREDICTION_DOES_NOT_MATCH: constant(uint256) = 668 << 8 | 40
+E_KIND_NOT_0_OR_1: constant(uint256) = 708 << 8 | 18
+E_NO_MODEL_REVEALED: constant(uint256) = 726 << 8 | 17
+E_REVEAL_DEADLINE_NOT_REACHED: constant(uint256) = 743 << 8 | 27
+E_PERIOD_EXIT_PASSED: constant(uint256) = 770 << 8 | 24
+E_POSITION_NOT_CLOSED: constant(uint256) = 794 << 8 | 19
+E_RESULT_DEADLINE_PASSED: constant(uint256) = 813 << 8 | 22
+E_KIND_TASK_RUNNING: constant(uint256) = 835 << 8 | 32
+E_KIND_TASK_DONE: constant(uint256) = 867 << 8 | 23
+E_SLOTS_ARE_NOT_PROGRAM: constant(uint256) = 890 << 8 | 36
+E_TOKEN_FAILED: constant(uint256) = 926 << 8 | 17
+E_RESULT_ALREADY_RECORDED: constant(uint256) = 943 << 8 | 23
+E_WRONG_NUMBER_VALUES: constant(uint256) = 966 << 8 | 22
+E_VALUE_OUTSIDE_INT64: constant(uint256) = 988 << 8 | 19
+E_NO_TASK_OF_KIND: constant(uint256) = 1007 << 8 | 20
+E_TASK_NOT_DONE: constant(uint256) = 1027 << 8 | 37
+E_NOT_FINAL_STATE: constant(uint256) = 1064 << 8 | 27
+E_WRONG_PROOF_LENGTH: constant(uint256) = 1091 << 8 | 18
+E_PROOF_DOES_NOT_OPEN: constant(uint256) = 1109 << 8 | 30
+E_TRADE_AT_NOT_REACHED: constant(uint256) = 1139 << 8 | 20
+E_NOTHING_TO_TRADE: constant(uint256) = 1159 << 8 | 71
+E_PERIOD_EXIT_NOT_REACHED: constant(uint256) = 1230 << 8 | 29
+E_POSITION_ALREADY_CLOSED: constant(uint256) = 1259 << 8 | 23
+E_NO_POSITION_SELL: constant(uint256) = 1282 << 8 | 19
+E_POOL_REFUSED_EXIT: constant(uint256) = 1301 << 8 | 78
+E_SCORES_NOT_RECORDED: constant(uint256) = 1379 << 8 | 19
+E_RESULT_DEADLINE_NOT_REACHED: constant(uint256) = 1398 << 8 | 27
+E_SCORES_RECORDED: constant(uint256) = 1425 << 8 | 34
+E_AVERAGE_PRICE_ZERO: constant(uint256) = 1459 << 8 | 29
+E_NO_SUCH_PERIOD: constant(uint256) = 1488 << 8 | 14
+E_PERIOD_ALREADY_ENDED: constant(uint256) = 1502 << 8 | 20
+E_NO_SUCH_MODEL: constant(uint256) = 1522 << 8 | 13
+E_NOT_MODEL_OWNER: constant(uint256) = 1535 << 8 | 19
+
 KIND_METAMODEL: constant(uint256) = 0
 KIND_SCORES: constant(uint256) = 1
 
@@ -340,23 +459,26 @@ task_reward: public(HashMap[uint256, HashMap[uint256, uint256]])
 # everything the contract owes (see owed())
 owed: public(uint256)
 burned: public(uint256)
+# REASONS, written once at deployment: out of the runtime code, which EIP-170 bounds
+_reasons: String[1554]
 
 
 @deploy
 def __init__(
     token_: IERC20, asset_: IERC20, pool_: IPool, tasks_: address, vault_: IVault, terms_: Terms, programs_: ProgramRef[2]
 ):
-    assert token_.address != empty(address) and asset_.address != empty(address), "loop: zero token"
-    assert staticcall pool_.token0() == token_.address and staticcall pool_.token1() == asset_.address, "loop: pool of other tokens"
-    assert (staticcall Tasks.__interface__(tasks_).token()).address == token_.address, "loop: tasks uses another token"
-    assert staticcall vault_.token() == token_.address, "loop: vault of another token"
+    self._reasons = REASONS
+    self._check(token_.address != empty(address) and asset_.address != empty(address), E_ZERO_TOKEN)
+    self._check(staticcall pool_.token0() == token_.address and staticcall pool_.token1() == asset_.address, E_POOL_OTHER_TOKENS)
+    self._check((staticcall Tasks.__interface__(tasks_).token()).address == token_.address, E_TASKS_USES_ANOTHER_TOKEN)
+    self._check(staticcall vault_.token() == token_.address, E_VAULT_ANOTHER_TOKEN)
     self._require_terms(terms_)
     for p: ProgramRef in programs_:
-        assert p.n_nodes <= MAX_NODES and p.steps >= 1 and p.steps <= MAX_STEPS, "loop: program outside Tasks.vy's limits"
-        assert p.n_slots >= 1 and p.n_slots <= MAX_SLOTS, "loop: program outside Tasks.vy's limits"
-        assert p.out_slot < p.n_slots, "loop: program slots past its slot table"
-    assert programs_[0].data_base + 1 + terms_.models <= programs_[0].n_slots, "loop: program slots past its slot table"
-    assert programs_[1].data_base + 2 + terms_.models <= programs_[1].n_slots, "loop: program slots past its slot table"
+        self._check(p.n_nodes <= MAX_NODES and p.steps >= 1 and p.steps <= MAX_STEPS, E_PROGRAM_OUTSIDE_LIMITS)
+        self._check(p.n_slots >= 1 and p.n_slots <= MAX_SLOTS, E_PROGRAM_OUTSIDE_LIMITS)
+        self._check(p.out_slot < p.n_slots, E_SLOTS_PAST_TABLE)
+    self._check(programs_[0].data_base + 1 + terms_.models <= programs_[0].n_slots, E_SLOTS_PAST_TABLE)
+    self._check(programs_[1].data_base + 2 + terms_.models <= programs_[1].n_slots, E_SLOTS_PAST_TABLE)
     token = token_
     asset = asset_
     pool = pool_
@@ -367,26 +489,26 @@ def __init__(
 
 
 @internal
-@pure
+@view
 def _require_terms(t: Terms):
-    assert t.models >= 1 and t.models <= MAX_MODELS, "loop: models outside 1..16"
-    assert t.commit_phase >= MIN_COMMIT_PHASE and t.commit_phase <= MAX_COMMIT_PHASE, "loop: a phase outside its bounds"
-    assert t.reveal_phase >= MIN_PHASE and t.reveal_phase <= MAX_PHASE, "loop: a phase outside its bounds"
-    assert t.hold >= MIN_HOLD and t.hold <= MAX_HOLD, "loop: a phase outside its bounds"
-    assert t.average >= MIN_AVERAGE and t.average <= t.hold, "loop: a phase outside its bounds"
-    assert t.max_position_bps <= MAX_POSITION_BPS, "loop: a rate outside the protocol's bounds"
-    assert t.leverage >= 1 and t.leverage <= MAX_LEVERAGE, "loop: a rate outside the protocol's bounds"
-    assert t.slippage_bps >= MIN_SLIPPAGE_BPS and t.slippage_bps <= MAX_SLIPPAGE_BPS, "loop: a rate outside the protocol's bounds"
-    assert t.fee_bps <= MAX_FEE_BPS and t.factor_bps <= MAX_FACTOR_BPS, "loop: a rate outside the protocol's bounds"
-    assert t.cap_bps <= MAX_CAP_BPS and t.bonus_bps * BONUS_CAP_DIVISOR <= t.cap_bps, "loop: a rate outside the protocol's bounds"
-    assert t.min_stake > 0, "loop: a rate outside the protocol's bounds"
+    self._check(t.models >= 1 and t.models <= MAX_MODELS, E_MODELS_OUTSIDE_1_16)
+    self._check(t.commit_phase >= MIN_COMMIT_PHASE and t.commit_phase <= MAX_COMMIT_PHASE, E_PHASE_OUTSIDE_BOUNDS)
+    self._check(t.reveal_phase >= MIN_PHASE and t.reveal_phase <= MAX_PHASE, E_PHASE_OUTSIDE_BOUNDS)
+    self._check(t.hold >= MIN_HOLD and t.hold <= MAX_HOLD, E_PHASE_OUTSIDE_BOUNDS)
+    self._check(t.average >= MIN_AVERAGE and t.average <= t.hold, E_PHASE_OUTSIDE_BOUNDS)
+    self._check(t.max_position_bps <= MAX_POSITION_BPS, E_RATE_OUTSIDE_BOUNDS)
+    self._check(t.leverage >= 1 and t.leverage <= MAX_LEVERAGE, E_RATE_OUTSIDE_BOUNDS)
+    self._check(t.slippage_bps >= MIN_SLIPPAGE_BPS and t.slippage_bps <= MAX_SLIPPAGE_BPS, E_RATE_OUTSIDE_BOUNDS)
+    self._check(t.fee_bps <= MAX_FEE_BPS and t.factor_bps <= MAX_FACTOR_BPS, E_RATE_OUTSIDE_BOUNDS)
+    self._check(t.cap_bps <= MAX_CAP_BPS and t.bonus_bps * BONUS_CAP_DIVISOR <= t.cap_bps, E_RATE_OUTSIDE_BOUNDS)
+    self._check(t.min_stake > 0, E_RATE_OUTSIDE_BOUNDS)
     ok: bool = t.window >= MIN_WINDOW and t.window <= MAX_TASK_WINDOW
     ok = ok and t.clock >= MIN_CLOCK and t.clock <= MAX_TASK_CLOCK
     ok = ok and t.duration >= MIN_TASK_DURATION and t.duration <= MAX_TASK_DURATION
     ok = ok and t.arity >= MIN_ARITY and t.arity <= MAX_ARITY and t.reward >= MIN_REWARD
     ok = ok and t.challenger_bond >= Tasks.MIN_CHALLENGER_BOND and t.challenger_bond <= Tasks.MAX_CHALLENGER_BOND
     ok = ok and t.solver_bond >= t.challenger_bond and t.solver_bond <= MAX_SOLVER_BOND
-    assert ok, "loop: task terms outside the market's ranges"
+    self._check(ok, E_TASK_TERMS_OUTSIDE)
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -418,7 +540,7 @@ def withdraw_stake(model_id: uint256, amount: uint256):
     """@notice Takes back free stake (stake not reserved by a period)."""
     self._require_model_owner(model_id)
     m: Model = self.models[model_id]
-    assert amount <= m.stake - m.reserved, "loop: amount exceeds the free stake"
+    self._check(amount <= m.stake - m.reserved, E_ABOVE_FREE_STAKE)
     self.models[model_id].stake = m.stake - amount
     self.owed -= amount
     log StakeChanged(model_id=model_id, stake=m.stake - amount, reserved=m.reserved)
@@ -441,7 +563,7 @@ def open_period() -> uint256:
     t: Terms = self.terms
     fee: uint256 = assets * t.fee_bps // BPS
     budget: uint256 = 2 * t.reward
-    assert assets >= fee + budget, "loop: the vault cannot pay the period's pool and tasks"
+    self._check(assets >= fee + budget, E_VAULT_CANNOT_PAY)
     self.owed += fee + budget
     p: uint256 = last + 1
     self.period_count = p
@@ -481,8 +603,8 @@ def turn():
 def _require_between_periods() -> uint256:
     # the last period ended and its position is sold: the vault holds only the bond token
     last: uint256 = self.period_count
-    assert last == 0 or self.periods[last].state != PERIOD_OPEN, "loop: a period is open"
-    assert self.periods[last].position == 0, "loop: the last period's position is not sold; call unwind"
+    self._check(last == 0 or self.periods[last].state != PERIOD_OPEN, E_PERIOD_OPEN)
+    self._check(self.periods[last].position == 0, E_POSITION_NOT_SOLD)
     return last
 
 
@@ -495,12 +617,12 @@ def commit(period_id: uint256, model_id: uint256, commitment: bytes32, amount: u
     """
     self._require_model_owner(model_id)
     self._require_open(period_id)
-    assert block.timestamp < self.periods[period_id].commit_deadline, "loop: commit deadline passed"
-    assert self.entries[period_id][model_id].state == 0, "loop: model already committed"
-    assert amount >= self.terms.min_stake, "loop: stake below the minimum"
-    assert amount <= self.periods[period_id].max_stake, "loop: stake above the period's maximum"
+    self._check(block.timestamp < self.periods[period_id].commit_deadline, E_COMMIT_DEADLINE_PASSED)
+    self._check(self.entries[period_id][model_id].state == 0, E_MODEL_ALREADY_COMMITTED)
+    self._check(amount >= self.terms.min_stake, E_STAKE_BELOW_MINIMUM)
+    self._check(amount <= self.periods[period_id].max_stake, E_STAKE_ABOVE_MAXIMUM)
     m: Model = self.models[model_id]
-    assert amount <= m.stake - m.reserved, "loop: amount exceeds the free stake"
+    self._check(amount <= m.stake - m.reserved, E_ABOVE_FREE_STAKE)
     slot: uint256 = self.periods[period_id].models
     if slot == self.terms.models:
         # full: first come would let sybils hold every slot for min_stake each
@@ -514,7 +636,7 @@ def commit(period_id: uint256, model_id: uint256, commitment: bytes32, amount: u
                 slot = s
                 out = other
                 least = held
-        assert amount > least, "loop: model slots full of reservations at least as large"
+        self._check(amount > least, E_MODEL_SLOTS_FULL)
         self.models[out].reserved -= least
         self.entries[period_id][out] = empty(Entry)
         log Displaced(period_id=period_id, model_id=out, slot=slot)
@@ -533,13 +655,13 @@ def reveal(period_id: uint256, model_id: uint256, prediction: Bytes[1], salt: by
             in percent the model expects, -100 ..= 100 (SPEC 12.2).
     """
     self._require_open(period_id)
-    assert block.timestamp >= self.periods[period_id].commit_deadline, "loop: commit deadline not reached"
-    assert block.timestamp < self.periods[period_id].reveal_deadline, "loop: reveal deadline passed"
+    self._check(block.timestamp >= self.periods[period_id].commit_deadline, E_COMMIT_DEADLINE_NOT_REACHED)
+    self._check(block.timestamp < self.periods[period_id].reveal_deadline, E_REVEAL_DEADLINE_PASSED)
     entry: Entry = self.entries[period_id][model_id]
-    assert entry.state == ENTRY_COMMITTED, "loop: model not committed or already revealed"
-    assert len(prediction) == 1, "loop: a prediction is one byte"
+    self._check(entry.state == ENTRY_COMMITTED, E_NOT_COMMITTED_OR_REVEALED)
+    self._check(len(prediction) == 1, E_PREDICTION_ONE_BYTE)
     preimage: Bytes[97] = concat(convert(period_id, bytes32), convert(model_id, bytes32), prediction, salt)
-    assert keccak256(preimage) == entry.commitment, "loop: prediction does not match the commitment"
+    self._check(keccak256(preimage) == entry.commitment, E_PREDICTION_DOES_NOT_MATCH)
     self.entries[period_id][model_id].state = ENTRY_REVEALED
     self.predictions[period_id][entry.slot] = prediction
     self.prediction_commitment[period_id][entry.slot] = self._int8_commitment(prediction)
@@ -557,19 +679,19 @@ def post_task(period_id: uint256, kind: uint256, slots: DynArray[bytes32, MAX_SL
             `slots` is the program's template; the loop writes the period's data into it.
     """
     self._require_open(period_id)
-    assert kind <= KIND_SCORES, "loop: kind is not 0 or 1"
-    assert self.periods[period_id].revealed > 0, "loop: no model revealed"
+    self._check(kind <= KIND_SCORES, E_KIND_NOT_0_OR_1)
+    self._check(self.periods[period_id].revealed > 0, E_NO_MODEL_REVEALED)
     if kind == KIND_METAMODEL:
-        assert block.timestamp >= self.periods[period_id].reveal_deadline, "loop: reveal deadline not reached"
-        assert block.timestamp < self.periods[period_id].end, "loop: the period's exit passed"
+        self._check(block.timestamp >= self.periods[period_id].reveal_deadline, E_REVEAL_DEADLINE_NOT_REACHED)
+        self._check(block.timestamp < self.periods[period_id].end, E_PERIOD_EXIT_PASSED)
     else:
-        assert self.periods[period_id].closed, "loop: position not closed"
-        assert block.timestamp < self.periods[period_id].result_deadline, "loop: result deadline passed"
+        self._check(self.periods[period_id].closed, E_POSITION_NOT_CLOSED)
+        self._check(block.timestamp < self.periods[period_id].result_deadline, E_RESULT_DEADLINE_PASSED)
     state: uint8 = self._sync_kind(period_id, kind)
-    assert state != TASK_OPEN, "loop: the kind's task is still running"
-    assert state != TASK_DONE, "loop: the kind's task is done"
+    self._check(state != TASK_OPEN, E_KIND_TASK_RUNNING)
+    self._check(state != TASK_DONE, E_KIND_TASK_DONE)
     prog: ProgramRef = self.programs[kind]
-    assert len(slots) == prog.n_slots and keccak256(abi_encode(slots)) == prog.template, "loop: slots are not the program's template"
+    self._check(len(slots) == prog.n_slots and keccak256(abi_encode(slots)) == prog.template, E_SLOTS_ARE_NOT_PROGRAM)
     t: Terms = self.terms
 
     table: DynArray[bytes32, MAX_SLOTS] = slots
@@ -592,7 +714,7 @@ def post_task(period_id: uint256, kind: uint256, slots: DynArray[bytes32, MAX_SL
     self.periods[period_id].budget = self.periods[period_id].budget - t.reward
     self.owed -= t.reward
     self.task_reward[period_id][kind] = t.reward
-    assert extcall token.approve(tasks.address, t.reward, default_return_value=True), "loop: token call failed"
+    self._check(extcall token.approve(tasks.address, t.reward, default_return_value=True), E_TOKEN_FAILED)
     task_id: uint256 = extcall tasks.post_task(
         prog.graph_root, prog.n_nodes, prog.n_slots, merkle._state_root(0, 0, merkle._merkle(table)),
         merkle._merkle(data), prog.steps, t.reward, t.window, t.clock, t.solver_bond, t.challenger_bond,
@@ -614,28 +736,28 @@ def record(
             final slot table's result slot to the commitment of `values` as an int64 tensor.
     """
     self._require_open(period_id)
-    assert kind <= KIND_SCORES, "loop: kind is not 0 or 1"
-    assert self.periods[period_id].recorded & (1 << kind) == 0, "loop: result already recorded"
+    self._check(kind <= KIND_SCORES, E_KIND_NOT_0_OR_1)
+    self._check(self.periods[period_id].recorded & (1 << kind) == 0, E_RESULT_ALREADY_RECORDED)
     if kind == KIND_METAMODEL:
-        assert len(values) == 1, "loop: wrong number of values"
-        assert block.timestamp < self.periods[period_id].end, "loop: the period's exit passed"
+        self._check(len(values) == 1, E_WRONG_NUMBER_VALUES)
+        self._check(block.timestamp < self.periods[period_id].end, E_PERIOD_EXIT_PASSED)
     else:
-        assert len(values) == 2 * self.terms.models, "loop: wrong number of values"
-        assert block.timestamp < self.periods[period_id].result_deadline, "loop: result deadline passed"
+        self._check(len(values) == 2 * self.terms.models, E_WRONG_NUMBER_VALUES)
+        self._check(block.timestamp < self.periods[period_id].result_deadline, E_RESULT_DEADLINE_PASSED)
     elements: DynArray[uint256, 2 * MAX_MODELS] = []
     for v: int256 in values:
-        assert v >= INT64_MIN and v <= INT64_MAX, "loop: value outside int64"
+        self._check(v >= INT64_MIN and v <= INT64_MAX, E_VALUE_OUTSIDE_INT64)
         elements.append(convert(v + 2**64 if v < 0 else v, uint256))
     commitment: bytes32 = self._int64_commitment(elements)
     task_id: uint256 = self.task_of[period_id][kind]
-    assert task_id != 0, "loop: no task of this kind"
+    self._check(task_id != 0, E_NO_TASK_OF_KIND)
     task: Tasks.Task = staticcall tasks.tasks(task_id)
-    assert task.state == TASK_DONE, "loop: task not done; finalize a claim first"
+    self._check(task.state == TASK_DONE, E_TASK_NOT_DONE)
     prog: ProgramRef = self.programs[kind]
     final_root: bytes32 = (staticcall tasks.claims(task.claim_id)).final_root
-    assert merkle._state_root(prog.steps, 0, slots_root) == final_root, "loop: not the claim's final state"
-    assert len(proof) == merkle._depth(prog.n_slots), "loop: wrong proof length"
-    assert merkle._fold(commitment, prog.out_slot, proof, prog.n_slots) == slots_root, "loop: proof does not open the result"
+    self._check(merkle._state_root(prog.steps, 0, slots_root) == final_root, E_NOT_FINAL_STATE)
+    self._check(len(proof) == merkle._depth(prog.n_slots), E_WRONG_PROOF_LENGTH)
+    self._check(merkle._fold(commitment, prog.out_slot, proof, prog.n_slots) == slots_root, E_PROOF_DOES_NOT_OPEN)
     if kind == KIND_METAMODEL:
         self.periods[period_id].metamodel = values[0]
     else:
@@ -657,8 +779,8 @@ def trade(period_id: uint256):
     """
     self._require_open(period_id)
     trade_at: uint256 = self.periods[period_id].trade_at
-    assert block.timestamp >= trade_at, "loop: trade_at not reached"
-    assert block.timestamp < self.periods[period_id].end, "loop: the period's exit passed"
+    self._check(block.timestamp >= trade_at, E_TRADE_AT_NOT_REACHED)
+    self._check(block.timestamp < self.periods[period_id].end, E_PERIOD_EXIT_PASSED)
     acted: bool = False
     entry_price: uint256 = self.periods[period_id].entry_price
     if entry_price == 0 and block.timestamp < trade_at + self.terms.average:
@@ -677,10 +799,10 @@ def trade(period_id: uint256):
             worth: uint256 = spent * 10**18 // entry_price
             self.periods[period_id].spent = spent
             extcall vault.lend(spent)
-            assert extcall token.approve(pool.address, spent, default_return_value=True), "loop: token call failed"
+            self._check(extcall token.approve(pool.address, spent, default_return_value=True), E_TOKEN_FAILED)
             bought: uint256 = extcall pool.swap(token.address, spent, worth * (BPS - self.terms.slippage_bps) // BPS, self)
             self.periods[period_id].position = bought
-    assert acted, "loop: nothing to trade; the entry was missed or the metamodel is not recorded"
+    self._check(acted, E_NOTHING_TO_TRADE)
     log Traded(
         period_id=period_id, entry_price=entry_price, spent=self.periods[period_id].spent,
         position=self.periods[period_id].position,
@@ -698,8 +820,8 @@ def close(period_id: uint256):
             minus the slippage limit. A sale the pool refuses is left to `unwind`.
     """
     self._require_open(period_id)
-    assert block.timestamp >= self.periods[period_id].end, "loop: the period's exit not reached"
-    assert not self.periods[period_id].closed, "loop: position already closed"
+    self._check(block.timestamp >= self.periods[period_id].end, E_PERIOD_EXIT_NOT_REACHED)
+    self._check(not self.periods[period_id].closed, E_POSITION_ALREADY_CLOSED)
     price: uint256 = self._average()
     label: int256 = 0
     if self.periods[period_id].entry_price != 0 and block.timestamp < self.periods[period_id].end + self.terms.average:
@@ -720,8 +842,8 @@ def close(period_id: uint256):
 @nonreentrant
 def unwind(period_id: uint256):
     """@notice Sells a closed period's position that the pool refused at `close` (anyone)."""
-    assert self.periods[period_id].closed, "loop: position not closed"
-    assert self.periods[period_id].position > 0, "loop: no position to sell"
+    self._check(self.periods[period_id].closed, E_POSITION_NOT_CLOSED)
+    self._check(self.periods[period_id].position > 0, E_NO_POSITION_SELL)
     self._sell(period_id, self._average(), True)
 
 
@@ -734,7 +856,7 @@ def _sell(period_id: uint256, price: uint256, must: bool):
         return
     min_out: uint256 = held * price // 10**18 * (BPS - self.terms.slippage_bps) // BPS
     self.periods[period_id].position = 0
-    assert extcall asset.approve(pool.address, held, default_return_value=True), "loop: token call failed"
+    self._check(extcall asset.approve(pool.address, held, default_return_value=True), E_TOKEN_FAILED)
     ok: bool = False
     response: Bytes[32] = b""
     ok, response = raw_call(
@@ -744,7 +866,7 @@ def _sell(period_id: uint256, price: uint256, must: bool):
         revert_on_failure=False,
     )
     if not ok:
-        assert not must, "loop: the pool refused the exit; call unwind once its price is back near its average"
+        self._check(not must, E_POOL_REFUSED_EXIT)
         self.periods[period_id].position = held
         return
     out: uint256 = extract32(response, 0, output_type=uint256)
@@ -764,7 +886,7 @@ def settle(period_id: uint256):
             reservation is freed.
     """
     self._require_open(period_id)
-    assert self.periods[period_id].recorded & 2 != 0, "loop: scores not recorded"
+    self._check(self.periods[period_id].recorded & 2 != 0, E_SCORES_NOT_RECORDED)
     t: Terms = self.terms
     scores: DynArray[int256, 2 * MAX_MODELS] = self._scores[period_id]
     cap: int256 = convert(t.cap_bps, int256)
@@ -801,9 +923,9 @@ def void(period_id: uint256):
             untouched, and the unspent budget returns to the vault.
     """
     self._require_open(period_id)
-    assert self.periods[period_id].closed, "loop: position not closed"
-    assert block.timestamp >= self.periods[period_id].result_deadline, "loop: result deadline not reached"
-    assert self.periods[period_id].recorded & 2 == 0, "loop: scores recorded; settle the period"
+    self._check(self.periods[period_id].closed, E_POSITION_NOT_CLOSED)
+    self._check(block.timestamp >= self.periods[period_id].result_deadline, E_RESULT_DEADLINE_NOT_REACHED)
+    self._check(self.periods[period_id].recorded & 2 == 0, E_SCORES_RECORDED)
     gains: DynArray[uint256, MAX_MODELS] = []
     left: uint256 = self.periods[period_id].pool
     unpaid: uint256 = self.periods[period_id].revealed
@@ -904,7 +1026,7 @@ def _sync_kind(period_id: uint256, kind: uint256) -> uint8:
 @view
 def _average() -> uint256:
     price: uint256 = (staticcall pool.twap(self.terms.average))[0]
-    assert price > 0, "loop: the pool's average price is 0"
+    self._check(price > 0, E_AVERAGE_PRICE_ZERO)
     return price
 
 
@@ -925,16 +1047,16 @@ def _weights(period_id: uint256) -> DynArray[uint256, MAX_MODELS]:
 @view
 def _require_open(period_id: uint256):
     state: uint8 = self.periods[period_id].state
-    assert state != 0, "loop: no such period"
-    assert state == PERIOD_OPEN, "loop: period already ended"
+    self._check(state != 0, E_NO_SUCH_PERIOD)
+    self._check(state == PERIOD_OPEN, E_PERIOD_ALREADY_ENDED)
 
 
 @internal
 @view
 def _require_model_owner(model_id: uint256):
     owner: address = self.models[model_id].owner
-    assert owner != empty(address), "loop: no such model"
-    assert owner == msg.sender, "loop: not the model owner"
+    self._check(owner != empty(address), E_NO_SUCH_MODEL)
+    self._check(owner == msg.sender, E_NOT_MODEL_OWNER)
 
 
 @internal
@@ -965,18 +1087,27 @@ def _vector_commitment(dtype: uint256, n: uint256, data_root: bytes32) -> bytes3
 @internal
 def _push(to: address, amount: uint256):
     if amount != 0:
-        assert extcall token.transfer(to, amount, default_return_value=True), "loop: token call failed"
+        self._check(extcall token.transfer(to, amount, default_return_value=True), E_TOKEN_FAILED)
 
 
 @internal
 def _repay(amount: uint256):
     # returns `amount` to the vault
     if amount != 0:
-        assert extcall token.approve(vault.address, amount, default_return_value=True), "loop: token call failed"
+        self._check(extcall token.approve(vault.address, amount, default_return_value=True), E_TOKEN_FAILED)
         extcall vault.repay(amount)
 
 
 @internal
 def _pull(amount: uint256):
     if amount != 0:
-        assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True), "loop: token call failed"
+        self._check(extcall token.transferFrom(msg.sender, self, amount, default_return_value=True), E_TOKEN_FAILED)
+
+
+@internal
+@view
+def _check(ok: bool, code: uint256):
+    # reverts with the reason `code` names: REASONS[code >> 8 : (code >> 8) + (code & 255)]
+    if not ok:
+        reason: String[2000] = concat("loop: ", slice(self._reasons, code >> 8, code & 255))
+        raw_revert(abi_encode(reason, method_id=method_id("Error(string)")))

@@ -4,6 +4,7 @@ driver that plays two `Player`s against each other move by move, as the daemons 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -243,3 +244,28 @@ def publish_tensor(availability, array, sender=None) -> bytes:  # noqa: ANN001
     from verifier.market.availability import payload
 
     return bytes(publish_raw(availability, *payload(array), sender=sender).output)
+
+
+def check_reason_table(source: Path, prefix: str) -> None:
+    """A contract that keeps its revert reasons in one REASONS string (Market.vy, Loop.vy):
+    each E_ code slices one whole reason out of it; every reason has a code, is used, and is
+    one line; `_check` puts `prefix` in front of it (once, not once per check)."""
+    src = source.read_text()
+    block = re.search(r"REASONS: constant\(String\[(\d+)\]\) = \(\n((?:    \".*\"\n)+)\)", src)
+    reasons = re.findall(r'"(.*)"', block.group(2))
+    assert int(block.group(1)) == len("".join(reasons))
+    codes = {n: eval(v) for n, v in re.findall(r"(?m)^(E_\w+): constant\(uint256\) = (.+)$", src)}  # noqa: S307
+    starts, off = {}, 0
+    for r in reasons:
+        starts[off] = r
+        off += len(r)
+    named = {}
+    for name, code in codes.items():
+        offset, length = code >> 8, code & 255
+        assert offset in starts and len(starts[offset]) == length, name
+        named[name] = starts[offset]
+    assert sorted(named.values()) == sorted(reasons)
+    for name in codes:
+        assert len(re.findall(rf"\b{name}\b", src)) >= 2, f"{name} is never checked"
+    assert all(not r.startswith(prefix) and "\n" not in r for r in reasons)
+    assert f'concat("{prefix}", slice(self._reasons' in src and "self._reasons = REASONS" in src

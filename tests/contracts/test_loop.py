@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import boa
 import pytest
-from _court import CONTRACTS
+from _court import CONTRACTS, check_reason_table
 from _loop import (
     DATA_BASE,
     DAY,
@@ -42,6 +42,10 @@ from verifier.commit.commitments import state_root
 from verifier.commit.merkle import merkle_root
 from verifier.market import economics as econ
 from verifier.market import loop as rules
+
+
+def test_reasons__every_code_names_exactly_one_reason():
+    check_reason_table(CONTRACTS / "Loop.vy", "loop: ")
 
 
 @pytest.fixture

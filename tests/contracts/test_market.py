@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import boa
 import numpy as np
 import pytest
-from _court import CONTRACTS, publish_tensor, tx_gas
+from _court import CONTRACTS, check_reason_table, publish_tensor, tx_gas
 from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -505,35 +505,8 @@ def test_init__tasks_of_another_token__reverts(market_deployer, tasks, availabil
         market_deployer.deploy(other, tasks, availability)
 
 
-def _reason_table() -> tuple[str, dict[str, int]]:
-    src = MARKET_SOURCE.read_text()
-    block = re.search(r"REASONS: constant\(String\[(\d+)\]\) = \(\n((?:    \".*\"\n)+)\)", src)
-    reasons = re.findall(r'"(.*)"', block.group(2))
-    blob = "".join(reasons)
-    assert int(block.group(1)) == len(blob)
-    codes = {n: eval(v) for n, v in re.findall(r"(?m)^(E_\w+): constant\(uint256\) = (.+)$", src)}  # noqa: S307
-    return blob, codes, reasons
-
-
 def test_reasons__every_code_names_exactly_one_reason():
-    """Each E_ code slices one whole reason out of REASONS; every reason has a code, is used,
-    and is one line; `_check` puts "market: " in front of it (once, not 69 times in the code)."""
-    blob, codes, reasons = _reason_table()
-    starts, off = {}, 0
-    for r in reasons:
-        starts[off] = r
-        off += len(r)
-    named = {}
-    for name, code in codes.items():
-        offset, length = code >> 8, code & 255
-        assert offset in starts and len(starts[offset]) == length, name
-        named[name] = starts[offset]
-    assert sorted(named.values()) == sorted(reasons)
-    src = MARKET_SOURCE.read_text()
-    for name in codes:
-        assert len(re.findall(rf"\b{name}\b", src)) >= 2, f"{name} is never checked"
-    assert all(not r.startswith("market: ") and "\n" not in r for r in reasons)
-    assert 'concat("market: ", slice(self._reasons' in src and "self._reasons = REASONS" in src
+    check_reason_table(MARKET_SOURCE, "market: ")
 
 
 def test_token_call_failed__reverts(tasks_deployer, mock_game_deployer, market_deployer, availability):
