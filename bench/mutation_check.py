@@ -66,7 +66,7 @@ MAPPING: dict[str, list[str]] = {
     "Market.vy": [f"{TESTS}/test_market.py", f"{TESTS}/test_market_attacks.py", f"{TESTS}/test_game_market.py",
                   f"{TESTS}/test_market_invariants.py",
                   f"--deselect={TESTS}/test_market.py::test_reasons__every_code_names_exactly_one_reason"],
-    "Loop.vy": [f"{TESTS}/test_loop.py", f"{TESTS}/test_loop_programs.py", f"{TESTS}/test_loop_invariants.py",
+    "Loop.vy": [f"{TESTS}/test_loop.py", f"{TESTS}/test_loop_data.py", f"{TESTS}/test_loop_programs.py", f"{TESTS}/test_loop_invariants.py",
                 f"--deselect={TESTS}/test_loop.py::test_reasons__every_code_names_exactly_one_reason"],
     "Vault.vy": [f"{TESTS}/test_loop.py", f"{TESTS}/test_loop_invariants.py"],
 }

@@ -57,6 +57,10 @@ interface IVault:
     def repay(amount: uint256): nonpayable
 
 
+interface IAvailability:
+    def available(commitment: bytes32) -> bool: view
+
+
 interface IPool:
     def token0() -> address: view
     def token1() -> address: view
@@ -67,6 +71,14 @@ interface IPool:
 # --- constants (docs/SPEC.md 12.1; verifier/market/economics.py mirrors them) ----------------
 
 MAX_MODELS: constant(uint256) = 16
+# the values program's limits (Market.vy's, SPEC 8.1); a model names at most MODEL_DATASETS
+MAX_DATASETS: constant(uint256) = 8
+MODEL_DATASETS: constant(uint256) = 8
+MAX_POINTS: constant(uint256) = 1_024
+MAX_K: constant(uint256) = 64
+# a period's features are the labels of the `features` periods before it
+MAX_LAGS: constant(uint256) = 16
+MAX_DATA_SLASH_BPS: constant(uint256) = 1_000
 BPS: constant(uint256) = 10_000
 WEIGHT_UNIT: constant(uint256) = 10**15
 MAX_WEIGHT: constant(uint256) = 2**40 - 1
@@ -120,7 +132,7 @@ DT_INT64: constant(uint256) = 7
 # the string is REASONS[code >> 8 : (code >> 8) + (code & 255)], as in Market.vy: one shared
 # revert instead of ~130 bytes of code per inline reason keeps the loop under EIP-170's
 # 24_576 bytes. tests/contracts/test_loop.py checks every code against this table.
-REASONS: constant(String[1554]) = (
+REASONS: constant(String[1784]) = (
     "zero token"
     "pool of other tokens"
     "tasks uses another token"
@@ -145,7 +157,6 @@ REASONS: constant(String[1554]) = (
     "model not committed or already revealed"
     "a prediction is one byte"
     "prediction does not match the commitment"
-    "kind is not 0 or 1"
     "no model revealed"
     "reveal deadline not reached"
     "the period's exit passed"
@@ -171,12 +182,21 @@ REASONS: constant(String[1554]) = (
     "the pool refused the exit; call unwind once its price is back near its average"
     "scores not recorded"
     "result deadline not reached"
-    "scores recorded; settle the period"
     "the pool's average price is 0"
     "no such period"
     "period already ended"
     "no such model"
     "not the model owner"
+    "kind is not 0, 1 or 2"
+    "results recorded; settle the period"
+    "data shape outside the market's limits"
+    "no such dataset"
+    "not the dataset owner"
+    "data not published on Availability.vy"
+    "dataset already joined"
+    "dataset slots full of reservations at least as large"
+    "no dataset active"
+    "data values not recorded"
 )
 E_ZERO_TOKEN: constant(uint256) = 0 << 8 | 10
 E_POOL_OTHER_TOKENS: constant(uint256) = 10 << 8 | 20
@@ -202,41 +222,51 @@ E_REVEAL_DEADLINE_PASSED: constant(uint256) = 583 << 8 | 22
 E_NOT_COMMITTED_OR_REVEALED: constant(uint256) = 605 << 8 | 39
 E_PREDICTION_ONE_BYTE: constant(uint256) = 644 << 8 | 24
 E_PREDICTION_DOES_NOT_MATCH: constant(uint256) = 668 << 8 | 40
-E_KIND_NOT_0_OR_1: constant(uint256) = 708 << 8 | 18
-E_NO_MODEL_REVEALED: constant(uint256) = 726 << 8 | 17
-E_REVEAL_DEADLINE_NOT_REACHED: constant(uint256) = 743 << 8 | 27
-E_PERIOD_EXIT_PASSED: constant(uint256) = 770 << 8 | 24
-E_POSITION_NOT_CLOSED: constant(uint256) = 794 << 8 | 19
-E_RESULT_DEADLINE_PASSED: constant(uint256) = 813 << 8 | 22
-E_KIND_TASK_RUNNING: constant(uint256) = 835 << 8 | 32
-E_KIND_TASK_DONE: constant(uint256) = 867 << 8 | 23
-E_SLOTS_ARE_NOT_PROGRAM: constant(uint256) = 890 << 8 | 36
-E_TOKEN_FAILED: constant(uint256) = 926 << 8 | 17
-E_RESULT_ALREADY_RECORDED: constant(uint256) = 943 << 8 | 23
-E_WRONG_NUMBER_VALUES: constant(uint256) = 966 << 8 | 22
-E_VALUE_OUTSIDE_INT64: constant(uint256) = 988 << 8 | 19
-E_NO_TASK_OF_KIND: constant(uint256) = 1007 << 8 | 20
-E_TASK_NOT_DONE: constant(uint256) = 1027 << 8 | 37
-E_NOT_FINAL_STATE: constant(uint256) = 1064 << 8 | 27
-E_WRONG_PROOF_LENGTH: constant(uint256) = 1091 << 8 | 18
-E_PROOF_DOES_NOT_OPEN: constant(uint256) = 1109 << 8 | 30
-E_TRADE_AT_NOT_REACHED: constant(uint256) = 1139 << 8 | 20
-E_NOTHING_TO_TRADE: constant(uint256) = 1159 << 8 | 71
-E_PERIOD_EXIT_NOT_REACHED: constant(uint256) = 1230 << 8 | 29
-E_POSITION_ALREADY_CLOSED: constant(uint256) = 1259 << 8 | 23
-E_NO_POSITION_SELL: constant(uint256) = 1282 << 8 | 19
-E_POOL_REFUSED_EXIT: constant(uint256) = 1301 << 8 | 78
-E_SCORES_NOT_RECORDED: constant(uint256) = 1379 << 8 | 19
-E_RESULT_DEADLINE_NOT_REACHED: constant(uint256) = 1398 << 8 | 27
-E_SCORES_RECORDED: constant(uint256) = 1425 << 8 | 34
-E_AVERAGE_PRICE_ZERO: constant(uint256) = 1459 << 8 | 29
-E_NO_SUCH_PERIOD: constant(uint256) = 1488 << 8 | 14
-E_PERIOD_ALREADY_ENDED: constant(uint256) = 1502 << 8 | 20
-E_NO_SUCH_MODEL: constant(uint256) = 1522 << 8 | 13
-E_NOT_MODEL_OWNER: constant(uint256) = 1535 << 8 | 19
+E_NO_MODEL_REVEALED: constant(uint256) = 708 << 8 | 17
+E_REVEAL_DEADLINE_NOT_REACHED: constant(uint256) = 725 << 8 | 27
+E_PERIOD_EXIT_PASSED: constant(uint256) = 752 << 8 | 24
+E_POSITION_NOT_CLOSED: constant(uint256) = 776 << 8 | 19
+E_RESULT_DEADLINE_PASSED: constant(uint256) = 795 << 8 | 22
+E_KIND_TASK_RUNNING: constant(uint256) = 817 << 8 | 32
+E_KIND_TASK_DONE: constant(uint256) = 849 << 8 | 23
+E_SLOTS_ARE_NOT_PROGRAM: constant(uint256) = 872 << 8 | 36
+E_TOKEN_FAILED: constant(uint256) = 908 << 8 | 17
+E_RESULT_ALREADY_RECORDED: constant(uint256) = 925 << 8 | 23
+E_WRONG_NUMBER_VALUES: constant(uint256) = 948 << 8 | 22
+E_VALUE_OUTSIDE_INT64: constant(uint256) = 970 << 8 | 19
+E_NO_TASK_OF_KIND: constant(uint256) = 989 << 8 | 20
+E_TASK_NOT_DONE: constant(uint256) = 1009 << 8 | 37
+E_NOT_FINAL_STATE: constant(uint256) = 1046 << 8 | 27
+E_WRONG_PROOF_LENGTH: constant(uint256) = 1073 << 8 | 18
+E_PROOF_DOES_NOT_OPEN: constant(uint256) = 1091 << 8 | 30
+E_TRADE_AT_NOT_REACHED: constant(uint256) = 1121 << 8 | 20
+E_NOTHING_TO_TRADE: constant(uint256) = 1141 << 8 | 71
+E_PERIOD_EXIT_NOT_REACHED: constant(uint256) = 1212 << 8 | 29
+E_POSITION_ALREADY_CLOSED: constant(uint256) = 1241 << 8 | 23
+E_NO_POSITION_SELL: constant(uint256) = 1264 << 8 | 19
+E_POOL_REFUSED_EXIT: constant(uint256) = 1283 << 8 | 78
+E_SCORES_NOT_RECORDED: constant(uint256) = 1361 << 8 | 19
+E_RESULT_DEADLINE_NOT_REACHED: constant(uint256) = 1380 << 8 | 27
+E_AVERAGE_PRICE_ZERO: constant(uint256) = 1407 << 8 | 29
+E_NO_SUCH_PERIOD: constant(uint256) = 1436 << 8 | 14
+E_PERIOD_ALREADY_ENDED: constant(uint256) = 1450 << 8 | 20
+E_NO_SUCH_MODEL: constant(uint256) = 1470 << 8 | 13
+E_NOT_MODEL_OWNER: constant(uint256) = 1483 << 8 | 19
+E_KIND: constant(uint256) = 1502 << 8 | 21
+E_RESULTS_RECORDED: constant(uint256) = 1523 << 8 | 35
+E_DATA_SHAPE: constant(uint256) = 1558 << 8 | 38
+E_NO_SUCH_DATASET: constant(uint256) = 1596 << 8 | 15
+E_NOT_DATASET_OWNER: constant(uint256) = 1611 << 8 | 21
+E_DATA_NOT_PUBLISHED: constant(uint256) = 1632 << 8 | 37
+E_DATASET_ALREADY_JOINED: constant(uint256) = 1669 << 8 | 22
+E_DATASET_SLOTS_FULL: constant(uint256) = 1691 << 8 | 52
+E_NO_DATASET_ACTIVE: constant(uint256) = 1743 << 8 | 17
+E_VALUES_NOT_RECORDED: constant(uint256) = 1760 << 8 | 24
 
 KIND_METAMODEL: constant(uint256) = 0
 KIND_SCORES: constant(uint256) = 1
+KIND_VALUES: constant(uint256) = 2
+KINDS: constant(uint256) = 3
 
 PERIOD_OPEN: constant(uint8) = 1
 PERIOD_SETTLED: constant(uint8) = 2
@@ -293,6 +323,16 @@ struct Terms:
     solver_bond: uint256
     challenger_bond: uint256
     arity: uint256
+    # D dataset slots of every period, each dataset R rows of F features (the values program
+    # is built for them, with k neighbours); F is also how many past labels a period's features hold
+    datasets: uint256
+    features: uint256
+    dataset_rows: uint256
+    k: uint256
+    # what a model passes on of its gain to its positively valued datasets, and what a
+    # negatively valued dataset loses of its reservation, burned (SPEC 8.5)
+    data_share_bps: uint256
+    data_slash_bps: uint256
 
 
 struct Period:
@@ -327,6 +367,9 @@ struct Period:
     closed: bool
     # sign of the realized return: the scores program's label (0: unscored)
     label: int256
+    # dataset slots taken, and datasets active (joined and named by a revealed model)
+    datasets: uint256
+    active: uint256
 
 
 struct Entry:
@@ -342,18 +385,70 @@ struct Model:
     reserved: uint256
 
 
+struct Dataset:
+    owner: address
+    # tensor commitments of X_d, int8 [dataset_rows, features], and L_d, int8 [dataset_rows]
+    features: bytes32
+    labels: bytes32
+    stake: uint256
+    reserved: uint256
+
+
+struct DataEntry:
+    slot: uint256
+    # its reservation, 0 once freed
+    at_risk: uint256
+    joined: bool
+    # a revealed model names it: valued, and slashed if its value is negative
+    active: bool
+
+
 # --- events ----------------------------------------------------------------------------------
 
 
 event ModelRegistered:
     model_id: indexed(uint256)
     owner: indexed(address)
+    datasets: DynArray[uint256, MODEL_DATASETS]
 
 
 event StakeChanged:
     model_id: indexed(uint256)
     stake: uint256
     reserved: uint256
+
+
+event DatasetPublished:
+    dataset_id: indexed(uint256)
+    owner: indexed(address)
+    features: bytes32
+    labels: bytes32
+    stake: uint256
+
+
+event DataStakeChanged:
+    dataset_id: indexed(uint256)
+    stake: uint256
+    reserved: uint256
+
+
+event Joined:
+    period_id: indexed(uint256)
+    dataset_id: indexed(uint256)
+    slot: uint256
+    amount: uint256
+
+
+event DataDisplaced:
+    period_id: indexed(uint256)
+    dataset_id: indexed(uint256)
+    slot: uint256
+
+
+event DataPaid:
+    period_id: indexed(uint256)
+    dataset_id: indexed(uint256)
+    amount: int256
 
 
 event PeriodOpened:
@@ -435,12 +530,15 @@ asset: public(immutable(IERC20))
 pool: public(immutable(IPool))
 tasks: public(immutable(Tasks.__interface__))
 vault: public(immutable(IVault))
+availability: public(immutable(IAvailability))
 
 terms: public(Terms)
-# kind 0 (metamodel) and 1 (scores), built for `terms.models` slots and one row
-programs: public(ProgramRef[2])
+# kind 0 (metamodel), 1 (scores) and 2 (data values), built for the terms' shape and one row
+programs: public(ProgramRef[KINDS])
 
 models: public(HashMap[uint256, Model])
+# model => the datasets it was trained on: their share of its gains (SPEC 12.5; ModelRegistered logs them)
+named: HashMap[uint256, DynArray[uint256, MODEL_DATASETS]]
 model_count: public(uint256)
 
 periods: public(HashMap[uint256, Period])
@@ -453,6 +551,15 @@ predictions: public(HashMap[uint256, HashMap[uint256, Bytes[1]]])
 prediction_commitment: HashMap[uint256, HashMap[uint256, bytes32]]
 # period => 2M values: own scores, then leave-one-out scores
 _scores: HashMap[uint256, DynArray[int256, 2 * MAX_MODELS]]
+# period => D values of the datasets' slots
+_values: HashMap[uint256, DynArray[int256, MAX_DATASETS]]
+datasets: public(HashMap[uint256, Dataset])
+dataset_count: public(uint256)
+data_entries: public(HashMap[uint256, HashMap[uint256, DataEntry]])
+# period => slot => dataset id (slots in join order)
+slot_dataset: public(HashMap[uint256, HashMap[uint256, uint256]])
+# period => its features X, int8 [1, F], in the first F bytes: the labels of the F periods before it
+features: public(HashMap[uint256, bytes32])
 task_of: public(HashMap[uint256, HashMap[uint256, uint256]])
 task_reward: public(HashMap[uint256, HashMap[uint256, uint256]])
 
@@ -460,12 +567,12 @@ task_reward: public(HashMap[uint256, HashMap[uint256, uint256]])
 owed: public(uint256)
 burned: public(uint256)
 # REASONS, written once at deployment: out of the runtime code, which EIP-170 bounds
-_reasons: String[1554]
+_reasons: String[1784]
 
 
 @deploy
 def __init__(
-    token_: IERC20, asset_: IERC20, pool_: IPool, tasks_: address, vault_: IVault, terms_: Terms, programs_: ProgramRef[2]
+    token_: IERC20, asset_: IERC20, pool_: IPool, tasks_: address, vault_: IVault, terms_: Terms, programs_: ProgramRef[KINDS]
 ):
     self._reasons = REASONS
     self._check(token_.address != empty(address) and asset_.address != empty(address), E_ZERO_TOKEN)
@@ -479,11 +586,13 @@ def __init__(
         self._check(p.out_slot < p.n_slots, E_SLOTS_PAST_TABLE)
     self._check(programs_[0].data_base + 1 + terms_.models <= programs_[0].n_slots, E_SLOTS_PAST_TABLE)
     self._check(programs_[1].data_base + 2 + terms_.models <= programs_[1].n_slots, E_SLOTS_PAST_TABLE)
+    self._check(programs_[2].data_base + 3 + 2 * terms_.datasets <= programs_[2].n_slots, E_SLOTS_PAST_TABLE)
     token = token_
     asset = asset_
     pool = pool_
     tasks = Tasks.__interface__(tasks_)
     vault = vault_
+    availability = IAvailability((staticcall Tasks.__interface__(tasks_).availability()).address)
     self.terms = terms_
     self.programs = programs_
 
@@ -502,6 +611,7 @@ def _require_terms(t: Terms):
     self._check(t.fee_bps <= MAX_FEE_BPS and t.factor_bps <= MAX_FACTOR_BPS, E_RATE_OUTSIDE_BOUNDS)
     self._check(t.cap_bps <= MAX_CAP_BPS and t.bonus_bps * BONUS_CAP_DIVISOR <= t.cap_bps, E_RATE_OUTSIDE_BOUNDS)
     self._check(t.min_stake > 0, E_RATE_OUTSIDE_BOUNDS)
+    self._check(t.data_share_bps <= BPS and t.data_slash_bps <= MAX_DATA_SLASH_BPS, E_RATE_OUTSIDE_BOUNDS)
     ok: bool = t.window >= MIN_WINDOW and t.window <= MAX_TASK_WINDOW
     ok = ok and t.clock >= MIN_CLOCK and t.clock <= MAX_TASK_CLOCK
     ok = ok and t.duration >= MIN_TASK_DURATION and t.duration <= MAX_TASK_DURATION
@@ -509,18 +619,28 @@ def _require_terms(t: Terms):
     ok = ok and t.challenger_bond >= Tasks.MIN_CHALLENGER_BOND and t.challenger_bond <= Tasks.MAX_CHALLENGER_BOND
     ok = ok and t.solver_bond >= t.challenger_bond and t.solver_bond <= MAX_SOLVER_BOND
     self._check(ok, E_TASK_TERMS_OUTSIDE)
+    ok = t.datasets >= 1 and t.datasets <= MAX_DATASETS and t.features >= 1 and t.features <= MAX_LAGS
+    ok = ok and t.dataset_rows >= 1 and t.datasets * t.dataset_rows <= MAX_POINTS
+    ok = ok and t.k >= 1 and t.k <= MAX_K and t.k <= t.datasets * t.dataset_rows
+    self._check(ok, E_DATA_SHAPE)
 
 
 # --- models ----------------------------------------------------------------------------------
 
 
 @external
-def register() -> uint256:
-    """@notice Registers a model owned by the caller."""
+def register(datasets: DynArray[uint256, MODEL_DATASETS] = []) -> uint256:
+    """
+    @notice Registers a model owned by the caller, trained on `datasets`: a share of its gains
+            goes to those of them that join a period and are valued positively in it (SPEC
+            12.5). The list is the modeler's word and is not checked: a dataset named twice
+            counts twice in the proportion, an id never published never joins.
+    """
     model_id: uint256 = self.model_count + 1
     self.model_count = model_id
     self.models[model_id].owner = msg.sender
-    log ModelRegistered(model_id=model_id, owner=msg.sender)
+    self.named[model_id] = datasets
+    log ModelRegistered(model_id=model_id, owner=msg.sender, datasets=datasets)
     return model_id
 
 
@@ -539,12 +659,95 @@ def add_stake(model_id: uint256, amount: uint256):
 def withdraw_stake(model_id: uint256, amount: uint256):
     """@notice Takes back free stake (stake not reserved by a period)."""
     self._require_model_owner(model_id)
-    m: Model = self.models[model_id]
-    self._check(amount <= m.stake - m.reserved, E_ABOVE_FREE_STAKE)
-    self.models[model_id].stake = m.stake - amount
+    stake: uint256 = self.models[model_id].stake
+    reserved: uint256 = self.models[model_id].reserved
+    self._check(amount <= stake - reserved, E_ABOVE_FREE_STAKE)
+    self.models[model_id].stake = stake - amount
     self.owed -= amount
-    log StakeChanged(model_id=model_id, stake=m.stake - amount, reserved=m.reserved)
+    log StakeChanged(model_id=model_id, stake=stake - amount, reserved=reserved)
     self._push(msg.sender, amount)
+
+
+# --- datasets --------------------------------------------------------------------------------
+
+
+@external
+@nonreentrant
+def publish_dataset(features_root: bytes32, labels_root: bytes32, stake: uint256) -> uint256:
+    """
+    @notice Publishes a dataset of the loop's shape and pulls `stake`: `features_root` and
+            `labels_root` are the data roots of X_d, int8 [dataset_rows, features], and L_d,
+            int8 [dataset_rows] (-1 or 1), whose bytes must be on Availability.vy first. The
+            loop computes both commitments itself, so no dataset of another shape can join.
+    """
+    rows: uint256 = self.terms.dataset_rows
+    features: bytes32 = self._tensor_commitment(DT_INT8 << 248 | 2 << 240 | rows << 208 | self.terms.features << 176, features_root)
+    labels: bytes32 = self._tensor_commitment(DT_INT8 << 248 | 1 << 240 | rows << 208, labels_root)
+    # no program may take an input a verifier cannot fetch: the bytes are in the chain's history
+    self._check(staticcall availability.available(features) and staticcall availability.available(labels), E_DATA_NOT_PUBLISHED)
+    dataset_id: uint256 = self.dataset_count + 1
+    self.dataset_count = dataset_id
+    self.datasets[dataset_id] = Dataset(owner=msg.sender, features=features, labels=labels, stake=stake, reserved=0)
+    self.owed += stake
+    log DatasetPublished(dataset_id=dataset_id, owner=msg.sender, features=features, labels=labels, stake=stake)
+    self._pull(stake)
+    return dataset_id
+
+
+@external
+@nonreentrant
+def add_data_stake(dataset_id: uint256, amount: uint256):
+    self._require_dataset_owner(dataset_id)
+    self.datasets[dataset_id].stake += amount
+    self.owed += amount
+    log DataStakeChanged(dataset_id=dataset_id, stake=self.datasets[dataset_id].stake, reserved=self.datasets[dataset_id].reserved)
+    self._pull(amount)
+
+
+@external
+@nonreentrant
+def withdraw_data_stake(dataset_id: uint256, amount: uint256):
+    """@notice Takes back free stake (stake not reserved by a period)."""
+    self._require_dataset_owner(dataset_id)
+    d: Dataset = self.datasets[dataset_id]
+    self._check(amount <= d.stake - d.reserved, E_ABOVE_FREE_STAKE)
+    self.datasets[dataset_id].stake = d.stake - amount
+    self.owed -= amount
+    log DataStakeChanged(dataset_id=dataset_id, stake=d.stake - amount, reserved=d.reserved)
+    self._push(msg.sender, amount)
+
+
+@external
+def join(period_id: uint256, dataset_id: uint256, amount: uint256):
+    """
+    @notice Puts the dataset in the period (its owner, before the commit deadline) and reserves
+            `amount` of its free stake until the period ends. Once the D slots are full, a
+            larger reservation takes the slot of the smallest (the first of equals), whose
+            reservation is freed (SPEC 12.5). It is valued, and may be slashed, only if a
+            model naming it reveals.
+    """
+    self._require_dataset_owner(dataset_id)
+    self._require_open(period_id)
+    self._check(block.timestamp < self.periods[period_id].commit_deadline, E_COMMIT_DEADLINE_PASSED)
+    self._check(not self.data_entries[period_id][dataset_id].joined, E_DATASET_ALREADY_JOINED)
+    self._check(amount >= self.terms.min_stake, E_STAKE_BELOW_MINIMUM)
+    d: Dataset = self.datasets[dataset_id]
+    self._check(amount <= d.stake - d.reserved, E_ABOVE_FREE_STAKE)
+    slot: uint256 = self.periods[period_id].datasets
+    if slot == self.terms.datasets:
+        out: uint256 = 0
+        least: uint256 = 0
+        slot, out, least = self._smallest(period_id, True)
+        self._check(amount > least, E_DATASET_SLOTS_FULL)
+        self.datasets[out].reserved -= least
+        self.data_entries[period_id][out] = empty(DataEntry)
+        log DataDisplaced(period_id=period_id, dataset_id=out, slot=slot)
+    else:
+        self.periods[period_id].datasets = slot + 1
+    self.datasets[dataset_id].reserved = d.reserved + amount
+    self.data_entries[period_id][dataset_id] = DataEntry(slot=slot, at_risk=amount, joined=True, active=False)
+    self.slot_dataset[period_id][slot] = dataset_id
+    log Joined(period_id=period_id, dataset_id=dataset_id, slot=slot, amount=amount)
 
 
 # --- periods ---------------------------------------------------------------------------------
@@ -562,7 +765,7 @@ def open_period() -> uint256:
     assets: uint256 = extcall vault.turn()
     t: Terms = self.terms
     fee: uint256 = assets * t.fee_bps // BPS
-    budget: uint256 = 2 * t.reward
+    budget: uint256 = KINDS * t.reward
     self._check(assets >= fee + budget, E_VAULT_CANNOT_PAY)
     self.owed += fee + budget
     p: uint256 = last + 1
@@ -576,12 +779,22 @@ def open_period() -> uint256:
     end: uint256 = trade_at + t.hold
     # at the largest return every slot's gain fits its 1/M of the pool (SPEC 8.5)
     max_stake: uint256 = fee * BPS // ((t.cap_bps + t.bonus_bps) * t.models + 1)
-    self.periods[p] = Period(
-        state=PERIOD_OPEN, commit_deadline=commit_deadline, reveal_deadline=reveal_deadline,
-        trade_at=trade_at, end=end, result_deadline=end + t.average + latency, pool=fee, budget=budget,
-        max_stake=max_stake, models=0, revealed=0, backing=0, recorded=0, metamodel=0, entry_price=0, exit_price=0,
-        spent=0, position=0, proceeds=0, traded=False, closed=False, label=0,
-    )
+    # a new period's storage is all zero: only what is not zero is written
+    self.periods[p].state = PERIOD_OPEN
+    self.periods[p].commit_deadline = commit_deadline
+    self.periods[p].reveal_deadline = reveal_deadline
+    self.periods[p].trade_at = trade_at
+    self.periods[p].end = end
+    self.periods[p].result_deadline = end + t.average + latency
+    self.periods[p].pool = fee
+    self.periods[p].budget = budget
+    self.periods[p].max_stake = max_stake
+    # X: the labels (signs of the realized returns) of the F periods before this one, latest
+    # first, as int8; known to all before anyone commits
+    word: uint256 = 0
+    for f: uint256 in range(min(t.features, last), bound=MAX_LAGS):
+        word |= convert(self.periods[last - f].label + 256, uint256) % 256 << (248 - 8 * f)
+    self.features[p] = convert(word, bytes32)
     log PeriodOpened(period_id=p, pool=fee, budget=budget, max_stake=max_stake, trade_at=trade_at, end=end)
     extcall vault.lend(fee + budget)
     return p
@@ -621,28 +834,21 @@ def commit(period_id: uint256, model_id: uint256, commitment: bytes32, amount: u
     self._check(self.entries[period_id][model_id].state == 0, E_MODEL_ALREADY_COMMITTED)
     self._check(amount >= self.terms.min_stake, E_STAKE_BELOW_MINIMUM)
     self._check(amount <= self.periods[period_id].max_stake, E_STAKE_ABOVE_MAXIMUM)
-    m: Model = self.models[model_id]
-    self._check(amount <= m.stake - m.reserved, E_ABOVE_FREE_STAKE)
+    reserved: uint256 = self.models[model_id].reserved
+    self._check(amount <= self.models[model_id].stake - reserved, E_ABOVE_FREE_STAKE)
     slot: uint256 = self.periods[period_id].models
     if slot == self.terms.models:
         # full: first come would let sybils hold every slot for min_stake each
-        out: uint256 = self.slot_model[period_id][0]
-        least: uint256 = self.entries[period_id][out].amount
-        slot = 0
-        for s: uint256 in range(1, self.terms.models, bound=MAX_MODELS):
-            other: uint256 = self.slot_model[period_id][s]
-            held: uint256 = self.entries[period_id][other].amount
-            if held < least:
-                slot = s
-                out = other
-                least = held
+        out: uint256 = 0
+        least: uint256 = 0
+        slot, out, least = self._smallest(period_id, False)
         self._check(amount > least, E_MODEL_SLOTS_FULL)
         self.models[out].reserved -= least
         self.entries[period_id][out] = empty(Entry)
         log Displaced(period_id=period_id, model_id=out, slot=slot)
     else:
         self.periods[period_id].models = slot + 1
-    self.models[model_id].reserved = m.reserved + amount
+    self.models[model_id].reserved = reserved + amount
     self.entries[period_id][model_id] = Entry(slot=slot, amount=amount, state=ENTRY_COMMITTED, commitment=commitment)
     self.slot_model[period_id][slot] = model_id
     log Committed(period_id=period_id, model_id=model_id, slot=slot, amount=amount)
@@ -667,6 +873,11 @@ def reveal(period_id: uint256, model_id: uint256, prediction: Bytes[1], salt: by
     self.prediction_commitment[period_id][entry.slot] = self._int8_commitment(prediction)
     self.periods[period_id].revealed = self.periods[period_id].revealed + 1
     self.periods[period_id].backing += entry.amount
+    # joining precedes every reveal (the commit deadline), so a model's datasets are all known
+    for d: uint256 in self.named[model_id]:
+        if self.data_entries[period_id][d].joined and not self.data_entries[period_id][d].active:
+            self.data_entries[period_id][d].active = True
+            self.periods[period_id].active += 1
     log Revealed(period_id=period_id, model_id=model_id, prediction=prediction)
 
 
@@ -679,8 +890,9 @@ def post_task(period_id: uint256, kind: uint256, slots: DynArray[bytes32, MAX_SL
             `slots` is the program's template; the loop writes the period's data into it.
     """
     self._require_open(period_id)
-    self._check(kind <= KIND_SCORES, E_KIND_NOT_0_OR_1)
+    self._check(kind < KINDS, E_KIND)
     self._check(self.periods[period_id].revealed > 0, E_NO_MODEL_REVEALED)
+    self._check(kind != KIND_VALUES or self.periods[period_id].active > 0, E_NO_DATASET_ACTIVE)
     if kind == KIND_METAMODEL:
         self._check(block.timestamp >= self.periods[period_id].reveal_deadline, E_REVEAL_DEADLINE_NOT_REACHED)
         self._check(block.timestamp < self.periods[period_id].end, E_PERIOD_EXIT_PASSED)
@@ -696,19 +908,36 @@ def post_task(period_id: uint256, kind: uint256, slots: DynArray[bytes32, MAX_SL
 
     table: DynArray[bytes32, MAX_SLOTS] = slots
     base: uint256 = prog.data_base
-    table[base] = self._int64_commitment(self._weights(period_id))
-    first: uint256 = base + 1
-    if kind == KIND_SCORES:
-        label: Bytes[1] = b"\x01"
-        if self.periods[period_id].label < 0:
-            label = b"\xff"
-        table[first] = self._int8_commitment(label)
-        first += 1
-    for slot: uint256 in range(self.periods[period_id].models, bound=MAX_MODELS):
-        if self.entries[period_id][self.slot_model[period_id][slot]].state == ENTRY_REVEALED:
-            table[first + slot] = self.prediction_commitment[period_id][slot]
+    label: Bytes[1] = b"\x01"
+    if self.periods[period_id].label < 0:
+        label = b"\xff"
+    n_data: uint256 = 3 + 2 * t.datasets
+    if kind == KIND_VALUES:
+        # in the order of SPEC 8.2: a, y, X, then X_d, L_d of every active slot
+        table[base] = self._int64_commitment(self._mask(period_id))
+        table[base + 1] = self._int8_commitment(label)
+        features: bytes32 = self.features[period_id]
+        table[base + 2] = self._tensor_commitment(
+            DT_INT8 << 248 | 2 << 240 | 1 << 208 | t.features << 176,
+            keccak256(concat(b"\x00", features, slice(abi_encode(empty(uint256[CHUNK // 32])), 0, CHUNK - 32))),
+        )
+        for slot: uint256 in range(self.periods[period_id].datasets, bound=MAX_DATASETS):
+            d: uint256 = self.slot_dataset[period_id][slot]
+            if self.data_entries[period_id][d].active:
+                table[base + 3 + 2 * slot] = self.datasets[d].features
+                table[base + 4 + 2 * slot] = self.datasets[d].labels
+    else:
+        table[base] = self._int64_commitment(self._weights(period_id))
+        first: uint256 = base + 1
+        if kind == KIND_SCORES:
+            table[first] = self._int8_commitment(label)
+            first += 1
+        for slot: uint256 in range(self.periods[period_id].models, bound=MAX_MODELS):
+            if self.entries[period_id][self.slot_model[period_id][slot]].state == ENTRY_REVEALED:
+                table[first + slot] = self.prediction_commitment[period_id][slot]
+        n_data = first + t.models - base
     data: DynArray[bytes32, MAX_SLOTS] = []
-    for i: uint256 in range(first + t.models - base, bound=MAX_MODELS + 2):
+    for i: uint256 in range(n_data, bound=3 + 2 * MAX_DATASETS):
         data.append(table[base + i])
 
     self.periods[period_id].budget = self.periods[period_id].budget - t.reward
@@ -736,13 +965,16 @@ def record(
             final slot table's result slot to the commitment of `values` as an int64 tensor.
     """
     self._require_open(period_id)
-    self._check(kind <= KIND_SCORES, E_KIND_NOT_0_OR_1)
+    self._check(kind < KINDS, E_KIND)
     self._check(self.periods[period_id].recorded & (1 << kind) == 0, E_RESULT_ALREADY_RECORDED)
     if kind == KIND_METAMODEL:
         self._check(len(values) == 1, E_WRONG_NUMBER_VALUES)
         self._check(block.timestamp < self.periods[period_id].end, E_PERIOD_EXIT_PASSED)
     else:
-        self._check(len(values) == 2 * self.terms.models, E_WRONG_NUMBER_VALUES)
+        length: uint256 = 2 * self.terms.models
+        if kind == KIND_VALUES:
+            length = self.terms.datasets
+        self._check(len(values) == length, E_WRONG_NUMBER_VALUES)
         self._check(block.timestamp < self.periods[period_id].result_deadline, E_RESULT_DEADLINE_PASSED)
     elements: DynArray[uint256, 2 * MAX_MODELS] = []
     for v: int256 in values:
@@ -760,8 +992,13 @@ def record(
     self._check(merkle._fold(commitment, prog.out_slot, proof, prog.n_slots) == slots_root, E_PROOF_DOES_NOT_OPEN)
     if kind == KIND_METAMODEL:
         self.periods[period_id].metamodel = values[0]
-    else:
+    elif kind == KIND_SCORES:
         self._scores[period_id] = values
+    else:
+        stored: DynArray[int256, MAX_DATASETS] = []
+        for v: int256 in values:
+            stored.append(v)
+        self._values[period_id] = stored
     self.periods[period_id].recorded = self.periods[period_id].recorded | (1 << kind)
     log Recorded(period_id=period_id, kind=kind, commitment=commitment)
 
@@ -835,7 +1072,7 @@ def close(period_id: uint256):
     log Closed(period_id=period_id, exit_price=price, label=label)
     self._sell(period_id, price, False)
     if label == 0 or self.periods[period_id].revealed == 0:
-        self._end(period_id, PERIOD_SETTLED, empty(DynArray[uint256, MAX_MODELS]), 0)
+        self._end(period_id, PERIOD_SETTLED, empty(DynArray[uint256, MAX_MODELS]), empty(DynArray[uint256, MAX_DATASETS]), 0)
 
 
 @external
@@ -879,19 +1116,25 @@ def _sell(period_id: uint256, price: uint256, must: bool):
 @nonreentrant
 def settle(period_id: uint256):
     """
-    @notice Pays the models once the scores are recorded (anyone, once): model i's return is
+    @notice Pays the models once the scores are recorded, and the data values when a dataset
+            is active (anyone, once): model i's return is
             clip(own_i * factor / BPS, +-cap) + clip(score_i * factor / BPS, 0, bonus)
             - ceil(bonus / CHARGE_DIVISOR) bps of its reservation; gains come from the pool,
-            losses are burned, the rest of the pool and budget returns to the vault, and every
-            reservation is freed.
+            and data_share_bps of each goes on to the model's positively valued datasets in
+            proportion to their values; losses (a model's, and data_slash_bps of a negatively
+            valued dataset's reservation) are burned, the rest of the pool and budget returns
+            to the vault, and every reservation is freed.
     """
     self._require_open(period_id)
     self._check(self.periods[period_id].recorded & 2 != 0, E_SCORES_NOT_RECORDED)
-    t: Terms = self.terms
+    self._check(self.periods[period_id].active == 0 or self.periods[period_id].recorded & 4 != 0, E_VALUES_NOT_RECORDED)
+    # fields, not a copy of the whole Terms: code size
+    bonus: int256 = convert(self.terms.bonus_bps, int256)
+    models: uint256 = self.terms.models
     scores: DynArray[int256, 2 * MAX_MODELS] = self._scores[period_id]
-    cap: int256 = convert(t.cap_bps, int256)
-    factor: int256 = convert(t.factor_bps, int256)
-    charge: int256 = convert((t.bonus_bps + CHARGE_DIVISOR - 1) // CHARGE_DIVISOR, int256)
+    cap: int256 = convert(self.terms.cap_bps, int256)
+    factor: int256 = convert(self.terms.factor_bps, int256)
+    charge: int256 = (bonus + convert(CHARGE_DIVISOR, int256) - 1) // convert(CHARGE_DIVISOR, int256)
     gains: DynArray[uint256, MAX_MODELS] = []
     burned: uint256 = 0
     for slot: uint256 in range(self.periods[period_id].models, bound=MAX_MODELS):
@@ -900,7 +1143,7 @@ def settle(period_id: uint256):
         gain: uint256 = 0
         if entry.state == ENTRY_REVEALED:
             r: int256 = max(min(scores[slot] * factor // 10_000, cap), -cap)
-            r += min(max(scores[t.models + slot] * factor // 10_000, 0), convert(t.bonus_bps, int256)) - charge
+            r += min(max(scores[models + slot] * factor // 10_000, 0), bonus) - charge
             if r > 0:
                 gain = entry.amount * convert(r, uint256) // BPS
             elif r < 0:
@@ -911,7 +1154,44 @@ def settle(period_id: uint256):
                 burned += loss
                 log Paid(period_id=period_id, model_id=model_id, amount=-convert(loss, int256))
         gains.append(gain)
-    self._end(period_id, PERIOD_SETTLED, gains, burned)
+
+    # the data share: each gain passes data_share_bps of itself on to the model's datasets
+    # active in the period with a positive value, in proportion to their values (SPEC 8.5)
+    values: DynArray[int256, MAX_DATASETS] = self._values[period_id]
+    to_data: DynArray[uint256, MAX_DATASETS] = []
+    for slot: uint256 in range(self.periods[period_id].datasets, bound=MAX_DATASETS):
+        to_data.append(0)
+    for slot: uint256 in range(len(gains), bound=MAX_MODELS):
+        if gains[slot] == 0:
+            continue
+        share: uint256 = gains[slot] * self.terms.data_share_bps // BPS
+        named: DynArray[uint256, MODEL_DATASETS] = self.named[self.slot_model[period_id][slot]]
+        total: uint256 = 0
+        for d: uint256 in named:
+            total += self._positive_value(period_id, d, values)
+        if total == 0:
+            continue
+        for d: uint256 in named:
+            part: uint256 = share * self._positive_value(period_id, d, values) // total
+            if part == 0:
+                continue
+            to_data[self.data_entries[period_id][d].slot] += part
+            # the parts are floored shares of share <= the gain
+            gains[slot] -= part
+    # a negatively valued dataset loses data_slash_bps of its reservation, freed first, burned
+    for slot: uint256 in range(len(to_data), bound=MAX_DATASETS):
+        d: uint256 = self.slot_dataset[period_id][slot]
+        e: DataEntry = self.data_entries[period_id][d]
+        self._release_data(period_id, d)
+        if not e.active:
+            continue
+        if values[slot] < 0:
+            loss: uint256 = e.at_risk * self.terms.data_slash_bps // BPS
+            self.datasets[d].stake -= loss
+            self.owed -= loss
+            burned += loss
+            log DataPaid(period_id=period_id, dataset_id=d, amount=-convert(loss, int256))
+    self._end(period_id, PERIOD_SETTLED, gains, to_data, burned)
 
 
 @external
@@ -925,7 +1205,9 @@ def void(period_id: uint256):
     self._require_open(period_id)
     self._check(self.periods[period_id].closed, E_POSITION_NOT_CLOSED)
     self._check(block.timestamp >= self.periods[period_id].result_deadline, E_RESULT_DEADLINE_NOT_REACHED)
-    self._check(self.periods[period_id].recorded & 2 == 0, E_SCORES_RECORDED)
+    recorded: uint256 = self.periods[period_id].recorded
+    settleable: bool = recorded & 2 != 0 and (self.periods[period_id].active == 0 or recorded & 4 != 0)
+    self._check(not settleable, E_RESULTS_RECORDED)
     gains: DynArray[uint256, MAX_MODELS] = []
     left: uint256 = self.periods[period_id].pool
     unpaid: uint256 = self.periods[period_id].revealed
@@ -936,14 +1218,14 @@ def void(period_id: uint256):
             left -= part
             unpaid -= 1
         gains.append(part)
-    self._end(period_id, PERIOD_VOID, gains, 0)
+    self._end(period_id, PERIOD_VOID, gains, empty(DynArray[uint256, MAX_DATASETS]), 0)
 
 
 @external
 @nonreentrant
 def sync(period_id: uint256):
     """@notice Takes back the rewards of the period's reclaimable tasks (anyone)."""
-    for kind: uint256 in range(2):
+    for kind: uint256 in range(KINDS):
         self._sync_kind(period_id, kind)
 
 
@@ -953,12 +1235,22 @@ def scores(period_id: uint256) -> DynArray[int256, 2 * MAX_MODELS]:
     return self._scores[period_id]
 
 
+@external
+@view
+def values(period_id: uint256) -> DynArray[int256, MAX_DATASETS]:
+    return self._values[period_id]
+
+
 @internal
-def _end(period_id: uint256, state: uint8, gains: DynArray[uint256, MAX_MODELS], slashed: uint256):
-    # pays `gains` by slot out of the pool, frees every reservation still held (a commitment
-    # never revealed forfeits min_stake: a slot is not free to take), returns the rest of the
-    # pool and the unspent budget to the vault and burns every slash
+def _end(
+    period_id: uint256, state: uint8, gains: DynArray[uint256, MAX_MODELS], to_data: DynArray[uint256, MAX_DATASETS], slashed: uint256
+):
+    # pays `gains` and `to_data` by slot out of the pool, frees every reservation still held (a
+    # commitment never revealed forfeits min_stake: a slot is not free to take), returns the
+    # rest of the pool and the unspent budget to the vault and burns every slash
     burned: uint256 = slashed
+    for slot: uint256 in range(self.periods[period_id].datasets, bound=MAX_DATASETS):
+        self._release_data(period_id, self.slot_dataset[period_id][slot])
     for slot: uint256 in range(self.periods[period_id].models, bound=MAX_MODELS):
         model_id: uint256 = self.slot_model[period_id][slot]
         entry: Entry = self.entries[period_id][model_id]
@@ -973,6 +1265,8 @@ def _end(period_id: uint256, state: uint8, gains: DynArray[uint256, MAX_MODELS],
     paid: uint256 = 0
     for g: uint256 in gains:
         paid += g
+    for g: uint256 in to_data:
+        paid += g
     # gains fit the pool: every reservation is at most max_stake (commit), the void's parts add up to it
     to_vault: uint256 = self.periods[period_id].pool - paid + self.periods[period_id].budget
     self.periods[period_id].state = state
@@ -986,12 +1280,76 @@ def _end(period_id: uint256, state: uint8, gains: DynArray[uint256, MAX_MODELS],
             model_id: uint256 = self.slot_model[period_id][slot]
             log Paid(period_id=period_id, model_id=model_id, amount=convert(gains[slot], int256))
             self._push(self.models[model_id].owner, gains[slot])
+    for slot: uint256 in range(len(to_data), bound=MAX_DATASETS):
+        if to_data[slot] > 0:
+            d: uint256 = self.slot_dataset[period_id][slot]
+            log DataPaid(period_id=period_id, dataset_id=d, amount=convert(to_data[slot], int256))
+            self._push(self.datasets[d].owner, to_data[slot])
     if burned > 0:
         extcall IBurnable(token.address).burn(burned)
     self._repay(to_vault)
     # rewards of tasks already reclaimable come back to the vault now
-    for kind: uint256 in range(2):
+    for kind: uint256 in range(KINDS):
         self._sync_kind(period_id, kind)
+
+
+@internal
+def _release_data(period_id: uint256, dataset_id: uint256):
+    # frees the dataset's reservation once; its entry stays for the record
+    at_risk: uint256 = self.data_entries[period_id][dataset_id].at_risk
+    if at_risk > 0:
+        self.data_entries[period_id][dataset_id].at_risk = 0
+        self.datasets[dataset_id].reserved -= at_risk
+
+
+@internal
+@view
+def _positive_value(period_id: uint256, dataset_id: uint256, values: DynArray[int256, MAX_DATASETS]) -> uint256:
+    # the recorded value of a dataset active in the period, if positive; 0 otherwise
+    e: DataEntry = self.data_entries[period_id][dataset_id]
+    if not e.active:
+        return 0
+    return convert(max(values[e.slot], 0), uint256)
+
+
+@internal
+@view
+def _mask(period_id: uint256) -> DynArray[uint256, MAX_DATASETS]:
+    # D values: 1 for a slot whose dataset is active, 0 otherwise
+    out: DynArray[uint256, MAX_DATASETS] = []
+    for slot: uint256 in range(self.terms.datasets, bound=MAX_DATASETS):
+        a: uint256 = 0
+        if slot < self.periods[period_id].datasets and self.data_entries[period_id][self.slot_dataset[period_id][slot]].active:
+            a = 1
+        out.append(a)
+    return out
+
+
+@internal
+@view
+def _smallest(period_id: uint256, data: bool) -> (uint256, uint256, uint256):
+    # the slot of the smallest reservation among the full model (or dataset) slots, the first
+    # of equals: its slot, its holder and the amount
+    n: uint256 = self.terms.models
+    if data:
+        n = self.terms.datasets
+    slot: uint256 = 0
+    out: uint256 = 0
+    least: uint256 = max_value(uint256)
+    for s: uint256 in range(n, bound=MAX_MODELS):
+        holder: uint256 = 0
+        held: uint256 = 0
+        if data:
+            holder = self.slot_dataset[period_id][s]
+            held = self.data_entries[period_id][holder].at_risk
+        else:
+            holder = self.slot_model[period_id][s]
+            held = self.entries[period_id][holder].amount
+        if held < least:
+            slot = s
+            out = holder
+            least = held
+    return slot, out, least
 
 
 @internal
@@ -1053,6 +1411,14 @@ def _require_open(period_id: uint256):
 
 @internal
 @view
+def _require_dataset_owner(dataset_id: uint256):
+    owner: address = self.datasets[dataset_id].owner
+    self._check(owner != empty(address), E_NO_SUCH_DATASET)
+    self._check(owner == msg.sender, E_NOT_DATASET_OWNER)
+
+
+@internal
+@view
 def _require_model_owner(model_id: uint256):
     owner: address = self.models[model_id].owner
     self._check(owner != empty(address), E_NO_SUCH_MODEL)
@@ -1079,9 +1445,16 @@ def _int64_commitment(elements: DynArray[uint256, 2 * MAX_MODELS]) -> bytes32:
 
 @internal
 @pure
+def _tensor_commitment(header: uint256, data_root: bytes32) -> bytes32:
+    # H(0x02 || header || data_root), the header one word (SPEC 1.3)
+    return keccak256(concat(b"\x02", convert(header, bytes32), data_root))
+
+
+@internal
+@pure
 def _vector_commitment(dtype: uint256, n: uint256, data_root: bytes32) -> bytes32:
-    # H(0x02 || header || data_root) of a rank-1 tensor of n < 2^32 elements (SPEC 1.3)
-    return keccak256(concat(b"\x02", convert(dtype << 248 | 1 << 240 | n << 208, bytes32), data_root))
+    # a rank-1 tensor of n < 2^32 elements (SPEC 1.3)
+    return self._tensor_commitment(dtype << 248 | 1 << 240 | n << 208, data_root)
 
 
 @internal

@@ -56,3 +56,22 @@ def test_demo__cheater_slashed_honest_paid_books_balance(tmp_path, monkeypatch) 
     assert loop["model_pnl"][0] > loop["model_pnl"][1]
     assert loop["share_price"][-1] > loop["share_price"][0]
     assert "wins game" in text and "share price" in text
+    # the data providers: what the demo shows (each provider's balance plus its dataset's stake,
+    # before and after a period) is what the contract logged (DataPaid) and what SPEC 12.5's rule
+    # pays for what settle read (the chain's scores, values and reservations)
+    rows = loop["rows"]
+    for r in rows:
+        assert r.settled is not None and all(v is not None for v in r.data_values), r
+        assert r.data_payouts == r.data_paid == r.settled.expected_data(), r
+        for paid, value in zip(r.data_payouts, r.data_values, strict=True):
+            # a negative value is slashed, a payout needs a positive value
+            assert (paid < 0) == (value < 0) and (paid <= 0 or value > 0), r
+    assert loop["data_pnl"] == [sum(r.data_payouts[i] for r in rows) for i in range(2)]
+    assert any(r.data_payouts[0] > 0 for r in rows) and any(r.data_payouts[1] < 0 for r in rows)
+    # Over these three periods the informative dataset does not earn more than the flipped one
+    # (-5 against +45 BOND): the features of periods 1 and 2 are [0, 0] and [+1, 0] (no history
+    # yet), and the series' labels predict the next one only weakly (SPEC 11.3), so a period's
+    # data values are near coin flips. The periods test plays ten periods.
+    shown = " ".join(text.split())  # the console wraps lines at its width
+    pnl = [f"{p / 10**18:+,.1f}" for p in loop["data_pnl"]]
+    assert f"informative data {pnl[0]}, noisy data {pnl[1]}, burned" in shown

@@ -1,15 +1,18 @@
 """The loop's keeper (verifier/app/keeper.py) on anvil: ticked by hand while the chain's clock
-moves, it makes each call of a period when it falls due and no other (open, post both programs,
-record their finalized results, read the entry and the exit, settle, open the next), and sends
-nothing twice; `bisectml loop keeper run` refuses a deployment without a loop in one line."""
+moves, it makes each call of a period when it falls due and no other (open, post the programs,
+the data values' too when a joined dataset is named by a revealed model, record their
+finalized results, read the entry and the exit, settle, open the next), and sends nothing
+twice; `bisectml loop keeper run` refuses a deployment without a loop in one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 from test_cli_loop_verbs import suite_and_pool
 from test_cli_market import _bisectml
@@ -19,10 +22,15 @@ from verifier.court.chain import Chain, deploy_suite
 from verifier.court.play import Court
 from verifier.court.states import TASK_FIELDS
 from verifier.daemon.loop import Config
+from verifier.market import economics as econ
+from verifier.market import loop as rules
 from verifier.market.loop_client import LoopClient
 
 TOKEN = 10**18
-METAMODEL, SCORES = 0, 1
+METAMODEL, SCORES, VALUES = 0, 1, 2
+# the demo's terms with a data side: two dataset slots of 4 rows of 2 features
+DATA_TERMS = dataclasses.replace(TERMS, datasets=2, features=2, dataset_rows=4, k=2, data_share_bps=2_000, data_slash_bps=500)
+DATA_STAKE = 100 * TOKEN
 
 
 def _key_file(tmp_path, name: str, key: str):  # noqa: ANN202
@@ -32,27 +40,35 @@ def _key_file(tmp_path, name: str, key: str):  # noqa: ANN202
     return path
 
 
-@pytest.fixture
-def world(anvil, tmp_path):  # noqa: ANN201
+def _world(anvil, tmp_path, terms=TERMS, datasets=()) -> dict:  # noqa: ANN001
+    """A loop of `terms` with a funded vault, two modelers and a solver; `datasets`: (features,
+    labels) of datasets that providers (one each) publish first, which both models then name."""
     chain = Chain.connect(anvil.url, key=anvil.keys[0])
     d, token, asset, pool = suite_and_pool(chain)
-    client = LoopClient.deploy(chain, TERMS, token.address, d.addresses["Tasks"], asset.address, pool.address)
+    client = LoopClient.deploy(chain, terms, token.address, d.addresses["Tasks"], asset.address, pool.address)
     d.addresses |= {"Loop": client.addresses["Loop"], "Vault": client.addresses["Vault"]}
     d.save(tmp_path / "deployments.json")
-    accounts = [chain.with_key(anvil.keys[i]) for i in (1, 2, 3, 4)]
+    accounts = [chain.with_key(anvil.keys[i]) for i in (1, 2, 3, 4, *range(6, 6 + len(datasets)))]
     for a in accounts:
         chain.send(token.functions.mint(a.account, 10**6 * TOKEN), "mint")
     depositor = LoopClient(accounts[0], client.addresses)
     modelers = [LoopClient(a, client.addresses) for a in accounts[1:3]]
+    providers = [LoopClient(a, client.addresses) for a in accounts[4:]]
+    dsets = tuple(p.publish_dataset(x, y, DATA_STAKE) for p, (x, y) in zip(providers, datasets, strict=True))
     depositor.deposit(10**5 * TOKEN)
-    mids = [m.register(100 * TOKEN) for m in modelers]
+    mids = [m.register(100 * TOKEN, dsets) for m in modelers]
     court = Court(accounts[3], d)
     accounts[3].send(court.token.functions.approve(court.tasks.address, 2**256 - 1), "approve")
     cfg = Config(rpc_url=anvil.url, data_dir=tmp_path / "keeper", programs=[],
                  key_file=str(_key_file(tmp_path, "keeper", anvil.keys[5])), deployment=tmp_path / "deployments.json",
                  poll=0.01)  # fmt: skip
     return {"chain": chain, "client": client, "modelers": modelers, "mids": mids, "court": court, "cfg": cfg,
-            "pool": pool, "token": token, "anvil": anvil}  # fmt: skip
+            "pool": pool, "token": token, "anvil": anvil, "providers": providers, "datasets": dsets}  # fmt: skip
+
+
+@pytest.fixture
+def world(anvil, tmp_path):  # noqa: ANN201
+    return _world(anvil, tmp_path)
 
 
 class Kept:
@@ -92,15 +108,23 @@ class Kept:
         events = {json.loads(line)["event"] for line in self.logged.getvalue().splitlines()}
         return {"item_failed", "tick_failed", "rpc_error"} & events
 
-    def solve(self, pid: int, kind: int) -> None:
+    def claim(self, pid: int, kind: int) -> int:
+        """A solver claims the kind's task with a run of the program it rebuilds from the chain."""
         from verifier.engine.trace import Trace
 
         task_id = int(self.f.task_of(pid, kind).call())
         court = self.w["court"]
         with Trace(LoopClient(court.chain, self.client.addresses).program(pid, kind)) as tr:
-            claim = court.claim(task_id, tr.run())
-        self.anvil.advance(TERMS.window + 1)
+            return court.claim(task_id, tr.run())
+
+    def finalize(self, claim: int) -> None:
+        court = self.w["court"]
         court.chain.send(court.tasks.functions.finalize(claim), "finalize")
+
+    def solve(self, pid: int, kind: int) -> None:
+        claim = self.claim(pid, kind)
+        self.anvil.advance(TERMS.window + 1)
+        self.finalize(claim)
 
     def reveal_both(self, pid: int, predictions=(40, -10)) -> None:  # noqa: ANN001
         sch = self.client.schedule(pid)
@@ -120,6 +144,19 @@ class Kept:
 @pytest.fixture
 def kept(world):  # noqa: ANN201
     k = Kept(world)
+    try:
+        yield k
+    finally:
+        k.close()
+
+
+@pytest.fixture
+def data_kept(anvil, tmp_path):  # noqa: ANN201
+    """A keeper over a loop of DATA_TERMS with two datasets both models name: A's rows are all 0
+    and say the asset falls, B's all 3 and say it rises."""
+    rows, n = (DATA_TERMS.dataset_rows, DATA_TERMS.features), DATA_TERMS.dataset_rows
+    sets = [(np.zeros(rows, np.int8), np.full(n, -1, np.int8)), (np.full(rows, 3, np.int8), np.ones(n, np.int8))]
+    k = Kept(_world(anvil, tmp_path, DATA_TERMS, sets))
     try:
         yield k
     finally:
@@ -160,6 +197,69 @@ def test_keeper__plays_a_period_on_time_and_sends_nothing_twice(kept):
     assert keys == [
         "loop:open:1", "loop:post:1:0:0", "loop:record:1:0", "loop:trade:1:entry", "loop:close:1",
         "loop:post:1:1:0", "loop:record:1:1", "loop:settle:1", "loop:open:2",
+    ]  # fmt: skip
+    assert k.holds_what_it_owes() and not k.failures()
+
+
+def test_keeper__values_the_joined_datasets_and_settles_as_the_rules_say(data_kept):
+    """Both datasets join period 1 and both revealed models name them: once the position is
+    closed the keeper posts the scores and the data values, records both once solved, and settles;
+    each provider is paid or slashed exactly what verifier.market.loop.settlement says."""
+    k, f, client = data_kept, data_kept.f, data_kept.client
+    providers, dsets = k.w["providers"], k.w["datasets"]
+    k.tick()
+    for p, did in zip(providers, dsets, strict=True):
+        p.join(1, did, DATA_STAKE // 2)
+    sch = client.schedule(1)
+    k.reveal_both(1)
+    assert client.period(1)["active"] == 2
+    k.tick()
+    k.solve(1, METAMODEL)
+    k.tick()
+    k.to(sch.trade_at)
+    k.tick()
+    k.to(sch.end)
+    k.tick()
+    assert client.period(1)["closed"] and client.period(1)["label"] != 0
+    k.tick()  # both results are due: both posted in one tick
+    assert int(f.task_of(1, SCORES).call()) != 0 and int(f.task_of(1, VALUES).call()) != 0
+    claims = [k.claim(1, kind) for kind in (SCORES, VALUES)]
+    k.anvil.advance(TERMS.window + 1)
+    k.finalize(claims[0])
+    k.tick()  # the scores recorded; no settlement without the values
+    assert client.period(1)["recorded"] == 3 and client.period(1)["state"] == 1
+    k.finalize(claims[1])
+    k.tick()
+    assert client.period(1)["recorded"] == 7
+    values, scores = client.values(1), [int(v) for v in f.scores(1).call()]
+    slots = client.slots(1)
+    per = client.period(1)
+    data_slots = client.dataset_slots(1)
+    assert [did for did, _, _ in data_slots] == list(dsets)  # slots in join order: A's 0, B's 1
+    entries = [econ.DatasetEntry(a, DATA_STAKE, v, act) for (_, a, act), v in zip(data_slots, values, strict=True)]
+    slot_of = {did: s for s, (did, _, _) in enumerate(data_slots)}
+    named = [[slot_of[did] for did in dsets] for _ in slots]  # both models name both datasets
+    expected = rules.settlement([a for _, a, _ in slots], [p is not None for _, _, p in slots], scores, DATA_TERMS,
+                                per["pool"], per["budget"], named=named, datasets=entries)  # fmt: skip
+    token = client.token.functions
+    owners = [dict(zip(dsets, providers, strict=True))[did].account for did, _, _ in data_slots]  # by slot
+    wallets = [int(token.balanceOf(o).call()) for o in owners]
+    k.tick()
+    assert client.period(1)["state"] == 2  # settled
+    paid = [int(token.balanceOf(o).call()) - w for o, w in zip(owners, wallets, strict=True)]
+    slashed = [DATA_STAKE - client.dataset(did)["stake"] for did, _, _ in data_slots]
+    assert paid == [max(v, 0) for v in expected.dataset_payouts]
+    assert slashed == [max(-v, 0) for v in expected.dataset_payouts]
+    # the rows of the dataset that matched the label (3 if it rose) earn; the other's are slashed
+    up = client.period(1)["label"] > 0
+    assert (expected.dataset_payouts[1] > 0 > expected.dataset_payouts[0]) == up
+    assert (expected.dataset_payouts[0] > 0 > expected.dataset_payouts[1]) != up
+    assert all(client.dataset(did)["reserved"] == 0 for did in dsets)
+    k.tick()
+    k.tick()
+    assert k.sent() == [
+        "loop:open:1", "loop:post:1:0:0", "loop:record:1:0", "loop:trade:1:entry", "loop:close:1",
+        "loop:post:1:1:0", "loop:post:1:2:0", "loop:record:1:1", "loop:record:1:2", "loop:settle:1", "loop:open:2",
     ]  # fmt: skip
     assert k.holds_what_it_owes() and not k.failures()
 

@@ -1,16 +1,17 @@
 """The closed loop's contract tests' world (tests/contracts/test_loop*.py): the loop's own
-deployment (Token, asset, Pool, Tasks with the mock game, Vault, Loop with arbitrary program
-templates), its actors, and the steps of a period."""
+deployment (Token, asset, Pool, Tasks with the mock game, Availability, Vault, Loop with
+arbitrary program templates), its actors, and the steps of a period."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import boa
+import numpy as np
 import pytest
-from _court import CONTRACTS
+from _court import CONTRACTS, publish_tensor
 
-from verifier.commit.commitments import state_root
+from verifier.commit.commitments import commit_tensor, data_root, state_root
 from verifier.commit.merkle import keccak, merkle_proof, merkle_root
 from verifier.core.dtypes import DType
 from verifier.market import economics as econ
@@ -22,13 +23,15 @@ HOUR = 3_600
 MAX_UINT = 2**256 - 1
 TASK_OPEN, TASK_DONE, TASK_RECLAIMED = 1, 2, 3
 PERIOD_OPEN, PERIOD_SETTLED, PERIOD_VOID = 1, 2, 3
-METAMODEL, SCORES = 0, 1
+METAMODEL, SCORES, VALUES = 0, 1, 2
 M = 3
+D, F, R = 2, 3, 4
 TERMS = rules.LoopTerms(
     models=M, commit_phase=DAY, reveal_phase=DAY, hold=2 * DAY, average=HOUR, max_position_bps=5_000, leverage=50,
     slippage_bps=100, fee_bps=100, factor_bps=10_000, cap_bps=2_000, bonus_bps=500, min_stake=10 * E18,
     reward=10 * E18, window=2 * DAY, clock=2 * DAY, duration=DAY, solver_bond=500 * E18,
-    challenger_bond=econ.MIN_CHALLENGER_BOND, arity=4,
+    challenger_bond=econ.MIN_CHALLENGER_BOND, arity=4, datasets=D, features=F, dataset_rows=R, k=2,
+    data_share_bps=2_000, data_slash_bps=500,
 )  # fmt: skip
 DATA_BASE, OUT_SLOT, EXTRA = 2, 0, 3
 POOL_BOND, POOL_ASSET = 10**8 * E18, 25 * 10**6 * E18  # price 4 BOND per asset
@@ -41,11 +44,13 @@ def word(*parts) -> bytes:
     return keccak(repr(parts).encode())
 
 
-def fake_programs(models: int = M) -> list[tuple]:
-    """Programs with arbitrary graphs and templates: kind 0 has 1 + M data slots, kind 1 2 + M."""
+def fake_programs(models: int = M, datasets: int = D) -> list[tuple]:
+    """Programs with arbitrary graphs and templates: kind 0 has 1 + M data slots, kind 1 2 + M,
+    kind 2 3 + 2D."""
     out = []
-    for kind in (METAMODEL, SCORES):
-        n_slots = DATA_BASE + kind + 1 + models + EXTRA
+    for kind in (METAMODEL, SCORES, VALUES):
+        n_data = 3 + 2 * datasets if kind == VALUES else kind + 1 + models
+        n_slots = DATA_BASE + n_data + EXTRA
         template = [word("template", kind, i) for i in range(n_slots)]
         out.append((word("graph", kind), 10 + kind, n_slots, 1, DATA_BASE, OUT_SLOT, econ_template(template), template))
     return out
@@ -73,6 +78,7 @@ class World:
         self.terms = terms
         self.salts: dict = {}
         self.preds: dict = {}
+        self.data: dict = {}
 
     # -- pool and time
     def now(self) -> int:
@@ -104,13 +110,25 @@ class World:
         for who, amount in zip(self.p.depositors, DEPOSITS, strict=False):
             self.vault.deposit(amount, sender=who)
 
-    def models(self, stakes=(STAKE,) * M) -> list[int]:
+    def models(self, stakes=(STAKE,) * M, named=()) -> list[int]:
+        """Registers and stakes a model per stake; `named[i]`: the datasets model i names."""
         out = []
-        for who, stake in zip(self.p.modelers, stakes, strict=False):
-            mid = self.loop.register(sender=who)
+        for i, (who, stake) in enumerate(zip(self.p.modelers, stakes, strict=False)):
+            mid = self.loop.register(list(named[i]) if i < len(named) else [], sender=who)
             self.loop.add_stake(mid, stake, sender=who)
             out.append(mid)
         return out
+
+    def dataset(self, who, seed: int = 0, stake=STAKE, arrays=None) -> int:
+        """Publishes a dataset of the loop's shape, `arrays` or drawn from `seed` (its bytes on
+        Availability.vy first), and stakes it; its id."""
+        x, y = arrays if arrays is not None else dataset_arrays(seed, self.terms)
+        for a in (x, y):
+            if not self.availability.available(commit_tensor(a)):
+                publish_tensor(self.availability, a, sender=who)
+        did = self.loop.publish_dataset(data_root(x), data_root(y), stake, sender=who)
+        self.data[did] = (x, y)
+        return did
 
     def schedule(self, pid: int):
         per = self.loop.periods(pid)
@@ -139,6 +157,17 @@ class World:
         weights = [econ.weight(self.loop.entries(pid, mid).amount) if r else 0 for mid, r in zip(slots, revealed, strict=True)]
         t[b] = commit_i64(weights + [0] * (M - len(weights)))
         first = b + 1
+        if kind == VALUES:
+            ids = [self.loop.slot_dataset(pid, s) for s in range(per.datasets)]
+            active = [self.loop.data_entries(pid, d).active for d in ids]
+            t[b] = commit_i64([int(a) for a in active] + [0] * (self.terms.datasets - len(ids)))
+            t[b + 1] = commit_i8([per.label])
+            t[b + 2] = commit_tensor(features_of(self.loop.features(pid), self.terms))
+            for s, (d, a) in enumerate(zip(ids, active, strict=True)):
+                if a:
+                    ds = self.loop.datasets(d)
+                    t[b + 3 + 2 * s], t[b + 4 + 2 * s] = ds.features, ds.labels
+            return t
         if kind == SCORES:
             t[first] = commit_i8([per.label])
             first += 1
@@ -190,6 +219,7 @@ def loop_suite(deployer):
         d["pool"] = boa.load_partial(str(CONTRACTS / "Pool.vy")).deploy(d["token"], d["asset"])
         game = boa.load_partial(str(CONTRACTS / "mocks" / "MockGame.vy")).deploy()
         availability = boa.load_partial(str(CONTRACTS / "Availability.vy")).deploy()
+        d["availability"] = availability
         d["tasks"] = boa.load_partial(str(CONTRACTS / "Tasks.vy")).deploy(d["token"], game, availability)
         game.set_tasks(d["tasks"])
         d["game"] = game
@@ -203,10 +233,10 @@ def loop_suite(deployer):
     g = boa.env.generate_address
     p = SimpleNamespace(
         depositors=[g("depositor0"), g("depositor1"), g("depositor2")],
-        modelers=[g(f"modeler{i}") for i in range(5)],
+        modelers=[g(f"modeler{i}") for i in range(5)], providers=[g(f"provider{i}") for i in range(3)],
         solver=g("solver"), stranger=g("stranger"), keeper=g("keeper"),
     )  # fmt: skip
-    for a in [*p.depositors, *p.modelers, p.solver, p.stranger, p.keeper]:
+    for a in [*p.depositors, *p.modelers, *p.providers, p.solver, p.stranger, p.keeper]:
         for t in (d["token"], d["asset"]):
             t.mint(a, 10**9 * E18, sender=deployer)
         for spender in (d["vault"], d["loop"], d["tasks"], d["pool"]):
@@ -216,6 +246,18 @@ def loop_suite(deployer):
     boa.env.time_travel(seconds=DAY)
     d["pool"].swap(d["token"], 10**6, 0, p.keeper, sender=p.keeper)
     return SimpleNamespace(p=p, **d)
+
+
+def dataset_arrays(seed: int, terms=TERMS) -> tuple[np.ndarray, np.ndarray]:
+    """A dataset of the loop's shape: int8 features, labels -1 or 1."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-20, 21, (terms.dataset_rows, terms.features), dtype=np.int8)
+    return x, rng.choice(np.array([-1, 1], np.int8), terms.dataset_rows)
+
+
+def features_of(word: bytes, terms=TERMS) -> np.ndarray:
+    """A period's features X, int8 [1, F], from the word `Loop.features` holds."""
+    return np.frombuffer(bytes(word)[: terms.features], np.int8).reshape(1, -1)
 
 
 def revealed(w, opened, predictions=(60, 20, -40)):

@@ -259,7 +259,7 @@ def test_vault__withdraw_more_than_held__refused(w):
 
 
 def test_open_period__takes_the_pool_and_budget_from_the_vault(w, opened):
-    """The pool is fee_bps of the vault and the budget two rewards (SPEC 12.3); the schedule
+    """The pool is fee_bps of the vault and the budget three rewards, one per program (SPEC 12.3); the schedule
     leaves a task's claim period, window and both clocks before the trade (the latency bound)."""
     per = w.loop.periods(opened.pid)
     assets = sum(DEPOSITS)
@@ -691,8 +691,8 @@ def test_post_task__not_the_template__refused(w, opened):
     slots[-1] = word("other")
     with boa.reverts("loop: slots are not the program's template"):
         w.loop.post_task(opened.pid, METAMODEL, slots, sender=w.p.stranger)
-    with boa.reverts("loop: kind is not 0 or 1"):
-        w.loop.post_task(opened.pid, 2, slots, sender=w.p.stranger)
+    with boa.reverts("loop: kind is not 0, 1 or 2"):
+        w.loop.post_task(opened.pid, 3, slots, sender=w.p.stranger)
 
 
 def test_post_task__metamodel_table_holds_the_periods_commitments(w, opened):
@@ -700,7 +700,7 @@ def test_post_task__metamodel_table_holds_the_periods_commitments(w, opened):
     revealed(w, opened)
     tid = w.post(pid, METAMODEL)
     assert w.tasks.tasks(tid).initial_root == state_root(0, 0, merkle_root(w.slot_table(pid, METAMODEL)))
-    assert w.loop.periods(pid).budget == TERMS.reward
+    assert w.loop.periods(pid).budget == 2 * TERMS.reward
     w.assert_solvent()
 
 
@@ -769,8 +769,8 @@ def test_reverts__unknown_period_model_and_task(w, opened):
         w.loop.withdraw_stake(opened.mids[0], 1, sender=w.p.stranger)
     with boa.reverts("loop: no task of this kind"):
         w.loop.record(opened.pid, METAMODEL, word("root"), [], [1], sender=w.p.stranger)
-    with boa.reverts("loop: kind is not 0 or 1"):
-        w.loop.record(opened.pid, 2, word("root"), [], [1] * 2 * M, sender=w.p.stranger)
+    with boa.reverts("loop: kind is not 0, 1 or 2"):
+        w.loop.record(opened.pid, 3, word("root"), [], [1] * 2 * M, sender=w.p.stranger)
 
 
 def test_reveal__a_prediction_is_one_byte(w, opened):
@@ -842,7 +842,7 @@ def test_record_scores__before_the_result_deadline_and_then_no_void(w, opened):
     boa.env.time_travel(seconds=deadline - 1 - w.now())
     w.loop.record(pid, SCORES, root, proof, scores, sender=w.p.stranger)
     boa.env.time_travel(seconds=1)
-    with boa.reverts("loop: scores recorded; settle the period"):
+    with boa.reverts("loop: results recorded; settle the period"):
         w.loop.void(pid, sender=w.p.stranger)
     w.loop.settle(pid, sender=w.p.stranger)
 

@@ -3,20 +3,35 @@ depositors, modelers, keepers and solvers call Vault.vy, Loop.vy and Pool.vy in 
 any time, and after every call
 
 - the vault holds exactly `owed()` (assets, requested deposits, unclaimed withdrawals) and the
-  loop exactly `owed()` (stakes, the open period's pool and budget), in the bond token;
+  loop exactly `owed()` (models' and datasets' stakes, the open period's pool and budget), in
+  the bond token;
 - the loop holds exactly the open position in the asset, and nothing once a period has ended
   and sold;
 - shares are conserved: the supply is what depositors hold, what they asked to redeem, and what
   was minted to requests and is not yet claimed; unclaimed withdrawals are what turns paid and
   nobody has claimed yet;
-- no model has more reserved than staked, and the reservations are exactly the stakes that
-  periods still hold.
+- no model or dataset has more reserved than staked, and the reservations are exactly the
+  stakes that periods still hold.
+
+Data providers publish, stake, unstake and join (the third dataset displaces the smallest of
+the two slots), models name datasets, and the data values come with mixed signs, so settlements
+pass shares on and slash datasets.
 """
 
 from __future__ import annotations
 
 import boa
-from _loop import DAY, METAMODEL, SCORES, STAKE, TERMS, World, metamodel_of, own_scores
+from _loop import (
+    DAY,
+    METAMODEL,
+    SCORES,
+    STAKE,
+    TERMS,
+    VALUES,
+    World,
+    metamodel_of,
+    own_scores,
+)
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -41,7 +56,9 @@ class LoopMachine(RuleBasedStateMachine):
         # every example starts from the funded suite and leaves nothing behind
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
-        self.mids = self.w.models(stakes=(STAKE, STAKE, STAKE, STAKE))
+        self.dids = [self.w.dataset(who, seed=i) for i, who in enumerate(self.w.p.providers)]
+        d = self.dids
+        self.mids = self.w.models(stakes=(STAKE, STAKE, STAKE, STAKE), named=([d[0]], [d[0], d[1]], [d[2], d[2]], []))
 
     def teardown(self):
         self._anchor.__exit__(None, None, None)
@@ -88,6 +105,22 @@ class LoopMachine(RuleBasedStateMachine):
     def unstake(self, m, amount):
         mid = self.mids[m]
         self.attempt(lambda: self.w.loop.withdraw_stake(mid, amount * E18, sender=self.w.owner_of(mid)))
+
+    # -- data providers
+    @rule(d=st.integers(0, 2), amount=st.integers(0, 2_000))
+    def stake_data(self, d, amount):
+        did = self.dids[d]
+        self.attempt(lambda: self.w.loop.add_data_stake(did, amount * E18, sender=self.w.p.providers[d]))
+
+    @rule(d=st.integers(0, 2), amount=st.integers(1, 2_000))
+    def unstake_data(self, d, amount):
+        did = self.dids[d]
+        self.attempt(lambda: self.w.loop.withdraw_data_stake(did, amount * E18, sender=self.w.p.providers[d]))
+
+    def join(self, d, amount):
+        pid = self.open_pid()
+        if pid is not None:
+            self.attempt(lambda: self.w.loop.join(pid, self.dids[d], amount * E18, sender=self.w.p.providers[d]))
 
     def commit(self, m, pred, amount):
         pid = self.open_pid()
@@ -165,6 +198,11 @@ class LoopMachine(RuleBasedStateMachine):
         preds = [p if r else 0 for p, _, r in entries] + [0] * (TERMS.models - len(entries))
         self.attempt(lambda: self.w.finish(pid, SCORES, own_scores(preds, label or 1)))
 
+    def values(self, pred):
+        pid = self.open_pid()
+        if pid is not None:
+            self.attempt(lambda: self.w.finish(pid, VALUES, [(pred + 60 * d) * 1_000 for d in range(TERMS.datasets)]))
+
     def settle_or_void(self):
         pid = self.open_pid()
         if pid is not None:
@@ -186,6 +224,7 @@ class LoopMachine(RuleBasedStateMachine):
             # the fourth model's larger reservation displaces the smallest; the first then bids again
             for m in range(choice + 1):
                 self.commit(m, (pred + 37 * m) % 201 - 100, amount + 10 * m)
+                self.join(m % 3, amount + 20 * m)
             if choice == 3:
                 self.commit(0, pred, 3 * amount)
             w.travel_to(sch.commit_deadline)
@@ -206,6 +245,8 @@ class LoopMachine(RuleBasedStateMachine):
             self.close()
         elif now < sch.result_deadline and choice:
             self.scores()
+            if choice != 2:
+                self.values(pred)
             self.settle_or_void()
         else:
             w.travel_to(max(now, sch.result_deadline))
@@ -241,6 +282,17 @@ class LoopMachine(RuleBasedStateMachine):
         for mid in self.mids:
             m = loop.models(mid)
             assert m.reserved == held[mid] <= m.stake
+        data = {did: 0 for did in self.dids}
+        for pid in range(1, loop.period_count() + 1):
+            per = loop.periods(pid)
+            for s in range(per.datasets):
+                e = loop.data_entries(pid, loop.slot_dataset(pid, s))
+                if e.at_risk:
+                    assert per.state == PERIOD_OPEN and e.joined
+                    data[loop.slot_dataset(pid, s)] += e.at_risk
+        for did in self.dids:
+            d = loop.datasets(did)
+            assert d.reserved == data[did] <= d.stake
 
 
 def test_loop__money_invariants_under_any_sequence(loop_suite):

@@ -228,29 +228,33 @@ class Demo:
         return 0
 
     def _loop_act(self, chain: Chain, deployment: Any, accounts: list[str]) -> dict[str, Any]:
-        """The closed loop: a vault trades the verified metamodel for three periods (SPEC 12)."""
+        """The closed loop: a vault trades the verified metamodel for three periods, and the
+        models pass a share of their gains on to their data providers (SPEC 12)."""
         from verifier.app.demo_loop import Plan, equity_chart, run_loop
 
         self.console.rule("[bold]the closed loop[/bold]: a vault trades the verified metamodel on an exchange")
-        who = [accounts[0], *accounts[4:8], *(self.actors[n].address for n in ("honest", "cheater", "watchtower"))]
+        who = [accounts[0], *accounts[4:8], *(self.actors[n].address for n in ("honest", "cheater", "watchtower")),
+               *accounts[8:10]]  # fmt: skip
         run = run_loop(chain, deployment, who, Plan(periods=3, seed=7, cheat_period=1), say=self.say)
         table = Table(title="the loop, period by period (BOND)")
-        for col in ("period", "skilled", "unskilled", "metamodel", "bought", "asset moved", "skilled paid",
-                    "unskilled paid", "share price"):  # fmt: skip
+        for col in ("period", "skilled", "unskilled", "metamodel", "bought", "asset\nmoved", "skilled\npaid",
+                    "unskilled\npaid", "informative\ndata paid", "noisy data\npaid", "share\nprice"):  # fmt: skip
             table.add_column(col, justify="right")
         for r in run.rows:
             table.add_row(str(r.period), f"{r.predictions[0]:+d}", f"{r.predictions[1]:+d}", f"{r.metamodel:+d}",
                           f"{r.spent / TOKEN:,.0f}", f"{r.true_return_bps / 100:+.2f}%", f"{r.payouts[0] / TOKEN:+,.1f}",
-                          f"{r.payouts[1] / TOKEN:+,.1f}", f"{r.share_price:.4f}")  # fmt: skip
+                          f"{r.payouts[1] / TOKEN:+,.1f}", *(f"{p / TOKEN:+,.1f}" for p in r.data_payouts),
+                          f"{r.share_price:.4f}")  # fmt: skip
         self.console.print(table)
         for line in equity_chart([run.start_price] + [r.share_price for r in run.rows]):
             self.say(f"  [dim]share price[/dim] {line}")
         self.say(f"depositors {[f'{d / TOKEN:+,.0f}' for d in run.depositor_change]} BOND, skilled model "
-                 f"{run.model_pnl[0] / TOKEN:+,.1f}, unskilled {run.model_pnl[1] / TOKEN:+,.1f}, burned "
+                 f"{run.model_pnl[0] / TOKEN:+,.1f}, unskilled {run.model_pnl[1] / TOKEN:+,.1f}, informative data "
+                 f"{run.data_pnl[0] / TOKEN:+,.1f}, noisy data {run.data_pnl[1] / TOKEN:+,.1f}, burned "
                  f"{run.burned / TOKEN:,.1f}; vault and loop hold exactly what they owe: {run.balanced}")  # fmt: skip
         return {"periods": len(run.rows), "caught": sum(r.caught for r in run.rows), "model_pnl": run.model_pnl,
-                "depositor_change": run.depositor_change, "balanced": run.balanced,
-                "share_price": [run.start_price] + [r.share_price for r in run.rows]}  # fmt: skip
+                "data_pnl": run.data_pnl, "rows": run.rows, "depositor_change": run.depositor_change,
+                "balanced": run.balanced, "share_price": [run.start_price] + [r.share_price for r in run.rows]}  # fmt: skip
 
 
 def _bundled(name: str) -> str:

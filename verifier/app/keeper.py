@@ -1,7 +1,7 @@
 """The loop's keeper (`bisectml loop keeper run`): a daemon that makes each permissionless call
 of a loop period when it falls due (docs/SPEC.md 12.3-12.5).
 
-A period needs someone to open it, post its two programs as tasks, record their finalized
+A period needs someone to open it, post its programs as tasks, record their finalized
 results, read the entry price within `average` seconds of `trade_at` and the exit price within
 `average` seconds of `end`, and settle or void it (which takes back the rewards of tasks nobody
 solved; `bisectml loop sync` takes back any that become reclaimable later). Every one of these
@@ -23,7 +23,7 @@ from verifier.daemon.records import DaemonError
 
 PERIOD_OPEN = 1
 TASK_STATE = TASK_FIELDS.index("state")
-KINDS = ("metamodel", "scores")
+KINDS = ("metamodel", "scores", "data values")
 
 
 class Keeper(Daemon):
@@ -73,12 +73,16 @@ class Keeper(Daemon):
             return
         if per["position"] > 0:
             self._send(pid, f"unwind:{pid}:{per['position']}", f.unwind(pid))
-        if recorded & 2:
+        # the data values are due too once a model naming a joined dataset revealed
+        due = 2 | (4 if per["active"] > 0 else 0)
+        if recorded & due == due:
             self._send(pid, f"settle:{pid}", f.settle(pid))
         elif now >= per["result_deadline"]:
             self._send(pid, f"void:{pid}", f.void(pid))
         else:
-            self._task(pid, 1, now, per["result_deadline"])
+            for kind in (1, 2):
+                if due & (1 << kind) and not recorded & (1 << kind):
+                    self._task(pid, kind, now, per["result_deadline"])
 
     def _task(self, pid: int, kind: int, now: int, deadline: int) -> None:
         """Post the kind's task when none runs and a claim could still be final before the

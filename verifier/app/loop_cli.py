@@ -1,6 +1,7 @@
 """`bisectml loop ...`: the closed loop's verbs (docs/SPEC.md 12), one per thing a depositor,
-modeler or keeper does. Thin over `verifier.market.loop_client.LoopClient`; every failure is one
-line ending with what to do. Amounts are BOND (`10`, `2.5`) or base units (`5wei`).
+modeler, data provider (`bisectml loop data ...`) or keeper does. Thin over
+`verifier.market.loop_client.LoopClient`; every failure is one line ending with what to do.
+Amounts are BOND (`10`, `2.5`) or base units (`5wei`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from verifier.app.console import (
     AsJson,
     KeyFile,
     RpcUrl,
+    amount_text,
     chain_errors,
     cli_session,
     emit,
     kv_table,
+    reflow,
     say,
 )
 
@@ -25,7 +28,7 @@ loop_app = typer.Typer(
     help="The closed loop: a vault that trades a verified metamodel.\n\nExample: bisectml loop show",
     no_args_is_help=True,
 )
-KINDS = {"metamodel": 0, "scores": 1}
+KINDS = {"metamodel": 0, "scores": 1, "values": 2}
 
 
 def _session(rpc_url: str | None, key_file: Path | None, command: str, need_key: bool = True) -> Any:
@@ -52,7 +55,7 @@ def _kind(text: str) -> int:
     from verifier.market.loop_client import LoopError
 
     if text not in KINDS:
-        raise LoopError(f"kind '{text}' is not a loop program; use metamodel or scores.")
+        raise LoopError(f"kind '{text}' is not a loop program; use metamodel, scores or values.")
     return KINDS[text]
 
 
@@ -72,7 +75,13 @@ def _salt(client: Any, period_id: int, model_id: int) -> bytes | None:
 def loop_deploy(
     pool: Annotated[str, typer.Option("--pool", help="The Pool.vy of the bond token and the asset to trade.")],
     models: Annotated[int, typer.Option("--models", min=1, max=16, help="Model slots of every period.")] = 2,
-    terms_file: Annotated[Path | None, typer.Option("--terms", help="JSON of the loop's terms (SPEC 12.1); default: the demo's.")] = None,
+    datasets: Annotated[int | None, typer.Option("--datasets", help="Dataset slots of every period (1..8).")] = None,
+    features: Annotated[int | None, typer.Option("--features", help="Features of a dataset row: the labels of that many past periods (1..16).")] = None,
+    dataset_rows: Annotated[int | None, typer.Option("--dataset-rows", help="Rows of every dataset (datasets x rows at most 1,024).")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Neighbours of the KNN-Shapley data valuation.")] = None,
+    data_share_bps: Annotated[int | None, typer.Option("--data-share-bps", help="Share of a model's gain paid to its positively valued datasets.")] = None,
+    data_slash_bps: Annotated[int | None, typer.Option("--data-slash-bps", help="Slash of a negatively valued dataset, bps of its reservation.")] = None,
+    terms_file: Annotated[Path | None, typer.Option("--terms", help="JSON of the loop's terms (SPEC 12.1), over the options; default: the demo's.")] = None,
     rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
 ) -> None:
     """Deploy a vault and a loop on this chain's suite, trading on --pool, and record them."""
@@ -85,16 +94,20 @@ def loop_deploy(
     from verifier.market.loop_client import LoopClient, LoopError
 
     with chain_errors():
-        terms = dataclasses.replace(TERMS, models=models)
+        data = {"datasets": datasets, "features": features, "dataset_rows": dataset_rows, "k": k,
+                "data_share_bps": data_share_bps, "data_slash_bps": data_slash_bps}  # fmt: skip
+        terms = dataclasses.replace(TERMS, models=models, **{f: v for f, v in data.items() if v is not None})
         if terms_file is not None:
             try:
                 fields = json.loads(terms_file.read_text())
-                terms = LoopTerms(**(dataclasses.asdict(terms) | {k: int(v) for k, v in fields.items()}))
+                terms = LoopTerms(**(dataclasses.asdict(terms) | {f: int(v) for f, v in fields.items()}))
             except (ValueError, TypeError) as e:
                 raise LoopError(f"{terms_file}: not the loop's terms ({e}); give a JSON object of LoopTerms fields.") from None
         reason = terms_error(terms)
         if reason is not None:
             raise LoopError(f"{reason}; see docs/SPEC.md 12.1 for each bound.")
+        if negative := [f for f, v in dataclasses.asdict(terms).items() if v < 0]:
+            raise LoopError(f"{negative[0]} is negative; every term is a count, a duration, an amount or bps.")
         session = _session(rpc_url, key_file, "deploy")
         d = session.deployment
         pool_c = session.chain.contract("Pool", pool)
@@ -116,8 +129,10 @@ def loop_show(
     period_id: Annotated[int | None, typer.Argument(min=1, help="A period; default: the latest.")] = None,
     rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
 ) -> None:
-    """The loop's vault, terms and a period: schedule, slots, metamodel, position, label."""
-    from verifier.app.console import amount_text, due_in
+    """The loop's vault, terms and a period: schedule, slots, metamodel, position, label, datasets and their values."""
+    import dataclasses
+
+    from verifier.app.console import due_in
     from verifier.market.loop_client import PERIOD_STATES
 
     with chain_errors():
@@ -127,7 +142,8 @@ def loop_show(
         out: dict[str, Any] = {
             "loop": c.addresses["Loop"], "vault_assets": int(v.assets().call()), "total_shares": int(v.total_shares().call()),
             "pending_deposits": int(v.pending_deposits().call()), "epoch": int(v.epoch().call()),
-            "periods": int(c.loop.functions.period_count().call()),
+            "periods": int(c.loop.functions.period_count().call()), "datasets": c.dataset_count(),
+            "terms": dataclasses.asdict(c.terms),
         }  # fmt: skip
         if pid:
             per = c.period(pid)
@@ -138,12 +154,16 @@ def loop_show(
             out["period"] = {k: (int(x) if not isinstance(x, bool) else x) for k, x in per.items()}
             out["period"]["id"] = pid
             out["slots"] = [{"model": m, "amount": a, "prediction": p} for m, a, p in c.slots(pid)]
+            values = c.values(pid)
+            out["data_slots"] = [{"dataset": d, "amount": a, "active": act, "value": None if values is None else values[i]}
+                                 for i, (d, a, act) in enumerate(c.dataset_slots(pid))]  # fmt: skip
         now = int(c.chain.w3.eth.get_block("latest")["timestamp"])
     if as_json:
         return emit(out)
     rows: list[tuple[str, object]] = [
         ("loop", out["loop"]), ("vault", amount_text(out["vault_assets"])), ("shares", f"{out['total_shares']:,}"),
         ("requested deposits", amount_text(out["pending_deposits"])), ("periods", out["periods"]),
+        ("datasets", out["datasets"]), ("data side", _data_side(out["terms"])),
     ]  # fmt: skip
     if pid:
         p = out["period"]
@@ -152,7 +172,17 @@ def loop_show(
         rows += [("pool", amount_text(p["pool"])), ("max stake", amount_text(p["max_stake"])), ("metamodel", p["metamodel"]),
                  ("position", f"{amount_text(p['spent'])} spent, {p['position']:,} asset held"), ("label", p["label"])]  # fmt: skip
         rows += [(f"slot {i}", f"model {s['model']}, {amount_text(s['amount'])}, prediction {s['prediction']}") for i, s in enumerate(out["slots"])]
+        for i, s in enumerate(out["data_slots"]):
+            state = "active" if s["active"] else "joined, named by no revealed model"
+            rows += [(f"dataset slot {i}", f"dataset {s['dataset']}, {amount_text(s['amount'])}, {state}, value {s['value']}")]
     say(kv_table("the loop", rows))
+
+
+def _data_side(t: dict[str, int]) -> str:
+    if not t["data_share_bps"] and not t["data_slash_bps"]:
+        return "none (no data share, no data slash)"
+    return (f"{t['datasets']} dataset slots of {t['dataset_rows']} rows x {t['features']} features, k {t['k']}; "
+            f"share {t['data_share_bps'] / 100:g}% of gains, slash {t['data_slash_bps'] / 100:g}%")  # fmt: skip
 
 
 @loop_app.command("deposit")
@@ -187,14 +217,17 @@ def loop_claim(
 @loop_app.command("register")
 def loop_register(
     stake: Annotated[str, typer.Option("--stake", help="BOND staked on the model.")],
+    dataset: Annotated[list[int] | None, typer.Option("--dataset", min=1, help="A dataset id the model trained on; repeat.")] = None,
     rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
 ) -> None:
-    """Register a model of yours on the loop and stake on it."""
+    """Register a model of yours on the loop, naming the datasets it trained on, and stake on it."""
+    named = list(dataset or [])
     with chain_errors():
-        model_id = _client(rpc_url, key_file, "register").register(_amount(stake, "--stake"))
+        model_id = _client(rpc_url, key_file, "register").register(_amount(stake, "--stake"), tuple(named))
     if as_json:
-        return emit({"model_id": model_id})
-    say(f"[green]registered[/green] model {model_id} with {stake} BOND staked")
+        return emit({"model_id": model_id, "datasets": named})
+    trained = f" (datasets {named})" if named else ""
+    say(f"[green]registered[/green] model {model_id}{trained} with {stake} BOND staked")
 
 
 @loop_app.command("commit")
@@ -233,10 +266,10 @@ def loop_reveal(
 
 @loop_app.command("post")
 def loop_post(
-    period_id: Annotated[int, typer.Argument(min=1)], kind: Annotated[str, typer.Argument(help="metamodel or scores.")],
+    period_id: Annotated[int, typer.Argument(min=1)], kind: Annotated[str, typer.Argument(help="metamodel, scores or values.")],
     rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
 ) -> None:
-    """Post the period's metamodel or scores program as a task (anyone; paid from the period's budget)."""
+    """Post the period's metamodel, scores or data values program as a task (anyone; paid from the period's budget)."""
     with chain_errors():
         task_id = _client(rpc_url, key_file, "post").post_task(period_id, _kind(kind))
     if as_json:
@@ -246,7 +279,7 @@ def loop_post(
 
 @loop_app.command("record")
 def loop_record(
-    period_id: Annotated[int, typer.Argument(min=1)], kind: Annotated[str, typer.Argument(help="metamodel or scores.")],
+    period_id: Annotated[int, typer.Argument(min=1)], kind: Annotated[str, typer.Argument(help="metamodel, scores or values.")],
     rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
 ) -> None:
     """Run the period's program from the chain's data and record its finalized result (anyone)."""
@@ -254,6 +287,7 @@ def loop_record(
 
     with chain_errors():
         c = _client(rpc_url, key_file, "record")
+        c.recordable(period_id, _kind(kind))  # before the program is run
         with Trace(c.program(period_id, _kind(kind))) as trace:
             trace.run()
             values = c.record(period_id, _kind(kind), trace)
@@ -278,7 +312,7 @@ def _simple(verb: str, method: str, help_: str) -> None:
 _simple("trade", "trade", "Read the entry price (from trade_at) and buy on the recorded metamodel (anyone).")
 _simple("close", "close", "Read the exit price and sell the position (anyone, from the period's end).")
 _simple("unwind", "unwind", "Sell a closed period's position the pool refused at close (anyone).")
-_simple("settle", "settle", "Pay the models by their recorded scores (anyone, once).")
+_simple("settle", "settle", "Pay the models by their recorded scores and their datasets by their values (anyone, once).")
 _simple("void", "void", "End a period whose scores did not come by the result deadline (anyone).")
 _simple("sync", "sync", "Take back the rewards of the period's reclaimable tasks (anyone).")
 
@@ -300,6 +334,119 @@ def loop_turn(rpc_url: RpcUrl = None, key_file: KeyFile = None) -> None:
         c = _client(rpc_url, key_file, "turn")
         c.chain.send(c.loop.functions.turn(), "turn")
     say("the vault took in its requests; `bisectml loop claim` collects yours")
+
+
+data_app = typer.Typer(
+    name="loop data",
+    help="Data providers: publish datasets on the loop, stake on them and join periods; a model naming a "
+    "dataset passes it a share of its gains when the period values it positively (SPEC 12.5).\n\n"
+    "Example: bisectml loop data publish prices.npz --stake 100",
+    no_args_is_help=True,
+)
+
+
+def _dataset_row(c: Any, dataset_id: int) -> dict[str, Any]:
+    d = c.dataset(dataset_id)
+    return {"dataset_id": dataset_id, "owner": d["owner"], "features": "0x" + d["features"].hex(),
+            "labels": "0x" + d["labels"].hex(), "stake": d["stake"], "reserved": d["reserved"]}  # fmt: skip
+
+
+@data_app.command("publish")
+def data_publish(
+    file: Annotated[Path, typer.Argument(help=".npz with int8 'features' [R, F] and 'labels' [R] (-1/1), or a BMLD file, of the loop's shape.")],
+    stake: Annotated[str, typer.Option("--stake", help="BOND staked on the dataset.")],
+    rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
+) -> None:
+    """Publish a dataset on the loop (its bytes on-chain first) and stake on it."""
+    from verifier.app.market_cli import _dataset_file
+
+    with chain_errors():
+        x, y = _dataset_file(file)
+        c = _client(rpc_url, key_file, "data publish")
+        amount = _amount(stake, "--stake")
+        x, y = c.dataset_of_shape(x, y)  # refused before the node is asked for anything else
+        dataset_id = c.publish_dataset(x, y, amount)
+    if as_json:
+        return emit({"dataset_id": dataset_id, "rows": int(x.shape[0]), "features": int(x.shape[1]), "stake": amount})
+    say(f"[green]published[/green] dataset {dataset_id}: {x.shape[0]} rows x {x.shape[1]} features, {stake} BOND staked; "
+        f"join a period with `bisectml loop data join PERIOD {dataset_id}` before its commit deadline")  # fmt: skip
+
+
+@data_app.command("stake")
+def data_stake(
+    dataset_id: Annotated[int, typer.Argument(min=1)], amount: Annotated[str, typer.Argument()],
+    rpc_url: RpcUrl = None, key_file: KeyFile = None,
+) -> None:
+    """Add stake to your dataset."""
+    with chain_errors():
+        c = _client(rpc_url, key_file, "data stake")
+        c.add_data_stake(dataset_id, _amount(amount, "amount"))
+        d = c.dataset(dataset_id)
+    say(f"staked {amount} BOND more on dataset {dataset_id}; it holds {amount_text(d['stake'])}")
+
+
+@data_app.command("withdraw")
+def data_withdraw(
+    dataset_id: Annotated[int, typer.Argument(min=1)], amount: Annotated[str, typer.Argument()],
+    rpc_url: RpcUrl = None, key_file: KeyFile = None,
+) -> None:
+    """Withdraw free stake from your dataset (what no open period reserved)."""
+    with chain_errors():
+        c = _client(rpc_url, key_file, "data withdraw")
+        c.withdraw_data_stake(dataset_id, _amount(amount, "amount"))
+        d = c.dataset(dataset_id)
+    say(f"withdrew {amount} BOND from dataset {dataset_id}; it holds {amount_text(d['stake'])}")
+
+
+@data_app.command("join")
+@reflow
+def data_join(
+    period_id: Annotated[int, typer.Argument(min=1)], dataset_id: Annotated[int, typer.Argument(min=1)],
+    stake: Annotated[str | None, typer.Option("--stake", help="BOND of the free stake to reserve (default: all of it).")] = None,
+    rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
+) -> None:
+    """Put your dataset in a period (owner only, before its commit deadline), reserving part of
+    its free stake until the period ends: it earns a share of the gains of the revealed models
+    that name it if the period values it positively, and loses data_slash_bps of the
+    reservation if negatively."""
+    with chain_errors():
+        c = _client(rpc_url, key_file, "data join")
+        c.join(period_id, dataset_id, None if stake is None else _amount(stake, "--stake"))
+        slots = c.dataset_slots(period_id)
+    slot = next(i for i, (d, _, _) in enumerate(slots) if d == dataset_id)
+    if as_json:
+        return emit({"period_id": period_id, "dataset_id": dataset_id, "slot": slot, "amount": slots[slot][1]})
+    say(f"[green]joined[/green] period {period_id} with dataset {dataset_id} (slot {slot}, {amount_text(slots[slot][1])} reserved)")
+
+
+@data_app.command("show")
+def data_show(
+    dataset_id: Annotated[int, typer.Argument(min=1)],
+    rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False,
+) -> None:
+    """Show a dataset: owner, commitments, stake and what open periods reserve of it."""
+    with chain_errors():
+        row = _dataset_row(_client(rpc_url, key_file, "data show", need_key=False), dataset_id)
+    if as_json:
+        return emit(row)
+    row |= {"stake": amount_text(row["stake"]), "reserved": amount_text(row["reserved"])}
+    say(kv_table(f"dataset {dataset_id}", [(k, v) for k, v in row.items() if k != "dataset_id"]))
+
+
+@data_app.command("list")
+def data_list(rpc_url: RpcUrl = None, key_file: KeyFile = None, as_json: AsJson = False) -> None:
+    """List the loop's datasets with their stake."""
+    from rich.table import Table
+
+    with chain_errors():
+        c = _client(rpc_url, key_file, "data list", need_key=False)
+        rows = [_dataset_row(c, i) for i in range(1, c.dataset_count() + 1)]
+    if as_json:
+        return emit(rows)
+    t = Table("id", "owner", "stake", "reserved", box=None)
+    for r in rows:
+        t.add_row(str(r["dataset_id"]), r["owner"], amount_text(r["stake"]), amount_text(r["reserved"]))
+    say(t if rows else "no datasets yet; publish one with `bisectml loop data publish`")
 
 
 keeper_app = typer.Typer(
@@ -337,14 +484,20 @@ def register(app: typer.Typer) -> None:
 
 def _add_examples() -> None:
     """Every verb's help ends with an example, as the other command groups' do."""
-    for info in loop_app.registered_commands:
-        name = info.name or info.callback.__name__
-        args = {"deploy": "--pool 0xPOOL", "deposit": "1000", "withdraw": "500", "register": "--stake 100",
-                "commit": "1 2 30 --stake 50", "reveal": "1 2 30", "post": "1 metamodel", "record": "1 metamodel",
-                "show": "1", "claim": "", "open": "", "turn": ""}.get(name, "1")  # fmt: skip
-        text = (info.help or info.callback.__doc__ or "").rstrip()
-        info.help = f"{text}\n\nExample: bisectml loop {name} {args}".rstrip()
+    examples = {
+        "deploy": "--pool 0xPOOL", "deposit": "1000", "withdraw": "500", "register": "--stake 100 --dataset 1",
+        "commit": "1 2 30 --stake 50", "reveal": "1 2 30", "post": "1 metamodel", "record": "1 metamodel",
+        "show": "1", "claim": "", "open": "", "turn": "",
+    }  # fmt: skip
+    data = {"publish": "prices.npz --stake 100", "stake": "1 50", "withdraw": "1 50", "join": "1 1 --stake 50",
+            "show": "1", "list": ""}  # fmt: skip
+    for group, app, args in (("loop", loop_app, examples), ("loop data", data_app, data)):
+        for info in app.registered_commands:
+            name = info.name or info.callback.__name__
+            text = (info.help or info.callback.__doc__ or "").rstrip()
+            info.help = f"{text}\n\nExample: bisectml {group} {name} {args.get(name, '1')}".rstrip()
 
 
 _add_examples()
 _add_keeper()
+loop_app.add_typer(data_app, name="data")

@@ -109,7 +109,11 @@ def decode(header: bytes, data: bytes) -> np.ndarray:
 def fetch_tensor(w3: Any, availability: Any, commitment: bytes, from_block: int = 0) -> np.ndarray:
     """The tensor whose commitment is `commitment`, read from the calldata of its publication
     and checked against the commitment."""
-    logs = availability.events.Published().get_logs(from_block=from_block, argument_filters={"commitment": commitment})
+    # up to the head by number: a node's log index serves a numbered range, "latest" may mean a scan
+    head = int(w3.eth.block_number)
+    logs = availability.events.Published().get_logs(
+        from_block=from_block, to_block=head, argument_filters={"commitment": commitment}
+    )
     if not logs:
         raise AvailabilityError(
             f"commitment 0x{commitment.hex()} was never published on Availability.vy; its data is not on this chain."

@@ -1,7 +1,8 @@
 """The closed loop's rules off the chain (docs/SPEC.md 12): the bounds `Loop.vy` checks, a
 period's schedule, the position a metamodel buys, the label a period's prices give and the
-settlement, each written from the SPEC so that tests hold the contract to it; and the two
-programs a loop is deployed with (the market's metamodel and scores programs for one row)."""
+settlement, each written from the SPEC so that tests hold the contract to it; a period's
+features; and the three programs a loop is deployed with (the market's metamodel, scores and
+data-values programs for one row)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from verifier.market import economics as econ
 
 BPS = econ.BPS
 MAX_MODELS = 16
+MAX_DATASETS = 8
+# a period's features: the labels of the periods before it
+MAX_LAGS = 16
 MAX_FEE_BPS = 200
 MAX_POSITION_BPS = 5_000
 MAX_LEVERAGE = 100
@@ -55,6 +59,13 @@ class LoopTerms:
     solver_bond: int
     challenger_bond: int
     arity: int
+    # the data side (SPEC 12.5); the defaults give the one-dataset shape of a loop without data
+    datasets: int = 1
+    features: int = 1
+    dataset_rows: int = 1
+    k: int = 1
+    data_share_bps: int = 0
+    data_slash_bps: int = 0
 
     def as_tuple(self) -> tuple[int, ...]:
         return astuple(self)
@@ -71,8 +82,10 @@ class LoopTerms:
 
     @property
     def economics(self) -> econ.Economics:
-        """The payout parameters of SPEC 8.5 with no data share or data slash."""
-        return econ.Economics(self.factor_bps, self.cap_bps, 0, 0, self.bonus_bps, self.min_stake)
+        """The payout parameters of SPEC 8.5."""
+        return econ.Economics(
+            self.factor_bps, self.cap_bps, self.data_share_bps, self.data_slash_bps, self.bonus_bps, self.min_stake
+        )
 
 
 def terms_error(t: LoopTerms) -> str | None:
@@ -94,6 +107,7 @@ def terms_error(t: LoopTerms) -> str | None:
         t.fee_bps <= MAX_FEE_BPS and t.factor_bps <= econ.MAX_FACTOR_BPS,
         t.cap_bps <= econ.MAX_CAP_BPS and t.bonus_bps * econ.BONUS_CAP_DIVISOR <= t.cap_bps,
         t.min_stake > 0,
+        t.data_share_bps <= BPS and t.data_slash_bps <= econ.MAX_DATA_SLASH_BPS,
     )
     if not all(rates):
         return "loop: a rate outside the protocol's bounds"
@@ -107,6 +121,13 @@ def terms_error(t: LoopTerms) -> str | None:
     )
     if not all(task):
         return "loop: task terms outside the market's ranges"
+    data = (
+        1 <= t.datasets <= MAX_DATASETS and 1 <= t.features <= MAX_LAGS,
+        t.dataset_rows >= 1 and t.datasets * t.dataset_rows <= 1_024,
+        1 <= t.k <= 64 and t.k <= t.datasets * t.dataset_rows,
+    )
+    if not all(data):
+        return "loop: data shape outside the market's limits"
     return None
 
 
@@ -129,8 +150,19 @@ def schedule(opened_at: int, t: LoopTerms) -> Schedule:
 
 
 def pool_and_budget(assets: int, t: LoopTerms) -> tuple[int, int]:
-    """What a period takes from the vault when it opens: its pool and its task budget."""
-    return assets * t.fee_bps // BPS, 2 * t.reward
+    """What a period takes from the vault when it opens: its pool and a budget of one reward
+    per program."""
+    return assets * t.fee_bps // BPS, 3 * t.reward
+
+
+def features(labels: Sequence[int], t: LoopTerms) -> bytes:
+    """A period's features X, int8 [1, F] (SPEC 12.5): byte f is the label (the sign of the
+    realized return) of the (f + 1)-th period before it, 0 where there is none. `labels` are
+    the labels of the periods before it, the latest last."""
+    out = bytearray(t.features)
+    for f, lab in enumerate(reversed(labels[-t.features :] if labels else [])):
+        out[f] = lab % 256
+    return bytes(out)
 
 
 def max_stake(pool: int, t: LoopTerms) -> int:
@@ -168,16 +200,25 @@ def prediction_commitment(period_id: int, model_id: int, prediction: int, salt: 
 
 
 def settlement(
-    amounts: Sequence[int], revealed: Sequence[bool], scores: Sequence[int], t: LoopTerms, pool: int, budget: int
+    amounts: Sequence[int],
+    revealed: Sequence[bool],
+    scores: Sequence[int],
+    t: LoopTerms,
+    pool: int,
+    budget: int,
+    named: Sequence[Sequence[int]] = (),
+    datasets: Sequence[econ.DatasetEntry] = (),
 ) -> econ.Settlement:
-    """What `settle` pays and burns: SPEC 8.5's rule with the models' reservations and no data
-    share; `scores` are the 2M recorded values (own scores, then leave-one-out scores)."""
+    """What `settle` pays and burns: SPEC 8.5's rule with the models' reservations;
+    `scores` are the 2M recorded values (own scores, then leave-one-out scores). `datasets`
+    are the period's dataset slots (reservation, value, active) and `named[i]` the slots of
+    the datasets model slot i names, in its order (a dataset named twice, twice)."""
     m = t.models
     models = [
-        econ.ModelEntry(a, a, scores[i], bool(r), (), scores[m + i])
+        econ.ModelEntry(a, a, scores[i], bool(r), tuple(named[i]) if named else (), scores[m + i])
         for i, (a, r) in enumerate(zip(amounts, revealed, strict=True))
     ]
-    s = econ.payouts(models, [], t.economics, pool, budget, charge_bps=t.charge_bps)
+    s = econ.payouts(models, datasets, t.economics, pool, budget, charge_bps=t.charge_bps)
     return _forfeits(s, revealed, t)
 
 
@@ -195,19 +236,22 @@ def _forfeits(s: econ.Settlement, revealed: Sequence[bool], t: LoopTerms) -> eco
     return econ.Settlement(pay, s.dataset_payouts, s.paid, s.slashed + forfeits, s.burned + forfeits, s.refund, s.returns_bps)
 
 
-def shape(models: int):  # noqa: ANN201 - onnx_models.market.Shape, imported lazily (onnx)
-    """The market shape of the loop's programs: M model slots and one row."""
+def shape(t: LoopTerms):  # noqa: ANN201 - onnx_models.market.Shape, imported lazily (onnx)
+    """The market shape of the loop's programs: the terms' model and dataset slots, one row."""
     from onnx_models.market import Shape
 
-    return Shape(models=models, datasets=1, rows=1, features=1, dataset_rows=1, k=1).check()
+    return Shape(
+        models=t.models, datasets=t.datasets, rows=1, features=t.features, dataset_rows=t.dataset_rows, k=t.k
+    ).check()
 
 
-def program_refs(models: int) -> list[tuple]:
-    """`Loop.vy`'s `programs` argument: the metamodel's and the scores' references for M models."""
-    from onnx_models.market import METAMODEL, SCORES, program_ref
+def program_refs(t: LoopTerms) -> list[tuple]:
+    """`Loop.vy`'s `programs` argument: the metamodel's, the scores' and the data values'
+    references for the terms' shape."""
+    from onnx_models.market import METAMODEL, SCORES, VALUES, program_ref
 
     out = []
-    for kind in (METAMODEL, SCORES):
-        r = program_ref(kind, shape(models))
+    for kind in (METAMODEL, SCORES, VALUES):
+        r = program_ref(kind, shape(t))
         out.append((r.graph_root, r.n_nodes, r.n_slots, r.steps, r.data_base, r.out_slot, r.template))
     return out
