@@ -137,6 +137,18 @@ class Kept:
             m.reveal(pid, mid)
         travel_to(self.chain, sch.reveal_deadline)
 
+    def trade_and_close(self, pid: int) -> None:
+        """From the reveal deadline: the metamodel posted, solved and recorded, the entry and the
+        trade, then the exit, each on the keeper's tick."""
+        sch = self.client.schedule(pid)
+        self.tick()
+        self.solve(pid, METAMODEL)
+        self.tick()
+        self.to(sch.trade_at)
+        self.tick()
+        self.to(sch.end)
+        self.tick()
+
     def holds_what_it_owes(self) -> bool:
         return int(self.client.token.functions.balanceOf(self.client.loop.address).call()) == int(self.f.owed().call())
 
@@ -210,16 +222,9 @@ def test_keeper__values_the_joined_datasets_and_settles_as_the_rules_say(data_ke
     k.tick()
     for p, did in zip(providers, dsets, strict=True):
         p.join(1, did, DATA_STAKE // 2)
-    sch = client.schedule(1)
     k.reveal_both(1)
     assert client.period(1)["active"] == 2
-    k.tick()
-    k.solve(1, METAMODEL)
-    k.tick()
-    k.to(sch.trade_at)
-    k.tick()
-    k.to(sch.end)
-    k.tick()
+    k.trade_and_close(1)
     assert client.period(1)["closed"] and client.period(1)["label"] != 0
     k.tick()  # both results are due: both posted in one tick
     assert int(f.task_of(1, SCORES).call()) != 0 and int(f.task_of(1, VALUES).call()) != 0
@@ -272,13 +277,7 @@ def test_keeper__scores_never_solved__voids_and_takes_the_reward_back(kept):
     k.tick()
     sch = client.schedule(1)
     k.reveal_both(1)
-    k.tick()
-    k.solve(1, METAMODEL)
-    k.tick()
-    k.to(sch.trade_at)
-    k.tick()
-    k.to(sch.end)
-    k.tick()
+    k.trade_and_close(1)
     k.tick()
     first = int(f.task_of(1, SCORES).call())
     assert first != 0

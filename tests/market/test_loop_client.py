@@ -6,32 +6,22 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from _loop_chain import TOKEN, deployed
 
 from verifier.app.demo_loop import TERMS, travel_to
-from verifier.court.chain import Chain, deploy_suite
-from verifier.market.loop_client import LoopClient, LoopError
-
-TOKEN = 10**18
+from verifier.market.loop_client import LoopError
 
 
 @pytest.fixture
 def loop():  # noqa: ANN201
     """A loop on the in-process chain with a funded vault, three registered models and period 1 open."""
-    chain = Chain.embedded()
-    d = deploy_suite(chain)
-    keeper, depositor, *modelers = chain.w3.eth.accounts[:5]
-    k = chain.as_account(keeper)
-    token = k.contract("Token", d.addresses["Token"])
-    asset = k.deploy("Token")
-    pool = k.deploy("Pool", token.address, asset.address)
-    for who in (keeper, depositor, *modelers):
-        k.send(token.functions.mint(who, 10**6 * TOKEN), "mint")
-    client = LoopClient.deploy(k, TERMS, token.address, d.addresses["Tasks"], asset.address, pool.address)
-    client.as_account(depositor).deposit(10**5 * TOKEN)
-    players = [client.as_account(m) for m in modelers]
+    w = deployed(TERMS, accounts=4)
+    modelers = w.accounts[1:]
+    players = [w.client.as_account(m) for m in modelers]
     mids = [p.register(100 * TOKEN) for p in players]
-    pid = client.open_period()
-    return SimpleNamespace(chain=chain, deployment=d, client=client, players=players, mids=mids, modelers=modelers, pid=pid)
+    pid = w.client.open_period()
+    return SimpleNamespace(chain=w.chain, deployment=w.deployment, client=w.client, players=players, mids=mids,
+                           modelers=modelers, pid=pid)  # fmt: skip
 
 
 def test_reveal__a_displaced_model__says_to_commit_again_with_more(loop):

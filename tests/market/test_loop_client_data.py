@@ -10,12 +10,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _loop_chain import TOKEN, deployed
 
 from verifier.app.demo_loop import TERMS, travel_to
-from verifier.court.chain import deploy_suite
 from verifier.market.loop_client import VALUES, LoopClient, LoopError, LoopPrograms
 
-TOKEN = 10**18
 DATA_TERMS = dataclasses.replace(TERMS, datasets=2, features=3, dataset_rows=4, k=2, data_share_bps=2_000, data_slash_bps=500)
 
 
@@ -28,27 +27,12 @@ def _rows(value: int, label: int) -> tuple[np.ndarray, np.ndarray]:
 def loop():  # noqa: ANN201
     """A loop of DATA_TERMS on the in-process chain over a pool with liquidity, a funded vault,
     two modelers and two data providers (each with a dataset published)."""
-    from verifier.court.chain import Chain
-
-    chain = Chain.embedded()
-    d = deploy_suite(chain)
-    keeper, depositor, *others = chain.w3.eth.accounts[:7]
-    k = chain.as_account(keeper)
-    token = k.contract("Token", d.addresses["Token"])
-    asset = k.deploy("Token")
-    pool = k.deploy("Pool", token.address, asset.address)
-    for t in (token, asset):
-        k.send(t.functions.mint(keeper, 10**9 * TOKEN), "mint")
-        k.send(t.functions.approve(pool.address, 2**256 - 1), "approve")
-    k.send(pool.functions.add_liquidity(4 * 10**8 * TOKEN, 10**8 * TOKEN, 0, keeper), "liquidity")
-    for who in (depositor, *others):
-        k.send(token.functions.mint(who, 10**6 * TOKEN), "mint")
-    client = LoopClient.deploy(k, DATA_TERMS, token.address, d.addresses["Tasks"], asset.address, pool.address)
-    client.as_account(depositor).deposit(10**5 * TOKEN)
+    w = deployed(DATA_TERMS, accounts=6, liquidity=True)
+    client, others = w.client, w.accounts[1:]
     modelers = [client.as_account(a) for a in others[:2]]
     providers = [client.as_account(a) for a in others[2:4]]
     dsets = [p.publish_dataset(*_rows(v, lab), 100 * TOKEN) for p, v, lab in zip(providers, (0, 2), (-1, 1), strict=True)]
-    return SimpleNamespace(chain=chain, k=k, token=token, pool=pool, client=client, modelers=modelers,
+    return SimpleNamespace(chain=w.chain, k=w.k, token=w.token, pool=w.pool, client=client, modelers=modelers,
                            providers=providers, dsets=dsets, stranger=client.as_account(others[4]))  # fmt: skip
 
 
