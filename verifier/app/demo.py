@@ -252,6 +252,8 @@ class Demo:
                  f"{run.model_pnl[0] / TOKEN:+,.1f}, unskilled {run.model_pnl[1] / TOKEN:+,.1f}, informative data "
                  f"{run.data_pnl[0] / TOKEN:+,.1f}, noisy data {run.data_pnl[1] / TOKEN:+,.1f}, burned "
                  f"{run.burned / TOKEN:,.1f}; vault and loop hold exactly what they owe: {run.balanced}")  # fmt: skip
+        self.say("  [dim]each period values the datasets against one outcome, so three periods are mostly noise; "
+                 "over ten, the informative dataset leads in most seeds (bench/loop_report.json, SPEC 12.8)[/dim]")
         return {"periods": len(run.rows), "caught": sum(r.caught for r in run.rows), "model_pnl": run.model_pnl,
                 "data_pnl": run.data_pnl, "rows": run.rows, "depositor_change": run.depositor_change,
                 "balanced": run.balanced, "share_price": [run.start_price] + [r.share_price for r in run.rows]}  # fmt: skip
