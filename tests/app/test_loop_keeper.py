@@ -45,7 +45,7 @@ def _world(anvil, tmp_path, terms=TERMS, datasets=()) -> dict:  # noqa: ANN001
     labels) of datasets that providers (one each) publish first, which both models then name."""
     chain = Chain.connect(anvil.url, key=anvil.keys[0])
     d, token, asset, pool = suite_and_pool(chain)
-    client = LoopClient.deploy(chain, terms, token.address, d.addresses["Tasks"], asset.address, pool.address)
+    client = LoopClient.deploy(chain, terms, token.address, d.addresses["Tasks"], asset.address, pool.address, d.block)
     d.addresses |= {"Loop": client.addresses["Loop"], "Vault": client.addresses["Vault"]}
     d.save(tmp_path / "deployments.json")
     accounts = [chain.with_key(anvil.keys[i]) for i in (1, 2, 3, 4, *range(6, 6 + len(datasets)))]

@@ -112,6 +112,65 @@ def test_fetch_tensor__reads_the_publication_back_from_a_real_chain():
         fetch_tensor(chain.w3, contract, commit_tensor(array[:1]), deployment.block)
 
 
+FORWARDER = """
+# pragma version ~=0.4.0
+@external
+def forward(target: address, data: Bytes[4096]):
+    raw_call(target, data)
+"""
+
+
+def test_fetch_tensor__a_publication_through_a_contract_hides_no_direct_one(monkeypatch):
+    """Anyone may publish the same bytes through a contract first (its bytes are then not its
+    transaction's input): the reader passes over it to the direct publication. Published only
+    that way, the tensor is one clear error. The logs are read a few blocks per request, as a
+    public node caps the range, from the block given and not before."""
+    import vyper
+
+    import verifier.court.chain as chain_module
+    from verifier.court.chain import Chain, deploy_suite
+    from verifier.market.availability import calldata
+
+    chain = Chain.embedded()
+    deployment = deploy_suite(chain)
+    contract = deployment.contracts(chain)["Availability"]
+    out = vyper.compile_code(FORWARDER, output_formats=["abi", "bytecode"])
+    factory = chain.w3.eth.contract(abi=out["abi"], bytecode=out["bytecode"])
+    forwarder = chain.w3.eth.contract(
+        address=chain.w3.eth.wait_for_transaction_receipt(factory.constructor().transact({"from": chain.account}))["contractAddress"],
+        abi=out["abi"],
+    )
+
+    def through_forwarder(array: np.ndarray) -> None:
+        tx = forwarder.functions.forward(contract.address, calldata(*payload(array))).transact({"from": chain.account})
+        assert chain.w3.eth.wait_for_transaction_receipt(tx)["status"] == 1
+
+    ranges = []
+    real = chain_module.logs_in_ranges
+
+    def counted(event, filters=None, from_block=0, to_block=None):  # noqa: ANN001, ANN202
+        ranges.append(from_block)
+        return real(event, filters, from_block, to_block)
+
+    monkeypatch.setattr(chain_module, "LOG_RANGE", 3)
+    monkeypatch.setattr("verifier.market.availability.logs_in_ranges", counted)
+    hidden, wrapped_only = np.arange(40, dtype=np.int8), np.arange(7, dtype=np.int64)
+    through_forwarder(hidden)
+    for _ in range(5):  # the direct publication lies more than one request's range later
+        chain.send(deployment.contracts(chain)["Token"].functions.mint(chain.account, 1), "mint")
+    assert publish(chain, contract, hidden)["status"] == 1
+    assert len(contract.events.Published().get_logs(from_block=deployment.block, argument_filters={"commitment": commit_tensor(hidden)})) == 2
+    assert np.array_equal(fetch_tensor(chain.w3, contract, commit_tensor(hidden), deployment.block), hidden)
+    assert ranges == [deployment.block]
+    through_forwarder(wrapped_only)
+    assert contract.functions.available(commit_tensor(wrapped_only)).call()
+    with pytest.raises(AvailabilityError, match="published only by contract calls; fetch it by its content id"):
+        fetch_tensor(chain.w3, contract, commit_tensor(wrapped_only), deployment.block)
+    head = chain.w3.eth.block_number
+    with pytest.raises(AvailabilityError, match="never published"):  # nothing read before the block given
+        fetch_tensor(chain.w3, contract, commit_tensor(hidden), head)
+
+
 def test_market_client__rebuilds_a_dataset_it_never_received_from_the_chain(tmp_path):
     """Issue 11.13: a verifier who cannot get a dataset's file from anyone rebuilds it from the
     chain: a client with an empty content store reads the dataset's tensors from their

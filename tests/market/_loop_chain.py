@@ -29,6 +29,6 @@ def deployed(terms: LoopTerms, accounts: int, liquidity: bool = False) -> Simple
         k.send(pool.functions.add_liquidity(4 * 10**8 * TOKEN, 10**8 * TOKEN, 0, keeper), "liquidity")
     for who in (keeper, *others):
         k.send(token.functions.mint(who, 10**6 * TOKEN), "mint")
-    client = LoopClient.deploy(k, terms, token.address, d.addresses["Tasks"], asset.address, pool.address)
+    client = LoopClient.deploy(k, terms, token.address, d.addresses["Tasks"], asset.address, pool.address, d.block)
     client.as_account(others[0]).deposit(10**5 * TOKEN)
     return SimpleNamespace(chain=chain, deployment=d, k=k, token=token, pool=pool, client=client, accounts=others)

@@ -13,6 +13,7 @@ import pytest
 from _loop_chain import TOKEN, deployed
 
 from verifier.app.demo_loop import TERMS, travel_to
+from verifier.market.availability import AvailabilityError
 from verifier.market.loop_client import VALUES, LoopClient, LoopError, LoopPrograms
 
 DATA_TERMS = dataclasses.replace(TERMS, datasets=2, features=3, dataset_rows=4, k=2, data_share_bps=2_000, data_slash_bps=500)
@@ -32,7 +33,7 @@ def loop():  # noqa: ANN201
     modelers = [client.as_account(a) for a in others[:2]]
     providers = [client.as_account(a) for a in others[2:4]]
     dsets = [p.publish_dataset(*_rows(v, lab), 100 * TOKEN) for p, v, lab in zip(providers, (0, 2), (-1, 1), strict=True)]
-    return SimpleNamespace(chain=w.chain, k=w.k, token=w.token, pool=w.pool, client=client, modelers=modelers,
+    return SimpleNamespace(chain=w.chain, deployment=w.deployment, k=w.k, token=w.token, pool=w.pool, client=client, modelers=modelers,
                            providers=providers, dsets=dsets, stranger=client.as_account(others[4]))  # fmt: skip
 
 
@@ -124,6 +125,10 @@ def test_values_program__rebuilt_from_the_chain__has_its_tasks_program_id(loop):
     data = c.program_data(p2, VALUES)
     assert data["mask"].tolist() == [0, 1] and data["datasets"][0] is None
     assert [a.tolist() for a in data["datasets"][1]] == [a.tolist() for a in _rows(2, 1)]
+    # the datasets' publications are read from the suite's deployment block on, never from block 0
+    assert c.from_block == w.deployment.block and w.providers[0].from_block == c.from_block
+    with pytest.raises(AvailabilityError, match="never published"):
+        LoopClient.at(w.chain, c.addresses["Loop"], w.chain.w3.eth.block_number + 1).dataset_arrays(b)
     task_id = c.post_task(p2, VALUES)
     program_id = bytes(c.tasks.functions.tasks(task_id).call()[1])
     assert c.program(p2, VALUES).id == program_id

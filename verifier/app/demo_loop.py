@@ -199,7 +199,7 @@ def run_loop(
     arb = Arbitrageur(k, pool, token, asset)
     arb.approve()
     k.send(pool.functions.add_liquidity(POOL_BOND, POOL_BOND * E18 // series[0], 0, keeper), "add liquidity")
-    client = LoopClient.deploy(k, TERMS, token.address, deployment.addresses["Tasks"], asset.address, pool.address)
+    client = LoopClient.deploy(k, TERMS, token.address, deployment.addresses["Tasks"], asset.address, pool.address, deployment.block)
     if on_deployed is not None:
         on_deployed(client)
     say(f"deployed a pool (BOND / ASSET at {series[0] / E18:.2f}), a vault and a loop with {TERMS.models} model slots; "

@@ -36,7 +36,7 @@ class Keeper(Daemon):
         address = self.court.deployment.addresses.get("Loop")
         if address is None:
             raise DaemonError("no loop in this chain's deployment; run `bisectml loop deploy --pool ADDRESS`, or give --deployment.")
-        self.client = LoopClient.at(self.chain, address)
+        self.client = LoopClient.at(self.chain, address, self.court.deployment.block)
         self.loop_contract = self.client.loop
         self.terms = self.client.terms
         self._results: dict[tuple[int, int], tuple[bytes, list[bytes], list[int]]] = {}

@@ -42,7 +42,7 @@ def _client(rpc_url: str | None, key_file: Path | None, command: str, need_key: 
     address = session.deployment.addresses.get("Loop")
     if address is None:
         raise LoopError("no loop in this chain's deployment; run `bisectml loop deploy --pool ADDRESS` first.")
-    return LoopClient.at(session.chain, address)
+    return LoopClient.at(session.chain, address, session.deployment.block)
 
 
 def _amount(text: str, what: str) -> int:
@@ -115,7 +115,7 @@ def loop_deploy(
             asset = pool_c.functions.token1().call()
         except Exception:  # noqa: BLE001
             raise LoopError(f"{pool} is not a pool; give the address of a Pool.vy.") from None
-        client = LoopClient.deploy(session.chain, terms, d.addresses["Token"], d.addresses["Tasks"], asset, pool)
+        client = LoopClient.deploy(session.chain, terms, d.addresses["Token"], d.addresses["Tasks"], asset, pool, d.block)
         d.addresses |= {"Pool": pool, "Vault": client.addresses["Vault"], "Loop": client.addresses["Loop"]}
         d.save(deployments_path())
     result = {"loop": client.addresses["Loop"], "vault": client.addresses["Vault"], "pool": pool, "asset": asset}

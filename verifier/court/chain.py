@@ -410,14 +410,20 @@ class Deployment:
     def logs(self, event: Any, filters: dict[str, Any] | None = None, from_block: int = 0, to_block: int | None = None) -> list[Any]:
         """`event`'s logs from max(from_block, the deployment's block) to `to_block` (default:
         the head), read LOG_RANGE blocks per request."""
-        head = int(event.w3.eth.block_number) if to_block is None else to_block
-        out: list[Any] = []
-        lo = max(from_block, self.block)
-        while lo <= head:
-            hi = min(head, lo + LOG_RANGE - 1)
-            out.extend(event.get_logs(from_block=lo, to_block=hi, argument_filters=filters or None))
-            lo = hi + 1
-        return out
+        return logs_in_ranges(event, filters, max(from_block, self.block), to_block)
+
+
+def logs_in_ranges(event: Any, filters: dict[str, Any] | None = None, from_block: int = 0, to_block: int | None = None) -> list[Any]:
+    """`event`'s logs from `from_block` to `to_block` (default: the head, by number: a node's
+    log index serves a numbered range, "latest" may mean a scan), LOG_RANGE blocks per request."""
+    head = int(event.w3.eth.block_number) if to_block is None else to_block
+    out: list[Any] = []
+    lo = from_block
+    while lo <= head:
+        hi = min(head, lo + LOG_RANGE - 1)
+        out.extend(event.get_logs(from_block=lo, to_block=hi, argument_filters=filters or None))
+        lo = hi + 1
+    return out
 
 
 def deploy_suite(chain: Chain) -> Deployment:

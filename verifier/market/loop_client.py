@@ -52,6 +52,8 @@ class LoopClient:
 
     chain: Chain
     addresses: dict[str, str]
+    # no publication on the loop's Availability.vy is older (the suite's deployment block)
+    from_block: int = 0
     # (period, model) -> (prediction, salt) of this account's commitments, to reveal them
     secrets: dict[tuple[int, int], tuple[int, bytes]] = field(default_factory=dict)
     # tensors read from Availability.vy, by commitment
@@ -68,28 +70,30 @@ class LoopClient:
         self.availability = c.contract("Availability", self.loop.functions.availability().call())
 
     @classmethod
-    def at(cls, chain: Chain, loop: str) -> LoopClient:
-        """The loop deployed at `loop`, with the contracts it names."""
+    def at(cls, chain: Chain, loop: str, from_block: int = 0) -> LoopClient:
+        """The loop deployed at `loop`, with the contracts it names; `from_block` as the field."""
         f = chain.contract("Loop", loop).functions
         try:
             addresses = {"Token": f.token().call(), "Asset": f.asset().call(), "Pool": f.pool().call(),
                          "Tasks": f.tasks().call(), "Vault": f.vault().call(), "Loop": loop}  # fmt: skip
         except Exception as e:  # noqa: BLE001 - no contract, or another contract, at that address
             raise LoopError(f"{loop} is not a loop ({type(e).__name__}); give the address `bisectml loop deploy` printed.") from None
-        return cls(chain, addresses)
+        return cls(chain, addresses, from_block)
 
     @classmethod
-    def deploy(cls, chain: Chain, terms: LoopTerms, token: str, tasks: str, asset: str, pool: str) -> LoopClient:
+    def deploy(
+        cls, chain: Chain, terms: LoopTerms, token: str, tasks: str, asset: str, pool: str, from_block: int = 0
+    ) -> LoopClient:
         """Deploys a vault and a loop with the market's programs for `terms.models` models over an
         existing token, task registry, asset and pool, and binds the vault to the loop."""
         vault = chain.deploy("Vault", token)
         loop = chain.deploy("Loop", token, asset, pool, tasks, vault.address, terms.as_tuple(), program_refs(terms))
         chain.send(vault.functions.set_manager(loop.address), "bind the vault to the loop")
         addresses = {"Token": token, "Asset": asset, "Pool": pool, "Tasks": tasks, "Vault": vault.address, "Loop": loop.address}
-        return cls(chain, addresses)
+        return cls(chain, addresses, from_block)
 
     def as_account(self, address: str) -> LoopClient:
-        return LoopClient(self.chain.as_account(address), self.addresses)
+        return LoopClient(self.chain.as_account(address), self.addresses, self.from_block)
 
     @property
     def account(self) -> str:
@@ -268,7 +272,7 @@ class LoopClient:
         out = []
         for c in (bytes(d[1]), bytes(d[2])):
             if c not in self._tensors:
-                self._tensors[c] = availability_calls.fetch_tensor(self.chain.w3, self.availability, c)
+                self._tensors[c] = availability_calls.fetch_tensor(self.chain.w3, self.availability, c, self.from_block)
             out.append(self._tensors[c].copy())
         return out[0], out[1]
 
