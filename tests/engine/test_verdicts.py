@@ -4,6 +4,7 @@ fingerprint, recomputed on any doubt, and never for kernels other than the genui
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -53,6 +54,27 @@ def test_another_fingerprint_or_a_damaged_file__computed_again(home, monkeypatch
     monkeypatch.setattr(verdicts.platform, "machine", lambda: "another-cpu")
     verdicts.remembered("t", compute)
     assert len(calls) == 4 and len(list((home / "selftest").glob("t-*.json"))) == 2
+
+
+def test_each_family_keeps_its_newest_files__upgrades_do_not_pile_up(home, monkeypatch) -> None:
+    """Every new fingerprint (an upgrade, another interpreter) writes a file; past KEEP of a
+    family the oldest go, the newest stay and are still reused; another family is untouched."""
+    compute, calls = counting({"Add": True})
+    verdicts.remembered("u", compute)
+    for i in range(verdicts.KEEP + 3):
+        monkeypatch.setattr(verdicts.platform, "machine", lambda i=i: f"cpu-{i}")
+        verdicts.remembered("t", compute)
+        for f in (home / "selftest").glob("t-*.json"):  # a file system's clock may not tick between writes
+            if f.stat().st_mtime_ns > 10**18:
+                os.utime(f, ns=(i * 10**9, i * 10**9))
+    files = sorted((home / "selftest").glob("t-*.json"), key=lambda f: f.stat().st_mtime_ns)
+    assert len(files) == verdicts.KEEP and len(list((home / "selftest").glob("u-*.json"))) == 1
+    assert len(calls) == verdicts.KEEP + 4
+    verdicts.remembered("t", compute)  # the newest (cpu-10) is still remembered
+    assert len(calls) == verdicts.KEEP + 4
+    monkeypatch.setattr(verdicts.platform, "machine", lambda: "cpu-0")  # the oldest was forgotten
+    verdicts.remembered("t", compute)
+    assert len(calls) == verdicts.KEEP + 5
 
 
 def test_always_tests_when_asked(home, monkeypatch) -> None:

@@ -4,7 +4,9 @@ The fast kernels (verifier.engine.fastpath) and the compiled steps' kernels (ver
 use only after their conformance batteries pass, which takes one to two seconds. A process
 reuses the verdicts that an earlier process reached on the same machine, with the same code,
 Python, numpy and BLAS. It keys them by a fingerprint of all of these and the CPU's features,
-so any change tests again. `BISECTML_SELFTEST=always` tests on every start.
+so any change tests again. `BISECTML_SELFTEST=always` tests on every start. Each new
+fingerprint adds a file; a family keeps its KEEP most recently written (installs of a few
+versions side by side each keep theirs, upgrades do not pile up).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from verifier.core.paths import home
 
 ENV = "BISECTML_SELFTEST"
+KEEP = 8  # verdict files per family
 _SOURCES = ("core/dtypes.py", "engine/fastpath.py", "engine/fastpath_elementwise.py", "engine/compiled.py", "engine/ops")
 
 
@@ -67,9 +70,25 @@ def remembered(family: str, compute: Callable[[], dict[str, bool]]) -> dict[str,
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"fingerprint": fp, "verdicts": verdicts}, indent=1, sort_keys=True))
         os.replace(tmp, path)
+        _forget_oldest(path, family)
     except OSError:
         pass
     return verdicts
 
 
-__all__ = ["ENV", "fingerprint", "remembered"]
+def _forget_oldest(kept: Path, family: str) -> None:
+    """Removes all but `kept` (just written) and the KEEP - 1 newest other verdict files of
+    `family` (another process may remove the same ones at the same time: a file already gone is
+    fine; timestamps may tie, so the one just written is never among them)."""
+    files = []
+    for f in kept.parent.glob(f"{family}-*.json"):
+        try:
+            if f != kept:
+                files.append((f.stat().st_mtime_ns, f))
+        except OSError:
+            continue
+    for _, f in sorted(files, reverse=True)[KEEP - 1 :]:
+        f.unlink(missing_ok=True)
+
+
+__all__ = ["ENV", "KEEP", "fingerprint", "remembered"]
