@@ -85,7 +85,7 @@ if os.environ.get("BISECTML_CONTRACTS_DIR"):
     boa.interpret.set_search_paths([str(CONTRACTS.parent)])
 
 from onnx_models import market as mk
-from verifier.commit.commitments import commit_tensor, state_root
+from verifier.commit.commitments import commit_tensor, data_root, state_root
 from verifier.commit.merkle import keccak, merkle_proof, merkle_root
 from verifier.core.dtypes import DType
 from verifier.market import economics as econ
@@ -226,14 +226,15 @@ class Sim:
 
     def on_chain(self, array: np.ndarray, sender) -> bytes:
         """Publishes the tensor's bytes on Availability.vy (SPEC 8.10), as the market requires
-        of datasets and round features; its commitment."""
+        of datasets and round features; its data root, from which the market computes the
+        commitment of the shape it expects."""
         from verifier.market.availability import calldata, payload
 
         out = bytes(boa.env.raw_call(self.availability.address, data=calldata(*payload(array)), sender=sender).output)
         self.txs += 1
         if out != commit_tensor(array):
             raise Invariant("Availability.vy committed other bytes than it was sent")
-        return out
+        return data_root(array)
 
     # -- the world --------------------------------------------------------------------------------
 

@@ -684,20 +684,24 @@ def __init__(token_: IERC20, tasks_: address, availability_: IAvailability):
 @external
 @nonreentrant
 def publish_dataset(
-    cid: String[CID_MAX], features: bytes32, labels: bytes32, rows: uint256, n_features: uint256, stake: uint256
+    cid: String[CID_MAX], features_root: bytes32, labels_root: bytes32, rows: uint256, n_features: uint256, stake: uint256
 ) -> uint256:
     """
-    @notice Publishes a dataset (its tensors' commitments and content id) and pulls `stake`.
+    @notice Publishes a dataset (its tensors' data roots and content id) and pulls `stake`.
             Both tensors' bytes must be on Availability.vy first (SPEC 8.10).
-    @param features Tensor commitment of the features, int8 [rows, n_features].
-    @param labels Tensor commitment of the labels, int8 [rows], each -1 or 1.
+    @param features_root Data root of the features, int8 [rows, n_features].
+    @param labels_root Data root of the labels, int8 [rows], each -1 or 1.
     @return uint256 The dataset id.
     """
+    self._check(rows >= 1 and rows <= MAX_POINTS, E_DATASET_ROWS)
+    self._check(n_features >= 1 and n_features <= MAX_FEATURES, E_FEATURES)
+    # the market writes the commitments of the shape declared: a tensor of another shape, which
+    # no values program could read, cannot join a round
+    features: bytes32 = self._matrix_commitment(rows, n_features, features_root)
+    labels: bytes32 = self._vector_commitment(DT_INT8, rows, labels_root)
     # no program may take an input a verifier cannot fetch: the bytes are in the chain's history
     self._require_available(features)
     self._require_available(labels)
-    self._check(rows >= 1 and rows <= MAX_POINTS, E_DATASET_ROWS)
-    self._check(n_features >= 1 and n_features <= MAX_FEATURES, E_FEATURES)
     dataset_id: uint256 = self.dataset_count + 1
     self.dataset_count = dataset_id
     self.datasets[dataset_id] = Dataset(
@@ -790,7 +794,7 @@ def open_round(
     economics: Economics,
     terms: TaskTerms,
     programs: ProgramRef[KINDS],
-    features: bytes32,
+    features_root: bytes32,
     features_cid: String[CID_MAX],
     labels_hash: bytes32,
     pool: uint256,
@@ -799,11 +803,12 @@ def open_round(
     """
     @notice Opens a round and pulls `pool + budget` from the caller, its sponsor.
     @param programs The metamodel, scores and values programs (kinds 0, 1, 2).
-    @param features Tensor commitment of the round features, int8 [n, F].
+    @param features_root Data root of the round features, int8 [n, F].
     @param labels_hash keccak256(labels || salt) of the labels, int8 [n] (SPEC 8.6).
     @return uint256 The round id.
     """
     self._require_shape(shape)
+    features: bytes32 = self._matrix_commitment(shape.rows, shape.features, features_root)
     self._require_available(features)
     self._check(schedule.commit_deadline > block.timestamp, E_COMMIT_NOT_FUTURE)
     # every phase bounded; a deadline not after the one before it wraps its phase around to
@@ -1630,6 +1635,13 @@ def _int64_commitment(elements: DynArray[uint256, 2 * MAX_MODELS]) -> bytes32:
     for i: uint256 in range(len(elements), bound=2 * MAX_MODELS):
         words[i // 4] |= elements[i] << (64 * (3 - i % 4))
     return self._vector_commitment(DT_INT64, len(elements), keccak256(concat(b"\x00", abi_encode(words))))
+
+
+@internal
+@pure
+def _matrix_commitment(rows: uint256, cols: uint256, data_root: bytes32) -> bytes32:
+    # the int8 [rows, cols] tensor's commitment (SPEC 1.3), both below 2^32
+    return keccak256(concat(b"\x02", convert(DT_INT8 << 248 | 2 << 240 | rows << 208 | cols << 176, bytes32), data_root))
 
 
 @internal

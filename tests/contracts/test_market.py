@@ -24,7 +24,7 @@ from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from verifier.commit.commitments import commit_tensor, state_root
+from verifier.commit.commitments import commit_tensor, data_root, state_root
 from verifier.commit.merkle import keccak, merkle_proof, merkle_root
 from verifier.core.dtypes import DType
 from verifier.market import economics as econ
@@ -153,9 +153,9 @@ class World:
         r = SHAPE[4] if rows is None else rows
         f = SHAPE[3] if features is None else features
         rng = np.random.default_rng(len(self.datasets))
-        fc = self.publish_bytes(rng.integers(-128, 128, (r, f)).astype(np.int8))
-        lc = self.publish_bytes(rng.choice(np.array([-1, 1], np.int8), r))
-        did = self.market.publish_dataset(f"bafy-data-{len(self.datasets)}", fc, lc, r, f, stake, sender=who)
+        x, y = rng.integers(-128, 128, (r, f)).astype(np.int8), rng.choice(np.array([-1, 1], np.int8), r)
+        fc, lc = self.publish_bytes(x), self.publish_bytes(y)
+        did = self.market.publish_dataset(f"bafy-data-{len(self.datasets)}", data_root(x), data_root(y), r, f, stake, sender=who)
         self.datasets[did] = (who, fc, lc)
         return did
 
@@ -188,9 +188,10 @@ class World:
         n = shape[2]
         labels = i8(labels) if labels is not None else i8([(-1, 1, 0, 1)[r % 4] for r in range(n)])
         salt = word("labels salt", len(self.rounds))
-        features = self.publish_bytes(np.full((n, shape[3]), len(self.rounds) % 128, np.int8))
+        x = np.full((n, shape[3]), len(self.rounds) % 128, np.int8)
+        features = self.publish_bytes(x)
         rid = self.market.open_round(
-            shape, schedule, tuple(vars(economics).values()), terms, [p.ref() for p in programs], features,
+            shape, schedule, tuple(vars(economics).values()), terms, [p.ref() for p in programs], data_root(x),
             "bafy-round-features", econ.labels_commitment(labels, salt), pool, budget,
             sender=sponsor or self.p.sponsor,
         )
@@ -576,15 +577,18 @@ def test_trunc_div__toward_zero(a, b, q):
 
 
 def _published(w, rows=16, features=4):
-    """Commitments of a dataset's features and labels, their bytes published on-chain."""
-    return (w.publish_bytes(np.ones((rows, features), np.int8)), w.publish_bytes(np.ones(rows, np.int8)))
+    """Data roots of a dataset's features and labels, their bytes published on-chain."""
+    x, y = np.ones((rows, features), np.int8), np.ones(rows, np.int8)
+    w.publish_bytes(x)
+    w.publish_bytes(y)
+    return data_root(x), data_root(y)
 
 
 def test_publish_dataset__stores_logs_and_pulls_stake(w, market, token, people):
     who = people.providers[0]
     before = token.balanceOf(who)
-    fc, lc = _published(w)
-    did = market.publish_dataset("bafy-cid", fc, lc, 16, 4, 7 * E18, sender=who)
+    did = market.publish_dataset("bafy-cid", *_published(w), 16, 4, 7 * E18, sender=who)
+    fc, lc = commit_tensor(np.ones((16, 4), np.int8)), commit_tensor(np.ones(16, np.int8))
     (ev,) = events(market, "DatasetPublished")
     assert did == 1 and market.dataset_count() == 1
     assert (ev.dataset_id, ev.owner, ev.cid, ev.features, ev.labels) == (1, who, "bafy-cid", fc, lc)
@@ -624,7 +628,7 @@ def test_publish_dataset__data_not_on_chain__reverts(w, market, people, missing)
     features or labels were never published on Availability.vy (only their commitments are
     known) is refused, so a withholding provider cannot make the data-values task
     undisputable and finalize values of its own."""
-    fc, lc = _published(w)
+    fc, lc = _published(w)  # data roots
     fc = word("withheld X") if missing in ("features", "both") else fc
     lc = word("withheld L") if missing in ("labels", "both") else lc
     with boa.reverts("market: data not published on Availability.vy"):
@@ -638,6 +642,40 @@ def test_open_round__features_not_on_chain__reverts(w, market, people):
             [p.ref() for p in programs_for(SHAPE)])  # fmt: skip
     with boa.reverts("market: data not published on Availability.vy"):
         market.open_round(*args, word("withheld X"), "bafy", word("labels"), POOL, BUDGET, sender=people.sponsor)
+
+
+def test_publish_dataset__data_of_another_shape__reverts(w, market, people):
+    """Issue 11.13: the market computes a dataset's commitments from the shape it declares, so
+    bytes published as another tensor (the same 64 bytes as int8 [16, 4], declared [8, 8]; or as
+    int64) never join a round whose values program could not read them: the task would find no
+    solver and the round would void, the provider's stake never valued."""
+    x, y = np.full((16, 4), 77, np.int8), np.ones(16, np.int8)
+    w.publish_bytes(x)
+    w.publish_bytes(y)
+    who = people.providers[0]
+    with boa.reverts("market: data not published on Availability.vy"):
+        market.publish_dataset("c", data_root(x), data_root(np.ones(8, np.int8)), 8, 8, 0, sender=who)
+    wide = np.full((16, 4), 77, np.int64)
+    w.publish_bytes(wide)
+    with boa.reverts("market: data not published on Availability.vy"):
+        market.publish_dataset("c", data_root(wide), data_root(y), 16, 4, 0, sender=who)
+    assert market.publish_dataset("c", data_root(x), data_root(y), 16, 4, 0, sender=who) == 1
+    d = market.datasets(1)
+    assert (d.features, d.labels) == (commit_tensor(x), commit_tensor(y))
+
+
+def test_open_round__features_of_another_shape__revert(w, market, people):
+    """The round's features likewise: their commitment is the round shape's, so bytes of another
+    shape published on Availability.vy do not open a round whose programs cannot read them."""
+    now = boa.env.timestamp
+    args = (SHAPE, (now + DAY, now + 2 * DAY, now + 3 * DAY, now + 13 * DAY), tuple(vars(ECONOMICS).values()), TERMS,
+            [p.ref() for p in programs_for(SHAPE)])  # fmt: skip
+    rows, features = SHAPE[2], SHAPE[3]
+    transposed = np.full((features, rows), 77, np.int8)  # the same bytes as a [rows, features] of 77s
+    w.publish_bytes(transposed)
+    assert rows != features
+    with boa.reverts("market: data not published on Availability.vy"):
+        market.open_round(*args, data_root(transposed), "bafy", word("labels"), POOL, BUDGET, sender=people.sponsor)
 
 
 def test_dataset_stake__add_and_withdraw(w, market, token, people):

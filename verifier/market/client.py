@@ -202,7 +202,8 @@ class MarketClient:
         fc, lc = self._publish_bytes(x), self._publish_bytes(y)
         self._approve(stake)
         receipt = self._send(
-            self.market.functions.publish_dataset(cid, fc, lc, x.shape[0], x.shape[1], stake), "publish dataset"
+            self.market.functions.publish_dataset(cid, commit.data_root(x), commit.data_root(y), x.shape[0], x.shape[1], stake),
+            "publish dataset",
         )
         ev = self._event("DatasetPublished", receipt)
         return {"dataset_id": int(ev["dataset_id"]), "cid": cid, "features": fc, "labels": lc,
@@ -336,7 +337,7 @@ class MarketClient:
         if len(label_bytes) != shape.rows:
             raise MarketError(f"{len(label_bytes)} labels for a round of {shape.rows} rows.")
         cid = self.store.put(fdata)
-        features_commitment = self._publish_bytes(x)
+        self._publish_bytes(x)
         salt = _secrets.token_bytes(32)
         refs = [programs.program_ref(k, shape) for k in range(3)]
         args = (
@@ -345,7 +346,7 @@ class MarketClient:
             economics_t,
             terms_t,
             [_ref_tuple(r) for r in refs],
-            features_commitment,
+            commit.data_root(x),
             cid,
             labels_commitment(label_bytes, salt),
             pool,
