@@ -120,14 +120,16 @@ def forward(target: address, data: Bytes[4096]):
 """
 
 
-def test_fetch_tensor__a_publication_through_a_contract_hides_no_direct_one(monkeypatch):
-    """Anyone may publish the same bytes through a contract first (its bytes are then not its
-    transaction's input): the reader passes over it to the direct publication. Published only
+def test_fetch_tensor__newest_first__a_publication_through_a_contract_hides_no_direct_one(monkeypatch):
+    """Anyone may publish the same bytes again through a contract (its bytes are then not its
+    transaction's input): the reader passes over it to a direct publication. Published only
     that way, the tensor is one clear error. The logs are read a few blocks per request, as a
-    public node caps the range, from the block given and not before."""
+    public node caps the range, newest first (a recent publication costs one request) and not
+    before the block given."""
     import vyper
 
     import verifier.court.chain as chain_module
+    import verifier.market.availability as availability_module
     from verifier.court.chain import Chain, deploy_suite
     from verifier.market.availability import calldata
 
@@ -145,30 +147,35 @@ def test_fetch_tensor__a_publication_through_a_contract_hides_no_direct_one(monk
         tx = forwarder.functions.forward(contract.address, calldata(*payload(array))).transact({"from": chain.account})
         assert chain.w3.eth.wait_for_transaction_receipt(tx)["status"] == 1
 
-    ranges = []
-    real = chain_module.logs_in_ranges
+    requests = []
+    real = availability_module.log_windows
 
-    def counted(event, filters=None, from_block=0, to_block=None):  # noqa: ANN001, ANN202
-        ranges.append(from_block)
-        return real(event, filters, from_block, to_block)
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        for window in real(*args, **kwargs):
+            requests.append(kwargs.get("newest_first"))
+            yield window
 
     monkeypatch.setattr(chain_module, "LOG_RANGE", 3)
-    monkeypatch.setattr("verifier.market.availability.logs_in_ranges", counted)
-    hidden, wrapped_only = np.arange(40, dtype=np.int8), np.arange(7, dtype=np.int64)
-    through_forwarder(hidden)
-    for _ in range(5):  # the direct publication lies more than one request's range later
+    monkeypatch.setattr(availability_module, "log_windows", counted)
+    old, recent, wrapped_only = np.arange(40, dtype=np.int8), np.arange(9, dtype=np.int32), np.arange(7, dtype=np.int64)
+    assert publish(chain, contract, old)["status"] == 1
+    for _ in range(7):  # more than two requests' ranges
         chain.send(deployment.contracts(chain)["Token"].functions.mint(chain.account, 1), "mint")
-    assert publish(chain, contract, hidden)["status"] == 1
-    assert len(contract.events.Published().get_logs(from_block=deployment.block, argument_filters={"commitment": commit_tensor(hidden)})) == 2
-    assert np.array_equal(fetch_tensor(chain.w3, contract, commit_tensor(hidden), deployment.block), hidden)
-    assert ranges == [deployment.block]
+    through_forwarder(old)  # the newest publication of `old` is not readable from its input
+    assert len(contract.events.Published().get_logs(from_block=deployment.block, argument_filters={"commitment": commit_tensor(old)})) == 2
+    assert np.array_equal(fetch_tensor(chain.w3, contract, commit_tensor(old), deployment.block), old)
+    assert len(requests) >= 3 and all(requests)
+    requests.clear()
+    assert publish(chain, contract, recent)["status"] == 1
+    assert np.array_equal(fetch_tensor(chain.w3, contract, commit_tensor(recent), deployment.block), recent)
+    assert requests == [True]  # found in the newest range
     through_forwarder(wrapped_only)
     assert contract.functions.available(commit_tensor(wrapped_only)).call()
     with pytest.raises(AvailabilityError, match="published only by contract calls; fetch it by its content id"):
         fetch_tensor(chain.w3, contract, commit_tensor(wrapped_only), deployment.block)
     head = chain.w3.eth.block_number
     with pytest.raises(AvailabilityError, match="never published"):  # nothing read before the block given
-        fetch_tensor(chain.w3, contract, commit_tensor(hidden), head)
+        fetch_tensor(chain.w3, contract, commit_tensor(old), head)
 
 
 def test_market_client__rebuilds_a_dataset_it_never_received_from_the_chain(tmp_path):

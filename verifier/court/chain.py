@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -410,20 +410,19 @@ class Deployment:
     def logs(self, event: Any, filters: dict[str, Any] | None = None, from_block: int = 0, to_block: int | None = None) -> list[Any]:
         """`event`'s logs from max(from_block, the deployment's block) to `to_block` (default:
         the head), read LOG_RANGE blocks per request."""
-        return logs_in_ranges(event, filters, max(from_block, self.block), to_block)
+        return [log for window in log_windows(event, filters, max(from_block, self.block), to_block) for log in window]
 
 
-def logs_in_ranges(event: Any, filters: dict[str, Any] | None = None, from_block: int = 0, to_block: int | None = None) -> list[Any]:
+def log_windows(
+    event: Any, filters: dict[str, Any] | None = None, from_block: int = 0, to_block: int | None = None, newest_first: bool = False
+) -> Iterator[list[Any]]:
     """`event`'s logs from `from_block` to `to_block` (default: the head, by number: a node's
-    log index serves a numbered range, "latest" may mean a scan), LOG_RANGE blocks per request."""
+    log index serves a numbered range, "latest" may mean a scan), one request of LOG_RANGE
+    blocks at a time, so that a reader looking for any one log stops at the first that serves."""
     head = int(event.w3.eth.block_number) if to_block is None else to_block
-    out: list[Any] = []
-    lo = from_block
-    while lo <= head:
-        hi = min(head, lo + LOG_RANGE - 1)
-        out.extend(event.get_logs(from_block=lo, to_block=hi, argument_filters=filters or None))
-        lo = hi + 1
-    return out
+    starts = range(from_block, head + 1, LOG_RANGE)
+    for lo in reversed(starts) if newest_first else starts:
+        yield event.get_logs(from_block=lo, to_block=min(head, lo + LOG_RANGE - 1), argument_filters=filters or None)
 
 
 def deploy_suite(chain: Chain) -> Deployment:

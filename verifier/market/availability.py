@@ -18,7 +18,7 @@ from verifier.commit.commitments import CHUNK, TensorType
 from verifier.commit.merkle import depth, keccak
 from verifier.core.dtypes import DType
 from verifier.core.errors import BisectmlError
-from verifier.court.chain import RawCall, logs_in_ranges
+from verifier.court.chain import RawCall, log_windows
 
 # the 4-byte selector of `publish(bytes32)`, the first bytes of every publication's input
 PUBLISH_SELECTOR = keccak(b"publish(bytes32)")[:4]
@@ -109,32 +109,39 @@ def decode(header: bytes, data: bytes) -> np.ndarray:
 def fetch_tensor(w3: Any, availability: Any, commitment: bytes, from_block: int = 0) -> np.ndarray:
     """The tensor whose commitment is `commitment`, read from the calldata of its publication
     and checked against the commitment. `from_block`: no publication is older (Availability.vy's
-    deployment). Every publication is tried: one made through a contract, whose bytes are not its
-    transaction's input, cannot hide a direct one made later."""
-    logs = logs_in_ranges(availability.events.Published(), {"commitment": commitment}, from_block)
-    if not logs:
+    deployment). The newest publications are read first (any one will do, and what is read is
+    mostly recent) and every one is tried: a publication made through a contract, whose bytes
+    are not its transaction's input, cannot hide a direct one."""
+    seen = False
+    for window in log_windows(availability.events.Published(), {"commitment": commitment}, from_block, newest_first=True):
+        for log in window:
+            seen = True
+            data = _direct_input(w3, availability, log, (PUBLISH_SELECTOR, ASSEMBLE_SELECTOR))
+            if data is not None:
+                return _decoded(w3, availability, commitment, data, from_block, int(log["blockNumber"]))
+    if not seen:
         raise AvailabilityError(
             f"commitment 0x{commitment.hex()} was never published on Availability.vy; its data is not on this chain."
         )
-    for log in logs:
-        data = _direct_input(w3, availability, log, (PUBLISH_SELECTOR, ASSEMBLE_SELECTOR))
-        if data is None:
-            continue
-        header, body = data[4:36], data[36:]
-        if data[:4] == ASSEMBLE_SELECTOR:
-            _, args = availability.decode_function_input(data)
-            body = b"".join(_part_bytes(w3, availability, bytes(args["header"]), i, bytes(r), from_block)
-                            for i, r in enumerate(args["roots"]))  # fmt: skip
-        try:
-            array = decode(header, body)  # the inverse of `calldata`
-        except (ValueError, BisectmlError):
-            array = None
-        if array is None or commit.commit_tensor(array) != commitment:
-            raise AvailabilityError(f"the publication of 0x{commitment.hex()} does not hash to it; the node served wrong data.")
-        return array
     raise AvailabilityError(
         f"commitment 0x{commitment.hex()} was published only by contract calls; fetch it by its content id instead."
     )
+
+
+def _decoded(w3: Any, availability: Any, commitment: bytes, data: bytes, from_block: int, block: int) -> np.ndarray:
+    """The tensor a direct publication's input `data` (mined in `block`) holds, checked."""
+    header, body = data[4:36], data[36:]
+    if data[:4] == ASSEMBLE_SELECTOR:
+        _, args = availability.decode_function_input(data)
+        body = b"".join(_part_bytes(w3, availability, bytes(args["header"]), i, bytes(r), from_block, block)
+                        for i, r in enumerate(args["roots"]))  # fmt: skip
+    try:
+        array = decode(header, body)  # the inverse of `calldata`
+    except (ValueError, BisectmlError):
+        array = None
+    if array is None or commit.commit_tensor(array) != commitment:
+        raise AvailabilityError(f"the publication of 0x{commitment.hex()} does not hash to it; the node served wrong data.")
+    return array
 
 
 def _direct_input(w3: Any, availability: Any, log: Any, selectors: tuple[bytes, ...]) -> bytes | None:
@@ -145,14 +152,16 @@ def _direct_input(w3: Any, availability: Any, log: Any, selectors: tuple[bytes, 
     return data if tx["to"] == availability.address and data[:4] in selectors else None
 
 
-def _part_bytes(w3: Any, availability: Any, header: bytes, index: int, root: bytes, from_block: int) -> bytes:
-    """The chunks of one published part, from the calldata of its `publish_part` transaction
-    (checked as a whole against the commitment by the caller)."""
+def _part_bytes(w3: Any, availability: Any, header: bytes, index: int, root: bytes, from_block: int, to_block: int) -> bytes:
+    """The chunks of one published part, from the calldata of its `publish_part` transaction,
+    mined by `to_block` (the assembly's), newest first (checked as a whole against the
+    commitment by the caller)."""
     key = part_key(header, index, root)
-    for log in logs_in_ranges(availability.events.PartPublished(), {"part": key}, from_block):
-        data = _direct_input(w3, availability, log, (PART_SELECTOR,))
-        if data is not None and data[36:68] == index.to_bytes(32, "big"):
-            return data[68:]
+    for window in log_windows(availability.events.PartPublished(), {"part": key}, from_block, to_block, newest_first=True):
+        for log in window:
+            data = _direct_input(w3, availability, log, (PART_SELECTOR,))
+            if data is not None and data[36:68] == index.to_bytes(32, "big"):
+                return data[68:]
     raise AvailabilityError(f"part {index} of a tensor was not published by a direct call; fetch it by its content id instead.")
 
 
