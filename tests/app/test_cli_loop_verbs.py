@@ -141,7 +141,7 @@ def test_a_period_from_the_command_line(world):
     world["chain"].send(world["chain"].contract("Token", world["d"].addresses["Token"]).functions.mint(solver.account, 10**4 * TOKEN), "mint")
     court = Court(solver, world["d"])
     solver.send(court.token.functions.approve(court.tasks.address, 2**256 - 1), "approve")
-    with Trace(LoopClient.at(solver, out["loop"]).program(1, 0)) as tr:
+    with Trace(LoopClient.at(solver, out["loop"], world["d"].block).program(1, 0)) as tr:
         claim = court.claim(task_id, tr.run())
     anvil.advance(2 * DAY + 1)
     solver.send(court.tasks.functions.finalize(claim), "finalize")
@@ -230,7 +230,7 @@ def test_the_data_side_from_the_command_line(world):
     ]
     mid = str(model["model_id"])
     _ok(_here(u["modeler"], "loop", "commit", "1", mid, "30", "--stake", "50"))
-    sch = LoopClient.at(chain, out["loop"]).schedule(1)
+    sch = LoopClient.at(chain, out["loop"], world["d"].block).schedule(1)
     travel_to(chain, sch.commit_deadline)
     _refused(world, "provider", "commit deadline passed", "loop", "data", "join", "1", "1")
     _ok(_here(u["modeler"], "loop", "reveal", "1", mid, "30"))
@@ -254,7 +254,7 @@ def test_the_data_side_from_the_command_line(world):
     if int(court.token.functions.allowance(solver.account, court.tasks.address).call()) == 0:
         chain.send(world["token"].functions.mint(solver.account, 10**4 * TOKEN), "mint")
         solver.send(court.token.functions.approve(court.tasks.address, 2**256 - 1), "approve")
-    with Trace(LoopClient.at(solver, out["loop"]).program(1, 2)) as tr:
+    with Trace(LoopClient.at(solver, out["loop"], world["d"].block).program(1, 2)) as tr:
         claim = court.claim(task_id, tr.run())
     world["anvil"].advance(2 * DAY + 1)
     solver.send(court.tasks.functions.finalize(claim), "finalize")

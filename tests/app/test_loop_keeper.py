@@ -51,9 +51,9 @@ def _world(anvil, tmp_path, terms=TERMS, datasets=()) -> dict:  # noqa: ANN001
     accounts = [chain.with_key(anvil.keys[i]) for i in (1, 2, 3, 4, *range(6, 6 + len(datasets)))]
     for a in accounts:
         chain.send(token.functions.mint(a.account, 10**6 * TOKEN), "mint")
-    depositor = LoopClient(accounts[0], client.addresses)
-    modelers = [LoopClient(a, client.addresses) for a in accounts[1:3]]
-    providers = [LoopClient(a, client.addresses) for a in accounts[4:]]
+    depositor = LoopClient(accounts[0], client.addresses, d.block)
+    modelers = [LoopClient(a, client.addresses, d.block) for a in accounts[1:3]]
+    providers = [LoopClient(a, client.addresses, d.block) for a in accounts[4:]]
     dsets = tuple(p.publish_dataset(x, y, DATA_STAKE) for p, (x, y) in zip(providers, datasets, strict=True))
     depositor.deposit(10**5 * TOKEN)
     mids = [m.register(100 * TOKEN, dsets) for m in modelers]
@@ -114,7 +114,7 @@ class Kept:
 
         task_id = int(self.f.task_of(pid, kind).call())
         court = self.w["court"]
-        with Trace(LoopClient(court.chain, self.client.addresses).program(pid, kind)) as tr:
+        with Trace(LoopClient(court.chain, self.client.addresses, self.client.from_block).program(pid, kind)) as tr:
             return court.claim(task_id, tr.run())
 
     def finalize(self, claim: int) -> None:

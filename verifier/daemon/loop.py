@@ -164,8 +164,8 @@ class Daemon:
         if "Loop" in deployment.addresses and self.cfg.market:
             from verifier.market.loop_client import LoopClient, LoopPrograms
 
-            loop = LoopClient.at(self.chain, deployment.addresses["Loop"])
-            sources.append(LoopPrograms(loop, from_block=deployment.block).for_task)
+            loop = LoopClient.at(self.chain, deployment.addresses["Loop"], deployment.block)
+            sources.append(LoopPrograms(loop).for_task)
         sources.append(by_cid.for_task)
 
         def for_task(t: TaskRec) -> Program | None:

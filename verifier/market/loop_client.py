@@ -52,8 +52,9 @@ class LoopClient:
 
     chain: Chain
     addresses: dict[str, str]
-    # no publication on the loop's Availability.vy is older (the suite's deployment block)
-    from_block: int = 0
+    # no publication on the loop's Availability.vy and no loop event is older (the suite's
+    # deployment block): reads start there, never at block 0
+    from_block: int
     # (period, model) -> (prediction, salt) of this account's commitments, to reveal them
     secrets: dict[tuple[int, int], tuple[int, bytes]] = field(default_factory=dict)
     # tensors read from Availability.vy, by commitment
@@ -70,7 +71,7 @@ class LoopClient:
         self.availability = c.contract("Availability", self.loop.functions.availability().call())
 
     @classmethod
-    def at(cls, chain: Chain, loop: str, from_block: int = 0) -> LoopClient:
+    def at(cls, chain: Chain, loop: str, from_block: int) -> LoopClient:
         """The loop deployed at `loop`, with the contracts it names; `from_block` as the field."""
         f = chain.contract("Loop", loop).functions
         try:
@@ -82,7 +83,7 @@ class LoopClient:
 
     @classmethod
     def deploy(
-        cls, chain: Chain, terms: LoopTerms, token: str, tasks: str, asset: str, pool: str, from_block: int = 0
+        cls, chain: Chain, terms: LoopTerms, token: str, tasks: str, asset: str, pool: str, from_block: int
     ) -> LoopClient:
         """Deploys a vault and a loop with the market's programs for `terms.models` models over an
         existing token, task registry, asset and pool, and binds the vault to the loop."""
@@ -452,8 +453,9 @@ class LoopPrograms:
     """The daemons' hook for a loop's tasks: the program of a task the loop posted, rebuilt from
     the chain (matched by program id), or None."""
 
-    def __init__(self, client: LoopClient, from_block: int = 0) -> None:
-        """`from_block`: no loop task was posted before it (the deployment's first block)."""
+    def __init__(self, client: LoopClient, from_block: int | None = None) -> None:
+        """`from_block`: no loop task was posted before it (by default the client's)."""
+        from_block = client.from_block if from_block is None else from_block
         self.client = client
         self._by_program: dict[bytes, tuple[int, int]] = {}
         self._cache: dict[bytes, Any] = {}
